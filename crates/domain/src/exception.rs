@@ -1,0 +1,210 @@
+//! Exceptions: the failures Ferry cannot fix by retrying, each owned by a named team and
+//! described in that team's words. See `docs/operations/exceptions.md`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The team that acts on an exception.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Owner {
+    Finance,
+    Operations,
+    CustomerService,
+    Engineering,
+}
+
+impl Owner {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Owner::Finance => "finance",
+            Owner::Operations => "operations",
+            Owner::CustomerService => "customer_service",
+            Owner::Engineering => "engineering",
+        }
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Every kind of exception Ferry raises. The owner and default severity belong to the kind,
+/// so two services can never disagree on who handles what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExceptionKind {
+    /// A Centra SKU has no ERP item.
+    UnmappedSku,
+    /// The order's currency is not one the tenant posts.
+    UnmappedCurrency,
+    /// A tax rate has no ERP tax code.
+    UnmappedTaxRate,
+    /// The snapshot's figures do not add up (Centra's totals versus its lines).
+    SnapshotInconsistent,
+    /// The snapshot is readable but lacks what an order needs.
+    InvalidSnapshot,
+    /// A message could not be decoded at all.
+    PoisonMessage,
+    /// A message kept failing with temporary errors until its delivery budget ran out.
+    DeliveryExhausted,
+    /// The ERP refused the sales order.
+    ErpRejected,
+    /// The ERP's totals differ from what the customer paid.
+    ErpTotalsMismatch,
+    /// A change arrived for an order already in the ERP that the connector cannot apply.
+    AmendmentNotApplied,
+    /// Centra does not know an order that a notice named.
+    OrderNotFound,
+}
+
+impl ExceptionKind {
+    pub const ALL: [ExceptionKind; 11] = [
+        ExceptionKind::UnmappedSku,
+        ExceptionKind::UnmappedCurrency,
+        ExceptionKind::UnmappedTaxRate,
+        ExceptionKind::SnapshotInconsistent,
+        ExceptionKind::InvalidSnapshot,
+        ExceptionKind::PoisonMessage,
+        ExceptionKind::DeliveryExhausted,
+        ExceptionKind::ErpRejected,
+        ExceptionKind::ErpTotalsMismatch,
+        ExceptionKind::AmendmentNotApplied,
+        ExceptionKind::OrderNotFound,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ExceptionKind::UnmappedSku => "unmapped_sku",
+            ExceptionKind::UnmappedCurrency => "unmapped_currency",
+            ExceptionKind::UnmappedTaxRate => "unmapped_tax_rate",
+            ExceptionKind::SnapshotInconsistent => "snapshot_inconsistent",
+            ExceptionKind::InvalidSnapshot => "invalid_snapshot",
+            ExceptionKind::PoisonMessage => "poison_message",
+            ExceptionKind::DeliveryExhausted => "delivery_exhausted",
+            ExceptionKind::ErpRejected => "erp_rejected",
+            ExceptionKind::ErpTotalsMismatch => "erp_totals_mismatch",
+            ExceptionKind::AmendmentNotApplied => "amendment_not_applied",
+            ExceptionKind::OrderNotFound => "order_not_found",
+        }
+    }
+
+    pub fn owner(&self) -> Owner {
+        match self {
+            ExceptionKind::UnmappedSku => Owner::Operations,
+            ExceptionKind::UnmappedCurrency
+            | ExceptionKind::UnmappedTaxRate
+            | ExceptionKind::SnapshotInconsistent
+            | ExceptionKind::ErpTotalsMismatch
+            | ExceptionKind::AmendmentNotApplied => Owner::Finance,
+            ExceptionKind::InvalidSnapshot
+            | ExceptionKind::PoisonMessage
+            | ExceptionKind::DeliveryExhausted
+            | ExceptionKind::ErpRejected => Owner::Engineering,
+            ExceptionKind::OrderNotFound => Owner::CustomerService,
+        }
+    }
+
+    pub fn severity(&self) -> Severity {
+        match self {
+            ExceptionKind::PoisonMessage
+            | ExceptionKind::DeliveryExhausted
+            | ExceptionKind::ErpRejected
+            | ExceptionKind::ErpTotalsMismatch => Severity::Critical,
+            ExceptionKind::OrderNotFound => Severity::Warning,
+            _ => Severity::Error,
+        }
+    }
+
+    /// Whether the exception stops the order from reaching the ERP.
+    pub fn blocks_order(&self) -> bool {
+        !matches!(
+            self,
+            ExceptionKind::ErpTotalsMismatch | ExceptionKind::AmendmentNotApplied
+        )
+    }
+}
+
+impl fmt::Display for ExceptionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ExceptionKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ExceptionKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown exception kind {s:?}"))
+    }
+}
+
+/// A new occurrence of an exception, before it is stored. Storage deduplicates on
+/// (tenant, kind, key): the same problem seen again bumps a counter instead of a new row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewException {
+    pub tenant: String,
+    pub kind: ExceptionKind,
+    /// What makes two occurrences "the same problem", e.g. `order:48170` or `sku:JKT-M`.
+    pub key: String,
+    /// Plain-language impact for the owning team.
+    pub message: String,
+    /// Technical reason for engineers.
+    pub reason: String,
+    pub order_number: Option<i64>,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub service: String,
+    pub source_subject: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+impl NewException {
+    pub fn owner(&self) -> Owner {
+        self.kind.owner()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_have_the_contract_owners() {
+        for kind in ExceptionKind::ALL {
+            assert_eq!(kind.as_str().parse::<ExceptionKind>(), Ok(kind));
+        }
+        assert_eq!(ExceptionKind::UnmappedSku.owner(), Owner::Operations);
+        assert_eq!(ExceptionKind::UnmappedCurrency.owner(), Owner::Finance);
+        assert_eq!(ExceptionKind::UnmappedTaxRate.owner(), Owner::Finance);
+        assert_eq!(ExceptionKind::SnapshotInconsistent.owner(), Owner::Finance);
+        assert_eq!(ExceptionKind::InvalidSnapshot.owner(), Owner::Engineering);
+    }
+}

@@ -1,0 +1,44 @@
+//! The contract's public examples (tests/contracts/examples) must reproduce byte for byte.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use ferry_domain::rules::parse_mapping_csv;
+use ferry_domain::{Rules, Snapshot, Summary, transform};
+
+fn examples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/contracts/examples")
+}
+
+fn run_example(name: &str) {
+    let dir = examples_dir();
+    let read = |suffix: &str| {
+        std::fs::read(dir.join(format!("{name}{suffix}")))
+            .unwrap_or_else(|e| panic!("reading {name}{suffix}: {e}"))
+    };
+    let snapshot = Snapshot::parse(&read(".json")).expect("example snapshot parses");
+    let csv = String::from_utf8(read(".map.csv")).expect("utf-8 csv");
+    let map: HashMap<String, String> = parse_mapping_csv(&csv)
+        .expect("example csv parses")
+        .into_iter()
+        .collect();
+    let order = transform(&snapshot, &Rules::default(), &map);
+    let got = Summary::of(&order).to_pretty_json();
+    let want = String::from_utf8(read(".summary.json")).expect("utf-8 summary");
+    assert_eq!(got, want, "{name}: summary differs");
+}
+
+#[test]
+fn example_01_sek_simple() {
+    run_example("01-sek-simple");
+}
+
+#[test]
+fn example_02_gbp_voucher_shipping() {
+    run_example("02-gbp-voucher-shipping");
+}
+
+#[test]
+fn example_03_usd_tax_added() {
+    run_example("03-usd-tax-added");
+}

@@ -1,0 +1,14 @@
+//! Generates Rust types from proto/ferry/**/v1 with protox, so no system protoc is needed.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = [
+        "ferry/centra/v1/centra.proto",
+        "ferry/order/v1/order.proto",
+        "ferry/exception/v1/exception.proto",
+    ];
+    println!("cargo:rerun-if-changed={}", root.display());
+    let fds = protox::compile(files, [&root])?;
+    prost_build::Config::new().compile_fds(fds)?;
+    Ok(())
+}
