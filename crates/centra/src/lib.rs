@@ -1,1 +1,10 @@
-//! placeholder
+//! Centra's Integration API as Ferry uses it: the GraphQL client (paced to the request
+//! quota, honouring 429 `Retry-After`, errors classified transient or permanent) and
+//! webhook signature verification.
+
+pub mod client;
+pub mod ratelimit;
+pub mod webhook;
+
+pub use client::{CentraClient, CentraError, ORDER_SNAPSHOT_QUERY, RawSnapshot};
+pub use ratelimit::{RateLimiter, parse_retry_after};

@@ -140,6 +140,22 @@ impl ExceptionKind {
         }
     }
 
+    /// How long the owning team has to act before the exception is overdue, in hours.
+    pub fn sla_hours(&self) -> u32 {
+        match self {
+            ExceptionKind::ErpRejected | ExceptionKind::DeliveryExhausted => 1,
+            ExceptionKind::UnmappedSku
+            | ExceptionKind::PoisonMessage
+            | ExceptionKind::InvalidSnapshot
+            | ExceptionKind::ErpTotalsMismatch => 4,
+            ExceptionKind::UnmappedCurrency
+            | ExceptionKind::UnmappedTaxRate
+            | ExceptionKind::SnapshotInconsistent
+            | ExceptionKind::AmendmentNotApplied
+            | ExceptionKind::OrderNotFound => 24,
+        }
+    }
+
     /// Whether the exception stops the order from reaching the ERP.
     pub fn blocks_order(&self) -> bool {
         !matches!(

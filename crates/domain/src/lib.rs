@@ -2,6 +2,8 @@
 //! the transform to an ERP-bound sales order, and exceptions. Pure code, no I/O, so the
 //! `ferry transform` CLI and the transform service share one code path.
 
+#![deny(clippy::float_arithmetic)]
+
 pub mod exception;
 pub mod money;
 pub mod rules;

@@ -1,1 +1,134 @@
-//! placeholder
+//! The ERP connector trait: the few things Ferry needs from an ERP, with every error
+//! classified transient or permanent where it arises. A new ERP is one new crate under
+//! `crates/erp/connectors/` implementing [`ErpConnector`]. See `docs/connectors.md`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// A sales order as Ferry posts it. Money is integer minor units of `currency`;
+/// `net = gross − tax` on every line and the lines sum to what the customer paid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostOrder {
+    pub tenant: String,
+    /// The Centra order number: the idempotency key in the ERP.
+    pub external_ref: String,
+    pub currency: String,
+    pub order_date: String,
+    pub customer: Customer,
+    pub lines: Vec<PostLine>,
+    pub gross_minor: i64,
+    pub tax_minor: i64,
+    pub payment_term: Option<String>,
+    pub carrier: Option<String>,
+    pub sales_channel: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineKind {
+    Item,
+    Shipping,
+    Handling,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostLine {
+    pub kind: LineKind,
+    pub erp_item: String,
+    pub sku: Option<String>,
+    pub centra_line_id: Option<i64>,
+    pub quantity: i64,
+    /// Percent, as a decimal string ("25", "8.875").
+    pub tax_rate: String,
+    pub tax_code: Option<String>,
+    pub gross_minor: i64,
+    pub tax_minor: i64,
+    pub net_minor: i64,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub company_name: String,
+    pub vat_number: String,
+    pub address1: String,
+    pub address2: String,
+    pub city: String,
+    pub zip_code: String,
+    pub state_or_province: String,
+    pub country_code: String,
+    pub phone_number: String,
+    /// Post to this ERP customer instead of matching by e-mail (generic guest customers).
+    pub erp_customer: Option<String>,
+}
+
+/// A sales order as the ERP holds it, read back after posting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErpDocument {
+    /// The ERP's own reference (number or id).
+    pub reference: String,
+    pub external_ref: String,
+    pub currency: String,
+    pub gross_minor: i64,
+    pub tax_minor: i64,
+    pub line_count: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ErpError {
+    /// No answer in time: the document may or may not exist. Settle by lookup.
+    #[error("the ERP did not answer in time: {0}")]
+    Timeout(String),
+    /// Down, overloaded or asking us to slow down: retry later.
+    #[error("the ERP is unavailable: {reason}")]
+    Unavailable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// The ERP refused the document; retrying the same thing will fail again.
+    #[error("the ERP refused the sales order: {0}")]
+    Rejected(String),
+    /// Credentials or configuration are wrong.
+    #[error("the ERP connector is misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+impl ErpError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ErpError::Timeout(_) | ErpError::Unavailable { .. })
+    }
+
+    /// The request may have taken effect in the ERP.
+    pub fn possibly_applied(&self) -> bool {
+        matches!(self, ErpError::Timeout(_))
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ErpError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// What Ferry needs from an ERP.
+#[async_trait]
+pub trait ErpConnector: Send + Sync + 'static {
+    /// A short name for logs and metrics ("tryton", "http").
+    fn name(&self) -> &'static str;
+
+    /// Finds the sales order Ferry posted for `external_ref`, if the ERP has it.
+    async fn find_sales_order(&self, external_ref: &str) -> Result<Option<ErpDocument>, ErpError>;
+
+    /// Creates the sales order. Connectors make this idempotent by `external_ref` where the
+    /// ERP allows; the writer always looks up first after an uncertain attempt.
+    async fn create_sales_order(&self, order: &PostOrder) -> Result<ErpDocument, ErpError>;
+
+    /// Whether the ERP answers.
+    async fn health(&self) -> Result<(), ErpError>;
+}

@@ -1,1 +1,17 @@
-//! placeholder
+//! What every Ferry service shares: layered configuration, telemetry (logs, traces,
+//! metrics), NATS JetStream topology and publishing, the consumer runner, the ops endpoint
+//! and graceful shutdown.
+
+pub mod config;
+pub mod consumer;
+pub mod exceptions;
+pub mod nats;
+pub mod ops;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::Config;
+pub use consumer::{ConsumerSpec, Delivery, Handler, HandlerError, Runner};
+pub use exceptions::{ExceptionSink, ExceptionStore, SinkError};
+pub use nats::{Outgoing, Publisher, StreamKind, Topology};
+pub use telemetry::Telemetry;

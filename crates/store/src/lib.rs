@@ -1,1 +1,213 @@
-//! placeholder
+//! Ferry's PostgreSQL store: the order ledger that proves every order arrived once, the
+//! exceptions inbox, checkpoints and SKU mappings. sqlx with bound parameters only;
+//! migrations are embedded and run at start-up.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ferry_domain::NewException;
+use ferry_runtime::config::DatabaseConfig;
+use ferry_runtime::exceptions::{ExceptionStore, SinkError};
+use ferry_runtime::ops::ReadinessCheck;
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+
+pub mod ledger;
+
+pub use ledger::{BeginPosting, LedgerRow, LedgerState, SnapshotOutcome, SnapshotRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Connection trouble, timeouts and serialization conflicts pass; the rest is a bug or
+    /// bad data.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Protocol(_) => true,
+                sqlx::Error::Database(db) => {
+                    // 40001 serialization_failure, 40P01 deadlock, 57P01 admin shutdown,
+                    // 08xxx connection exceptions, 53xxx insufficient resources.
+                    db.code().is_some_and(|c| {
+                        c == "40001" || c == "40P01" || c == "57P01" || c.starts_with("08") || c.starts_with("53")
+                    })
+                }
+                _ => false,
+            },
+            StoreError::Migrate(_) => false,
+        }
+    }
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connects with the configured pool size (the URL is a secret and is never logged).
+    pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
+        let options: PgConnectOptions = config.url.expose_secret().parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .connect_with(options)
+            .await?;
+        Ok(Store { pool })
+    }
+
+    pub fn from_pool(pool: PgPool) -> Store {
+        Store { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the embedded migrations (sqlx takes an advisory lock, so concurrent starts
+    /// are safe).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Records an exception, or bumps the open one with the same (tenant, kind, key).
+    /// Returns its id and how often it has now been seen.
+    pub async fn upsert_exception(&self, e: &NewException) -> Result<(String, i64), StoreError> {
+        let sla_due = Utc::now() + chrono::Duration::hours(i64::from(e.kind.sla_hours()));
+        let row = sqlx::query(
+            "INSERT INTO exceptions (id, tenant, kind, owner, severity, dedupe_key, message, reason,
+                                     order_number, amount_minor, currency, service, source_subject,
+                                     payload, sla_due)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             ON CONFLICT (tenant, kind, dedupe_key) WHERE state IN ('open', 'retrying')
+             DO UPDATE SET last_seen = now(), seen_count = exceptions.seen_count + 1,
+                           message = EXCLUDED.message, reason = EXCLUDED.reason,
+                           payload = EXCLUDED.payload, amount_minor = EXCLUDED.amount_minor
+             RETURNING id, seen_count",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(&e.tenant)
+        .bind(e.kind.as_str())
+        .bind(e.owner().as_str())
+        .bind(e.kind.severity().as_str())
+        .bind(&e.key)
+        .bind(&e.message)
+        .bind(&e.reason)
+        .bind(e.order_number)
+        .bind(e.amount_minor)
+        .bind(&e.currency)
+        .bind(&e.service)
+        .bind(&e.source_subject)
+        .bind(&e.payload)
+        .bind(sla_due)
+        .fetch_one(&self.pool)
+        .await?;
+        let id: uuid::Uuid = row.try_get("id")?;
+        Ok((id.to_string(), row.try_get("seen_count")?))
+    }
+
+    /// Open exceptions of a tenant, newest first.
+    pub async fn open_exceptions(&self, tenant: &str) -> Result<Vec<ExceptionRow>, StoreError> {
+        let rows = sqlx::query_as::<_, ExceptionRow>(
+            "SELECT id, tenant, kind, owner, severity, dedupe_key, message, reason, order_number,
+                    amount_minor, currency, service, source_subject, payload, state, first_seen,
+                    last_seen, seen_count, sla_due
+             FROM exceptions WHERE tenant = $1 AND state IN ('open', 'retrying')
+             ORDER BY last_seen DESC",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    pub async fn checkpoint(&self, tenant: &str, name: &str) -> Result<Option<String>, StoreError> {
+        let value = sqlx::query_scalar("SELECT value FROM checkpoints WHERE tenant = $1 AND name = $2")
+            .bind(tenant)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(value)
+    }
+
+    pub async fn set_checkpoint(&self, tenant: &str, name: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO checkpoints (tenant, name, value) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant, name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// One row of the exceptions inbox.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ExceptionRow {
+    pub id: uuid::Uuid,
+    pub tenant: String,
+    pub kind: String,
+    pub owner: String,
+    pub severity: String,
+    pub dedupe_key: String,
+    pub message: String,
+    pub reason: String,
+    pub order_number: Option<i64>,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub service: String,
+    pub source_subject: Option<String>,
+    pub payload: Vec<u8>,
+    pub state: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub seen_count: i64,
+    pub sla_due: DateTime<Utc>,
+}
+
+#[async_trait]
+impl ExceptionStore for Store {
+    async fn upsert(&self, exception: &NewException) -> Result<(String, i64), SinkError> {
+        self.upsert_exception(exception)
+            .await
+            .map_err(|e| SinkError(e.to_string()))
+    }
+}
+
+/// The database is ready when it answers a query.
+pub struct DatabaseReady(pub Store);
+
+#[async_trait]
+impl ReadinessCheck for DatabaseReady {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(self.0.pool())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,1 +1,328 @@
-//! placeholder
+//! An ERP simulator: a small "generic ERP" over HTTP JSON (`docs/erp-http-api.md`) with
+//! idempotent sales orders, lookup by external reference, and fault injection, for tests,
+//! demos and benchmarks.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use parking_lot::{Mutex, RwLock};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// A sales order line as the generic ERP accepts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub kind: String,
+    pub erp_item: String,
+    #[serde(default)]
+    pub sku: Option<String>,
+    #[serde(default)]
+    pub centra_line_id: Option<i64>,
+    pub quantity: i64,
+    pub tax_rate: String,
+    #[serde(default)]
+    pub tax_code: Option<String>,
+    pub gross_minor: i64,
+    pub tax_minor: i64,
+    pub net_minor: i64,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The body of `POST /api/sales-orders`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSalesOrder {
+    pub external_ref: String,
+    pub currency: String,
+    #[serde(default)]
+    pub order_date: String,
+    #[serde(default)]
+    pub customer: serde_json::Value,
+    pub lines: Vec<Line>,
+    #[serde(default)]
+    pub payment_term: Option<String>,
+    #[serde(default)]
+    pub carrier: Option<String>,
+    #[serde(default)]
+    pub sales_channel: Option<String>,
+}
+
+/// A sales order as the ERP stores it. Totals are the ERP's own sums of its lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesOrder {
+    pub reference: String,
+    pub external_ref: String,
+    pub currency: String,
+    pub gross_minor: i64,
+    pub tax_minor: i64,
+    pub line_count: usize,
+    pub lines: Vec<Line>,
+    pub customer: serde_json::Value,
+    pub created_at: String,
+}
+
+/// Faults to inject, all off by default. Rates are per mille of requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Added to every request.
+    pub latency_ms: u64,
+    /// Extra random latency, uniform in [0, jitter_ms].
+    pub jitter_ms: u64,
+    /// Answer 500 before doing anything.
+    pub error_per_mille: u32,
+    /// Answer 429 with `Retry-After: 1` before doing anything.
+    pub throttle_per_mille: u32,
+    /// Create the order, then answer 504 as if the response was lost.
+    pub timeout_after_commit_per_mille: u32,
+    /// Answer 503 to everything (an outage).
+    pub down: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Stats {
+    pub orders: usize,
+    pub create_requests: u64,
+    pub idempotent_replays: u64,
+    pub lookups: u64,
+    pub injected_errors: u64,
+}
+
+#[derive(Default)]
+struct Book {
+    by_ref: HashMap<String, usize>,
+    orders: Vec<SalesOrder>,
+}
+
+#[derive(Default)]
+struct Sim {
+    book: Mutex<Book>,
+    faults: RwLock<Faults>,
+    create_requests: AtomicU64,
+    idempotent_replays: AtomicU64,
+    lookups: AtomicU64,
+    injected_errors: AtomicU64,
+}
+
+/// In-process access to a running simulator (tests and `ferry up` use it).
+#[derive(Clone)]
+pub struct ErpSim {
+    sim: Arc<Sim>,
+    pub addr: SocketAddr,
+}
+
+impl ErpSim {
+    /// Binds and serves until `shutdown`.
+    pub async fn start(listen: SocketAddr, shutdown: CancellationToken) -> std::io::Result<ErpSim> {
+        let sim = Arc::new(Sim::default());
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let app = router(sim.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await;
+        });
+        Ok(ErpSim { sim, addr })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.sim.faults.write() = faults;
+    }
+
+    pub fn stats(&self) -> Stats {
+        stats(&self.sim)
+    }
+
+    pub fn orders(&self) -> Vec<SalesOrder> {
+        self.sim.book.lock().orders.clone()
+    }
+
+    pub fn order(&self, external_ref: &str) -> Option<SalesOrder> {
+        let book = self.sim.book.lock();
+        book.by_ref.get(external_ref).map(|i| book.orders[*i].clone())
+    }
+}
+
+fn stats(sim: &Sim) -> Stats {
+    Stats {
+        orders: sim.book.lock().orders.len(),
+        create_requests: sim.create_requests.load(Ordering::Relaxed),
+        idempotent_replays: sim.idempotent_replays.load(Ordering::Relaxed),
+        lookups: sim.lookups.load(Ordering::Relaxed),
+        injected_errors: sim.injected_errors.load(Ordering::Relaxed),
+    }
+}
+
+fn router(sim: Arc<Sim>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/sales-orders", post(create).get(lookup))
+        .route("/api/sales-orders/{reference}", get(by_reference))
+        .route("/admin/faults", get(get_faults).put(put_faults))
+        .route("/admin/stats", get(get_stats))
+        .with_state(sim)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Latency and the faults that strike before any work. `Some` is the answer to give.
+async fn before(sim: &Sim) -> Option<Response> {
+    let faults = sim.faults.read().clone();
+    let delay = faults.latency_ms
+        + if faults.jitter_ms > 0 {
+            rand::rng().random_range(0..=faults.jitter_ms)
+        } else {
+            0
+        };
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if faults.down {
+        sim.injected_errors.fetch_add(1, Ordering::Relaxed);
+        return Some(error(StatusCode::SERVICE_UNAVAILABLE, "the ERP is down"));
+    }
+    let roll = rand::rng().random_range(0..1000);
+    if roll < faults.error_per_mille {
+        sim.injected_errors.fetch_add(1, Ordering::Relaxed);
+        return Some(error(StatusCode::INTERNAL_SERVER_ERROR, "injected failure"));
+    }
+    if roll < faults.error_per_mille + faults.throttle_per_mille {
+        sim.injected_errors.fetch_add(1, Ordering::Relaxed);
+        let mut response = error(StatusCode::TOO_MANY_REQUESTS, "slow down");
+        response
+            .headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        return Some(response);
+    }
+    None
+}
+
+async fn health(State(sim): State<Arc<Sim>>) -> Response {
+    if sim.faults.read().down {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the ERP is down");
+    }
+    Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+async fn create(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    sim.create_requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(answer) = before(&sim).await {
+        return answer;
+    }
+    let order: NewSalesOrder = match serde_json::from_slice(&body) {
+        Ok(o) => o,
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, &format!("invalid sales order: {e}")),
+    };
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| order.external_ref.clone());
+    if order.lines.is_empty() {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "a sales order needs lines");
+    }
+    if let Some(bad) = order.lines.iter().find(|l| l.net_minor != l.gross_minor - l.tax_minor) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("line {} does not balance: net != gross - tax", bad.erp_item),
+        );
+    }
+    let (status, document) = {
+        let mut book = sim.book.lock();
+        if let Some(i) = book.by_ref.get(&key) {
+            sim.idempotent_replays.fetch_add(1, Ordering::Relaxed);
+            (StatusCode::OK, book.orders[*i].clone())
+        } else {
+            let reference = format!("SO-{:07}", book.orders.len() + 1);
+            let document = SalesOrder {
+                reference,
+                external_ref: order.external_ref.clone(),
+                currency: order.currency.clone(),
+                gross_minor: order.lines.iter().map(|l| l.gross_minor).sum(),
+                tax_minor: order.lines.iter().map(|l| l.tax_minor).sum(),
+                line_count: order.lines.len(),
+                lines: order.lines,
+                customer: order.customer,
+                created_at: chrono::Utc::now().to_rfc3339(),
+            };
+            let index = book.orders.len();
+            book.orders.push(document.clone());
+            book.by_ref.insert(key, index);
+            (StatusCode::CREATED, document)
+        }
+    };
+    let lost = sim.faults.read().timeout_after_commit_per_mille;
+    if lost > 0 && rand::rng().random_range(0..1000) < lost {
+        sim.injected_errors.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::GATEWAY_TIMEOUT, "the answer was lost after the order was saved");
+    }
+    (status, Json(summary(&document))).into_response()
+}
+
+/// What create and lookup answer: the document without its lines.
+fn summary(d: &SalesOrder) -> serde_json::Value {
+    serde_json::json!({
+        "reference": d.reference,
+        "external_ref": d.external_ref,
+        "currency": d.currency,
+        "gross_minor": d.gross_minor,
+        "tax_minor": d.tax_minor,
+        "line_count": d.line_count,
+    })
+}
+
+#[derive(Deserialize)]
+struct LookupQuery {
+    external_ref: String,
+}
+
+async fn lookup(State(sim): State<Arc<Sim>>, Query(q): Query<LookupQuery>) -> Response {
+    sim.lookups.fetch_add(1, Ordering::Relaxed);
+    if let Some(answer) = before(&sim).await {
+        return answer;
+    }
+    let book = sim.book.lock();
+    let found: Vec<serde_json::Value> = book
+        .by_ref
+        .get(&q.external_ref)
+        .map(|i| vec![summary(&book.orders[*i])])
+        .unwrap_or_default();
+    Json(found).into_response()
+}
+
+async fn by_reference(State(sim): State<Arc<Sim>>, Path(reference): Path<String>) -> Response {
+    let book = sim.book.lock();
+    match book.orders.iter().find(|o| o.reference == reference) {
+        Some(d) => Json(d.clone()).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such sales order"),
+    }
+}
+
+async fn get_faults(State(sim): State<Arc<Sim>>) -> Json<Faults> {
+    Json(sim.faults.read().clone())
+}
+
+async fn put_faults(State(sim): State<Arc<Sim>>, Json(faults): Json<Faults>) -> Json<Faults> {
+    *sim.faults.write() = faults.clone();
+    Json(faults)
+}
+
+async fn get_stats(State(sim): State<Arc<Sim>>) -> Json<Stats> {
+    Json(stats(&sim))
+}

@@ -1,1 +1,139 @@
-//! placeholder
+//! Connector for the generic HTTP JSON ERP (`docs/erp-http-api.md`), the API the ERP
+//! simulator speaks: idempotent sales orders by `Idempotency-Key`, lookup by external
+//! reference, 429 with `Retry-After`.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use ferry_erp::{ErpConnector, ErpDocument, ErpError, PostOrder};
+use reqwest::StatusCode;
+
+pub struct HttpErp {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl HttpErp {
+    pub fn new(base: impl Into<String>, token: Option<String>, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            http,
+            base: base.into().trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => builder.bearer_auth(t),
+            None => builder,
+        }
+    }
+}
+
+fn transport(e: reqwest::Error) -> ErpError {
+    if e.is_timeout() {
+        ErpError::Timeout(e.without_url().to_string())
+    } else {
+        ErpError::Unavailable {
+            reason: e.without_url().to_string(),
+            retry_after: None,
+        }
+    }
+}
+
+async fn classify(response: reqwest::Response) -> Result<reqwest::Response, ErpError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v));
+    let body: String = response.text().await.unwrap_or_default().chars().take(300).collect();
+    Err(match status {
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY => {
+            ErpError::Unavailable {
+                reason: format!("HTTP {status}"),
+                retry_after,
+            }
+        }
+        StatusCode::GATEWAY_TIMEOUT => ErpError::Timeout(format!("HTTP {status}")),
+        s if s.is_server_error() => ErpError::Unavailable {
+            reason: format!("HTTP {status}: {body}"),
+            retry_after,
+        },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            ErpError::Misconfigured(format!("HTTP {status}"))
+        }
+        _ => ErpError::Rejected(format!("HTTP {status}: {body}")),
+    })
+}
+
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    httpdate::parse_http_date(value)
+        .ok()
+        .map(|at| at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+#[async_trait]
+impl ErpConnector for HttpErp {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    async fn find_sales_order(&self, external_ref: &str) -> Result<Option<ErpDocument>, ErpError> {
+        let response = self
+            .request(reqwest::Method::GET, "/api/sales-orders")
+            .query(&[("external_ref", external_ref)])
+            .send()
+            .await
+            .map_err(transport)?;
+        let found: Vec<ErpDocument> = classify(response)
+            .await?
+            .json()
+            .await
+            .map_err(|e| ErpError::Unavailable {
+                reason: format!("unreadable lookup answer: {e}"),
+                retry_after: None,
+            })?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn create_sales_order(&self, order: &PostOrder) -> Result<ErpDocument, ErpError> {
+        let response = self
+            .request(reqwest::Method::POST, "/api/sales-orders")
+            .header("Idempotency-Key", &order.external_ref)
+            .json(order)
+            .send()
+            .await
+            .map_err(transport)?;
+        classify(response)
+            .await?
+            .json()
+            .await
+            // The order was accepted but the answer is unreadable: treat as uncertain.
+            .map_err(|e| ErpError::Timeout(format!("unreadable create answer: {e}")))
+    }
+
+    async fn health(&self) -> Result<(), ErpError> {
+        let response = self
+            .request(reqwest::Method::GET, "/health")
+            .send()
+            .await
+            .map_err(transport)?;
+        classify(response).await.map(|_| ())
+    }
+}

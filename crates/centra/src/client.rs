@@ -1,0 +1,241 @@
+//! The Centra Integration API client: GraphQL over HTTP with a Bearer token, paced to the
+//! request quota, 429 `Retry-After` honoured, errors classified transient or permanent.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::ratelimit::{RateLimiter, parse_retry_after};
+
+/// The contract query (`tests/contracts/order-snapshot.graphql`), sent verbatim.
+pub const ORDER_SNAPSHOT_QUERY: &str = include_str!("../graphql/order-snapshot.graphql");
+
+/// Centra's page size limit for list queries.
+pub const MAX_PAGE: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CentraError {
+    #[error("Centra could not be reached: {0}")]
+    Transport(String),
+    #[error("Centra rate limit reached; retry in {retry_after:?}")]
+    RateLimited { retry_after: Duration },
+    #[error("Centra answered HTTP {status}")]
+    Server { status: u16 },
+    #[error("Centra refused the token (HTTP {status})")]
+    Unauthorized { status: u16 },
+    #[error("Centra rejected the request (HTTP {status}): {body}")]
+    Rejected { status: u16, body: String },
+    #[error("Centra returned GraphQL errors: {messages}")]
+    GraphQl { messages: String, authorization: bool },
+    #[error("Centra's answer could not be read: {0}")]
+    Decode(String),
+}
+
+impl CentraError {
+    /// Worth retrying later (network, 5xx, 429); the rest needs a person.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            CentraError::Transport(_) | CentraError::RateLimited { .. } | CentraError::Server { .. }
+        )
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CentraError::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// One order snapshot exactly as Centra sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawSnapshot {
+    pub number: i64,
+    pub json: Vec<u8>,
+}
+
+#[derive(Clone)]
+pub struct CentraClient {
+    http: reqwest::Client,
+    url: String,
+    token: SecretString,
+    limiter: Arc<RateLimiter>,
+}
+
+impl std::fmt::Debug for CentraClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CentraClient").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+impl CentraClient {
+    /// `requests_per_10s` is the instance's REQUEST_COUNT quota (20 on a fresh instance).
+    pub fn new(url: impl Into<String>, token: SecretString, requests_per_10s: u32, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .pool_max_idle_per_host(8)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            http,
+            url: url.into(),
+            token,
+            limiter: Arc::new(RateLimiter::new(requests_per_10s, Duration::from_secs(10))),
+        }
+    }
+
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    /// Sends one GraphQL operation and returns the raw `data` object's bytes.
+    pub async fn execute(&self, query: &str, variables: serde_json::Value) -> Result<Vec<u8>, CentraError> {
+        self.limiter.acquire().await;
+        let body = serde_json::json!({ "query": query, "variables": variables });
+        let response = self
+            .http
+            .post(&self.url)
+            .bearer_auth(self.token.expose_secret())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| CentraError::Transport(e.without_url().to_string()))?;
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()))
+                .unwrap_or(Duration::from_secs(1));
+            self.limiter.block_for(retry_after);
+            return Err(CentraError::RateLimited { retry_after });
+        }
+        if status.is_server_error() {
+            return Err(CentraError::Server { status: status.as_u16() });
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(CentraError::Unauthorized { status: status.as_u16() });
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| CentraError::Transport(e.without_url().to_string()))?;
+        if !status.is_success() {
+            return Err(CentraError::Rejected {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+            });
+        }
+        #[derive(Deserialize)]
+        struct Envelope<'a> {
+            #[serde(borrow, default)]
+            data: Option<&'a RawValue>,
+            #[serde(default)]
+            errors: Vec<GqlError>,
+        }
+        #[derive(Deserialize)]
+        struct GqlError {
+            message: String,
+            #[serde(default)]
+            extensions: Option<serde_json::Value>,
+        }
+        let envelope: Envelope<'_> =
+            serde_json::from_slice(&bytes).map_err(|e| CentraError::Decode(e.to_string()))?;
+        if !envelope.errors.is_empty() {
+            let authorization = envelope.errors.iter().any(|e| {
+                e.extensions
+                    .as_ref()
+                    .and_then(|x| x.get("category"))
+                    .and_then(|c| c.as_str())
+                    == Some("authorization")
+            });
+            let messages = envelope
+                .errors
+                .iter()
+                .map(|e| e.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(CentraError::GraphQl { messages, authorization });
+        }
+        envelope
+            .data
+            .map(|d| d.get().as_bytes().to_vec())
+            .ok_or_else(|| CentraError::Decode("no data in the answer".to_owned()))
+    }
+
+    /// Fetches the contract snapshot of up to [`MAX_PAGE`] orders by number, in one request.
+    /// Orders Centra does not know are simply absent from the result.
+    pub async fn order_snapshots(&self, numbers: &[i64]) -> Result<Vec<RawSnapshot>, CentraError> {
+        let mut out = Vec::with_capacity(numbers.len());
+        for chunk in numbers.chunks(MAX_PAGE) {
+            let data = self
+                .execute(
+                    ORDER_SNAPSHOT_QUERY,
+                    serde_json::json!({ "where": { "number": chunk }, "limit": MAX_PAGE, "page": 1 }),
+                )
+                .await?;
+            out.extend(split_orders(&data)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Splits `{"orders":[…]}` into snapshots, keeping each order's bytes untouched.
+pub fn split_orders(data: &[u8]) -> Result<Vec<RawSnapshot>, CentraError> {
+    #[derive(Deserialize)]
+    struct Data<'a> {
+        #[serde(borrow)]
+        orders: Vec<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Number {
+        number: i64,
+    }
+    let data: Data<'_> = serde_json::from_slice(data).map_err(|e| CentraError::Decode(e.to_string()))?;
+    data.orders
+        .into_iter()
+        .map(|raw| {
+            let n: Number = serde_json::from_str(raw.get())
+                .map_err(|e| CentraError::Decode(format!("an order without a number: {e}")))?;
+            Ok(RawSnapshot {
+                number: n.number,
+                json: raw.get().as_bytes().to_vec(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_is_the_contract() {
+        assert!(ORDER_SNAPSHOT_QUERY.contains("query FerryOrderSnapshot"));
+        assert!(ORDER_SNAPSHOT_QUERY.contains("grandTotalExTax: grandTotal(includingTax: false)"));
+    }
+
+    #[test]
+    fn splits_orders_byte_for_byte() {
+        let data = br#"{"orders":[{"number":7,"grandTotal":{"value":1847.95}},{"number":8,"x":0.1}]}"#;
+        let snaps = split_orders(data).unwrap_or_default();
+        assert_eq!(snaps.len(), 2);
+        assert_eq!(snaps[0].number, 7);
+        assert_eq!(snaps[0].json, br#"{"number":7,"grandTotal":{"value":1847.95}}"#);
+        assert!(split_orders(br#"{"orders":[{"x":1}]}"#).is_err());
+    }
+
+    #[test]
+    fn classification() {
+        assert!(CentraError::Server { status: 502 }.is_transient());
+        assert!(CentraError::RateLimited { retry_after: Duration::from_secs(1) }.is_transient());
+        assert!(!CentraError::Unauthorized { status: 401 }.is_transient());
+        assert!(!CentraError::GraphQl { messages: String::new(), authorization: true }.is_transient());
+    }
+}

@@ -1,0 +1,491 @@
+//! Layered configuration: built-in defaults < a TOML file < `FERRY_*` environment variables
+//! (`FERRY_NATS__URL`, `FERRY_DATABASE__URL`, …; `__` separates levels). Validated once at
+//! start-up; secrets are [`SecretString`]s that print as `[REDACTED]`.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use ferry_domain::Rules;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be read: {0}")]
+    Read(#[from] Box<figment::Error>),
+    #[error("configuration is invalid: {0}")]
+    Invalid(String),
+    #[error("tenant file {path}: {source}")]
+    TenantFile {
+        path: PathBuf,
+        source: Box<figment::Error>,
+    },
+    #[error("tenant directory {path}: {source}")]
+    TenantDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Everything a Ferry process needs. One struct for every service, so `ferry up` and
+/// `ferry run <service>` read the same file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub nats: NatsConfig,
+    pub database: DatabaseConfig,
+    pub telemetry: TelemetryConfig,
+    pub ops: OpsConfig,
+    pub consumer: ConsumerConfig,
+    pub ingest: IngestConfig,
+    pub erp_writer: ErpWriterConfig,
+    /// Extra tenant files (`*.toml`, one brand each) are read from this directory.
+    pub tenants_dir: Option<PathBuf>,
+    pub tenants: Vec<TenantConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            nats: NatsConfig::default(),
+            database: DatabaseConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            ops: OpsConfig::default(),
+            consumer: ConsumerConfig::default(),
+            ingest: IngestConfig::default(),
+            erp_writer: ErpWriterConfig::default(),
+            tenants_dir: None,
+            tenants: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    pub url: String,
+    /// First token of every subject and prefix of every stream name. Tests use a random one.
+    pub prefix: String,
+    pub token: Option<SecretString>,
+    /// Stream replicas: 1 locally, 3 in production.
+    pub replicas: usize,
+    /// Upper bound per stream; a full stream rejects publishes (`discard: new`).
+    pub stream_max_bytes: i64,
+    #[serde(with = "humantime_serde")]
+    pub stream_max_age: Duration,
+    /// Window in which JetStream drops a message whose `Nats-Msg-Id` it has seen.
+    #[serde(with = "humantime_serde")]
+    pub duplicate_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            prefix: "ferry".to_owned(),
+            token: None,
+            replicas: 1,
+            stream_max_bytes: 1 << 30,
+            stream_max_age: Duration::from_secs(14 * 24 * 3600),
+            duplicate_window: Duration::from_secs(30 * 60),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: SecretString,
+    pub max_connections: u32,
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("postgres://postgres@127.0.0.1:5432/ferry"),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    Pretty,
+    /// One JSON object per line, for production log pipelines.
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+    /// `tracing` filter directives, e.g. `info,ferry=debug`.
+    pub log_filter: String,
+    /// OTLP/gRPC endpoint for traces and metrics, e.g. `http://otel-collector:4317`.
+    pub otlp_endpoint: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub otlp_metrics_interval: Duration,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Pretty,
+            log_filter: "info".to_owned(),
+            otlp_endpoint: None,
+            otlp_metrics_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpsConfig {
+    /// Where `/livez`, `/readyz` and `/metrics` are served.
+    pub listen: SocketAddr,
+    /// How long in-flight work may take to finish after a stop signal.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// How every durable consumer behaves (see ADR 0004).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsumerConfig {
+    /// Deliveries before a message that keeps failing becomes a `delivery_exhausted` exception.
+    pub max_deliver: i64,
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
+    /// First NAK delay; doubles per delivery up to `backoff_max`, with full jitter.
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Unacknowledged messages the server lets one consumer hold (back-pressure).
+    pub max_ack_pending: i64,
+    /// Messages one service instance handles at once per consumer.
+    pub concurrency: usize,
+    /// Messages pulled per request.
+    pub batch: usize,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            max_deliver: 12,
+            ack_wait: Duration::from_secs(30),
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(300),
+            max_ack_pending: 2000,
+            concurrency: 128,
+            batch: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Where Centra's webhooks are received (`POST /webhooks/centra/<tenant>`).
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    /// Signed webhooks older (or further in the future) than this are rejected.
+    #[serde(with = "humantime_serde")]
+    pub replay_window: Duration,
+    /// Orders asked for in one snapshot query (Centra allows at most 200).
+    pub snapshot_batch: usize,
+    /// How long the fetcher waits to fill a batch before querying Centra anyway.
+    #[serde(with = "humantime_serde")]
+    pub batch_wait: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1 << 20,
+            replay_window: Duration::from_secs(300),
+            snapshot_batch: 200,
+            batch_wait: Duration::from_millis(100),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ErpWriterConfig {
+    /// Posts in flight to one tenant's ERP at once.
+    pub max_in_flight_per_tenant: usize,
+    /// A post that takes longer is "possibly created" and is settled by a lookup.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for ErpWriterConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight_per_tenant: 32,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One brand: its Centra, its ERP and its order-to-cash rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Short, stable id: lowercase letters, digits, `-` and `_`. It is part of every subject.
+    pub id: String,
+    #[serde(default)]
+    pub display_name: String,
+    pub centra: CentraConfig,
+    pub erp: ErpConfig,
+    #[serde(default)]
+    pub rules: Rules,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentraConfig {
+    /// The Integration API endpoint, e.g. `https://brand.centra.com/graphql`.
+    pub url: String,
+    pub token: SecretString,
+    /// The secret configured in Centra's webhook plugin.
+    pub webhook_secret: SecretString,
+    /// Centra's request quota per 10 s (20 on a fresh instance).
+    #[serde(default = "default_requests_per_10s")]
+    pub requests_per_10s: u32,
+    #[serde(default = "default_centra_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_requests_per_10s() -> u32 {
+    20
+}
+
+fn default_centra_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ErpConfig {
+    /// The generic HTTP JSON ERP (the project's ERP simulator speaks it).
+    Http {
+        url: String,
+        #[serde(default)]
+        token: Option<SecretString>,
+    },
+}
+
+impl Config {
+    /// Reads defaults < `file` (if any) < `FERRY_*` environment, then tenant files, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed("FERRY_").split("__"));
+        Self::from_figment(figment)
+    }
+
+    /// Reads a configuration from TOML text over the defaults (no environment): for tests.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(text)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let mut config: Config = figment.extract().map_err(Box::new)?;
+        if let Some(dir) = config.tenants_dir.clone() {
+            config.tenants.extend(load_tenant_dir(&dir)?);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: names that go into subjects, duplicates, URLs, secrets.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if !is_token(&self.nats.prefix) {
+            return bad(format!(
+                "nats.prefix {:?} must be lowercase letters, digits, '-' or '_'",
+                self.nats.prefix
+            ));
+        }
+        if !self.nats.url.starts_with("nats://") && !self.nats.url.starts_with("tls://") {
+            return bad(format!("nats.url {:?} must start with nats:// or tls://", self.nats.url));
+        }
+        if self.nats.replicas == 0 || self.nats.replicas > 5 {
+            return bad("nats.replicas must be between 1 and 5".into());
+        }
+        if !self.database.url.expose_secret().starts_with("postgres") {
+            return bad("database.url must be a postgres:// URL".into());
+        }
+        if self.consumer.max_deliver < 2 {
+            return bad("consumer.max_deliver must be at least 2".into());
+        }
+        if self.consumer.concurrency == 0 || self.consumer.batch == 0 {
+            return bad("consumer.concurrency and consumer.batch must be positive".into());
+        }
+        if self.ingest.snapshot_batch == 0 || self.ingest.snapshot_batch > 200 {
+            return bad("ingest.snapshot_batch must be between 1 and 200 (Centra's limit)".into());
+        }
+        if self.erp_writer.max_in_flight_per_tenant == 0 {
+            return bad("erp_writer.max_in_flight_per_tenant must be positive".into());
+        }
+        let mut seen = BTreeSet::new();
+        for t in &self.tenants {
+            if !is_token(&t.id) {
+                return bad(format!(
+                    "tenant id {:?} must be lowercase letters, digits, '-' or '_'",
+                    t.id
+                ));
+            }
+            if !seen.insert(t.id.as_str()) {
+                return bad(format!("tenant {:?} is configured twice", t.id));
+            }
+            if !t.centra.url.starts_with("http://") && !t.centra.url.starts_with("https://") {
+                return bad(format!("tenant {}: centra.url must be http(s)", t.id));
+            }
+            if t.centra.webhook_secret.expose_secret().is_empty() {
+                return bad(format!("tenant {}: centra.webhook_secret is empty", t.id));
+            }
+            if t.centra.requests_per_10s == 0 {
+                return bad(format!("tenant {}: centra.requests_per_10s must be positive", t.id));
+            }
+            match &t.erp {
+                ErpConfig::Http { url, .. } => {
+                    if !url.starts_with("http://") && !url.starts_with("https://") {
+                        return bad(format!("tenant {}: erp.url must be http(s)", t.id));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn tenant(&self, id: &str) -> Option<&TenantConfig> {
+        self.tenants.iter().find(|t| t.id == id)
+    }
+}
+
+fn load_tenant_dir(dir: &Path) -> Result<Vec<TenantConfig>, ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::TenantDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            Figment::from(Toml::file_exact(&path))
+                .extract::<TenantConfig>()
+                .map_err(|e| ConfigError::TenantFile {
+                    path,
+                    source: Box::new(e),
+                })
+        })
+        .collect()
+}
+
+/// Safe as a NATS subject token, stream name part and log field.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 48
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TENANT: &str = r#"
+        [[tenants]]
+        id = "acme"
+        [tenants.centra]
+        url = "http://127.0.0.1:1/graphql"
+        token = "tok-123"
+        webhook_secret = "whsec-456"
+        [tenants.erp]
+        kind = "http"
+        url = "http://127.0.0.1:2"
+    "#;
+
+    #[test]
+    fn defaults_validate() {
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn reads_a_tenant_and_never_prints_secrets() {
+        let config = Config::from_toml(TENANT).expect("valid");
+        let tenant = config.tenant("acme").expect("tenant");
+        assert_eq!(tenant.centra.token.expose_secret(), "tok-123");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("tok-123"), "{printed}");
+        assert!(!printed.contains("whsec-456"));
+        assert!(!printed.contains("postgres://postgres@"));
+    }
+
+    #[test]
+    fn rejects_what_would_break_subjects_or_leak_across_tenants() {
+        let twice = format!("{TENANT}\n{TENANT}");
+        assert!(matches!(Config::from_toml(&twice), Err(ConfigError::Invalid(m)) if m.contains("twice")));
+        let dotted = TENANT.replace("\"acme\"", "\"ac.me\"");
+        assert!(Config::from_toml(&dotted).is_err());
+        assert!(Config::from_toml("[nats]\nprefix = \"a b\"").is_err());
+        assert!(Config::from_toml("[nats]\nunknown = 1").is_err());
+        assert!(Config::from_toml("[ingest]\nsnapshot_batch = 500").is_err());
+    }
+
+    #[test]
+    fn durations_are_human() {
+        let c = Config::from_toml("[consumer]\nack_wait = \"45s\"\nbackoff_max = \"2m\"").expect("valid");
+        assert_eq!(c.consumer.ack_wait, Duration::from_secs(45));
+        assert_eq!(c.consumer.backoff_max, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn tenant_files_come_from_a_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let one = TENANT
+            .replace("[[tenants]]", "")
+            .replace("[tenants.centra]", "[centra]")
+            .replace("[tenants.erp]", "[erp]");
+        std::fs::write(dir.path().join("acme.toml"), &one).expect("write");
+        std::fs::write(dir.path().join("zeta.toml"), one.replace("acme", "zeta")).expect("write");
+        std::fs::write(dir.path().join("notes.txt"), "ignored").expect("write");
+        let text = format!("tenants_dir = {:?}", dir.path());
+        let c = Config::from_toml(&text).expect("valid");
+        let ids: Vec<&str> = c.tenants.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["acme", "zeta"]);
+    }
+}

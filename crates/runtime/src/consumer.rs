@@ -1,0 +1,370 @@
+//! The consumer runner: pulls one durable consumer, hands each message to a [`Handler`],
+//! and turns the handler's verdict into the right acknowledgement.
+//!
+//! | handler returns | runner does |
+//! |---|---|
+//! | `Ok` | ack (or double-ack on hops with irreversible effects) |
+//! | `Transient` | NAK with exponential backoff and jitter (or the `retry_after` asked for) |
+//! | `Transient`, deliveries exhausted | `delivery_exhausted` exception record, then TERM |
+//! | `Permanent` | exception record with payload and reason, then TERM |
+//!
+//! A message is never TERMed before its exception record is durable: if the record cannot
+//! be written, the message is NAKed and comes back. Slow handlers get progress acks, so a
+//! long ERP call does not trigger a redelivery.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, AckKind};
+use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use bytes::Bytes;
+use ferry_domain::{ExceptionKind, NewException};
+use futures::{FutureExt, StreamExt};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::ConsumerConfig;
+use crate::exceptions::ExceptionSink;
+use crate::nats::{NatsError, StreamKind, Topology, durable_consumer};
+use crate::telemetry;
+
+/// A message as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub tenant: String,
+    pub subject: String,
+    pub payload: Bytes,
+    pub headers: Option<HeaderMap>,
+    /// 1 on the first delivery.
+    pub delivered: i64,
+    pub stream_sequence: u64,
+}
+
+impl Delivery {
+    /// A permanent failure for this message, with its payload attached.
+    pub fn permanent(
+        &self,
+        service: &str,
+        kind: ExceptionKind,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> HandlerError {
+        HandlerError::Permanent(Box::new(NewException {
+            tenant: self.tenant.clone(),
+            kind,
+            key: key.into(),
+            message: message.into(),
+            reason: reason.into(),
+            order_number: None,
+            amount_minor: None,
+            currency: None,
+            service: service.to_owned(),
+            source_subject: Some(self.subject.clone()),
+            payload: self.payload.to_vec(),
+        }))
+    }
+
+    /// A message that cannot be decoded at all.
+    pub fn poison(&self, service: &str, what: &str, error: &dyn std::fmt::Display) -> HandlerError {
+        self.permanent(
+            service,
+            ExceptionKind::PoisonMessage,
+            format!("seq:{}", self.stream_sequence),
+            format!(
+                "A {what} message could not be read by {service} and was set aside; nothing \
+                 else is held up. Engineering must look at the stored payload."
+            ),
+            format!("undecodable {what} on {}: {error}", self.subject),
+        )
+    }
+}
+
+/// The handler's verdict on one message.
+#[derive(Debug)]
+pub enum HandlerError {
+    /// Try again later: a timeout, a 5xx, a 429, the broker or the database away.
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help: record the exception and stop redelivering.
+    Permanent(Box<NewException>),
+}
+
+impl HandlerError {
+    pub fn transient(reason: impl std::fmt::Display) -> Self {
+        HandlerError::Transient {
+            reason: reason.to_string(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<NatsError> for HandlerError {
+    fn from(e: NatsError) -> Self {
+        HandlerError::transient(e)
+    }
+}
+
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError>;
+}
+
+/// Which consumer to run, for whom.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    pub service: &'static str,
+    pub tenant: String,
+    pub stream: StreamKind,
+    pub durable: String,
+    pub filter_subject: String,
+    /// Wait for the server to confirm each ack: on hops whose effect must not repeat.
+    pub double_ack: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error(transparent)]
+    Nats(#[from] NatsError),
+    #[error("consumer {0}: pulling messages failed: {1}")]
+    Pull(String, String),
+}
+
+/// Runs one consumer until `shutdown`, then stops pulling and lets in-flight messages finish
+/// within `grace`.
+pub struct Runner {
+    pub js: jetstream::Context,
+    pub topology: Topology,
+    pub spec: ConsumerSpec,
+    pub config: ConsumerConfig,
+    pub sink: Arc<dyn ExceptionSink>,
+    pub grace: Duration,
+}
+
+impl Runner {
+    pub async fn run<H: Handler>(self, handler: Arc<H>, shutdown: CancellationToken) -> Result<(), RunnerError> {
+        let consumer = durable_consumer(
+            &self.js,
+            &self.topology,
+            self.spec.stream,
+            &self.spec.durable,
+            &self.spec.filter_subject,
+            &self.config,
+        )
+        .await?;
+        let shared = Arc::new(Shared {
+            spec: self.spec.clone(),
+            config: self.config.clone(),
+            sink: self.sink.clone(),
+        });
+        let permits = Arc::new(Semaphore::new(self.config.concurrency));
+        let tracker = TaskTracker::new();
+        tracing::info!(consumer = %self.spec.durable, filter = %self.spec.filter_subject, "consumer started");
+
+        'pulling: while !shutdown.is_cancelled() {
+            let mut messages = match consumer
+                .stream()
+                .max_messages_per_batch(self.config.batch)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await
+            {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(consumer = %self.spec.durable, error = %e, "cannot pull; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'pulling,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue 'pulling,
+                    }
+                }
+            };
+            loop {
+                let permit = tokio::select! {
+                    _ = shutdown.cancelled() => break 'pulling,
+                    p = permits.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break 'pulling,
+                    },
+                };
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => break 'pulling,
+                    n = messages.next() => n,
+                };
+                match next {
+                    Some(Ok(message)) => {
+                        let shared = shared.clone();
+                        let handler = handler.clone();
+                        tracker.spawn(async move {
+                            shared.process(handler.as_ref(), message).await;
+                            drop(permit);
+                        });
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(consumer = %self.spec.durable, error = %e, "pull error; re-subscribing");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+        tracker.close();
+        if tokio::time::timeout(self.grace, tracker.wait()).await.is_err() {
+            tracing::warn!(consumer = %self.spec.durable, "in-flight messages did not finish within the grace period; they will be redelivered");
+        }
+        tracing::info!(consumer = %self.spec.durable, "consumer stopped");
+        Ok(())
+    }
+}
+
+struct Shared {
+    spec: ConsumerSpec,
+    config: ConsumerConfig,
+    sink: Arc<dyn ExceptionSink>,
+}
+
+impl Shared {
+    async fn process<H: Handler>(&self, handler: &H, message: jetstream::Message) {
+        let started = Instant::now();
+        let (delivered, stream_sequence) = message
+            .info()
+            .map(|i| (i.delivered, i.stream_sequence))
+            .unwrap_or((1, 0));
+        let delivery = Delivery {
+            tenant: self.spec.tenant.clone(),
+            subject: message.subject.to_string(),
+            payload: message.payload.clone(),
+            headers: message.headers.clone(),
+            delivered,
+            stream_sequence,
+        };
+        let span = tracing::info_span!(
+            "consume",
+            otel.kind = "consumer",
+            otel.name = %format!("{} consume", self.spec.service),
+            messaging.system = "nats",
+            messaging.destination.name = %delivery.subject,
+            messaging.consumer.group.name = %self.spec.durable,
+            ferry.tenant = %self.spec.tenant,
+            ferry.delivered = delivered,
+        );
+        telemetry::set_parent_from(&span, delivery.headers.as_ref());
+
+        let progress = CancellationToken::new();
+        let keepalive = progress.clone();
+        let acker = message.clone();
+        let interval = (self.config.ack_wait / 3).max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = keepalive.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {
+                        let _ = acker.ack_with(AckKind::Progress).await;
+                    }
+                }
+            }
+        });
+        let result = AssertUnwindSafe(handler.handle(&delivery).instrument(span.clone()))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(HandlerError::transient("the handler panicked")));
+        progress.cancel();
+
+        let outcome = self.settle(&message, &delivery, result).instrument(span).await;
+        let service = self.spec.service;
+        metrics::counter!("ferry_messages_total", "service" => service, "tenant" => self.spec.tenant.clone(), "outcome" => outcome).increment(1);
+        metrics::histogram!("ferry_message_seconds", "service" => service).record(started.elapsed().as_secs_f64());
+    }
+
+    async fn settle(
+        &self,
+        message: &jetstream::Message,
+        delivery: &Delivery,
+        result: Result<(), HandlerError>,
+    ) -> &'static str {
+        match result {
+            Ok(()) => {
+                let acked = if self.spec.double_ack {
+                    message.double_ack().await
+                } else {
+                    message.ack().await
+                };
+                if let Err(e) = acked {
+                    // The effect is durable and idempotent; a redelivery will be a no-op.
+                    tracing::warn!(error = %e, "ack failed; the message will be redelivered");
+                }
+                "ok"
+            }
+            Err(HandlerError::Transient { reason, retry_after }) => {
+                if delivery.delivered >= self.config.max_deliver {
+                    let exception = NewException {
+                        tenant: delivery.tenant.clone(),
+                        kind: ExceptionKind::DeliveryExhausted,
+                        key: format!("seq:{}", delivery.stream_sequence),
+                        message: format!(
+                            "A message kept failing in {} and was set aside after {} attempts. \
+                             Nothing was lost: the payload is stored with this exception. \
+                             Engineering must fix the cause and replay it.",
+                            self.spec.service, delivery.delivered
+                        ),
+                        reason: format!("last error: {reason}"),
+                        order_number: None,
+                        amount_minor: None,
+                        currency: None,
+                        service: self.spec.service.to_owned(),
+                        source_subject: Some(delivery.subject.clone()),
+                        payload: delivery.payload.to_vec(),
+                    };
+                    return self.terminate(message, &exception).await;
+                }
+                let delay = retry_after.unwrap_or_else(|| self.backoff(delivery.delivered));
+                tracing::warn!(reason = %reason, retry_in = ?delay, delivered = delivery.delivered, "transient failure; will retry");
+                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+                "retry"
+            }
+            Err(HandlerError::Permanent(exception)) => {
+                tracing::warn!(kind = %exception.kind, reason = %exception.reason, "permanent failure");
+                self.terminate(message, &exception).await
+            }
+        }
+    }
+
+    async fn terminate(&self, message: &jetstream::Message, exception: &NewException) -> &'static str {
+        match self.sink.record(exception).await {
+            Ok(()) => {
+                if let Err(e) = message.double_ack_with(AckKind::Term).await {
+                    tracing::warn!(error = %e, "TERM failed; the message will come back and be recorded again");
+                }
+                "exception"
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the exception; keeping the message");
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(self.backoff(2))))
+                    .await;
+                "retry"
+            }
+        }
+    }
+
+    /// Exponential backoff with jitter for the n-th delivery (backon's schedule).
+    fn backoff(&self, delivered: i64) -> Duration {
+        let attempt = usize::try_from(delivered.max(1) - 1).unwrap_or(0);
+        ExponentialBuilder::new()
+            .with_min_delay(self.config.backoff_base)
+            .with_max_delay(self.config.backoff_max)
+            .with_jitter()
+            .without_max_times()
+            .build()
+            .nth(attempt)
+            .unwrap_or(self.config.backoff_max)
+            .min(self.config.backoff_max * 2)
+    }
+}

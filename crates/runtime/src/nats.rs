@@ -1,0 +1,344 @@
+//! NATS JetStream as code: the subject and stream names of one deployment (its prefix), the
+//! streams every service needs (provisioned idempotently at start-up), and a publisher that
+//! always sets `Nats-Msg-Id` and retries with the same id.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, stream};
+use backon::{ExponentialBuilder, Retryable};
+use bytes::Bytes;
+use futures::future::join_all;
+use secrecy::ExposeSecret;
+
+use crate::config::{ConsumerConfig, NatsConfig};
+use crate::telemetry;
+
+/// The header JetStream deduplicates on.
+pub const MSG_ID: &str = "Nats-Msg-Id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("connecting to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
+    #[error("provisioning stream {stream}: {reason}")]
+    Stream { stream: String, reason: String },
+    #[error("provisioning consumer {consumer}: {reason}")]
+    Consumer { consumer: String, reason: String },
+    #[error("publishing to {subject}: {reason}")]
+    Publish {
+        subject: String,
+        reason: String,
+        /// A publish that can never succeed (payload too large): retrying is pointless.
+        permanent: bool,
+    },
+}
+
+impl NatsError {
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, NatsError::Publish { permanent: true, .. })
+    }
+}
+
+/// The three streams of the order path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// Centra notices and full order snapshots.
+    Centra,
+    /// Ready, posted and amended sales orders.
+    Orders,
+    /// Exceptions raised by any service.
+    Exceptions,
+}
+
+impl StreamKind {
+    pub const ALL: [StreamKind; 3] = [StreamKind::Centra, StreamKind::Orders, StreamKind::Exceptions];
+
+    fn suffix(&self) -> &'static str {
+        match self {
+            StreamKind::Centra => "CENTRA",
+            StreamKind::Orders => "ORDERS",
+            StreamKind::Exceptions => "EXCEPTIONS",
+        }
+    }
+
+    fn token(&self) -> &'static str {
+        match self {
+            StreamKind::Centra => "centra",
+            StreamKind::Orders => "order",
+            StreamKind::Exceptions => "exception",
+        }
+    }
+}
+
+/// Names of every subject, stream and consumer of one deployment. Every subject carries
+/// the tenant as its second token, and every consumer filters on one tenant, so one brand's
+/// messages never reach another brand's consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    prefix: String,
+}
+
+impl Topology {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn stream_name(&self, kind: StreamKind) -> String {
+        format!(
+            "{}_{}",
+            self.prefix.to_ascii_uppercase().replace('-', "_"),
+            kind.suffix()
+        )
+    }
+
+    /// All subjects of a stream, across tenants: `<prefix>.*.<kind>.>`.
+    pub fn stream_subjects(&self, kind: StreamKind) -> String {
+        format!("{}.*.{}.>", self.prefix, kind.token())
+    }
+
+    /// `<prefix>.<tenant>.centra.notice.<object_type>.<id>`
+    pub fn notice_subject(&self, tenant: &str, object_type: &str, id: i64) -> String {
+        format!("{}.{tenant}.centra.notice.{object_type}.{id}", self.prefix)
+    }
+
+    pub fn notices_filter(&self, tenant: &str) -> String {
+        format!("{}.{tenant}.centra.notice.>", self.prefix)
+    }
+
+    /// `<prefix>.<tenant>.centra.order.<number>`
+    pub fn snapshot_subject(&self, tenant: &str, number: i64) -> String {
+        format!("{}.{tenant}.centra.order.{number}", self.prefix)
+    }
+
+    pub fn snapshots_filter(&self, tenant: &str) -> String {
+        format!("{}.{tenant}.centra.order.*", self.prefix)
+    }
+
+    /// `<prefix>.<tenant>.order.ready.<number>`
+    pub fn ready_subject(&self, tenant: &str, number: i64) -> String {
+        format!("{}.{tenant}.order.ready.{number}", self.prefix)
+    }
+
+    pub fn ready_filter(&self, tenant: &str) -> String {
+        format!("{}.{tenant}.order.ready.*", self.prefix)
+    }
+
+    /// `<prefix>.<tenant>.order.posted.<number>`
+    pub fn posted_subject(&self, tenant: &str, number: i64) -> String {
+        format!("{}.{tenant}.order.posted.{number}", self.prefix)
+    }
+
+    pub fn posted_filter(&self, tenant: &str) -> String {
+        format!("{}.{tenant}.order.posted.*", self.prefix)
+    }
+
+    /// `<prefix>.<tenant>.exception.<kind>`
+    pub fn exception_subject(&self, tenant: &str, kind: &str) -> String {
+        format!("{}.{tenant}.exception.{kind}", self.prefix)
+    }
+
+    /// Durable consumer of one service for one tenant.
+    pub fn consumer_name(&self, service: &str, tenant: &str) -> String {
+        format!("{service}-{tenant}")
+    }
+
+    /// The tenant token of a subject of this deployment.
+    pub fn tenant_of<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        let rest = subject.strip_prefix(&self.prefix)?.strip_prefix('.')?;
+        rest.split('.').next()
+    }
+}
+
+/// Connects to NATS with the settings every service uses.
+pub async fn connect(config: &NatsConfig, name: &str) -> Result<async_nats::Client, NatsError> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(config.connect_timeout)
+        .retry_on_initial_connect()
+        .max_reconnects(None);
+    if let Some(token) = &config.token {
+        options = options.token(token.expose_secret().to_owned());
+    }
+    // retry_on_initial_connect makes connect() return at once; wait for the first connection
+    // so that readiness means something.
+    let client = options
+        .connect(&config.url)
+        .await
+        .map_err(|source| NatsError::Connect {
+            url: config.url.clone(),
+            source,
+        })?;
+    let deadline = tokio::time::Instant::now() + config.connect_timeout;
+    while client.connection_state() != async_nats::connection::State::Connected {
+        if tokio::time::Instant::now() > deadline {
+            return Err(NatsError::Connect {
+                url: config.url.clone(),
+                source: async_nats::ConnectError::from(async_nats::ConnectErrorKind::TimedOut),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(client)
+}
+
+/// The JetStream context services use (publish acks time out after 10 s).
+pub fn jetstream(client: async_nats::Client) -> jetstream::Context {
+    jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build(client)
+}
+
+/// Creates or updates the three streams: file storage, `discard: new` with a byte limit
+/// (a full stream refuses publishes instead of dropping old orders), a maximum age, and a
+/// duplicate window for `Nats-Msg-Id`.
+pub async fn provision_streams(
+    js: &jetstream::Context,
+    topology: &Topology,
+    config: &NatsConfig,
+) -> Result<(), NatsError> {
+    for kind in StreamKind::ALL {
+        let name = topology.stream_name(kind);
+        let stream_config = stream::Config {
+            name: name.clone(),
+            subjects: vec![topology.stream_subjects(kind)],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::New,
+            max_bytes: config.stream_max_bytes,
+            max_age: config.stream_max_age,
+            duplicate_window: config.duplicate_window,
+            num_replicas: config.replicas,
+            description: Some(format!("Ferry {} stream", kind.token())),
+            ..Default::default()
+        };
+        js.create_or_update_stream(stream_config)
+            .await
+            .map_err(|e| NatsError::Stream {
+                stream: name.clone(),
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(())
+}
+
+/// Creates (or updates) a durable pull consumer on one tenant's subjects.
+pub async fn durable_consumer(
+    js: &jetstream::Context,
+    topology: &Topology,
+    kind: StreamKind,
+    durable: &str,
+    filter_subject: &str,
+    config: &ConsumerConfig,
+) -> Result<consumer::PullConsumer, NatsError> {
+    let fail = |e: &dyn std::fmt::Display| NatsError::Consumer {
+        consumer: durable.to_owned(),
+        reason: e.to_string(),
+    };
+    let stream = js
+        .get_stream(topology.stream_name(kind))
+        .await
+        .map_err(|e| fail(&e))?;
+    stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(durable.to_owned()),
+            filter_subject: filter_subject.to_owned(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: config.ack_wait,
+            // The runner TERMs before the server gives up, so a message that exhausts its
+            // deliveries always becomes an exception record first.
+            max_deliver: config.max_deliver + 1,
+            max_ack_pending: config.max_ack_pending,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| fail(&e))
+}
+
+/// One message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub subject: String,
+    /// Content identity: JetStream drops a second message with the same id in its window.
+    pub msg_id: String,
+    pub payload: Bytes,
+}
+
+/// Publishes with `Nats-Msg-Id` and the current trace context, retrying transient failures
+/// with backoff and jitter under the same id (so a retry after a lost ack is a duplicate
+/// the server drops, not a second message).
+#[derive(Clone)]
+pub struct Publisher {
+    js: jetstream::Context,
+    retry: ExponentialBuilder,
+}
+
+impl Publisher {
+    pub fn new(js: jetstream::Context) -> Self {
+        Self {
+            js,
+            retry: ExponentialBuilder::new()
+                .with_min_delay(Duration::from_millis(50))
+                .with_max_delay(Duration::from_secs(2))
+                .with_jitter()
+                .with_max_times(6),
+        }
+    }
+
+    pub fn context(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// Publishes one message and waits for JetStream's acknowledgement.
+    pub async fn publish(&self, message: &Outgoing) -> Result<jetstream::publish::PublishAck, NatsError> {
+        let mut headers = HeaderMap::new();
+        telemetry::inject_context(&mut headers);
+        headers.insert(MSG_ID, message.msg_id.as_str());
+        (|| self.publish_once(message, headers.clone()))
+            .retry(self.retry)
+            .when(|e: &NatsError| !e.is_permanent())
+            .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "publish failed; retrying"))
+            .await
+    }
+
+    /// Publishes many messages pipelined (all sent, then all acks awaited), each retried on
+    /// its own. Fails if any message could not be stored.
+    pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<(), NatsError> {
+        let results = join_all(messages.iter().map(|m| self.publish(m))).await;
+        results.into_iter().try_for_each(|r| r.map(|_| ()))
+    }
+
+    async fn publish_once(
+        &self,
+        message: &Outgoing,
+        headers: HeaderMap,
+    ) -> Result<jetstream::publish::PublishAck, NatsError> {
+        let fail = |e: &dyn std::fmt::Display, permanent: bool| NatsError::Publish {
+            subject: message.subject.clone(),
+            reason: e.to_string(),
+            permanent,
+        };
+        let ack = self
+            .js
+            .publish_with_headers(message.subject.clone(), headers, message.payload.clone())
+            .await
+            .map_err(|e| {
+                let permanent = matches!(
+                    e.kind(),
+                    jetstream::context::PublishErrorKind::MaxPayloadExceeded
+                );
+                fail(&e, permanent)
+            })?;
+        ack.await.map_err(|e| fail(&e, false))
+    }
+}

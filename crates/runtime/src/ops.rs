@@ -1,0 +1,109 @@
+//! The operations endpoint every service serves: `/livez` (the process runs), `/readyz`
+//! (NATS and the database really answer) and `/metrics` (Prometheus).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+use crate::telemetry::Telemetry;
+
+/// A dependency that must answer for the service to be ready.
+#[async_trait]
+pub trait ReadinessCheck: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// NATS is ready when JetStream answers an account-info request.
+pub struct NatsReady(pub async_nats::jetstream::Context);
+
+#[async_trait]
+impl ReadinessCheck for NatsReady {
+    fn name(&self) -> &'static str {
+        "nats"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0
+            .query_account()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Clone)]
+struct OpsState {
+    telemetry: Telemetry,
+    checks: Arc<Vec<Arc<dyn ReadinessCheck>>>,
+    shutdown: CancellationToken,
+}
+
+/// Binds the ops endpoint and serves it until `shutdown`. Returns the bound address (the
+/// configured port may be 0).
+pub async fn serve(
+    listen: SocketAddr,
+    telemetry: Telemetry,
+    checks: Vec<Arc<dyn ReadinessCheck>>,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let state = OpsState {
+        telemetry,
+        checks: Arc::new(checks),
+        shutdown: shutdown.clone(),
+    };
+    let app = Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+    });
+    Ok(addr)
+}
+
+async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
+    if state.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".to_owned());
+    }
+    let mut report = String::new();
+    let mut ready = true;
+    for check in state.checks.iter() {
+        let result = tokio::time::timeout(Duration::from_secs(2), check.check())
+            .await
+            .unwrap_or_else(|_| Err("no answer within 2s".to_owned()));
+        match result {
+            Ok(()) => report.push_str(&format!("{}: ok\n", check.name())),
+            Err(e) => {
+                ready = false;
+                report.push_str(&format!("{}: {e}\n", check.name()));
+            }
+        }
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, report)
+}
+
+async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.telemetry.render_metrics(),
+    )
+}
