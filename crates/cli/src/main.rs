@@ -1,1 +1,124 @@
-fn main() {}
+//! `ferry`: run everything locally (`up`), run one service (`run`, how Kubernetes runs
+//! them), check what Ferry would post for an order (`transform`), and measure (`bench`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "ferry", version, about = "Keeps Centra and the ERP in step.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything locally: a nats-server and PostgreSQL (unless FERRY_NATS__URL /
+    /// FERRY_DATABASE__URL point elsewhere), the Centra and ERP simulators, every service,
+    /// and sample orders flowing through them.
+    Up(ferry::up::UpArgs),
+    /// Run one service (ingest, transform, erp-writer) as its own process.
+    Run {
+        service: Service,
+        /// TOML configuration file (else $FERRY_CONFIG, then FERRY_* variables).
+        #[arg(long, env = "FERRY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Show what Ferry would post to the ERP for one Centra order snapshot.
+    Transform(ferry::transform_cmd::TransformArgs),
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        bench: Bench,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        #[arg(long, env = "FERRY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// End-to-end orders/s and latency (webhook accepted → ERP posted), against a bare
+    /// JetStream 4-hop baseline measured in the same run.
+    Pipeline(ferry::bench::PipelineArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Service {
+    Ingest,
+    Transform,
+    #[value(name = "erp-writer")]
+    ErpWriter,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // `transform` is a pure function of its inputs: no runtime, no telemetry.
+    if let Command::Transform(args) = &cli.command {
+        return ferry::transform_cmd::run(args);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferry: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Up(args) => ferry::up::run(args).await,
+        Command::Run { service, config } => run_service(service, config).await,
+        Command::Bench { bench: Bench::Pipeline(args) } => ferry::bench::pipeline(args).await,
+        Command::Migrate { config } => {
+            let config = ferry_runtime::Config::load(config.as_deref())?;
+            let store = ferry_store::Store::connect(&config.database).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Transform(_) => Ok(()),
+    }
+}
+
+async fn run_service(service: Service, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = Arc::new(ferry_runtime::Config::load(config.as_deref())?);
+    let name = match service {
+        Service::Ingest => ferry_ingest::SERVICE,
+        Service::Transform => ferry_transform::SERVICE,
+        Service::ErpWriter => ferry_erp_writer::SERVICE,
+    };
+    let booted = ferry_runtime::service::boot_with(name, config.clone(), ferry_runtime::shutdown::on_signals())
+        .await
+        .with_context(|| format!("starting {name}"))?;
+    let base = booted.base.clone();
+    let store = ferry_store::open(&base).await.context("opening the database")?;
+    println!("{name} ready; ops endpoint http://{}", booted.ops_addr);
+    let result = match service {
+        Service::Ingest => ferry_ingest::run(base, store).await.map_err(anyhow::Error::from),
+        Service::Transform => ferry_transform::run(base, store).await.map_err(anyhow::Error::from),
+        Service::ErpWriter => {
+            let connectors = ferry_erp_writer::default_connectors(config.erp_writer.request_timeout);
+            ferry_erp_writer::run(base, store, connectors).await.map_err(anyhow::Error::from)
+        }
+    };
+    // Give the exporters a moment to flush what the last messages produced.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    booted.finish();
+    result
+}

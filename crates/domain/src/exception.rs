@@ -124,8 +124,8 @@ impl ExceptionKind {
             ExceptionKind::InvalidSnapshot
             | ExceptionKind::PoisonMessage
             | ExceptionKind::DeliveryExhausted
-            | ExceptionKind::ErpRejected => Owner::Engineering,
-            ExceptionKind::OrderNotFound => Owner::CustomerService,
+            | ExceptionKind::ErpRejected
+            | ExceptionKind::OrderNotFound => Owner::Engineering,
         }
     }
 

@@ -169,6 +169,24 @@ pub struct SalesOrder {
 }
 
 impl SalesOrder {
+    /// A hash of what the ERP would hold (currency, lines and their money), so that a
+    /// newer snapshot that changes none of it (a status change) is recognised as such.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.currency.as_bytes());
+        for l in &self.lines {
+            h.update(
+                format!(
+                    "|{:?}:{:?}:{:?}:{:?}:{}:{}:{}:{}",
+                    l.kind, l.centra_line_id, l.sku, l.erp_item, l.quantity, l.tax_rate, l.gross, l.tax
+                )
+                .as_bytes(),
+            );
+        }
+        hex::encode(&h.finalize()[..16])
+    }
+
     /// The grand total formatted for people, e.g. "£284.84".
     pub fn amount_text(&self) -> String {
         match (Currency::from_code(&self.currency), self.grand_total) {

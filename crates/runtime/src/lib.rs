@@ -7,6 +7,7 @@ pub mod consumer;
 pub mod exceptions;
 pub mod nats;
 pub mod ops;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 
@@ -14,4 +15,5 @@ pub use config::Config;
 pub use consumer::{ConsumerSpec, Delivery, Handler, HandlerError, Runner};
 pub use exceptions::{ExceptionSink, ExceptionStore, SinkError};
 pub use nats::{Outgoing, Publisher, StreamKind, Topology};
+pub use service::{Booted, Readiness, ServiceBase};
 pub use telemetry::Telemetry;

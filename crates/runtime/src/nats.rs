@@ -115,6 +115,10 @@ impl Topology {
         format!("{}.{tenant}.centra.notice.>", self.prefix)
     }
 
+    pub fn order_notices_filter(&self, tenant: &str) -> String {
+        format!("{}.{tenant}.centra.notice.order.*", self.prefix)
+    }
+
     /// `<prefix>.<tenant>.centra.order.<number>`
     pub fn snapshot_subject(&self, tenant: &str, number: i64) -> String {
         format!("{}.{tenant}.centra.order.{number}", self.prefix)
@@ -161,11 +165,23 @@ impl Topology {
 
 /// Connects to NATS with the settings every service uses.
 pub async fn connect(config: &NatsConfig, name: &str) -> Result<async_nats::Client, NatsError> {
+    let client_name = name.to_owned();
     let mut options = async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(config.connect_timeout)
         .retry_on_initial_connect()
-        .max_reconnects(None);
+        .max_reconnects(None)
+        .event_callback(move |event| {
+            let client = client_name.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => tracing::debug!(client, "connected to NATS"),
+                    async_nats::Event::Disconnected => tracing::warn!(client, "disconnected from NATS; reconnecting"),
+                    async_nats::Event::SlowConsumer(sid) => tracing::warn!(client, sid, "slow NATS consumer"),
+                    other => tracing::debug!(client, event = %other, "NATS event"),
+                }
+            }
+        });
     if let Some(token) = &config.token {
         options = options.token(token.expose_secret().to_owned());
     }

@@ -2,7 +2,6 @@
 //! (NATS and the database really answer) and `/metrics` (Prometheus).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
+use crate::service::Readiness;
 use crate::telemetry::Telemetry;
 
 /// A dependency that must answer for the service to be ready.
@@ -43,7 +43,7 @@ impl ReadinessCheck for NatsReady {
 #[derive(Clone)]
 struct OpsState {
     telemetry: Telemetry,
-    checks: Arc<Vec<Arc<dyn ReadinessCheck>>>,
+    readiness: Readiness,
     shutdown: CancellationToken,
 }
 
@@ -52,14 +52,14 @@ struct OpsState {
 pub async fn serve(
     listen: SocketAddr,
     telemetry: Telemetry,
-    checks: Vec<Arc<dyn ReadinessCheck>>,
+    readiness: Readiness,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let state = OpsState {
         telemetry,
-        checks: Arc::new(checks),
+        readiness,
         shutdown: shutdown.clone(),
     };
     let app = Router::new()
@@ -81,7 +81,7 @@ async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
     }
     let mut report = String::new();
     let mut ready = true;
-    for check in state.checks.iter() {
+    for check in state.readiness.checks() {
         let result = tokio::time::timeout(Duration::from_secs(2), check.check())
             .await
             .unwrap_or_else(|_| Err("no answer within 2s".to_owned()));

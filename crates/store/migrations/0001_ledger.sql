@@ -7,6 +7,9 @@ CREATE TABLE order_ledger (
     state               text        NOT NULL,
     snapshot_hash       text        NOT NULL,
     snapshot_fetched_at timestamptz NOT NULL,
+    -- Hash of the sales order's lines and totals: a newer snapshot with the same
+    -- fingerprint changes nothing the ERP holds (a status change, say).
+    order_fingerprint   text        NOT NULL DEFAULT '',
     currency            text        NOT NULL DEFAULT '',
     gross_minor         bigint,
     tax_minor           bigint,

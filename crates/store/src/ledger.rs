@@ -85,6 +85,8 @@ pub struct SnapshotRecord<'a> {
     pub snapshot_hash: &'a str,
     pub fetched_at: DateTime<Utc>,
     pub first_accepted_at: Option<DateTime<Utc>>,
+    /// Hash of the sales order's lines and totals.
+    pub order_fingerprint: &'a str,
     /// Held, Rejected, Cancelled or Ready.
     pub state: LedgerState,
     pub currency: &'a str,
@@ -101,8 +103,9 @@ pub enum SnapshotOutcome {
     AlreadyApplied(LedgerState),
     /// A newer snapshot is already recorded; this one changes nothing.
     Stale,
-    /// The order is already (being) posted; a newer snapshot is an amendment.
-    AfterPosting(LedgerState),
+    /// The order is already (being) posted; a newer snapshot may be an amendment.
+    /// Carries the state and the fingerprint of what was posted.
+    AfterPosting(LedgerState, String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +131,7 @@ pub struct LedgerRow {
     pub state: String,
     pub snapshot_hash: String,
     pub snapshot_fetched_at: DateTime<Utc>,
+    pub order_fingerprint: String,
     pub currency: String,
     pub gross_minor: Option<i64>,
     pub tax_minor: Option<i64>,
@@ -155,8 +159,8 @@ impl Store {
              )
              INSERT INTO order_ledger (tenant, order_number, centra_order_id, snapshot_hash,
                                        snapshot_fetched_at, first_accepted_at, state, currency,
-                                       gross_minor, tax_minor, transformed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
+                                       gross_minor, tax_minor, order_fingerprint, transformed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, now())
              ON CONFLICT (tenant, order_number) DO UPDATE SET
                  centra_order_id = EXCLUDED.centra_order_id,
                  snapshot_hash = EXCLUDED.snapshot_hash,
@@ -166,6 +170,7 @@ impl Store {
                  currency = EXCLUDED.currency,
                  gross_minor = EXCLUDED.gross_minor,
                  tax_minor = EXCLUDED.tax_minor,
+                 order_fingerprint = EXCLUDED.order_fingerprint,
                  transformed_at = now(),
                  updated_at = now()
              WHERE order_ledger.state NOT IN ('posting', 'possibly_created', 'posted')
@@ -183,13 +188,15 @@ impl Store {
         .bind(r.gross_minor)
         .bind(r.tax_minor)
         .bind(r.body)
+        .bind(r.order_fingerprint)
         .fetch_optional(self.pool())
         .await?;
         if applied.is_some() {
             return Ok(SnapshotOutcome::Applied);
         }
         let row = sqlx::query(
-            "SELECT state, snapshot_hash FROM order_ledger WHERE tenant = $1 AND order_number = $2",
+            "SELECT state, snapshot_hash, order_fingerprint FROM order_ledger
+             WHERE tenant = $1 AND order_number = $2",
         )
         .bind(r.tenant)
         .bind(r.order_number)
@@ -200,7 +207,7 @@ impl Store {
         Ok(if hash == r.snapshot_hash {
             SnapshotOutcome::AlreadyApplied(state)
         } else if state.reached_erp() {
-            SnapshotOutcome::AfterPosting(state)
+            SnapshotOutcome::AfterPosting(state, row.try_get("order_fingerprint")?)
         } else {
             SnapshotOutcome::Stale
         })
@@ -292,6 +299,19 @@ impl Store {
         Ok(())
     }
 
+    /// The ERP refused the order: it is parked as rejected (an exception says why).
+    pub async fn mark_rejected(&self, tenant: &str, order_number: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE order_ledger SET state = 'rejected', updated_at = now()
+             WHERE tenant = $1 AND order_number = $2 AND state IN ('posting', 'possibly_created')",
+        )
+        .bind(tenant)
+        .bind(order_number)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Records the ERP document. Returns false when the order was already posted (with the
     /// same reference, which makes this call a no-op).
     pub async fn mark_posted(
@@ -320,7 +340,7 @@ impl Store {
     pub async fn ledger_row(&self, tenant: &str, order_number: i64) -> Result<Option<LedgerRow>, StoreError> {
         Ok(sqlx::query_as::<_, LedgerRow>(
             "SELECT tenant, order_number, centra_order_id, state, snapshot_hash, snapshot_fetched_at,
-                    currency, gross_minor, tax_minor, erp_reference, erp_gross_minor, erp_tax_minor,
+                    order_fingerprint, currency, gross_minor, tax_minor, erp_reference, erp_gross_minor, erp_tax_minor,
                     post_attempts, first_accepted_at, received_at, transformed_at,
                     posting_started_at, posted_at
              FROM order_ledger WHERE tenant = $1 AND order_number = $2",

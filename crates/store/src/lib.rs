@@ -53,6 +53,17 @@ impl StoreError {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Identifies the schema the migrations produce (changes whenever a migration does), so
+/// test harnesses can cache a migrated template database.
+pub fn schema_fingerprint() -> String {
+    use std::fmt::Write;
+    MIGRATOR.iter().fold(String::new(), |mut s, m| {
+        let _ = write!(s, "{}", m.version);
+        s.extend(m.checksum.iter().take(4).map(|b| format!("{b:02x}")));
+        s
+    })
+}
+
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -138,6 +149,33 @@ impl Store {
         Ok(rows)
     }
 
+    /// The tenant's Centra SKU → ERP item mapping.
+    pub async fn sku_map(&self, tenant: &str) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT centra_sku, erp_item FROM sku_mappings WHERE tenant = $1")
+                .bind(tenant)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Adds or changes mappings; returns how many rows were written.
+    pub async fn upsert_sku_mappings(&self, tenant: &str, rows: &[(String, String)]) -> Result<u64, StoreError> {
+        let (skus, items): (Vec<&str>, Vec<&str>) = rows.iter().map(|(s, i)| (s.as_str(), i.as_str())).unzip();
+        let done = sqlx::query(
+            "INSERT INTO sku_mappings (tenant, centra_sku, erp_item)
+             SELECT $1, sku, item FROM UNNEST($2::text[], $3::text[]) AS m(sku, item)
+             ON CONFLICT (tenant, centra_sku) DO UPDATE SET erp_item = EXCLUDED.erp_item, updated_at = now()
+             WHERE sku_mappings.erp_item IS DISTINCT FROM EXCLUDED.erp_item",
+        )
+        .bind(tenant)
+        .bind(&skus)
+        .bind(&items)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn checkpoint(&self, tenant: &str, name: &str) -> Result<Option<String>, StoreError> {
         let value = sqlx::query_scalar("SELECT value FROM checkpoints WHERE tenant = $1 AND name = $2")
             .bind(tenant)
@@ -159,6 +197,23 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// Connects, migrates, and adds the database to the service's readiness checks.
+pub async fn open(base: &ferry_runtime::ServiceBase) -> Result<Store, StoreError> {
+    let store = Store::connect(&base.config.database).await?;
+    store.migrate().await?;
+    base.readiness.add(std::sync::Arc::new(DatabaseReady(store.clone())));
+    Ok(store)
+}
+
+/// The exception sink services use: this store, then an event on the EXCEPTIONS stream.
+pub fn exception_sink(store: &Store, base: &ferry_runtime::ServiceBase) -> std::sync::Arc<dyn ferry_runtime::ExceptionSink> {
+    std::sync::Arc::new(ferry_runtime::exceptions::RecordAndAnnounce {
+        store: std::sync::Arc::new(store.clone()),
+        publisher: base.publisher.clone(),
+        topology: base.topology.clone(),
+    })
 }
 
 /// One row of the exceptions inbox.

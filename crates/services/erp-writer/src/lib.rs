@@ -1,1 +1,282 @@
-//! placeholder
+//! The erp-writer service: posts every ready sales order to the tenant's ERP exactly once,
+//! and proves it in the ledger.
+//!
+//! Exactly once, step by step: the ledger claims the order (`posting`); if an earlier
+//! attempt may have reached the ERP (`posting` abandoned, or `possibly_created` after a
+//! timeout), the ERP is asked first; only then is the order created, with the Centra order
+//! number as idempotency key; the ERP's reference is committed (`posted`) before the message
+//! is acknowledged, and `order.posted` is published with the ERP's totals.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use ferry_domain::{ExceptionKind, NewException};
+use ferry_erp::{ErpConnector, ErpDocument, ErpError};
+use ferry_proto::order::v1 as pb;
+use ferry_runtime::config::{ErpConfig, TenantConfig};
+use ferry_runtime::consumer::{ConsumerSpec, Delivery, Handler, HandlerError, Runner};
+use ferry_runtime::{ExceptionSink, Outgoing, ServiceBase, StreamKind};
+use ferry_store::{BeginPosting, LedgerState, Store};
+use prost::Message as _;
+use tokio::sync::Semaphore;
+
+pub mod convert;
+
+pub const SERVICE: &str = "erp-writer";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    #[error(transparent)]
+    Runner(#[from] ferry_runtime::consumer::RunnerError),
+    #[error("a consumer task failed: {0}")]
+    Join(String),
+}
+
+/// Builds the connector a tenant's configuration names.
+pub type ConnectorFactory = Arc<dyn Fn(&TenantConfig) -> Arc<dyn ErpConnector> + Send + Sync>;
+
+/// The connectors this build knows (the generic HTTP ERP; more arrive as crates).
+pub fn default_connectors(timeout: Duration) -> ConnectorFactory {
+    Arc::new(move |tenant: &TenantConfig| -> Arc<dyn ErpConnector> {
+        match &tenant.erp {
+            ErpConfig::Http { url, token } => Arc::new(ferry_erp_http::HttpErp::new(
+                url.clone(),
+                token
+                    .as_ref()
+                    .map(|t| secrecy::ExposeSecret::expose_secret(t).to_owned()),
+                timeout,
+            )),
+        }
+    })
+}
+
+/// Runs one consumer per tenant until the base's shutdown token is cancelled.
+pub async fn run(base: ServiceBase, store: Store, connectors: ConnectorFactory) -> Result<(), WriterError> {
+    let sink = ferry_store::exception_sink(&store, &base);
+    let mut tasks = tokio::task::JoinSet::new();
+    for tenant in &base.config.tenants {
+        let handler = Arc::new(WriterHandler {
+            tenant: tenant.clone(),
+            erp: connectors(tenant),
+            store: store.clone(),
+            base: base.clone(),
+            sink: sink.clone(),
+            in_flight: Semaphore::new(base.config.erp_writer.max_in_flight_per_tenant),
+            lease: base.config.erp_writer.request_timeout * 3,
+        });
+        let mut consumer = base.config.consumer.clone();
+        // Waiting on the in-flight bound must not look like a stuck message.
+        consumer.concurrency = consumer.concurrency.max(base.config.erp_writer.max_in_flight_per_tenant);
+        let runner = Runner {
+            js: base.js.clone(),
+            topology: base.topology.clone(),
+            spec: ConsumerSpec {
+                service: SERVICE,
+                tenant: tenant.id.clone(),
+                stream: StreamKind::Orders,
+                durable: base.topology.consumer_name(SERVICE, &tenant.id),
+                filter_subject: base.topology.ready_filter(&tenant.id),
+                // The ERP post must not repeat because an ack was lost.
+                double_ack: true,
+            },
+            config: consumer,
+            sink: sink.clone(),
+            grace: base.config.ops.shutdown_grace,
+        };
+        tasks.spawn(runner.run(handler, base.shutdown.clone()));
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| WriterError::Join(e.to_string()))??;
+    }
+    Ok(())
+}
+
+struct WriterHandler {
+    tenant: TenantConfig,
+    erp: Arc<dyn ErpConnector>,
+    store: Store,
+    base: ServiceBase,
+    sink: Arc<dyn ExceptionSink>,
+    /// Posts in flight to this tenant's ERP.
+    in_flight: Semaphore,
+    /// How long a claim on an order is honoured before another attempt may take over.
+    lease: Duration,
+}
+
+fn transient(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::transient(e)
+}
+
+#[async_trait]
+impl Handler for WriterHandler {
+    async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError> {
+        let ready = pb::OrderReady::decode(delivery.payload.as_ref())
+            .map_err(|e| delivery.poison(SERVICE, "ready order", &e))?;
+        let Some(order) = ready.order else {
+            return Err(delivery.poison(SERVICE, "ready order", &"no order in the message"));
+        };
+        let number = order.order_number;
+        let claim = self
+            .store
+            .begin_posting(&self.tenant.id, number, &order.snapshot_hash, self.lease)
+            .await
+            .map_err(transient)?;
+        let previous = match claim {
+            BeginPosting::Proceed { previous, .. } => previous,
+            BeginPosting::AlreadyPosted { erp_reference } => {
+                // Posted before; make sure the announcement went out (it is deduplicated).
+                let row = self.store.ledger_row(&self.tenant.id, number).await.map_err(transient)?;
+                let document = ErpDocument {
+                    reference: erp_reference,
+                    external_ref: number.to_string(),
+                    currency: order.currency.clone(),
+                    gross_minor: row.as_ref().and_then(|r| r.erp_gross_minor).unwrap_or_default(),
+                    tax_minor: row.as_ref().and_then(|r| r.erp_tax_minor).unwrap_or_default(),
+                    line_count: order.lines.len(),
+                };
+                return self.announce(&order, &document, true).await;
+            }
+            BeginPosting::Busy => {
+                return Err(HandlerError::Transient {
+                    reason: format!("order {number} is being posted by another attempt"),
+                    retry_after: Some(self.lease / 2),
+                });
+            }
+            BeginPosting::Superseded(state) => {
+                tracing::debug!(order = number, %state, "ready message superseded; nothing to post");
+                return Ok(());
+            }
+            BeginPosting::Missing => {
+                return Err(transient(format!("order {number} is not in the ledger yet")));
+            }
+        };
+        let external_ref = number.to_string();
+        let _permit = self.in_flight.acquire().await.map_err(transient)?;
+
+        if matches!(previous, LedgerState::Posting | LedgerState::PossiblyCreated) {
+            // An earlier attempt may have created it: settle that before creating anything.
+            match self.erp.find_sales_order(&external_ref).await {
+                Ok(Some(document)) => return self.posted(&order, document, true, delivery).await,
+                Ok(None) => {}
+                Err(e) => return self.erp_failure(number, e, delivery, &order).await,
+            }
+        }
+        let post = convert::post_order(&self.tenant, &order);
+        match self.erp.create_sales_order(&post).await {
+            Ok(document) => self.posted(&order, document, false, delivery).await,
+            Err(e) => self.erp_failure(number, e, delivery, &order).await,
+        }
+    }
+}
+
+impl WriterHandler {
+    async fn posted(&self, order: &pb::SalesOrder, document: ErpDocument, found_existing: bool, delivery: &Delivery) -> Result<(), HandlerError> {
+        let number = order.order_number;
+        self.store
+            .mark_posted(&self.tenant.id, number, &document.reference, Some(document.gross_minor), Some(document.tax_minor))
+            .await
+            .map_err(transient)?;
+        let totals = order.totals.clone().unwrap_or_default();
+        if document.gross_minor != totals.gross_minor || document.tax_minor != totals.tax_minor {
+            let currency = ferry_domain::Currency::from_code(&order.currency);
+            let show = |m: i64| currency.map(|c| c.format(m)).unwrap_or_else(|| format!("{m} {}", order.currency));
+            let exception = NewException {
+                tenant: self.tenant.id.clone(),
+                kind: ExceptionKind::ErpTotalsMismatch,
+                key: format!("order:{number}:totals"),
+                message: format!(
+                    "Order {number} is in the ERP as {} with {} tax, but the customer paid {} with {} \
+                     tax. Correct sales order {} in the ERP so the books match what was charged.",
+                    show(document.gross_minor),
+                    show(document.tax_minor),
+                    show(totals.gross_minor),
+                    show(totals.tax_minor),
+                    document.reference
+                ),
+                reason: format!(
+                    "ERP gross {} tax {} vs order gross {} tax {}",
+                    document.gross_minor, document.tax_minor, totals.gross_minor, totals.tax_minor
+                ),
+                order_number: Some(number),
+                amount_minor: Some(totals.gross_minor - document.gross_minor),
+                currency: Some(order.currency.clone()),
+                service: SERVICE.to_owned(),
+                source_subject: Some(delivery.subject.clone()),
+                payload: delivery.payload.to_vec(),
+            };
+            self.sink.record(&exception).await.map_err(transient)?;
+        }
+        self.announce(order, &document, found_existing).await
+    }
+
+    async fn announce(&self, order: &pb::SalesOrder, document: &ErpDocument, found_existing: bool) -> Result<(), HandlerError> {
+        let posted = pb::OrderPosted {
+            tenant: self.tenant.id.clone(),
+            order_number: order.order_number,
+            erp_reference: document.reference.clone(),
+            currency: order.currency.clone(),
+            erp_totals: Some(pb::Totals {
+                gross_minor: document.gross_minor,
+                tax_minor: document.tax_minor,
+                net_minor: document.gross_minor - document.tax_minor,
+            }),
+            posted_at: Some(ferry_proto::timestamp(std::time::SystemTime::now())),
+            first_accepted_at: order.first_accepted_at,
+            found_existing,
+        };
+        self.base
+            .publisher
+            .publish(&Outgoing {
+                subject: self.base.topology.posted_subject(&self.tenant.id, order.order_number),
+                msg_id: format!("{}:{}:posted", self.tenant.id, order.order_number),
+                payload: Bytes::from(posted.encode_to_vec()),
+            })
+            .await?;
+        metrics::counter!("ferry_orders_posted_total", "tenant" => self.tenant.id.clone()).increment(1);
+        Ok(())
+    }
+
+    async fn erp_failure(&self, number: i64, error: ErpError, delivery: &Delivery, order: &pb::SalesOrder) -> Result<(), HandlerError> {
+        let tenant = &self.tenant.id;
+        if error.possibly_applied() {
+            self.store.mark_possibly_created(tenant, number).await.map_err(transient)?;
+            return Err(transient(error));
+        }
+        if error.is_transient() {
+            self.store.release_posting(tenant, number).await.map_err(transient)?;
+            return Err(HandlerError::Transient {
+                reason: error.to_string(),
+                retry_after: error.retry_after(),
+            });
+        }
+        if let ErpError::Misconfigured(_) = error {
+            // Credentials or set-up: nothing is wrong with the order; keep it until fixed.
+            self.store.release_posting(tenant, number).await.map_err(transient)?;
+            tracing::error!(order = number, error = %error, "ERP connector misconfigured");
+            return Err(HandlerError::Transient {
+                reason: error.to_string(),
+                retry_after: Some(Duration::from_secs(30)),
+            });
+        }
+        self.store.mark_rejected(tenant, number).await.map_err(transient)?;
+        let totals = order.totals.clone().unwrap_or_default();
+        Err(HandlerError::Permanent(Box::new(NewException {
+            tenant: tenant.clone(),
+            kind: ExceptionKind::ErpRejected,
+            key: format!("order:{number}:erp"),
+            message: format!(
+                "The ERP refused sales order {number}, so it is not booked. The ERP said: {error}. \
+                 Fix the cause in the ERP or the mapping, then replay the order."
+            ),
+            reason: error.to_string(),
+            order_number: Some(number),
+            amount_minor: Some(totals.gross_minor),
+            currency: Some(order.currency.clone()),
+            service: SERVICE.to_owned(),
+            source_subject: Some(delivery.subject.clone()),
+            payload: delivery.payload.to_vec(),
+        })))
+    }
+}

@@ -1,1 +1,91 @@
-//! placeholder
+//! The ingest service: Centra's change signals in (signed webhooks now; the Events queue
+//! and the periodic resync join them), full order snapshots out on JetStream.
+//!
+//! Webhooks are fast but Centra does not guarantee their delivery or order, so a webhook
+//! only says "look at order N": ingest fetches the order's full snapshot in batches and
+//! publishes it with its content hash as message id. Duplicates are dropped by JetStream
+//! and, further downstream, by the ledger.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ferry_centra::CentraClient;
+use ferry_runtime::consumer::{ConsumerSpec, Runner};
+use ferry_runtime::{ServiceBase, StreamKind};
+use ferry_store::Store;
+use secrecy::ExposeSecret;
+
+pub mod fetcher;
+pub mod webhook;
+
+pub const SERVICE: &str = "ingest";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("webhook endpoint: {0}")]
+    Listen(#[from] std::io::Error),
+    #[error(transparent)]
+    Runner(#[from] ferry_runtime::consumer::RunnerError),
+    #[error("a task failed: {0}")]
+    Join(String),
+}
+
+/// A started ingest service.
+pub struct Ingest {
+    /// Where Centra's webhooks are received.
+    pub webhook_addr: SocketAddr,
+    tasks: tokio::task::JoinSet<Result<(), ferry_runtime::consumer::RunnerError>>,
+}
+
+impl Ingest {
+    /// Binds the webhook endpoint and starts the fetchers; returns once listening.
+    pub async fn start(base: ServiceBase, store: Store) -> Result<Ingest, IngestError> {
+        let webhook_addr = webhook::serve(base.clone()).await?;
+        let sink = ferry_store::exception_sink(&store, &base);
+        let mut tasks = tokio::task::JoinSet::new();
+        for tenant in &base.config.tenants {
+            let client = CentraClient::new(
+                tenant.centra.url.clone(),
+                tenant.centra.token.expose_secret().to_owned().into(),
+                tenant.centra.requests_per_10s,
+                tenant.centra.timeout,
+            );
+            let handler = Arc::new(fetcher::NoticeHandler::start(
+                base.clone(),
+                tenant.id.clone(),
+                client,
+                base.shutdown.clone(),
+            ));
+            let runner = Runner {
+                js: base.js.clone(),
+                topology: base.topology.clone(),
+                spec: ConsumerSpec {
+                    service: SERVICE,
+                    tenant: tenant.id.clone(),
+                    stream: StreamKind::Centra,
+                    durable: base.topology.consumer_name("ingest-fetch", &tenant.id),
+                    filter_subject: base.topology.order_notices_filter(&tenant.id),
+                    double_ack: false,
+                },
+                config: base.config.consumer.clone(),
+                sink: sink.clone(),
+                grace: base.config.ops.shutdown_grace,
+            };
+            tasks.spawn(runner.run(handler, base.shutdown.clone()));
+        }
+        Ok(Ingest { webhook_addr, tasks })
+    }
+
+    /// Waits until every task has stopped (after shutdown).
+    pub async fn wait(mut self) -> Result<(), IngestError> {
+        while let Some(done) = self.tasks.join_next().await {
+            done.map_err(|e| IngestError::Join(e.to_string()))??;
+        }
+        Ok(())
+    }
+}
+
+/// Runs ingest until the base's shutdown token is cancelled.
+pub async fn run(base: ServiceBase, store: Store) -> Result<(), IngestError> {
+    Ingest::start(base, store).await?.wait().await
+}

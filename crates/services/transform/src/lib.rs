@@ -1,1 +1,271 @@
-//! placeholder
+//! The transform service: Centra order snapshots in; ERP-ready sales orders, held orders
+//! and exceptions out. It records every decision in the ledger before acknowledging, so a
+//! redelivered snapshot changes nothing and a stale one never overwrites a newer one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use ferry_domain::{ExceptionKind, NewException, Release, SalesOrder, Snapshot, transform};
+use ferry_proto::centra::v1 as centra_pb;
+use ferry_proto::order::v1 as order_pb;
+use ferry_runtime::config::TenantConfig;
+use ferry_runtime::consumer::{ConsumerSpec, Delivery, Handler, HandlerError, Runner};
+use ferry_runtime::{ExceptionSink, Outgoing, ServiceBase, StreamKind};
+use ferry_store::{LedgerState, SnapshotOutcome, SnapshotRecord, Store};
+use prost::Message as _;
+use tokio::sync::RwLock;
+
+pub mod convert;
+
+pub const SERVICE: &str = "transform";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransformError {
+    #[error(transparent)]
+    Runner(#[from] ferry_runtime::consumer::RunnerError),
+    #[error("a consumer task failed: {0}")]
+    Join(String),
+}
+
+/// Runs one consumer per tenant until the base's shutdown token is cancelled.
+pub async fn run(base: ServiceBase, store: Store) -> Result<(), TransformError> {
+    let sink = ferry_store::exception_sink(&store, &base);
+    let mut tasks = tokio::task::JoinSet::new();
+    for tenant in &base.config.tenants {
+        let handler = Arc::new(TransformHandler {
+            tenant: tenant.clone(),
+            store: store.clone(),
+            base: base.clone(),
+            sink: sink.clone(),
+            items: SkuCache::new(),
+        });
+        let runner = Runner {
+            js: base.js.clone(),
+            topology: base.topology.clone(),
+            spec: ConsumerSpec {
+                service: SERVICE,
+                tenant: tenant.id.clone(),
+                stream: StreamKind::Centra,
+                durable: base.topology.consumer_name(SERVICE, &tenant.id),
+                filter_subject: base.topology.snapshots_filter(&tenant.id),
+                double_ack: false,
+            },
+            config: base.config.consumer.clone(),
+            sink: sink.clone(),
+            grace: base.config.ops.shutdown_grace,
+        };
+        tasks.spawn(runner.run(handler, base.shutdown.clone()));
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| TransformError::Join(e.to_string()))??;
+    }
+    Ok(())
+}
+
+/// The tenant's SKU map, reloaded from the database at most every few seconds.
+struct SkuCache {
+    map: RwLock<(Instant, Arc<HashMap<String, String>>)>,
+}
+
+const SKU_CACHE_TTL: Duration = Duration::from_secs(2);
+
+impl SkuCache {
+    fn new() -> Self {
+        let stale = Instant::now().checked_sub(SKU_CACHE_TTL * 2).unwrap_or_else(Instant::now);
+        Self {
+            map: RwLock::new((stale, Arc::new(HashMap::new()))),
+        }
+    }
+
+    async fn get(&self, store: &Store, tenant: &str) -> Result<Arc<HashMap<String, String>>, ferry_store::StoreError> {
+        {
+            let cached = self.map.read().await;
+            if cached.0.elapsed() < SKU_CACHE_TTL {
+                return Ok(cached.1.clone());
+            }
+        }
+        let mut cached = self.map.write().await;
+        if cached.0.elapsed() >= SKU_CACHE_TTL {
+            *cached = (Instant::now(), Arc::new(store.sku_map(tenant).await?));
+        }
+        Ok(cached.1.clone())
+    }
+}
+
+struct TransformHandler {
+    tenant: TenantConfig,
+    store: Store,
+    base: ServiceBase,
+    sink: Arc<dyn ExceptionSink>,
+    items: SkuCache,
+}
+
+fn store_error(e: ferry_store::StoreError) -> HandlerError {
+    HandlerError::transient(e)
+}
+
+fn time_of(ts: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    ts.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+}
+
+#[async_trait]
+impl Handler for TransformHandler {
+    async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError> {
+        let message = centra_pb::OrderSnapshot::decode(delivery.payload.as_ref())
+            .map_err(|e| delivery.poison(SERVICE, "order snapshot", &e))?;
+        let snapshot = match Snapshot::parse(&message.snapshot_json) {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(HandlerError::Permanent(Box::new(NewException {
+                    tenant: self.tenant.id.clone(),
+                    kind: ExceptionKind::InvalidSnapshot,
+                    key: format!("order:{}:snapshot", message.order_number),
+                    message: format!(
+                        "Order {} could not be read from Centra: its data is not an order snapshot. \
+                         Nothing was posted to the ERP; engineering must look at the order data.",
+                        message.order_number
+                    ),
+                    reason: e.to_string(),
+                    order_number: Some(message.order_number),
+                    amount_minor: None,
+                    currency: None,
+                    service: SERVICE.to_owned(),
+                    source_subject: Some(delivery.subject.clone()),
+                    payload: message.snapshot_json.clone(),
+                })));
+            }
+        };
+        let items = self.items.get(&self.store, &self.tenant.id).await.map_err(store_error)?;
+        let order = transform(&snapshot, &self.tenant.rules, items.as_ref());
+        tracing::debug!(order = order.order_number, release = order.release.as_str(), "transformed");
+
+        let fetched_at = time_of(message.fetched_at.as_ref()).unwrap_or_else(Utc::now);
+        let fingerprint = order.fingerprint();
+        let outcome = self
+            .store
+            .record_snapshot(&SnapshotRecord {
+                tenant: &self.tenant.id,
+                order_number: order.order_number,
+                centra_order_id: &order.centra_order_id,
+                snapshot_hash: &message.content_hash,
+                fetched_at,
+                first_accepted_at: time_of(message.first_accepted_at.as_ref()),
+                order_fingerprint: &fingerprint,
+                state: ledger_state(order.release),
+                currency: &order.currency,
+                gross_minor: order.grand_total,
+                tax_minor: (order.release != Release::Rejected).then_some(order.totals.tax),
+                body: &message.snapshot_json,
+            })
+            .await
+            .map_err(store_error)?;
+
+        match outcome {
+            SnapshotOutcome::Applied | SnapshotOutcome::AlreadyApplied(_) => {
+                self.record_problems(&order, delivery, &message.snapshot_json).await?;
+                let still_ready = matches!(
+                    outcome,
+                    SnapshotOutcome::Applied | SnapshotOutcome::AlreadyApplied(LedgerState::Ready)
+                );
+                if order.release == Release::Ready && still_ready {
+                    self.publish_ready(&order, &message).await?;
+                }
+            }
+            SnapshotOutcome::Stale => {
+                tracing::debug!(order = order.order_number, "stale snapshot ignored");
+            }
+            SnapshotOutcome::AfterPosting(state, posted) => {
+                if posted != fingerprint && order.release != Release::Held {
+                    self.amendment(&order, state, delivery, &message.snapshot_json).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ledger_state(release: Release) -> LedgerState {
+    match release {
+        Release::Ready => LedgerState::Ready,
+        Release::Held => LedgerState::Held,
+        Release::Cancelled => LedgerState::Cancelled,
+        Release::Rejected => LedgerState::Rejected,
+    }
+}
+
+impl TransformHandler {
+    fn exception(&self, order: &SalesOrder, kind: ExceptionKind, key: &str, message: String, reason: String, delivery: &Delivery, payload: &[u8]) -> NewException {
+        NewException {
+            tenant: self.tenant.id.clone(),
+            kind,
+            key: format!("order:{}:{key}", order.order_number),
+            message,
+            reason,
+            order_number: Some(order.order_number),
+            amount_minor: order.grand_total,
+            currency: Some(order.currency.clone()).filter(|c| !c.is_empty()),
+            service: SERVICE.to_owned(),
+            source_subject: Some(delivery.subject.clone()),
+            payload: payload.to_vec(),
+        }
+    }
+
+    /// Blocking problems become exception records (deduplicated per order and cause).
+    async fn record_problems(&self, order: &SalesOrder, delivery: &Delivery, payload: &[u8]) -> Result<(), HandlerError> {
+        for problem in &order.problems {
+            let exception = self.exception(
+                order,
+                problem.kind,
+                &problem.key,
+                problem.message.clone(),
+                problem.reason.clone(),
+                delivery,
+                payload,
+            );
+            self.sink.record(&exception).await.map_err(HandlerError::transient)?;
+        }
+        Ok(())
+    }
+
+    async fn publish_ready(&self, order: &SalesOrder, message: &centra_pb::OrderSnapshot) -> Result<(), HandlerError> {
+        let ready = order_pb::OrderReady {
+            order: Some(convert::sales_order(&self.tenant, order, message)),
+        };
+        self.base
+            .publisher
+            .publish(&Outgoing {
+                subject: self.base.topology.ready_subject(&self.tenant.id, order.order_number),
+                msg_id: format!("{}:{}:{}:ready", self.tenant.id, order.order_number, message.content_hash),
+                payload: Bytes::from(ready.encode_to_vec()),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A changed order that is already in the ERP. Applying amendments is the ERP
+    /// writer's job once connectors support it; until then finance hears about it.
+    async fn amendment(&self, order: &SalesOrder, state: LedgerState, delivery: &Delivery, payload: &[u8]) -> Result<(), HandlerError> {
+        let what = match order.release {
+            Release::Cancelled => "was cancelled in Centra".to_owned(),
+            _ => format!("changed in Centra (now {})", order.amount_text()),
+        };
+        let exception = self.exception(
+            order,
+            ExceptionKind::AmendmentNotApplied,
+            "amendment",
+            format!(
+                "Order {} {what} after it was sent to the ERP ({state}). The ERP still holds the \
+                 earlier version: adjust the sales order in the ERP by hand or with a credit note.",
+                order.order_number
+            ),
+            format!("fingerprint changed after {state}"),
+            delivery,
+            payload,
+        );
+        self.sink.record(&exception).await.map_err(HandlerError::transient)
+    }
+}

@@ -94,6 +94,24 @@ impl SimState {
         Some(updated)
     }
 
+    /// Confirms every PENDING order (as shop staff would), returning how many.
+    pub fn confirm_pending(&self) -> usize {
+        let pending: Vec<i64> = self
+            .orders
+            .read()
+            .values()
+            .filter(|o| o.status == OrderStatus::Pending)
+            .map(|o| o.number)
+            .collect();
+        for number in &pending {
+            self.update::<()>(*number, |o| {
+                o.status = OrderStatus::Confirmed;
+                Ok(())
+            });
+        }
+        pending.len()
+    }
+
     /// The orders matching a filter, by number, one page.
     pub fn find_orders(&self, filter: &OrderFilter, limit: usize, page: usize) -> Vec<Arc<Order>> {
         let orders = self.orders.read();

@@ -80,12 +80,18 @@ pub struct Faults {
     pub jitter_ms: u64,
     /// Answer 500 before doing anything.
     pub error_per_mille: u32,
+    /// Wait this long after saving an order before answering (a crash of the caller in
+    /// this window leaves an order the caller never heard about).
+    pub commit_latency_ms: u64,
     /// Answer 429 with `Retry-After: 1` before doing anything.
     pub throttle_per_mille: u32,
     /// Create the order, then answer 504 as if the response was lost.
     pub timeout_after_commit_per_mille: u32,
     /// Answer 503 to everything (an outage).
     pub down: bool,
+    /// Behave like a naive ERP that creates a new document for every create request, so
+    /// any double post by the caller shows up as a duplicate document.
+    pub ignore_idempotency_key: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -149,6 +155,17 @@ impl ErpSim {
 
     pub fn orders(&self) -> Vec<SalesOrder> {
         self.sim.book.lock().orders.clone()
+    }
+
+    /// External references that have more than one document (only possible when the
+    /// idempotency key is ignored).
+    pub fn duplicated_refs(&self) -> Vec<String> {
+        let book = self.sim.book.lock();
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for o in &book.orders {
+            *counts.entry(o.external_ref.as_str()).or_default() += 1;
+        }
+        counts.into_iter().filter(|(_, n)| *n > 1).map(|(r, _)| r.to_owned()).collect()
     }
 
     pub fn order(&self, external_ref: &str) -> Option<SalesOrder> {
@@ -243,9 +260,11 @@ async fn create(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axum::bod
             &format!("line {} does not balance: net != gross - tax", bad.erp_item),
         );
     }
+    let naive = sim.faults.read().ignore_idempotency_key;
     let (status, document) = {
         let mut book = sim.book.lock();
-        if let Some(i) = book.by_ref.get(&key) {
+        let existing = if naive { None } else { book.by_ref.get(&key).copied() };
+        if let Some(i) = existing.as_ref() {
             sim.idempotent_replays.fetch_add(1, Ordering::Relaxed);
             (StatusCode::OK, book.orders[*i].clone())
         } else {
@@ -263,10 +282,14 @@ async fn create(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axum::bod
             };
             let index = book.orders.len();
             book.orders.push(document.clone());
-            book.by_ref.insert(key, index);
+            book.by_ref.entry(key).or_insert(index);
             (StatusCode::CREATED, document)
         }
     };
+    let commit_latency = sim.faults.read().commit_latency_ms;
+    if commit_latency > 0 {
+        tokio::time::sleep(Duration::from_millis(commit_latency)).await;
+    }
     let lost = sim.faults.read().timeout_after_commit_per_mille;
     if lost > 0 && rand::rng().random_range(0..1000) < lost {
         sim.injected_errors.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,7 @@
+//! The `ferry` command's library: the local stack (everything in one process), `ferry up`,
+//! `ferry transform` and the benchmarks, shared with the end-to-end tests.
+
+pub mod bench;
+pub mod stack;
+pub mod transform_cmd;
+pub mod up;

@@ -1,0 +1,234 @@
+//! Everything in one process: the simulators and every service, wired to one NATS and one
+//! PostgreSQL. `ferry up`, `ferry bench` and the end-to-end tests start Ferry this way.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ferry_runtime::config::{CentraConfig, Config, ErpConfig, TenantConfig};
+use ferry_runtime::service::Readiness;
+use ferry_runtime::{ServiceBase, Telemetry};
+use ferry_sim_centra::{CentraSim, SimConfig, WebhookConfig};
+use ferry_sim_erp::ErpSim;
+use ferry_testing::infra::{NatsProcess, PostgresProcess, start_nats, start_postgres};
+use secrecy::SecretString;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The services `ferry up` runs.
+pub const SERVICES: [&str; 3] = ["ingest", "transform", "erp-writer"];
+
+/// A nats-server and PostgreSQL started for this process (when none were configured).
+pub struct LocalInfra {
+    pub nats_url: String,
+    pub database_url: String,
+    pub dir: PathBuf,
+    nats: Option<NatsProcess>,
+    postgres: Option<PostgresProcess>,
+}
+
+impl LocalInfra {
+    /// Starts whatever `config` does not point at already: a nats-server unless
+    /// `FERRY_NATS__URL` is set, a PostgreSQL cluster unless `FERRY_DATABASE__URL` is set.
+    pub async fn start(dir: PathBuf) -> anyhow::Result<LocalInfra> {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let nats_dir = dir.join("nats");
+        let pg_dir = dir.join("pg");
+        let (nats_url, nats) = match std::env::var("FERRY_NATS__URL") {
+            Ok(url) => (url, None),
+            Err(_) => {
+                let process = tokio::task::spawn_blocking(move || start_nats(&nats_dir, false)).await??;
+                (process.url.clone(), Some(process))
+            }
+        };
+        let (database_url, postgres) = match std::env::var("FERRY_DATABASE__URL") {
+            Ok(url) => (url, None),
+            Err(_) => {
+                let process = tokio::task::spawn_blocking(move || start_postgres(&pg_dir, false)).await??;
+                let url = process.database_url("postgres");
+                (url, Some(process))
+            }
+        };
+        Ok(LocalInfra { nats_url, database_url, dir, nats, postgres })
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(nats) = &mut self.nats {
+            nats.stop();
+        }
+        if let Some(pg) = &self.postgres {
+            pg.stop();
+        }
+    }
+}
+
+impl Drop for LocalInfra {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// How the simulators behave.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub tenant: String,
+    pub seed: u64,
+    /// Centra's request quota per 10 s as the client paces itself (20 on a real instance).
+    pub centra_requests_per_10s: u32,
+    pub webhook_faults: WebhookConfig,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            tenant: "demo".to_owned(),
+            seed: 1,
+            centra_requests_per_10s: 20,
+            webhook_faults: WebhookConfig::default(),
+        }
+    }
+}
+
+/// A running local Ferry.
+pub struct Stack {
+    pub config: Arc<Config>,
+    pub centra: CentraSim,
+    pub erp: ErpSim,
+    pub webhook_url: String,
+    pub ops_addr: std::net::SocketAddr,
+    pub telemetry: Telemetry,
+    sims: CancellationToken,
+    services: HashMap<&'static str, RunningService>,
+}
+
+struct RunningService {
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Stack {
+    /// Starts the simulators, adds a tenant wired to them, and starts every service.
+    pub async fn start(mut config: Config, options: StackOptions) -> anyhow::Result<Stack> {
+        let sims = CancellationToken::new();
+        let centra = CentraSim::start(
+            SimConfig { seed: options.seed, ..SimConfig::default() },
+            sims.clone(),
+        )
+        .await
+        .context("starting the Centra simulator")?;
+        let erp = ErpSim::start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), sims.clone())
+            .await
+            .context("starting the ERP simulator")?;
+        let webhook_secret = format!("whsec-{}", uuid_like(options.seed));
+        if config.tenant(&options.tenant).is_none() {
+            config.tenants.push(TenantConfig {
+                id: options.tenant.clone(),
+                display_name: "Demo brand".to_owned(),
+                centra: CentraConfig {
+                    url: centra.graphql_url(),
+                    token: SecretString::from("sim-token"),
+                    webhook_secret: SecretString::from(webhook_secret.clone()),
+                    requests_per_10s: options.centra_requests_per_10s,
+                    timeout: Duration::from_secs(20),
+                },
+                erp: ErpConfig::Http { url: erp.url(), token: None },
+                rules: ferry_domain::Rules { erp_item_equals_sku: true, ..ferry_domain::Rules::default() },
+            });
+        }
+        config.validate()?;
+        let config = Arc::new(config);
+        let telemetry = ferry_runtime::telemetry::init(&config.telemetry, "ferry")?;
+        let readiness = Readiness::default();
+        let ops_addr = ferry_runtime::ops::serve(config.ops.listen, telemetry.clone(), readiness.clone(), sims.clone())
+            .await
+            .context("starting the ops endpoint")?;
+        let mut stack = Stack {
+            config,
+            centra,
+            erp,
+            webhook_url: String::new(),
+            ops_addr,
+            telemetry,
+            sims,
+            services: HashMap::new(),
+        };
+        for service in SERVICES {
+            stack.start_service(service, &readiness).await?;
+        }
+        stack.centra.configure_webhooks(Some(WebhookConfig {
+            url: stack.webhook_url.clone(),
+            secret: webhook_secret,
+            ..options.webhook_faults
+        }));
+        Ok(stack)
+    }
+
+    /// Starts one service in this process (again, after [`Stack::kill_service`]).
+    pub async fn start_service(&mut self, name: &'static str, readiness: &Readiness) -> anyhow::Result<()> {
+        let shutdown = CancellationToken::new();
+        let base = ServiceBase::connect(name, self.config.clone(), shutdown.clone(), readiness.clone()).await?;
+        let store = ferry_store::open(&base).await?;
+        let task: JoinHandle<anyhow::Result<()>> = match name {
+            "ingest" => {
+                let ingest = ferry_ingest::Ingest::start(base, store).await?;
+                if self.webhook_url.is_empty() {
+                    self.webhook_url = format!("http://{}/webhooks/centra/{}", ingest.webhook_addr, self.config.tenants[0].id);
+                }
+                tokio::spawn(async move { Ok(ingest.wait().await?) })
+            }
+            "transform" => tokio::spawn(async move { Ok(ferry_transform::run(base, store).await?) }),
+            "erp-writer" => {
+                let connectors = ferry_erp_writer::default_connectors(self.config.erp_writer.request_timeout);
+                tokio::spawn(async move { Ok(ferry_erp_writer::run(base, store, connectors).await?) })
+            }
+            other => anyhow::bail!("unknown service {other}"),
+        };
+        self.services.insert(name, RunningService { shutdown, task });
+        Ok(())
+    }
+
+    /// Stops a service abruptly, as a crash would: in-flight work is dropped mid-way.
+    pub async fn kill_service(&mut self, name: &str) {
+        if let Some(service) = self.services.remove(name) {
+            service.task.abort();
+            let _ = service.task.await;
+            service.shutdown.cancel();
+        }
+    }
+
+    /// Stops every service gracefully, then the simulators.
+    pub async fn shutdown(mut self) {
+        for service in self.services.values() {
+            service.shutdown.cancel();
+        }
+        for (name, service) in self.services.drain() {
+            match tokio::time::timeout(Duration::from_secs(30), service.task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::error!(service = name, error = %e, "service failed"),
+                Ok(Err(e)) => tracing::error!(service = name, error = %e, "service panicked"),
+                Err(_) => tracing::error!(service = name, "service did not stop in time"),
+            }
+        }
+        self.sims.cancel();
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.config.tenants[0].id
+    }
+}
+
+fn uuid_like(seed: u64) -> String {
+    format!("{:016x}{:08x}", seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), std::process::id())
+}
+
+/// A configuration for a local stack on `infra`, with a private prefix and free ports.
+pub fn local_config(infra: &LocalInfra) -> anyhow::Result<Config> {
+    let mut config = Config::load(None)?;
+    config.nats.url = infra.nats_url.clone();
+    config.database.url = SecretString::from(infra.database_url.clone());
+    config.ops.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.ingest.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    Ok(config)
+}

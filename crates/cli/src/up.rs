@@ -1,0 +1,112 @@
+//! `ferry up`: the whole of Ferry on this machine, with sample orders flowing from the
+//! Centra simulator through ingest, transform and the erp-writer into the ERP simulator.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ferry_sim_centra::OrderMix;
+
+use crate::stack::{LocalInfra, Stack, StackOptions, local_config};
+
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    /// Sample orders created per second in the Centra simulator (0: none).
+    #[arg(long, default_value_t = 2)]
+    pub orders_per_sec: u32,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Where nats-server and PostgreSQL keep their data (default: a fresh temp directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// A configuration file layered over the defaults (tenants in it are started too).
+    #[arg(long, env = "FERRY_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let fresh = args.data_dir.is_none();
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("ferry-up-{}", std::process::id())));
+    println!("ferry up: starting nats-server and PostgreSQL in {}", dir.display());
+    let mut infra = LocalInfra::start(dir.clone()).await?;
+    let mut config = match &args.config {
+        Some(path) => ferry_runtime::Config::load(Some(path))?,
+        None => local_config(&infra)?,
+    };
+    config.nats.url = infra.nats_url.clone();
+    config.database.url = secrecy::SecretString::from(infra.database_url.clone());
+    let stack = Stack::start(config, StackOptions::default()).await.context("starting Ferry")?;
+    let store = ferry_store::Store::connect(&stack.config.database).await?;
+    print_map(&stack, &infra);
+
+    let shutdown = ferry_runtime::shutdown::on_signals();
+    if let Some(seconds) = args.duration {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            stop.cancel();
+        });
+    }
+    let mix = OrderMix { hold_pct: 3, pending_pct: 10, ..OrderMix::default() };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut seconds: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        seconds += 1;
+        if args.orders_per_sec > 0 {
+            stack.centra.generate(args.orders_per_sec as usize, &mix);
+        }
+        if seconds % 5 == 0 {
+            // Shop staff confirm pending orders now and then; Ferry releases them.
+            stack.centra.state.confirm_pending();
+        }
+        if seconds % 10 == 0 {
+            print_status(&stack, &store).await;
+        }
+    }
+    println!("ferry up: stopping");
+    print_status(&stack, &store).await;
+    stack.shutdown().await;
+    infra.stop();
+    if fresh {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+fn print_map(stack: &Stack, infra: &LocalInfra) {
+    let tenant = stack.tenant();
+    println!();
+    println!("Ferry is running (tenant `{tenant}`). Where to look:");
+    println!("  ops (livez, readyz, metrics)  http://{}/metrics", stack.ops_addr);
+    println!("  webhook endpoint              {}", stack.webhook_url);
+    println!("  Centra simulator (GraphQL)    {}  (token: sim-token)", stack.centra.graphql_url());
+    println!("  ERP simulator                 {}/admin/stats", stack.erp.url());
+    println!("  NATS                          {}  (prefix `{}`)", infra.nats_url, stack.config.nats.prefix);
+    println!("  PostgreSQL                    {}", infra.database_url);
+    println!("  ledger                        psql {} -c 'select state, count(*) from order_ledger group by 1'", infra.database_url);
+    println!("Press Ctrl-C to stop.");
+    println!();
+}
+
+async fn print_status(stack: &Stack, store: &ferry_store::Store) {
+    let tenant = stack.tenant();
+    let states = store.count_by_state(tenant).await.unwrap_or_default();
+    let exceptions = store.open_exceptions(tenant).await.map(|e| e.len()).unwrap_or(0);
+    let erp = stack.erp.stats();
+    let states: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    println!(
+        "orders in Centra {} | ledger: {} | ERP sales orders {} | open exceptions {}",
+        stack.centra.state.order_count(),
+        if states.is_empty() { "empty".to_owned() } else { states.join(", ") },
+        erp.orders,
+        exceptions
+    );
+}

