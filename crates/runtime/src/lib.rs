@@ -2,6 +2,7 @@
 //! metrics), NATS JetStream topology and publishing, the consumer runner, the ops endpoint
 //! and graceful shutdown.
 
+pub mod coalesce;
 pub mod config;
 pub mod consumer;
 pub mod exceptions;

@@ -68,6 +68,19 @@ impl fmt::Display for LedgerState {
     }
 }
 
+fn classify(r: &SnapshotRecord, applied: bool, prior: Option<&(LedgerState, String, String)>) -> SnapshotOutcome {
+    if applied {
+        return SnapshotOutcome::Applied;
+    }
+    match prior {
+        // Not applied and no row before: a concurrent writer inserted it meanwhile.
+        None => SnapshotOutcome::Raced,
+        Some((state, hash, _)) if *hash == r.snapshot_hash => SnapshotOutcome::AlreadyApplied(*state),
+        Some((state, _, fingerprint)) if state.reached_erp() => SnapshotOutcome::AfterPosting(*state, fingerprint.clone()),
+        Some(_) => SnapshotOutcome::Stale,
+    }
+}
+
 fn state_of(s: &str) -> Result<LedgerState, StoreError> {
     LedgerState::parse(s).ok_or_else(|| {
         StoreError::Database(sqlx::Error::Decode(
@@ -78,21 +91,21 @@ fn state_of(s: &str) -> Result<LedgerState, StoreError> {
 
 /// What the transform learned from one snapshot.
 #[derive(Debug, Clone)]
-pub struct SnapshotRecord<'a> {
-    pub tenant: &'a str,
+pub struct SnapshotRecord {
+    pub tenant: String,
     pub order_number: i64,
-    pub centra_order_id: &'a str,
-    pub snapshot_hash: &'a str,
+    pub centra_order_id: String,
+    pub snapshot_hash: String,
     pub fetched_at: DateTime<Utc>,
     pub first_accepted_at: Option<DateTime<Utc>>,
     /// Hash of the sales order's lines and totals.
-    pub order_fingerprint: &'a str,
+    pub order_fingerprint: String,
     /// Held, Rejected, Cancelled or Ready.
     pub state: LedgerState,
-    pub currency: &'a str,
+    pub currency: String,
     pub gross_minor: Option<i64>,
     pub tax_minor: Option<i64>,
-    pub body: &'a [u8],
+    pub body: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +119,8 @@ pub enum SnapshotOutcome {
     /// The order is already (being) posted; a newer snapshot may be an amendment.
     /// Carries the state and the fingerprint of what was posted.
     AfterPosting(LedgerState, String),
+    /// Another writer created the row in the same instant; try again.
+    Raced,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +135,24 @@ pub enum BeginPosting {
     Superseded(LedgerState),
     /// The ledger has never heard of the order.
     Missing,
+}
+
+/// A claim on one order for posting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostingClaim {
+    pub tenant: String,
+    pub order_number: i64,
+    pub snapshot_hash: String,
+}
+
+/// The ERP document of a posted order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedRecord {
+    pub tenant: String,
+    pub order_number: i64,
+    pub erp_reference: String,
+    pub erp_gross_minor: Option<i64>,
+    pub erp_tax_minor: Option<i64>,
 }
 
 /// One ledger row.
@@ -146,76 +179,170 @@ pub struct LedgerRow {
     pub posted_at: Option<DateTime<Utc>>,
 }
 
-impl Store {
-    /// Records a transformed snapshot (and its body) in one statement. The guard is the
-    /// fetch time: only a later read of Centra may change the row, and never once the
-    /// order has gone to the ERP.
-    pub async fn record_snapshot(&self, r: &SnapshotRecord<'_>) -> Result<SnapshotOutcome, StoreError> {
-        let applied = sqlx::query(
-            "WITH body AS (
-                 INSERT INTO order_snapshots (tenant, order_number, snapshot_hash, fetched_at, body)
-                 VALUES ($1, $2, $4, $5, $11)
-                 ON CONFLICT DO NOTHING
-             )
-             INSERT INTO order_ledger (tenant, order_number, centra_order_id, snapshot_hash,
-                                       snapshot_fetched_at, first_accepted_at, state, currency,
-                                       gross_minor, tax_minor, order_fingerprint, transformed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, now())
-             ON CONFLICT (tenant, order_number) DO UPDATE SET
-                 centra_order_id = EXCLUDED.centra_order_id,
-                 snapshot_hash = EXCLUDED.snapshot_hash,
-                 snapshot_fetched_at = EXCLUDED.snapshot_fetched_at,
-                 first_accepted_at = LEAST(order_ledger.first_accepted_at, EXCLUDED.first_accepted_at),
-                 state = EXCLUDED.state,
-                 currency = EXCLUDED.currency,
-                 gross_minor = EXCLUDED.gross_minor,
-                 tax_minor = EXCLUDED.tax_minor,
-                 order_fingerprint = EXCLUDED.order_fingerprint,
-                 transformed_at = now(),
-                 updated_at = now()
-             WHERE order_ledger.state NOT IN ('posting', 'possibly_created', 'posted')
-               AND order_ledger.snapshot_fetched_at < EXCLUDED.snapshot_fetched_at
-             RETURNING 1",
-        )
-        .bind(r.tenant)
-        .bind(r.order_number)
-        .bind(r.centra_order_id)
-        .bind(r.snapshot_hash)
-        .bind(r.fetched_at)
-        .bind(r.first_accepted_at)
-        .bind(r.state.as_str())
-        .bind(r.currency)
-        .bind(r.gross_minor)
-        .bind(r.tax_minor)
-        .bind(r.body)
-        .bind(r.order_fingerprint)
-        .fetch_optional(self.pool())
-        .await?;
-        if applied.is_some() {
-            return Ok(SnapshotOutcome::Applied);
+/// Positions of `keys` sorted by key with duplicates set aside: batch statements touch
+/// rows in one order (no deadlocks between concurrent batches) and each key once.
+fn unique_sorted<K: Ord + Clone>(keys: &[K]) -> (Vec<usize>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]).then(a.cmp(b)));
+    let mut unique = Vec::with_capacity(keys.len());
+    let mut repeated = Vec::new();
+    for i in order {
+        match unique.last() {
+            Some(&last) if keys[last] == keys[i] => repeated.push(i),
+            _ => unique.push(i),
         }
-        let row = sqlx::query(
-            "SELECT state, snapshot_hash, order_fingerprint FROM order_ledger
-             WHERE tenant = $1 AND order_number = $2",
-        )
-        .bind(r.tenant)
-        .bind(r.order_number)
-        .fetch_one(self.pool())
-        .await?;
-        let state = state_of(row.try_get("state")?)?;
-        let hash: String = row.try_get("snapshot_hash")?;
-        Ok(if hash == r.snapshot_hash {
-            SnapshotOutcome::AlreadyApplied(state)
-        } else if state.reached_erp() {
-            SnapshotOutcome::AfterPosting(state, row.try_get("order_fingerprint")?)
-        } else {
-            SnapshotOutcome::Stale
-        })
+    }
+    (unique, repeated)
+}
+
+/// Splits positions by tenant (keeping their order): each tenant's rows are one
+/// statement whose lookups stay on the (tenant, order_number) primary key.
+fn by_tenant<'a>(positions: &[usize], tenant_of: impl Fn(&usize) -> &'a str) -> Vec<(&'a str, Vec<usize>)> {
+    let mut groups: Vec<(&'a str, Vec<usize>)> = Vec::new();
+    for i in positions {
+        let tenant = tenant_of(i);
+        match groups.iter_mut().find(|(t, _)| *t == tenant) {
+            Some((_, g)) => g.push(*i),
+            None => groups.push((tenant, vec![*i])),
+        }
+    }
+    groups
+}
+
+impl Store {
+    /// Records one transformed snapshot; see [`Store::record_snapshots`].
+    pub async fn record_snapshot(&self, record: &SnapshotRecord) -> Result<SnapshotOutcome, StoreError> {
+        let mut outcomes = self.record_snapshots(std::slice::from_ref(record)).await?;
+        outcomes.pop().ok_or_else(|| StoreError::Database(sqlx::Error::RowNotFound))
     }
 
-    /// Claims an order for posting. A claim older than `lease` is considered abandoned
-    /// (a crashed writer) and may be taken over; the taker must look the order up in the
-    /// ERP before creating it.
+    /// Records transformed snapshots (and their bodies) in one statement. The guard is the
+    /// fetch time: only a later read of Centra may change a row, and never once the order
+    /// has gone to the ERP. Returns one outcome per record, in order.
+    pub async fn record_snapshots(&self, records: &[SnapshotRecord]) -> Result<Vec<SnapshotOutcome>, StoreError> {
+        // Of several snapshots of one order in a batch, the latest read goes to the database.
+        let keys: Vec<(&str, i64, std::cmp::Reverse<DateTime<Utc>>)> = records
+            .iter()
+            .map(|r| (r.tenant.as_str(), r.order_number, std::cmp::Reverse(r.fetched_at)))
+            .collect();
+        let (mut unique, mut repeated) = unique_sorted(&keys);
+        let same_order = |a: usize, b: usize| keys[a].0 == keys[b].0 && keys[a].1 == keys[b].1;
+        let mut winners: Vec<usize> = Vec::with_capacity(unique.len());
+        for i in unique.drain(..) {
+            match winners.last() {
+                Some(&w) if same_order(w, i) => repeated.push(i),
+                _ => winners.push(i),
+            }
+        }
+        let mut rows = Vec::with_capacity(winners.len());
+        for (tenant, group) in by_tenant(&winners, |i| records[*i].tenant.as_str()) {
+            let pick = |f: &dyn Fn(&SnapshotRecord) -> String| group.iter().map(|i| f(&records[*i])).collect::<Vec<_>>();
+            // `tenant = $1 AND order_number = ANY($2)` keeps every lookup on the primary key.
+            rows.extend(
+                sqlx::query(
+                    "WITH input AS (
+                         SELECT $1::text AS tenant, i.* FROM UNNEST($2::int8[], $3::text[], $4::text[],
+                                              $5::timestamptz[], $6::timestamptz[], $7::text[], $8::text[],
+                                              $9::int8[], $10::int8[], $11::text[], $12::bytea[])
+                           AS i(order_number, centra_order_id, snapshot_hash, fetched_at, first_accepted_at,
+                                state, currency, gross_minor, tax_minor, order_fingerprint, body)
+                     ),
+                     before AS (
+                         SELECT order_number, state, snapshot_hash, order_fingerprint FROM order_ledger
+                         WHERE tenant = $1 AND order_number = ANY($2)
+                     ),
+                     body AS (
+                         INSERT INTO order_snapshots (tenant, order_number, snapshot_hash, fetched_at, body)
+                         SELECT tenant, order_number, snapshot_hash, fetched_at, body FROM input
+                         ON CONFLICT DO NOTHING
+                     ),
+                     applied AS (
+                         INSERT INTO order_ledger (tenant, order_number, centra_order_id, snapshot_hash,
+                                                   snapshot_fetched_at, first_accepted_at, state, currency,
+                                                   gross_minor, tax_minor, order_fingerprint, transformed_at)
+                         SELECT tenant, order_number, centra_order_id, snapshot_hash, fetched_at, first_accepted_at,
+                                state, currency, gross_minor, tax_minor, order_fingerprint, now()
+                         FROM input
+                         ON CONFLICT (tenant, order_number) DO UPDATE SET
+                             centra_order_id = EXCLUDED.centra_order_id,
+                             snapshot_hash = EXCLUDED.snapshot_hash,
+                             snapshot_fetched_at = EXCLUDED.snapshot_fetched_at,
+                             first_accepted_at = LEAST(order_ledger.first_accepted_at, EXCLUDED.first_accepted_at),
+                             state = EXCLUDED.state,
+                             currency = EXCLUDED.currency,
+                             gross_minor = EXCLUDED.gross_minor,
+                             tax_minor = EXCLUDED.tax_minor,
+                             order_fingerprint = EXCLUDED.order_fingerprint,
+                             transformed_at = now(),
+                             updated_at = now()
+                         WHERE order_ledger.state NOT IN ('posting', 'possibly_created', 'posted')
+                           AND order_ledger.snapshot_fetched_at < EXCLUDED.snapshot_fetched_at
+                         RETURNING order_number
+                     )
+                     SELECT i.tenant, i.order_number, (a.order_number IS NOT NULL) AS applied,
+                            b.state, b.snapshot_hash, b.order_fingerprint
+                     FROM input i
+                     LEFT JOIN applied a ON a.order_number = i.order_number
+                     LEFT JOIN before b ON b.order_number = i.order_number",
+                )
+                .bind(tenant)
+                .bind(group.iter().map(|i| records[*i].order_number).collect::<Vec<_>>())
+                .bind(pick(&|r| r.centra_order_id.clone()))
+                .bind(pick(&|r| r.snapshot_hash.clone()))
+                .bind(group.iter().map(|i| records[*i].fetched_at).collect::<Vec<_>>())
+                .bind(group.iter().map(|i| records[*i].first_accepted_at).collect::<Vec<_>>())
+                .bind(pick(&|r| r.state.as_str().to_owned()))
+                .bind(pick(&|r| r.currency.clone()))
+                .bind(group.iter().map(|i| records[*i].gross_minor).collect::<Vec<_>>())
+                .bind(group.iter().map(|i| records[*i].tax_minor).collect::<Vec<_>>())
+                .bind(pick(&|r| r.order_fingerprint.clone()))
+                .bind(group.iter().map(|i| records[*i].body.clone()).collect::<Vec<_>>())
+                .fetch_all(self.pool())
+                .await?,
+            );
+        }
+
+        // The database row as it was before this statement, per order.
+        let mut before: std::collections::HashMap<(String, i64), (bool, Option<(LedgerState, String, String)>)> =
+            std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let prior = match row.try_get::<Option<String>, _>("state")? {
+                Some(state) => Some((
+                    state_of(&state)?,
+                    row.try_get::<Option<String>, _>("snapshot_hash")?.unwrap_or_default(),
+                    row.try_get::<Option<String>, _>("order_fingerprint")?.unwrap_or_default(),
+                )),
+                None => None,
+            };
+            before.insert((row.try_get("tenant")?, row.try_get("order_number")?), (row.try_get("applied")?, prior));
+        }
+        let mut outcomes = vec![SnapshotOutcome::Stale; records.len()];
+        for &i in &winners {
+            let r = &records[i];
+            let (applied, prior) = before
+                .get(&(r.tenant.clone(), r.order_number))
+                .cloned()
+                .unwrap_or((false, None));
+            outcomes[i] = classify(r, applied, prior.as_ref());
+        }
+        for &i in &repeated {
+            let r = &records[i];
+            let winner = winners.iter().copied().find(|&w| same_order(w, i));
+            outcomes[i] = match winner {
+                Some(w) if records[w].snapshot_hash == r.snapshot_hash => match &outcomes[w] {
+                    SnapshotOutcome::Applied => SnapshotOutcome::AlreadyApplied(records[w].state),
+                    other => other.clone(),
+                },
+                Some(w) if outcomes[w] == SnapshotOutcome::Applied => SnapshotOutcome::Stale,
+                _ => {
+                    let prior = before.get(&(r.tenant.clone(), r.order_number)).and_then(|(_, p)| p.clone());
+                    classify(r, false, prior.as_ref())
+                }
+            };
+        }
+        Ok(outcomes)
+    }
+    /// Claims one order for posting; see [`Store::begin_postings`].
     pub async fn begin_posting(
         &self,
         tenant: &str,
@@ -223,54 +350,97 @@ impl Store {
         snapshot_hash: &str,
         lease: Duration,
     ) -> Result<BeginPosting, StoreError> {
-        let lease_secs = lease.as_secs_f64();
-        let claimed = sqlx::query(
-            "WITH prev AS (
-                 SELECT state FROM order_ledger
-                 WHERE tenant = $1 AND order_number = $2 FOR UPDATE
-             )
-             UPDATE order_ledger l SET state = 'posting', posting_started_at = now(),
-                    post_attempts = l.post_attempts + 1, updated_at = now()
-             FROM prev
-             WHERE l.tenant = $1 AND l.order_number = $2 AND l.snapshot_hash = $3
-               AND (l.state IN ('ready', 'possibly_created')
-                    OR (l.state = 'posting'
-                        AND l.posting_started_at < now() - make_interval(secs => $4)))
-             RETURNING prev.state AS previous, l.post_attempts",
-        )
-        .bind(tenant)
-        .bind(order_number)
-        .bind(snapshot_hash)
-        .bind(lease_secs)
-        .fetch_optional(self.pool())
-        .await?;
-        if let Some(row) = claimed {
-            return Ok(BeginPosting::Proceed {
-                previous: state_of(row.try_get("previous")?)?,
-                attempts: row.try_get("post_attempts")?,
-            });
-        }
-        let current = sqlx::query(
-            "SELECT state, snapshot_hash, erp_reference FROM order_ledger
-             WHERE tenant = $1 AND order_number = $2",
-        )
-        .bind(tenant)
-        .bind(order_number)
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = current else {
-            return Ok(BeginPosting::Missing);
+        let claim = PostingClaim {
+            tenant: tenant.to_owned(),
+            order_number,
+            snapshot_hash: snapshot_hash.to_owned(),
         };
-        let state = state_of(row.try_get("state")?)?;
-        Ok(match state {
-            LedgerState::Posted => BeginPosting::AlreadyPosted {
-                erp_reference: row
-                    .try_get::<Option<String>, _>("erp_reference")?
-                    .unwrap_or_default(),
-            },
-            LedgerState::Posting => BeginPosting::Busy,
-            other => BeginPosting::Superseded(other),
-        })
+        let mut answers = self.begin_postings(std::slice::from_ref(&claim), lease).await?;
+        answers.pop().ok_or_else(|| StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// Claims orders for posting, in one statement. A claim older than `lease` is
+    /// considered abandoned (a crashed writer) and may be taken over; the taker must look
+    /// the order up in the ERP before creating it.
+    pub async fn begin_postings(&self, claims: &[PostingClaim], lease: Duration) -> Result<Vec<BeginPosting>, StoreError> {
+        let keys: Vec<(&str, i64)> = claims.iter().map(|c| (c.tenant.as_str(), c.order_number)).collect();
+        let (unique, repeated) = unique_sorted(&keys);
+        let mut rows = Vec::with_capacity(unique.len());
+        for (tenant, group) in by_tenant(&unique, |i| claims[*i].tenant.as_str()) {
+            rows.extend(
+                sqlx::query(
+                    "WITH input AS (
+                         SELECT * FROM UNNEST($2::int8[], $3::text[]) AS i(order_number, snapshot_hash)
+                     ),
+                     prev AS (
+                         SELECT order_number, state, snapshot_hash, erp_reference, posting_started_at
+                         FROM order_ledger
+                         WHERE tenant = $1 AND order_number = ANY($2)
+                         ORDER BY order_number
+                         FOR UPDATE
+                     ),
+                     claimed AS (
+                         UPDATE order_ledger l SET state = 'posting', posting_started_at = now(),
+                                post_attempts = l.post_attempts + 1, updated_at = now()
+                         FROM prev p JOIN input i ON i.order_number = p.order_number
+                         WHERE l.tenant = $1 AND l.order_number = ANY($2) AND l.order_number = p.order_number
+                           AND p.snapshot_hash = i.snapshot_hash
+                           AND (p.state IN ('ready', 'possibly_created')
+                                OR (p.state = 'posting' AND p.posting_started_at < now() - make_interval(secs => $4)))
+                         RETURNING l.order_number, l.post_attempts
+                     )
+                     SELECT $1::text AS tenant, i.order_number, p.state AS previous, p.erp_reference,
+                            c.post_attempts, (c.order_number IS NOT NULL) AS claimed
+                     FROM input i
+                     LEFT JOIN prev p ON p.order_number = i.order_number
+                     LEFT JOIN claimed c ON c.order_number = i.order_number",
+                )
+                .bind(tenant)
+                .bind(group.iter().map(|i| claims[*i].order_number).collect::<Vec<_>>())
+                .bind(group.iter().map(|i| claims[*i].snapshot_hash.clone()).collect::<Vec<_>>())
+                .bind(lease.as_secs_f64())
+                .fetch_all(self.pool())
+                .await?,
+            );
+        }
+        let mut by_key = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let tenant: String = row.try_get("tenant")?;
+            let number: i64 = row.try_get("order_number")?;
+            let previous: Option<String> = row.try_get("previous")?;
+            let answer = match previous {
+                None => BeginPosting::Missing,
+                Some(previous) => {
+                    let previous = state_of(&previous)?;
+                    if row.try_get::<bool, _>("claimed")? {
+                        BeginPosting::Proceed {
+                            previous,
+                            attempts: row.try_get::<Option<i32>, _>("post_attempts")?.unwrap_or(1),
+                        }
+                    } else {
+                        match previous {
+                            LedgerState::Posted => BeginPosting::AlreadyPosted {
+                                erp_reference: row.try_get::<Option<String>, _>("erp_reference")?.unwrap_or_default(),
+                            },
+                            LedgerState::Posting => BeginPosting::Busy,
+                            other => BeginPosting::Superseded(other),
+                        }
+                    }
+                }
+            };
+            by_key.insert((tenant, number), answer);
+        }
+        let mut answers = vec![BeginPosting::Busy; claims.len()];
+        for &i in &unique {
+            answers[i] = by_key
+                .remove(&(claims[i].tenant.clone(), claims[i].order_number))
+                .unwrap_or(BeginPosting::Missing);
+        }
+        // The same order twice in one batch: the first claim holds it.
+        for &i in &repeated {
+            answers[i] = BeginPosting::Busy;
+        }
+        Ok(answers)
     }
 
     /// The ERP call timed out: the document may exist. A lookup settles it before any retry.
@@ -312,8 +482,7 @@ impl Store {
         Ok(())
     }
 
-    /// Records the ERP document. Returns false when the order was already posted (with the
-    /// same reference, which makes this call a no-op).
+    /// Records the ERP document of one order; see [`Store::mark_posted_many`].
     pub async fn mark_posted(
         &self,
         tenant: &str,
@@ -322,19 +491,52 @@ impl Store {
         erp_gross_minor: Option<i64>,
         erp_tax_minor: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE order_ledger SET state = 'posted', erp_reference = $3, erp_gross_minor = $4,
-                    erp_tax_minor = $5, posted_at = now(), updated_at = now()
-             WHERE tenant = $1 AND order_number = $2 AND state IN ('posting', 'possibly_created')",
-        )
-        .bind(tenant)
-        .bind(order_number)
-        .bind(erp_reference)
-        .bind(erp_gross_minor)
-        .bind(erp_tax_minor)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let record = PostedRecord {
+            tenant: tenant.to_owned(),
+            order_number,
+            erp_reference: erp_reference.to_owned(),
+            erp_gross_minor,
+            erp_tax_minor,
+        };
+        Ok(self.mark_posted_many(std::slice::from_ref(&record)).await?.first().copied().unwrap_or(false))
+    }
+
+    /// Records ERP documents in one statement. Per record: true when it moved the order to
+    /// `posted`, false when the order was not being posted (already posted, say).
+    pub async fn mark_posted_many(&self, records: &[PostedRecord]) -> Result<Vec<bool>, StoreError> {
+        let keys: Vec<(&str, i64)> = records.iter().map(|r| (r.tenant.as_str(), r.order_number)).collect();
+        let (unique, _) = unique_sorted(&keys);
+        let mut rows = Vec::with_capacity(unique.len());
+        for (tenant, group) in by_tenant(&unique, |i| records[*i].tenant.as_str()) {
+            rows.extend(
+                sqlx::query(
+                    "UPDATE order_ledger l SET state = 'posted', erp_reference = i.erp_reference,
+                            erp_gross_minor = i.erp_gross_minor, erp_tax_minor = i.erp_tax_minor,
+                            posted_at = now(), updated_at = now()
+                     FROM UNNEST($2::int8[], $3::text[], $4::int8[], $5::int8[])
+                          AS i(order_number, erp_reference, erp_gross_minor, erp_tax_minor)
+                     WHERE l.tenant = $1 AND l.order_number = ANY($2) AND l.order_number = i.order_number
+                       AND l.state IN ('posting', 'possibly_created')
+                     RETURNING l.tenant, l.order_number",
+                )
+                .bind(tenant)
+                .bind(group.iter().map(|i| records[*i].order_number).collect::<Vec<_>>())
+                .bind(group.iter().map(|i| records[*i].erp_reference.clone()).collect::<Vec<_>>())
+                .bind(group.iter().map(|i| records[*i].erp_gross_minor).collect::<Vec<_>>())
+                .bind(group.iter().map(|i| records[*i].erp_tax_minor).collect::<Vec<_>>())
+                .fetch_all(self.pool())
+                .await?,
+            );
+        }
+        let mut done = std::collections::HashSet::with_capacity(rows.len());
+        for row in &rows {
+            done.insert((row.try_get::<String, _>("tenant")?, row.try_get::<i64, _>("order_number")?));
+        }
+        Ok(records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| unique.contains(&i) && done.contains(&(r.tenant.clone(), r.order_number)))
+            .collect())
     }
 
     pub async fn ledger_row(&self, tenant: &str, order_number: i64) -> Result<Option<LedgerRow>, StoreError> {

@@ -16,7 +16,7 @@ use sqlx::{PgPool, Row};
 
 pub mod ledger;
 
-pub use ledger::{BeginPosting, LedgerRow, LedgerState, SnapshotOutcome, SnapshotRecord};
+pub use ledger::{BeginPosting, LedgerRow, LedgerState, PostedRecord, PostingClaim, SnapshotOutcome, SnapshotRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -74,10 +74,17 @@ impl Store {
     /// Connects with the configured pool size (the URL is a secret and is never logged).
     pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
         let options: PgConnectOptions = config.url.expose_secret().parse()?;
+        // Plan every statement for the parameters and table sizes of the moment. A cached
+        // generic plan made while a table was small (a new tenant, a fresh install) keeps
+        // scanning it sequentially as it grows; the batch statements amortise planning.
+        let options = options.options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
             .idle_timeout(Some(Duration::from_secs(300)))
+            // A ping before every checkout doubles the round trips; a broken connection
+            // fails the statement instead, which the caller retries as transient.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(Store { pool })

@@ -72,22 +72,18 @@ impl Rig {
             .expect("published");
     }
 
-    async fn pending(&self, tenant: &str) -> (u64, usize) {
-        let mut consumer: async_nats::jetstream::consumer::PullConsumer = self
-            .js
-            .get_stream(self.topology.stream_name(StreamKind::Centra))
-            .await
-            .expect("stream")
-            .get_consumer(&self.topology.consumer_name("test", tenant))
-            .await
-            .expect("consumer");
-        let info = consumer.info().await.expect("info");
-        (info.num_pending, info.num_ack_pending)
+    /// (pending, ack pending) of the test consumer; `None` until the runner created it.
+    async fn pending(&self, tenant: &str) -> Option<(u64, usize)> {
+        let stream = self.js.get_stream(self.topology.stream_name(StreamKind::Centra)).await.ok()?;
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer(&self.topology.consumer_name("test", tenant)).await.ok()?;
+        let info = consumer.info().await.ok()?;
+        Some((info.num_pending, info.num_ack_pending))
     }
 
     async fn wait_drained(&self, tenant: &str) {
         for _ in 0..600 {
-            if self.pending(tenant).await == (0, 0) {
+            if self.pending(tenant).await == Some((0, 0)) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -237,6 +233,6 @@ async fn shutdown_lets_in_flight_work_finish() {
     }
     shutdown.cancel();
     task.await.expect("joined").expect("runner ok");
-    assert_eq!(rig.pending("acme").await, (0, 0), "the in-flight message was finished and acked");
+    assert_eq!(rig.pending("acme").await, Some((0, 0)), "the in-flight message was finished and acked");
     rig.env.cleanup().await;
 }

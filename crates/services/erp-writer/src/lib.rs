@@ -18,7 +18,8 @@ use ferry_proto::order::v1 as pb;
 use ferry_runtime::config::{ErpConfig, TenantConfig};
 use ferry_runtime::consumer::{ConsumerSpec, Delivery, Handler, HandlerError, Runner};
 use ferry_runtime::{ExceptionSink, Outgoing, ServiceBase, StreamKind};
-use ferry_store::{BeginPosting, LedgerState, Store};
+use ferry_runtime::coalesce::Coalescer;
+use ferry_store::{BeginPosting, LedgerState, PostedRecord, PostingClaim, Store};
 use prost::Message as _;
 use tokio::sync::Semaphore;
 
@@ -55,16 +56,18 @@ pub fn default_connectors(timeout: Duration) -> ConnectorFactory {
 /// Runs one consumer per tenant until the base's shutdown token is cancelled.
 pub async fn run(base: ServiceBase, store: Store, connectors: ConnectorFactory) -> Result<(), WriterError> {
     let sink = ferry_store::exception_sink(&store, &base);
+    let lease = base.config.erp_writer.request_timeout * 3;
     let mut tasks = tokio::task::JoinSet::new();
     for tenant in &base.config.tenants {
         let handler = Arc::new(WriterHandler {
             tenant: tenant.clone(),
             erp: connectors(tenant),
+            ledger: Ledger::spawn(store.clone(), lease),
             store: store.clone(),
             base: base.clone(),
             sink: sink.clone(),
             in_flight: Semaphore::new(base.config.erp_writer.max_in_flight_per_tenant),
-            lease: base.config.erp_writer.request_timeout * 3,
+            lease,
         });
         let mut consumer = base.config.consumer.clone();
         // Waiting on the in-flight bound must not look like a stuck message.
@@ -93,9 +96,43 @@ pub async fn run(base: ServiceBase, store: Store, connectors: ConnectorFactory) 
     Ok(())
 }
 
+/// The ledger writes of the hot path, many per statement (group commit), per tenant.
+#[derive(Clone)]
+struct Ledger {
+    claims: Coalescer<PostingClaim, Result<BeginPosting, String>>,
+    posted: Coalescer<PostedRecord, Result<bool, String>>,
+}
+
+impl Ledger {
+    fn spawn(store: Store, lease: Duration) -> Self {
+        let claim_store = store.clone();
+        let claims = Coalescer::spawn(256, 2, move |claims: Vec<PostingClaim>| {
+            let store = claim_store.clone();
+            async move { every(claims.len(), store.begin_postings(&claims, lease).await) }
+        });
+        let posted = Coalescer::spawn(256, 2, move |records: Vec<PostedRecord>| {
+            let store = store.clone();
+            async move { every(records.len(), store.mark_posted_many(&records).await) }
+        });
+        Self { claims, posted }
+    }
+}
+
+/// One result per item: the batch's results, or its error for each.
+fn every<T>(n: usize, result: Result<Vec<T>, ferry_store::StoreError>) -> Vec<Result<T, String>> {
+    match result {
+        Ok(values) => values.into_iter().map(Ok).collect(),
+        Err(e) => {
+            let reason = e.to_string();
+            (0..n).map(|_| Err(reason.clone())).collect()
+        }
+    }
+}
+
 struct WriterHandler {
     tenant: TenantConfig,
     erp: Arc<dyn ErpConnector>,
+    ledger: Ledger,
     store: Store,
     base: ServiceBase,
     sink: Arc<dyn ExceptionSink>,
@@ -119,9 +156,15 @@ impl Handler for WriterHandler {
         };
         let number = order.order_number;
         let claim = self
-            .store
-            .begin_posting(&self.tenant.id, number, &order.snapshot_hash, self.lease)
+            .ledger
+            .claims
+            .call(PostingClaim {
+                tenant: self.tenant.id.clone(),
+                order_number: number,
+                snapshot_hash: order.snapshot_hash.clone(),
+            })
             .await
+            .ok_or_else(|| transient("the ledger writer stopped"))?
             .map_err(transient)?;
         let previous = match claim {
             BeginPosting::Proceed { previous, .. } => previous,
@@ -153,18 +196,25 @@ impl Handler for WriterHandler {
             }
         };
         let external_ref = number.to_string();
-        let _permit = self.in_flight.acquire().await.map_err(transient)?;
-
         if matches!(previous, LedgerState::Posting | LedgerState::PossiblyCreated) {
             // An earlier attempt may have created it: settle that before creating anything.
-            match self.erp.find_sales_order(&external_ref).await {
+            let found = {
+                let _slot = self.in_flight.acquire().await.map_err(transient)?;
+                self.erp.find_sales_order(&external_ref).await
+            };
+            match found {
                 Ok(Some(document)) => return self.posted(&order, document, true, delivery).await,
                 Ok(None) => {}
                 Err(e) => return self.erp_failure(number, e, delivery, &order).await,
             }
         }
         let post = convert::post_order(&self.tenant, &order);
-        match self.erp.create_sales_order(&post).await {
+        // The in-flight bound covers the ERP call only, not our own bookkeeping after it.
+        let created = {
+            let _slot = self.in_flight.acquire().await.map_err(transient)?;
+            self.erp.create_sales_order(&post).await
+        };
+        match created {
             Ok(document) => self.posted(&order, document, false, delivery).await,
             Err(e) => self.erp_failure(number, e, delivery, &order).await,
         }
@@ -174,9 +224,17 @@ impl Handler for WriterHandler {
 impl WriterHandler {
     async fn posted(&self, order: &pb::SalesOrder, document: ErpDocument, found_existing: bool, delivery: &Delivery) -> Result<(), HandlerError> {
         let number = order.order_number;
-        self.store
-            .mark_posted(&self.tenant.id, number, &document.reference, Some(document.gross_minor), Some(document.tax_minor))
+        self.ledger
+            .posted
+            .call(PostedRecord {
+                tenant: self.tenant.id.clone(),
+                order_number: number,
+                erp_reference: document.reference.clone(),
+                erp_gross_minor: Some(document.gross_minor),
+                erp_tax_minor: Some(document.tax_minor),
+            })
             .await
+            .ok_or_else(|| transient("the ledger writer stopped"))?
             .map_err(transient)?;
         let totals = order.totals.clone().unwrap_or_default();
         if document.gross_minor != totals.gross_minor || document.tax_minor != totals.tax_minor {

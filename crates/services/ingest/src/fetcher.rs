@@ -25,7 +25,7 @@ use crate::SERVICE;
 /// `order_not_found` exception (Centra may briefly lag behind its own webhooks).
 const NOT_FOUND_ATTEMPTS: i64 = 4;
 /// Batches fetched at once per tenant (the rate limiter paces them).
-const FETCHES_IN_FLIGHT: usize = 4;
+pub const FETCHES_IN_FLIGHT: usize = 4;
 
 struct Request {
     /// The consume span of the notice: the snapshot is published in its trace.

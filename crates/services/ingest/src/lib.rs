@@ -56,6 +56,13 @@ impl Ingest {
                 client,
                 base.shutdown.clone(),
             ));
+            // Each waiting notice holds a runner slot until its batch is fetched, so the
+            // runner must hold enough of them to fill every batch in flight.
+            let mut consumer = base.config.consumer.clone();
+            let needed = base.config.ingest.snapshot_batch * fetcher::FETCHES_IN_FLIGHT;
+            consumer.concurrency = consumer.concurrency.max(needed);
+            consumer.max_ack_pending = consumer.max_ack_pending.max(needed as i64 * 2);
+            consumer.batch = consumer.batch.max(base.config.ingest.snapshot_batch);
             let runner = Runner {
                 js: base.js.clone(),
                 topology: base.topology.clone(),
@@ -67,7 +74,7 @@ impl Ingest {
                     filter_subject: base.topology.order_notices_filter(&tenant.id),
                     double_ack: false,
                 },
-                config: base.config.consumer.clone(),
+                config: consumer,
                 sink: sink.clone(),
                 grace: base.config.ops.shutdown_grace,
             };

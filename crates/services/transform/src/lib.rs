@@ -14,6 +14,7 @@ use ferry_proto::centra::v1 as centra_pb;
 use ferry_proto::order::v1 as order_pb;
 use ferry_runtime::config::TenantConfig;
 use ferry_runtime::consumer::{ConsumerSpec, Delivery, Handler, HandlerError, Runner};
+use ferry_runtime::coalesce::Coalescer;
 use ferry_runtime::{ExceptionSink, Outgoing, ServiceBase, StreamKind};
 use ferry_store::{LedgerState, SnapshotOutcome, SnapshotRecord, Store};
 use prost::Message as _;
@@ -38,6 +39,7 @@ pub async fn run(base: ServiceBase, store: Store) -> Result<(), TransformError> 
     for tenant in &base.config.tenants {
         let handler = Arc::new(TransformHandler {
             tenant: tenant.clone(),
+            recorder: recorder(store.clone()),
             store: store.clone(),
             base: base.clone(),
             sink: sink.clone(),
@@ -64,6 +66,24 @@ pub async fn run(base: ServiceBase, store: Store) -> Result<(), TransformError> 
         done.map_err(|e| TransformError::Join(e.to_string()))??;
     }
     Ok(())
+}
+
+/// Snapshot records written many per statement (group commit), one writer per tenant.
+type Recorder = Coalescer<SnapshotRecord, Result<SnapshotOutcome, String>>;
+
+fn recorder(store: Store) -> Recorder {
+    Coalescer::spawn(256, 2, move |records: Vec<SnapshotRecord>| {
+        let store = store.clone();
+        async move {
+            match store.record_snapshots(&records).await {
+                Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+                Err(e) => {
+                    let reason = e.to_string();
+                    records.iter().map(|_| Err(reason.clone())).collect()
+                }
+            }
+        }
+    })
 }
 
 /// The tenant's SKU map, reloaded from the database at most every few seconds.
@@ -98,6 +118,7 @@ impl SkuCache {
 
 struct TransformHandler {
     tenant: TenantConfig,
+    recorder: Recorder,
     store: Store,
     base: ServiceBase,
     sink: Arc<dyn ExceptionSink>,
@@ -146,23 +167,24 @@ impl Handler for TransformHandler {
         let fetched_at = time_of(message.fetched_at.as_ref()).unwrap_or_else(Utc::now);
         let fingerprint = order.fingerprint();
         let outcome = self
-            .store
-            .record_snapshot(&SnapshotRecord {
-                tenant: &self.tenant.id,
+            .recorder
+            .call(SnapshotRecord {
+                tenant: self.tenant.id.clone(),
                 order_number: order.order_number,
-                centra_order_id: &order.centra_order_id,
-                snapshot_hash: &message.content_hash,
+                centra_order_id: order.centra_order_id.clone(),
+                snapshot_hash: message.content_hash.clone(),
                 fetched_at,
                 first_accepted_at: time_of(message.first_accepted_at.as_ref()),
-                order_fingerprint: &fingerprint,
+                order_fingerprint: fingerprint.clone(),
                 state: ledger_state(order.release),
-                currency: &order.currency,
+                currency: order.currency.clone(),
                 gross_minor: order.grand_total,
                 tax_minor: (order.release != Release::Rejected).then_some(order.totals.tax),
-                body: &message.snapshot_json,
+                body: message.snapshot_json.clone(),
             })
             .await
-            .map_err(store_error)?;
+            .ok_or_else(|| HandlerError::transient("the ledger writer stopped"))?
+            .map_err(HandlerError::transient)?;
 
         match outcome {
             SnapshotOutcome::Applied | SnapshotOutcome::AlreadyApplied(_) => {
@@ -177,6 +199,12 @@ impl Handler for TransformHandler {
             }
             SnapshotOutcome::Stale => {
                 tracing::debug!(order = order.order_number, "stale snapshot ignored");
+            }
+            SnapshotOutcome::Raced => {
+                return Err(HandlerError::Transient {
+                    reason: format!("order {} was written concurrently", order.order_number),
+                    retry_after: Some(Duration::from_millis(50)),
+                });
             }
             SnapshotOutcome::AfterPosting(state, posted) => {
                 if posted != fingerprint && order.release != Release::Held {

@@ -16,6 +16,8 @@ pub struct SimState {
     generator: Mutex<Generator>,
     next_number: Mutex<i64>,
     pub webhooks: WebhookSender,
+    /// Contract queries answered by the precompiled path.
+    pub fast_answers: std::sync::atomic::AtomicU64,
 }
 
 impl SimState {
@@ -25,6 +27,7 @@ impl SimState {
             generator: Mutex::new(Generator::new(seed)),
             next_number: Mutex::new(first_number),
             webhooks: WebhookSender::new(),
+            fast_answers: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

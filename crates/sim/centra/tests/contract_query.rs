@@ -68,3 +68,24 @@ async fn refuses_requests_without_a_valid_token() {
     assert!(!err.is_transient());
     shutdown.cancel();
 }
+
+/// The precompiled answer to the contract query is byte for byte the GraphQL engine's.
+#[tokio::test]
+async fn the_precompiled_contract_answer_equals_the_engines() {
+    let shutdown = CancellationToken::new();
+    let sim = CentraSim::start(SimConfig { seed: 99, ..SimConfig::default() }, shutdown.clone()).await.expect("starts");
+    let mix = OrderMix { hold_pct: 5, pending_pct: 5, cancellation_pct: 20, bundle_pct: 30, voucher_pct: 40, ..OrderMix::default() };
+    let numbers = sim.generate(300, &mix);
+    let http = reqwest::Client::new();
+    let ask = |query: String| {
+        let body = serde_json::json!({ "query": query, "variables": { "where": { "number": numbers }, "limit": 200, "page": 1 } });
+        http.post(sim.graphql_url()).bearer_auth("sim-token").json(&body).send()
+    };
+    let fast = ask(ferry_centra::ORDER_SNAPSHOT_QUERY.to_owned()).await.expect("fast").text().await.expect("body");
+    // A comment makes the text differ, so this one goes through the engine.
+    let slow = ask(format!("# engine\n{}", ferry_centra::ORDER_SNAPSHOT_QUERY)).await.expect("slow").text().await.expect("body");
+    assert!(fast.len() > 100_000, "200 orders answered");
+    assert_eq!(sim.state.fast_answers.load(std::sync::atomic::Ordering::Relaxed), 1, "one answer took the precompiled path");
+    assert_eq!(fast, slow);
+    shutdown.cancel();
+}

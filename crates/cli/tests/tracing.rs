@@ -1,0 +1,87 @@
+//! One order is one trace: the W3C trace context travels in NATS headers from the webhook
+//! through ingest, transform and the erp-writer, and reaches a real OTLP receiver.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferry::stack::{Stack, StackOptions};
+use ferry_sim_centra::{OrderMix, WebhookConfig};
+use ferry_testing::TestEnv;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+
+#[derive(Clone, Default)]
+struct Receiver {
+    spans: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.spans.lock().map_err(|_| tonic::Status::internal("poisoned"))?;
+        for resource in request.into_inner().resource_spans {
+            for scope in resource.scope_spans {
+                for span in scope.spans {
+                    spans.push((hex(&span.trace_id), span.name));
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_spans_ingest_transform_and_erp_writer() {
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let service = TraceServiceServer::new(receiver.clone());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream_listener(listener)),
+    );
+
+    let env = TestEnv::new().await;
+    let mut config = env.config();
+    config.telemetry.otlp_endpoint = Some(format!("http://{addr}"));
+    let options = StackOptions { tenant: "acme".into(), centra_requests_per_10s: 1000, webhook_faults: WebhookConfig::default(), ..StackOptions::default() };
+    let stack = Stack::start(config, options).await.expect("stack");
+    let store = env.store().await;
+    let numbers = stack.centra.generate(1, &OrderMix { hold_pct: 0, pending_pct: 0, ..OrderMix::default() });
+    for _ in 0..200 {
+        let row = store.ledger_row("acme", numbers[0]).await.expect("ledger");
+        if row.is_some_and(|r| r.state == "posted") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stack.telemetry.shutdown();
+
+    let spans = receiver.spans.lock().map(|s| s.clone()).unwrap_or_default();
+    let wanted = ["centra.notice", "ingest consume", "transform consume", "erp-writer consume"];
+    let root = spans.iter().find(|(_, name)| name == "centra.notice").map(|(t, _)| t.clone()).expect("a notice span was exported");
+    let in_trace: Vec<&str> = spans.iter().filter(|(t, _)| *t == root).map(|(_, n)| n.as_str()).collect();
+    for name in wanted {
+        assert!(in_trace.contains(&name), "{name} missing from trace {root}: {in_trace:?}");
+    }
+    stack.shutdown().await;
+    env.cleanup().await;
+}
+
+fn tokio_stream_listener(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        Some((accepted, listener))
+    })
+}
