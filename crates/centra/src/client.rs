@@ -30,7 +30,10 @@ pub enum CentraError {
     #[error("Centra rejected the request (HTTP {status}): {body}")]
     Rejected { status: u16, body: String },
     #[error("Centra returned GraphQL errors: {messages}")]
-    GraphQl { messages: String, authorization: bool },
+    GraphQl {
+        messages: String,
+        authorization: bool,
+    },
     #[error("Centra's answer could not be read: {0}")]
     Decode(String),
 }
@@ -40,7 +43,9 @@ impl CentraError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            CentraError::Transport(_) | CentraError::RateLimited { .. } | CentraError::Server { .. }
+            CentraError::Transport(_)
+                | CentraError::RateLimited { .. }
+                | CentraError::Server { .. }
         )
     }
 
@@ -69,13 +74,20 @@ pub struct CentraClient {
 
 impl std::fmt::Debug for CentraClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CentraClient").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("CentraClient")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
 impl CentraClient {
     /// `requests_per_10s` is the instance's REQUEST_COUNT quota (20 on a fresh instance).
-    pub fn new(url: impl Into<String>, token: SecretString, requests_per_10s: u32, timeout: Duration) -> Self {
+    pub fn new(
+        url: impl Into<String>,
+        token: SecretString,
+        requests_per_10s: u32,
+        timeout: Duration,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .pool_max_idle_per_host(8)
@@ -94,7 +106,11 @@ impl CentraClient {
     }
 
     /// Sends one GraphQL operation and returns the raw `data` object's bytes.
-    pub async fn execute(&self, query: &str, variables: serde_json::Value) -> Result<Vec<u8>, CentraError> {
+    pub async fn execute(
+        &self,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> Result<Vec<u8>, CentraError> {
         self.limiter.acquire().await;
         let body = serde_json::json!({ "query": query, "variables": variables });
         let response = self
@@ -117,10 +133,14 @@ impl CentraClient {
             return Err(CentraError::RateLimited { retry_after });
         }
         if status.is_server_error() {
-            return Err(CentraError::Server { status: status.as_u16() });
+            return Err(CentraError::Server {
+                status: status.as_u16(),
+            });
         }
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(CentraError::Unauthorized { status: status.as_u16() });
+            return Err(CentraError::Unauthorized {
+                status: status.as_u16(),
+            });
         }
         let bytes = response
             .bytes()
@@ -161,7 +181,10 @@ impl CentraClient {
                 .map(|e| e.message.as_str())
                 .collect::<Vec<_>>()
                 .join("; ");
-            return Err(CentraError::GraphQl { messages, authorization });
+            return Err(CentraError::GraphQl {
+                messages,
+                authorization,
+            });
         }
         envelope
             .data
@@ -197,7 +220,8 @@ pub fn split_orders(data: &[u8]) -> Result<Vec<RawSnapshot>, CentraError> {
     struct Number {
         number: i64,
     }
-    let data: Data<'_> = serde_json::from_slice(data).map_err(|e| CentraError::Decode(e.to_string()))?;
+    let data: Data<'_> =
+        serde_json::from_slice(data).map_err(|e| CentraError::Decode(e.to_string()))?;
     data.orders
         .into_iter()
         .map(|raw| {
@@ -223,19 +247,34 @@ mod tests {
 
     #[test]
     fn splits_orders_byte_for_byte() {
-        let data = br#"{"orders":[{"number":7,"grandTotal":{"value":1847.95}},{"number":8,"x":0.1}]}"#;
+        let data =
+            br#"{"orders":[{"number":7,"grandTotal":{"value":1847.95}},{"number":8,"x":0.1}]}"#;
         let snaps = split_orders(data).unwrap_or_default();
         assert_eq!(snaps.len(), 2);
         assert_eq!(snaps[0].number, 7);
-        assert_eq!(snaps[0].json, br#"{"number":7,"grandTotal":{"value":1847.95}}"#);
+        assert_eq!(
+            snaps[0].json,
+            br#"{"number":7,"grandTotal":{"value":1847.95}}"#
+        );
         assert!(split_orders(br#"{"orders":[{"x":1}]}"#).is_err());
     }
 
     #[test]
     fn classification() {
         assert!(CentraError::Server { status: 502 }.is_transient());
-        assert!(CentraError::RateLimited { retry_after: Duration::from_secs(1) }.is_transient());
+        assert!(
+            CentraError::RateLimited {
+                retry_after: Duration::from_secs(1)
+            }
+            .is_transient()
+        );
         assert!(!CentraError::Unauthorized { status: 401 }.is_transient());
-        assert!(!CentraError::GraphQl { messages: String::new(), authorization: true }.is_transient());
+        assert!(
+            !CentraError::GraphQl {
+                messages: String::new(),
+                authorization: true
+            }
+            .is_transient()
+        );
     }
 }

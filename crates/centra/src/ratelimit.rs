@@ -90,10 +90,11 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
         }
         return Some(Duration::from_secs(n));
     }
-    if let Ok(f) = value.parse::<f64>() {
-        if f.is_finite() && f >= 0.0 {
-            return Duration::try_from_secs_f64(f).ok();
-        }
+    if let Ok(f) = value.parse::<f64>()
+        && f.is_finite()
+        && f >= 0.0
+    {
+        return Duration::try_from_secs_f64(f).ok();
     }
     httpdate::parse_http_date(value)
         .ok()
@@ -108,11 +109,17 @@ mod tests {
     fn retry_after_in_all_three_forms() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("1700000012", now), Some(Duration::from_secs(12)));
+        assert_eq!(
+            parse_retry_after("1700000012", now),
+            Some(Duration::from_secs(12))
+        );
         assert_eq!(parse_retry_after("1600000000", now), Some(Duration::ZERO));
         let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
         assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(30)));
-        assert_eq!(parse_retry_after("0.5", now), Some(Duration::from_millis(500)));
+        assert_eq!(
+            parse_retry_after("0.5", now),
+            Some(Duration::from_millis(500))
+        );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
     }
@@ -124,13 +131,19 @@ mod tests {
         for _ in 0..20 {
             limiter.acquire().await;
         }
-        assert!(start.elapsed() < Duration::from_millis(1), "a full burst is allowed");
+        assert!(
+            start.elapsed() < Duration::from_millis(1),
+            "a full burst is allowed"
+        );
         assert_eq!(limiter.remaining(), 0);
         for _ in 0..20 {
             limiter.acquire().await;
         }
         let elapsed = start.elapsed();
-        assert!(elapsed >= Duration::from_secs(10) && elapsed < Duration::from_millis(10_100), "{elapsed:?}");
+        assert!(
+            elapsed >= Duration::from_secs(10) && elapsed < Duration::from_millis(10_100),
+            "{elapsed:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

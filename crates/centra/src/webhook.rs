@@ -78,8 +78,16 @@ pub fn verify(
             .split_once('=')
             .ok_or(WebhookError::BadSignatureHeader)?;
         match key {
-            "t" => t = Some(value.parse().map_err(|_| WebhookError::BadSignatureHeader)?),
-            "v1" => signatures.push(hex::decode(value).map_err(|_| WebhookError::BadSignatureHeader)?),
+            "t" => {
+                t = Some(
+                    value
+                        .parse()
+                        .map_err(|_| WebhookError::BadSignatureHeader)?,
+                )
+            }
+            "v1" => {
+                signatures.push(hex::decode(value).map_err(|_| WebhookError::BadSignatureHeader)?)
+            }
             _ => {} // unknown schemes are ignored, as Stripe-style receivers do
         }
     }
@@ -98,9 +106,9 @@ pub fn verify(
         .ok_or(WebhookError::BadSignature)?
         .finalize()
         .into_bytes();
-    let matched = signatures
-        .iter()
-        .fold(subtle::Choice::from(0), |acc, s| acc | expected.as_slice().ct_eq(s));
+    let matched = signatures.iter().fold(subtle::Choice::from(0), |acc, s| {
+        acc | expected.as_slice().ct_eq(s)
+    });
     if bool::from(matched) {
         Ok(t)
     } else {
@@ -148,7 +156,8 @@ pub fn parse_body(body: &[u8]) -> Result<WebhookPayload, WebhookError> {
         .find(|(k, _)| k == "payload")
         .map(|(_, v)| v)
         .ok_or_else(|| WebhookError::Malformed("no payload field".to_owned()))?;
-    serde_json::from_str(json).map_err(|e| WebhookError::Malformed(format!("payload is not the events JSON: {e}")))
+    serde_json::from_str(json)
+        .map_err(|e| WebhookError::Malformed(format!("payload is not the events JSON: {e}")))
 }
 
 /// The form body Centra sends for `payload`.
@@ -171,8 +180,12 @@ mod tests {
             signature(b"test123", 12345678, BODY),
             "0b9cd84f5d583e5e1aadfb9f160aa8080b51d5b85ff85808d6b75bdac356c549"
         );
-        let header = "t=12345678,v1=0b9cd84f5d583e5e1aadfb9f160aa8080b51d5b85ff85808d6b75bdac356c549";
-        assert_eq!(verify(b"test123", Some(header), BODY, 12345678, 300), Ok(12345678));
+        let header =
+            "t=12345678,v1=0b9cd84f5d583e5e1aadfb9f160aa8080b51d5b85ff85808d6b75bdac356c549";
+        assert_eq!(
+            verify(b"test123", Some(header), BODY, 12345678, 300),
+            Ok(12345678)
+        );
     }
 
     #[test]
@@ -188,18 +201,39 @@ mod tests {
         assert_eq!(verify(b"test123", Some(&header), BODY, 1300, 300), Ok(1000));
         assert_eq!(
             verify(b"test123", Some(&header), BODY, 1301, 300),
-            Err(WebhookError::Stale { age_secs: 301, window_secs: 300 })
+            Err(WebhookError::Stale {
+                age_secs: 301,
+                window_secs: 300
+            })
         );
-        assert!(matches!(verify(b"test123", Some(&header), BODY, 699, 300), Err(WebhookError::Stale { .. })));
-        assert_eq!(verify(b"other", Some(&header), BODY, 1000, 300), Err(WebhookError::BadSignature));
+        assert!(matches!(
+            verify(b"test123", Some(&header), BODY, 699, 300),
+            Err(WebhookError::Stale { .. })
+        ));
+        assert_eq!(
+            verify(b"other", Some(&header), BODY, 1000, 300),
+            Err(WebhookError::BadSignature)
+        );
         assert_eq!(
             verify(b"test123", Some(&header), b"payload=%7B%7D", 1000, 300),
             Err(WebhookError::BadSignature)
         );
-        assert_eq!(verify(b"test123", None, BODY, 1000, 300), Err(WebhookError::MissingSignature));
-        assert_eq!(verify(b"test123", Some("garbage"), BODY, 1000, 300), Err(WebhookError::BadSignatureHeader));
-        assert_eq!(verify(b"test123", Some("t=1000"), BODY, 1000, 300), Err(WebhookError::BadSignatureHeader));
-        assert_eq!(verify(b"test123", Some("t=x,v1=00"), BODY, 1000, 300), Err(WebhookError::BadSignatureHeader));
+        assert_eq!(
+            verify(b"test123", None, BODY, 1000, 300),
+            Err(WebhookError::MissingSignature)
+        );
+        assert_eq!(
+            verify(b"test123", Some("garbage"), BODY, 1000, 300),
+            Err(WebhookError::BadSignatureHeader)
+        );
+        assert_eq!(
+            verify(b"test123", Some("t=1000"), BODY, 1000, 300),
+            Err(WebhookError::BadSignatureHeader)
+        );
+        assert_eq!(
+            verify(b"test123", Some("t=x,v1=00"), BODY, 1000, 300),
+            Err(WebhookError::BadSignatureHeader)
+        );
         // A rotated secret: either signature may match.
         let two = format!("{header},v1={}", "00".repeat(32));
         assert_eq!(verify(b"test123", Some(&two), BODY, 1000, 300), Ok(1000));
@@ -209,15 +243,28 @@ mod tests {
     fn reads_the_integration_payload() {
         let payload = WebhookPayload {
             events: vec![
-                WebhookEvent { object_type: "order".into(), action: "update".into(), date: "2021-01-29 14:40:58.628033".into(), id: 2735 },
-                WebhookEvent { object_type: "shipment".into(), action: "good_to_go".into(), date: "2021-01-29 14:40:58.628239".into(), id: 1902 },
+                WebhookEvent {
+                    object_type: "order".into(),
+                    action: "update".into(),
+                    date: "2021-01-29 14:40:58.628033".into(),
+                    id: 2735,
+                },
+                WebhookEvent {
+                    object_type: "shipment".into(),
+                    action: "good_to_go".into(),
+                    date: "2021-01-29 14:40:58.628239".into(),
+                    id: 1902,
+                },
             ],
         };
         let body = encode_body(&payload);
         assert!(body.starts_with("payload=%7B%22events%22"));
         assert_eq!(parse_body(body.as_bytes()), Ok(payload));
         let stringly = encode_body(&WebhookPayload { events: vec![] }).replace("%5B%5D", "%5B%7B%22type%22%3A%22order%22%2C%22action%22%3A%22insert%22%2C%22id%22%3A%2214%22%7D%5D");
-        assert_eq!(parse_body(stringly.as_bytes()).map(|p| p.events[0].id), Ok(14));
+        assert_eq!(
+            parse_body(stringly.as_bytes()).map(|p| p.events[0].id),
+            Ok(14)
+        );
         assert!(parse_body(b"payload=notjson").is_err());
         assert!(parse_body(b"other=1").is_err());
     }

@@ -53,7 +53,10 @@ pub async fn pipeline(args: PipelineArgs) -> anyhow::Result<()> {
     let baseline = if args.no_baseline {
         0.0
     } else {
-        eprintln!("baseline: bare JetStream, 4 hops, {} messages of {} bytes", args.orders, args.baseline_payload);
+        eprintln!(
+            "baseline: bare JetStream, 4 hops, {} messages of {} bytes",
+            args.orders, args.baseline_payload
+        );
         let b = baseline(&infra.nats_url, args.orders, args.baseline_payload).await?;
         eprintln!("baseline: {b:.0} orders/s");
         b
@@ -65,15 +68,30 @@ pub async fn pipeline(args: PipelineArgs) -> anyhow::Result<()> {
     config.database.max_connections = 12;
     let options = StackOptions {
         centra_requests_per_10s: 100_000,
-        webhook_faults: ferry_sim_centra::WebhookConfig { flush_ms: 5, ..Default::default() },
+        webhook_faults: ferry_sim_centra::WebhookConfig {
+            flush_ms: 5,
+            ..Default::default()
+        },
         ..StackOptions::default()
     };
-    let stack = Stack::start(config, options).await.context("starting the stack")?;
-    stack.erp.set_faults(ferry_sim_erp::Faults { ignore_idempotency_key: true, ..Default::default() });
+    let stack = Stack::start(config, options)
+        .await
+        .context("starting the stack")?;
+    stack.erp.set_faults(ferry_sim_erp::Faults {
+        ignore_idempotency_key: true,
+        ..Default::default()
+    });
     let posted = collect_posted(&stack).await?;
 
-    eprintln!("pipeline: {} orders through webhook → ingest → transform → erp-writer → ERP", args.orders);
-    let mix = ferry_sim_centra::OrderMix { hold_pct: 0, pending_pct: 0, ..Default::default() };
+    eprintln!(
+        "pipeline: {} orders through webhook → ingest → transform → erp-writer → ERP",
+        args.orders
+    );
+    let mix = ferry_sim_centra::OrderMix {
+        hold_pct: 0,
+        pending_pct: 0,
+        ..Default::default()
+    };
     let started = Instant::now();
     match args.rate {
         None => {
@@ -84,7 +102,8 @@ pub async fn pipeline(args: PipelineArgs) -> anyhow::Result<()> {
             let mut tick = tokio::time::interval(Duration::from_millis(10));
             while sent < args.orders {
                 tick.tick().await;
-                let due = ((started.elapsed().as_secs_f64() * f64::from(rate)) as usize).min(args.orders);
+                let due =
+                    ((started.elapsed().as_secs_f64() * f64::from(rate)) as usize).min(args.orders);
                 if due > sent {
                     stack.centra.generate(due - sent, &mix);
                     sent = due;
@@ -135,7 +154,11 @@ pub async fn pipeline(args: PipelineArgs) -> anyhow::Result<()> {
         p50_ms: round1(pct(0.50)),
         p99_ms: round1(pct(0.99)),
         baseline_orders_per_sec: round1(baseline),
-        ratio: if baseline > 0.0 { (orders_per_sec / baseline * 100.0).round() / 100.0 } else { 0.0 },
+        ratio: if baseline > 0.0 {
+            (orders_per_sec / baseline * 100.0).round() / 100.0
+        } else {
+            0.0
+        },
         lost: args.orders.saturating_sub(posted.len()),
         duplicates,
     };
@@ -158,18 +181,26 @@ pub async fn pipeline(args: PipelineArgs) -> anyhow::Result<()> {
 fn processed(stack: &Stack, service: &str) -> u64 {
     let text = stack.telemetry.render_metrics();
     text.lines()
-        .filter(|l| l.starts_with("ferry_messages_total{") && l.contains(&format!("service=\"{service}\"")) && l.contains("outcome=\"ok\""))
+        .filter(|l| {
+            l.starts_with("ferry_messages_total{")
+                && l.contains(&format!("service=\"{service}\""))
+                && l.contains("outcome=\"ok\"")
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
 
 /// Watches `order.posted`: order number → (first accepted, posted) in epoch milliseconds.
-async fn collect_posted(stack: &Stack) -> anyhow::Result<Arc<std::sync::Mutex<HashMap<i64, (i64, i64)>>>> {
+async fn collect_posted(
+    stack: &Stack,
+) -> anyhow::Result<Arc<std::sync::Mutex<HashMap<i64, (i64, i64)>>>> {
     use prost::Message as _;
     let client = async_nats::connect(&stack.config.nats.url).await?;
     let js = jetstream::new(client);
     let topology = ferry_runtime::Topology::new(&stack.config.nats.prefix);
-    let stream = js.get_stream(topology.stream_name(ferry_runtime::StreamKind::Orders)).await?;
+    let stream = js
+        .get_stream(topology.stream_name(ferry_runtime::StreamKind::Orders))
+        .await?;
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: topology.posted_filter(stack.tenant()),
@@ -182,7 +213,9 @@ async fn collect_posted(stack: &Stack) -> anyhow::Result<Arc<std::sync::Mutex<Ha
     let sink = seen.clone();
     tokio::spawn(async move {
         while let Some(Ok(message)) = messages.next().await {
-            if let Ok(posted) = ferry_proto::order::v1::OrderPosted::decode(message.payload.as_ref()) {
+            if let Ok(posted) =
+                ferry_proto::order::v1::OrderPosted::decode(message.payload.as_ref())
+            {
                 let accepted = ferry_proto::millis(posted.first_accepted_at.as_ref());
                 let at = ferry_proto::millis(posted.posted_at.as_ref());
                 if let Ok(mut seen) = sink.lock() {
@@ -225,7 +258,11 @@ async fn baseline(url: &str, n: usize, payload: usize) -> anyhow::Result<f64> {
             .await?;
         let body = body.clone();
         let task = tokio::spawn(async move {
-            let mut messages = consumer.stream().max_messages_per_batch(200).messages().await?;
+            let mut messages = consumer
+                .stream()
+                .max_messages_per_batch(200)
+                .messages()
+                .await?;
             let js = &js;
             let body = &body;
             (&mut messages)
@@ -233,10 +270,22 @@ async fn baseline(url: &str, n: usize, payload: usize) -> anyhow::Result<f64> {
                 .for_each_concurrent(64, |m| async move {
                     let Ok(m) = m else { return };
                     if hop < 3 {
-                        let id = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.to_string()).unwrap_or_default();
+                        let id = m
+                            .headers
+                            .as_ref()
+                            .and_then(|h| h.get("Nats-Msg-Id"))
+                            .map(|v| v.to_string())
+                            .unwrap_or_default();
                         let mut headers = async_nats::HeaderMap::new();
                         headers.insert("Nats-Msg-Id", format!("{id}-{}", hop + 1).as_str());
-                        if let Ok(ack) = js.publish_with_headers(format!("baseline.hop{}", hop + 1), headers, body.clone()).await {
+                        if let Ok(ack) = js
+                            .publish_with_headers(
+                                format!("baseline.hop{}", hop + 1),
+                                headers,
+                                body.clone(),
+                            )
+                            .await
+                        {
                             let _ = ack.await;
                         }
                     }
@@ -253,7 +302,12 @@ async fn baseline(url: &str, n: usize, payload: usize) -> anyhow::Result<f64> {
     for i in 0..n {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", format!("o{i}").as_str());
-        pending.push(producer.publish_with_headers("baseline.hop0", headers, body.clone()).await?.into_future());
+        pending.push(
+            producer
+                .publish_with_headers("baseline.hop0", headers, body.clone())
+                .await?
+                .into_future(),
+        );
         if pending.len() >= 256 {
             let _ = pending.next().await;
         }

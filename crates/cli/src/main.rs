@@ -69,7 +69,10 @@ fn main() -> ExitCode {
     if let Command::Transform(args) = &cli.command {
         return ferry::transform_cmd::run(args);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ferry: cannot start the async runtime: {e}");
@@ -89,7 +92,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Up(args) => ferry::up::run(args).await,
         Command::Run { service, config } => run_service(service, config).await,
-        Command::Bench { bench: Bench::Pipeline(args) } => ferry::bench::pipeline(args).await,
+        Command::Bench {
+            bench: Bench::Pipeline(args),
+        } => ferry::bench::pipeline(args).await,
         Command::Migrate { config } => {
             let config = ferry_runtime::Config::load(config.as_deref())?;
             let store = ferry_store::Store::connect(&config.database).await?;
@@ -108,18 +113,31 @@ async fn run_service(service: Service, config: Option<PathBuf>) -> anyhow::Resul
         Service::Transform => ferry_transform::SERVICE,
         Service::ErpWriter => ferry_erp_writer::SERVICE,
     };
-    let booted = ferry_runtime::service::boot_with(name, config.clone(), ferry_runtime::shutdown::on_signals())
-        .await
-        .with_context(|| format!("starting {name}"))?;
+    let booted = ferry_runtime::service::boot_with(
+        name,
+        config.clone(),
+        ferry_runtime::shutdown::on_signals(),
+    )
+    .await
+    .with_context(|| format!("starting {name}"))?;
     let base = booted.base.clone();
-    let store = ferry_store::open(&base).await.context("opening the database")?;
+    let store = ferry_store::open(&base)
+        .await
+        .context("opening the database")?;
     println!("{name} ready; ops endpoint http://{}", booted.ops_addr);
     let result = match service {
-        Service::Ingest => ferry_ingest::run(base, store).await.map_err(anyhow::Error::from),
-        Service::Transform => ferry_transform::run(base, store).await.map_err(anyhow::Error::from),
+        Service::Ingest => ferry_ingest::run(base, store)
+            .await
+            .map_err(anyhow::Error::from),
+        Service::Transform => ferry_transform::run(base, store)
+            .await
+            .map_err(anyhow::Error::from),
         Service::ErpWriter => {
-            let connectors = ferry_erp_writer::default_connectors(config.erp_writer.request_timeout);
-            ferry_erp_writer::run(base, store, connectors).await.map_err(anyhow::Error::from)
+            let connectors =
+                ferry_erp_writer::default_connectors(config.erp_writer.request_timeout);
+            ferry_erp_writer::run(base, store, connectors)
+                .await
+                .map_err(anyhow::Error::from)
         }
     };
     // Give the exporters a moment to flush what the last messages produced.

@@ -39,19 +39,27 @@ impl LocalInfra {
         let (nats_url, nats) = match std::env::var("FERRY_NATS__URL") {
             Ok(url) => (url, None),
             Err(_) => {
-                let process = tokio::task::spawn_blocking(move || start_nats(&nats_dir, false)).await??;
+                let process =
+                    tokio::task::spawn_blocking(move || start_nats(&nats_dir, false)).await??;
                 (process.url.clone(), Some(process))
             }
         };
         let (database_url, postgres) = match std::env::var("FERRY_DATABASE__URL") {
             Ok(url) => (url, None),
             Err(_) => {
-                let process = tokio::task::spawn_blocking(move || start_postgres(&pg_dir, false)).await??;
+                let process =
+                    tokio::task::spawn_blocking(move || start_postgres(&pg_dir, false)).await??;
                 let url = process.database_url("postgres");
                 (url, Some(process))
             }
         };
-        Ok(LocalInfra { nats_url, database_url, dir, nats, postgres })
+        Ok(LocalInfra {
+            nats_url,
+            database_url,
+            dir,
+            nats,
+            postgres,
+        })
     }
 
     pub fn stop(&mut self) {
@@ -113,14 +121,20 @@ impl Stack {
     pub async fn start(mut config: Config, options: StackOptions) -> anyhow::Result<Stack> {
         let sims = CancellationToken::new();
         let centra = CentraSim::start(
-            SimConfig { seed: options.seed, ..SimConfig::default() },
+            SimConfig {
+                seed: options.seed,
+                ..SimConfig::default()
+            },
             sims.clone(),
         )
         .await
         .context("starting the Centra simulator")?;
-        let erp = ErpSim::start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), sims.clone())
-            .await
-            .context("starting the ERP simulator")?;
+        let erp = ErpSim::start(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            sims.clone(),
+        )
+        .await
+        .context("starting the ERP simulator")?;
         let webhook_secret = format!("whsec-{}", uuid_like(options.seed));
         if config.tenant(&options.tenant).is_none() {
             config.tenants.push(TenantConfig {
@@ -133,17 +147,28 @@ impl Stack {
                     requests_per_10s: options.centra_requests_per_10s,
                     timeout: Duration::from_secs(20),
                 },
-                erp: ErpConfig::Http { url: erp.url(), token: None },
-                rules: ferry_domain::Rules { erp_item_equals_sku: true, ..ferry_domain::Rules::default() },
+                erp: ErpConfig::Http {
+                    url: erp.url(),
+                    token: None,
+                },
+                rules: ferry_domain::Rules {
+                    erp_item_equals_sku: true,
+                    ..ferry_domain::Rules::default()
+                },
             });
         }
         config.validate()?;
         let config = Arc::new(config);
         let telemetry = ferry_runtime::telemetry::init(&config.telemetry, "ferry")?;
         let readiness = Readiness::default();
-        let ops_addr = ferry_runtime::ops::serve(config.ops.listen, telemetry.clone(), readiness.clone(), sims.clone())
-            .await
-            .context("starting the ops endpoint")?;
+        let ops_addr = ferry_runtime::ops::serve(
+            config.ops.listen,
+            telemetry.clone(),
+            readiness.clone(),
+            sims.clone(),
+        )
+        .await
+        .context("starting the ops endpoint")?;
         let mut stack = Stack {
             config,
             centra,
@@ -166,26 +191,45 @@ impl Stack {
     }
 
     /// Starts one service in this process (again, after [`Stack::kill_service`]).
-    pub async fn start_service(&mut self, name: &'static str, readiness: &Readiness) -> anyhow::Result<()> {
+    pub async fn start_service(
+        &mut self,
+        name: &'static str,
+        readiness: &Readiness,
+    ) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
-        let base = ServiceBase::connect(name, self.config.clone(), shutdown.clone(), readiness.clone()).await?;
+        let base = ServiceBase::connect(
+            name,
+            self.config.clone(),
+            shutdown.clone(),
+            readiness.clone(),
+        )
+        .await?;
         let store = ferry_store::open(&base).await?;
         let task: JoinHandle<anyhow::Result<()>> = match name {
             "ingest" => {
                 let ingest = ferry_ingest::Ingest::start(base, store).await?;
                 if self.webhook_url.is_empty() {
-                    self.webhook_url = format!("http://{}/webhooks/centra/{}", ingest.webhook_addr, self.config.tenants[0].id);
+                    self.webhook_url = format!(
+                        "http://{}/webhooks/centra/{}",
+                        ingest.webhook_addr, self.config.tenants[0].id
+                    );
                 }
                 tokio::spawn(async move { Ok(ingest.wait().await?) })
             }
-            "transform" => tokio::spawn(async move { Ok(ferry_transform::run(base, store).await?) }),
+            "transform" => {
+                tokio::spawn(async move { Ok(ferry_transform::run(base, store).await?) })
+            }
             "erp-writer" => {
-                let connectors = ferry_erp_writer::default_connectors(self.config.erp_writer.request_timeout);
-                tokio::spawn(async move { Ok(ferry_erp_writer::run(base, store, connectors).await?) })
+                let connectors =
+                    ferry_erp_writer::default_connectors(self.config.erp_writer.request_timeout);
+                tokio::spawn(
+                    async move { Ok(ferry_erp_writer::run(base, store, connectors).await?) },
+                )
             }
             other => anyhow::bail!("unknown service {other}"),
         };
-        self.services.insert(name, RunningService { shutdown, task });
+        self.services
+            .insert(name, RunningService { shutdown, task });
         Ok(())
     }
 
@@ -220,7 +264,11 @@ impl Stack {
 }
 
 fn uuid_like(seed: u64) -> String {
-    format!("{:016x}{:08x}", seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), std::process::id())
+    format!(
+        "{:016x}{:08x}",
+        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        std::process::id()
+    )
 }
 
 /// A configuration for a local stack on `infra`, with a private prefix and free ports.

@@ -44,8 +44,10 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
 /// Reads tenant rules from a tenant file (`[rules]` table) or a plain rules file.
 pub fn load_rules(path: &Path) -> Result<Rules, String> {
     let bytes = read(path, "configuration")?;
-    let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
-    let value: toml::Table = toml::from_str(&text).map_err(|e| format!("{} is not valid TOML: {}", path.display(), e.message()))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
+    let value: toml::Table = toml::from_str(&text)
+        .map_err(|e| format!("{} is not valid TOML: {}", path.display(), e.message()))?;
     let rules = match value.get("rules") {
         Some(rules) => rules.clone(),
         None => toml::Value::Table(value),
@@ -62,7 +64,12 @@ pub fn run(args: &TransformArgs) -> ExitCode {
     };
     let snapshot = match Snapshot::parse(&bytes) {
         Ok(s) => s,
-        Err(e) => return fail(format!("{} is not an order snapshot ({e})", args.order.display())),
+        Err(e) => {
+            return fail(format!(
+                "{} is not an order snapshot ({e})",
+                args.order.display()
+            ));
+        }
     };
     let rules = match &args.config {
         Some(path) => match load_rules(path) {
@@ -73,7 +80,9 @@ pub fn run(args: &TransformArgs) -> ExitCode {
     };
     let items: HashMap<String, String> = match &args.sku_map {
         Some(path) => {
-            let text = match read(path, "SKU map").and_then(|b| String::from_utf8(b).map_err(|_| format!("{} is not UTF-8 text", path.display()))) {
+            let text = match read(path, "SKU map").and_then(|b| {
+                String::from_utf8(b).map_err(|_| format!("{} is not UTF-8 text", path.display()))
+            }) {
                 Ok(t) => t,
                 Err(e) => return fail(e),
             };

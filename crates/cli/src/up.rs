@@ -31,7 +31,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("ferry-up-{}", std::process::id())));
-    println!("ferry up: starting nats-server and PostgreSQL in {}", dir.display());
+    println!(
+        "ferry up: starting nats-server and PostgreSQL in {}",
+        dir.display()
+    );
     let mut infra = LocalInfra::start(dir.clone()).await?;
     let mut config = match &args.config {
         Some(path) => ferry_runtime::Config::load(Some(path))?,
@@ -39,7 +42,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     config.nats.url = infra.nats_url.clone();
     config.database.url = secrecy::SecretString::from(infra.database_url.clone());
-    let stack = Stack::start(config, StackOptions::default()).await.context("starting Ferry")?;
+    let stack = Stack::start(config, StackOptions::default())
+        .await
+        .context("starting Ferry")?;
     let store = ferry_store::Store::connect(&stack.config.database).await?;
     print_map(&stack, &infra);
 
@@ -51,7 +56,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             stop.cancel();
         });
     }
-    let mix = OrderMix { hold_pct: 3, pending_pct: 10, ..OrderMix::default() };
+    let mix = OrderMix {
+        hold_pct: 3,
+        pending_pct: 10,
+        ..OrderMix::default()
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut seconds: u64 = 0;
     loop {
@@ -63,11 +72,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         if args.orders_per_sec > 0 {
             stack.centra.generate(args.orders_per_sec as usize, &mix);
         }
-        if seconds % 5 == 0 {
+        if seconds.is_multiple_of(5) {
             // Shop staff confirm pending orders now and then; Ferry releases them.
             stack.centra.state.confirm_pending();
         }
-        if seconds % 10 == 0 {
+        if seconds.is_multiple_of(10) {
             print_status(&stack, &store).await;
         }
     }
@@ -85,13 +94,28 @@ fn print_map(stack: &Stack, infra: &LocalInfra) {
     let tenant = stack.tenant();
     println!();
     println!("Ferry is running (tenant `{tenant}`). Where to look:");
-    println!("  ops (livez, readyz, metrics)  http://{}/metrics", stack.ops_addr);
+    println!(
+        "  ops (livez, readyz, metrics)  http://{}/metrics",
+        stack.ops_addr
+    );
     println!("  webhook endpoint              {}", stack.webhook_url);
-    println!("  Centra simulator (GraphQL)    {}  (token: sim-token)", stack.centra.graphql_url());
-    println!("  ERP simulator                 {}/admin/stats", stack.erp.url());
-    println!("  NATS                          {}  (prefix `{}`)", infra.nats_url, stack.config.nats.prefix);
+    println!(
+        "  Centra simulator (GraphQL)    {}  (token: sim-token)",
+        stack.centra.graphql_url()
+    );
+    println!(
+        "  ERP simulator                 {}/admin/stats",
+        stack.erp.url()
+    );
+    println!(
+        "  NATS                          {}  (prefix `{}`)",
+        infra.nats_url, stack.config.nats.prefix
+    );
     println!("  PostgreSQL                    {}", infra.database_url);
-    println!("  ledger                        psql {} -c 'select state, count(*) from order_ledger group by 1'", infra.database_url);
+    println!(
+        "  ledger                        psql {} -c 'select state, count(*) from order_ledger group by 1'",
+        infra.database_url
+    );
     println!("Press Ctrl-C to stop.");
     println!();
 }
@@ -99,13 +123,21 @@ fn print_map(stack: &Stack, infra: &LocalInfra) {
 async fn print_status(stack: &Stack, store: &ferry_store::Store) {
     let tenant = stack.tenant();
     let states = store.count_by_state(tenant).await.unwrap_or_default();
-    let exceptions = store.open_exceptions(tenant).await.map(|e| e.len()).unwrap_or(0);
+    let exceptions = store
+        .open_exceptions(tenant)
+        .await
+        .map(|e| e.len())
+        .unwrap_or(0);
     let erp = stack.erp.stats();
     let states: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
     println!(
         "orders in Centra {} | ledger: {} | ERP sales orders {} | open exceptions {}",
         stack.centra.state.order_count(),
-        if states.is_empty() { "empty".to_owned() } else { states.join(", ") },
+        if states.is_empty() {
+            "empty".to_owned()
+        } else {
+            states.join(", ")
+        },
         erp.orders,
         exceptions
     );

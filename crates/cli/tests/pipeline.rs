@@ -1,6 +1,8 @@
 //! The order spine end to end, on a real nats-server and PostgreSQL with the simulators:
 //! signed webhooks in, exactly one ERP sales order per Centra order out.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
+
 use std::time::Duration;
 
 use ferry::stack::{Stack, StackOptions};
@@ -9,7 +11,11 @@ use ferry_sim_erp::Faults;
 use ferry_testing::TestEnv;
 
 fn mix() -> OrderMix {
-    OrderMix { hold_pct: 0, pending_pct: 0, ..OrderMix::default() }
+    OrderMix {
+        hold_pct: 0,
+        pending_pct: 0,
+        ..OrderMix::default()
+    }
 }
 
 async fn start(env: &TestEnv, webhook_faults: WebhookConfig) -> Stack {
@@ -23,15 +29,27 @@ async fn start(env: &TestEnv, webhook_faults: WebhookConfig) -> Stack {
     };
     let stack = Stack::start(config, options).await.expect("stack starts");
     // A naive ERP: any double post would become a second document.
-    stack.erp.set_faults(Faults { ignore_idempotency_key: true, ..Faults::default() });
+    stack.erp.set_faults(Faults {
+        ignore_idempotency_key: true,
+        ..Faults::default()
+    });
     stack
 }
 
-async fn wait_posted(store: &ferry_store::Store, tenant: &str, expected: i64, within: Duration) -> Vec<(String, i64)> {
+async fn wait_posted(
+    store: &ferry_store::Store,
+    tenant: &str,
+    expected: i64,
+    within: Duration,
+) -> Vec<(String, i64)> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let states = store.count_by_state(tenant).await.expect("ledger");
-        let posted = states.iter().find(|(s, _)| s == "posted").map(|(_, n)| *n).unwrap_or(0);
+        let posted = states
+            .iter()
+            .find(|(s, _)| s == "posted")
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
         if posted >= expected || tokio::time::Instant::now() > deadline {
             return states;
         }
@@ -48,7 +66,10 @@ async fn assert_drained(env: &TestEnv) {
         (ferry_runtime::StreamKind::Centra, "transform-acme"),
         (ferry_runtime::StreamKind::Orders, "erp-writer-acme"),
     ] {
-        let stream = js.get_stream(topology.stream_name(kind)).await.expect("stream");
+        let stream = js
+            .get_stream(topology.stream_name(kind))
+            .await
+            .expect("stream");
         let mut drained = false;
         for _ in 0..100 {
             let mut c: async_nats::jetstream::consumer::PullConsumer =
@@ -67,28 +88,64 @@ async fn assert_drained(env: &TestEnv) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_orders_with_duplicated_and_reordered_webhooks_post_exactly_once() {
     let env = TestEnv::new().await;
-    let faults = WebhookConfig { duplicate_per_mille: 200, reorder_per_mille: 100, batch_max: 20, ..WebhookConfig::default() };
+    let faults = WebhookConfig {
+        duplicate_per_mille: 200,
+        reorder_per_mille: 100,
+        batch_max: 20,
+        ..WebhookConfig::default()
+    };
     let stack = start(&env, faults).await;
     let store = env.store().await;
     let numbers = stack.centra.generate(200, &mix());
 
     let states = wait_posted(&store, "acme", 200, Duration::from_secs(90)).await;
-    assert_eq!(states, vec![("posted".to_owned(), 200)], "every order posted, nothing else");
+    assert_eq!(
+        states,
+        vec![("posted".to_owned(), 200)],
+        "every order posted, nothing else"
+    );
     let webhooks = stack.centra.webhook_stats();
-    assert!(webhooks.events_duplicated > 10, "duplicates were sent: {webhooks:?}");
-    assert!(webhooks.events_reordered > 5, "reordering happened: {webhooks:?}");
+    assert!(
+        webhooks.events_duplicated > 10,
+        "duplicates were sent: {webhooks:?}"
+    );
+    assert!(
+        webhooks.events_reordered > 5,
+        "reordering happened: {webhooks:?}"
+    );
 
     let erp = stack.erp.orders();
-    assert_eq!(erp.len(), 200, "exactly one ERP sales order per Centra order");
+    assert_eq!(
+        erp.len(),
+        200,
+        "exactly one ERP sales order per Centra order"
+    );
     assert!(stack.erp.duplicated_refs().is_empty());
     for number in &numbers {
-        let row = store.ledger_row("acme", *number).await.expect("ledger").expect("row");
+        let row = store
+            .ledger_row("acme", *number)
+            .await
+            .expect("ledger")
+            .expect("row");
         let document = stack.erp.order(&number.to_string()).expect("in the ERP");
-        assert_eq!(row.erp_reference.as_deref(), Some(document.reference.as_str()));
-        assert_eq!(row.gross_minor, Some(document.gross_minor), "ERP total = what the customer paid");
+        assert_eq!(
+            row.erp_reference.as_deref(),
+            Some(document.reference.as_str())
+        );
+        assert_eq!(
+            row.gross_minor,
+            Some(document.gross_minor),
+            "ERP total = what the customer paid"
+        );
         assert_eq!(row.erp_gross_minor, Some(document.gross_minor));
     }
-    assert!(store.open_exceptions("acme").await.expect("exceptions").is_empty());
+    assert!(
+        store
+            .open_exceptions("acme")
+            .await
+            .expect("exceptions")
+            .is_empty()
+    );
     assert_drained(&env).await;
     stack.shutdown().await;
     env.cleanup().await;
@@ -112,15 +169,26 @@ async fn killing_the_erp_writer_mid_run_loses_and_duplicates_nothing() {
 
     stack.kill_service("erp-writer").await;
     let killed_at = store.count_by_state("acme").await.expect("ledger");
-    let posting: Vec<i64> = sqlx::query_scalar("SELECT order_number FROM order_ledger WHERE tenant = 'acme' AND state = 'posting'")
-        .fetch_all(store.pool())
-        .await
-        .expect("ledger");
-    assert!(!posting.is_empty(), "the kill must catch posts in flight: {killed_at:?}");
+    let posting: Vec<i64> = sqlx::query_scalar(
+        "SELECT order_number FROM order_ledger WHERE tenant = 'acme' AND state = 'posting'",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("ledger");
+    assert!(
+        !posting.is_empty(),
+        "the kill must catch posts in flight: {killed_at:?}"
+    );
     // Orders the ERP saved but the dead writer never recorded: the crash between the ERP
     // call and the ledger write.
-    let orphans = posting.iter().filter(|n| stack.erp.order(&n.to_string()).is_some()).count();
-    assert!(orphans > 0, "some in-flight posts reached the ERP before the crash");
+    let orphans = posting
+        .iter()
+        .filter(|n| stack.erp.order(&n.to_string()).is_some())
+        .count();
+    assert!(
+        orphans > 0,
+        "some in-flight posts reached the ERP before the crash"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     stack
         .start_service("erp-writer", &ferry_runtime::service::Readiness::default())
@@ -128,9 +196,16 @@ async fn killing_the_erp_writer_mid_run_loses_and_duplicates_nothing() {
         .expect("restarts");
 
     let states = wait_posted(&store, "acme", 200, Duration::from_secs(120)).await;
-    assert_eq!(states, vec![("posted".to_owned(), 200)], "after the kill at {killed_at:?}");
+    assert_eq!(
+        states,
+        vec![("posted".to_owned(), 200)],
+        "after the kill at {killed_at:?}"
+    );
     assert_eq!(stack.erp.orders().len(), 200);
-    assert!(stack.erp.duplicated_refs().is_empty(), "a crash must not double-post");
+    assert!(
+        stack.erp.duplicated_refs().is_empty(),
+        "a crash must not double-post"
+    );
     assert_drained(&env).await;
     stack.shutdown().await;
     env.cleanup().await;
@@ -145,11 +220,14 @@ async fn a_poison_message_becomes_an_exception_and_the_pipeline_keeps_flowing() 
     let topology = ferry_runtime::Topology::new(&env.prefix);
     // Garbage where a snapshot should be, and a snapshot that is not an order.
     let js = async_nats::jetstream::new(client);
-    js.publish(topology.snapshot_subject("acme", 1), bytes::Bytes::from_static(b"\x00\xffnot protobuf"))
-        .await
-        .expect("publish")
-        .await
-        .expect("stored");
+    js.publish(
+        topology.snapshot_subject("acme", 1),
+        bytes::Bytes::from_static(b"\x00\xffnot protobuf"),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("stored");
     stack.centra.generate(20, &mix());
     let states = wait_posted(&store, "acme", 20, Duration::from_secs(60)).await;
     assert_eq!(states, vec![("posted".to_owned(), 20)]);
@@ -169,36 +247,81 @@ async fn webhooks_are_refused_without_a_valid_recent_signature() {
     let stack = start(&env, WebhookConfig::default()).await;
     let secret = {
         use secrecy::ExposeSecret;
-        stack.config.tenants[0].centra.webhook_secret.expose_secret().to_owned()
+        stack.config.tenants[0]
+            .centra
+            .webhook_secret
+            .expose_secret()
+            .to_owned()
     };
     let http = reqwest::Client::new();
     let body = ferry_centra::webhook::encode_body(&ferry_centra::webhook::WebhookPayload {
-        events: vec![ferry_centra::webhook::WebhookEvent { object_type: "order".into(), action: "insert".into(), date: String::new(), id: 99 }],
+        events: vec![ferry_centra::webhook::WebhookEvent {
+            object_type: "order".into(),
+            action: "insert".into(),
+            date: String::new(),
+            id: 99,
+        }],
     });
     let now = chrono::Utc::now().timestamp();
     let post = |sig: Option<String>, body: String, url: String| {
-        let mut r = http.post(url).header("content-type", "application/x-www-form-urlencoded").body(body);
+        let mut r = http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
         if let Some(s) = sig {
             r = r.header("x-centra-signature", s);
         }
         r.send()
     };
     let url = stack.webhook_url.clone();
-    let sign = |t: i64, b: &str| ferry_centra::webhook::signature_header(secret.as_bytes(), t, b.as_bytes());
-    let status = |r: Result<reqwest::Response, reqwest::Error>| r.expect("answer").status().as_u16();
-    assert_eq!(status(post(Some(sign(now, &body)), body.clone(), url.clone()).await), 204);
+    let sign = |t: i64, b: &str| {
+        ferry_centra::webhook::signature_header(secret.as_bytes(), t, b.as_bytes())
+    };
+    let status =
+        |r: Result<reqwest::Response, reqwest::Error>| r.expect("answer").status().as_u16();
+    assert_eq!(
+        status(post(Some(sign(now, &body)), body.clone(), url.clone()).await),
+        204
+    );
     assert_eq!(status(post(None, body.clone(), url.clone()).await), 401);
-    assert_eq!(status(post(Some(sign(now - 301, &body)), body.clone(), url.clone()).await), 401, "replay window");
-    assert_eq!(status(post(Some(sign(now, "payload=%7B%7D")), body.clone(), url.clone()).await), 401, "body tampered");
+    assert_eq!(
+        status(post(Some(sign(now - 301, &body)), body.clone(), url.clone()).await),
+        401,
+        "replay window"
+    );
+    assert_eq!(
+        status(post(Some(sign(now, "payload=%7B%7D")), body.clone(), url.clone()).await),
+        401,
+        "body tampered"
+    );
     let junk = "payload=not-json".to_owned();
-    assert_eq!(status(post(Some(sign(now, &junk)), junk, url.clone()).await), 400);
+    assert_eq!(
+        status(post(Some(sign(now, &junk)), junk, url.clone()).await),
+        400
+    );
     let huge = format!("payload={}", "x".repeat(2 << 20));
-    assert_eq!(status(post(Some(sign(now, &huge)), huge, url.clone()).await), 413);
+    assert_eq!(
+        status(post(Some(sign(now, &huge)), huge, url.clone()).await),
+        413
+    );
     let other = url.replace("/acme", "/nobody");
-    assert_eq!(status(post(Some(sign(now, &body)), body.clone(), other).await), 404);
+    assert_eq!(
+        status(post(Some(sign(now, &body)), body.clone(), other).await),
+        404
+    );
     let metrics = stack.telemetry.render_metrics();
-    for outcome in ["accepted", "missing_signature", "stale", "bad_signature", "malformed", "too_large"] {
-        assert!(metrics.contains(&format!("outcome=\"{outcome}\"")), "metric for {outcome} in:\n{metrics}");
+    for outcome in [
+        "accepted",
+        "missing_signature",
+        "stale",
+        "bad_signature",
+        "malformed",
+        "too_large",
+    ] {
+        assert!(
+            metrics.contains(&format!("outcome=\"{outcome}\"")),
+            "metric for {outcome} in:\n{metrics}"
+        );
     }
     stack.shutdown().await;
     env.cleanup().await;

@@ -1,18 +1,27 @@
 //! One order is one trace: the W3C trace context travels in NATS headers from the webhook
 //! through ingest, transform and the erp-writer, and reaches a real OTLP receiver.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry::stack::{Stack, StackOptions};
 use ferry_sim_centra::{OrderMix, WebhookConfig};
 use ferry_testing::TestEnv;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+
+/// (trace id, span name, trace ids the span links to)
+type Exported = (String, String, Vec<String>);
 
 #[derive(Clone, Default)]
 struct Receiver {
-    spans: Arc<Mutex<Vec<(String, String)>>>,
+    spans: Arc<Mutex<Vec<Exported>>>,
 }
 
 #[tonic::async_trait]
@@ -21,15 +30,21 @@ impl TraceService for Receiver {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.spans.lock().map_err(|_| tonic::Status::internal("poisoned"))?;
+        let mut spans = self
+            .spans
+            .lock()
+            .map_err(|_| tonic::Status::internal("poisoned"))?;
         for resource in request.into_inner().resource_spans {
             for scope in resource.scope_spans {
                 for span in scope.spans {
-                    spans.push((hex(&span.trace_id), span.name));
+                    let links = span.links.iter().map(|l| hex(&l.trace_id)).collect();
+                    spans.push((hex(&span.trace_id), span.name, links));
                 }
             }
         }
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
     }
 }
 
@@ -40,7 +55,9 @@ fn hex(bytes: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_spans_ingest_transform_and_erp_writer() {
     let receiver = Receiver::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let service = TraceServiceServer::new(receiver.clone());
     tokio::spawn(
@@ -52,10 +69,22 @@ async fn one_trace_spans_ingest_transform_and_erp_writer() {
     let env = TestEnv::new().await;
     let mut config = env.config();
     config.telemetry.otlp_endpoint = Some(format!("http://{addr}"));
-    let options = StackOptions { tenant: "acme".into(), centra_requests_per_10s: 1000, webhook_faults: WebhookConfig::default(), ..StackOptions::default() };
+    let options = StackOptions {
+        tenant: "acme".into(),
+        centra_requests_per_10s: 1000,
+        webhook_faults: WebhookConfig::default(),
+        ..StackOptions::default()
+    };
     let stack = Stack::start(config, options).await.expect("stack");
     let store = env.store().await;
-    let numbers = stack.centra.generate(1, &OrderMix { hold_pct: 0, pending_pct: 0, ..OrderMix::default() });
+    let numbers = stack.centra.generate(
+        1,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            ..OrderMix::default()
+        },
+    );
     for _ in 0..200 {
         let row = store.ledger_row("acme", numbers[0]).await.expect("ledger");
         if row.is_some_and(|r| r.state == "posted") {
@@ -67,11 +96,33 @@ async fn one_trace_spans_ingest_transform_and_erp_writer() {
     stack.telemetry.shutdown();
 
     let spans = receiver.spans.lock().map(|s| s.clone()).unwrap_or_default();
-    let wanted = ["centra.notice", "ingest consume", "transform consume", "erp-writer consume"];
-    let root = spans.iter().find(|(_, name)| name == "centra.notice").map(|(t, _)| t.clone()).expect("a notice span was exported");
-    let in_trace: Vec<&str> = spans.iter().filter(|(t, _)| *t == root).map(|(_, n)| n.as_str()).collect();
-    for name in wanted {
-        assert!(in_trace.contains(&name), "{name} missing from trace {root}: {in_trace:?}");
+    let (order_trace, _, links) = spans
+        .iter()
+        .find(|(_, name, _)| name == "centra.order")
+        .cloned()
+        .expect("an order span was exported");
+    let names_in = |trace: &str| -> Vec<String> {
+        spans
+            .iter()
+            .filter(|(t, _, _)| t == trace)
+            .map(|(_, n, _)| n.clone())
+            .collect()
+    };
+    let in_trace = names_in(&order_trace);
+    for name in ["centra.order", "transform consume", "erp-writer consume"] {
+        assert!(
+            in_trace.iter().any(|n| n == name),
+            "{name} missing from the order's trace {order_trace}: {in_trace:?}"
+        );
+    }
+    // The order's trace links back to the webhook that announced it.
+    let webhook_trace = links.first().expect("the order span links to its cause");
+    let cause = names_in(webhook_trace);
+    for name in ["centra.webhook", "ingest consume"] {
+        assert!(
+            cause.iter().any(|n| n == name),
+            "{name} missing from the webhook's trace: {cause:?}"
+        );
     }
     stack.shutdown().await;
     env.cleanup().await;

@@ -92,10 +92,7 @@ impl Currency {
             grouped
         } else {
             let frac = (abs.fract() * Decimal::from(10_i64.pow(self.exponent))).trunc();
-            format!(
-                "{grouped}.{frac:0>width$}",
-                width = self.exponent as usize
-            )
+            format!("{grouped}.{frac:0>width$}", width = self.exponent as usize)
         };
         match self.symbol {
             Some(symbol) => format!("{sign}{symbol}{text}"),
@@ -113,7 +110,7 @@ impl fmt::Display for Currency {
 fn group_thousands(digits: &str) -> String {
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

@@ -132,7 +132,10 @@ pub fn parse_mapping_csv(text: &str) -> Result<Vec<(String, String)>, MappingCsv
         if line.is_empty() {
             continue;
         }
-        let cols: Vec<&str> = line.split(',').map(|c| c.trim().trim_matches('"')).collect();
+        let cols: Vec<&str> = line
+            .split(',')
+            .map(|c| c.trim().trim_matches('"'))
+            .collect();
         if cols.len() != 2 {
             return Err(MappingCsvError::Columns {
                 line: i + 1,

@@ -179,7 +179,14 @@ impl SalesOrder {
             h.update(
                 format!(
                     "|{:?}:{:?}:{:?}:{:?}:{}:{}:{}:{}",
-                    l.kind, l.centra_line_id, l.sku, l.erp_item, l.quantity, l.tax_rate, l.gross, l.tax
+                    l.kind,
+                    l.centra_line_id,
+                    l.sku,
+                    l.erp_item,
+                    l.quantity,
+                    l.tax_rate,
+                    l.gross,
+                    l.tax
                 )
                 .as_bytes(),
             );
@@ -191,7 +198,10 @@ impl SalesOrder {
     pub fn amount_text(&self) -> String {
         match (Currency::from_code(&self.currency), self.grand_total) {
             (Some(c), Some(minor)) => c.format(minor),
-            _ => format!("an amount in {}", display_or(&self.currency, "an unknown currency")),
+            _ => format!(
+                "an amount in {}",
+                display_or(&self.currency, "an unknown currency")
+            ),
         }
     }
 }
@@ -284,9 +294,7 @@ pub fn transform(snap: &Snapshot, rules: &Rules, items: &dyn ItemMap) -> SalesOr
         order.release = Release::Held;
         order.hold_reason = Some(match rules.release {
             ReleasePolicy::OnConfirmation => "the order is not confirmed in Centra yet".to_owned(),
-            ReleasePolicy::OnPaymentAuthorisation => {
-                "the payment is not authorised yet".to_owned()
-            }
+            ReleasePolicy::OnPaymentAuthorisation => "the payment is not authorised yet".to_owned(),
         });
     } else {
         order.release = Release::Ready;
@@ -385,39 +393,49 @@ struct ItemInput<'a> {
     components: Vec<(&'a str, i64, i64)>,
 }
 
-fn compute_lines(snap: &Snapshot, cur: Currency, _rules: &Rules) -> Result<Vec<OrderLine>, Problem> {
+fn compute_lines(
+    snap: &Snapshot,
+    cur: Currency,
+    _rules: &Rules,
+) -> Result<Vec<OrderLine>, Problem> {
     let n = snap.number;
-    let minor = |v: Option<Decimal>, what: &str| -> Result<i64, Problem> {
-        let v = v.ok_or_else(|| invalid(n, &format!("{what} is missing")))?;
+    // `what` names the value only when something is wrong: no formatting on the happy path.
+    let minor = |v: Option<Decimal>, what: &dyn Fn() -> String| -> Result<i64, Problem> {
+        let v = v.ok_or_else(|| invalid(n, &format!("{} is missing", what())))?;
         cur.to_minor(v)
-            .map_err(|e| invalid(n, &format!("{what}: {e}")))
+            .map_err(|e| invalid(n, &format!("{}: {e}", what())))
     };
-    let optional_minor = |m: &Option<Money>, what: &str| -> Result<i64, Problem> {
+    let optional_minor = |m: &Option<Money>, what: &dyn Fn() -> String| -> Result<i64, Problem> {
         match Money::get(m) {
             None => Ok(0),
             some => minor(some, what),
         }
     };
 
-    let grand_total = minor(snap.grand_total.as_ref().and_then(|g| g.value).map(|d| d.0), "the grand total")?;
+    let grand_total = minor(
+        snap.grand_total.as_ref().and_then(|g| g.value).map(|d| d.0),
+        &|| "the grand total".to_owned(),
+    )?;
     let amount = cur.format(grand_total);
     let totals = snap.totals.clone().unwrap_or_default();
-    let shipping = optional_minor(&totals.shipping, "the shipping charge")?;
-    let handling = optional_minor(&totals.handling, "the handling charge")?;
-    let tax_added = optional_minor(&totals.tax_added, "the added tax")?;
-    let tax_deducted = optional_minor(&totals.tax_deducted, "the deducted tax")?;
-    let tax_included = optional_minor(&totals.tax_included, "the included tax")?;
+    let shipping = optional_minor(&totals.shipping, &|| "the shipping charge".to_owned())?;
+    let handling = optional_minor(&totals.handling, &|| "the handling charge".to_owned())?;
+    let tax_added = optional_minor(&totals.tax_added, &|| "the added tax".to_owned())?;
+    let tax_deducted = optional_minor(&totals.tax_deducted, &|| "the deducted tax".to_owned())?;
+    let tax_included = optional_minor(&totals.tax_included, &|| "the included tax".to_owned())?;
     let mut discounts = Vec::with_capacity(snap.discounts_applied.len());
     for d in &snap.discounts_applied {
-        discounts.push(optional_minor(&d.value, "a voucher value")?);
+        discounts.push(optional_minor(&d.value, &|| "a voucher value".to_owned())?);
     }
 
     // Read every line; fully cancelled lines take part in the identity but are not posted.
     let mut all_values: i64 = 0;
     let mut items: Vec<ItemInput<'_>> = Vec::with_capacity(snap.lines.len());
     for line in &snap.lines {
-        let id = line.id.map(|i| i.to_string()).unwrap_or_else(|| "?".into());
-        let value = minor(Money::get(&line.line_value), &format!("line {id}'s value"))?;
+        let id = LineRef(line.id);
+        let value = minor(Money::get(&line.line_value), &|| {
+            format!("line {id}'s value")
+        })?;
         all_values += value;
         let qty = line
             .quantity
@@ -430,7 +448,10 @@ fn compute_lines(snap: &Snapshot, cur: Currency, _rules: &Rules) -> Result<Vec<O
                 return Err(inconsistent(
                     n,
                     &amount,
-                    &format!("line {id} is fully cancelled but still carries {}", cur.format(value)),
+                    &format!(
+                        "line {id} is fully cancelled but still carries {}",
+                        cur.format(value)
+                    ),
                 ));
             }
             continue;
@@ -456,14 +477,18 @@ fn compute_lines(snap: &Snapshot, cur: Currency, _rules: &Rules) -> Result<Vec<O
                     .as_ref()
                     .and_then(|s| s.sku.as_deref())
                     .filter(|s| !s.is_empty())
-                    .ok_or_else(|| invalid(n, &format!("a component of bundle line {id} has no SKU")))?;
+                    .ok_or_else(|| {
+                        invalid(n, &format!("a component of bundle line {id} has no SKU"))
+                    })?;
                 let per_bundle = item.quantity.filter(|q| *q > 0).ok_or_else(|| {
-                    invalid(n, &format!("component {sku} of bundle line {id} has no quantity"))
+                    invalid(
+                        n,
+                        &format!("component {sku} of bundle line {id} has no quantity"),
+                    )
                 })?;
-                let price = minor(
-                    Money::get(&item.unit_original_price),
-                    &format!("the price of component {sku} of bundle line {id}"),
-                )?;
+                let price = minor(Money::get(&item.unit_original_price), &|| {
+                    format!("the price of component {sku} of bundle line {id}")
+                })?;
                 if price < 0 {
                     return Err(invalid(n, &format!("component {sku} has a negative price")));
                 }
@@ -512,7 +537,10 @@ fn compute_lines(snap: &Snapshot, cur: Currency, _rules: &Rules) -> Result<Vec<O
             inconsistent(
                 n,
                 &amount,
-                &format!("a voucher of {} has no item lines to apply to", cur.format(*d)),
+                &format!(
+                    "a voucher of {} has no item lines to apply to",
+                    cur.format(*d)
+                ),
             )
         })?;
         values.iter_mut().zip(shares).for_each(|(v, s)| *v += s);
@@ -540,7 +568,11 @@ fn compute_lines(snap: &Snapshot, cur: Currency, _rules: &Rules) -> Result<Vec<O
         } else {
             let w: Vec<i64> = item.components.iter().map(|c| c.2).collect();
             let shares = allocate(*value, &w).ok_or_else(|| {
-                inconsistent(n, &amount, "a bundle's value cannot be split over its components")
+                inconsistent(
+                    n,
+                    &amount,
+                    "a bundle's value cannot be split over its components",
+                )
             })?;
             for ((sku, per_bundle, _), share) in item.components.iter().zip(shares) {
                 lines.push(OrderLine {
@@ -561,11 +593,7 @@ fn compute_lines(snap: &Snapshot, cur: Currency, _rules: &Rules) -> Result<Vec<O
     }
 
     // Charges are taxed at the highest rate among the posted item lines.
-    let charge_rate = items
-        .iter()
-        .map(|i| i.rate)
-        .max()
-        .unwrap_or(Decimal::ZERO);
+    let charge_rate = items.iter().map(|i| i.rate).max().unwrap_or(Decimal::ZERO);
     for (kind, value, text) in [
         (LineKind::Shipping, shipping, "Shipping"),
         (LineKind::Handling, handling, "Handling"),
@@ -617,6 +645,19 @@ fn compute_lines(snap: &Snapshot, cur: Currency, _rules: &Rules) -> Result<Vec<O
         ));
     }
     Ok(lines)
+}
+
+/// A line id for messages ("?" when the snapshot has none), formatted only when used.
+#[derive(Clone, Copy)]
+struct LineRef(Option<i64>);
+
+impl std::fmt::Display for LineRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "{id}"),
+            None => f.write_str("?"),
+        }
+    }
 }
 
 fn describe(line: &Line) -> String {

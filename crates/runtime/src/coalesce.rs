@@ -14,7 +14,9 @@ pub struct Coalescer<I, O> {
 
 impl<I, O> Clone for Coalescer<I, O> {
     fn clone(&self) -> Self {
-        Self { tx: self.tx.clone() }
+        Self {
+            tx: self.tx.clone(),
+        }
     }
 }
 
@@ -26,7 +28,8 @@ impl<I: Send + 'static, O: Send + 'static> Coalescer<I, O> {
         F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Vec<O>> + Send + 'static,
     {
-        let (tx, mut rx) = mpsc::channel::<(I, oneshot::Sender<O>)>(max_batch.max(1) * concurrency.max(1) * 2);
+        let (tx, mut rx) =
+            mpsc::channel::<(I, oneshot::Sender<O>)>(max_batch.max(1) * concurrency.max(1) * 2);
         let run = Arc::new(run);
         let slots = Arc::new(Semaphore::new(concurrency.max(1)));
         tokio::spawn(async move {
@@ -96,7 +99,10 @@ mod tests {
             assert_eq!(answer, Some(i * 2));
         }
         let n = batches.load(Ordering::SeqCst);
-        assert!(n < 100, "500 concurrent calls should need far fewer than 500 batches, took {n}");
+        assert!(
+            n < 100,
+            "500 concurrent calls should need far fewer than 500 batches, took {n}"
+        );
         assert!(n >= 10, "no batch may exceed 50 items, took {n} batches");
     }
 }

@@ -34,7 +34,7 @@ pub enum ConfigError {
 
 /// Everything a Ferry process needs. One struct for every service, so `ferry up` and
 /// `ferry run <service>` read the same file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub nats: NatsConfig,
@@ -47,22 +47,6 @@ pub struct Config {
     /// Extra tenant files (`*.toml`, one brand each) are read from this directory.
     pub tenants_dir: Option<PathBuf>,
     pub tenants: Vec<TenantConfig>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            nats: NatsConfig::default(),
-            database: DatabaseConfig::default(),
-            telemetry: TelemetryConfig::default(),
-            ops: OpsConfig::default(),
-            consumer: ConsumerConfig::default(),
-            ingest: IngestConfig::default(),
-            erp_writer: ErpWriterConfig::default(),
-            tenants_dir: None,
-            tenants: Vec::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -335,7 +319,10 @@ impl Config {
             ));
         }
         if !self.nats.url.starts_with("nats://") && !self.nats.url.starts_with("tls://") {
-            return bad(format!("nats.url {:?} must start with nats:// or tls://", self.nats.url));
+            return bad(format!(
+                "nats.url {:?} must start with nats:// or tls://",
+                self.nats.url
+            ));
         }
         if self.nats.replicas == 0 || self.nats.replicas > 5 {
             return bad("nats.replicas must be between 1 and 5".into());
@@ -373,7 +360,10 @@ impl Config {
                 return bad(format!("tenant {}: centra.webhook_secret is empty", t.id));
             }
             if t.centra.requests_per_10s == 0 {
-                return bad(format!("tenant {}: centra.requests_per_10s must be positive", t.id));
+                return bad(format!(
+                    "tenant {}: centra.requests_per_10s must be positive",
+                    t.id
+                ));
             }
             match &t.erp {
                 ErpConfig::Http { url, .. } => {
@@ -458,7 +448,9 @@ mod tests {
     #[test]
     fn rejects_what_would_break_subjects_or_leak_across_tenants() {
         let twice = format!("{TENANT}\n{TENANT}");
-        assert!(matches!(Config::from_toml(&twice), Err(ConfigError::Invalid(m)) if m.contains("twice")));
+        assert!(
+            matches!(Config::from_toml(&twice), Err(ConfigError::Invalid(m)) if m.contains("twice"))
+        );
         let dotted = TENANT.replace("\"acme\"", "\"ac.me\"");
         assert!(Config::from_toml(&dotted).is_err());
         assert!(Config::from_toml("[nats]\nprefix = \"a b\"").is_err());
@@ -468,7 +460,8 @@ mod tests {
 
     #[test]
     fn durations_are_human() {
-        let c = Config::from_toml("[consumer]\nack_wait = \"45s\"\nbackoff_max = \"2m\"").expect("valid");
+        let c = Config::from_toml("[consumer]\nack_wait = \"45s\"\nbackoff_max = \"2m\"")
+            .expect("valid");
         assert_eq!(c.consumer.ack_wait, Duration::from_secs(45));
         assert_eq!(c.consumer.backoff_max, Duration::from_secs(120));
     }

@@ -149,7 +149,11 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub async fn run<H: Handler>(self, handler: Arc<H>, shutdown: CancellationToken) -> Result<(), RunnerError> {
+    pub async fn run<H: Handler>(
+        self,
+        handler: Arc<H>,
+        shutdown: CancellationToken,
+    ) -> Result<(), RunnerError> {
         let consumer = durable_consumer(
             &self.js,
             &self.topology,
@@ -216,7 +220,10 @@ impl Runner {
             }
         }
         tracker.close();
-        if tokio::time::timeout(self.grace, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(self.grace, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(consumer = %self.spec.durable, "in-flight messages did not finish within the grace period; they will be redelivered");
         }
         tracing::info!(consumer = %self.spec.durable, "consumer stopped");
@@ -277,10 +284,14 @@ impl Shared {
             .unwrap_or_else(|_| Err(HandlerError::transient("the handler panicked")));
         progress.cancel();
 
-        let outcome = self.settle(&message, &delivery, result).instrument(span).await;
+        let outcome = self
+            .settle(&message, &delivery, result)
+            .instrument(span)
+            .await;
         let service = self.spec.service;
         metrics::counter!("ferry_messages_total", "service" => service, "tenant" => self.spec.tenant.clone(), "outcome" => outcome).increment(1);
-        metrics::histogram!("ferry_message_seconds", "service" => service).record(started.elapsed().as_secs_f64());
+        metrics::histogram!("ferry_message_seconds", "service" => service)
+            .record(started.elapsed().as_secs_f64());
     }
 
     async fn settle(
@@ -302,7 +313,10 @@ impl Shared {
                 }
                 "ok"
             }
-            Err(HandlerError::Transient { reason, retry_after }) => {
+            Err(HandlerError::Transient {
+                reason,
+                retry_after,
+            }) => {
                 if delivery.delivered >= self.config.max_deliver {
                     let exception = NewException {
                         tenant: delivery.tenant.clone(),
@@ -336,7 +350,11 @@ impl Shared {
         }
     }
 
-    async fn terminate(&self, message: &jetstream::Message, exception: &NewException) -> &'static str {
+    async fn terminate(
+        &self,
+        message: &jetstream::Message,
+        exception: &NewException,
+    ) -> &'static str {
         match self.sink.record(exception).await {
             Ok(()) => {
                 if let Err(e) = message.double_ack_with(AckKind::Term).await {
@@ -346,9 +364,7 @@ impl Shared {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot record the exception; keeping the message");
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(self.backoff(2))))
-                    .await;
+                let _ = message.ack_with(AckKind::Nak(Some(self.backoff(2)))).await;
                 "retry"
             }
         }

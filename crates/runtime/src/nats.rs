@@ -39,7 +39,13 @@ pub enum NatsError {
 
 impl NatsError {
     pub fn is_permanent(&self) -> bool {
-        matches!(self, NatsError::Publish { permanent: true, .. })
+        matches!(
+            self,
+            NatsError::Publish {
+                permanent: true,
+                ..
+            }
+        )
     }
 }
 
@@ -55,7 +61,11 @@ pub enum StreamKind {
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 3] = [StreamKind::Centra, StreamKind::Orders, StreamKind::Exceptions];
+    pub const ALL: [StreamKind; 3] = [
+        StreamKind::Centra,
+        StreamKind::Orders,
+        StreamKind::Exceptions,
+    ];
 
     fn suffix(&self) -> &'static str {
         match self {
@@ -106,17 +116,9 @@ impl Topology {
         format!("{}.*.{}.>", self.prefix, kind.token())
     }
 
-    /// `<prefix>.<tenant>.centra.notice.<object_type>.<id>`
-    pub fn notice_subject(&self, tenant: &str, object_type: &str, id: i64) -> String {
-        format!("{}.{tenant}.centra.notice.{object_type}.{id}", self.prefix)
-    }
-
-    pub fn notices_filter(&self, tenant: &str) -> String {
-        format!("{}.{tenant}.centra.notice.>", self.prefix)
-    }
-
-    pub fn order_notices_filter(&self, tenant: &str) -> String {
-        format!("{}.{tenant}.centra.notice.order.*", self.prefix)
+    /// `<prefix>.<tenant>.centra.notices`: batches of change notices.
+    pub fn notices_subject(&self, tenant: &str) -> String {
+        format!("{}.{tenant}.centra.notices", self.prefix)
     }
 
     /// `<prefix>.<tenant>.centra.order.<number>`
@@ -176,8 +178,12 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<async_nats::Clie
             async move {
                 match event {
                     async_nats::Event::Connected => tracing::debug!(client, "connected to NATS"),
-                    async_nats::Event::Disconnected => tracing::warn!(client, "disconnected from NATS; reconnecting"),
-                    async_nats::Event::SlowConsumer(sid) => tracing::warn!(client, sid, "slow NATS consumer"),
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!(client, "disconnected from NATS; reconnecting")
+                    }
+                    async_nats::Event::SlowConsumer(sid) => {
+                        tracing::warn!(client, sid, "slow NATS consumer")
+                    }
                     other => tracing::debug!(client, event = %other, "NATS event"),
                 }
             }
@@ -316,7 +322,10 @@ impl Publisher {
     }
 
     /// Publishes one message and waits for JetStream's acknowledgement.
-    pub async fn publish(&self, message: &Outgoing) -> Result<jetstream::publish::PublishAck, NatsError> {
+    pub async fn publish(
+        &self,
+        message: &Outgoing,
+    ) -> Result<jetstream::publish::PublishAck, NatsError> {
         let mut headers = HeaderMap::new();
         telemetry::inject_context(&mut headers);
         headers.insert(MSG_ID, message.msg_id.as_str());

@@ -77,7 +77,10 @@ pub async fn serve(
 
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
     if state.shutdown.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".to_owned());
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".to_owned(),
+        );
     }
     let mut report = String::new();
     let mut ready = true;

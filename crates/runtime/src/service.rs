@@ -114,7 +114,8 @@ pub async fn boot_with(
 ) -> Result<Booted, BootError> {
     let telemetry = telemetry::init(&config.telemetry, &format!("ferry-{name}"))?;
     let readiness = Readiness::default();
-    let base = ServiceBase::connect(name, config.clone(), shutdown.clone(), readiness.clone()).await?;
+    let base =
+        ServiceBase::connect(name, config.clone(), shutdown.clone(), readiness.clone()).await?;
     let ops_addr = ops::serve(config.ops.listen, telemetry.clone(), readiness, shutdown)
         .await
         .map_err(|source| BootError::Ops {

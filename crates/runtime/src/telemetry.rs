@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use metrics::{Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics::{
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TracerProvider as _;
@@ -93,7 +96,9 @@ pub fn init(config: &TelemetryConfig, service: &str) -> Result<Telemetry, Teleme
     let env_filter = EnvFilter::try_new(&filter)
         .map_err(|e| TelemetryError::Filter(filter.clone(), e.to_string()))?;
 
-    let resource = Resource::builder().with_service_name(service.to_owned()).build();
+    let resource = Resource::builder()
+        .with_service_name(service.to_owned())
+        .build();
     let (tracer, meter) = match &config.otlp_endpoint {
         Some(endpoint) => {
             let spans = opentelemetry_otlp::SpanExporter::builder()
@@ -194,6 +199,17 @@ pub fn set_parent_from(span: &tracing::Span, headers: Option<&HeaderMap>) {
     }
 }
 
+/// Links `span` to `cause` (a trace that caused it, without being its parent): a
+/// webhook call announcing many orders links to each order's own trace.
+pub fn add_link(span: &tracing::Span, cause: &tracing::Span) {
+    use opentelemetry::trace::TraceContextExt;
+    let context = cause.context();
+    let cause = context.span().span_context().clone();
+    if cause.is_valid() {
+        span.add_link(cause);
+    }
+}
+
 /// The trace id of the current span, as hex (empty without OpenTelemetry).
 pub fn current_trace_id() -> String {
     use opentelemetry::trace::TraceContextExt;
@@ -269,10 +285,12 @@ impl GaugePair {
         let mut current = self.value.load(Ordering::Relaxed);
         loop {
             let next = f(f64::from_bits(current)).to_bits();
-            match self
-                .value
-                .compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.value.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => {
                     self.otel.record(f64::from_bits(next), &self.attributes);
                     return;

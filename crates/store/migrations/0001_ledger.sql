@@ -5,6 +5,9 @@ CREATE TABLE order_ledger (
     centra_order_id     text        NOT NULL DEFAULT '',
     -- held | rejected | cancelled | ready | posting | possibly_created | posted
     state               text        NOT NULL,
+    -- The state before the last claim for posting: says whether that claim followed an
+    -- attempt that may have reached the ERP.
+    previous_state      text,
     snapshot_hash       text        NOT NULL,
     snapshot_fetched_at timestamptz NOT NULL,
     -- Hash of the sales order's lines and totals: a newer snapshot with the same
@@ -26,12 +29,14 @@ CREATE TABLE order_ledger (
     PRIMARY KEY (tenant, order_number),
     CONSTRAINT order_ledger_state CHECK (state IN
         ('held', 'rejected', 'cancelled', 'ready', 'posting', 'possibly_created', 'posted'))
-);
+) WITH (fillfactor = 80);
 -- No index on state: it changes on every step, and an indexed column that changes makes
--- every update a non-HOT update. Per-tenant scans use the primary key.
+-- every update a non-HOT update. fillfactor 80 leaves room on each page for HOT updates.
+-- Per-tenant scans use the primary key.
 
--- Every snapshot Ferry acted on, so a blocked order can be released (or replayed) from
--- exactly what Centra said, without asking Centra again.
+-- The snapshots of orders that wait (held, rejected, cancelled), so a blocked order can be
+-- released from exactly what Centra said, without asking Centra again. Snapshots of ready
+-- orders stay in the CENTRA stream (14 days).
 CREATE TABLE order_snapshots (
     tenant        text        NOT NULL,
     order_number  bigint      NOT NULL,

@@ -68,15 +68,22 @@ impl fmt::Display for LedgerState {
     }
 }
 
-fn classify(r: &SnapshotRecord, applied: bool, prior: Option<&(LedgerState, String, String)>) -> SnapshotOutcome {
+/// A ledger row as it stands: state, snapshot hash, order fingerprint.
+type Prior = (LedgerState, String, String);
+
+fn classify(r: &SnapshotRecord, applied: bool, prior: Option<&Prior>) -> SnapshotOutcome {
     if applied {
         return SnapshotOutcome::Applied;
     }
     match prior {
         // Not applied and no row before: a concurrent writer inserted it meanwhile.
         None => SnapshotOutcome::Raced,
-        Some((state, hash, _)) if *hash == r.snapshot_hash => SnapshotOutcome::AlreadyApplied(*state),
-        Some((state, _, fingerprint)) if state.reached_erp() => SnapshotOutcome::AfterPosting(*state, fingerprint.clone()),
+        Some((state, hash, _)) if *hash == r.snapshot_hash => {
+            SnapshotOutcome::AlreadyApplied(*state)
+        }
+        Some((state, _, fingerprint)) if state.reached_erp() => {
+            SnapshotOutcome::AfterPosting(*state, fingerprint.clone())
+        }
         Some(_) => SnapshotOutcome::Stale,
     }
 }
@@ -126,7 +133,10 @@ pub enum SnapshotOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BeginPosting {
     /// Go ahead. `previous` says whether an earlier attempt may have reached the ERP.
-    Proceed { previous: LedgerState, attempts: i32 },
+    Proceed {
+        previous: LedgerState,
+        attempts: i32,
+    },
     /// Already posted: nothing to do.
     AlreadyPosted { erp_reference: String },
     /// Another attempt holds the order right now.
@@ -197,7 +207,10 @@ fn unique_sorted<K: Ord + Clone>(keys: &[K]) -> (Vec<usize>, Vec<usize>) {
 
 /// Splits positions by tenant (keeping their order): each tenant's rows are one
 /// statement whose lookups stay on the (tenant, order_number) primary key.
-fn by_tenant<'a>(positions: &[usize], tenant_of: impl Fn(&usize) -> &'a str) -> Vec<(&'a str, Vec<usize>)> {
+fn by_tenant<'a>(
+    positions: &[usize],
+    tenant_of: impl Fn(&usize) -> &'a str,
+) -> Vec<(&'a str, Vec<usize>)> {
     let mut groups: Vec<(&'a str, Vec<usize>)> = Vec::new();
     for i in positions {
         let tenant = tenant_of(i);
@@ -211,19 +224,33 @@ fn by_tenant<'a>(positions: &[usize], tenant_of: impl Fn(&usize) -> &'a str) -> 
 
 impl Store {
     /// Records one transformed snapshot; see [`Store::record_snapshots`].
-    pub async fn record_snapshot(&self, record: &SnapshotRecord) -> Result<SnapshotOutcome, StoreError> {
+    pub async fn record_snapshot(
+        &self,
+        record: &SnapshotRecord,
+    ) -> Result<SnapshotOutcome, StoreError> {
         let mut outcomes = self.record_snapshots(std::slice::from_ref(record)).await?;
-        outcomes.pop().ok_or_else(|| StoreError::Database(sqlx::Error::RowNotFound))
+        outcomes
+            .pop()
+            .ok_or_else(|| StoreError::Database(sqlx::Error::RowNotFound))
     }
 
     /// Records transformed snapshots (and their bodies) in one statement. The guard is the
     /// fetch time: only a later read of Centra may change a row, and never once the order
     /// has gone to the ERP. Returns one outcome per record, in order.
-    pub async fn record_snapshots(&self, records: &[SnapshotRecord]) -> Result<Vec<SnapshotOutcome>, StoreError> {
+    pub async fn record_snapshots(
+        &self,
+        records: &[SnapshotRecord],
+    ) -> Result<Vec<SnapshotOutcome>, StoreError> {
         // Of several snapshots of one order in a batch, the latest read goes to the database.
         let keys: Vec<(&str, i64, std::cmp::Reverse<DateTime<Utc>>)> = records
             .iter()
-            .map(|r| (r.tenant.as_str(), r.order_number, std::cmp::Reverse(r.fetched_at)))
+            .map(|r| {
+                (
+                    r.tenant.as_str(),
+                    r.order_number,
+                    std::cmp::Reverse(r.fetched_at),
+                )
+            })
             .collect();
         let (mut unique, mut repeated) = unique_sorted(&keys);
         let same_order = |a: usize, b: usize| keys[a].0 == keys[b].0 && keys[a].1 == keys[b].1;
@@ -234,12 +261,12 @@ impl Store {
                 _ => winners.push(i),
             }
         }
-        let mut rows = Vec::with_capacity(winners.len());
+        let mut applied_rows: Vec<(String, Vec<i64>)> = Vec::new();
         for (tenant, group) in by_tenant(&winners, |i| records[*i].tenant.as_str()) {
-            let pick = |f: &dyn Fn(&SnapshotRecord) -> String| group.iter().map(|i| f(&records[*i])).collect::<Vec<_>>();
-            // `tenant = $1 AND order_number = ANY($2)` keeps every lookup on the primary key.
-            rows.extend(
-                sqlx::query(
+            let pick = |f: &dyn Fn(&SnapshotRecord) -> String| {
+                group.iter().map(|i| f(&records[*i])).collect::<Vec<_>>()
+            };
+            let written: Vec<i64> = sqlx::query_scalar(
                     "WITH input AS (
                          SELECT $1::text AS tenant, i.* FROM UNNEST($2::int8[], $3::text[], $4::text[],
                                               $5::timestamptz[], $6::timestamptz[], $7::text[], $8::text[],
@@ -247,13 +274,13 @@ impl Store {
                            AS i(order_number, centra_order_id, snapshot_hash, fetched_at, first_accepted_at,
                                 state, currency, gross_minor, tax_minor, order_fingerprint, body)
                      ),
-                     before AS (
-                         SELECT order_number, state, snapshot_hash, order_fingerprint FROM order_ledger
-                         WHERE tenant = $1 AND order_number = ANY($2)
-                     ),
                      body AS (
+                         -- Kept for orders that wait (held, rejected, cancelled): they are
+                         -- released or replayed from exactly this snapshot. A ready order's
+                         -- snapshot stays in the CENTRA stream.
                          INSERT INTO order_snapshots (tenant, order_number, snapshot_hash, fetched_at, body)
                          SELECT tenant, order_number, snapshot_hash, fetched_at, body FROM input
+                         WHERE state <> 'ready'
                          ON CONFLICT DO NOTHING
                      ),
                      applied AS (
@@ -279,11 +306,7 @@ impl Store {
                            AND order_ledger.snapshot_fetched_at < EXCLUDED.snapshot_fetched_at
                          RETURNING order_number
                      )
-                     SELECT i.tenant, i.order_number, (a.order_number IS NOT NULL) AS applied,
-                            b.state, b.snapshot_hash, b.order_fingerprint
-                     FROM input i
-                     LEFT JOIN applied a ON a.order_number = i.order_number
-                     LEFT JOIN before b ON b.order_number = i.order_number",
+                     SELECT order_number FROM applied",
                 )
                 .bind(tenant)
                 .bind(group.iter().map(|i| records[*i].order_number).collect::<Vec<_>>())
@@ -298,28 +321,52 @@ impl Store {
                 .bind(pick(&|r| r.order_fingerprint.clone()))
                 .bind(group.iter().map(|i| records[*i].body.clone()).collect::<Vec<_>>())
                 .fetch_all(self.pool())
-                .await?,
-            );
+                .await?;
+            applied_rows.push((tenant.to_owned(), written));
         }
 
-        // The database row as it was before this statement, per order.
-        let mut before: std::collections::HashMap<(String, i64), (bool, Option<(LedgerState, String, String)>)> =
-            std::collections::HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let prior = match row.try_get::<Option<String>, _>("state")? {
-                Some(state) => Some((
-                    state_of(&state)?,
-                    row.try_get::<Option<String>, _>("snapshot_hash")?.unwrap_or_default(),
-                    row.try_get::<Option<String>, _>("order_fingerprint")?.unwrap_or_default(),
-                )),
-                None => None,
-            };
-            before.insert((row.try_get("tenant")?, row.try_get("order_number")?), (row.try_get("applied")?, prior));
+        // Rows written by this statement; the others are read back (rarely: a redelivery, a
+        // stale snapshot, an order already in the ERP) to say why.
+        let mut known: std::collections::HashMap<(String, i64), (bool, Option<Prior>)> =
+            std::collections::HashMap::with_capacity(winners.len());
+        for (tenant, numbers) in applied_rows {
+            for n in numbers {
+                known.insert((tenant.clone(), n), (true, None));
+            }
+        }
+        for (tenant, group) in by_tenant(&winners, |i| records[*i].tenant.as_str()) {
+            let unwritten: Vec<i64> = group
+                .iter()
+                .map(|i| records[*i].order_number)
+                .filter(|n| !known.contains_key(&(tenant.to_owned(), *n)))
+                .collect();
+            if unwritten.is_empty() {
+                continue;
+            }
+            let rows = sqlx::query(
+                "SELECT order_number, state, snapshot_hash, order_fingerprint FROM order_ledger
+                 WHERE tenant = $1 AND order_number = ANY($2)",
+            )
+            .bind(tenant)
+            .bind(&unwritten)
+            .fetch_all(self.pool())
+            .await?;
+            for row in rows {
+                let prior = (
+                    state_of(row.try_get("state")?)?,
+                    row.try_get::<String, _>("snapshot_hash")?,
+                    row.try_get::<String, _>("order_fingerprint")?,
+                );
+                known.insert(
+                    (tenant.to_owned(), row.try_get("order_number")?),
+                    (false, Some(prior)),
+                );
+            }
         }
         let mut outcomes = vec![SnapshotOutcome::Stale; records.len()];
         for &i in &winners {
             let r = &records[i];
-            let (applied, prior) = before
+            let (applied, prior) = known
                 .get(&(r.tenant.clone(), r.order_number))
                 .cloned()
                 .unwrap_or((false, None));
@@ -335,7 +382,9 @@ impl Store {
                 },
                 Some(w) if outcomes[w] == SnapshotOutcome::Applied => SnapshotOutcome::Stale,
                 _ => {
-                    let prior = before.get(&(r.tenant.clone(), r.order_number)).and_then(|(_, p)| p.clone());
+                    let prior = known
+                        .get(&(r.tenant.clone(), r.order_number))
+                        .and_then(|(_, p)| p.clone());
                     classify(r, false, prior.as_ref())
                 }
             };
@@ -355,80 +404,93 @@ impl Store {
             order_number,
             snapshot_hash: snapshot_hash.to_owned(),
         };
-        let mut answers = self.begin_postings(std::slice::from_ref(&claim), lease).await?;
-        answers.pop().ok_or_else(|| StoreError::Database(sqlx::Error::RowNotFound))
+        let mut answers = self
+            .begin_postings(std::slice::from_ref(&claim), lease)
+            .await?;
+        answers
+            .pop()
+            .ok_or_else(|| StoreError::Database(sqlx::Error::RowNotFound))
     }
 
     /// Claims orders for posting, in one statement. A claim older than `lease` is
     /// considered abandoned (a crashed writer) and may be taken over; the taker must look
     /// the order up in the ERP before creating it.
-    pub async fn begin_postings(&self, claims: &[PostingClaim], lease: Duration) -> Result<Vec<BeginPosting>, StoreError> {
-        let keys: Vec<(&str, i64)> = claims.iter().map(|c| (c.tenant.as_str(), c.order_number)).collect();
+    pub async fn begin_postings(
+        &self,
+        claims: &[PostingClaim],
+        lease: Duration,
+    ) -> Result<Vec<BeginPosting>, StoreError> {
+        let keys: Vec<(&str, i64)> = claims
+            .iter()
+            .map(|c| (c.tenant.as_str(), c.order_number))
+            .collect();
         let (unique, repeated) = unique_sorted(&keys);
-        let mut rows = Vec::with_capacity(unique.len());
+        let mut by_key = std::collections::HashMap::with_capacity(unique.len());
         for (tenant, group) in by_tenant(&unique, |i| claims[*i].tenant.as_str()) {
-            rows.extend(
-                sqlx::query(
-                    "WITH input AS (
-                         SELECT * FROM UNNEST($2::int8[], $3::text[]) AS i(order_number, snapshot_hash)
-                     ),
-                     prev AS (
-                         SELECT order_number, state, snapshot_hash, erp_reference, posting_started_at
-                         FROM order_ledger
-                         WHERE tenant = $1 AND order_number = ANY($2)
-                         ORDER BY order_number
-                         FOR UPDATE
-                     ),
-                     claimed AS (
-                         UPDATE order_ledger l SET state = 'posting', posting_started_at = now(),
-                                post_attempts = l.post_attempts + 1, updated_at = now()
-                         FROM prev p JOIN input i ON i.order_number = p.order_number
-                         WHERE l.tenant = $1 AND l.order_number = ANY($2) AND l.order_number = p.order_number
-                           AND p.snapshot_hash = i.snapshot_hash
-                           AND (p.state IN ('ready', 'possibly_created')
-                                OR (p.state = 'posting' AND p.posting_started_at < now() - make_interval(secs => $4)))
-                         RETURNING l.order_number, l.post_attempts
-                     )
-                     SELECT $1::text AS tenant, i.order_number, p.state AS previous, p.erp_reference,
-                            c.post_attempts, (c.order_number IS NOT NULL) AS claimed
-                     FROM input i
-                     LEFT JOIN prev p ON p.order_number = i.order_number
-                     LEFT JOIN claimed c ON c.order_number = i.order_number",
-                )
-                .bind(tenant)
-                .bind(group.iter().map(|i| claims[*i].order_number).collect::<Vec<_>>())
-                .bind(group.iter().map(|i| claims[*i].snapshot_hash.clone()).collect::<Vec<_>>())
-                .bind(lease.as_secs_f64())
-                .fetch_all(self.pool())
-                .await?,
-            );
-        }
-        let mut by_key = std::collections::HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let tenant: String = row.try_get("tenant")?;
-            let number: i64 = row.try_get("order_number")?;
-            let previous: Option<String> = row.try_get("previous")?;
-            let answer = match previous {
-                None => BeginPosting::Missing,
-                Some(previous) => {
-                    let previous = state_of(&previous)?;
-                    if row.try_get::<bool, _>("claimed")? {
-                        BeginPosting::Proceed {
-                            previous,
-                            attempts: row.try_get::<Option<i32>, _>("post_attempts")?.unwrap_or(1),
-                        }
-                    } else {
-                        match previous {
-                            LedgerState::Posted => BeginPosting::AlreadyPosted {
-                                erp_reference: row.try_get::<Option<String>, _>("erp_reference")?.unwrap_or_default(),
-                            },
-                            LedgerState::Posting => BeginPosting::Busy,
-                            other => BeginPosting::Superseded(other),
-                        }
-                    }
-                }
-            };
-            by_key.insert((tenant, number), answer);
+            let numbers: Vec<i64> = group.iter().map(|i| claims[*i].order_number).collect();
+            // In SET, `l.state` is the row's state before this update: it lands in
+            // previous_state, so the claim learns in one statement whether an earlier attempt
+            // may have reached the ERP.
+            let claimed = sqlx::query(
+                "UPDATE order_ledger l SET previous_state = l.state, state = 'posting',
+                        posting_started_at = now(), post_attempts = l.post_attempts + 1, updated_at = now()
+                 FROM UNNEST($2::int8[], $3::text[]) AS i(order_number, snapshot_hash)
+                 WHERE l.tenant = $1 AND l.order_number = ANY($2) AND l.order_number = i.order_number
+                   AND l.snapshot_hash = i.snapshot_hash
+                   AND (l.state IN ('ready', 'possibly_created')
+                        OR (l.state = 'posting' AND l.posting_started_at < now() - make_interval(secs => $4)))
+                 RETURNING l.order_number, l.previous_state, l.post_attempts",
+            )
+            .bind(tenant)
+            .bind(&numbers)
+            .bind(group.iter().map(|i| claims[*i].snapshot_hash.clone()).collect::<Vec<_>>())
+            .bind(lease.as_secs_f64())
+            .fetch_all(self.pool())
+            .await?;
+            for row in &claimed {
+                by_key.insert(
+                    (tenant.to_owned(), row.try_get::<i64, _>("order_number")?),
+                    BeginPosting::Proceed {
+                        previous: state_of(
+                            &row.try_get::<Option<String>, _>("previous_state")?
+                                .unwrap_or_default(),
+                        )?,
+                        attempts: row.try_get("post_attempts")?,
+                    },
+                );
+            }
+            // The orders not claimed say why (posted, busy, superseded), rarely.
+            let unclaimed: Vec<i64> = numbers
+                .iter()
+                .copied()
+                .filter(|n| !by_key.contains_key(&(tenant.to_owned(), *n)))
+                .collect();
+            if unclaimed.is_empty() {
+                continue;
+            }
+            let rows = sqlx::query(
+                "SELECT order_number, state, erp_reference FROM order_ledger
+                 WHERE tenant = $1 AND order_number = ANY($2)",
+            )
+            .bind(tenant)
+            .bind(&unclaimed)
+            .fetch_all(self.pool())
+            .await?;
+            for row in &rows {
+                let answer = match state_of(row.try_get("state")?)? {
+                    LedgerState::Posted => BeginPosting::AlreadyPosted {
+                        erp_reference: row
+                            .try_get::<Option<String>, _>("erp_reference")?
+                            .unwrap_or_default(),
+                    },
+                    LedgerState::Posting => BeginPosting::Busy,
+                    other => BeginPosting::Superseded(other),
+                };
+                by_key.insert(
+                    (tenant.to_owned(), row.try_get::<i64, _>("order_number")?),
+                    answer,
+                );
+            }
         }
         let mut answers = vec![BeginPosting::Busy; claims.len()];
         for &i in &unique {
@@ -444,7 +506,11 @@ impl Store {
     }
 
     /// The ERP call timed out: the document may exist. A lookup settles it before any retry.
-    pub async fn mark_possibly_created(&self, tenant: &str, order_number: i64) -> Result<(), StoreError> {
+    pub async fn mark_possibly_created(
+        &self,
+        tenant: &str,
+        order_number: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE order_ledger SET state = 'possibly_created', updated_at = now()
              WHERE tenant = $1 AND order_number = $2 AND state = 'posting'",
@@ -498,13 +564,24 @@ impl Store {
             erp_gross_minor,
             erp_tax_minor,
         };
-        Ok(self.mark_posted_many(std::slice::from_ref(&record)).await?.first().copied().unwrap_or(false))
+        Ok(self
+            .mark_posted_many(std::slice::from_ref(&record))
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
     }
 
     /// Records ERP documents in one statement. Per record: true when it moved the order to
     /// `posted`, false when the order was not being posted (already posted, say).
-    pub async fn mark_posted_many(&self, records: &[PostedRecord]) -> Result<Vec<bool>, StoreError> {
-        let keys: Vec<(&str, i64)> = records.iter().map(|r| (r.tenant.as_str(), r.order_number)).collect();
+    pub async fn mark_posted_many(
+        &self,
+        records: &[PostedRecord],
+    ) -> Result<Vec<bool>, StoreError> {
+        let keys: Vec<(&str, i64)> = records
+            .iter()
+            .map(|r| (r.tenant.as_str(), r.order_number))
+            .collect();
         let (unique, _) = unique_sorted(&keys);
         let mut rows = Vec::with_capacity(unique.len());
         for (tenant, group) in by_tenant(&unique, |i| records[*i].tenant.as_str()) {
@@ -530,7 +607,10 @@ impl Store {
         }
         let mut done = std::collections::HashSet::with_capacity(rows.len());
         for row in &rows {
-            done.insert((row.try_get::<String, _>("tenant")?, row.try_get::<i64, _>("order_number")?));
+            done.insert((
+                row.try_get::<String, _>("tenant")?,
+                row.try_get::<i64, _>("order_number")?,
+            ));
         }
         Ok(records
             .iter()
@@ -539,7 +619,11 @@ impl Store {
             .collect())
     }
 
-    pub async fn ledger_row(&self, tenant: &str, order_number: i64) -> Result<Option<LedgerRow>, StoreError> {
+    pub async fn ledger_row(
+        &self,
+        tenant: &str,
+        order_number: i64,
+    ) -> Result<Option<LedgerRow>, StoreError> {
         Ok(sqlx::query_as::<_, LedgerRow>(
             "SELECT tenant, order_number, centra_order_id, state, snapshot_hash, snapshot_fetched_at,
                     order_fingerprint, currency, gross_minor, tax_minor, erp_reference, erp_gross_minor, erp_tax_minor,

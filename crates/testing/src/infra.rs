@@ -47,7 +47,10 @@ pub fn workspace_root() -> PathBuf {
 /// A free TCP port on 127.0.0.1 (bound, then released for the caller).
 pub fn free_port() -> Result<u16, InfraError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
-    Ok(listener.local_addr().map_err(io("finding a free port"))?.port())
+    Ok(listener
+        .local_addr()
+        .map_err(io("finding a free port"))?
+        .port())
 }
 
 fn wait_for_port(port: u16, what: &str, timeout: Duration) -> Result<(), InfraError> {
@@ -64,7 +67,11 @@ fn wait_for_port(port: u16, what: &str, timeout: Duration) -> Result<(), InfraEr
 
 /// Whether something answers on a loopback port.
 pub fn port_open(port: u16) -> bool {
-    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200)).is_ok()
+    TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
 }
 
 fn executable(p: &Path) -> bool {
@@ -74,7 +81,11 @@ fn executable(p: &Path) -> bool {
 /// Finds nats-server: `$FERRY_NATS_SERVER`, then `.tools/venv/bin/nats-server`, then PATH.
 pub fn find_nats_server() -> Result<PathBuf, InfraError> {
     if let Some(p) = std::env::var_os("FERRY_NATS_SERVER").map(PathBuf::from) {
-        return if executable(&p) { Ok(p) } else { Err(InfraError::NatsMissing) };
+        return if executable(&p) {
+            Ok(p)
+        } else {
+            Err(InfraError::NatsMissing)
+        };
     }
     let local = workspace_root().join(".tools/venv/bin/nats-server");
     if executable(&local) {
@@ -92,7 +103,11 @@ pub fn find_nats_server() -> Result<PathBuf, InfraError> {
 /// `/usr/lib/postgresql/<newest>/bin`.
 pub fn find_pg_bin() -> Result<PathBuf, InfraError> {
     if let Some(p) = std::env::var_os("FERRY_PG_BIN").map(PathBuf::from) {
-        return if p.join("pg_ctl").is_file() { Ok(p) } else { Err(InfraError::PostgresMissing) };
+        return if p.join("pg_ctl").is_file() {
+            Ok(p)
+        } else {
+            Err(InfraError::PostgresMissing)
+        };
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
@@ -105,7 +120,10 @@ pub fn find_pg_bin() -> Result<PathBuf, InfraError> {
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, p)| p).ok_or(InfraError::PostgresMissing)
+    versions
+        .pop()
+        .map(|(_, p)| p)
+        .ok_or(InfraError::PostgresMissing)
 }
 
 /// A nats-server with JetStream on loopback.
@@ -151,7 +169,9 @@ pub fn start_nats(dir: &Path, detach: bool) -> Result<NatsProcess, InfraError> {
             use std::os::unix::process::CommandExt;
             command.process_group(0);
         }
-        let mut child = command.spawn().map_err(io(format!("starting {}", binary.display())))?;
+        let mut child = command
+            .spawn()
+            .map_err(io(format!("starting {}", binary.display())))?;
         match wait_for_port(port, "nats-server", Duration::from_secs(10)) {
             Ok(()) => {
                 let pid = child.id();
@@ -246,10 +266,15 @@ pub fn start_postgres(dir: &Path, detach: bool) -> Result<PostgresProcess, Infra
     }
     if !data_dir.join("PG_VERSION").is_file() {
         let mut initdb = pg_command(&bin, "initdb");
-        initdb
-            .arg("-D")
-            .arg(&data_dir)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]);
+        initdb.arg("-D").arg(&data_dir).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ]);
         run(initdb, "initdb")?;
     }
     let mut last = None;
@@ -264,7 +289,7 @@ pub fn start_postgres(dir: &Path, detach: bool) -> Result<PostgresProcess, Infra
             .args(["-w", "-t", "60", "-o"])
             .arg(format!(
                 "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c max_connections=400 -c shared_buffers=256MB",
+                 -c full_page_writes=off -c max_connections=400 -c shared_buffers=256MB -c shared_preload_libraries=pg_stat_statements",
                 dir.display()
             ))
             .arg("start");

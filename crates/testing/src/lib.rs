@@ -55,22 +55,30 @@ pub fn shared_infra() -> Result<SharedInfra, String> {
 
 fn locked_infra() -> Result<SharedInfra, InfraError> {
     let dir = infra_dir();
-    std::fs::create_dir_all(&dir).map_err(|source| InfraError::Io { what: "creating the test infra dir".into(), source })?;
+    std::fs::create_dir_all(&dir).map_err(|source| InfraError::Io {
+        what: "creating the test infra dir".into(),
+        source,
+    })?;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(dir.join("infra.json"))
-        .map_err(|source| InfraError::Io { what: "opening infra.json".into(), source })?;
+        .map_err(|source| InfraError::Io {
+            what: "opening infra.json".into(),
+            source,
+        })?;
     let mut lock = fd_lock::RwLock::new(file);
-    let mut guard = lock
-        .write()
-        .map_err(|source| InfraError::Io { what: "locking infra.json".into(), source })?;
+    let mut guard = lock.write().map_err(|source| InfraError::Io {
+        what: "locking infra.json".into(),
+        source,
+    })?;
     let mut text = String::new();
     let _ = guard.read_to_string(&mut text);
     if let Ok(known) = serde_json::from_str::<SharedInfra>(&text) {
-        let alive = port_of(&known.nats_url).is_some_and(port_open) && port_of(&known.pg_url).is_some_and(port_open);
+        let alive = port_of(&known.nats_url).is_some_and(port_open)
+            && port_of(&known.pg_url).is_some_and(port_open);
         if alive {
             return Ok(known);
         }
@@ -78,49 +86,72 @@ fn locked_infra() -> Result<SharedInfra, InfraError> {
     let nats = start_nats(&dir.join("nats"), true)?;
     let _ = std::fs::remove_dir_all(dir.join("pg"));
     let pg = start_postgres(&dir.join("pg"), true)?;
-    let infra = SharedInfra { nats_url: nats.url.clone(), pg_url: pg.url.clone() };
+    let infra = SharedInfra {
+        nats_url: nats.url.clone(),
+        pg_url: pg.url.clone(),
+    };
     let json = serde_json::to_string(&infra).unwrap_or_default();
     let _ = guard.set_len(0);
     let _ = guard.rewind();
     let _ = guard.write_all(json.as_bytes());
-    let _ = std::fs::write(dir.join("pids"), format!("{}\n{}\n", nats.pid, pg.data_dir.display()));
+    let _ = std::fs::write(
+        dir.join("pids"),
+        format!("{}\n{}\n", nats.pid, pg.data_dir.display()),
+    );
     Ok(infra)
 }
 
 /// DDL over generated database names. Identifiers cannot be bound parameters; these are
 /// built only from hex digits and fixed text, checked here.
 fn ddl(sql: String) -> sqlx::AssertSqlSafe<String> {
-    debug_assert!(sql
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .all(|ident| ident.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')));
+    debug_assert!(sql.split('"').skip(1).step_by(2).all(|ident| {
+        ident
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    }));
     sqlx::AssertSqlSafe(sql)
 }
 
 /// Creates (once per schema version) a migrated template database; tests copy it.
 async fn ensure_template(pg_url: &str) -> Result<String, String> {
     let name = format!("ferry_tpl_{}", ferry_store::schema_fingerprint());
-    let mut admin = sqlx::PgConnection::connect(pg_url).await.map_err(|e| e.to_string())?;
-    // Serialise template creation across test processes.
-    sqlx::query("SELECT pg_advisory_lock(4242)").execute(&mut admin).await.map_err(|e| e.to_string())?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
+    let mut admin = sqlx::PgConnection::connect(pg_url)
         .await
         .map_err(|e| e.to_string())?;
+    // Serialise template creation across test processes.
+    sqlx::query("SELECT pg_advisory_lock(4242)")
+        .execute(&mut admin)
+        .await
+        .map_err(|e| e.to_string())?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await
+            .map_err(|e| e.to_string())?;
     if !exists {
         // The name is generated from hex digits, never from input.
         sqlx::query(ddl(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut admin)
             .await
             .map_err(|e| e.to_string())?;
-        let url = pg_url.rsplit_once('/').map(|(base, _)| format!("{base}/{name}")).unwrap_or_default();
-        let pool = sqlx::PgPool::connect(&url).await.map_err(|e| e.to_string())?;
-        ferry_store::Store::from_pool(pool.clone()).migrate().await.map_err(|e| e.to_string())?;
+        let url = pg_url
+            .rsplit_once('/')
+            .map(|(base, _)| format!("{base}/{name}"))
+            .unwrap_or_default();
+        let pool = sqlx::PgPool::connect(&url)
+            .await
+            .map_err(|e| e.to_string())?;
+        ferry_store::Store::from_pool(pool.clone())
+            .migrate()
+            .await
+            .map_err(|e| e.to_string())?;
         pool.close().await;
     }
-    sqlx::query("SELECT pg_advisory_unlock(4242)").execute(&mut admin).await.map_err(|e| e.to_string())?;
+    sqlx::query("SELECT pg_advisory_unlock(4242)")
+        .execute(&mut admin)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(name)
 }
 
@@ -145,21 +176,30 @@ impl TestEnv {
     }
 
     pub async fn try_new() -> Result<TestEnv, String> {
-        let shared = tokio::task::spawn_blocking(shared_infra).await.map_err(|e| e.to_string())??;
+        let shared = tokio::task::spawn_blocking(shared_infra)
+            .await
+            .map_err(|e| e.to_string())??;
         let template = ensure_template(&shared.pg_url).await?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let database = format!("t_{}", &id[..16]);
-        let mut admin = sqlx::PgConnection::connect(&shared.pg_url).await.map_err(|e| e.to_string())?;
+        let mut admin = sqlx::PgConnection::connect(&shared.pg_url)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut attempts = 0;
         loop {
             // Identifiers are generated hex; CREATE DATABASE cannot take bound parameters.
-            let created = sqlx::query(ddl(format!("CREATE DATABASE \"{database}\" TEMPLATE \"{template}\"")))
-                .execute(&mut admin)
-                .await;
+            let created = sqlx::query(ddl(format!(
+                "CREATE DATABASE \"{database}\" TEMPLATE \"{template}\""
+            )))
+            .execute(&mut admin)
+            .await;
             match created {
                 Ok(_) => break,
                 // Another process may be copying the template at this instant.
-                Err(e) if attempts < 50 && e.to_string().contains("is being accessed by other users") => {
+                Err(e)
+                    if attempts < 50
+                        && e.to_string().contains("is being accessed by other users") =>
+                {
                     attempts += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -225,9 +265,12 @@ impl TestEnv {
             }
         }
         if let Ok(mut admin) = sqlx::PgConnection::connect(&self.pg_url).await {
-            let _ = sqlx::query(ddl(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database)))
-                .execute(&mut admin)
-                .await;
+            let _ = sqlx::query(ddl(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.database
+            )))
+            .execute(&mut admin)
+            .await;
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The order ledger's guarantees, against a real PostgreSQL: stale snapshots never win,
 //! posting is claimed once, abandoned claims are taken over after the lease.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -32,12 +34,44 @@ fn record(number: i64, hash: &str, fetched: i64, state: LedgerState) -> Snapshot
 async fn a_stale_snapshot_never_overwrites_a_newer_one() {
     let env = TestEnv::new().await;
     let store = env.store().await;
-    assert_eq!(store.record_snapshot(&record(1, "b", 20, LedgerState::Held)).await.ok(), Some(SnapshotOutcome::Applied));
-    assert_eq!(store.record_snapshot(&record(1, "a", 10, LedgerState::Ready)).await.ok(), Some(SnapshotOutcome::Stale));
-    assert_eq!(store.record_snapshot(&record(1, "b", 20, LedgerState::Held)).await.ok(), Some(SnapshotOutcome::AlreadyApplied(LedgerState::Held)));
-    assert_eq!(store.record_snapshot(&record(1, "c", 30, LedgerState::Ready)).await.ok(), Some(SnapshotOutcome::Applied));
-    let row = store.ledger_row("acme", 1).await.ok().flatten().expect("row");
-    assert_eq!((row.state.as_str(), row.snapshot_hash.as_str()), ("ready", "c"));
+    assert_eq!(
+        store
+            .record_snapshot(&record(1, "b", 20, LedgerState::Held))
+            .await
+            .ok(),
+        Some(SnapshotOutcome::Applied)
+    );
+    assert_eq!(
+        store
+            .record_snapshot(&record(1, "a", 10, LedgerState::Ready))
+            .await
+            .ok(),
+        Some(SnapshotOutcome::Stale)
+    );
+    assert_eq!(
+        store
+            .record_snapshot(&record(1, "b", 20, LedgerState::Held))
+            .await
+            .ok(),
+        Some(SnapshotOutcome::AlreadyApplied(LedgerState::Held))
+    );
+    assert_eq!(
+        store
+            .record_snapshot(&record(1, "c", 30, LedgerState::Ready))
+            .await
+            .ok(),
+        Some(SnapshotOutcome::Applied)
+    );
+    let row = store
+        .ledger_row("acme", 1)
+        .await
+        .ok()
+        .flatten()
+        .expect("row");
+    assert_eq!(
+        (row.state.as_str(), row.snapshot_hash.as_str()),
+        ("ready", "c")
+    );
     // Of the snapshots applied (b, then c), the earliest acceptance is kept.
     assert_eq!(row.first_accepted_at, Some(at(19)));
     env.cleanup().await;
@@ -65,7 +99,12 @@ async fn one_batch_with_several_snapshots_of_an_order_keeps_the_latest() {
             SnapshotOutcome::Stale,
         ]
     );
-    let row = store.ledger_row("acme", 5).await.ok().flatten().expect("row");
+    let row = store
+        .ledger_row("acme", 5)
+        .await
+        .ok()
+        .flatten()
+        .expect("row");
     assert_eq!(row.snapshot_hash, "new");
     env.cleanup().await;
 }
@@ -75,29 +114,69 @@ async fn posting_is_claimed_once_and_posted_once() {
     let env = TestEnv::new().await;
     let store = env.store().await;
     let lease = Duration::from_secs(60);
-    store.record_snapshot(&record(7, "h", 10, LedgerState::Ready)).await.expect("recorded");
-    assert_eq!(store.begin_posting("acme", 7, "other-hash", lease).await.ok(), Some(BeginPosting::Superseded(LedgerState::Ready)));
-    assert_eq!(store.begin_posting("acme", 8, "h", lease).await.ok(), Some(BeginPosting::Missing));
+    store
+        .record_snapshot(&record(7, "h", 10, LedgerState::Ready))
+        .await
+        .expect("recorded");
+    assert_eq!(
+        store
+            .begin_posting("acme", 7, "other-hash", lease)
+            .await
+            .ok(),
+        Some(BeginPosting::Superseded(LedgerState::Ready))
+    );
+    assert_eq!(
+        store.begin_posting("acme", 8, "h", lease).await.ok(),
+        Some(BeginPosting::Missing)
+    );
     assert_eq!(
         store.begin_posting("acme", 7, "h", lease).await.ok(),
-        Some(BeginPosting::Proceed { previous: LedgerState::Ready, attempts: 1 })
+        Some(BeginPosting::Proceed {
+            previous: LedgerState::Ready,
+            attempts: 1
+        })
     );
-    assert_eq!(store.begin_posting("acme", 7, "h", lease).await.ok(), Some(BeginPosting::Busy));
+    assert_eq!(
+        store.begin_posting("acme", 7, "h", lease).await.ok(),
+        Some(BeginPosting::Busy)
+    );
     // A newer snapshot may not change an order that is being posted.
     assert!(matches!(
-        store.record_snapshot(&record(7, "h2", 20, LedgerState::Ready)).await,
+        store
+            .record_snapshot(&record(7, "h2", 20, LedgerState::Ready))
+            .await,
         Ok(SnapshotOutcome::AfterPosting(LedgerState::Posting, _))
     ));
-    store.mark_possibly_created("acme", 7).await.expect("marked");
+    store
+        .mark_possibly_created("acme", 7)
+        .await
+        .expect("marked");
     assert_eq!(
         store.begin_posting("acme", 7, "h", lease).await.ok(),
-        Some(BeginPosting::Proceed { previous: LedgerState::PossiblyCreated, attempts: 2 })
+        Some(BeginPosting::Proceed {
+            previous: LedgerState::PossiblyCreated,
+            attempts: 2
+        })
     );
-    assert_eq!(store.mark_posted("acme", 7, "SO-1", Some(1000), Some(200)).await.ok(), Some(true));
-    assert_eq!(store.mark_posted("acme", 7, "SO-1", Some(1000), Some(200)).await.ok(), Some(false));
+    assert_eq!(
+        store
+            .mark_posted("acme", 7, "SO-1", Some(1000), Some(200))
+            .await
+            .ok(),
+        Some(true)
+    );
+    assert_eq!(
+        store
+            .mark_posted("acme", 7, "SO-1", Some(1000), Some(200))
+            .await
+            .ok(),
+        Some(false)
+    );
     assert_eq!(
         store.begin_posting("acme", 7, "h", lease).await.ok(),
-        Some(BeginPosting::AlreadyPosted { erp_reference: "SO-1".into() })
+        Some(BeginPosting::AlreadyPosted {
+            erp_reference: "SO-1".into()
+        })
     );
     env.cleanup().await;
 }
@@ -106,24 +185,56 @@ async fn posting_is_claimed_once_and_posted_once() {
 async fn an_abandoned_claim_is_taken_over_after_the_lease() {
     let env = TestEnv::new().await;
     let store = env.store().await;
-    store.record_snapshot(&record(9, "h", 10, LedgerState::Ready)).await.expect("recorded");
+    store
+        .record_snapshot(&record(9, "h", 10, LedgerState::Ready))
+        .await
+        .expect("recorded");
     let lease = Duration::from_millis(300);
-    assert!(matches!(store.begin_posting("acme", 9, "h", lease).await, Ok(BeginPosting::Proceed { .. })));
-    assert_eq!(store.begin_posting("acme", 9, "h", lease).await.ok(), Some(BeginPosting::Busy));
+    assert!(matches!(
+        store.begin_posting("acme", 9, "h", lease).await,
+        Ok(BeginPosting::Proceed { .. })
+    ));
+    assert_eq!(
+        store.begin_posting("acme", 9, "h", lease).await.ok(),
+        Some(BeginPosting::Busy)
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         store.begin_posting("acme", 9, "h", lease).await.ok(),
-        Some(BeginPosting::Proceed { previous: LedgerState::Posting, attempts: 2 }),
+        Some(BeginPosting::Proceed {
+            previous: LedgerState::Posting,
+            attempts: 2
+        }),
         "the taker learns an earlier attempt may have reached the ERP"
     );
     // Claims in one batch: the same order twice is claimed once.
-    store.record_snapshot(&record(10, "k", 10, LedgerState::Ready)).await.expect("recorded");
+    store
+        .record_snapshot(&record(10, "k", 10, LedgerState::Ready))
+        .await
+        .expect("recorded");
     let claims = vec![
-        PostingClaim { tenant: "acme".into(), order_number: 10, snapshot_hash: "k".into() },
-        PostingClaim { tenant: "acme".into(), order_number: 10, snapshot_hash: "k".into() },
+        PostingClaim {
+            tenant: "acme".into(),
+            order_number: 10,
+            snapshot_hash: "k".into(),
+        },
+        PostingClaim {
+            tenant: "acme".into(),
+            order_number: 10,
+            snapshot_hash: "k".into(),
+        },
     ];
-    let answers = store.begin_postings(&claims, Duration::from_secs(60)).await.expect("claims");
-    assert_eq!(answers[0], BeginPosting::Proceed { previous: LedgerState::Ready, attempts: 1 });
+    let answers = store
+        .begin_postings(&claims, Duration::from_secs(60))
+        .await
+        .expect("claims");
+    assert_eq!(
+        answers[0],
+        BeginPosting::Proceed {
+            previous: LedgerState::Ready,
+            attempts: 1
+        }
+    );
     assert_eq!(answers[1], BeginPosting::Busy);
     env.cleanup().await;
 }
@@ -134,10 +245,25 @@ async fn tenants_never_see_each_others_orders() {
     let store = env.store().await;
     let mut other = record(1, "h", 10, LedgerState::Ready);
     other.tenant = "other".into();
-    store.record_snapshot(&record(1, "h", 10, LedgerState::Held)).await.expect("acme");
+    store
+        .record_snapshot(&record(1, "h", 10, LedgerState::Held))
+        .await
+        .expect("acme");
     store.record_snapshot(&other).await.expect("other");
-    assert_eq!(store.count_by_state("acme").await.ok(), Some(vec![("held".into(), 1)]));
-    assert_eq!(store.count_by_state("other").await.ok(), Some(vec![("ready".into(), 1)]));
-    assert_eq!(store.begin_posting("acme", 1, "h", Duration::from_secs(9)).await.ok(), Some(BeginPosting::Superseded(LedgerState::Held)));
+    assert_eq!(
+        store.count_by_state("acme").await.ok(),
+        Some(vec![("held".into(), 1)])
+    );
+    assert_eq!(
+        store.count_by_state("other").await.ok(),
+        Some(vec![("ready".into(), 1)])
+    );
+    assert_eq!(
+        store
+            .begin_posting("acme", 1, "h", Duration::from_secs(9))
+            .await
+            .ok(),
+        Some(BeginPosting::Superseded(LedgerState::Held))
+    );
     env.cleanup().await;
 }

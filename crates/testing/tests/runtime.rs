@@ -1,6 +1,8 @@
 //! The runtime against a real nats-server and PostgreSQL: publisher deduplication, and the
 //! consumer runner's ack / NAK / TERM / exception behaviour.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -29,9 +31,18 @@ async fn rig() -> Rig {
     let client = nats::connect(&config.nats, "test").await.expect("nats");
     let js = nats::jetstream(client);
     let topology = Topology::new(&env.prefix);
-    nats::provision_streams(&js, &topology, &config.nats).await.expect("streams");
+    nats::provision_streams(&js, &topology, &config.nats)
+        .await
+        .expect("streams");
     let store = env.store().await;
-    Rig { publisher: Publisher::new(js.clone()), js, topology, store, config, env }
+    Rig {
+        publisher: Publisher::new(js.clone()),
+        js,
+        topology,
+        store,
+        config,
+        env,
+    }
 }
 
 impl Rig {
@@ -74,9 +85,15 @@ impl Rig {
 
     /// (pending, ack pending) of the test consumer; `None` until the runner created it.
     async fn pending(&self, tenant: &str) -> Option<(u64, usize)> {
-        let stream = self.js.get_stream(self.topology.stream_name(StreamKind::Centra)).await.ok()?;
-        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
-            stream.get_consumer(&self.topology.consumer_name("test", tenant)).await.ok()?;
+        let stream = self
+            .js
+            .get_stream(self.topology.stream_name(StreamKind::Centra))
+            .await
+            .ok()?;
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream
+            .get_consumer(&self.topology.consumer_name("test", tenant))
+            .await
+            .ok()?;
         let info = consumer.info().await.ok()?;
         Some((info.num_pending, info.num_ack_pending))
     }
@@ -104,7 +121,10 @@ impl Handler for Scripted {
     async fn handle(&self, d: &Delivery) -> Result<(), HandlerError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let body = String::from_utf8_lossy(&d.payload).to_string();
-        self.seen.lock().map(|mut s| s.push((body.clone(), d.delivered))).ok();
+        self.seen
+            .lock()
+            .map(|mut s| s.push((body.clone(), d.delivered)))
+            .ok();
         match body.as_str() {
             "ok" => Ok(()),
             "flaky" if d.delivered >= 3 => Ok(()),
@@ -139,7 +159,10 @@ async fn runner_acks_retries_and_records_exceptions() {
     let rig = rig().await;
     let handler = Arc::new(Scripted::default());
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(rig.runner("acme", rig.sink()).run(handler.clone(), shutdown.clone()));
+    let task = tokio::spawn(
+        rig.runner("acme", rig.sink())
+            .run(handler.clone(), shutdown.clone()),
+    );
     rig.send("acme", 1, b"ok").await;
     rig.send("acme", 2, b"flaky").await;
     rig.send("acme", 3, b"always-transient").await;
@@ -153,19 +176,40 @@ async fn runner_acks_retries_and_records_exceptions() {
 
     let seen = handler.seen.lock().map(|s| s.clone()).unwrap_or_default();
     let deliveries = |body: &str| seen.iter().filter(|(b, _)| b == body).count();
-    assert_eq!(deliveries("ok"), 2, "tenant 'other' must not be seen: {seen:?}");
+    assert_eq!(
+        deliveries("ok"),
+        2,
+        "tenant 'other' must not be seen: {seen:?}"
+    );
     assert_eq!(deliveries("flaky"), 3);
-    assert_eq!(deliveries("always-transient") as i64, rig.config.consumer.max_deliver);
+    assert_eq!(
+        deliveries("always-transient") as i64,
+        rig.config.consumer.max_deliver
+    );
 
     let exceptions = rig.store.open_exceptions("acme").await.expect("exceptions");
     let kinds: Vec<&str> = exceptions.iter().map(|e| e.kind.as_str()).collect();
-    assert!(kinds.contains(&ExceptionKind::DeliveryExhausted.as_str()), "{kinds:?}");
-    assert!(kinds.contains(&ExceptionKind::PoisonMessage.as_str()), "{kinds:?}");
+    assert!(
+        kinds.contains(&ExceptionKind::DeliveryExhausted.as_str()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&ExceptionKind::PoisonMessage.as_str()),
+        "{kinds:?}"
+    );
     assert_eq!(exceptions.len(), 2);
-    let poison = exceptions.iter().find(|e| e.kind == "poison_message").expect("poison");
+    let poison = exceptions
+        .iter()
+        .find(|e| e.kind == "poison_message")
+        .expect("poison");
     assert_eq!(poison.payload, b"\xff\xfe poison");
     assert_eq!(poison.owner, "engineering");
-    assert!(poison.source_subject.as_deref().is_some_and(|s| s.ends_with(".centra.order.4")));
+    assert!(
+        poison
+            .source_subject
+            .as_deref()
+            .is_some_and(|s| s.ends_with(".centra.order.4"))
+    );
     rig.env.cleanup().await;
 }
 
@@ -188,15 +232,25 @@ impl ExceptionSink for FlakySink {
 #[tokio::test]
 async fn a_message_is_never_dropped_before_its_exception_is_stored() {
     let rig = rig().await;
-    let sink = Arc::new(FlakySink { inner: rig.sink(), refusals: AtomicUsize::new(2) });
+    let sink = Arc::new(FlakySink {
+        inner: rig.sink(),
+        refusals: AtomicUsize::new(2),
+    });
     let handler = Arc::new(Scripted::default());
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(rig.runner("acme", sink).run(handler.clone(), shutdown.clone()));
+    let task = tokio::spawn(
+        rig.runner("acme", sink)
+            .run(handler.clone(), shutdown.clone()),
+    );
     rig.send("acme", 1, b"poison!").await;
     rig.wait_drained("acme").await;
     shutdown.cancel();
     task.await.expect("joined").expect("runner ok");
-    assert_eq!(handler.calls.load(Ordering::SeqCst), 3, "redelivered until the record was stored");
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        3,
+        "redelivered until the record was stored"
+    );
     let exceptions = rig.store.open_exceptions("acme").await.expect("exceptions");
     assert_eq!(exceptions.len(), 1);
     assert_eq!(exceptions[0].seen_count, 1);
@@ -209,13 +263,20 @@ async fn slow_work_is_kept_alive_with_progress_acks() {
     let handler = Arc::new(Scripted::default());
     let shutdown = CancellationToken::new();
     // ack_wait is 5 s in tests; the handler takes 12 s.
-    let task = tokio::spawn(rig.runner("acme", rig.sink()).run(handler.clone(), shutdown.clone()));
+    let task = tokio::spawn(
+        rig.runner("acme", rig.sink())
+            .run(handler.clone(), shutdown.clone()),
+    );
     rig.send("acme", 1, b"slow").await;
     rig.wait_drained("acme").await;
     shutdown.cancel();
     task.await.expect("joined").expect("runner ok");
     let seen = handler.seen.lock().map(|s| s.clone()).unwrap_or_default();
-    assert_eq!(seen, vec![("slow".to_owned(), 1)], "no redelivery while work progresses");
+    assert_eq!(
+        seen,
+        vec![("slow".to_owned(), 1)],
+        "no redelivery while work progresses"
+    );
     rig.env.cleanup().await;
 }
 
@@ -233,6 +294,10 @@ async fn shutdown_lets_in_flight_work_finish() {
     }
     shutdown.cancel();
     task.await.expect("joined").expect("runner ok");
-    assert_eq!(rig.pending("acme").await, Some((0, 0)), "the in-flight message was finished and acked");
+    assert_eq!(
+        rig.pending("acme").await,
+        Some((0, 0)),
+        "the in-flight message was finished and acked"
+    );
     rig.env.cleanup().await;
 }

@@ -19,7 +19,7 @@ pub fn post_order(tenant: &TenantConfig, order: &pb::SalesOrder) -> PostOrder {
                 .cloned()
         })
         .flatten();
-    let totals = order.totals.clone().unwrap_or_default();
+    let totals = order.totals.unwrap_or_default();
     PostOrder {
         tenant: order.tenant.clone(),
         external_ref: order.order_number.to_string(),

@@ -15,10 +15,10 @@ use bytes::Bytes;
 use ferry_domain::{ExceptionKind, NewException};
 use ferry_erp::{ErpConnector, ErpDocument, ErpError};
 use ferry_proto::order::v1 as pb;
+use ferry_runtime::coalesce::Coalescer;
 use ferry_runtime::config::{ErpConfig, TenantConfig};
 use ferry_runtime::consumer::{ConsumerSpec, Delivery, Handler, HandlerError, Runner};
 use ferry_runtime::{ExceptionSink, Outgoing, ServiceBase, StreamKind};
-use ferry_runtime::coalesce::Coalescer;
 use ferry_store::{BeginPosting, LedgerState, PostedRecord, PostingClaim, Store};
 use prost::Message as _;
 use tokio::sync::Semaphore;
@@ -54,7 +54,11 @@ pub fn default_connectors(timeout: Duration) -> ConnectorFactory {
 }
 
 /// Runs one consumer per tenant until the base's shutdown token is cancelled.
-pub async fn run(base: ServiceBase, store: Store, connectors: ConnectorFactory) -> Result<(), WriterError> {
+pub async fn run(
+    base: ServiceBase,
+    store: Store,
+    connectors: ConnectorFactory,
+) -> Result<(), WriterError> {
     let sink = ferry_store::exception_sink(&store, &base);
     let lease = base.config.erp_writer.request_timeout * 3;
     let mut tasks = tokio::task::JoinSet::new();
@@ -71,7 +75,9 @@ pub async fn run(base: ServiceBase, store: Store, connectors: ConnectorFactory) 
         });
         let mut consumer = base.config.consumer.clone();
         // Waiting on the in-flight bound must not look like a stuck message.
-        consumer.concurrency = consumer.concurrency.max(base.config.erp_writer.max_in_flight_per_tenant);
+        consumer.concurrency = consumer
+            .concurrency
+            .max(base.config.erp_writer.max_in_flight_per_tenant);
         let runner = Runner {
             js: base.js.clone(),
             topology: base.topology.clone(),
@@ -106,11 +112,11 @@ struct Ledger {
 impl Ledger {
     fn spawn(store: Store, lease: Duration) -> Self {
         let claim_store = store.clone();
-        let claims = Coalescer::spawn(256, 2, move |claims: Vec<PostingClaim>| {
+        let claims = Coalescer::spawn(256, 1, move |claims: Vec<PostingClaim>| {
             let store = claim_store.clone();
             async move { every(claims.len(), store.begin_postings(&claims, lease).await) }
         });
-        let posted = Coalescer::spawn(256, 2, move |records: Vec<PostedRecord>| {
+        let posted = Coalescer::spawn(256, 1, move |records: Vec<PostedRecord>| {
             let store = store.clone();
             async move { every(records.len(), store.mark_posted_many(&records).await) }
         });
@@ -170,13 +176,23 @@ impl Handler for WriterHandler {
             BeginPosting::Proceed { previous, .. } => previous,
             BeginPosting::AlreadyPosted { erp_reference } => {
                 // Posted before; make sure the announcement went out (it is deduplicated).
-                let row = self.store.ledger_row(&self.tenant.id, number).await.map_err(transient)?;
+                let row = self
+                    .store
+                    .ledger_row(&self.tenant.id, number)
+                    .await
+                    .map_err(transient)?;
                 let document = ErpDocument {
                     reference: erp_reference,
                     external_ref: number.to_string(),
                     currency: order.currency.clone(),
-                    gross_minor: row.as_ref().and_then(|r| r.erp_gross_minor).unwrap_or_default(),
-                    tax_minor: row.as_ref().and_then(|r| r.erp_tax_minor).unwrap_or_default(),
+                    gross_minor: row
+                        .as_ref()
+                        .and_then(|r| r.erp_gross_minor)
+                        .unwrap_or_default(),
+                    tax_minor: row
+                        .as_ref()
+                        .and_then(|r| r.erp_tax_minor)
+                        .unwrap_or_default(),
                     line_count: order.lines.len(),
                 };
                 return self.announce(&order, &document, true).await;
@@ -192,11 +208,16 @@ impl Handler for WriterHandler {
                 return Ok(());
             }
             BeginPosting::Missing => {
-                return Err(transient(format!("order {number} is not in the ledger yet")));
+                return Err(transient(format!(
+                    "order {number} is not in the ledger yet"
+                )));
             }
         };
         let external_ref = number.to_string();
-        if matches!(previous, LedgerState::Posting | LedgerState::PossiblyCreated) {
+        if matches!(
+            previous,
+            LedgerState::Posting | LedgerState::PossiblyCreated
+        ) {
             // An earlier attempt may have created it: settle that before creating anything.
             let found = {
                 let _slot = self.in_flight.acquire().await.map_err(transient)?;
@@ -222,7 +243,13 @@ impl Handler for WriterHandler {
 }
 
 impl WriterHandler {
-    async fn posted(&self, order: &pb::SalesOrder, document: ErpDocument, found_existing: bool, delivery: &Delivery) -> Result<(), HandlerError> {
+    async fn posted(
+        &self,
+        order: &pb::SalesOrder,
+        document: ErpDocument,
+        found_existing: bool,
+        delivery: &Delivery,
+    ) -> Result<(), HandlerError> {
         let number = order.order_number;
         self.ledger
             .posted
@@ -236,10 +263,14 @@ impl WriterHandler {
             .await
             .ok_or_else(|| transient("the ledger writer stopped"))?
             .map_err(transient)?;
-        let totals = order.totals.clone().unwrap_or_default();
+        let totals = order.totals.unwrap_or_default();
         if document.gross_minor != totals.gross_minor || document.tax_minor != totals.tax_minor {
             let currency = ferry_domain::Currency::from_code(&order.currency);
-            let show = |m: i64| currency.map(|c| c.format(m)).unwrap_or_else(|| format!("{m} {}", order.currency));
+            let show = |m: i64| {
+                currency
+                    .map(|c| c.format(m))
+                    .unwrap_or_else(|| format!("{m} {}", order.currency))
+            };
             let exception = NewException {
                 tenant: self.tenant.id.clone(),
                 kind: ExceptionKind::ErpTotalsMismatch,
@@ -269,7 +300,12 @@ impl WriterHandler {
         self.announce(order, &document, found_existing).await
     }
 
-    async fn announce(&self, order: &pb::SalesOrder, document: &ErpDocument, found_existing: bool) -> Result<(), HandlerError> {
+    async fn announce(
+        &self,
+        order: &pb::SalesOrder,
+        document: &ErpDocument,
+        found_existing: bool,
+    ) -> Result<(), HandlerError> {
         let posted = pb::OrderPosted {
             tenant: self.tenant.id.clone(),
             order_number: order.order_number,
@@ -287,23 +323,39 @@ impl WriterHandler {
         self.base
             .publisher
             .publish(&Outgoing {
-                subject: self.base.topology.posted_subject(&self.tenant.id, order.order_number),
+                subject: self
+                    .base
+                    .topology
+                    .posted_subject(&self.tenant.id, order.order_number),
                 msg_id: format!("{}:{}:posted", self.tenant.id, order.order_number),
                 payload: Bytes::from(posted.encode_to_vec()),
             })
             .await?;
-        metrics::counter!("ferry_orders_posted_total", "tenant" => self.tenant.id.clone()).increment(1);
+        metrics::counter!("ferry_orders_posted_total", "tenant" => self.tenant.id.clone())
+            .increment(1);
         Ok(())
     }
 
-    async fn erp_failure(&self, number: i64, error: ErpError, delivery: &Delivery, order: &pb::SalesOrder) -> Result<(), HandlerError> {
+    async fn erp_failure(
+        &self,
+        number: i64,
+        error: ErpError,
+        delivery: &Delivery,
+        order: &pb::SalesOrder,
+    ) -> Result<(), HandlerError> {
         let tenant = &self.tenant.id;
         if error.possibly_applied() {
-            self.store.mark_possibly_created(tenant, number).await.map_err(transient)?;
+            self.store
+                .mark_possibly_created(tenant, number)
+                .await
+                .map_err(transient)?;
             return Err(transient(error));
         }
         if error.is_transient() {
-            self.store.release_posting(tenant, number).await.map_err(transient)?;
+            self.store
+                .release_posting(tenant, number)
+                .await
+                .map_err(transient)?;
             return Err(HandlerError::Transient {
                 reason: error.to_string(),
                 retry_after: error.retry_after(),
@@ -311,15 +363,21 @@ impl WriterHandler {
         }
         if let ErpError::Misconfigured(_) = error {
             // Credentials or set-up: nothing is wrong with the order; keep it until fixed.
-            self.store.release_posting(tenant, number).await.map_err(transient)?;
+            self.store
+                .release_posting(tenant, number)
+                .await
+                .map_err(transient)?;
             tracing::error!(order = number, error = %error, "ERP connector misconfigured");
             return Err(HandlerError::Transient {
                 reason: error.to_string(),
                 retry_after: Some(Duration::from_secs(30)),
             });
         }
-        self.store.mark_rejected(tenant, number).await.map_err(transient)?;
-        let totals = order.totals.clone().unwrap_or_default();
+        self.store
+            .mark_rejected(tenant, number)
+            .await
+            .map_err(transient)?;
+        let totals = order.totals.unwrap_or_default();
         Err(HandlerError::Permanent(Box::new(NewException {
             tenant: tenant.clone(),
             kind: ExceptionKind::ErpRejected,

@@ -1,7 +1,8 @@
-//! Turns order notices into full order snapshots. Notices are gathered into batches (up to
-//! 200 distinct orders, or whatever arrived within `ingest.batch_wait`) and each batch is one
-//! Centra query, because Centra allows only 20 requests per 10 s by default. A notice is
-//! acknowledged only after its order's snapshot is stored in JetStream.
+//! Turns change notices into full order snapshots. The orders of many notices are gathered
+//! into batches (up to 200 distinct orders, or whatever arrived within `ingest.batch_wait`)
+//! and each batch is one Centra query, because Centra allows only 20 requests per 10 s by
+//! default. A notices message is acknowledged only after every order it named is stored
+//! in JetStream (or recorded as an exception).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,10 +11,10 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use ferry_centra::{CentraClient, CentraError, RawSnapshot};
-use ferry_domain::{ExceptionKind, content_hash};
+use ferry_domain::{ExceptionKind, NewException, content_hash};
 use ferry_proto::centra::v1 as pb;
 use ferry_runtime::consumer::{Delivery, Handler, HandlerError};
-use ferry_runtime::{Outgoing, ServiceBase};
+use ferry_runtime::{ExceptionSink, Outgoing, ServiceBase};
 use prost::Message as _;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -27,52 +28,140 @@ const NOT_FOUND_ATTEMPTS: i64 = 4;
 /// Batches fetched at once per tenant (the rate limiter paces them).
 pub const FETCHES_IN_FLIGHT: usize = 4;
 
-struct Request {
-    /// The consume span of the notice: the snapshot is published in its trace.
-    span: tracing::Span,
-    number: i64,
-    accepted_at: Option<prost_types::Timestamp>,
-    delivery: Delivery,
-    source: pb::Source,
-    reply: oneshot::Sender<Result<(), HandlerError>>,
+/// What became of one order of a notice.
+#[derive(Debug)]
+enum Fetched {
+    Stored,
+    NotFound,
+    Failed {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
 }
 
-/// The notice handler: hands each order number to the tenant's batcher and waits.
+struct Request {
+    number: i64,
+    accepted_at: Option<prost_types::Timestamp>,
+    source: pb::Source,
+    /// The span of the notices that named the order: the order's own trace links to it.
+    cause: tracing::Span,
+    reply: oneshot::Sender<Fetched>,
+}
+
+/// The notices handler: hands each named order to the tenant's batcher and waits.
 pub struct NoticeHandler {
+    tenant: String,
     requests: mpsc::Sender<Request>,
+    sink: Arc<dyn ExceptionSink>,
 }
 
 impl NoticeHandler {
-    pub fn start(base: ServiceBase, tenant: String, client: CentraClient, shutdown: CancellationToken) -> Self {
-        let (tx, rx) = mpsc::channel(base.config.consumer.concurrency.max(1));
-        tokio::spawn(batcher(rx, base, tenant, Arc::new(client), shutdown));
-        Self { requests: tx }
+    pub fn start(
+        base: ServiceBase,
+        tenant: String,
+        client: CentraClient,
+        sink: Arc<dyn ExceptionSink>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(base.config.ingest.snapshot_batch * FETCHES_IN_FLIGHT * 2);
+        tokio::spawn(batcher(
+            rx,
+            base,
+            tenant.clone(),
+            Arc::new(client),
+            shutdown,
+        ));
+        Self {
+            tenant,
+            requests: tx,
+            sink,
+        }
     }
 }
 
 #[async_trait]
 impl Handler for NoticeHandler {
     async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError> {
-        let notice = pb::ChangeNotice::decode(delivery.payload.as_ref())
-            .map_err(|e| delivery.poison(SERVICE, "change notice", &e))?;
-        if notice.object_type != "order" {
-            return Ok(());
+        let notices = pb::ChangeNotices::decode(delivery.payload.as_ref())
+            .map_err(|e| delivery.poison(SERVICE, "change notices", &e))?;
+        let source = pb::Source::try_from(notices.source).unwrap_or(pb::Source::Unspecified);
+        let mut numbers: Vec<(i64, Option<prost_types::Timestamp>)> = notices
+            .notices
+            .iter()
+            .filter(|n| n.object_type == "order")
+            .map(|n| (n.object_id, n.accepted_at.or(notices.accepted_at)))
+            .collect();
+        numbers.sort_by_key(|(n, _)| *n);
+        numbers.dedup_by_key(|(n, _)| *n);
+        let mut answers = Vec::with_capacity(numbers.len());
+        for (number, accepted_at) in numbers {
+            let (reply, answer) = oneshot::channel();
+            self.requests
+                .send(Request {
+                    number,
+                    accepted_at,
+                    source,
+                    cause: tracing::Span::current(),
+                    reply,
+                })
+                .await
+                .map_err(|_| HandlerError::transient("the fetcher is shutting down"))?;
+            answers.push((number, answer));
         }
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(Request {
-                span: tracing::Span::current(),
-                number: notice.object_id,
-                accepted_at: notice.accepted_at,
-                delivery: delivery.clone(),
-                source: pb::Source::try_from(notice.source).unwrap_or(pb::Source::Unspecified),
-                reply,
-            })
-            .await
-            .map_err(|_| HandlerError::transient("the fetcher is shutting down"))?;
-        answer
-            .await
-            .unwrap_or_else(|_| Err(HandlerError::transient("the fetcher stopped")))
+        let mut missing = Vec::new();
+        let mut failure: Option<(String, Option<Duration>)> = None;
+        for (number, answer) in answers {
+            match answer.await.unwrap_or(Fetched::Failed {
+                reason: "the fetcher stopped".into(),
+                retry_after: None,
+            }) {
+                Fetched::Stored => {}
+                Fetched::NotFound => missing.push(number),
+                Fetched::Failed {
+                    reason,
+                    retry_after,
+                } => failure = Some((reason, retry_after)),
+            }
+        }
+        // Retrying the whole message is safe: orders already stored are deduplicated.
+        if let Some((reason, retry_after)) = failure {
+            return Err(HandlerError::Transient {
+                reason,
+                retry_after,
+            });
+        }
+        if !missing.is_empty() {
+            if delivery.delivered < NOT_FOUND_ATTEMPTS {
+                return Err(HandlerError::Transient {
+                    reason: format!("Centra does not return orders {missing:?} yet"),
+                    retry_after: Some(Duration::from_secs(2)),
+                });
+            }
+            for number in missing {
+                let exception = NewException {
+                    tenant: self.tenant.clone(),
+                    kind: ExceptionKind::OrderNotFound,
+                    key: format!("order:{number}"),
+                    message: format!(
+                        "Centra announced order {number}, but Centra's API does not return it. \
+                         Nothing was posted. Check that the API token may read this order's store \
+                         and market; Ferry's resync picks it up once it is visible."
+                    ),
+                    reason: format!("order {number} absent from the snapshot query answer"),
+                    order_number: Some(number),
+                    amount_minor: None,
+                    currency: None,
+                    service: SERVICE.to_owned(),
+                    source_subject: Some(delivery.subject.clone()),
+                    payload: delivery.payload.to_vec(),
+                };
+                self.sink
+                    .record(&exception)
+                    .await
+                    .map_err(HandlerError::transient)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -100,7 +189,9 @@ async fn batcher(
                 _ => break,
             }
         }
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let (base, tenant, client) = (base.clone(), tenant.clone(), client.clone());
         tokio::spawn(async move {
             fetch_batch(&base, &tenant, &client, batch).await;
@@ -109,20 +200,26 @@ async fn batcher(
     }
 }
 
-async fn fetch_batch(base: &ServiceBase, tenant: &str, client: &CentraClient, batch: BTreeMap<i64, Vec<Request>>) {
+async fn fetch_batch(
+    base: &ServiceBase,
+    tenant: &str,
+    client: &CentraClient,
+    batch: BTreeMap<i64, Vec<Request>>,
+) {
     let numbers: Vec<i64> = batch.keys().copied().collect();
     let started = std::time::Instant::now();
     let result = client.order_snapshots(&numbers).await;
-    metrics::histogram!("ferry_centra_fetch_seconds", "tenant" => tenant.to_owned()).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("ferry_centra_fetch_seconds", "tenant" => tenant.to_owned())
+        .record(started.elapsed().as_secs_f64());
     match result {
         Err(e) => {
             log_centra_error(tenant, &e);
             let retry_after = e.retry_after();
             for request in batch.into_values().flatten() {
-                let _ = request.reply.send(Err(HandlerError::Transient {
+                let _ = request.reply.send(Fetched::Failed {
                     reason: e.to_string(),
                     retry_after,
-                }));
+                });
             }
         }
         Ok(snapshots) => publish(base, tenant, batch, snapshots).await,
@@ -137,73 +234,85 @@ fn log_centra_error(tenant: &str, e: &CentraError) {
     }
 }
 
-async fn publish(base: &ServiceBase, tenant: &str, mut batch: BTreeMap<i64, Vec<Request>>, snapshots: Vec<RawSnapshot>) {
+async fn publish(
+    base: &ServiceBase,
+    tenant: &str,
+    mut batch: BTreeMap<i64, Vec<Request>>,
+    snapshots: Vec<RawSnapshot>,
+) {
     let fetched_at = ferry_proto::timestamp(SystemTime::now());
-    let mut outgoing = Vec::with_capacity(snapshots.len());
-    let mut spans = Vec::with_capacity(snapshots.len());
-    let mut found = Vec::with_capacity(snapshots.len());
+    let mut publishes = Vec::with_capacity(snapshots.len());
     for snapshot in snapshots {
-        let Some(requests) = batch.remove(&snapshot.number) else { continue };
+        let Some(requests) = batch.remove(&snapshot.number) else {
+            continue;
+        };
         let first_accepted_at = requests
             .iter()
             .filter_map(|r| r.accepted_at)
             .min_by_key(|t| (t.seconds, t.nanos));
-        let source = requests.first().map(|r| r.source).unwrap_or(pb::Source::Unspecified);
-        spans.push(requests.first().map(|r| r.span.clone()).unwrap_or_else(tracing::Span::none));
+        let source = requests
+            .first()
+            .map(|r| r.source)
+            .unwrap_or(pb::Source::Unspecified);
         let hash = content_hash(&snapshot.json);
-        let message = pb::OrderSnapshot {
-            tenant: tenant.to_owned(),
-            order_number: snapshot.number,
-            content_hash: hash.clone(),
-            snapshot_json: snapshot.json,
-            fetched_at: Some(fetched_at),
-            source: source as i32,
-            first_accepted_at,
-        };
-        outgoing.push(Outgoing {
+        // Each order is its own trace from here on, linked to the notices that named it.
+        let span = tracing::info_span!(
+            parent: None,
+            "centra.order",
+            otel.kind = "producer",
+            ferry.tenant = %tenant,
+            centra.order = snapshot.number,
+        );
+        for r in &requests {
+            ferry_runtime::telemetry::add_link(&span, &r.cause);
+        }
+        let message = Outgoing {
             subject: base.topology.snapshot_subject(tenant, snapshot.number),
             msg_id: format!("{tenant}:{}:{hash}", snapshot.number),
-            payload: Bytes::from(message.encode_to_vec()),
-        });
-        found.push(requests);
-    }
-    let publishes = outgoing.iter().zip(spans).map(|(message, span)| {
+            payload: Bytes::from(
+                pb::OrderSnapshot {
+                    tenant: tenant.to_owned(),
+                    order_number: snapshot.number,
+                    content_hash: hash,
+                    snapshot_json: snapshot.json,
+                    fetched_at: Some(fetched_at),
+                    source: source as i32,
+                    first_accepted_at,
+                }
+                .encode_to_vec(),
+            ),
+        };
         let publisher = base.publisher.clone();
-        async move { publisher.publish(message).await.map(|_| ()) }.instrument(span)
-    });
-    let stored: Result<(), _> = futures::future::join_all(publishes).await.into_iter().collect();
-    for request in found.into_iter().flatten() {
-        let _ = request.reply.send(match &stored {
-            Ok(()) => Ok(()),
-            Err(e) => Err(HandlerError::transient(e)),
-        });
+        publishes.push(
+            async move {
+                let stored = publisher.publish(&message).await;
+                let answer = match stored {
+                    Ok(_) => Fetched::Stored,
+                    Err(e) => Fetched::Failed {
+                        reason: e.to_string(),
+                        retry_after: None,
+                    },
+                };
+                for request in requests {
+                    let _ = request.reply.send(match &answer {
+                        Fetched::Stored => Fetched::Stored,
+                        Fetched::NotFound => Fetched::NotFound,
+                        Fetched::Failed {
+                            reason,
+                            retry_after,
+                        } => Fetched::Failed {
+                            reason: reason.clone(),
+                            retry_after: *retry_after,
+                        },
+                    });
+                }
+            }
+            .instrument(span),
+        );
     }
     // Whatever is left, Centra did not return.
-    for (number, requests) in batch {
-        for request in requests {
-            let answer = if request.delivery.delivered < NOT_FOUND_ATTEMPTS {
-                Err(HandlerError::Transient {
-                    reason: format!("Centra does not return order {number} yet"),
-                    retry_after: Some(Duration::from_secs(2)),
-                })
-            } else {
-                let mut failure = request.delivery.permanent(
-                    SERVICE,
-                    ExceptionKind::OrderNotFound,
-                    format!("order:{number}"),
-                    format!(
-                        "Centra announced order {number}, but Centra's API does not return it. \
-                         Nothing was posted. Check that the API token may read this order's store \
-                         and market; Ferry's resync picks it up once it is visible."
-                    ),
-                    format!("order {number} absent from the snapshot query answer"),
-                );
-                if let HandlerError::Permanent(exception) = &mut failure {
-                    exception.order_number = Some(number);
-                }
-                Err(failure)
-            };
-            let _ = request.reply.send(answer);
-        }
+    for request in batch.into_values().flatten() {
+        let _ = request.reply.send(Fetched::NotFound);
     }
+    futures::future::join_all(publishes).await;
 }

@@ -54,15 +54,10 @@ impl Ingest {
                 base.clone(),
                 tenant.id.clone(),
                 client,
+                sink.clone(),
                 base.shutdown.clone(),
             ));
-            // Each waiting notice holds a runner slot until its batch is fetched, so the
-            // runner must hold enough of them to fill every batch in flight.
-            let mut consumer = base.config.consumer.clone();
-            let needed = base.config.ingest.snapshot_batch * fetcher::FETCHES_IN_FLIGHT;
-            consumer.concurrency = consumer.concurrency.max(needed);
-            consumer.max_ack_pending = consumer.max_ack_pending.max(needed as i64 * 2);
-            consumer.batch = consumer.batch.max(base.config.ingest.snapshot_batch);
+            let consumer = base.config.consumer.clone();
             let runner = Runner {
                 js: base.js.clone(),
                 topology: base.topology.clone(),
@@ -71,7 +66,7 @@ impl Ingest {
                     tenant: tenant.id.clone(),
                     stream: StreamKind::Centra,
                     durable: base.topology.consumer_name("ingest-fetch", &tenant.id),
-                    filter_subject: base.topology.order_notices_filter(&tenant.id),
+                    filter_subject: base.topology.notices_subject(&tenant.id),
                     double_ack: false,
                 },
                 config: consumer,
@@ -80,7 +75,10 @@ impl Ingest {
             };
             tasks.spawn(runner.run(handler, base.shutdown.clone()));
         }
-        Ok(Ingest { webhook_addr, tasks })
+        Ok(Ingest {
+            webhook_addr,
+            tasks,
+        })
     }
 
     /// Waits until every task has stopped (after shutdown).

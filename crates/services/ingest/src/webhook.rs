@@ -40,7 +40,13 @@ struct WebhookState {
 pub async fn serve(base: ServiceBase) -> std::io::Result<SocketAddr> {
     let config = base.config.clone();
     let state = WebhookState {
-        tenants: Arc::new(config.tenants.iter().map(|t| (t.id.clone(), t.clone())).collect()),
+        tenants: Arc::new(
+            config
+                .tenants
+                .iter()
+                .map(|t| (t.id.clone(), t.clone()))
+                .collect(),
+        ),
         base: base.clone(),
     };
     let app = Router::new()
@@ -60,7 +66,8 @@ pub async fn serve(base: ServiceBase) -> std::io::Result<SocketAddr> {
 }
 
 fn refuse(tenant: &str, status: StatusCode, outcome: &'static str, why: &str) -> Response {
-    metrics::counter!("ferry_webhooks_total", "tenant" => tenant.to_owned(), "outcome" => outcome).increment(1);
+    metrics::counter!("ferry_webhooks_total", "tenant" => tenant.to_owned(), "outcome" => outcome)
+        .increment(1);
     tracing::warn!(tenant, outcome, why, "webhook refused");
     (status, format!("{why}\n")).into_response()
 }
@@ -73,20 +80,39 @@ async fn receive(
 ) -> Response {
     let Some(tenant) = state.tenants.get(&tenant_id) else {
         // Not echoing the unknown id keeps arbitrary input out of logs and metrics labels.
-        return refuse("unknown", StatusCode::NOT_FOUND, "unknown_tenant", "unknown tenant");
+        return refuse(
+            "unknown",
+            StatusCode::NOT_FOUND,
+            "unknown_tenant",
+            "unknown tenant",
+        );
     };
     let body = match body {
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return refuse(&tenant.id, StatusCode::PAYLOAD_TOO_LARGE, "too_large", "body too large");
+            return refuse(
+                &tenant.id,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "body too large",
+            );
         }
-        Err(_) => return refuse(&tenant.id, StatusCode::BAD_REQUEST, "malformed", "unreadable body"),
+        Err(_) => {
+            return refuse(
+                &tenant.id,
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                "unreadable body",
+            );
+        }
     };
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let signature = headers.get("x-centra-signature").and_then(|v| v.to_str().ok());
+    let signature = headers
+        .get("x-centra-signature")
+        .and_then(|v| v.to_str().ok());
     if let Err(e) = webhook::verify(
         tenant.centra.webhook_secret.expose_secret().as_bytes(),
         signature,
@@ -94,67 +120,93 @@ async fn receive(
         now,
         state.base.config.ingest.replay_window.as_secs() as i64,
     ) {
-        return refuse(&tenant.id, StatusCode::UNAUTHORIZED, e.label(), &e.to_string());
+        return refuse(
+            &tenant.id,
+            StatusCode::UNAUTHORIZED,
+            e.label(),
+            &e.to_string(),
+        );
     }
     let payload = match webhook::parse_body(&body) {
         Ok(p) => p,
         Err(e @ WebhookError::Malformed(_)) => {
-            return refuse(&tenant.id, StatusCode::BAD_REQUEST, "malformed", &e.to_string());
+            return refuse(
+                &tenant.id,
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                &e.to_string(),
+            );
         }
-        Err(e) => return refuse(&tenant.id, StatusCode::BAD_REQUEST, "malformed", &e.to_string()),
+        Err(e) => {
+            return refuse(
+                &tenant.id,
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                &e.to_string(),
+            );
+        }
     };
     let accepted_at = ferry_proto::timestamp(SystemTime::now());
-    // Each event starts its own trace: one order, one trace, across every service.
-    let publishes = payload.events.iter().map(|event| {
-        let span = tracing::info_span!(
-            parent: None,
-            "centra.notice",
-            otel.kind = "producer",
-            ferry.tenant = %tenant.id,
-            centra.object_type = %event.object_type,
-            centra.object_id = event.id,
-        );
-        let message = notice(&state.base, &tenant.id, event, accepted_at);
-        let publisher = state.base.publisher.clone();
-        async move { publisher.publish(&message).await.map(|_| ()) }.instrument(span)
-    });
-    let results = futures::future::join_all(publishes).await;
-    let stored: Result<(), _> = results.into_iter().collect();
-    match stored {
-        Ok(()) => {
+    let span = tracing::info_span!(
+        "centra.webhook",
+        otel.kind = "producer",
+        ferry.tenant = %tenant.id,
+        centra.events = payload.events.len(),
+    );
+    let message = notices(&state.base, &tenant.id, &payload.events, &body, accepted_at);
+    let publisher = state.base.publisher.clone();
+    match async move { publisher.publish(&message).await }
+        .instrument(span)
+        .await
+    {
+        Ok(_) => {
             metrics::counter!("ferry_webhooks_total", "tenant" => tenant.id.clone(), "outcome" => "accepted").increment(1);
-            metrics::counter!("ferry_webhook_events_total", "tenant" => tenant.id.clone()).increment(payload.events.len() as u64);
+            metrics::counter!("ferry_webhook_events_total", "tenant" => tenant.id.clone())
+                .increment(payload.events.len() as u64);
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => {
             tracing::error!(tenant = %tenant.id, error = %e, "webhook events not stored");
-            refuse(&tenant.id, StatusCode::SERVICE_UNAVAILABLE, "not_stored", "events could not be stored; retry later")
+            refuse(
+                &tenant.id,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_stored",
+                "events could not be stored; retry later",
+            )
         }
     }
 }
 
-/// One event as a `ChangeNotice`, with its content as message id so a retried webhook is
-/// dropped by JetStream's duplicate window.
-pub fn notice(base: &ServiceBase, tenant: &str, event: &WebhookEvent, accepted_at: prost_types::Timestamp) -> Outgoing {
-    let object_type: String = event
-        .object_type
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
-    let identity = format!("{tenant}|{object_type}|{}|{}|{}", event.action, event.id, event.date);
-    let msg_id = hex::encode(&Sha256::digest(identity.as_bytes())[..16]);
-    let message = pb::ChangeNotice {
+/// The events of one webhook call as one `ChangeNotices` message. Its id is the hash of
+/// the raw body, so a webhook Centra retries is dropped by JetStream's duplicate window.
+pub fn notices(
+    base: &ServiceBase,
+    tenant: &str,
+    events: &[WebhookEvent],
+    body: &[u8],
+    accepted_at: prost_types::Timestamp,
+) -> Outgoing {
+    let message = pb::ChangeNotices {
         tenant: tenant.to_owned(),
         source: pb::Source::Webhook as i32,
-        object_type: object_type.clone(),
-        action: event.action.clone(),
-        object_id: event.id,
-        event_date: event.date.clone(),
+        notices: events
+            .iter()
+            .map(|event| pb::ChangeNotice {
+                tenant: tenant.to_owned(),
+                source: pb::Source::Webhook as i32,
+                object_type: event.object_type.clone(),
+                action: event.action.clone(),
+                object_id: event.id,
+                event_date: event.date.clone(),
+                accepted_at: Some(accepted_at),
+            })
+            .collect(),
         accepted_at: Some(accepted_at),
     };
+    let digest = hex::encode(&Sha256::digest(body)[..16]);
     Outgoing {
-        subject: base.topology.notice_subject(tenant, if object_type.is_empty() { "unknown" } else { &object_type }, event.id),
-        msg_id: format!("notice:{msg_id}"),
+        subject: base.topology.notices_subject(tenant),
+        msg_id: format!("notices:webhook:{digest}"),
         payload: Bytes::from(message.encode_to_vec()),
     }
 }

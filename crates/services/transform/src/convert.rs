@@ -1,7 +1,7 @@
 //! Domain sales order → the `ferry.order.v1.SalesOrder` wire message.
 
-use ferry_domain::transform::{LineKind, PostalAddress};
 use ferry_domain::SalesOrder;
+use ferry_domain::transform::{LineKind, PostalAddress};
 use ferry_proto::centra::v1 as centra_pb;
 use ferry_proto::order::v1 as pb;
 use ferry_runtime::config::TenantConfig;
@@ -23,7 +23,11 @@ fn address(a: &PostalAddress) -> pb::Address {
     }
 }
 
-pub fn sales_order(tenant: &TenantConfig, order: &SalesOrder, source: &centra_pb::OrderSnapshot) -> pb::SalesOrder {
+pub fn sales_order(
+    tenant: &TenantConfig,
+    order: &SalesOrder,
+    source: &centra_pb::OrderSnapshot,
+) -> pb::SalesOrder {
     pb::SalesOrder {
         tenant: tenant.id.clone(),
         order_number: order.order_number,

@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use ferry_domain::{ExceptionKind, NewException, Release, SalesOrder, Snapshot, transform};
+use ferry_domain::{
+    ExceptionKind, NewException, Problem, Release, SalesOrder, Snapshot, transform,
+};
 use ferry_proto::centra::v1 as centra_pb;
 use ferry_proto::order::v1 as order_pb;
+use ferry_runtime::coalesce::Coalescer;
 use ferry_runtime::config::TenantConfig;
 use ferry_runtime::consumer::{ConsumerSpec, Delivery, Handler, HandlerError, Runner};
-use ferry_runtime::coalesce::Coalescer;
 use ferry_runtime::{ExceptionSink, Outgoing, ServiceBase, StreamKind};
 use ferry_store::{LedgerState, SnapshotOutcome, SnapshotRecord, Store};
 use prost::Message as _;
@@ -72,7 +74,7 @@ pub async fn run(base: ServiceBase, store: Store) -> Result<(), TransformError> 
 type Recorder = Coalescer<SnapshotRecord, Result<SnapshotOutcome, String>>;
 
 fn recorder(store: Store) -> Recorder {
-    Coalescer::spawn(256, 2, move |records: Vec<SnapshotRecord>| {
+    Coalescer::spawn(256, 1, move |records: Vec<SnapshotRecord>| {
         let store = store.clone();
         async move {
             match store.record_snapshots(&records).await {
@@ -95,13 +97,19 @@ const SKU_CACHE_TTL: Duration = Duration::from_secs(2);
 
 impl SkuCache {
     fn new() -> Self {
-        let stale = Instant::now().checked_sub(SKU_CACHE_TTL * 2).unwrap_or_else(Instant::now);
+        let stale = Instant::now()
+            .checked_sub(SKU_CACHE_TTL * 2)
+            .unwrap_or_else(Instant::now);
         Self {
             map: RwLock::new((stale, Arc::new(HashMap::new()))),
         }
     }
 
-    async fn get(&self, store: &Store, tenant: &str) -> Result<Arc<HashMap<String, String>>, ferry_store::StoreError> {
+    async fn get(
+        &self,
+        store: &Store,
+        tenant: &str,
+    ) -> Result<Arc<HashMap<String, String>>, ferry_store::StoreError> {
         {
             let cached = self.map.read().await;
             if cached.0.elapsed() < SKU_CACHE_TTL {
@@ -160,9 +168,17 @@ impl Handler for TransformHandler {
                 })));
             }
         };
-        let items = self.items.get(&self.store, &self.tenant.id).await.map_err(store_error)?;
+        let items = self
+            .items
+            .get(&self.store, &self.tenant.id)
+            .await
+            .map_err(store_error)?;
         let order = transform(&snapshot, &self.tenant.rules, items.as_ref());
-        tracing::debug!(order = order.order_number, release = order.release.as_str(), "transformed");
+        tracing::debug!(
+            order = order.order_number,
+            release = order.release.as_str(),
+            "transformed"
+        );
 
         let fetched_at = time_of(message.fetched_at.as_ref()).unwrap_or_else(Utc::now);
         let fingerprint = order.fingerprint();
@@ -188,7 +204,8 @@ impl Handler for TransformHandler {
 
         match outcome {
             SnapshotOutcome::Applied | SnapshotOutcome::AlreadyApplied(_) => {
-                self.record_problems(&order, delivery, &message.snapshot_json).await?;
+                self.record_problems(&order, delivery, &message.snapshot_json)
+                    .await?;
                 let still_ready = matches!(
                     outcome,
                     SnapshotOutcome::Applied | SnapshotOutcome::AlreadyApplied(LedgerState::Ready)
@@ -208,7 +225,8 @@ impl Handler for TransformHandler {
             }
             SnapshotOutcome::AfterPosting(state, posted) => {
                 if posted != fingerprint && order.release != Release::Held {
-                    self.amendment(&order, state, delivery, &message.snapshot_json).await?;
+                    self.amendment(&order, state, delivery, &message.snapshot_json)
+                        .await?;
                 }
             }
         }
@@ -226,13 +244,19 @@ fn ledger_state(release: Release) -> LedgerState {
 }
 
 impl TransformHandler {
-    fn exception(&self, order: &SalesOrder, kind: ExceptionKind, key: &str, message: String, reason: String, delivery: &Delivery, payload: &[u8]) -> NewException {
+    fn exception(
+        &self,
+        order: &SalesOrder,
+        problem: &Problem,
+        delivery: &Delivery,
+        payload: &[u8],
+    ) -> NewException {
         NewException {
             tenant: self.tenant.id.clone(),
-            kind,
-            key: format!("order:{}:{key}", order.order_number),
-            message,
-            reason,
+            kind: problem.kind,
+            key: format!("order:{}:{}", order.order_number, problem.key),
+            message: problem.message.clone(),
+            reason: problem.reason.clone(),
             order_number: Some(order.order_number),
             amount_minor: order.grand_total,
             currency: Some(order.currency.clone()).filter(|c| !c.is_empty()),
@@ -243,31 +267,41 @@ impl TransformHandler {
     }
 
     /// Blocking problems become exception records (deduplicated per order and cause).
-    async fn record_problems(&self, order: &SalesOrder, delivery: &Delivery, payload: &[u8]) -> Result<(), HandlerError> {
+    async fn record_problems(
+        &self,
+        order: &SalesOrder,
+        delivery: &Delivery,
+        payload: &[u8],
+    ) -> Result<(), HandlerError> {
         for problem in &order.problems {
-            let exception = self.exception(
-                order,
-                problem.kind,
-                &problem.key,
-                problem.message.clone(),
-                problem.reason.clone(),
-                delivery,
-                payload,
-            );
-            self.sink.record(&exception).await.map_err(HandlerError::transient)?;
+            let exception = self.exception(order, problem, delivery, payload);
+            self.sink
+                .record(&exception)
+                .await
+                .map_err(HandlerError::transient)?;
         }
         Ok(())
     }
 
-    async fn publish_ready(&self, order: &SalesOrder, message: &centra_pb::OrderSnapshot) -> Result<(), HandlerError> {
+    async fn publish_ready(
+        &self,
+        order: &SalesOrder,
+        message: &centra_pb::OrderSnapshot,
+    ) -> Result<(), HandlerError> {
         let ready = order_pb::OrderReady {
             order: Some(convert::sales_order(&self.tenant, order, message)),
         };
         self.base
             .publisher
             .publish(&Outgoing {
-                subject: self.base.topology.ready_subject(&self.tenant.id, order.order_number),
-                msg_id: format!("{}:{}:{}:ready", self.tenant.id, order.order_number, message.content_hash),
+                subject: self
+                    .base
+                    .topology
+                    .ready_subject(&self.tenant.id, order.order_number),
+                msg_id: format!(
+                    "{}:{}:{}:ready",
+                    self.tenant.id, order.order_number, message.content_hash
+                ),
                 payload: Bytes::from(ready.encode_to_vec()),
             })
             .await?;
@@ -276,24 +310,31 @@ impl TransformHandler {
 
     /// A changed order that is already in the ERP. Applying amendments is the ERP
     /// writer's job once connectors support it; until then finance hears about it.
-    async fn amendment(&self, order: &SalesOrder, state: LedgerState, delivery: &Delivery, payload: &[u8]) -> Result<(), HandlerError> {
+    async fn amendment(
+        &self,
+        order: &SalesOrder,
+        state: LedgerState,
+        delivery: &Delivery,
+        payload: &[u8],
+    ) -> Result<(), HandlerError> {
         let what = match order.release {
             Release::Cancelled => "was cancelled in Centra".to_owned(),
             _ => format!("changed in Centra (now {})", order.amount_text()),
         };
-        let exception = self.exception(
-            order,
-            ExceptionKind::AmendmentNotApplied,
-            "amendment",
-            format!(
+        let problem = Problem {
+            kind: ExceptionKind::AmendmentNotApplied,
+            key: "amendment".to_owned(),
+            message: format!(
                 "Order {} {what} after it was sent to the ERP ({state}). The ERP still holds the \
                  earlier version: adjust the sales order in the ERP by hand or with a credit note.",
                 order.order_number
             ),
-            format!("fingerprint changed after {state}"),
-            delivery,
-            payload,
-        );
-        self.sink.record(&exception).await.map_err(HandlerError::transient)
+            reason: format!("fingerprint changed after {state}"),
+        };
+        let exception = self.exception(order, &problem, delivery, payload);
+        self.sink
+            .record(&exception)
+            .await
+            .map_err(HandlerError::transient)
     }
 }

@@ -26,10 +26,10 @@ struct Num(Decimal);
 impl Serialize for Num {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let d = self.0.normalize();
-        if d.scale() == 0 {
-            if let Some(i) = d.to_i64() {
-                return s.serialize_i64(i);
-            }
+        if d.scale() == 0
+            && let Some(i) = d.to_i64()
+        {
+            return s.serialize_i64(i);
         }
         match d.to_f64() {
             Some(f) if f.is_finite() => s.serialize_f64(f),
@@ -119,7 +119,14 @@ impl Serialize for Line<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (o, l) = (self.order, self.line);
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("__typename", if l.is_bundle() { "BundleOrderLine" } else { "ProductOrderLine" })?;
+        m.serialize_entry(
+            "__typename",
+            if l.is_bundle() {
+                "BundleOrderLine"
+            } else {
+                "ProductOrderLine"
+            },
+        )?;
         m.serialize_entry("id", &l.id)?;
         m.serialize_entry("taxPercent", &Num(l.tax_percent))?;
         m.serialize_entry("product", &IdName(l.product_id, &l.product_name))?;
@@ -133,7 +140,7 @@ impl Serialize for Line<'_> {
         m.serialize_entry("lineValue", &Value(l.line_value()))?;
         m.serialize_entry("lineValueExTax", &Value(o.line_value_ex_tax(l)))?;
         if l.is_bundle() {
-            m.serialize_entry("bundleItems", &BundleItems(o, l))?;
+            m.serialize_entry("bundleItems", &BundleItems(l))?;
         }
         m.end()
     }
@@ -162,12 +169,12 @@ impl Serialize for Size<'_> {
     }
 }
 
-struct BundleItems<'a>(&'a Order, &'a OrderLine);
+struct BundleItems<'a>(&'a OrderLine);
 
 impl Serialize for BundleItems<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.1.bundle_items.len()))?;
-        for item in &self.1.bundle_items {
+        let mut seq = s.serialize_seq(Some(self.0.bundle_items.len()))?;
+        for item in &self.0.bundle_items {
             seq.serialize_element(&BundleItem(item))?;
         }
         seq.end()
@@ -215,9 +222,19 @@ impl Serialize for Snapshot<'_> {
         m.serialize_entry("createdAt", &o.order_date)?;
         m.serialize_entry("store", &StoreRef)?;
         m.serialize_entry("market", &IdName(market.id, market.name))?;
-        m.serialize_entry("pricelist", &IdName(market.pricelist_id, market.pricelist_name))?;
+        m.serialize_entry(
+            "pricelist",
+            &IdName(market.pricelist_id, market.pricelist_name),
+        )?;
         m.serialize_entry("country", &CodeOnly(market.country_code))?;
-        m.serialize_entry("grandTotal", &GrandTotal { value: f.grand_total, currency: market.currency, rate: market.conversion_rate })?;
+        m.serialize_entry(
+            "grandTotal",
+            &GrandTotal {
+                value: f.grand_total,
+                currency: market.currency,
+                rate: market.conversion_rate,
+            },
+        )?;
         m.serialize_entry("grandTotalExTax", &Value(f.grand_total_ex_tax))?;
         m.serialize_entry(
             "totals",
@@ -387,7 +404,11 @@ impl Serialize for Lines<'_> {
         let o = self.0;
         let mut seq = s.serialize_seq(None)?;
         // As `lines` without `includeFullyCancelled`: fully cancelled lines are left out.
-        for line in o.lines.iter().filter(|l| l.quantity > 0 || l.cancelled_quantity == 0) {
+        for line in o
+            .lines
+            .iter()
+            .filter(|l| l.quantity > 0 || l.cancelled_quantity == 0)
+        {
             seq.serialize_element(&Line { order: o, line })?;
         }
         seq.end()

@@ -29,7 +29,11 @@ pub fn markets() -> Vec<Market> {
             standard_rate: dec("25"),
             reduced_rate: dec("6"),
             tax_added: false,
-            shipping_option: ShippingOption { id: 11, name: "PostNord MyPack", uri: "postnord" },
+            shipping_option: ShippingOption {
+                id: 11,
+                name: "PostNord MyPack",
+                uri: "postnord",
+            },
             shipping_price: dec("49"),
             cities: &["Stockholm", "Göteborg", "Malmö", "Uppsala"],
             streets: &["Drottninggatan", "Storgatan", "Kungsgatan"],
@@ -49,7 +53,11 @@ pub fn markets() -> Vec<Market> {
             standard_rate: dec("20"),
             reduced_rate: dec("0"),
             tax_added: false,
-            shipping_option: ShippingOption { id: 10, name: "Royal Mail Tracked 48", uri: "royal-mail" },
+            shipping_option: ShippingOption {
+                id: 10,
+                name: "Royal Mail Tracked 48",
+                uri: "royal-mail",
+            },
             shipping_price: dec("4.95"),
             cities: &["London", "Manchester", "Leeds", "Bristol"],
             streets: &["High Street", "Greene Street", "Station Road"],
@@ -69,7 +77,11 @@ pub fn markets() -> Vec<Market> {
             standard_rate: dec("19"),
             reduced_rate: dec("7"),
             tax_added: false,
-            shipping_option: ShippingOption { id: 12, name: "DHL Paket", uri: "dhl" },
+            shipping_option: ShippingOption {
+                id: 12,
+                name: "DHL Paket",
+                uri: "dhl",
+            },
             shipping_price: dec("4.95"),
             cities: &["Berlin", "Hamburg", "München", "Köln"],
             streets: &["Hauptstraße", "Schillerstraße", "Gartenweg"],
@@ -89,7 +101,11 @@ pub fn markets() -> Vec<Market> {
             standard_rate: dec("8.875"),
             reduced_rate: dec("8.875"),
             tax_added: true,
-            shipping_option: ShippingOption { id: 14, name: "UPS Ground", uri: "ups-ground" },
+            shipping_option: ShippingOption {
+                id: 14,
+                name: "UPS Ground",
+                uri: "ups-ground",
+            },
             shipping_price: dec("9.95"),
             cities: &["New York"],
             streets: &["Greene Street", "Broadway", "Mercer Street"],
@@ -109,7 +125,11 @@ pub fn markets() -> Vec<Market> {
             standard_rate: dec("20"),
             reduced_rate: dec("5.5"),
             tax_added: false,
-            shipping_option: ShippingOption { id: 13, name: "Colissimo", uri: "colissimo" },
+            shipping_option: ShippingOption {
+                id: 13,
+                name: "Colissimo",
+                uri: "colissimo",
+            },
             shipping_price: dec("5.95"),
             cities: &["Paris", "Lyon", "Marseille", "Lille"],
             streets: &["Rue de Rivoli", "Rue Oberkampf", "Avenue Jean Jaurès"],
@@ -129,7 +149,11 @@ pub fn markets() -> Vec<Market> {
             standard_rate: dec("10"),
             reduced_rate: dec("8"),
             tax_added: false,
-            shipping_option: ShippingOption { id: 15, name: "Yamato Transport", uri: "yamato" },
+            shipping_option: ShippingOption {
+                id: 15,
+                name: "Yamato Transport",
+                uri: "yamato",
+            },
             shipping_price: dec("990"),
             cities: &["Tokyo", "Osaka", "Kyoto"],
             streets: &["Omotesando", "Shinsaibashi-suji"],
@@ -187,23 +211,129 @@ pub struct Size {
 }
 
 pub const PRODUCTS: &[Product] = &[
-    Product { id: 718, number: "JKT", name: "Basic Jacket", variants: &[("BLK", "Blk"), ("OLV", "Olv"), ("NVY", "Nvy")], sizes: &["XS", "S", "M", "L", "XL"], price_sek: 129995, tax_class: TaxClass::Standard },
-    Product { id: 312, number: "TEE", name: "Organic Tee", variants: &[("WHT", "Wht"), ("BLK", "Blk"), ("GRY", "Gry")], sizes: &["XS", "S", "M", "L", "XL"], price_sek: 24950, tax_class: TaxClass::Standard },
-    Product { id: 934, number: "SCF", name: "Wool Scarf", variants: &[("GRY", "Gry"), ("RED", "Red")], sizes: &["OS"], price_sek: 39900, tax_class: TaxClass::Standard },
-    Product { id: 403, number: "BNE", name: "Rib Beanie", variants: &[("NVY", "Nvy"), ("BLK", "Blk")], sizes: &["OS"], price_sek: 19900, tax_class: TaxClass::Standard },
-    Product { id: 868, number: "JNS", name: "Straight Jeans", variants: &[("IND", "Ind"), ("BLK", "Blk")], sizes: &["28", "30", "32", "34", "36"], price_sek: 89900, tax_class: TaxClass::Standard },
-    Product { id: 521, number: "SHT", name: "Linen Shirt", variants: &[("WHT", "Wht"), ("BLU", "Blu")], sizes: &["S", "M", "L", "XL"], price_sek: 69900, tax_class: TaxClass::Standard },
-    Product { id: 610, number: "SWT", name: "Knit Sweater", variants: &[("CRM", "Crm"), ("GRN", "Grn")], sizes: &["S", "M", "L", "XL"], price_sek: 109900, tax_class: TaxClass::Standard },
-    Product { id: 245, number: "TOT", name: "Canvas Tote", variants: &[("NAT", "Nat")], sizes: &["OS"], price_sek: 14900, tax_class: TaxClass::Standard },
-    Product { id: 377, number: "SCK", name: "Sock 3-Pack", variants: &[("BLK", "Blk"), ("WHT", "Wht")], sizes: &["36-40", "41-45"], price_sek: 14900, tax_class: TaxClass::Standard },
-    Product { id: 802, number: "KHD", name: "Kids Hoodie", variants: &[("GRY", "Gry")], sizes: &["110", "120", "130", "140"], price_sek: 44900, tax_class: TaxClass::Children },
-    Product { id: 915, number: "BOK", name: "Care & Repair Book", variants: &[("ENG", "English")], sizes: &["OS"], price_sek: 29900, tax_class: TaxClass::Books },
+    Product {
+        id: 718,
+        number: "JKT",
+        name: "Basic Jacket",
+        variants: &[("BLK", "Blk"), ("OLV", "Olv"), ("NVY", "Nvy")],
+        sizes: &["XS", "S", "M", "L", "XL"],
+        price_sek: 129995,
+        tax_class: TaxClass::Standard,
+    },
+    Product {
+        id: 312,
+        number: "TEE",
+        name: "Organic Tee",
+        variants: &[("WHT", "Wht"), ("BLK", "Blk"), ("GRY", "Gry")],
+        sizes: &["XS", "S", "M", "L", "XL"],
+        price_sek: 24950,
+        tax_class: TaxClass::Standard,
+    },
+    Product {
+        id: 934,
+        number: "SCF",
+        name: "Wool Scarf",
+        variants: &[("GRY", "Gry"), ("RED", "Red")],
+        sizes: &["OS"],
+        price_sek: 39900,
+        tax_class: TaxClass::Standard,
+    },
+    Product {
+        id: 403,
+        number: "BNE",
+        name: "Rib Beanie",
+        variants: &[("NVY", "Nvy"), ("BLK", "Blk")],
+        sizes: &["OS"],
+        price_sek: 19900,
+        tax_class: TaxClass::Standard,
+    },
+    Product {
+        id: 868,
+        number: "JNS",
+        name: "Straight Jeans",
+        variants: &[("IND", "Ind"), ("BLK", "Blk")],
+        sizes: &["28", "30", "32", "34", "36"],
+        price_sek: 89900,
+        tax_class: TaxClass::Standard,
+    },
+    Product {
+        id: 521,
+        number: "SHT",
+        name: "Linen Shirt",
+        variants: &[("WHT", "Wht"), ("BLU", "Blu")],
+        sizes: &["S", "M", "L", "XL"],
+        price_sek: 69900,
+        tax_class: TaxClass::Standard,
+    },
+    Product {
+        id: 610,
+        number: "SWT",
+        name: "Knit Sweater",
+        variants: &[("CRM", "Crm"), ("GRN", "Grn")],
+        sizes: &["S", "M", "L", "XL"],
+        price_sek: 109900,
+        tax_class: TaxClass::Standard,
+    },
+    Product {
+        id: 245,
+        number: "TOT",
+        name: "Canvas Tote",
+        variants: &[("NAT", "Nat")],
+        sizes: &["OS"],
+        price_sek: 14900,
+        tax_class: TaxClass::Standard,
+    },
+    Product {
+        id: 377,
+        number: "SCK",
+        name: "Sock 3-Pack",
+        variants: &[("BLK", "Blk"), ("WHT", "Wht")],
+        sizes: &["36-40", "41-45"],
+        price_sek: 14900,
+        tax_class: TaxClass::Standard,
+    },
+    Product {
+        id: 802,
+        number: "KHD",
+        name: "Kids Hoodie",
+        variants: &[("GRY", "Gry")],
+        sizes: &["110", "120", "130", "140"],
+        price_sek: 44900,
+        tax_class: TaxClass::Children,
+    },
+    Product {
+        id: 915,
+        number: "BOK",
+        name: "Care & Repair Book",
+        variants: &[("ENG", "English")],
+        sizes: &["OS"],
+        price_sek: 29900,
+        tax_class: TaxClass::Books,
+    },
 ];
 
 pub const BUNDLES: &[Bundle] = &[
-    Bundle { id: 9001, sku: "BND-TRIO-M", name: "Tee Trio M", price_sek: 59900, components: &[("TEE-WHT-M", 1), ("TEE-BLK-M", 1), ("TEE-GRY-M", 1)] },
-    Bundle { id: 9002, sku: "BND-WINTER-OS", name: "Winter Set", price_sek: 49900, components: &[("SCF-GRY-OS", 1), ("BNE-NVY-OS", 1)] },
-    Bundle { id: 9003, sku: "BND-SOCKS-4145", name: "Sock Box", price_sek: 39900, components: &[("SCK-BLK-41-45", 2), ("SCK-WHT-41-45", 1)] },
+    Bundle {
+        id: 9001,
+        sku: "BND-TRIO-M",
+        name: "Tee Trio M",
+        price_sek: 59900,
+        components: &[("TEE-WHT-M", 1), ("TEE-BLK-M", 1), ("TEE-GRY-M", 1)],
+    },
+    Bundle {
+        id: 9002,
+        sku: "BND-WINTER-OS",
+        name: "Winter Set",
+        price_sek: 49900,
+        components: &[("SCF-GRY-OS", 1), ("BNE-NVY-OS", 1)],
+    },
+    Bundle {
+        id: 9003,
+        sku: "BND-SOCKS-4145",
+        name: "Sock Box",
+        price_sek: 39900,
+        components: &[("SCK-BLK-41-45", 2), ("SCK-WHT-41-45", 1)],
+    },
 ];
 
 /// A valid EAN-13 derived from a SKU (stable across runs).
@@ -275,9 +405,27 @@ pub fn rate(market: &Market, class: TaxClass) -> Decimal {
     }
 }
 
-const FIRST: &[&str] = &["Oskar", "Astrid", "Hugo", "Elsa", "Liam", "Maja", "Noah", "Alice", "Léa", "Yuki", "Jonas", "Emma"];
-const LAST: &[&str] = &["Virtanen", "Holm", "Martin", "Schmidt", "Dubois", "Tanaka", "Smith", "Lindqvist", "Müller", "Berg"];
-const PAYMENTS: &[(&str, &str)] = &[("adyen-drop-in", "adyen"), ("klarna-checkout", "kco"), ("paypal", "paypal")];
+const FIRST: &[&str] = &[
+    "Oskar", "Astrid", "Hugo", "Elsa", "Liam", "Maja", "Noah", "Alice", "Léa", "Yuki", "Jonas",
+    "Emma",
+];
+const LAST: &[&str] = &[
+    "Virtanen",
+    "Holm",
+    "Martin",
+    "Schmidt",
+    "Dubois",
+    "Tanaka",
+    "Smith",
+    "Lindqvist",
+    "Müller",
+    "Berg",
+];
+const PAYMENTS: &[(&str, &str)] = &[
+    ("adyen-drop-in", "adyen"),
+    ("klarna-checkout", "kco"),
+    ("paypal", "paypal"),
+];
 
 /// What kinds of orders to make.
 #[derive(Debug, Clone)]
@@ -351,7 +499,11 @@ impl Generator {
             .iter()
             .filter(|m| mix.markets.is_empty() || mix.markets.contains(&m.id))
             .collect();
-        let market = candidates[self.rng.random_range(0..candidates.len().max(1)).min(candidates.len() - 1)].clone();
+        let market = candidates[self
+            .rng
+            .random_range(0..candidates.len().max(1))
+            .min(candidates.len() - 1)]
+        .clone();
         let n_lines = self.rng.random_range(1..=5);
         let mut lines: Vec<OrderLine> = Vec::new();
         let mut used: Vec<String> = Vec::new();
@@ -361,11 +513,18 @@ impl Generator {
                 continue;
             }
             used.push(size.sku.clone());
-            let qty = if self.pct(75) { 1 } else { self.rng.random_range(2..=3) };
+            let qty = if self.pct(75) {
+                1
+            } else {
+                self.rng.random_range(2..=3)
+            };
             let original = price_in(&market, size.price_sek);
             let on_sale = self.pct(10);
             let (unit_price, discount_percent) = if on_sale {
-                let p = (original * dec("0.7")).round_dp_with_strategy(market.exponent, RoundingStrategy::MidpointAwayFromZero);
+                let p = (original * dec("0.7")).round_dp_with_strategy(
+                    market.exponent,
+                    RoundingStrategy::MidpointAwayFromZero,
+                );
                 (p, dec("30"))
             } else {
                 (original, Decimal::ZERO)
@@ -404,7 +563,9 @@ impl Generator {
                         sku: (*sku).to_owned(),
                         ean: ean_for(sku),
                         quantity: *q,
-                        unit_original_price: size.map(|s| price_in(&market, s.price_sek)).unwrap_or(price),
+                        unit_original_price: size
+                            .map(|s| price_in(&market, s.price_sek))
+                            .unwrap_or(price),
                     }
                 })
                 .collect();
@@ -449,16 +610,33 @@ impl Generator {
                 _ => dec("25"),
             };
             let value = if self.pct(50) && fixed < items {
-                vouchers.push(Voucher { name: "Newsletter".into(), code: "NEWS25".into(), kind: "CODE", value: -fixed });
+                vouchers.push(Voucher {
+                    name: "Newsletter".into(),
+                    code: "NEWS25".into(),
+                    kind: "CODE",
+                    value: -fixed,
+                });
                 -fixed
             } else {
-                let v = (items * dec("0.1")).round_dp_with_strategy(market.exponent, RoundingStrategy::MidpointAwayFromZero);
-                vouchers.push(Voucher { name: "Loyalty 10%".into(), code: "LOYAL10".into(), kind: "CODE", value: -v });
+                let v = (items * dec("0.1")).round_dp_with_strategy(
+                    market.exponent,
+                    RoundingStrategy::MidpointAwayFromZero,
+                );
+                vouchers.push(Voucher {
+                    name: "Loyalty 10%".into(),
+                    code: "LOYAL10".into(),
+                    kind: "CODE",
+                    value: -v,
+                });
                 -v
             };
             debug_assert!(value < Decimal::ZERO);
         }
-        let shipping = if items >= price_in(&market, 150_000) { Decimal::ZERO } else { market.shipping_price };
+        let shipping = if items >= price_in(&market, 150_000) {
+            Decimal::ZERO
+        } else {
+            market.shipping_price
+        };
         let handling = if self.pct(mix.handling_pct) {
             match market.currency {
                 "SEK" => dec("29"),
@@ -472,22 +650,43 @@ impl Generator {
         let last = LAST[self.rng.random_range(0..LAST.len())];
         let customer_id = self.next_customer_id;
         self.next_customer_id += 1;
-        let email = format!("{}.{}{}@example.com", first.to_lowercase(), last.to_lowercase(), customer_id % 97);
+        let email = format!(
+            "{}.{}{}@example.com",
+            first.to_lowercase(),
+            last.to_lowercase(),
+            customer_id % 97
+        );
         let company = self.pct(10);
         let address = Address {
             company_name: company.then(|| "Example AB".to_owned()),
             first_name: first.to_owned(),
             last_name: last.to_owned(),
-            address1: format!("{} {}", market.streets[self.rng.random_range(0..market.streets.len())], self.rng.random_range(1..120)),
-            address2: self.pct(20).then(|| format!("Apt {}", self.rng.random_range(1..60))),
+            address1: format!(
+                "{} {}",
+                market.streets[self.rng.random_range(0..market.streets.len())],
+                self.rng.random_range(1..120)
+            ),
+            address2: self
+                .pct(20)
+                .then(|| format!("Apt {}", self.rng.random_range(1..60))),
             city: market.cities[self.rng.random_range(0..market.cities.len())].to_owned(),
             state_or_province: market.state.map(str::to_owned),
             zip_code: market.zip.to_owned(),
             country_name: market.country_name.to_owned(),
             country_code: market.country_code.to_owned(),
             email: email.clone(),
-            phone_number: format!("+{} {}", self.rng.random_range(10..99), self.rng.random_range(100_000_000..999_999_999)),
-            vat_number: company.then(|| format!("{}{}", market.country_code, self.rng.random_range(100_000_000_000_u64..999_999_999_999))),
+            phone_number: format!(
+                "+{} {}",
+                self.rng.random_range(10..99),
+                self.rng.random_range(100_000_000..999_999_999)
+            ),
+            vat_number: company.then(|| {
+                format!(
+                    "{}{}",
+                    market.country_code,
+                    self.rng.random_range(100_000_000_000_u64..999_999_999_999)
+                )
+            }),
         };
         let (payment_uri, payment_plugin) = PAYMENTS[self.rng.random_range(0..PAYMENTS.len())];
         let day = self.rng.random_range(1..=28);
@@ -498,9 +697,17 @@ impl Generator {
             self.rng.random_range(0..60),
             self.rng.random_range(0..60)
         );
-        let status = if self.pct(mix.pending_pct) { OrderStatus::Pending } else { OrderStatus::Confirmed };
+        let status = if self.pct(mix.pending_pct) {
+            OrderStatus::Pending
+        } else {
+            OrderStatus::Confirmed
+        };
         let mut order = Order {
-            id: format!("{:016x}{:016x}", self.rng.random::<u64>(), self.rng.random::<u64>()),
+            id: format!(
+                "{:016x}{:016x}",
+                self.rng.random::<u64>(),
+                self.rng.random::<u64>()
+            ),
             number,
             status,
             is_on_hold: self.pct(mix.hold_pct),
@@ -514,7 +721,12 @@ impl Generator {
             payment_uri,
             payment_plugin,
             payment_history: Vec::new(),
-            customer: Customer { id: customer_id, email, first_name: first.to_owned(), last_name: last.to_owned() },
+            customer: Customer {
+                id: customer_id,
+                email,
+                first_name: first.to_owned(),
+                last_name: last.to_owned(),
+            },
             shipping_address: address.clone(),
             billing_address: address,
             version: 1,
@@ -545,27 +757,56 @@ mod tests {
         assert_eq!(e.len(), 13);
         assert_eq!(e, ean_for("JKT-BLK-M"));
         let digits: Vec<u32> = e.bytes().map(|b| u32::from(b - b'0')).collect();
-        let sum: u32 = digits.iter().enumerate().map(|(i, d)| d * if i % 2 == 0 { 1 } else { 3 }).sum();
+        let sum: u32 = digits
+            .iter()
+            .enumerate()
+            .map(|(i, d)| d * if i % 2 == 0 { 1 } else { 3 })
+            .sum();
         assert_eq!(sum % 10, 0);
     }
 
     #[test]
     fn generation_is_reproducible_and_consistent() {
-        let mix = OrderMix { hold_pct: 10, pending_pct: 10, ..OrderMix::default() };
+        let mix = OrderMix {
+            hold_pct: 10,
+            pending_pct: 10,
+            ..OrderMix::default()
+        };
         let at = chrono::DateTime::<chrono::Utc>::MIN_UTC;
         let make = || -> Vec<Order> {
             let mut g = Generator::new(7);
-            (1..200).map(|n| Order { updated_at: at, ..g.order(n, &mix) }).collect()
+            (1..200)
+                .map(|n| Order {
+                    updated_at: at,
+                    ..g.order(n, &mix)
+                })
+                .collect()
         };
         let (a, b) = (make(), make());
         assert!(a == b, "the same seed must give the same orders");
         for o in &a {
             let f = o.figures();
-            assert!(f.grand_total > Decimal::ZERO, "order {} total {}", o.number, f.grand_total);
-            assert_eq!(f.grand_total, f.items + o.shipping + o.handling + f.vouchers + f.tax_added - f.tax_deducted);
+            assert!(
+                f.grand_total > Decimal::ZERO,
+                "order {} total {}",
+                o.number,
+                f.grand_total
+            );
+            assert_eq!(
+                f.grand_total,
+                f.items + o.shipping + o.handling + f.vouchers + f.tax_added - f.tax_deducted
+            );
             let scale = Decimal::from(10_i64.pow(o.market.exponent));
-            assert!((f.grand_total * scale).fract().is_zero(), "order {} total {} has sub-minor units", o.number, f.grand_total);
-            assert!((f.tax_included * scale).fract().is_zero() && (f.tax_added * scale).fract().is_zero());
+            assert!(
+                (f.grand_total * scale).fract().is_zero(),
+                "order {} total {} has sub-minor units",
+                o.number,
+                f.grand_total
+            );
+            assert!(
+                (f.tax_included * scale).fract().is_zero()
+                    && (f.tax_added * scale).fract().is_zero()
+            );
         }
         assert!(a.iter().any(|o| o.lines.iter().any(OrderLine::is_bundle)));
         assert!(a.iter().any(|o| !o.vouchers.is_empty()));

@@ -65,7 +65,10 @@ pub struct CentraSim {
 }
 
 impl CentraSim {
-    pub async fn start(config: SimConfig, shutdown: CancellationToken) -> std::io::Result<CentraSim> {
+    pub async fn start(
+        config: SimConfig,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<CentraSim> {
         let state = Arc::new(SimState::new(config.seed, config.first_order_number));
         state.webhooks.start(shutdown.clone());
         let app = App {
@@ -77,7 +80,10 @@ impl CentraSim {
             .route("/graphql", post(graphql))
             .route("/admin/orders", post(admin_generate))
             .route("/admin/orders/{number}", get(admin_order))
-            .route("/admin/webhooks", put(admin_webhooks).get(admin_webhook_stats))
+            .route(
+                "/admin/webhooks",
+                put(admin_webhooks).get(admin_webhook_stats),
+            )
             .route("/admin/webhooks/announce", post(admin_announce))
             .with_state(app);
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -127,8 +133,12 @@ fn token_of(headers: &HeaderMap) -> Option<String> {
         .find_map(|c| c.trim().strip_prefix("graphql-access=").map(str::to_owned))
 }
 
-async fn graphql(State(app): State<App>, headers: HeaderMap, Json(request): Json<async_graphql::Request>) -> Response {
-    let authorised = token_of(&headers).is_some_and(|t| app.tokens.iter().any(|k| *k == t));
+async fn graphql(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Json(request): Json<async_graphql::Request>,
+) -> Response {
+    let authorised = token_of(&headers).is_some_and(|t| app.tokens.contains(&t));
     if !authorised {
         return (
             StatusCode::UNAUTHORIZED,
@@ -137,7 +147,9 @@ async fn graphql(State(app): State<App>, headers: HeaderMap, Json(request): Json
             .into_response();
     }
     if let Some(orders) = contract_query_orders(&app.state, &request) {
-        app.state.fast_answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        app.state
+            .fast_answers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let body = fast::answer(&orders, &extensions_json());
         return ([("content-type", "application/json")], body).into_response();
     }
@@ -163,7 +175,10 @@ fn extensions_json() -> serde_json::Value {
 
 /// The orders asked for, when the request is the contract query filtered by order numbers
 /// (the precompiled path); `None` sends the request through the GraphQL engine.
-fn contract_query_orders(state: &SimState, request: &async_graphql::Request) -> Option<Vec<Arc<model::Order>>> {
+fn contract_query_orders(
+    state: &SimState,
+    request: &async_graphql::Request,
+) -> Option<Vec<Arc<model::Order>>> {
     if !fast::is_contract_query(&request.query, ferry_centra::ORDER_SNAPSHOT_QUERY) {
         return None;
     }
@@ -180,7 +195,9 @@ fn contract_query_orders(state: &SimState, request: &async_graphql::Request) -> 
         None | Some(Value::Null) => 1,
         Some(v) => int(v).filter(|p| *p >= 1)?,
     };
-    let Some(Value::Object(filter)) = vars.get("where") else { return None };
+    let Some(Value::Object(filter)) = vars.get("where") else {
+        return None;
+    };
     if filter.len() != 1 {
         return None;
     }
@@ -188,7 +205,10 @@ fn contract_query_orders(state: &SimState, request: &async_graphql::Request) -> 
         Value::List(items) => items.iter().map(int).collect::<Option<Vec<_>>>()?,
         single => vec![int(single)?],
     };
-    let filter = schema::OrderFilter { number: Some(numbers), ..Default::default() };
+    let filter = schema::OrderFilter {
+        number: Some(numbers),
+        ..Default::default()
+    };
     Some(state.find_orders(&filter, limit as usize, page as usize))
 }
 

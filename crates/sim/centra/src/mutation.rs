@@ -44,7 +44,10 @@ impl OrderInput {
                 .ok_or_else(|| user_error(format!("Order {id} not found"), &["order"])),
             (None, Some(n)) if state.order(n).is_some() => Ok(n),
             (None, Some(n)) => Err(user_error(format!("Order {n} not found"), &["order"])),
-            _ => Err(user_error("Exactly one input field should be provided", &["order"])),
+            _ => Err(user_error(
+                "Exactly one input field should be provided",
+                &["order"],
+            )),
         }
     }
 }
@@ -92,7 +95,11 @@ pub struct Mutation;
 #[Object]
 impl Mutation {
     /// PENDING → CONFIRMED. "The only time in Centra when you set the order status directly."
-    async fn confirm_order(&self, ctx: &Context<'_>, input: ConfirmOrderInput) -> async_graphql::Result<OrderPayload> {
+    async fn confirm_order(
+        &self,
+        ctx: &Context<'_>,
+        input: ConfirmOrderInput,
+    ) -> async_graphql::Result<OrderPayload> {
         let state = ctx.data::<Arc<SimState>>()?;
         let number = match input.order.resolve(state) {
             Ok(n) => n,
@@ -104,7 +111,10 @@ impl Mutation {
                 Ok(())
             } else {
                 Err(user_error(
-                    format!("Order {number} is {:?}; only PENDING orders can be confirmed", o.status),
+                    format!(
+                        "Order {number} is {:?}; only PENDING orders can be confirmed",
+                        o.status
+                    ),
                     &["order"],
                 ))
             }
@@ -112,7 +122,9 @@ impl Mutation {
         Ok(match result {
             Some(Ok(_)) => OrderPayload::ok(state, number),
             Some(Err(e)) => OrderPayload::failed(e),
-            None => OrderPayload::failed(user_error(format!("Order {number} not found"), &["order"])),
+            None => {
+                OrderPayload::failed(user_error(format!("Order {number} not found"), &["order"]))
+            }
         })
     }
 
@@ -129,8 +141,14 @@ impl Mutation {
             Err(e) => return Ok(OrderPayload::failed(e)),
         };
         let result = state.update(number, |o| {
-            if matches!(o.status, OrderStatus::Shipped | OrderStatus::Archived | OrderStatus::Cancelled) {
-                return Err(user_error(format!("Order {number} can no longer be changed"), &["order"]));
+            if matches!(
+                o.status,
+                OrderStatus::Shipped | OrderStatus::Archived | OrderStatus::Cancelled
+            ) {
+                return Err(user_error(
+                    format!("Order {number} can no longer be changed"),
+                    &["order"],
+                ));
             }
             if let Some(hold) = input.is_on_hold {
                 o.is_on_hold = hold;
@@ -140,7 +158,9 @@ impl Mutation {
         Ok(match result {
             Some(Ok(_)) => OrderPayload::ok(state, number),
             Some(Err(e)) => OrderPayload::failed(e),
-            None => OrderPayload::failed(user_error(format!("Order {number} not found"), &["order"])),
+            None => {
+                OrderPayload::failed(user_error(format!("Order {number} not found"), &["order"]))
+            }
         })
     }
 }

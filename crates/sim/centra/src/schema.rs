@@ -2,6 +2,10 @@
 //! (`order-snapshot.graphql`) field for field. The SDL it prints is checked in as
 //! `crates/sim/centra/schema.graphql`.
 
+// async-graphql's derive takes repeated `field(...)` / `arg(...)` attributes by design;
+// clippy mistakes them for duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -51,10 +55,10 @@ impl ScalarType for Num {
 
     fn to_value(&self) -> Value {
         let d = self.0.normalize();
-        if d.scale() == 0 {
-            if let Some(i) = d.to_i64() {
-                return Value::Number(i.into());
-            }
+        if d.scale() == 0
+            && let Some(i) = d.to_i64()
+        {
+            return Value::Number(i.into());
         }
         d.to_f64()
             .and_then(serde_json::Number::from_f64)
@@ -175,11 +179,7 @@ impl MonetaryValue {
         Num(self.rate)
     }
     async fn formatted_value(&self) -> String {
-        format!(
-            "{} {}",
-            self.value.round_dp(self.exponent).to_string(),
-            self.currency
-        )
+        format!("{} {}", self.value.round_dp(self.exponent), self.currency)
     }
 }
 
@@ -502,7 +502,10 @@ line_fields!(
             .line()
             .bundle_items
             .iter()
-            .map(|item| BundleItem { order: self.0.order.clone(), item: item.clone() })
+            .map(|item| BundleItem {
+                order: self.0.order.clone(),
+                item: item.clone(),
+            })
             .collect()
     }
 );
@@ -516,12 +519,24 @@ line_fields!(
     field(name = "product_size", ty = "ProductSize"),
     field(name = "product_name", ty = "&str"),
     field(name = "size", ty = "&str"),
-    field(name = "unit_original_price", ty = "MonetaryValue", arg(name = "including_tax", ty = "bool", default = true)),
-    field(name = "unit_price", ty = "MonetaryValue", arg(name = "including_tax", ty = "bool", default = true)),
+    field(
+        name = "unit_original_price",
+        ty = "MonetaryValue",
+        arg(name = "including_tax", ty = "bool", default = true)
+    ),
+    field(
+        name = "unit_price",
+        ty = "MonetaryValue",
+        arg(name = "including_tax", ty = "bool", default = true)
+    ),
     field(name = "discount_percent", ty = "Num"),
     field(name = "quantity", ty = "i64"),
     field(name = "cancelled_quantity", ty = "i64"),
-    field(name = "line_value", ty = "MonetaryValue", arg(name = "including_tax", ty = "bool", default = true)),
+    field(
+        name = "line_value",
+        ty = "MonetaryValue",
+        arg(name = "including_tax", ty = "bool", default = true)
+    )
 )]
 pub enum OrderLineIface {
     ProductOrderLine(ProductOrderLine),
@@ -670,7 +685,10 @@ impl DirectToConsumerOrder {
             })
             .collect()
     }
-    async fn lines(&self, #[graphql(default = false)] include_fully_cancelled: bool) -> Vec<OrderLineIface> {
+    async fn lines(
+        &self,
+        #[graphql(default = false)] include_fully_cancelled: bool,
+    ) -> Vec<OrderLineIface> {
         self.0
             .lines
             .iter()
@@ -715,21 +733,37 @@ fn date(stored: &str, format: Option<&str>) -> String {
     field(name = "status", ty = "OrderStatus"),
     field(name = "is_on_hold", ty = "bool"),
     field(name = "is_locked", ty = "bool"),
-    field(name = "order_date", ty = "String", arg(name = "format", ty = "Option<String>")),
-    field(name = "created_at", ty = "String", arg(name = "format", ty = "Option<String>")),
+    field(
+        name = "order_date",
+        ty = "String",
+        arg(name = "format", ty = "Option<String>")
+    ),
+    field(
+        name = "created_at",
+        ty = "String",
+        arg(name = "format", ty = "Option<String>")
+    ),
     field(name = "store", ty = "Store"),
     field(name = "market", ty = "Market"),
     field(name = "pricelist", ty = "Pricelist"),
     field(name = "country", ty = "Country"),
-    field(name = "grand_total", ty = "MonetaryValue", arg(name = "including_tax", ty = "bool", default = true)),
+    field(
+        name = "grand_total",
+        ty = "MonetaryValue",
+        arg(name = "including_tax", ty = "bool", default = true)
+    ),
     field(name = "totals", ty = "OrderTotals"),
     field(name = "shipping_price_group", ty = "ShippingPriceGroup"),
     field(name = "discounts_applied", ty = "Vec<OrderDiscount>"),
     field(name = "payment_method", ty = "PaymentMethod"),
     field(name = "payment_history", ty = "Vec<PaymentHistoryEntry>"),
-    field(name = "lines", ty = "Vec<OrderLineIface>", arg(name = "include_fully_cancelled", ty = "bool", default = false)),
+    field(
+        name = "lines",
+        ty = "Vec<OrderLineIface>",
+        arg(name = "include_fully_cancelled", ty = "bool", default = false)
+    ),
     field(name = "shipping_address", ty = "Address"),
-    field(name = "billing_address", ty = "Address"),
+    field(name = "billing_address", ty = "Address")
 )]
 pub enum OrderIface {
     DirectToConsumerOrder(DirectToConsumerOrder),
@@ -779,7 +813,11 @@ impl Query {
     }
 
     /// One order by its hash id.
-    async fn order(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<Option<OrderIface>> {
+    async fn order(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<Option<OrderIface>> {
         let state = ctx.data::<Arc<SimState>>()?;
         Ok(state
             .order_by_id(&id)

@@ -119,14 +119,22 @@ impl SimState {
     pub fn find_orders(&self, filter: &OrderFilter, limit: usize, page: usize) -> Vec<Arc<Order>> {
         let orders = self.orders.read();
         let matches = |o: &Order| {
-            filter.id.as_ref().is_none_or(|ids| ids.iter().any(|i| *i == o.id))
+            filter.id.as_ref().is_none_or(|ids| ids.contains(&o.id))
                 && filter
                     .status
                     .as_ref()
                     .is_none_or(|s: &Vec<OrderStatus>| s.contains(&o.status))
                 && filter.updated_at.as_ref().is_none_or(|range| {
-                    range.from.as_deref().and_then(parse_time).is_none_or(|f| o.updated_at >= f)
-                        && range.to.as_deref().and_then(parse_time).is_none_or(|t| o.updated_at <= t)
+                    range
+                        .from
+                        .as_deref()
+                        .and_then(parse_time)
+                        .is_none_or(|f| o.updated_at >= f)
+                        && range
+                            .to
+                            .as_deref()
+                            .and_then(parse_time)
+                            .is_none_or(|t| o.updated_at <= t)
                 })
         };
         let skip = (page - 1) * limit;

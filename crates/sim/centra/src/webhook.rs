@@ -106,7 +106,9 @@ impl WebhookSender {
         if self.inner.config.read().is_none() {
             return;
         }
-        let date = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+        let date = chrono::Utc::now()
+            .format("%Y-%m-%d %H:%M:%S%.6f")
+            .to_string();
         self.inner.queue.lock().push_back(WebhookEvent {
             object_type: object_type.to_owned(),
             action: action.to_owned(),
@@ -141,7 +143,9 @@ impl WebhookSender {
                     _ = inner.notify.notified() => {}
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 }
-                let Some(config) = inner.config.read().clone() else { continue };
+                let Some(config) = inner.config.read().clone() else {
+                    continue;
+                };
                 tokio::time::sleep(Duration::from_millis(config.flush_ms)).await;
                 loop {
                     let batch = inner.take_batch(&config);
@@ -164,13 +168,18 @@ impl Inner {
         let mut batch = Vec::new();
         let mut deferred = Vec::new();
         while batch.len() < config.batch_max.clamp(1, 100) {
-            let Some(event) = queue.pop_front() else { break };
+            let Some(event) = queue.pop_front() else {
+                break;
+            };
             if rng.random_range(0..1000) < config.drop_per_mille {
                 self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            if rng.random_range(0..1000) < config.reorder_per_mille && !event.action.ends_with('~') {
-                self.counters.events_reordered.fetch_add(1, Ordering::Relaxed);
+            if rng.random_range(0..1000) < config.reorder_per_mille && !event.action.ends_with('~')
+            {
+                self.counters
+                    .events_reordered
+                    .fetch_add(1, Ordering::Relaxed);
                 // Marked so that it is reordered at most once.
                 deferred.push(WebhookEvent {
                     action: format!("{}~", event.action),
@@ -178,8 +187,12 @@ impl Inner {
                 });
                 continue;
             }
-            if rng.random_range(0..1000) < config.duplicate_per_mille && !event.action.ends_with('^') {
-                self.counters.events_duplicated.fetch_add(1, Ordering::Relaxed);
+            if rng.random_range(0..1000) < config.duplicate_per_mille
+                && !event.action.ends_with('^')
+            {
+                self.counters
+                    .events_duplicated
+                    .fetch_add(1, Ordering::Relaxed);
                 deferred.push(WebhookEvent {
                     action: format!("{}^", event.action),
                     ..event.clone()
@@ -194,7 +207,12 @@ impl Inner {
         batch
     }
 
-    async fn send(&self, http: &reqwest::Client, config: &WebhookConfig, events: Vec<WebhookEvent>) {
+    async fn send(
+        &self,
+        http: &reqwest::Client,
+        config: &WebhookConfig,
+        events: Vec<WebhookEvent>,
+    ) {
         let count = events.len() as u64;
         let body = encode_body(&WebhookPayload { events });
         for attempt in 0..=config.retries.min(3) {
@@ -216,7 +234,9 @@ impl Inner {
             self.counters.calls.fetch_add(1, Ordering::Relaxed);
             match request.send().await {
                 Ok(r) if r.status().is_success() => {
-                    self.counters.events_sent.fetch_add(count, Ordering::Relaxed);
+                    self.counters
+                        .events_sent
+                        .fetch_add(count, Ordering::Relaxed);
                     return;
                 }
                 Ok(r) => tracing::debug!(status = %r.status(), "webhook refused"),
@@ -224,6 +244,8 @@ impl Inner {
             }
             self.counters.failed_calls.fetch_add(1, Ordering::Relaxed);
         }
-        self.counters.events_given_up.fetch_add(count, Ordering::Relaxed);
+        self.counters
+            .events_given_up
+            .fetch_add(count, Ordering::Relaxed);
     }
 }

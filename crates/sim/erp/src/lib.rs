@@ -165,12 +165,18 @@ impl ErpSim {
         for o in &book.orders {
             *counts.entry(o.external_ref.as_str()).or_default() += 1;
         }
-        counts.into_iter().filter(|(_, n)| *n > 1).map(|(r, _)| r.to_owned()).collect()
+        counts
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(r, _)| r.to_owned())
+            .collect()
     }
 
     pub fn order(&self, external_ref: &str) -> Option<SalesOrder> {
         let book = self.sim.book.lock();
-        book.by_ref.get(external_ref).map(|i| book.orders[*i].clone())
+        book.by_ref
+            .get(external_ref)
+            .map(|i| book.orders[*i].clone())
     }
 }
 
@@ -237,14 +243,23 @@ async fn health(State(sim): State<Arc<Sim>>) -> Response {
     Json(serde_json::json!({ "status": "ok" })).into_response()
 }
 
-async fn create(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn create(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     sim.create_requests.fetch_add(1, Ordering::Relaxed);
     if let Some(answer) = before(&sim).await {
         return answer;
     }
     let order: NewSalesOrder = match serde_json::from_slice(&body) {
         Ok(o) => o,
-        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, &format!("invalid sales order: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("invalid sales order: {e}"),
+            );
+        }
     };
     let key = headers
         .get("idempotency-key")
@@ -252,9 +267,16 @@ async fn create(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axum::bod
         .map(str::to_owned)
         .unwrap_or_else(|| order.external_ref.clone());
     if order.lines.is_empty() {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "a sales order needs lines");
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a sales order needs lines",
+        );
     }
-    if let Some(bad) = order.lines.iter().find(|l| l.net_minor != l.gross_minor - l.tax_minor) {
+    if let Some(bad) = order
+        .lines
+        .iter()
+        .find(|l| l.net_minor != l.gross_minor - l.tax_minor)
+    {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
             &format!("line {} does not balance: net != gross - tax", bad.erp_item),
@@ -263,7 +285,11 @@ async fn create(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axum::bod
     let naive = sim.faults.read().ignore_idempotency_key;
     let (status, document) = {
         let mut book = sim.book.lock();
-        let existing = if naive { None } else { book.by_ref.get(&key).copied() };
+        let existing = if naive {
+            None
+        } else {
+            book.by_ref.get(&key).copied()
+        };
         if let Some(i) = existing.as_ref() {
             sim.idempotent_replays.fetch_add(1, Ordering::Relaxed);
             (StatusCode::OK, book.orders[*i].clone())
@@ -293,7 +319,10 @@ async fn create(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: axum::bod
     let lost = sim.faults.read().timeout_after_commit_per_mille;
     if lost > 0 && rand::rng().random_range(0..1000) < lost {
         sim.injected_errors.fetch_add(1, Ordering::Relaxed);
-        return error(StatusCode::GATEWAY_TIMEOUT, "the answer was lost after the order was saved");
+        return error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "the answer was lost after the order was saved",
+        );
     }
     (status, Json(summary(&document))).into_response()
 }

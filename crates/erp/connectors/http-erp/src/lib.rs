@@ -57,15 +57,21 @@ async fn classify(response: reqwest::Response) -> Result<reqwest::Response, ErpE
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v));
-    let body: String = response.text().await.unwrap_or_default().chars().take(300).collect();
+        .and_then(parse_retry_after);
+    let body: String = response
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect();
     Err(match status {
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY => {
-            ErpError::Unavailable {
-                reason: format!("HTTP {status}"),
-                retry_after,
-            }
-        }
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::BAD_GATEWAY => ErpError::Unavailable {
+            reason: format!("HTTP {status}"),
+            retry_after,
+        },
         StatusCode::GATEWAY_TIMEOUT => ErpError::Timeout(format!("HTTP {status}")),
         s if s.is_server_error() => ErpError::Unavailable {
             reason: format!("HTTP {status}: {body}"),
@@ -83,9 +89,10 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    httpdate::parse_http_date(value)
-        .ok()
-        .map(|at| at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    httpdate::parse_http_date(value).ok().map(|at| {
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    })
 }
 
 #[async_trait]
@@ -101,14 +108,15 @@ impl ErpConnector for HttpErp {
             .send()
             .await
             .map_err(transport)?;
-        let found: Vec<ErpDocument> = classify(response)
-            .await?
-            .json()
-            .await
-            .map_err(|e| ErpError::Unavailable {
-                reason: format!("unreadable lookup answer: {e}"),
-                retry_after: None,
-            })?;
+        let found: Vec<ErpDocument> =
+            classify(response)
+                .await?
+                .json()
+                .await
+                .map_err(|e| ErpError::Unavailable {
+                    reason: format!("unreadable lookup answer: {e}"),
+                    retry_after: None,
+                })?;
         Ok(found.into_iter().next())
     }
 
