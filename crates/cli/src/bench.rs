@@ -326,3 +326,84 @@ async fn baseline(url: &str, n: usize, payload: usize) -> anyhow::Result<f64> {
     let _ = js.delete_stream("BASELINE").await;
     Ok(n as f64 / elapsed)
 }
+
+#[derive(clap::Args, Debug)]
+pub struct IdleArgs {
+    /// Seconds each service idles before its memory is read.
+    #[arg(long, default_value_t = 5)]
+    pub idle_secs: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct IdleResult {
+    service: &'static str,
+    ready_ms: u128,
+    idle_rss_mib: f64,
+}
+
+/// `ferry bench idle`: starts each service as its own process (`ferry run <service>`, as
+/// Kubernetes runs it) against a local nats-server and PostgreSQL, and measures the time
+/// from spawn to `/readyz` answering 200 and the resident memory after idling.
+pub async fn idle(args: IdleArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("ferry-idle-{}", std::process::id()));
+    let mut infra = LocalInfra::start(dir.clone()).await?;
+    // The schema exists before the services start, as after a deployment's migration job.
+    let mut config = local_config(&infra)?;
+    config.nats.prefix = "idle".to_owned();
+    ferry_store::Store::connect(&config.database).await?.migrate().await?;
+    let exe = std::env::current_exe()?;
+    let http = reqwest::Client::new();
+    let mut results = Vec::new();
+    for service in crate::stack::SERVICES {
+        let ops = ferry_testing::infra::free_port()?;
+        let webhook = ferry_testing::infra::free_port()?;
+        let config_file = dir.join(format!("{service}.toml"));
+        std::fs::write(
+            &config_file,
+            format!(
+                "[nats]\nurl = \"{}\"\nprefix = \"idle\"\n[database]\nurl = \"{}\"\nmax_connections = 4\n\
+                 [telemetry]\nlog_filter = \"warn\"\n[ops]\nlisten = \"127.0.0.1:{ops}\"\n[ingest]\nlisten = \"127.0.0.1:{webhook}\"\n\
+                 [[tenants]]\nid = \"demo\"\n[tenants.centra]\nurl = \"http://127.0.0.1:9/graphql\"\ntoken = \"t\"\nwebhook_secret = \"s\"\n\
+                 [tenants.erp]\nkind = \"http\"\nurl = \"http://127.0.0.1:9\"\n",
+                infra.nats_url, infra.database_url
+            ),
+        )?;
+        let started = Instant::now();
+        let mut child = tokio::process::Command::new(&exe)
+            .args(["run", service, "--config"])
+            .arg(&config_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let url = format!("http://127.0.0.1:{ops}/readyz");
+        let ready_ms = loop {
+            if let Ok(r) = http.get(&url).timeout(Duration::from_millis(200)).send().await
+                && r.status().is_success()
+            {
+                break started.elapsed().as_millis();
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                anyhow::bail!("{service} was not ready within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+        let pid = child.id().context("the service exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let rss_kib: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let _ = child.kill().await;
+        let result = IdleResult { service, ready_ms, idle_rss_mib: round1(rss_kib / 1024.0) };
+        eprintln!("{service}: ready in {ready_ms} ms, {:.1} MiB RSS after {} s idle", result.idle_rss_mib, args.idle_secs);
+        results.push(result);
+    }
+    infra.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{}", serde_json::to_string(&results)?);
+    Ok(())
+}

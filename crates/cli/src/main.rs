@@ -53,6 +53,8 @@ enum Bench {
     /// End-to-end orders/s and latency (webhook accepted → ERP posted), against a bare
     /// JetStream 4-hop baseline measured in the same run.
     Pipeline(ferry::bench::PipelineArgs),
+    /// Each service as its own process: time to ready and idle memory.
+    Idle(ferry::bench::IdleArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -95,6 +97,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Pipeline(args),
         } => ferry::bench::pipeline(args).await,
+        Command::Bench {
+            bench: Bench::Idle(args),
+        } => ferry::bench::idle(args).await,
         Command::Migrate { config } => {
             let config = ferry_runtime::Config::load(config.as_deref())?;
             let store = ferry_store::Store::connect(&config.database).await?;
