@@ -350,7 +350,10 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<()> {
     // The schema exists before the services start, as after a deployment's migration job.
     let mut config = local_config(&infra)?;
     config.nats.prefix = "idle".to_owned();
-    ferry_store::Store::connect(&config.database).await?.migrate().await?;
+    ferry_store::Store::connect(&config.database)
+        .await?
+        .migrate()
+        .await?;
     let exe = std::env::current_exe()?;
     let http = reqwest::Client::new();
     let mut results = Vec::new();
@@ -378,7 +381,11 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<()> {
             .spawn()?;
         let url = format!("http://127.0.0.1:{ops}/readyz");
         let ready_ms = loop {
-            if let Ok(r) = http.get(&url).timeout(Duration::from_millis(200)).send().await
+            if let Ok(r) = http
+                .get(&url)
+                .timeout(Duration::from_millis(200))
+                .send()
+                .await
                 && r.status().is_success()
             {
                 break started.elapsed().as_millis();
@@ -398,8 +405,15 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<()> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0);
         let _ = child.kill().await;
-        let result = IdleResult { service, ready_ms, idle_rss_mib: round1(rss_kib / 1024.0) };
-        eprintln!("{service}: ready in {ready_ms} ms, {:.1} MiB RSS after {} s idle", result.idle_rss_mib, args.idle_secs);
+        let result = IdleResult {
+            service,
+            ready_ms,
+            idle_rss_mib: round1(rss_kib / 1024.0),
+        };
+        eprintln!(
+            "{service}: ready in {ready_ms} ms, {:.1} MiB RSS after {} s idle",
+            result.idle_rss_mib, args.idle_secs
+        );
         results.push(result);
     }
     infra.stop();

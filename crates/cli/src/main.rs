@@ -36,6 +36,11 @@ enum Command {
     },
     /// Show what Ferry would post to the ERP for one Centra order snapshot.
     Transform(ferry::transform_cmd::TransformArgs),
+    /// Manage a tenant's Centra SKU → ERP item mapping.
+    Mapping {
+        #[command(subcommand)]
+        command: ferry::mapping::MappingCommand,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -93,6 +98,7 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Up(args) => ferry::up::run(args).await,
+        Command::Mapping { command } => ferry::mapping::run(command).await,
         Command::Run { service, config } => run_service(service, config).await,
         Command::Bench {
             bench: Bench::Pipeline(args),

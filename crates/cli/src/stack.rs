@@ -86,6 +86,9 @@ pub struct StackOptions {
     /// Centra's request quota per 10 s as the client paces itself (20 on a real instance).
     pub centra_requests_per_10s: u32,
     pub webhook_faults: WebhookConfig,
+    /// The demo tenant's order-to-cash rules (by default ERP item = Centra SKU, so the
+    /// simulator's catalogue needs no mapping).
+    pub rules: ferry_domain::Rules,
 }
 
 impl Default for StackOptions {
@@ -95,6 +98,10 @@ impl Default for StackOptions {
             seed: 1,
             centra_requests_per_10s: 20,
             webhook_faults: WebhookConfig::default(),
+            rules: ferry_domain::Rules {
+                erp_item_equals_sku: true,
+                ..ferry_domain::Rules::default()
+            },
         }
     }
 }
@@ -151,10 +158,7 @@ impl Stack {
                     url: erp.url(),
                     token: None,
                 },
-                rules: ferry_domain::Rules {
-                    erp_item_equals_sku: true,
-                    ..ferry_domain::Rules::default()
-                },
+                rules: options.rules.clone(),
             });
         }
         config.validate()?;

@@ -26,6 +26,7 @@ async fn start(env: &TestEnv, webhook_faults: WebhookConfig) -> Stack {
         seed: 7,
         centra_requests_per_10s: 1000,
         webhook_faults,
+        ..StackOptions::default()
     };
     let stack = Stack::start(config, options).await.expect("stack starts");
     // A naive ERP: any double post would become a second document.

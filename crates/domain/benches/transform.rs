@@ -29,10 +29,16 @@ fn bench(c: &mut Criterion) {
     let text = five_lines_with_a_voucher();
     let snapshot = Snapshot::parse(text.as_bytes()).unwrap();
     let rules = Rules::default();
-    let items: HashMap<String, String> = ["JKT-OLV-M", "TEE-BLK-S", "SCF-GRY-OS", "BNE-NVY-OS", "BNE-BLK-OS"]
-        .iter()
-        .map(|s| (s.to_string(), format!("ERP-{s}")))
-        .collect();
+    let items: HashMap<String, String> = [
+        "JKT-OLV-M",
+        "TEE-BLK-S",
+        "SCF-GRY-OS",
+        "BNE-NVY-OS",
+        "BNE-BLK-OS",
+    ]
+    .iter()
+    .map(|s| (s.to_string(), format!("ERP-{s}")))
+    .collect();
     let order = transform(&snapshot, &rules, &items);
     assert_eq!(order.release, Release::Ready, "{:?}", order.problems);
     assert_eq!(order.lines.len(), 6);

@@ -21,12 +21,42 @@ struct Market {
 }
 
 const MARKETS: &[Market] = &[
-    Market { currency: "SEK", exponent: 2, tax_added: false, rates: &["25", "12", "6"] },
-    Market { currency: "GBP", exponent: 2, tax_added: false, rates: &["20", "5", "0"] },
-    Market { currency: "EUR", exponent: 2, tax_added: false, rates: &["19", "7"] },
-    Market { currency: "EUR", exponent: 2, tax_added: false, rates: &["20", "5.5"] },
-    Market { currency: "USD", exponent: 2, tax_added: true, rates: &["8.875", "4", "6.25"] },
-    Market { currency: "JPY", exponent: 0, tax_added: false, rates: &["10", "8"] },
+    Market {
+        currency: "SEK",
+        exponent: 2,
+        tax_added: false,
+        rates: &["25", "12", "6"],
+    },
+    Market {
+        currency: "GBP",
+        exponent: 2,
+        tax_added: false,
+        rates: &["20", "5", "0"],
+    },
+    Market {
+        currency: "EUR",
+        exponent: 2,
+        tax_added: false,
+        rates: &["19", "7"],
+    },
+    Market {
+        currency: "EUR",
+        exponent: 2,
+        tax_added: false,
+        rates: &["20", "5.5"],
+    },
+    Market {
+        currency: "USD",
+        exponent: 2,
+        tax_added: true,
+        rates: &["8.875", "4", "6.25"],
+    },
+    Market {
+        currency: "JPY",
+        exponent: 0,
+        tax_added: false,
+        rates: &["10", "8"],
+    },
 ];
 
 #[derive(Debug, Clone)]
@@ -50,7 +80,14 @@ struct GenOrder {
 
 fn price() -> impl Strategy<Value = i64> {
     // Rounding traps next to ordinary prices: 99.99 at 20%, 33.33 × 3, 0.01, 249.50.
-    prop_oneof![Just(9999_i64), Just(3333), Just(1), Just(24950), Just(129995), 1_i64..300_000]
+    prop_oneof![
+        Just(9999_i64),
+        Just(3333),
+        Just(1),
+        Just(24950),
+        Just(129995),
+        1_i64..300_000
+    ]
 }
 
 fn line() -> impl Strategy<Value = GenLine> {
@@ -60,7 +97,12 @@ fn line() -> impl Strategy<Value = GenLine> {
         0_usize..3,
         prop_oneof![4 => Just(vec![]), 1 => prop::collection::vec((price(), 1_i64..3), 2..4)],
     )
-        .prop_map(|(unit_minor, quantity, rate, bundle)| GenLine { unit_minor, quantity, rate, bundle })
+        .prop_map(|(unit_minor, quantity, rate, bundle)| GenLine {
+            unit_minor,
+            quantity,
+            rate,
+            bundle,
+        })
 }
 
 fn order() -> impl Strategy<Value = GenOrder> {
@@ -71,13 +113,15 @@ fn order() -> impl Strategy<Value = GenOrder> {
         prop_oneof![Just(0_i64), Just(4900), Just(495), 1_i64..5000],
         prop_oneof![3 => Just(0_i64), 1 => 1_i64..1000],
     )
-        .prop_map(|(market, lines, vouchers, shipping_minor, handling_minor)| GenOrder {
-            market,
-            lines,
-            vouchers,
-            shipping_minor,
-            handling_minor,
-        })
+        .prop_map(
+            |(market, lines, vouchers, shipping_minor, handling_minor)| GenOrder {
+                market,
+                lines,
+                vouchers,
+                shipping_minor,
+                handling_minor,
+            },
+        )
 }
 
 fn dec(minor: i64, exp: u32) -> Decimal {
@@ -145,13 +189,24 @@ fn build(g: &GenOrder) -> Option<Built> {
     if values.is_empty() {
         return None;
     }
-    let vouchers: Vec<i64> = g.vouchers.iter().map(|pm| -(items_total * pm / 1000)).filter(|v| *v < 0).collect();
+    let vouchers: Vec<i64> = g
+        .vouchers
+        .iter()
+        .map(|pm| -(items_total * pm / 1000))
+        .filter(|v| *v < 0)
+        .collect();
     let voucher_total: i64 = vouchers.iter().sum();
     let charges = (g.shipping_minor + g.handling_minor) / scale;
     let shipping = g.shipping_minor / scale;
     let handling = charges - shipping;
     // Centra: tax on exact voucher shares, rounded once at order level.
-    let max_rate = g.lines.iter().filter(|l| l.quantity > 0).map(|l| rate(l.rate)).max().unwrap_or_default();
+    let max_rate = g
+        .lines
+        .iter()
+        .filter(|l| l.quantity > 0)
+        .map(|l| rate(l.rate))
+        .max()
+        .unwrap_or_default();
     let hundred = Decimal::ONE_HUNDRED;
     let total_dec = dec(items_total, exp);
     let vouchers_dec = dec(voucher_total, exp);
@@ -161,13 +216,25 @@ fn build(g: &GenOrder) -> Option<Built> {
         let v = dec(unit * l.quantity, exp);
         let after = v + vouchers_dec * v / total_dec;
         let r = rate(l.rate);
-        exact += if m.tax_added { after * r / hundred } else { after * r / (hundred + r) };
+        exact += if m.tax_added {
+            after * r / hundred
+        } else {
+            after * r / (hundred + r)
+        };
     }
     let charges_dec = dec(charges, exp);
-    exact += if m.tax_added { charges_dec * max_rate / hundred } else { charges_dec * max_rate / (hundred + max_rate) };
+    exact += if m.tax_added {
+        charges_dec * max_rate / hundred
+    } else {
+        charges_dec * max_rate / (hundred + max_rate)
+    };
     let tax = exact.round_dp_with_strategy(exp, RoundingStrategy::MidpointAwayFromZero);
     let tax_minor = (tax * Decimal::from(10_i64.pow(exp))).to_i64().unwrap();
-    let (tax_included, tax_added) = if m.tax_added { (0, tax_minor) } else { (tax_minor, 0) };
+    let (tax_included, tax_added) = if m.tax_added {
+        (0, tax_minor)
+    } else {
+        (tax_minor, 0)
+    };
     let grand_total = items_total + charges + voucher_total + tax_added;
     let snapshot = serde_json::json!({
         "id": "gen", "number": 1, "status": "CONFIRMED", "isOnHold": false,
@@ -180,7 +247,15 @@ fn build(g: &GenOrder) -> Option<Built> {
     });
     let text = serde_json::to_string(&snapshot).unwrap();
     let json = regex_lite_replace(&text);
-    Some(Built { json, grand_total, tax_included, tax_added, values, voucher_total, voucher_count: vouchers.len() })
+    Some(Built {
+        json,
+        grand_total,
+        tax_included,
+        tax_added,
+        values,
+        voucher_total,
+        voucher_count: vouchers.len(),
+    })
 }
 
 /// Replaces `"__NUM__123.45"` with `123.45`.
@@ -271,11 +346,21 @@ fn mixed_rate_inconsistency_is_rare() {
         let g = order().new_tree(&mut runner).unwrap().current();
         let Some(b) = build(&g) else { continue };
         let snapshot = Snapshot::parse(b.json.as_bytes()).unwrap();
-        let o = transform(&snapshot, &Rules { erp_item_equals_sku: true, ..Rules::default() }, &HashMap::<String, String>::new());
+        let o = transform(
+            &snapshot,
+            &Rules {
+                erp_item_equals_sku: true,
+                ..Rules::default()
+            },
+            &HashMap::<String, String>::new(),
+        );
         total += 1;
         if o.release != Release::Ready {
             rejected += 1;
         }
     }
-    assert!(rejected * 100 < total, "{rejected} of {total} generated orders rejected");
+    assert!(
+        rejected * 100 < total,
+        "{rejected} of {total} generated orders rejected"
+    );
 }

@@ -67,7 +67,10 @@ fn unmapped_sku_names_the_sku_the_product_and_the_money() {
     assert!(p.message.contains("1,847.95 SEK"), "{}", p.message);
     assert!(p.message.contains("order 1001"), "{}", p.message);
     // The same order with "ERP item = Centra SKU" posts the SKU itself.
-    let rules = Rules { erp_item_equals_sku: true, ..Rules::default() };
+    let rules = Rules {
+        erp_item_equals_sku: true,
+        ..Rules::default()
+    };
     let o = run(&order(), &rules, &items);
     assert_eq!(o.release, Release::Ready);
     assert_eq!(o.lines[0].erp_item.as_deref(), Some("JKT-BLK-M"));
@@ -90,7 +93,10 @@ fn unknown_and_unaccepted_currencies_are_unmapped_currency() {
     assert_eq!(o.problems[0].owner(), Owner::Finance);
     assert!(o.problems[0].message.contains("XTS"));
 
-    let rules = Rules { accepted_currencies: vec!["EUR".into()], ..Rules::default() };
+    let rules = Rules {
+        accepted_currencies: vec!["EUR".into()],
+        ..Rules::default()
+    };
     let o = run(&order(), &rules, &map());
     assert_eq!(kinds(&o), vec![ExceptionKind::UnmappedCurrency]);
     assert!(o.problems[0].message.contains("accepted currencies"));
@@ -161,8 +167,15 @@ fn holds_pending_and_cancellations() {
     let mut v = order();
     v["status"] = json!("PENDING");
     assert_eq!(run(&v, &Rules::default(), &map()).release, Release::Held);
-    let paid = Rules { release: ReleasePolicy::OnPaymentAuthorisation, ..Rules::default() };
-    assert_eq!(run(&v, &paid, &map()).release, Release::Ready, "authorised payment releases a PENDING order");
+    let paid = Rules {
+        release: ReleasePolicy::OnPaymentAuthorisation,
+        ..Rules::default()
+    };
+    assert_eq!(
+        run(&v, &paid, &map()).release,
+        Release::Ready,
+        "authorised payment releases a PENDING order"
+    );
     v["paymentHistory"] = json!([]);
     assert_eq!(run(&v, &paid, &map()).release, Release::Held);
 
@@ -175,7 +188,10 @@ fn holds_pending_and_cancellations() {
     // A blocking problem wins over a hold: fix the mapping before the hold is lifted.
     let mut v = order();
     v["isOnHold"] = json!(true);
-    assert_eq!(run(&v, &Rules::default(), &HashMap::new()).release, Release::Rejected);
+    assert_eq!(
+        run(&v, &Rules::default(), &HashMap::new()).release,
+        Release::Rejected
+    );
 }
 
 #[test]
@@ -183,15 +199,26 @@ fn shipped_and_processing_orders_are_still_postable() {
     for status in ["PROCESSING", "SHIPPED", "ARCHIVED"] {
         let mut v = order();
         v["status"] = json!(status);
-        assert_eq!(run(&v, &Rules::default(), &map()).release, Release::Ready, "{status}");
+        assert_eq!(
+            run(&v, &Rules::default(), &map()).release,
+            Release::Ready,
+            "{status}"
+        );
     }
 }
 
 #[test]
 fn charges_post_to_the_configured_items() {
-    let rules = Rules { shipping_item: "FRAKT".into(), ..Rules::default() };
+    let rules = Rules {
+        shipping_item: "FRAKT".into(),
+        ..Rules::default()
+    };
     let o = run(&order(), &rules, &map());
-    let shipping = o.lines.iter().find(|l| l.kind == ferry_domain::LineKind::Shipping).unwrap();
+    let shipping = o
+        .lines
+        .iter()
+        .find(|l| l.kind == ferry_domain::LineKind::Shipping)
+        .unwrap();
     assert_eq!(shipping.erp_item.as_deref(), Some("FRAKT"));
     assert_eq!((shipping.gross, shipping.tax), (4900, 980));
 }
@@ -210,11 +237,27 @@ fn a_bundle_becomes_its_components_priced_by_list_price() {
     v["totals"]["shipping"]["value"] = json!(0);
     v["grandTotal"]["value"] = json!(1198);
     v["totals"]["taxIncluded"]["value"] = json!(239.60);
-    let o = run(&v, &Rules { erp_item_equals_sku: true, ..Rules::default() }, &HashMap::new());
+    let o = run(
+        &v,
+        &Rules {
+            erp_item_equals_sku: true,
+            ..Rules::default()
+        },
+        &HashMap::new(),
+    );
     assert_eq!(o.release, Release::Ready, "{:?}", o.problems);
-    let lines: Vec<(&str, i64, i64)> = o.lines.iter().map(|l| (l.sku.as_deref().unwrap(), l.quantity, l.gross)).collect();
+    let lines: Vec<(&str, i64, i64)> = o
+        .lines
+        .iter()
+        .map(|l| (l.sku.as_deref().unwrap(), l.quantity, l.gross))
+        .collect();
     // 1198.00 split 1 : 2 → 399.33 and 798.67 (largest remainder), quantities × 2 bundles.
     assert_eq!(lines, vec![("A", 2, 39933), ("B", 4, 79867)]);
     assert!(o.lines.iter().all(|l| l.bundle_line_id == Some(9)));
-    assert!(!o.lines.iter().any(|l| l.sku.as_deref() == Some("BND-TRIO-M")), "the bundle's own SKU is never posted");
+    assert!(
+        !o.lines
+            .iter()
+            .any(|l| l.sku.as_deref() == Some("BND-TRIO-M")),
+        "the bundle's own SKU is never posted"
+    );
 }

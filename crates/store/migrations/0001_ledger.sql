@@ -5,8 +5,8 @@ CREATE TABLE order_ledger (
     centra_order_id     text        NOT NULL DEFAULT '',
     -- held | rejected | cancelled | ready | posting | possibly_created | posted
     state               text        NOT NULL,
-    -- The state before the last claim for posting: says whether that claim followed an
-    -- attempt that may have reached the ERP.
+    -- The state before the most recent change: tells a claim whether an earlier attempt may
+    -- have reached the ERP, and the transform whether it just released a blocked order.
     previous_state      text,
     snapshot_hash       text        NOT NULL,
     snapshot_fetched_at timestamptz NOT NULL,

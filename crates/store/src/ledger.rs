@@ -117,8 +117,10 @@ pub struct SnapshotRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotOutcome {
-    /// The ledger now reflects this snapshot.
+    /// The ledger now reflects this snapshot (a new order).
     Applied,
+    /// The ledger now reflects this snapshot; the order was in the given state before.
+    Changed(LedgerState),
     /// This very snapshot was recorded before (a redelivery or duplicate).
     AlreadyApplied(LedgerState),
     /// A newer snapshot is already recorded; this one changes nothing.
@@ -261,12 +263,12 @@ impl Store {
                 _ => winners.push(i),
             }
         }
-        let mut applied_rows: Vec<(String, Vec<i64>)> = Vec::new();
+        let mut applied_rows: Vec<(String, Vec<(i64, Option<String>)>)> = Vec::new();
         for (tenant, group) in by_tenant(&winners, |i| records[*i].tenant.as_str()) {
             let pick = |f: &dyn Fn(&SnapshotRecord) -> String| {
                 group.iter().map(|i| f(&records[*i])).collect::<Vec<_>>()
             };
-            let written: Vec<i64> = sqlx::query_scalar(
+            let written: Vec<(i64, Option<String>)> = sqlx::query_as(
                     "WITH input AS (
                          SELECT $1::text AS tenant, i.* FROM UNNEST($2::int8[], $3::text[], $4::text[],
                                               $5::timestamptz[], $6::timestamptz[], $7::text[], $8::text[],
@@ -291,6 +293,7 @@ impl Store {
                                 state, currency, gross_minor, tax_minor, order_fingerprint, now()
                          FROM input
                          ON CONFLICT (tenant, order_number) DO UPDATE SET
+                             previous_state = order_ledger.state,
                              centra_order_id = EXCLUDED.centra_order_id,
                              snapshot_hash = EXCLUDED.snapshot_hash,
                              snapshot_fetched_at = EXCLUDED.snapshot_fetched_at,
@@ -303,10 +306,15 @@ impl Store {
                              transformed_at = now(),
                              updated_at = now()
                          WHERE order_ledger.state NOT IN ('posting', 'possibly_created', 'posted')
-                           AND order_ledger.snapshot_fetched_at < EXCLUDED.snapshot_fetched_at
-                         RETURNING order_number
+                           AND (order_ledger.snapshot_fetched_at < EXCLUDED.snapshot_fetched_at
+                                -- The same snapshot evaluated again (a mapping or a rule was
+                                -- fixed) may release an order that waits.
+                                OR (order_ledger.snapshot_hash = EXCLUDED.snapshot_hash
+                                    AND order_ledger.state IN ('held', 'rejected')
+                                    AND order_ledger.state <> EXCLUDED.state))
+                         RETURNING order_number, previous_state
                      )
-                     SELECT order_number FROM applied",
+                     SELECT order_number, previous_state FROM applied",
                 )
                 .bind(tenant)
                 .bind(group.iter().map(|i| records[*i].order_number).collect::<Vec<_>>())
@@ -329,9 +337,14 @@ impl Store {
         // stale snapshot, an order already in the ERP) to say why.
         let mut known: std::collections::HashMap<(String, i64), (bool, Option<Prior>)> =
             std::collections::HashMap::with_capacity(winners.len());
+        let mut released_from: std::collections::HashMap<(String, i64), LedgerState> =
+            std::collections::HashMap::new();
         for (tenant, numbers) in applied_rows {
-            for n in numbers {
+            for (n, previous) in numbers {
                 known.insert((tenant.clone(), n), (true, None));
+                if let Some(p) = previous.as_deref().and_then(LedgerState::parse) {
+                    released_from.insert((tenant.clone(), n), p);
+                }
             }
         }
         for (tenant, group) in by_tenant(&winners, |i| records[*i].tenant.as_str()) {
@@ -371,16 +384,30 @@ impl Store {
                 .cloned()
                 .unwrap_or((false, None));
             outcomes[i] = classify(r, applied, prior.as_ref());
+            if outcomes[i] == SnapshotOutcome::Applied
+                && let Some(previous) = released_from.get(&(r.tenant.clone(), r.order_number))
+            {
+                outcomes[i] = SnapshotOutcome::Changed(*previous);
+            }
         }
         for &i in &repeated {
             let r = &records[i];
             let winner = winners.iter().copied().find(|&w| same_order(w, i));
             outcomes[i] = match winner {
                 Some(w) if records[w].snapshot_hash == r.snapshot_hash => match &outcomes[w] {
-                    SnapshotOutcome::Applied => SnapshotOutcome::AlreadyApplied(records[w].state),
+                    SnapshotOutcome::Applied | SnapshotOutcome::Changed(_) => {
+                        SnapshotOutcome::AlreadyApplied(records[w].state)
+                    }
                     other => other.clone(),
                 },
-                Some(w) if outcomes[w] == SnapshotOutcome::Applied => SnapshotOutcome::Stale,
+                Some(w)
+                    if matches!(
+                        outcomes[w],
+                        SnapshotOutcome::Applied | SnapshotOutcome::Changed(_)
+                    ) =>
+                {
+                    SnapshotOutcome::Stale
+                }
                 _ => {
                     let prior = known
                         .get(&(r.tenant.clone(), r.order_number))

@@ -199,6 +199,82 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// The tenant's mappings, sorted by SKU, with when each last changed.
+    pub async fn sku_mappings(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<(String, String, DateTime<Utc>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT centra_sku, erp_item, updated_at FROM sku_mappings WHERE tenant = $1 ORDER BY centra_sku",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Changes whenever the tenant's mapping changes (count and latest change).
+    pub async fn mapping_version(
+        &self,
+        tenant: &str,
+    ) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+        Ok(
+            sqlx::query_as("SELECT count(*), max(updated_at) FROM sku_mappings WHERE tenant = $1")
+                .bind(tenant)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Orders parked as rejected by a cause that configuration can fix (a SKU mapping, a
+    /// currency, a tax code), with the snapshot they were judged on.
+    pub async fn blocked_orders(
+        &self,
+        tenant: &str,
+        limit: i64,
+    ) -> Result<Vec<BlockedOrder>, StoreError> {
+        Ok(sqlx::query_as::<_, BlockedOrder>(
+            "SELECT l.order_number, l.snapshot_hash, l.snapshot_fetched_at, l.first_accepted_at, s.body
+             FROM (SELECT DISTINCT order_number FROM exceptions
+                   WHERE tenant = $1 AND state IN ('open', 'retrying') AND order_number IS NOT NULL
+                     AND kind IN ('unmapped_sku', 'unmapped_currency', 'unmapped_tax_rate')) e
+             JOIN order_ledger l ON l.tenant = $1 AND l.order_number = e.order_number
+             JOIN order_snapshots s ON s.tenant = $1 AND s.order_number = l.order_number
+                                   AND s.snapshot_hash = l.snapshot_hash
+             WHERE l.state = 'rejected'
+             ORDER BY l.order_number
+             LIMIT $2",
+        )
+        .bind(tenant)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Resolves an order's open exceptions of `kinds` except those whose key is still a
+    /// problem (`keep`): the cause is gone. Returns how many were resolved.
+    pub async fn resolve_order_exceptions(
+        &self,
+        tenant: &str,
+        order_number: i64,
+        kinds: &[&str],
+        keep: &[String],
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE exceptions SET state = 'resolved', resolved_at = now(), state_reason = $5
+             WHERE tenant = $1 AND order_number = $2 AND kind = ANY($3)
+               AND state IN ('open', 'retrying') AND NOT (dedupe_key = ANY($4))",
+        )
+        .bind(tenant)
+        .bind(order_number)
+        .bind(kinds)
+        .bind(keep)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn checkpoint(&self, tenant: &str, name: &str) -> Result<Option<String>, StoreError> {
         let value =
             sqlx::query_scalar("SELECT value FROM checkpoints WHERE tenant = $1 AND name = $2")
@@ -247,6 +323,16 @@ pub fn exception_sink(
         publisher: base.publisher.clone(),
         topology: base.topology.clone(),
     })
+}
+
+/// An order waiting for a configuration fix, with the snapshot it was judged on.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BlockedOrder {
+    pub order_number: i64,
+    pub snapshot_hash: String,
+    pub snapshot_fetched_at: DateTime<Utc>,
+    pub first_accepted_at: Option<DateTime<Utc>>,
+    pub body: Vec<u8>,
 }
 
 /// One row of the exceptions inbox.

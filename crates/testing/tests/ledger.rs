@@ -60,7 +60,7 @@ async fn a_stale_snapshot_never_overwrites_a_newer_one() {
             .record_snapshot(&record(1, "c", 30, LedgerState::Ready))
             .await
             .ok(),
-        Some(SnapshotOutcome::Applied)
+        Some(SnapshotOutcome::Changed(LedgerState::Held))
     );
     let row = store
         .ledger_row("acme", 1)
@@ -264,6 +264,41 @@ async fn tenants_never_see_each_others_orders() {
             .await
             .ok(),
         Some(BeginPosting::Superseded(LedgerState::Held))
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_same_snapshot_judged_again_may_release_a_waiting_order_but_not_a_posted_one() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    store
+        .record_snapshot(&record(11, "h", 10, LedgerState::Rejected))
+        .await
+        .expect("recorded");
+    // Same snapshot, same verdict: nothing changes.
+    assert_eq!(
+        store
+            .record_snapshot(&record(11, "h", 10, LedgerState::Rejected))
+            .await
+            .ok(),
+        Some(SnapshotOutcome::AlreadyApplied(LedgerState::Rejected))
+    );
+    // Same snapshot, new verdict (the mapping was fixed): released.
+    assert_eq!(
+        store
+            .record_snapshot(&record(11, "h", 10, LedgerState::Ready))
+            .await
+            .ok(),
+        Some(SnapshotOutcome::Changed(LedgerState::Rejected))
+    );
+    // Ready orders are not moved back by the same snapshot.
+    assert_eq!(
+        store
+            .record_snapshot(&record(11, "h", 10, LedgerState::Rejected))
+            .await
+            .ok(),
+        Some(SnapshotOutcome::AlreadyApplied(LedgerState::Ready))
     );
     env.cleanup().await;
 }

@@ -23,8 +23,18 @@ use prost::Message as _;
 use tokio::sync::RwLock;
 
 pub mod convert;
+pub mod healer;
 
 pub const SERVICE: &str = "transform";
+
+/// The exception kinds the transform raises (and resolves when their cause is gone).
+pub const TRANSFORM_KINDS: [&str; 5] = [
+    "unmapped_sku",
+    "unmapped_currency",
+    "unmapped_tax_rate",
+    "snapshot_inconsistent",
+    "invalid_snapshot",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
@@ -63,6 +73,7 @@ pub async fn run(base: ServiceBase, store: Store) -> Result<(), TransformError> 
             grace: base.config.ops.shutdown_grace,
         };
         tasks.spawn(runner.run(handler, base.shutdown.clone()));
+        tokio::spawn(healer::run(base.clone(), store.clone(), tenant.id.clone()));
     }
     while let Some(done) = tasks.join_next().await {
         done.map_err(|e| TransformError::Join(e.to_string()))??;
@@ -109,15 +120,16 @@ impl SkuCache {
         &self,
         store: &Store,
         tenant: &str,
+        fresh: bool,
     ) -> Result<Arc<HashMap<String, String>>, ferry_store::StoreError> {
-        {
+        if !fresh {
             let cached = self.map.read().await;
             if cached.0.elapsed() < SKU_CACHE_TTL {
                 return Ok(cached.1.clone());
             }
         }
         let mut cached = self.map.write().await;
-        if cached.0.elapsed() >= SKU_CACHE_TTL {
+        if fresh || cached.0.elapsed() >= SKU_CACHE_TTL {
             *cached = (Instant::now(), Arc::new(store.sku_map(tenant).await?));
         }
         Ok(cached.1.clone())
@@ -168,9 +180,11 @@ impl Handler for TransformHandler {
                 })));
             }
         };
+        // A replay exists because something changed: judge it with the mapping of this moment.
+        let replay = message.source == centra_pb::Source::Replay as i32;
         let items = self
             .items
-            .get(&self.store, &self.tenant.id)
+            .get(&self.store, &self.tenant.id, replay)
             .await
             .map_err(store_error)?;
         let order = transform(&snapshot, &self.tenant.rules, items.as_ref());
@@ -203,12 +217,20 @@ impl Handler for TransformHandler {
             .map_err(HandlerError::transient)?;
 
         match outcome {
-            SnapshotOutcome::Applied | SnapshotOutcome::AlreadyApplied(_) => {
+            SnapshotOutcome::Applied
+            | SnapshotOutcome::Changed(_)
+            | SnapshotOutcome::AlreadyApplied(_) => {
                 self.record_problems(&order, delivery, &message.snapshot_json)
                     .await?;
+                if let SnapshotOutcome::Changed(LedgerState::Rejected | LedgerState::Held) = outcome
+                {
+                    self.resolve_fixed(&order).await?;
+                }
                 let still_ready = matches!(
                     outcome,
-                    SnapshotOutcome::Applied | SnapshotOutcome::AlreadyApplied(LedgerState::Ready)
+                    SnapshotOutcome::Applied
+                        | SnapshotOutcome::Changed(_)
+                        | SnapshotOutcome::AlreadyApplied(LedgerState::Ready)
                 );
                 if order.release == Release::Ready && still_ready {
                     self.publish_ready(&order, &message).await?;
@@ -264,6 +286,35 @@ impl TransformHandler {
             source_subject: Some(delivery.subject.clone()),
             payload: payload.to_vec(),
         }
+    }
+
+    /// A re-evaluated order's exceptions whose cause is gone are resolved.
+    async fn resolve_fixed(&self, order: &SalesOrder) -> Result<(), HandlerError> {
+        let keep: Vec<String> = order
+            .problems
+            .iter()
+            .map(|p| format!("order:{}:{}", order.order_number, p.key))
+            .collect();
+        let resolved = self
+            .store
+            .resolve_order_exceptions(
+                &self.tenant.id,
+                order.order_number,
+                &TRANSFORM_KINDS,
+                &keep,
+                "fixed: the order was evaluated again and the cause is gone",
+            )
+            .await
+            .map_err(store_error)?;
+        if resolved > 0 {
+            tracing::info!(
+                order = order.order_number,
+                resolved,
+                release = order.release.as_str(),
+                "blocked order re-evaluated"
+            );
+        }
+        Ok(())
     }
 
     /// Blocking problems become exception records (deduplicated per order and cause).
