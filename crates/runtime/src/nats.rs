@@ -148,6 +148,15 @@ impl Topology {
         format!("{}.{tenant}.order.posted.*", self.prefix)
     }
 
+    /// `<prefix>.<tenant>.order.amended.<number>`
+    pub fn amended_subject(&self, tenant: &str, number: i64) -> String {
+        format!("{}.{tenant}.order.amended.{number}", self.prefix)
+    }
+
+    pub fn amended_filter(&self, tenant: &str) -> String {
+        format!("{}.{tenant}.order.amended.*", self.prefix)
+    }
+
     /// `<prefix>.<tenant>.exception.<kind>`
     pub fn exception_subject(&self, tenant: &str, kind: &str) -> String {
         format!("{}.{tenant}.exception.{kind}", self.prefix)

@@ -263,7 +263,12 @@ impl Store {
                 _ => winners.push(i),
             }
         }
-        let mut applied_rows: Vec<(String, Vec<(i64, Option<String>)>)> = Vec::new();
+        // Per order: written by this statement, and the row as it stands (for the others).
+        let mut known: std::collections::HashMap<(String, i64), (bool, Option<Prior>)> =
+            std::collections::HashMap::with_capacity(winners.len());
+        // Orders this statement changed, with the state they were in before.
+        let mut released_from: std::collections::HashMap<(String, i64), LedgerState> =
+            std::collections::HashMap::new();
         for (tenant, group) in by_tenant(&winners, |i| records[*i].tenant.as_str()) {
             let pick = |f: &dyn Fn(&SnapshotRecord) -> String| {
                 group.iter().map(|i| f(&records[*i])).collect::<Vec<_>>()
@@ -330,23 +335,16 @@ impl Store {
                 .bind(group.iter().map(|i| records[*i].body.clone()).collect::<Vec<_>>())
                 .fetch_all(self.pool())
                 .await?;
-            applied_rows.push((tenant.to_owned(), written));
-        }
-
-        // Rows written by this statement; the others are read back (rarely: a redelivery, a
-        // stale snapshot, an order already in the ERP) to say why.
-        let mut known: std::collections::HashMap<(String, i64), (bool, Option<Prior>)> =
-            std::collections::HashMap::with_capacity(winners.len());
-        let mut released_from: std::collections::HashMap<(String, i64), LedgerState> =
-            std::collections::HashMap::new();
-        for (tenant, numbers) in applied_rows {
-            for (n, previous) in numbers {
-                known.insert((tenant.clone(), n), (true, None));
+            for (n, previous) in written {
+                known.insert((tenant.to_owned(), n), (true, None));
                 if let Some(p) = previous.as_deref().and_then(LedgerState::parse) {
-                    released_from.insert((tenant.clone(), n), p);
+                    released_from.insert((tenant.to_owned(), n), p);
                 }
             }
         }
+
+        // The orders not written are read back (rarely: a redelivery, a stale snapshot, an
+        // order already in the ERP) to say why.
         for (tenant, group) in by_tenant(&winners, |i| records[*i].tenant.as_str()) {
             let unwritten: Vec<i64> = group
                 .iter()

@@ -22,6 +22,7 @@ use ferry_store::{LedgerState, SnapshotOutcome, SnapshotRecord, Store};
 use prost::Message as _;
 use tokio::sync::RwLock;
 
+pub mod amend;
 pub mod convert;
 pub mod healer;
 
@@ -247,8 +248,7 @@ impl Handler for TransformHandler {
             }
             SnapshotOutcome::AfterPosting(state, posted) => {
                 if posted != fingerprint && order.release != Release::Held {
-                    self.amendment(&order, state, delivery, &message.snapshot_json)
-                        .await?;
+                    self.amendment(&order, state, delivery, &message).await?;
                 }
             }
         }
@@ -366,23 +366,88 @@ impl TransformHandler {
         order: &SalesOrder,
         state: LedgerState,
         delivery: &Delivery,
-        payload: &[u8],
+        message: &centra_pb::OrderSnapshot,
     ) -> Result<(), HandlerError> {
+        let row = self
+            .store
+            .ledger_row(&self.tenant.id, order.order_number)
+            .await
+            .map_err(store_error)?;
+        let (erp_reference, posted_hash, totals) = row
+            .map(|r| {
+                (
+                    r.erp_reference.unwrap_or_default(),
+                    r.snapshot_hash,
+                    (r.gross_minor, r.tax_minor),
+                )
+            })
+            .unwrap_or_default();
+        let earlier = amend::earlier_snapshot(
+            &self.base,
+            &self.tenant.id,
+            order.order_number,
+            &posted_hash,
+        )
+        .await;
+        let items = self
+            .items
+            .get(&self.store, &self.tenant.id, false)
+            .await
+            .map_err(store_error)?;
+        let posted = amend::Posted {
+            erp_reference: &erp_reference,
+            snapshot: earlier.as_deref(),
+            gross_minor: totals.0,
+            tax_minor: totals.1,
+        };
+        let amended = amend::amendment(
+            &self.tenant.id,
+            &posted,
+            &self.tenant.rules,
+            items.as_ref(),
+            order,
+            &message.content_hash,
+        );
+        self.base
+            .publisher
+            .publish(&Outgoing {
+                subject: self
+                    .base
+                    .topology
+                    .amended_subject(&self.tenant.id, order.order_number),
+                msg_id: format!(
+                    "{}:{}:{}:amended",
+                    self.tenant.id, order.order_number, message.content_hash
+                ),
+                payload: Bytes::from(amended.encode_to_vec()),
+            })
+            .await?;
+
         let what = match order.release {
             Release::Cancelled => "was cancelled in Centra".to_owned(),
             _ => format!("changed in Centra (now {})", order.amount_text()),
         };
+        let lines = if amended.lines_known {
+            format!(" {} line(s) differ.", amended.changes.len())
+        } else {
+            String::new()
+        };
         let problem = Problem {
             kind: ExceptionKind::AmendmentNotApplied,
-            key: "amendment".to_owned(),
+            key: format!("amendment:{}", message.content_hash),
             message: format!(
-                "Order {} {what} after it was sent to the ERP ({state}). The ERP still holds the \
-                 earlier version: adjust the sales order in the ERP by hand or with a credit note.",
-                order.order_number
+                "Order {} {what} after it was sent to the ERP ({state}, {}).{lines} The ERP still \
+                 holds the earlier version: adjust the sales order in the ERP or issue a credit note.",
+                order.order_number,
+                if erp_reference.is_empty() {
+                    "no reference yet"
+                } else {
+                    erp_reference.as_str()
+                },
             ),
             reason: format!("fingerprint changed after {state}"),
         };
-        let exception = self.exception(order, &problem, delivery, payload);
+        let exception = self.exception(order, &problem, delivery, &message.snapshot_json);
         self.sink
             .record(&exception)
             .await

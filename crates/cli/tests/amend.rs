@@ -1,0 +1,133 @@
+//! An order changed after it reached the ERP becomes an amendment (the difference), never a
+//! second sales order.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
+
+use std::time::Duration;
+
+use ferry::stack::{Stack, StackOptions};
+use ferry_proto::Message as _;
+use ferry_sim_centra::OrderMix;
+use ferry_testing::TestEnv;
+use futures::StreamExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_cancelled_after_posting_is_an_amendment() {
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        centra_requests_per_10s: 1000,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    let mix = OrderMix {
+        hold_pct: 0,
+        pending_pct: 0,
+        bundle_pct: 0,
+        cancellation_pct: 0,
+        voucher_pct: 0,
+        markets: vec![1],
+        ..OrderMix::default()
+    };
+    // An order with at least two units, so one can be cancelled.
+    let number = loop {
+        let n = stack.centra.generate(1, &mix)[0];
+        let order = stack.centra.state.order(n).unwrap();
+        if order.lines.iter().map(|l| l.quantity).sum::<i64>() >= 2 {
+            break n;
+        }
+    };
+    for _ in 0..200 {
+        let row = store.ledger_row("acme", number).await.unwrap();
+        if row.is_some_and(|r| r.state == "posted") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = store
+        .ledger_row("acme", number)
+        .await
+        .unwrap()
+        .expect("row");
+    assert_eq!(before.state, "posted");
+
+    let client = env.nats().await;
+    let topology = ferry_runtime::Topology::new(&env.prefix);
+    let mut amended = client
+        .subscribe(topology.amended_subject("acme", number))
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+
+    // Customer service cancels one unit of the first line in Centra.
+    let (line_id, unit) = {
+        let o = stack.centra.state.order(number).unwrap();
+        let l = o.lines.iter().find(|l| l.quantity > 0).unwrap();
+        (l.id, l.unit_price)
+    };
+    stack
+        .centra
+        .state
+        .update::<()>(number, |o| {
+            let l = o.lines.iter_mut().find(|l| l.id == line_id).unwrap();
+            l.quantity -= 1;
+            l.cancelled_quantity += 1;
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+
+    let message = tokio::time::timeout(Duration::from_secs(20), amended.next())
+        .await
+        .expect("an amendment")
+        .unwrap();
+    let event = ferry_proto::order::v1::OrderAmended::decode(message.payload.as_ref()).unwrap();
+    assert!(event.lines_known);
+    assert!(!event.cancelled);
+    assert_eq!(event.erp_reference, before.erp_reference.clone().unwrap());
+    let unit_minor = (unit * rust_decimal::Decimal::from(100))
+        .to_string()
+        .parse::<f64>()
+        .unwrap() as i64;
+    let previous = event.previous_totals.unwrap();
+    let now = event.totals.unwrap();
+    assert_eq!(
+        previous.gross_minor - now.gross_minor,
+        unit_minor,
+        "one unit less"
+    );
+    let change = event
+        .changes
+        .iter()
+        .find(|c| c.centra_line_id == Some(line_id))
+        .expect("the cancelled line changed");
+    assert_eq!(change.quantity, change.previous_quantity - 1);
+
+    // The finance exception is recorded just after the event is published.
+    let mut exceptions = Vec::new();
+    for _ in 0..100 {
+        exceptions = store.open_exceptions("acme").await.unwrap();
+        if !exceptions.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(exceptions.len(), 1);
+    assert_eq!(
+        (exceptions[0].kind.as_str(), exceptions[0].owner.as_str()),
+        ("amendment_not_applied", "finance")
+    );
+    assert_eq!(stack.erp.orders().len(), 1, "never a second sales order");
+    assert_eq!(
+        store
+            .ledger_row("acme", number)
+            .await
+            .unwrap()
+            .unwrap()
+            .erp_reference,
+        before.erp_reference
+    );
+    stack.shutdown().await;
+    env.cleanup().await;
+}
