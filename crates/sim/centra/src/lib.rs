@@ -4,30 +4,50 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::Value;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use rand::Rng;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+pub mod auth;
 pub mod fast;
 pub mod generate;
+pub mod limits;
 pub mod model;
 pub mod mutation;
+pub mod ops;
+pub mod queries;
 pub mod schema;
 pub mod state;
 pub mod webhook;
 
+pub use auth::ApiToken;
 pub use generate::OrderMix;
-pub use state::SimState;
+pub use limits::{Quotas, RetryAfterFormat};
+pub use state::{Faults, SimState};
 pub use webhook::{WebhookConfig, WebhookStats};
 
 /// The version the simulator reports in `extensions.appVersion`.
-pub const APP_VERSION: &str = "ferry-sim-0.1";
+pub const APP_VERSION: &str = "ferry-sim-0.2";
+
+/// The SDL of the simulated Integration API, checked in next to the crate.
+pub const SCHEMA_SDL: &str = include_str!("../schema.graphql");
+
+/// What reading the contract snapshot takes.
+/// Sorted, as the engine path reports them.
+const CONTRACT_PERMISSIONS: &[&str] = &[
+    "Order.billingAddress:read",
+    "Order.shippingAddress:read",
+    "Order:read",
+    "Purchaser:read",
+];
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -36,7 +56,9 @@ pub struct SimConfig {
     pub seed: u64,
     pub first_order_number: i64,
     /// Integration API tokens the simulator accepts.
-    pub tokens: Vec<String>,
+    pub tokens: Vec<ApiToken>,
+    /// Rate-limit quotas (a fresh Centra instance's by default).
+    pub quotas: Quotas,
 }
 
 impl Default for SimConfig {
@@ -45,7 +67,8 @@ impl Default for SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             seed: 1,
             first_order_number: 1000,
-            tokens: vec!["sim-token".to_owned()],
+            tokens: vec![ApiToken::all("sim-token", "ferry")],
+            quotas: Quotas::default(),
         }
     }
 }
@@ -54,7 +77,9 @@ impl Default for SimConfig {
 struct App {
     state: Arc<SimState>,
     schema: schema::CentraSchema,
-    tokens: Arc<Vec<String>>,
+    tokens: Arc<Vec<ApiToken>>,
+    /// The contract query's complexity, as the engine computes it.
+    contract_complexity: u64,
 }
 
 /// A running simulator.
@@ -69,12 +94,19 @@ impl CentraSim {
         config: SimConfig,
         shutdown: CancellationToken,
     ) -> std::io::Result<CentraSim> {
-        let state = Arc::new(SimState::new(config.seed, config.first_order_number));
+        let state = Arc::new(SimState::with_quotas(
+            config.seed,
+            config.first_order_number,
+            config.quotas,
+        ));
         state.webhooks.start(shutdown.clone());
+        let schema = schema::build(state.clone());
+        let contract_complexity = complexity_of(&schema, ferry_centra::ORDER_SNAPSHOT_QUERY).await;
         let app = App {
             state: state.clone(),
-            schema: schema::build(state.clone()),
+            schema,
             tokens: Arc::new(config.tokens),
+            contract_complexity,
         };
         let router = Router::new()
             .route("/graphql", post(graphql))
@@ -85,6 +117,13 @@ impl CentraSim {
                 put(admin_webhooks).get(admin_webhook_stats),
             )
             .route("/admin/webhooks/announce", post(admin_announce))
+            .route("/admin/shipments", get(admin_shipments))
+            .route("/admin/stock", get(admin_stock))
+            .route("/admin/emails", get(admin_emails))
+            .route("/admin/requests", get(admin_requests))
+            .route("/admin/faults", put(admin_faults).get(admin_faults_get))
+            .route("/admin/limits", put(admin_limits).get(admin_limits_get))
+            .route("/admin/catalogue", post(admin_catalogue))
             .with_state(app);
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
@@ -115,6 +154,37 @@ impl CentraSim {
     pub fn webhook_stats(&self) -> WebhookStats {
         self.state.webhooks.stats()
     }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.state.faults.write() = arm(faults);
+    }
+}
+
+fn arm(mut faults: Faults) -> Faults {
+    faults.storm_until = (faults.storm_ms > 0)
+        .then(|| std::time::Instant::now() + Duration::from_millis(faults.storm_ms));
+    faults
+}
+
+/// The complexity the engine computes for a query (without running resolvers that matter:
+/// the filter matches nothing).
+async fn complexity_of(schema: &schema::CentraSchema, query: &str) -> u64 {
+    let request =
+        async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(
+            serde_json::json!({ "where": { "number": [] }, "limit": 1, "page": 1 }),
+        ));
+    let response = schema.execute(request).await;
+    analyzer_complexity(&response.extensions).unwrap_or(100)
+}
+
+fn analyzer_complexity(extensions: &std::collections::BTreeMap<String, Value>) -> Option<u64> {
+    match extensions.get("analyzer") {
+        Some(Value::Object(a)) => match a.get("complexity") {
+            Some(Value::Number(n)) => n.as_u64(),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn token_of(headers: &HeaderMap) -> Option<String> {
@@ -133,43 +203,141 @@ fn token_of(headers: &HeaderMap) -> Option<String> {
         .find_map(|c| c.trim().strip_prefix("graphql-access=").map(str::to_owned))
 }
 
+/// Top-level fields of the request's mutation operation: each costs one mutation token.
+fn count_mutations(request: &async_graphql::Request) -> u64 {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+        return 0;
+    };
+    let count = |op: &async_graphql::parser::types::OperationDefinition| {
+        if op.ty == OperationType::Mutation {
+            op.selection_set.node.items.len() as u64
+        } else {
+            0
+        }
+    };
+    match &doc.operations {
+        DocumentOperations::Single(op) => count(&op.node),
+        DocumentOperations::Multiple(ops) => match &request.operation_name {
+            Some(name) => ops.get(name.as_str()).map_or(0, |op| count(&op.node)),
+            None => ops.values().map(|op| count(&op.node)).max().unwrap_or(0),
+        },
+    }
+}
+
+fn too_many(state: &SimState, refusal: &limits::Refusal) -> Response {
+    let header = refusal.retry_after(state.limits.quotas().retry_after);
+    let kind = serde_json::to_value(refusal.kind).unwrap_or_default();
+    let interval = serde_json::to_value(refusal.interval).unwrap_or_default();
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [("retry-after", header)],
+        Json(serde_json::json!({ "errors": [{
+            "message": format!("Too many requests: the {} quota for {} is used up", kind.as_str().unwrap_or(""), interval.as_str().unwrap_or("")),
+            "extensions": { "category": "rate-limit" }
+        }] })),
+    )
+        .into_response()
+}
+
 async fn graphql(
     State(app): State<App>,
     headers: HeaderMap,
     Json(request): Json<async_graphql::Request>,
 ) -> Response {
-    let authorised = token_of(&headers).is_some_and(|t| app.tokens.contains(&t));
-    if !authorised {
+    let operation = request.operation_name.clone();
+    let record = |status: StatusCode, mutations: u64, complexity: u64| state::RequestRecord {
+        at: chrono::Utc::now(),
+        operation: operation.clone(),
+        status: status.as_u16(),
+        mutations,
+        complexity,
+    };
+    let faults = app.state.faults.read().clone();
+    let mut delay = faults.latency_ms;
+    if faults.slow_per_mille > 0 && rand::rng().random_range(0..1000) < faults.slow_per_mille {
+        delay += faults.slow_ms;
+    }
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if let Some(until) = faults.storm_until
+        && let Some(wait) = until.checked_duration_since(std::time::Instant::now())
+    {
+        app.state
+            .log_request(record(StatusCode::TOO_MANY_REQUESTS, 0, 0));
+        return too_many(
+            &app.state,
+            &limits::Refusal {
+                kind: limits::RateLimitType::RequestCount,
+                interval: limits::RateLimitInterval::TenSeconds,
+                wait,
+            },
+        );
+    }
+    if faults.error_per_mille > 0 && rand::rng().random_range(0..1000) < faults.error_per_mille {
+        app.state
+            .log_request(record(StatusCode::SERVICE_UNAVAILABLE, 0, 0));
+        return (StatusCode::SERVICE_UNAVAILABLE, "injected fault").into_response();
+    }
+    let token = token_of(&headers).and_then(|t| app.tokens.iter().find(|k| k.token == t).cloned());
+    let Some(token) = token else {
+        app.state
+            .log_request(record(StatusCode::UNAUTHORIZED, 0, 0));
         return (
             StatusCode::UNAUTHORIZED,
             Json(serde_json::json!({ "errors": [{ "message": "Unauthorized: a valid Integration API token is required" }] })),
         )
             .into_response();
+    };
+    let mutations = count_mutations(&request);
+    if let Err(refusal) = app.state.limits.admit(mutations) {
+        app.state
+            .log_request(record(StatusCode::TOO_MANY_REQUESTS, mutations, 0));
+        return too_many(&app.state, &refusal);
     }
-    if let Some(orders) = contract_query_orders(&app.state, &request) {
+    let caller = Arc::new(auth::Caller::new(token));
+    if CONTRACT_PERMISSIONS.iter().all(|p| caller.has(p))
+        && let Some(orders) = contract_query_orders(&app.state, &request)
+    {
         app.state
             .fast_answers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let body = fast::answer(&orders, &extensions_json());
+        let complexity = app.contract_complexity;
+        app.state.limits.charge_complexity(complexity);
+        app.state.log_request(record(StatusCode::OK, 0, complexity));
+        let used: Vec<&str> = CONTRACT_PERMISSIONS.to_vec();
+        let body = fast::answer(&orders, &extensions_json(complexity, &used));
         return ([("content-type", "application/json")], body).into_response();
     }
-    let mut response = app.schema.execute(request.data(app.state.clone())).await;
-    if let serde_json::Value::Object(extensions) = extensions_json() {
+    let mut response = app
+        .schema
+        .execute(request.data(app.state.clone()).data(caller.clone()))
+        .await;
+    let complexity = analyzer_complexity(&response.extensions).unwrap_or(0);
+    response.extensions.remove("analyzer");
+    let used = caller.used();
+    let used: Vec<&str> = used.iter().map(String::as_str).collect();
+    if let serde_json::Value::Object(extensions) = extensions_json(complexity, &used) {
         for (k, v) in extensions {
             if let Ok(v) = Value::from_json(v) {
                 response.extensions.insert(k, v);
             }
         }
     }
+    app.state.limits.charge_complexity(complexity);
+    app.state
+        .log_request(record(StatusCode::OK, mutations, complexity));
     Json(response).into_response()
 }
 
-/// What every answer carries in `extensions` (keys in the order the engine prints them).
-fn extensions_json() -> serde_json::Value {
+/// What every answer carries in `extensions`.
+fn extensions_json(complexity: u64, permissions: &[&str]) -> serde_json::Value {
+    // Keys sorted, as the engine path prints them.
     serde_json::json!({
         "appVersion": APP_VERSION,
-        "complexity": 100,
-        "permissionsUsed": ["Order:read"],
+        "complexity": complexity,
+        "permissionsUsed": permissions,
     })
 }
 
@@ -274,4 +442,89 @@ async fn admin_announce(State(app): State<App>, Json(request): Json<AnnounceRequ
         app.state.webhooks.announce("order", &request.action, *n);
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct OrderQuery {
+    order: Option<i64>,
+}
+
+async fn admin_shipments(State(app): State<App>, Query(q): Query<OrderQuery>) -> Response {
+    let shipments: Vec<ops::Shipment> = app.state.ops(|o| {
+        o.shipments
+            .values()
+            .filter(|s| q.order.is_none_or(|n| s.order_number == n))
+            .cloned()
+            .collect()
+    });
+    Json(shipments).into_response()
+}
+
+#[derive(Deserialize)]
+struct SkuQuery {
+    sku: String,
+}
+
+async fn admin_stock(State(app): State<App>, Query(q): Query<SkuQuery>) -> Response {
+    let levels = app.state.ops(|o| {
+        o.size_by_sku(&q.sku).map(|size| {
+            o.warehouses
+                .iter()
+                .map(|w| {
+                    let level = o.stock_of(size, w.id);
+                    serde_json::json!({
+                        "warehouse": w.id,
+                        "physical": level.physical,
+                        "allocated": level.allocated,
+                        "demand": level.demand,
+                        "freeToAllocate": level.free_to_allocate(),
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    match levels {
+        Some(levels) => Json(levels).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such SKU").into_response(),
+    }
+}
+
+async fn admin_emails(State(app): State<App>) -> Response {
+    Json(app.state.ops(|o| o.emails.clone())).into_response()
+}
+
+async fn admin_requests(State(app): State<App>) -> Response {
+    Json(app.state.request_log()).into_response()
+}
+
+async fn admin_faults(State(app): State<App>, Json(faults): Json<Faults>) -> Response {
+    *app.state.faults.write() = arm(faults);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn admin_faults_get(State(app): State<App>) -> Response {
+    Json(app.state.faults.read().clone()).into_response()
+}
+
+async fn admin_limits(State(app): State<App>, Json(quotas): Json<Quotas>) -> Response {
+    app.state.limits.reset(quotas);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn admin_limits_get(State(app): State<App>) -> Response {
+    Json(app.state.limits.view()).into_response()
+}
+
+#[derive(Deserialize)]
+struct CatalogueRequest {
+    sizes: usize,
+    #[serde(default)]
+    physical: i64,
+}
+
+async fn admin_catalogue(State(app): State<App>, Json(r): Json<CatalogueRequest>) -> Response {
+    let total = app
+        .state
+        .ops_mut(|o| o.add_synthetic_sizes(r.sizes.min(1_000_000), r.physical));
+    Json(serde_json::json!({ "sizes": total })).into_response()
 }

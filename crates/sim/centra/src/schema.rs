@@ -19,16 +19,22 @@ use rust_decimal::prelude::ToPrimitive;
 use crate::model::{self, Order, OrderLine, OrderStatus};
 use crate::state::SimState;
 
-pub type CentraSchema = Schema<Query, crate::mutation::Mutation, EmptySubscription>;
+pub type CentraSchema = Schema<QueryRoot, crate::mutation::Mutation, EmptySubscription>;
+
+/// Orders and the back office, as one query type.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(OrderQuery, crate::queries::OpsQuery);
 
 pub fn build(state: Arc<SimState>) -> CentraSchema {
     Schema::build_with_ignore_name_conflicts(
-        Query,
+        QueryRoot::default(),
         crate::mutation::Mutation,
         EmptySubscription,
         ["Float"],
     )
     .data(state)
+    .extension(async_graphql::extensions::Analyzer)
     .limit_depth(16)
     .finish()
 }
@@ -364,8 +370,53 @@ pub struct ProductSize {
     preorder: bool,
 }
 
+impl ProductSize {
+    pub fn catalogue(record: &crate::ops::SizeRecord) -> ProductSize {
+        ProductSize {
+            sku: record.sku.clone(),
+            ean: record.ean.clone(),
+            size_number: record.size_number.clone(),
+            description: record.size_number.clone(),
+            preorder: false,
+        }
+    }
+}
+
 #[Object]
 impl ProductSize {
+    /// The catalogue id (0 for a SKU the catalogue does not know).
+    async fn id(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let state = ctx.data::<Arc<SimState>>()?;
+        Ok(state.ops(|o| o.size_by_sku(&self.sku).map_or(0, |i| o.sizes[i].id)))
+    }
+    /// Whether this size is a bundle (its stock is derived from its components).
+    async fn is_bundle(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let state = ctx.data::<Arc<SimState>>()?;
+        Ok(state.ops(|o| {
+            o.size_by_sku(&self.sku)
+                .is_some_and(|i| !o.sizes[i].components.is_empty())
+        }))
+    }
+    /// Stock per warehouse (`freeToAllocateQuantity` is the cheap field).
+    async fn stock(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::queries::StockFilter>,
+    ) -> async_graphql::Result<Vec<crate::queries::StockView>> {
+        crate::auth::need(ctx, "ProductSize.stock:read", "ProductSize.stock")?;
+        let state = ctx.data::<Arc<SimState>>()?;
+        let wanted = filter.and_then(|f| f.warehouse_id);
+        Ok(state.ops(|o| {
+            let Some(size) = o.size_by_sku(&self.sku) else {
+                return Vec::new();
+            };
+            o.warehouses
+                .iter()
+                .filter(|w| wanted.as_ref().is_none_or(|ids| ids.contains(&w.id)))
+                .map(|w| crate::queries::StockView::of(o, size, w))
+                .collect()
+        }))
+    }
     #[graphql(name = "SKU")]
     async fn sku(&self) -> &str {
         &self.sku
@@ -785,10 +836,27 @@ pub struct OrderFilter {
     pub updated_at: Option<DateTimeFilter>,
 }
 
-pub struct Query;
+#[derive(Default)]
+pub struct OrderQuery;
+
+/// The permissions reading orders takes, by what the query selects.
+fn order_permissions(ctx: &Context<'_>, field: &str) -> async_graphql::Result<()> {
+    crate::auth::need(ctx, "Order:read", field)?;
+    let look = ctx.look_ahead();
+    if look.field("shippingAddress").exists() {
+        crate::auth::need(ctx, "Order.shippingAddress:read", field)?;
+    }
+    if look.field("billingAddress").exists() {
+        crate::auth::need(ctx, "Order.billingAddress:read", field)?;
+    }
+    if look.field("customer").exists() {
+        crate::auth::need(ctx, "Purchaser:read", field)?;
+    }
+    Ok(())
+}
 
 #[Object]
-impl Query {
+impl OrderQuery {
     /// Orders by filter, oldest number first; `page` is 1-based, `limit` 1–200.
     async fn orders(
         &self,
@@ -803,6 +871,7 @@ impl Query {
         if page < 1 {
             return Err("Page must be 1 or more".into());
         }
+        order_permissions(ctx, "orders")?;
         let state = ctx.data::<Arc<SimState>>()?;
         let filter = filter.unwrap_or_default();
         let orders = state.find_orders(&filter, limit as usize, page as usize);
@@ -818,6 +887,7 @@ impl Query {
         ctx: &Context<'_>,
         id: String,
     ) -> async_graphql::Result<Option<OrderIface>> {
+        order_permissions(ctx, "order")?;
         let state = ctx.data::<Arc<SimState>>()?;
         Ok(state
             .order_by_id(&id)

@@ -1,52 +1,204 @@
-//! The simulator's state: orders by number, the order generator, and the change log that
-//! feeds webhooks.
+//! The simulator's state: orders by number, the back office (stock, shipments, returns,
+//! emails, Events queues), the rate-limit buckets, faults, the request log, and the change
+//! log that feeds webhooks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
 
 use crate::generate::{Generator, OrderMix};
+use crate::limits::{Limits, Quotas};
 use crate::model::{Order, OrderStatus};
+use crate::ops::{EventChangeType, EventObjectType, Ops, UserError, user_error};
 use crate::schema::OrderFilter;
 use crate::webhook::WebhookSender;
 
+/// Faults the simulator injects into `/graphql` answers. Rates are per mille.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Added to every answer.
+    pub latency_ms: u64,
+    /// Answers this slow, at `slow_per_mille`.
+    pub slow_ms: u64,
+    pub slow_per_mille: u32,
+    /// HTTP 503 at this rate.
+    pub error_per_mille: u32,
+    /// Every request is answered 429 for this long from when it is set.
+    pub storm_ms: u64,
+    #[serde(skip)]
+    pub storm_until: Option<std::time::Instant>,
+}
+
+/// One `/graphql` call, for the admin request log.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub operation: Option<String>,
+    pub status: u16,
+    pub mutations: u64,
+    pub complexity: u64,
+}
+
+/// How many calls the request log keeps.
+const REQUEST_LOG: usize = 10_000;
+
 pub struct SimState {
     orders: RwLock<BTreeMap<i64, Arc<Order>>>,
+    ops: Mutex<Ops>,
     generator: Mutex<Generator>,
     next_number: Mutex<i64>,
     pub webhooks: WebhookSender,
+    pub limits: Limits,
+    pub faults: RwLock<Faults>,
+    requests: Mutex<VecDeque<RequestRecord>>,
     /// Contract queries answered by the precompiled path.
     pub fast_answers: std::sync::atomic::AtomicU64,
 }
 
+/// Orders and the back office, locked together for one change.
+pub struct World<'a> {
+    orders: &'a mut BTreeMap<i64, Arc<Order>>,
+    pub ops: &'a mut Ops,
+}
+
+impl World<'_> {
+    pub fn order(&self, number: i64) -> Result<&Order, UserError> {
+        self.orders
+            .get(&number)
+            .map(|o| &**o)
+            .ok_or_else(|| user_error(format!("Order {number} not found"), &["order"]))
+    }
+
+    pub fn order_by_id(&self, id: &str) -> Result<i64, UserError> {
+        self.orders
+            .values()
+            .find(|o| o.id == id)
+            .map(|o| o.number)
+            .ok_or_else(|| user_error(format!("Order {id} not found"), &["order"]))
+    }
+
+    /// Changes an order together with the back office. A confirmation allocates stock.
+    pub fn with_order<R>(
+        &mut self,
+        number: i64,
+        change: impl FnOnce(&mut Order, &mut Ops) -> Result<R, UserError>,
+    ) -> Result<R, UserError> {
+        let Some(slot) = self.orders.get_mut(&number) else {
+            return Err(user_error(format!("Order {number} not found"), &["order"]));
+        };
+        let mut order = (**slot).clone();
+        let before = order.status;
+        let result = change(&mut order, self.ops)?;
+        if before == OrderStatus::Pending && order.status == OrderStatus::Confirmed {
+            self.ops.allocate(&order);
+        }
+        *slot = Arc::new(order);
+        Ok(result)
+    }
+}
+
 impl SimState {
     pub fn new(seed: u64, first_number: i64) -> Self {
+        Self::with_quotas(seed, first_number, Quotas::default())
+    }
+
+    pub fn with_quotas(seed: u64, first_number: i64, quotas: Quotas) -> Self {
         Self {
             orders: RwLock::new(BTreeMap::new()),
+            ops: Mutex::new(Ops::new()),
             generator: Mutex::new(Generator::new(seed)),
             next_number: Mutex::new(first_number),
             webhooks: WebhookSender::new(),
+            limits: Limits::new(quotas),
+            faults: RwLock::new(Faults::default()),
+            requests: Mutex::new(VecDeque::new()),
             fast_answers: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Runs one change over orders and the back office atomically, then sends the webhooks
+    /// it raised. Orders are locked before the back office, always.
+    pub fn transact<R>(
+        &self,
+        change: impl FnOnce(&mut World<'_>) -> Result<R, UserError>,
+    ) -> Result<R, UserError> {
+        let (result, announcements) = {
+            let mut orders = self.orders.write();
+            let mut ops = self.ops.lock();
+            let mut world = World {
+                orders: &mut orders,
+                ops: &mut ops,
+            };
+            let result = change(&mut world);
+            (result, std::mem::take(&mut ops.announcements))
+        };
+        for a in announcements {
+            self.webhooks.announce(a.object_type, a.action, a.id);
+        }
+        result
+    }
+
+    /// Reads the back office.
+    pub fn ops<R>(&self, read: impl FnOnce(&Ops) -> R) -> R {
+        read(&self.ops.lock())
+    }
+
+    /// Changes the back office alone (stock, events).
+    pub fn ops_mut<R>(&self, change: impl FnOnce(&mut Ops) -> R) -> R {
+        let (result, announcements) = {
+            let mut ops = self.ops.lock();
+            let r = change(&mut ops);
+            (r, std::mem::take(&mut ops.announcements))
+        };
+        for a in announcements {
+            self.webhooks.announce(a.object_type, a.action, a.id);
+        }
+        result
+    }
+
+    pub fn log_request(&self, record: RequestRecord) {
+        let mut log = self.requests.lock();
+        if log.len() == REQUEST_LOG {
+            log.pop_front();
+        }
+        log.push_back(record);
+    }
+
+    pub fn request_log(&self) -> Vec<RequestRecord> {
+        self.requests.lock().iter().cloned().collect()
     }
 
     /// Creates `count` orders from the generator and announces them (`order insert`).
     pub fn generate(&self, count: usize, mix: &OrderMix) -> Vec<i64> {
         let mut numbers = Vec::with_capacity(count);
-        {
+        let announcements = {
             let mut generator = self.generator.lock();
             let mut next = self.next_number.lock();
             let mut orders = self.orders.write();
+            let mut ops = self.ops.lock();
             for _ in 0..count {
                 let number = *next;
                 *next += 1;
-                orders.insert(number, Arc::new(generator.order(number, mix)));
+                let order = generator.order(number, mix);
+                if order.status != OrderStatus::Pending {
+                    ops.allocate(&order);
+                }
+                orders.insert(number, Arc::new(order));
+                ops.raise(
+                    EventObjectType::Order,
+                    EventChangeType::Created,
+                    number,
+                    Some("insert"),
+                );
                 numbers.push(number);
             }
-        }
-        for n in &numbers {
-            self.webhooks.announce("order", "insert", *n);
+            std::mem::take(&mut ops.announcements)
+        };
+        for a in announcements {
+            self.webhooks.announce(a.object_type, a.action, a.id);
         }
         numbers
     }
@@ -54,7 +206,20 @@ impl SimState {
     /// Stores an order as given (tests, or a loaded snapshot) and announces it.
     pub fn insert(&self, order: Order) {
         let number = order.number;
-        self.orders.write().insert(number, Arc::new(order));
+        {
+            let mut orders = self.orders.write();
+            let mut ops = self.ops.lock();
+            if order.status != OrderStatus::Pending {
+                ops.allocate(&order);
+            }
+            orders.insert(number, Arc::new(order));
+            ops.raise(
+                EventObjectType::Order,
+                EventChangeType::Created,
+                number,
+                None,
+            );
+        }
         self.webhooks.announce("order", "insert", number);
     }
 
@@ -81,9 +246,20 @@ impl SimState {
             let mut orders = self.orders.write();
             let current = orders.get(&number)?;
             let mut order = (**current).clone();
+            let before = order.status;
             match change(&mut order) {
                 Ok(()) => {
                     order.touch();
+                    let mut ops = self.ops.lock();
+                    if before == OrderStatus::Pending && order.status == OrderStatus::Confirmed {
+                        ops.allocate(&order);
+                    }
+                    ops.raise(
+                        EventObjectType::Order,
+                        EventChangeType::Updated,
+                        number,
+                        None,
+                    );
                     let order = Arc::new(order);
                     orders.insert(number, order.clone());
                     Ok(order)
