@@ -14,6 +14,58 @@ use crate::ratelimit::{RateLimiter, parse_retry_after};
 /// The contract query (`tests/contracts/order-snapshot.graphql`), sent verbatim.
 pub const ORDER_SNAPSHOT_QUERY: &str = include_str!("../graphql/order-snapshot.graphql");
 
+/// Ferry's other operations, each checked against the simulator's SDL by a test.
+pub mod ops {
+    pub const ORDERS_CHANGED_SINCE: &str = include_str!("../graphql/orders-changed-since.graphql");
+    pub const EVENTS: &str = include_str!("../graphql/events.graphql");
+    pub const CONFIRM_EVENTS: &str = include_str!("../graphql/confirm-events.graphql");
+    pub const SET_EVENT_LISTENERS: &str = include_str!("../graphql/set-event-listeners.graphql");
+    pub const RATE_LIMITS: &str = include_str!("../graphql/rate-limits.graphql");
+
+    /// Every operation with the variables a test may run it with.
+    pub fn all() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("order-snapshot", super::ORDER_SNAPSHOT_QUERY),
+            ("orders-changed-since", ORDERS_CHANGED_SINCE),
+            ("events", EVENTS),
+            ("confirm-events", CONFIRM_EVENTS),
+            ("set-event-listeners", SET_EVENT_LISTENERS),
+            ("rate-limits", RATE_LIMITS),
+        ]
+    }
+}
+
+/// One entry of Centra's Events queue.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CentraEvent {
+    pub id: i64,
+    pub object_type: String,
+    pub change_type: String,
+    /// The order number for orders, the id otherwise.
+    pub object_reference: i64,
+}
+
+/// One rate-limit bucket as Centra reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitBucket {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub interval_seconds: String,
+    pub quota: u64,
+    pub used_quota: u64,
+    pub remaining_quota: u64,
+}
+
+/// A `userErrors` / `userWarnings` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct UserMessage {
+    pub message: String,
+    #[serde(default)]
+    pub path: Vec<String>,
+}
+
 /// Centra's page size limit for list queries.
 pub const MAX_PAGE: usize = 200;
 
@@ -36,6 +88,9 @@ pub enum CentraError {
     },
     #[error("Centra's answer could not be read: {0}")]
     Decode(String),
+    /// A business error (`userErrors`): the request was understood and refused.
+    #[error("Centra refused: {}", .0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "))]
+    UserErrors(Vec<UserMessage>),
 }
 
 impl CentraError {
@@ -192,6 +247,111 @@ impl CentraClient {
             .ok_or_else(|| CentraError::Decode("no data in the answer".to_owned()))
     }
 
+    /// Numbers of every order changed since `from` (RFC 3339), all pages: what the periodic
+    /// resync asks for.
+    pub async fn orders_changed_since(&self, from: &str) -> Result<Vec<i64>, CentraError> {
+        #[derive(Deserialize)]
+        struct Data {
+            orders: Vec<Number>,
+        }
+        #[derive(Deserialize)]
+        struct Number {
+            number: i64,
+        }
+        let mut out = Vec::new();
+        for page in 1.. {
+            let data = self
+                .execute(
+                    ops::ORDERS_CHANGED_SINCE,
+                    serde_json::json!({ "from": from, "limit": MAX_PAGE, "page": page }),
+                )
+                .await?;
+            let data: Data =
+                serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
+            let n = data.orders.len();
+            out.extend(data.orders.into_iter().map(|o| o.number));
+            if n < MAX_PAGE {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Listens for order events on this token's integration queue (idempotent).
+    pub async fn listen_for_order_events(&self) -> Result<(), CentraError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            set_event_listeners: Payload,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Payload {
+            user_errors: Vec<UserMessage>,
+        }
+        let data = self
+            .execute(ops::SET_EVENT_LISTENERS, serde_json::json!({}))
+            .await?;
+        let data: Data =
+            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
+        user_errors(data.set_event_listeners.user_errors)
+    }
+
+    /// The oldest unconfirmed order events (at most `limit`, ≤ 200).
+    pub async fn order_events(&self, limit: usize) -> Result<Vec<CentraEvent>, CentraError> {
+        #[derive(Deserialize)]
+        struct Data {
+            events: Vec<CentraEvent>,
+        }
+        let data = self
+            .execute(
+                ops::EVENTS,
+                serde_json::json!({ "limit": limit.clamp(1, MAX_PAGE) }),
+            )
+            .await?;
+        let data: Data =
+            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
+        Ok(data.events)
+    }
+
+    /// Confirms processed events; Centra keeps returning unconfirmed ones.
+    pub async fn confirm_events(&self, ids: &[i64]) -> Result<Vec<UserMessage>, CentraError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            confirm_events: Payload,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Payload {
+            user_errors: Vec<UserMessage>,
+            #[serde(default)]
+            user_warnings: Vec<UserMessage>,
+        }
+        let data = self
+            .execute(ops::CONFIRM_EVENTS, serde_json::json!({ "ids": ids }))
+            .await?;
+        let data: Data =
+            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
+        user_errors(data.confirm_events.user_errors)?;
+        Ok(data.confirm_events.user_warnings)
+    }
+
+    /// The six rate-limit buckets, as Centra counts them.
+    pub async fn rate_limits(&self) -> Result<Vec<RateLimitBucket>, CentraError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            rate_limits: Vec<RateLimitBucket>,
+        }
+        let data = self
+            .execute(ops::RATE_LIMITS, serde_json::json!({}))
+            .await?;
+        let data: Data =
+            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
+        Ok(data.rate_limits)
+    }
+
     /// Fetches the contract snapshot of up to [`MAX_PAGE`] orders by number, in one request.
     /// Orders Centra does not know are simply absent from the result.
     pub async fn order_snapshots(&self, numbers: &[i64]) -> Result<Vec<RawSnapshot>, CentraError> {
@@ -206,6 +366,15 @@ impl CentraClient {
             out.extend(split_orders(&data)?);
         }
         Ok(out)
+    }
+}
+
+/// `userErrors` as a typed, permanent error.
+pub fn user_errors(errors: Vec<UserMessage>) -> Result<(), CentraError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CentraError::UserErrors(errors))
     }
 }
 

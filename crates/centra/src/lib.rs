@@ -6,5 +6,8 @@ pub mod client;
 pub mod ratelimit;
 pub mod webhook;
 
-pub use client::{CentraClient, CentraError, ORDER_SNAPSHOT_QUERY, RawSnapshot};
+pub use client::{
+    CentraClient, CentraError, CentraEvent, ORDER_SNAPSHOT_QUERY, RateLimitBucket, RawSnapshot,
+    UserMessage,
+};
 pub use ratelimit::{RateLimiter, parse_retry_after};

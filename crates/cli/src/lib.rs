@@ -2,6 +2,7 @@
 //! `ferry transform` and the benchmarks, shared with the end-to-end tests.
 
 pub mod bench;
+pub mod bench_centra;
 pub mod mapping;
 pub mod stack;
 pub mod transform_cmd;

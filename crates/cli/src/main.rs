@@ -60,6 +60,8 @@ enum Bench {
     Pipeline(ferry::bench::PipelineArgs),
     /// Each service as its own process: time to ready and idle memory.
     Idle(ferry::bench::IdleArgs),
+    /// The Centra simulator at scale: a million orders, snapshot latency, requests/s.
+    Centra(ferry::bench_centra::CentraArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -106,6 +108,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Idle(args),
         } => ferry::bench::idle(args).await,
+        Command::Bench {
+            bench: Bench::Centra(args),
+        } => ferry::bench_centra::centra(args).await,
         Command::Migrate { config } => {
             let config = ferry_runtime::Config::load(config.as_deref())?;
             let store = ferry_store::Store::connect(&config.database).await?;

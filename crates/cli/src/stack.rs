@@ -86,6 +86,10 @@ pub struct StackOptions {
     /// Centra's request quota per 10 s as the client paces itself (20 on a real instance).
     pub centra_requests_per_10s: u32,
     pub webhook_faults: WebhookConfig,
+    /// Poll the simulator's Events queue as well as receiving webhooks.
+    pub centra_events: bool,
+    /// The periodic resync's interval (`0s`: off).
+    pub resync_interval: Duration,
     /// The demo tenant's order-to-cash rules (by default ERP item = Centra SKU, so the
     /// simulator's catalogue needs no mapping).
     pub rules: ferry_domain::Rules,
@@ -98,11 +102,28 @@ impl Default for StackOptions {
             seed: 1,
             centra_requests_per_10s: 20,
             webhook_faults: WebhookConfig::default(),
+            centra_events: false,
+            resync_interval: Duration::ZERO,
             rules: ferry_domain::Rules {
                 erp_item_equals_sku: true,
                 ..ferry_domain::Rules::default()
             },
         }
+    }
+}
+
+/// The simulator's quotas for a client paced to `per_10s` requests: Centra's defaults,
+/// with the request and complexity buckets raised in proportion when the demo or a
+/// benchmark raises the request quota (as a brand can ask Centra to).
+fn sim_quotas(per_10s: u32) -> ferry_sim_centra::Quotas {
+    let defaults = ferry_sim_centra::Quotas::default();
+    let scale = (u64::from(per_10s) / defaults.request_count_10s).max(1);
+    ferry_sim_centra::Quotas {
+        request_count_10s: defaults.request_count_10s * scale,
+        request_count_1h: defaults.request_count_1h * scale,
+        complexity_10s: defaults.complexity_10s * scale,
+        complexity_1h: defaults.complexity_1h * scale,
+        ..defaults
     }
 }
 
@@ -130,6 +151,7 @@ impl Stack {
         let centra = CentraSim::start(
             SimConfig {
                 seed: options.seed,
+                quotas: sim_quotas(options.centra_requests_per_10s),
                 ..SimConfig::default()
             },
             sims.clone(),
@@ -153,6 +175,10 @@ impl Stack {
                     webhook_secret: SecretString::from(webhook_secret.clone()),
                     requests_per_10s: options.centra_requests_per_10s,
                     timeout: Duration::from_secs(20),
+                    events: options.centra_events,
+                    events_poll: Duration::from_secs(2),
+                    resync_interval: options.resync_interval,
+                    resync_overlap: Duration::from_secs(30),
                 },
                 erp: ErpConfig::Http {
                     url: erp.url(),

@@ -42,7 +42,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     config.nats.url = infra.nats_url.clone();
     config.database.url = secrecy::SecretString::from(infra.database_url.clone());
-    let stack = Stack::start(config, StackOptions::default())
+    let options = StackOptions {
+        // All three sources, as production runs them: webhooks (with Centra's real
+        // unreliability), the Events queue, and the resync safety net.
+        centra_events: true,
+        resync_interval: std::time::Duration::from_secs(30),
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(config, options)
         .await
         .context("starting Ferry")?;
     let store = ferry_store::Store::connect(&stack.config.database).await?;

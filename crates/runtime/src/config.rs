@@ -263,10 +263,37 @@ pub struct CentraConfig {
     pub requests_per_10s: u32,
     #[serde(default = "default_centra_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Poll Centra's Events queue for order changes (the token needs `Event:read` and
+    /// `Event:write`, and Centra must have enabled Events for the integration).
+    #[serde(default)]
+    pub events: bool,
+    /// How often the Events queue is polled when it is empty (Centra suggests a minute).
+    #[serde(default = "default_events_poll", with = "humantime_serde")]
+    pub events_poll: Duration,
+    /// How often ingest asks Centra for every order changed since the last resync: the
+    /// safety net for dropped webhooks. `0s` turns it off.
+    #[serde(default = "default_resync_interval", with = "humantime_serde")]
+    pub resync_interval: Duration,
+    /// How far each resync looks back before the previous one began (late commits, clock
+    /// skew between Centra and Ferry).
+    #[serde(default = "default_resync_overlap", with = "humantime_serde")]
+    pub resync_overlap: Duration,
 }
 
 fn default_requests_per_10s() -> u32 {
     20
+}
+
+fn default_events_poll() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_resync_interval() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_resync_overlap() -> Duration {
+    Duration::from_secs(120)
 }
 
 fn default_centra_timeout() -> Duration {

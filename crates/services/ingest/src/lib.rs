@@ -1,5 +1,5 @@
-//! The ingest service: Centra's change signals in (signed webhooks now; the Events queue
-//! and the periodic resync join them), full order snapshots out on JetStream.
+//! The ingest service: Centra's change signals in (signed webhooks, the Events queue and a
+//! periodic resync), full order snapshots out on JetStream.
 //!
 //! Webhooks are fast but Centra does not guarantee their delivery or order, so a webhook
 //! only says "look at order N": ingest fetches the order's full snapshot in batches and
@@ -16,6 +16,7 @@ use ferry_store::Store;
 use secrecy::ExposeSecret;
 
 pub mod fetcher;
+pub mod sources;
 pub mod webhook;
 
 pub const SERVICE: &str = "ingest";
@@ -37,6 +38,14 @@ pub struct Ingest {
     tasks: tokio::task::JoinSet<Result<(), ferry_runtime::consumer::RunnerError>>,
 }
 
+/// The pull sources as a runner-shaped task (they end only at shutdown).
+async fn source_task(
+    f: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ferry_runtime::consumer::RunnerError> {
+    f.await;
+    Ok(())
+}
+
 impl Ingest {
     /// Binds the webhook endpoint and starts the fetchers; returns once listening.
     pub async fn start(base: ServiceBase, store: Store) -> Result<Ingest, IngestError> {
@@ -50,6 +59,28 @@ impl Ingest {
                 tenant.centra.requests_per_10s,
                 tenant.centra.timeout,
             );
+            // One client per tenant: the fetcher and both pull sources share its pacing,
+            // so together they stay within Centra's request quota.
+            if tenant.centra.events {
+                tasks.spawn(source_task(sources::run_events(
+                    base.clone(),
+                    tenant.id.clone(),
+                    client.clone(),
+                    tenant.centra.events_poll,
+                    base.shutdown.clone(),
+                )));
+            }
+            if !tenant.centra.resync_interval.is_zero() {
+                tasks.spawn(source_task(sources::run_resync(
+                    base.clone(),
+                    store.clone(),
+                    tenant.id.clone(),
+                    client.clone(),
+                    tenant.centra.resync_interval,
+                    tenant.centra.resync_overlap,
+                    base.shutdown.clone(),
+                )));
+            }
             let handler = Arc::new(fetcher::NoticeHandler::start(
                 base.clone(),
                 tenant.id.clone(),
