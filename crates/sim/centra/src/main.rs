@@ -62,7 +62,9 @@ async fn main() -> anyhow::Result<()> {
     println!("  GraphQL  {}   (token: sim-token)", sim.graphql_url());
     println!("  admin    {}/admin/…   (see docs/centra.md)", sim.url());
     println!("  orders   {}", sim.state.order_count());
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     shutdown.cancel();
     Ok(())
 }
