@@ -11,8 +11,10 @@ use serde_json::value::RawValue;
 
 use crate::ratelimit::{RateLimiter, parse_retry_after};
 
-/// The contract query (`tests/contracts/order-snapshot.graphql`), sent verbatim.
-pub const ORDER_SNAPSHOT_QUERY: &str = include_str!("../graphql/order-snapshot.graphql");
+/// The contract query, sent verbatim: read from the contract itself so the two can never
+/// differ.
+pub const ORDER_SNAPSHOT_QUERY: &str =
+    include_str!("../../../tests/contracts/order-snapshot.graphql");
 
 /// Ferry's other operations, each checked against the simulator's SDL by a test.
 pub mod ops {

@@ -108,3 +108,10 @@ pub fn need(ctx: &Context<'_>, permission: &str, field: &str) -> async_graphql::
         Some(_) => Err(denied(permission, field)),
     }
 }
+
+/// The integration whose Events queue the caller uses.
+pub fn integration(ctx: &Context<'_>) -> String {
+    ctx.data_opt::<std::sync::Arc<Caller>>()
+        .map(|c| c.token.integration.clone())
+        .unwrap_or_else(|| "default".to_owned())
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use crate::auth::{Caller, need};
+use crate::auth::{integration, need};
 use crate::model::OrderStatus;
 use crate::ops::{
     EventChangeType, EventObjectType, ShipmentInfo, UserError, UserWarning, user_error,
@@ -384,12 +384,6 @@ fn time_or_error(text: Option<&str>, path: &[&str]) -> Result<Option<DateTime<Ut
     }
 }
 
-fn integration(ctx: &Context<'_>) -> String {
-    ctx.data_opt::<Arc<Caller>>()
-        .map(|c| c.token.integration.clone())
-        .unwrap_or_else(|| "default".to_owned())
-}
-
 fn size_index(ops: &crate::ops::Ops, input: &ProductSizeInput) -> Result<Option<usize>, UserError> {
     ops.find_size(
         input.id,
@@ -445,13 +439,7 @@ impl Mutation {
                     ));
                 }
                 o.status = OrderStatus::Confirmed;
-                o.touch();
-                ops.raise(
-                    EventObjectType::Order,
-                    EventChangeType::Updated,
-                    number,
-                    Some("update"),
-                );
+                ops.order_updated(o);
                 Ok(number)
             })
         });
@@ -475,13 +463,7 @@ impl Mutation {
             for n in &numbers {
                 w.with_order(*n, |o, ops| {
                     o.is_locked = input.is_locked;
-                    o.touch();
-                    ops.raise(
-                        EventObjectType::Order,
-                        EventChangeType::Updated,
-                        *n,
-                        Some("update"),
-                    );
+                    ops.order_updated(o);
                     Ok(())
                 })?;
             }
@@ -536,13 +518,7 @@ impl Mutation {
                         c.stock_action == Some(CancelStockAction::RemoveFromStock),
                     )?;
                 }
-                o.touch();
-                ops.raise(
-                    EventObjectType::Order,
-                    EventChangeType::Updated,
-                    number,
-                    Some("update"),
-                );
+                ops.order_updated(o);
                 Ok(number)
             })
         });
@@ -584,13 +560,7 @@ impl Mutation {
                         .and_then(|s| s.remove_items_from_stock)
                         .unwrap_or(false),
                 )?;
-                o.touch();
-                ops.raise(
-                    EventObjectType::Order,
-                    EventChangeType::Updated,
-                    number,
-                    Some("update"),
-                );
+                ops.order_updated(o);
                 Ok(number)
             })
         });

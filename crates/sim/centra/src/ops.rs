@@ -16,6 +16,25 @@ use serde::Serialize;
 use crate::generate::{BUNDLES, sizes};
 use crate::model::{Order, OrderStatus, PaymentEntry};
 
+/// Units of a line's reservation taken from demand and from allocated stock.
+#[derive(Debug, Clone, Copy)]
+struct Taken {
+    demand: i64,
+    allocated: i64,
+}
+
+/// The stocked SKUs a line consumes per unit: its own, or a bundle's components.
+fn stocked_parts(line: &crate::model::OrderLine) -> Vec<(String, i64)> {
+    if line.bundle_items.is_empty() {
+        vec![(line.sku.clone(), 1)]
+    } else {
+        line.bundle_items
+            .iter()
+            .map(|b| (b.sku.clone(), b.quantity))
+            .collect()
+    }
+}
+
 /// A business error, returned in `userErrors` with HTTP 200.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct UserError {
@@ -587,6 +606,17 @@ impl Ops {
             .map_or(0, |i| i.pending.len())
     }
 
+    /// An order changed: bump its version and tell listeners and webhooks.
+    pub fn order_updated(&mut self, order: &mut Order) {
+        order.touch();
+        self.raise(
+            EventObjectType::Order,
+            EventChangeType::Updated,
+            order.number,
+            Some("update"),
+        );
+    }
+
     // ----- allocation -----------------------------------------------------------------
 
     /// Reserves stock for a confirmed order (once): free stock in the main warehouse, the
@@ -597,15 +627,7 @@ impl Ops {
         }
         let mut made = Vec::new();
         for line in order.lines.iter().filter(|l| l.quantity > 0) {
-            let parts: Vec<(String, i64)> = if line.bundle_items.is_empty() {
-                vec![(line.sku.clone(), 1)]
-            } else {
-                line.bundle_items
-                    .iter()
-                    .map(|b| (b.sku.clone(), b.quantity))
-                    .collect()
-            };
-            for (sku, per_unit) in parts {
+            for (sku, per_unit) in stocked_parts(line) {
                 let Some(size) = self.size_by_sku(&sku) else {
                     continue;
                 };
@@ -627,28 +649,48 @@ impl Ops {
         self.allocations.insert(order.number, made);
     }
 
+    /// Takes `units` line units off an order line's reservation, from demand or from
+    /// allocated stock first, and returns per (size, warehouse) how many came from each.
+    fn unreserve(
+        &mut self,
+        order_number: i64,
+        line_id: i64,
+        units: i64,
+        demand_first: bool,
+    ) -> Vec<(usize, i64, Taken)> {
+        let Some(allocs) = self.allocations.get_mut(&order_number) else {
+            return Vec::new();
+        };
+        let mut taken = Vec::new();
+        for a in allocs.iter_mut().filter(|a| a.line_id == line_id) {
+            let mut left = units * a.per_unit;
+            let mut take = |pool: &mut i64| {
+                let n = left.min(*pool);
+                *pool -= n;
+                left -= n;
+                n
+            };
+            let (demand, allocated) = if demand_first {
+                let d = take(&mut a.demand);
+                (d, take(&mut a.allocated))
+            } else {
+                let al = take(&mut a.allocated);
+                (take(&mut a.demand), al)
+            };
+            taken.push((a.size, a.warehouse, Taken { demand, allocated }));
+        }
+        taken
+    }
+
     /// Gives back `units` line units of an order's reservation: demand first, then
     /// allocated stock; `remove` also takes them out of physical stock.
     fn release(&mut self, order_number: i64, line_id: i64, units: i64, remove: bool) {
-        let Some(allocs) = self.allocations.get_mut(&order_number) else {
-            return;
-        };
-        let mut changes = Vec::new();
-        for a in allocs.iter_mut().filter(|a| a.line_id == line_id) {
-            let mut left = units * a.per_unit;
-            let from_demand = left.min(a.demand);
-            a.demand -= from_demand;
-            left -= from_demand;
-            let from_alloc = left.min(a.allocated);
-            a.allocated -= from_alloc;
-            changes.push((a.size, a.warehouse, from_demand, from_alloc));
-        }
-        for (size, warehouse, from_demand, from_alloc) in changes {
+        for (size, warehouse, t) in self.unreserve(order_number, line_id, units, true) {
             let level = self.level_mut(size, warehouse);
-            level.demand -= from_demand;
-            level.allocated -= from_alloc;
+            level.demand -= t.demand;
+            level.allocated -= t.allocated;
             if remove {
-                level.physical -= from_alloc;
+                level.physical -= t.allocated;
             }
         }
     }
@@ -656,24 +698,11 @@ impl Ops {
     /// Stock leaves the warehouse: allocated units first, then (shipped from demand) the
     /// shelf directly.
     fn ship_out(&mut self, order_number: i64, line_id: i64, units: i64) {
-        let Some(allocs) = self.allocations.get_mut(&order_number) else {
-            return;
-        };
-        let mut changes = Vec::new();
-        for a in allocs.iter_mut().filter(|a| a.line_id == line_id) {
-            let mut left = units * a.per_unit;
-            let from_alloc = left.min(a.allocated);
-            a.allocated -= from_alloc;
-            left -= from_alloc;
-            let from_demand = left.min(a.demand);
-            a.demand -= from_demand;
-            changes.push((a.size, a.warehouse, from_alloc, from_demand));
-        }
-        for (size, warehouse, from_alloc, from_demand) in changes {
+        for (size, warehouse, t) in self.unreserve(order_number, line_id, units, false) {
             let level = self.level_mut(size, warehouse);
-            level.allocated -= from_alloc;
-            level.demand -= from_demand;
-            level.physical -= from_alloc + from_demand;
+            level.allocated -= t.allocated;
+            level.demand -= t.demand;
+            level.physical -= t.allocated + t.demand;
         }
     }
 
@@ -912,7 +941,6 @@ impl Ops {
         if order.status == OrderStatus::Confirmed {
             order.status = OrderStatus::Processing;
         }
-        order.touch();
         self.raise(
             EventObjectType::Shipment,
             EventChangeType::Created,
@@ -926,12 +954,7 @@ impl Ops {
                 id,
             });
         }
-        self.raise(
-            EventObjectType::Order,
-            EventChangeType::Updated,
-            order.number,
-            Some("update"),
-        );
+        self.order_updated(order);
         Ok(id)
     }
 
@@ -1090,9 +1113,9 @@ impl Ops {
             .lines
             .iter()
             .all(|l| self.on_shipments(order.number, l.id) >= l.quantity);
-        order.touch();
         if all_completed && fully {
             order.status = OrderStatus::Shipped;
+            order.touch();
             self.raise(
                 EventObjectType::Order,
                 EventChangeType::Completed,
@@ -1100,12 +1123,7 @@ impl Ops {
                 Some("update"),
             );
         } else {
-            self.raise(
-                EventObjectType::Order,
-                EventChangeType::Updated,
-                order.number,
-                Some("update"),
-            );
+            self.order_updated(order);
         }
     }
 
@@ -1294,15 +1312,7 @@ impl Ops {
                 let Some(line) = order.lines.iter().find(|x| x.id == l.order_line_id) else {
                     continue;
                 };
-                let parts: Vec<(String, i64)> = if line.bundle_items.is_empty() {
-                    vec![(line.sku.clone(), 1)]
-                } else {
-                    line.bundle_items
-                        .iter()
-                        .map(|b| (b.sku.clone(), b.quantity))
-                        .collect()
-                };
-                for (sku, per_unit) in parts {
+                for (sku, per_unit) in stocked_parts(line) {
                     if let Some(size) = self.size_by_sku(&sku) {
                         self.level_mut(size, 1).physical += l.quantity * per_unit;
                     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, InputObject, Object, SimpleObject, Union};
 
-use crate::auth::{Caller, need};
+use crate::auth::{integration, need};
 use crate::limits::RateLimit;
 use crate::ops::{self, EventChangeType, EventObjectType, Listener};
 use crate::schema::{DirectToConsumerOrder, ProductSize};
@@ -355,12 +355,6 @@ fn page_bounds(limit: i32, page: i32) -> async_graphql::Result<(usize, usize)> {
         return Err("Page must be 1 or more".into());
     }
     Ok((limit as usize, (page as usize - 1) * limit as usize))
-}
-
-fn integration(ctx: &Context<'_>) -> String {
-    ctx.data_opt::<Arc<Caller>>()
-        .map(|c| c.token.integration.clone())
-        .unwrap_or_else(|| "default".to_owned())
 }
 
 #[derive(Default)]
