@@ -421,7 +421,7 @@ const LAST: &[&str] = &[
     "Müller",
     "Berg",
 ];
-const PAYMENTS: &[(&str, &str)] = &[
+pub(crate) const PAYMENTS: &[(&str, &str)] = &[
     ("adyen-drop-in", "adyen"),
     ("klarna-checkout", "kco"),
     ("paypal", "paypal"),

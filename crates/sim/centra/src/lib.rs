@@ -20,6 +20,7 @@ pub mod auth;
 pub mod fast;
 pub mod generate;
 pub mod limits;
+pub mod load;
 pub mod model;
 pub mod mutation;
 pub mod ops;
@@ -112,6 +113,7 @@ impl CentraSim {
             .route("/graphql", post(graphql))
             .route("/admin/orders", post(admin_generate))
             .route("/admin/orders/{number}", get(admin_order))
+            .route("/admin/snapshots", post(admin_load_snapshot))
             .route(
                 "/admin/webhooks",
                 put(admin_webhooks).get(admin_webhook_stats),
@@ -400,6 +402,25 @@ async fn admin_generate(State(app): State<App>, Json(request): Json<GenerateRequ
     };
     let numbers = app.state.generate(request.count.min(100_000), &mix);
     Json(serde_json::json!({ "numbers": numbers })).into_response()
+}
+
+/// Loads one snapshot (the contract query's order object, or a whole answer with one order)
+/// as an order and announces it like a new order: 201 with its number, 422 when it cannot be
+/// loaded faithfully (see `load`), 409 when the number is taken.
+async fn admin_load_snapshot(State(app): State<App>, body: axum::body::Bytes) -> Response {
+    let order = match load::order_from_json(&body) {
+        Ok(order) => order,
+        Err(e) => return (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response(),
+    };
+    let number = order.number;
+    match app.state.insert(order) {
+        Ok(()) => (
+            StatusCode::CREATED,
+            Json(serde_json::json!({ "number": number })),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::CONFLICT, e.message).into_response(),
+    }
 }
 
 async fn admin_order(State(app): State<App>, Path(number): Path<i64>) -> Response {

@@ -186,15 +186,11 @@ impl Order {
             .unwrap_or(self.market.standard_rate)
     }
 
-    /// Line value excluding tax, rounded per line (what `lineValue(includingTax: false)`
-    /// shows).
+    /// Line value excluding tax (what `lineValue(includingTax: false)` shows): the line's
+    /// tax is rounded and taken off, so value = ex-tax + tax holds per line. The public
+    /// example 02 shows it: 74.97 at 20% is 62.47 (74.97 − 12.50), not 62.48.
     pub fn line_value_ex_tax(&self, line: &OrderLine) -> Decimal {
-        if self.market.tax_added {
-            line.line_value()
-        } else {
-            let hundred = Decimal::ONE_HUNDRED;
-            self.round(line.line_value() * hundred / (hundred + line.tax_percent))
-        }
+        self.unit_price_ex_tax(line.line_value(), line.tax_percent)
     }
 
     pub fn unit_price_ex_tax(&self, price: Decimal, rate: Decimal) -> Decimal {
@@ -202,7 +198,7 @@ impl Order {
             price
         } else {
             let hundred = Decimal::ONE_HUNDRED;
-            self.round(price * hundred / (hundred + rate))
+            price - self.round(price * rate / (hundred + rate))
         }
     }
 

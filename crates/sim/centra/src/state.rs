@@ -203,11 +203,20 @@ impl SimState {
         numbers
     }
 
-    /// Stores an order as given (tests, or a loaded snapshot) and announces it.
-    pub fn insert(&self, order: Order) {
+    /// Stores an order as given (a loaded snapshot, or a test's own) and announces it.
+    /// Refuses a number already taken; later generated orders are numbered after it.
+    pub fn insert(&self, order: Order) -> Result<(), UserError> {
         let number = order.number;
         {
+            let mut next = self.next_number.lock();
             let mut orders = self.orders.write();
+            if orders.contains_key(&number) {
+                return Err(user_error(
+                    format!("order {number} already exists"),
+                    &["number"],
+                ));
+            }
+            *next = (*next).max(number + 1);
             let mut ops = self.ops.lock();
             if order.status != OrderStatus::Pending {
                 ops.allocate(&order);
@@ -221,6 +230,7 @@ impl SimState {
             );
         }
         self.webhooks.announce("order", "insert", number);
+        Ok(())
     }
 
     pub fn order(&self, number: i64) -> Option<Arc<Order>> {

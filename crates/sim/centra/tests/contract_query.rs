@@ -187,3 +187,84 @@ async fn the_precompiled_contract_answer_equals_the_engines() {
     assert_eq!(fast, slow);
     shutdown.cancel();
 }
+
+/// The admin API loads a snapshot as an order; the contract query then answers it with the
+/// same figures, lines and people, and a snapshot that does not add up is refused.
+#[tokio::test]
+async fn a_loaded_snapshot_answers_as_it_was_loaded() {
+    let shutdown = CancellationToken::new();
+    let sim = CentraSim::start(SimConfig::default(), shutdown.clone())
+        .await
+        .expect("starts");
+    let http = reqwest::Client::new();
+    let client = CentraClient::new(
+        sim.graphql_url(),
+        SecretString::from("sim-token"),
+        100,
+        std::time::Duration::from_secs(5),
+    );
+    for text in [
+        include_str!("../../../../tests/contracts/examples/01-sek-simple.json"),
+        include_str!("../../../../tests/contracts/examples/02-gbp-voucher-shipping.json"),
+        include_str!("../../../../tests/contracts/examples/03-usd-tax-added.json"),
+    ] {
+        let example: serde_json::Value = serde_json::from_str(text).expect("example");
+        let number = example["number"].as_i64().expect("number");
+        let loaded = http
+            .post(format!("{}/admin/snapshots", sim.url()))
+            .body(text)
+            .send()
+            .await
+            .expect("load");
+        assert_eq!(loaded.status(), 201, "{}", loaded.text().await.unwrap());
+        let again = http
+            .post(format!("{}/admin/snapshots", sim.url()))
+            .body(text)
+            .send()
+            .await
+            .expect("load again");
+        assert_eq!(again.status(), 409, "a number is loaded once");
+
+        let answer = client
+            .order_snapshots(&[number])
+            .await
+            .expect("answers")
+            .remove(0);
+        let got: serde_json::Value = serde_json::from_slice(&answer.json).expect("json");
+        for pointer in [
+            "/grandTotal",
+            "/grandTotalExTax",
+            "/totals",
+            "/discountsApplied",
+            "/shippingAddress",
+            "/billingAddress",
+            "/customer",
+            "/country",
+            "/market",
+            "/pricelist",
+            "/paymentHistory",
+        ] {
+            assert_eq!(
+                got.pointer(pointer),
+                example.pointer(pointer),
+                "order {number}, {pointer}"
+            );
+        }
+        assert_eq!(got["lines"], example["lines"], "order {number} lines");
+    }
+    let tampered = include_str!("../../../../tests/contracts/examples/01-sek-simple.json")
+        .replace("\"number\": ", "\"number\": 1")
+        .replace("\"taxPercent\": 25", "\"taxPercent\": 12");
+    let refused = http
+        .post(format!("{}/admin/snapshots", sim.url()))
+        .body(tampered)
+        .send()
+        .await
+        .expect("refused");
+    assert_eq!(refused.status(), 422);
+    assert!(
+        refused.text().await.unwrap().contains("the snapshot says"),
+        "the refusal names both figures"
+    );
+    shutdown.cancel();
+}
