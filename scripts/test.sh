@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace against real components: installs what is missing
-# (scripts/setup.sh), lets the test harness start one nats-server and one PostgreSQL for the
-# run (on free loopback ports, data under target/ferry-test-infra), and stops them after.
+# (scripts/setup.sh), lets the test harness start one nats-server, one PostgreSQL and one
+# Tryton for the run (on free loopback ports, data under target/ferry-test-infra), and stops them after.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 "$ROOT/scripts/setup.sh"
+# Tryton from PyPI and its bootstrapped template, cached (about two minutes the first time).
+"$ROOT/scripts/tryton.sh" prepare
 
 INFRA="${CARGO_TARGET_DIR:-$ROOT/target}/ferry-test-infra"
 stop_infra() {
+  "$ROOT/scripts/tryton.sh" stop "$INFRA/tryton" 2>/dev/null || true
   if [[ -f "$INFRA/pids" ]]; then
     { read -r nats_pid; read -r pg_data; } < "$INFRA/pids" || true
     [[ -n "${nats_pid:-}" ]] && kill "$nats_pid" 2>/dev/null || true

@@ -93,6 +93,8 @@ pub struct StackOptions {
     /// The demo tenant's order-to-cash rules (by default ERP item = Centra SKU, so the
     /// simulator's catalogue needs no mapping).
     pub rules: ferry_domain::Rules,
+    /// The ERP the demo tenant posts to; the embedded ERP simulator when `None`.
+    pub erp: Option<ErpConfig>,
 }
 
 impl Default for StackOptions {
@@ -108,6 +110,7 @@ impl Default for StackOptions {
                 erp_item_equals_sku: true,
                 ..ferry_domain::Rules::default()
             },
+            erp: None,
         }
     }
 }
@@ -180,10 +183,10 @@ impl Stack {
                     resync_interval: options.resync_interval,
                     resync_overlap: Duration::from_secs(30),
                 },
-                erp: ErpConfig::Http {
+                erp: options.erp.clone().unwrap_or_else(|| ErpConfig::Http {
                     url: erp.url(),
                     token: None,
-                },
+                }),
                 rules: options.rules.clone(),
             });
         }

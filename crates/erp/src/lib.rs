@@ -77,6 +77,10 @@ pub struct ErpDocument {
     pub gross_minor: i64,
     pub tax_minor: i64,
     pub line_count: usize,
+    /// An explicit rounding line the connector had to add so that the ERP's total equals
+    /// what the customer paid (ERPs that recompute tax from net prices); 0 when none.
+    #[serde(default)]
+    pub rounding_minor: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -309,6 +309,26 @@ pub enum ErpConfig {
         #[serde(default)]
         token: Option<SecretString>,
     },
+    /// Tryton over JSON-RPC (`docs/connectors.md`): the database URL, a user and password.
+    Tryton {
+        /// e.g. `http://127.0.0.1:8000/ferry/` (the database's base URL).
+        url: String,
+        user: String,
+        password: SecretString,
+        /// Quote and confirm each sale (default) or leave it a draft for review.
+        #[serde(default = "yes")]
+        confirm: bool,
+        /// The carrier (party name) put on sales.
+        #[serde(default)]
+        carrier: Option<String>,
+        /// Put before the order number in the sale's reference (ERPs shared by brands).
+        #[serde(default)]
+        reference_prefix: String,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Config {
@@ -392,12 +412,9 @@ impl Config {
                     t.id
                 ));
             }
-            match &t.erp {
-                ErpConfig::Http { url, .. } => {
-                    if !url.starts_with("http://") && !url.starts_with("https://") {
-                        return bad(format!("tenant {}: erp.url must be http(s)", t.id));
-                    }
-                }
+            let (ErpConfig::Http { url, .. } | ErpConfig::Tryton { url, .. }) = &t.erp;
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return bad(format!("tenant {}: erp.url must be http(s)", t.id));
             }
         }
         Ok(())

@@ -165,6 +165,8 @@ pub struct PostedRecord {
     pub erp_reference: String,
     pub erp_gross_minor: Option<i64>,
     pub erp_tax_minor: Option<i64>,
+    /// The explicit rounding line the connector added, if one was needed.
+    pub erp_rounding_minor: Option<i64>,
 }
 
 /// One ledger row.
@@ -183,6 +185,7 @@ pub struct LedgerRow {
     pub erp_reference: Option<String>,
     pub erp_gross_minor: Option<i64>,
     pub erp_tax_minor: Option<i64>,
+    pub erp_rounding_minor: Option<i64>,
     pub post_attempts: i32,
     pub first_accepted_at: Option<DateTime<Utc>>,
     pub received_at: DateTime<Utc>,
@@ -588,6 +591,7 @@ impl Store {
             erp_reference: erp_reference.to_owned(),
             erp_gross_minor,
             erp_tax_minor,
+            erp_rounding_minor: None,
         };
         Ok(self
             .mark_posted_many(std::slice::from_ref(&record))
@@ -614,9 +618,10 @@ impl Store {
                 sqlx::query(
                     "UPDATE order_ledger l SET state = 'posted', erp_reference = i.erp_reference,
                             erp_gross_minor = i.erp_gross_minor, erp_tax_minor = i.erp_tax_minor,
-                            posted_at = now(), updated_at = now()
-                     FROM UNNEST($2::int8[], $3::text[], $4::int8[], $5::int8[])
-                          AS i(order_number, erp_reference, erp_gross_minor, erp_tax_minor)
+                            erp_rounding_minor = i.erp_rounding_minor, posted_at = now(), updated_at = now()
+                     FROM UNNEST($2::int8[], $3::text[], $4::int8[], $5::int8[], $6::int8[])
+                          AS i(order_number, erp_reference, erp_gross_minor, erp_tax_minor,
+                               erp_rounding_minor)
                      WHERE l.tenant = $1 AND l.order_number = ANY($2) AND l.order_number = i.order_number
                        AND l.state IN ('posting', 'possibly_created')
                      RETURNING l.tenant, l.order_number",
@@ -626,6 +631,7 @@ impl Store {
                 .bind(group.iter().map(|i| records[*i].erp_reference.clone()).collect::<Vec<_>>())
                 .bind(group.iter().map(|i| records[*i].erp_gross_minor).collect::<Vec<_>>())
                 .bind(group.iter().map(|i| records[*i].erp_tax_minor).collect::<Vec<_>>())
+                .bind(group.iter().map(|i| records[*i].erp_rounding_minor).collect::<Vec<_>>())
                 .fetch_all(self.pool())
                 .await?,
             );
@@ -652,7 +658,7 @@ impl Store {
         Ok(sqlx::query_as::<_, LedgerRow>(
             "SELECT tenant, order_number, centra_order_id, state, snapshot_hash, snapshot_fetched_at,
                     order_fingerprint, currency, gross_minor, tax_minor, erp_reference, erp_gross_minor, erp_tax_minor,
-                    post_attempts, first_accepted_at, received_at, transformed_at,
+                    erp_rounding_minor, post_attempts, first_accepted_at, received_at, transformed_at,
                     posting_started_at, posted_at
              FROM order_ledger WHERE tenant = $1 AND order_number = $2",
         )

@@ -274,3 +274,57 @@ impl TestEnv {
         }
     }
 }
+
+/// Where the run's real Tryton is (`scripts/tryton.sh`).
+#[derive(Debug, Clone)]
+pub struct TrytonInfra {
+    /// The database's base URL, e.g. `http://127.0.0.1:41234/ferry/`.
+    pub url: String,
+    pub user: String,
+    pub password: String,
+}
+
+static TRYTON: OnceLock<Result<TrytonInfra, String>> = OnceLock::new();
+
+/// Finds or starts the run's Tryton: `FERRY_TEST_TRYTON_URL` (+ `_USER`, `_PASSWORD`), else
+/// `scripts/tryton.sh start target/ferry-test-infra/tryton`, which the test processes share
+/// (the script serialises concurrent starts). The first start on a machine installs Tryton
+/// from PyPI and bootstraps a template (about two minutes); later ones take seconds.
+pub fn tryton() -> Result<TrytonInfra, String> {
+    TRYTON
+        .get_or_init(|| {
+            if let Ok(url) = std::env::var("FERRY_TEST_TRYTON_URL") {
+                return Ok(TrytonInfra {
+                    url,
+                    user: std::env::var("FERRY_TEST_TRYTON_USER")
+                        .unwrap_or_else(|_| "admin".into()),
+                    password: std::env::var("FERRY_TEST_TRYTON_PASSWORD")
+                        .unwrap_or_else(|_| "ferry-admin".into()),
+                });
+            }
+            let script = infra::workspace_root().join("scripts/tryton.sh");
+            let output = std::process::Command::new(&script)
+                .arg("start")
+                .arg(infra_dir().join("tryton"))
+                .output()
+                .map_err(|e| format!("running {}: {e}", script.display()))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "scripts/tryton.sh start failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+            let text = String::from_utf8_lossy(&output.stdout);
+            let value = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                    .map(str::to_owned)
+            };
+            Ok(TrytonInfra {
+                url: value("FERRY_TRYTON_URL").ok_or("no URL from scripts/tryton.sh")?,
+                user: value("FERRY_TRYTON_USER").unwrap_or_else(|| "admin".into()),
+                password: value("FERRY_TRYTON_PASSWORD").unwrap_or_default(),
+            })
+        })
+        .clone()
+}

@@ -747,6 +747,43 @@ impl Generator {
     }
 }
 
+/// The catalogue as an ERP needs it to be set up (`scripts/tryton/catalogue.json`): every
+/// stocked size with its SEK price, the currencies and the tax rates of the markets.
+pub fn erp_catalogue() -> serde_json::Value {
+    let markets = markets();
+    let mut rates: Vec<Decimal> = Vec::new();
+    for m in &markets {
+        for class in [TaxClass::Standard, TaxClass::Books, TaxClass::Children] {
+            let r = rate(m, class);
+            if !rates.contains(&r) {
+                rates.push(r);
+            }
+        }
+    }
+    rates.sort();
+    let mut currencies: Vec<serde_json::Value> = Vec::new();
+    for m in &markets {
+        if !currencies.iter().any(|c| c["code"] == m.currency) {
+            currencies.push(serde_json::json!({
+                "code": m.currency,
+                "digits": m.exponent,
+                "sek_per_unit": m.conversion_rate.to_string(),
+            }));
+        }
+    }
+    serde_json::json!({
+        "company_currency": "SEK",
+        "currencies": currencies,
+        "tax_rates": rates.iter().map(|r| r.normalize().to_string()).collect::<Vec<_>>(),
+        "items": sizes().iter().map(|s| serde_json::json!({
+            "code": s.sku,
+            "name": format!("{} {} {}", s.product_name, s.variant_name, s.size),
+            "list_price_sek": Decimal::new(s.price_sek, 2).to_string(),
+        })).collect::<Vec<_>>(),
+        "bundles": BUNDLES.iter().map(|b| b.sku).collect::<Vec<_>>(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,7 +105,11 @@ pub fn order_from_snapshot(s: &Snapshot) -> Result<Order, LoadError> {
             .payment_history
             .iter()
             .map(|p| PaymentEntry {
-                id: p.id.as_ref().and_then(serde_json::Value::as_i64).unwrap_or(0),
+                id: p
+                    .id
+                    .as_ref()
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(0),
                 created_at: p.created_at.clone().unwrap_or_default(),
                 status: known(p.status.as_deref(), &["SUCCESS", "FAILED", "PENDING"]),
                 entry_type: known(
@@ -152,7 +156,11 @@ fn check(order: &Order, s: &Snapshot) -> Result<(), LoadError> {
             f.tax_included,
             Money::get(&totals.tax_included),
         ),
-        ("totals.taxAdded", f.tax_added, Money::get(&totals.tax_added)),
+        (
+            "totals.taxAdded",
+            f.tax_added,
+            Money::get(&totals.tax_added),
+        ),
     ];
     for (field, computed, stated) in stated {
         if let Some(stated) = stated

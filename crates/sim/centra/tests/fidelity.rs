@@ -737,3 +737,22 @@ async fn the_events_queue_returns_the_oldest_unconfirmed() {
     assert_eq!(sim.ok(events, json!({})).await["events"], json!([]));
     assert_eq!(sim.sim.state.ops(|o| o.unconfirmed("ferry")), 0);
 }
+
+/// The ERP set-up (Tryton's bootstrap) reads the catalogue from a checked-in file; it must
+/// be the generator's.
+#[test]
+fn the_erp_catalogue_is_the_one_checked_in() {
+    let text = serde_json::to_string_pretty(&ferry_sim_centra::generate::erp_catalogue()).unwrap();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../scripts/tryton/catalogue.json"
+    );
+    if std::env::var_os("FERRY_UPDATE_SDL").is_some() {
+        std::fs::write(path, format!("{text}\n")).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        on_disk == format!("{text}\n"),
+        "scripts/tryton/catalogue.json is out of date: run FERRY_UPDATE_SDL=1 cargo nextest run -p ferry-sim-centra the_erp_catalogue"
+    );
+}

@@ -1,0 +1,314 @@
+//! Against real Tryton (`scripts/tryton.sh`): the public examples and generated orders are
+//! posted with what the customer paid as Tryton's total, tax matching or balanced by an
+//! explicit rounding line; posting again, redelivery and a writer restart give one sale per
+//! order.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
+
+use std::time::Duration;
+
+use ferry::stack::{Stack, StackOptions};
+use ferry_centra::CentraClient;
+use ferry_domain::{Release, Rules, Snapshot, transform};
+use ferry_erp::{ErpConnector, PostOrder};
+use ferry_erp_tryton::{Tryton, TrytonConfig};
+use ferry_proto::centra::v1 as centra_pb;
+use ferry_runtime::config::{ErpConfig, TenantConfig};
+use ferry_sim_centra::{CentraSim, OrderMix, SimConfig};
+use ferry_testing::TestEnv;
+use secrecy::SecretString;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+fn unique_prefix() -> String {
+    format!(
+        "t{}-",
+        uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .get(..8)
+            .unwrap_or("x")
+    )
+}
+
+fn connector(prefix: &str) -> Tryton {
+    let t = ferry_testing::tryton().expect("Tryton runs (scripts/tryton.sh)");
+    Tryton::new(TrytonConfig {
+        reference_prefix: prefix.to_owned(),
+        ..TrytonConfig::new(t.url, t.user, SecretString::from(t.password))
+    })
+}
+
+fn tenant(rules: Rules) -> TenantConfig {
+    let text = r#"
+        id = "acme"
+        [centra]
+        url = "http://127.0.0.1:1/graphql"
+        token = "t"
+        webhook_secret = "s"
+        [erp]
+        kind = "http"
+        url = "http://127.0.0.1:1"
+    "#;
+    let mut tenant: TenantConfig = toml::from_str(text).expect("tenant");
+    tenant.rules = rules;
+    tenant
+}
+
+/// Snapshot JSON → what the writer posts, through the real transform and conversions.
+fn post_order(tenant: &TenantConfig, json: &[u8], items: &dyn ferry_domain::ItemMap) -> PostOrder {
+    let snapshot = Snapshot::parse(json).expect("snapshot");
+    let order = transform(&snapshot, &tenant.rules, items);
+    assert_eq!(order.release, Release::Ready, "{:?}", order.problems);
+    let source = centra_pb::OrderSnapshot {
+        tenant: tenant.id.clone(),
+        order_number: order.order_number,
+        snapshot_json: json.to_vec(),
+        ..Default::default()
+    };
+    let pb = ferry_transform::convert::sales_order(tenant, &order, &source);
+    ferry_erp_writer::convert::post_order(tenant, &pb)
+}
+
+async fn sales_with_reference(tryton: &Tryton, reference: &str) -> usize {
+    tryton
+        .rpc()
+        .call(
+            "model.sale.sale.search_count",
+            vec![json!([["reference", "=", reference]])],
+        )
+        .await
+        .expect("count")
+        .as_u64()
+        .unwrap_or(0) as usize
+}
+
+#[derive(Default, Debug)]
+struct Tally {
+    orders: usize,
+    tax_exact: usize,
+    rounding_lines: usize,
+}
+
+async fn post_and_check(tryton: &Tryton, order: &PostOrder, tally: &mut Tally) {
+    let doc = tryton
+        .create_sales_order(order)
+        .await
+        .unwrap_or_else(|e| panic!("order {}: {e}", order.external_ref));
+    assert_eq!(
+        doc.gross_minor, order.gross_minor,
+        "order {} ({}): Tryton's total must be what the customer paid",
+        order.external_ref, order.currency
+    );
+    if doc.tax_minor == order.tax_minor {
+        tally.tax_exact += 1;
+    } else {
+        assert_ne!(
+            doc.rounding_minor, 0,
+            "order {}: tax {} vs {} without a rounding line",
+            order.external_ref, doc.tax_minor, order.tax_minor
+        );
+        // The rounding line carries exactly the tax Tryton computed differently.
+        assert_eq!(doc.rounding_minor, order.tax_minor - doc.tax_minor);
+    }
+    if doc.rounding_minor != 0 {
+        tally.rounding_lines += 1;
+    }
+    tally.orders += 1;
+    // Posting again finds the same sale.
+    let again = tryton.create_sales_order(order).await.expect("again");
+    assert_eq!(again.reference, doc.reference);
+    let found = tryton
+        .find_sales_order(&order.external_ref)
+        .await
+        .expect("find")
+        .expect("found");
+    assert_eq!(found, doc);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_examples_and_generated_orders_reach_tryton_with_what_the_customer_paid() {
+    let prefix = unique_prefix();
+    let tryton = connector(&prefix);
+    tryton.health().await.expect("Tryton answers");
+    let mut tally = Tally::default();
+
+    // The three public examples, with their SKU maps and the tenant's tax codes.
+    let mut rules = Rules::default();
+    for rate in ["25", "20", "8.875"] {
+        rules.tax_codes.insert(rate.into(), format!("VAT{rate}"));
+    }
+    let tenant_codes = tenant(rules);
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/contracts/examples"
+    );
+    for name in [
+        "01-sek-simple",
+        "02-gbp-voucher-shipping",
+        "03-usd-tax-added",
+    ] {
+        let json = std::fs::read(format!("{dir}/{name}.json")).expect("example");
+        let csv = std::fs::read_to_string(format!("{dir}/{name}.map.csv")).expect("map");
+        let items: std::collections::HashMap<String, String> =
+            ferry_domain::rules::parse_mapping_csv(&csv)
+                .expect("csv")
+                .into_iter()
+                .collect();
+        let order = post_order(&tenant_codes, &json, &items);
+        post_and_check(&tryton, &order, &mut tally).await;
+        assert_eq!(
+            sales_with_reference(&tryton, &format!("{prefix}{}", order.external_ref)).await,
+            1
+        );
+    }
+
+    // 30 generated orders over every market, with vouchers, bundles, handling and
+    // cancellations; taxes found by rate (no tax codes).
+    let tenant_rates = tenant(Rules {
+        erp_item_equals_sku: true,
+        ..Rules::default()
+    });
+    let shutdown = CancellationToken::new();
+    let sim = CentraSim::start(
+        SimConfig {
+            seed: 5,
+            ..SimConfig::default()
+        },
+        shutdown.clone(),
+    )
+    .await
+    .expect("simulator");
+    let numbers = sim.generate(
+        30,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            voucher_pct: 50,
+            bundle_pct: 30,
+            cancellation_pct: 20,
+            handling_pct: 30,
+            ..OrderMix::default()
+        },
+    );
+    let client = CentraClient::new(
+        sim.graphql_url(),
+        SecretString::from("sim-token"),
+        1000,
+        Duration::from_secs(10),
+    );
+    let mut currencies = std::collections::BTreeSet::new();
+    for raw in client.order_snapshots(&numbers).await.expect("snapshots") {
+        let order = post_order(&tenant_rates, &raw.json, &ferry_domain::NoItems);
+        currencies.insert(order.currency.clone());
+        post_and_check(&tryton, &order, &mut tally).await;
+    }
+    assert!(currencies.len() >= 4, "several markets: {currencies:?}");
+    assert_eq!(tally.orders, 33);
+    eprintln!("TRYTON POSTING: {tally:?}");
+    shutdown.cancel();
+}
+
+/// The writer against Tryton: every message redelivered, the writer killed and restarted
+/// mid-run, and still one sale per order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivery_and_a_writer_restart_leave_one_tryton_sale_per_order() {
+    let env = TestEnv::new().await;
+    let t = ferry_testing::tryton().expect("Tryton");
+    let prefix = unique_prefix();
+    let mut config = env.config();
+    config.erp_writer.request_timeout = Duration::from_secs(20);
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 11,
+        centra_requests_per_10s: 1000,
+        erp: Some(ErpConfig::Tryton {
+            url: t.url.clone(),
+            user: t.user.clone(),
+            password: SecretString::from(t.password.clone()),
+            confirm: true,
+            carrier: Some("PostNord".into()),
+            reference_prefix: prefix.clone(),
+        }),
+        ..StackOptions::default()
+    };
+    let mut stack = Stack::start(config, options).await.expect("stack");
+    let store = env.store().await;
+    let numbers = stack.centra.generate(
+        12,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            markets: vec![1, 2, 3],
+            ..OrderMix::default()
+        },
+    );
+    // Let a few post, then kill the writer while others are in flight.
+    wait_for_posted(&store, 3, Duration::from_secs(120)).await;
+    stack.kill_service("erp-writer").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stack
+        .start_service("erp-writer", &ferry_runtime::service::Readiness::default())
+        .await
+        .expect("restarts");
+    let posted = wait_for_posted(&store, 12, Duration::from_secs(240)).await;
+    assert_eq!(posted, 12);
+
+    // Redeliver every ready order: the writer must find each sale, never create another.
+    let js = async_nats::jetstream::new(env.nats().await);
+    let topology = ferry_runtime::Topology::new(&env.prefix);
+    let stream = js
+        .get_stream(topology.stream_name(ferry_runtime::StreamKind::Orders))
+        .await
+        .expect("stream");
+    let info = stream.get_info().await.expect("info");
+    let mut replayed = 0;
+    for seq in info.state.first_sequence..=info.state.last_sequence {
+        if let Ok(msg) = stream.get_raw_message(seq).await
+            && msg.subject.contains(".ready.")
+        {
+            js.publish(msg.subject.to_string(), msg.payload.clone())
+                .await
+                .expect("publish")
+                .await
+                .expect("ack");
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 12, "replayed {replayed}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let tryton = connector(&prefix);
+    for n in &numbers {
+        assert_eq!(
+            sales_with_reference(&tryton, &format!("{prefix}{n}")).await,
+            1,
+            "order {n} must be one Tryton sale"
+        );
+    }
+    let open = store.open_exceptions("acme").await.expect("exceptions");
+    assert!(
+        open.iter().all(|e| e.kind != "erp_totals_mismatch"),
+        "Tryton's totals match: {open:?}"
+    );
+    stack.shutdown().await;
+    env.cleanup().await;
+}
+
+async fn wait_for_posted(store: &ferry_store::Store, want: i64, within: Duration) -> i64 {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let posted = store
+            .count_by_state("acme")
+            .await
+            .expect("ledger")
+            .into_iter()
+            .find(|(s, _)| s == "posted")
+            .map(|(_, n)| n)
+            .unwrap_or(0);
+        if posted >= want || tokio::time::Instant::now() > deadline {
+            return posted;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,262 @@
+//! Tryton's JSON-RPC over HTTP: sessions with re-login on 401, the context on every call,
+//! Decimal and date encoding, and error classification at the source.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use ferry_erp::ErpError;
+use rust_decimal::Decimal;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+/// A Decimal in Tryton's wire form.
+pub fn decimal(d: Decimal) -> Value {
+    json!({"__class__": "Decimal", "decimal": d.to_string()})
+}
+
+/// Reads a Numeric field: Tryton answers `{"__class__":"Decimal","decimal":"…"}`, but
+/// plain numbers and strings are accepted too.
+pub fn read_decimal(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::Object(o) => o.get("decimal").and_then(Value::as_str)?.parse().ok(),
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.to_string().parse().ok(),
+        _ => None,
+    }
+}
+
+struct Session {
+    header: String,
+}
+
+/// One Tryton database's JSON-RPC endpoint (`http://host:port/<db>/`).
+pub struct Rpc {
+    http: reqwest::Client,
+    url: String,
+    user: String,
+    password: SecretString,
+    session: Mutex<Option<Session>>,
+    /// The user's company, found at login; every call carries it.
+    company: Mutex<Option<i64>>,
+}
+
+impl Rpc {
+    pub fn new(base: &str, user: &str, password: SecretString, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            http,
+            url: format!("{}/rpc/", base.trim_end_matches('/')),
+            user: user.to_owned(),
+            password,
+            session: Mutex::new(None),
+            company: Mutex::new(None),
+        }
+    }
+
+    /// Calls `method` with `params`; the context (company, language) is appended.
+    pub async fn call(&self, method: &str, mut params: Vec<Value>) -> Result<Value, ErpError> {
+        params.push(self.context().await?);
+        self.call_raw(method, Value::Array(params)).await
+    }
+
+    /// Calls with the context already in `params`.
+    pub async fn call_raw(&self, method: &str, params: Value) -> Result<Value, ErpError> {
+        // One re-login when the session expired or the server restarted.
+        for attempt in 0..2 {
+            let header = self.session_header().await?;
+            let response = self
+                .http
+                .post(&self.url)
+                .header(reqwest::header::AUTHORIZATION, &header)
+                .json(&json!({"id": 1, "method": method, "params": &params}))
+                .send()
+                .await
+                .map_err(transport)?;
+            if response.status() == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
+                *self.session.lock().await = None;
+                continue;
+            }
+            return answer(response, method).await;
+        }
+        Err(ErpError::Misconfigured(
+            "Tryton refused the session twice".into(),
+        ))
+    }
+
+    async fn context(&self) -> Result<Value, ErpError> {
+        let company = {
+            let known = *self.company.lock().await;
+            match known {
+                Some(c) => c,
+                None => {
+                    let prefs = self
+                        .call_raw("model.res.user.get_preferences", json!([true, {}]))
+                        .await?;
+                    let c = prefs
+                        .get("company")
+                        .and_then(Value::as_i64)
+                        .ok_or_else(|| {
+                            ErpError::Misconfigured("the Tryton user has no company".into())
+                        })?;
+                    *self.company.lock().await = Some(c);
+                    c
+                }
+            }
+        };
+        Ok(json!({"company": company, "language": "en"}))
+    }
+
+    async fn session_header(&self) -> Result<String, ErpError> {
+        let mut session = self.session.lock().await;
+        if let Some(s) = session.as_ref() {
+            return Ok(s.header.clone());
+        }
+        let response = self
+            .http
+            .post(&self.url)
+            .json(&json!({
+                "id": 0,
+                "method": "common.db.login",
+                "params": [&self.user, {"password": self.password.expose_secret()}, "en"],
+            }))
+            .send()
+            .await
+            .map_err(transport)?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(ErpError::Misconfigured(
+                "Tryton refused the login (user or password)".into(),
+            ));
+        }
+        let result = answer(response, "common.db.login").await?;
+        let (Some(uid), Some(token)) = (
+            result.get(0).and_then(Value::as_i64),
+            result.get(1).and_then(Value::as_str),
+        ) else {
+            return Err(ErpError::Misconfigured(
+                "unexpected answer to Tryton's login".into(),
+            ));
+        };
+        let header = format!(
+            "Session {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{uid}:{token}", self.user))
+        );
+        *session = Some(Session {
+            header: header.clone(),
+        });
+        Ok(header)
+    }
+}
+
+fn transport(e: reqwest::Error) -> ErpError {
+    if e.is_timeout() {
+        ErpError::Timeout(e.without_url().to_string())
+    } else {
+        ErpError::Unavailable {
+            reason: e.without_url().to_string(),
+            retry_after: None,
+        }
+    }
+}
+
+/// Classifies an answer: HTTP errors by status, JSON-RPC errors by Tryton's error type.
+async fn answer(response: reqwest::Response, method: &str) -> Result<Value, ErpError> {
+    let status = response.status();
+    if !status.is_success() {
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        return Err(match status.as_u16() {
+            401 | 403 => ErpError::Misconfigured(format!("Tryton answered {status} to {method}")),
+            429 | 502 | 503 => ErpError::Unavailable {
+                reason: format!("Tryton answered {status}"),
+                retry_after,
+            },
+            504 => ErpError::Timeout(format!("Tryton answered {status}")),
+            s if s >= 500 => ErpError::Unavailable {
+                reason: format!("Tryton answered {status} to {method}"),
+                retry_after,
+            },
+            _ => ErpError::Rejected(format!("Tryton answered {status} to {method}")),
+        });
+    }
+    let body: Value = response.json().await.map_err(|e| ErpError::Unavailable {
+        reason: format!("unreadable answer to {method}: {e}"),
+        retry_after: None,
+    })?;
+    if let Some(error) = body.get("error").filter(|e| !e.is_null()) {
+        return Err(classify_error(method, error));
+    }
+    Ok(body.get("result").cloned().unwrap_or(Value::Null))
+}
+
+/// `["UserError", [message, description, domain]]` and friends.
+pub fn classify_error(method: &str, error: &Value) -> ErpError {
+    let kind = error.get(0).and_then(Value::as_str).unwrap_or("");
+    let message = error
+        .get(1)
+        .and_then(|d| d.get(0).and_then(Value::as_str).or_else(|| d.as_str()))
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect::<String>();
+    match kind {
+        "UserError" | "UserWarning" => ErpError::Rejected(format!("{method}: {message}")),
+        "ConcurrencyException" => ErpError::Unavailable {
+            reason: format!("{method}: concurrent change ({message})"),
+            retry_after: Some(Duration::from_millis(200)),
+        },
+        "LoginException" => ErpError::Misconfigured(format!("{method}: login required")),
+        // Server-side exceptions (a traceback) may be load or a bug: retry a few times, and the
+        // writer's attempt limit turns a persistent one into an exception record.
+        _ => ErpError::Unavailable {
+            reason: format!("{method}: {kind} {message}"),
+            retry_after: None,
+        },
+    }
+}
+
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    httpdate::parse_http_date(value).ok().map(|at| {
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_both_ways() {
+        let d = Decimal::new(210600, 4);
+        assert_eq!(read_decimal(&decimal(d)), Some(d));
+        assert_eq!(read_decimal(&json!("8.50")), Some(Decimal::new(850, 2)));
+        assert_eq!(read_decimal(&json!(12)), Some(Decimal::from(12)));
+        assert_eq!(read_decimal(&Value::Null), None);
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        let user = json!([
+            "UserError",
+            ["A value is required for field Unit.", "", null]
+        ]);
+        assert!(matches!(
+            classify_error("m", &user),
+            ErpError::Rejected(m) if m.contains("Unit")
+        ));
+        assert!(classify_error("m", &json!(["ConcurrencyException", ["x"]])).is_transient());
+        assert!(!classify_error("m", &json!(["LoginException", []])).is_transient());
+    }
+}
