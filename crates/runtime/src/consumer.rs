@@ -117,6 +117,16 @@ pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError>;
 }
 
+/// Lets a handler pause its own consumer, e.g. a circuit breaker while the ERP is down:
+/// the runner stops pulling while the gate is shut, so messages wait in the stream instead
+/// of burning deliveries.
+#[async_trait]
+pub trait Gate: Send + Sync + 'static {
+    fn is_open(&self) -> bool;
+    /// Resolves when the gate is open.
+    async fn wait_open(&self);
+}
+
 /// Which consumer to run, for whom.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
@@ -146,6 +156,8 @@ pub struct Runner {
     pub config: ConsumerConfig,
     pub sink: Arc<dyn ExceptionSink>,
     pub grace: Duration,
+    /// Pauses pulling while shut; `None` for consumers that never pause.
+    pub gate: Option<Arc<dyn Gate>>,
 }
 
 impl Runner {
@@ -173,6 +185,14 @@ impl Runner {
         tracing::info!(consumer = %self.spec.durable, filter = %self.spec.filter_subject, "consumer started");
 
         'pulling: while !shutdown.is_cancelled() {
+            if let Some(gate) = self.gate.as_ref().filter(|g| !g.is_open()) {
+                tracing::info!(consumer = %self.spec.durable, "paused until the gate opens");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break 'pulling,
+                    _ = gate.wait_open() => {}
+                }
+                tracing::info!(consumer = %self.spec.durable, "resumed");
+            }
             let mut messages = match consumer
                 .stream()
                 .max_messages_per_batch(self.config.batch)
@@ -198,6 +218,10 @@ impl Runner {
                         Err(_) => break 'pulling,
                     },
                 };
+                if self.gate.as_ref().is_some_and(|g| !g.is_open()) {
+                    // Stop pulling. Messages already sent to us come back after ack_wait.
+                    break;
+                }
                 let next = tokio::select! {
                     _ = shutdown.cancelled() => break 'pulling,
                     n = messages.next() => n,

@@ -553,7 +553,13 @@ impl Store {
     /// Gives a claimed order back (the ERP said no, for now, before creating anything).
     pub async fn release_posting(&self, tenant: &str, order_number: i64) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE order_ledger SET state = 'ready', updated_at = now()
+            // An order that was possibly created stays so: the next attempt must look it up
+            // in the ERP before creating, or a lost answer followed by a failed lookup would
+            // post it twice.
+            "UPDATE order_ledger
+             SET state = CASE WHEN previous_state IN ('possibly_created', 'posting')
+                              THEN 'possibly_created' ELSE 'ready' END,
+                 updated_at = now()
              WHERE tenant = $1 AND order_number = $2 AND state = 'posting'",
         )
         .bind(tenant)

@@ -158,6 +158,16 @@ async fn posting_is_claimed_once_and_posted_once() {
             attempts: 2
         })
     );
+    // The lookup failed (ERP away): giving the claim back keeps "possibly created", so the
+    // next attempt looks it up again instead of creating a second document.
+    store.release_posting("acme", 7).await.expect("released");
+    assert_eq!(
+        store.begin_posting("acme", 7, "h", lease).await.ok(),
+        Some(BeginPosting::Proceed {
+            previous: LedgerState::PossiblyCreated,
+            attempts: 3
+        })
+    );
     assert_eq!(
         store
             .mark_posted("acme", 7, "SO-1", Some(1000), Some(200))

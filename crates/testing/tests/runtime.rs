@@ -69,6 +69,7 @@ impl Rig {
             config: self.config.consumer.clone(),
             sink,
             grace: Duration::from_secs(5),
+            gate: None,
         }
     }
 

@@ -23,6 +23,7 @@ use ferry_store::{BeginPosting, LedgerState, PostedRecord, PostingClaim, Store};
 use prost::Message as _;
 use tokio::sync::Semaphore;
 
+pub mod breaker;
 pub mod convert;
 
 pub const SERVICE: &str = "erp-writer";
@@ -83,9 +84,17 @@ pub async fn run(
     let lease = base.config.erp_writer.request_timeout * 3;
     let mut tasks = tokio::task::JoinSet::new();
     for tenant in &base.config.tenants {
+        let erp = connectors(tenant);
+        let breaker = breaker::Breaker::new(
+            &tenant.id,
+            breaker::BreakerConfig::default(),
+            erp.clone(),
+            base.shutdown.clone(),
+        );
         let handler = Arc::new(WriterHandler {
             tenant: tenant.clone(),
-            erp: connectors(tenant),
+            erp,
+            breaker: breaker.clone(),
             ledger: Ledger::spawn(store.clone(), lease),
             store: store.clone(),
             base: base.clone(),
@@ -113,6 +122,7 @@ pub async fn run(
             config: consumer,
             sink: sink.clone(),
             grace: base.config.ops.shutdown_grace,
+            gate: Some(breaker),
         };
         tasks.spawn(runner.run(handler, base.shutdown.clone()));
     }
@@ -158,6 +168,8 @@ fn every<T>(n: usize, result: Result<Vec<T>, ferry_store::StoreError>) -> Vec<Re
 struct WriterHandler {
     tenant: TenantConfig,
     erp: Arc<dyn ErpConnector>,
+    /// Pauses this tenant's consumer while its ERP is away.
+    breaker: Arc<breaker::Breaker>,
     ledger: Ledger,
     store: Store,
     base: ServiceBase,
@@ -247,6 +259,7 @@ impl Handler for WriterHandler {
                 let _slot = self.in_flight.acquire().await.map_err(transient)?;
                 self.erp.find_sales_order(&external_ref).await
             };
+            self.observe(&found);
             match found {
                 Ok(Some(document)) => return self.posted(&order, document, true, delivery).await,
                 Ok(None) => {}
@@ -259,6 +272,7 @@ impl Handler for WriterHandler {
             let _slot = self.in_flight.acquire().await.map_err(transient)?;
             self.erp.create_sales_order(&post).await
         };
+        self.observe(&created);
         match created {
             Ok(document) => self.posted(&order, document, false, delivery).await,
             Err(e) => self.erp_failure(number, e, delivery, &order).await,
@@ -267,6 +281,14 @@ impl Handler for WriterHandler {
 }
 
 impl WriterHandler {
+    /// Tells the breaker whether the ERP answered.
+    fn observe<T>(&self, result: &Result<T, ErpError>) {
+        match result {
+            Err(e) if breaker::Breaker::counts(e) => self.breaker.failure(),
+            _ => self.breaker.success(),
+        }
+    }
+
     async fn posted(
         &self,
         order: &pb::SalesOrder,

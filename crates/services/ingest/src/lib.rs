@@ -103,6 +103,7 @@ impl Ingest {
                 config: consumer,
                 sink: sink.clone(),
                 grace: base.config.ops.shutdown_grace,
+                gate: None,
             };
             tasks.spawn(runner.run(handler, base.shutdown.clone()));
         }

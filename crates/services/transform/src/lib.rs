@@ -72,6 +72,7 @@ pub async fn run(base: ServiceBase, store: Store) -> Result<(), TransformError> 
             config: base.config.consumer.clone(),
             sink: sink.clone(),
             grace: base.config.ops.shutdown_grace,
+            gate: None,
         };
         tasks.spawn(runner.run(handler, base.shutdown.clone()));
         tokio::spawn(healer::run(base.clone(), store.clone(), tenant.id.clone()));

@@ -89,6 +89,14 @@ pub struct Faults {
     pub timeout_after_commit_per_mille: u32,
     /// Answer 503 to everything (an outage).
     pub down: bool,
+    /// An outage window: 503 to everything for this long from when these faults are set.
+    pub down_for_ms: u64,
+    /// Slow tail: this share of requests waits `tail_ms` more (a long-tailed latency).
+    pub tail_per_mille: u32,
+    pub tail_ms: u64,
+    /// Store the order without its last line but answer as if it were whole: the
+    /// "looks synced" failure the reconciler must find.
+    pub drop_line_per_mille: u32,
     /// Behave like a naive ERP that creates a new document for every create request, so
     /// any double post by the caller shows up as a duplicate document.
     pub ignore_idempotency_key: bool,
@@ -100,7 +108,11 @@ pub struct Stats {
     pub create_requests: u64,
     pub idempotent_replays: u64,
     pub lookups: u64,
+    pub health_checks: u64,
     pub injected_errors: u64,
+    /// The most requests (create or lookup) handled at once.
+    pub max_in_flight: u64,
+    pub dropped_lines: u64,
 }
 
 #[derive(Default)]
@@ -113,10 +125,47 @@ struct Book {
 struct Sim {
     book: Mutex<Book>,
     faults: RwLock<Faults>,
+    down_until: Mutex<Option<std::time::Instant>>,
     create_requests: AtomicU64,
     idempotent_replays: AtomicU64,
     lookups: AtomicU64,
+    health_checks: AtomicU64,
     injected_errors: AtomicU64,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+    dropped_lines: AtomicU64,
+}
+
+impl Sim {
+    fn set_faults(&self, faults: Faults) {
+        *self.down_until.lock() = (faults.down_for_ms > 0).then(|| {
+            std::time::Instant::now() + Duration::from_millis(faults.down_for_ms)
+        });
+        *self.faults.write() = faults;
+    }
+
+    fn is_down(&self) -> bool {
+        self.faults.read().down
+            || self
+                .down_until
+                .lock()
+                .is_some_and(|until| std::time::Instant::now() < until)
+    }
+
+    /// Counts a request in flight until the guard drops.
+    fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(self)
+    }
+}
+
+struct InFlight<'a>(&'a Sim);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// In-process access to a running simulator (tests and `ferry up` use it).
@@ -146,7 +195,7 @@ impl ErpSim {
     }
 
     pub fn set_faults(&self, faults: Faults) {
-        *self.sim.faults.write() = faults;
+        self.sim.set_faults(faults);
     }
 
     pub fn stats(&self) -> Stats {
@@ -186,7 +235,10 @@ fn stats(sim: &Sim) -> Stats {
         create_requests: sim.create_requests.load(Ordering::Relaxed),
         idempotent_replays: sim.idempotent_replays.load(Ordering::Relaxed),
         lookups: sim.lookups.load(Ordering::Relaxed),
+        health_checks: sim.health_checks.load(Ordering::Relaxed),
         injected_errors: sim.injected_errors.load(Ordering::Relaxed),
+        max_in_flight: sim.max_in_flight.load(Ordering::Relaxed),
+        dropped_lines: sim.dropped_lines.load(Ordering::Relaxed),
     }
 }
 
@@ -212,11 +264,17 @@ async fn before(sim: &Sim) -> Option<Response> {
             rand::rng().random_range(0..=faults.jitter_ms)
         } else {
             0
+        }
+        + if faults.tail_per_mille > 0 && rand::rng().random_range(0..1000) < faults.tail_per_mille
+        {
+            faults.tail_ms
+        } else {
+            0
         };
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    if faults.down {
+    if sim.is_down() {
         sim.injected_errors.fetch_add(1, Ordering::Relaxed);
         return Some(error(StatusCode::SERVICE_UNAVAILABLE, "the ERP is down"));
     }
@@ -237,7 +295,8 @@ async fn before(sim: &Sim) -> Option<Response> {
 }
 
 async fn health(State(sim): State<Arc<Sim>>) -> Response {
-    if sim.faults.read().down {
+    sim.health_checks.fetch_add(1, Ordering::Relaxed);
+    if sim.is_down() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the ERP is down");
     }
     Json(serde_json::json!({ "status": "ok" })).into_response()
@@ -249,6 +308,7 @@ async fn create(
     body: axum::body::Bytes,
 ) -> Response {
     sim.create_requests.fetch_add(1, Ordering::Relaxed);
+    let _in_flight = sim.enter();
     if let Some(answer) = before(&sim).await {
         return answer;
     }
@@ -295,7 +355,7 @@ async fn create(
             (StatusCode::OK, book.orders[*i].clone())
         } else {
             let reference = format!("SO-{:07}", book.orders.len() + 1);
-            let document = SalesOrder {
+            let whole = SalesOrder {
                 reference,
                 external_ref: order.external_ref.clone(),
                 currency: order.currency.clone(),
@@ -306,10 +366,21 @@ async fn create(
                 customer: order.customer,
                 created_at: chrono::Utc::now().to_rfc3339(),
             };
+            let drop = sim.faults.read().drop_line_per_mille;
+            let mut stored = whole.clone();
+            if drop > 0 && stored.lines.len() > 1 && rand::rng().random_range(0..1000) < drop {
+                if let Some(gone) = stored.lines.pop() {
+                    stored.gross_minor -= gone.gross_minor;
+                    stored.tax_minor -= gone.tax_minor;
+                    stored.line_count -= 1;
+                    sim.dropped_lines.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             let index = book.orders.len();
-            book.orders.push(document.clone());
+            book.orders.push(stored);
             book.by_ref.entry(key).or_insert(index);
-            (StatusCode::CREATED, document)
+            // The answer describes the order as sent, whatever was stored.
+            (StatusCode::CREATED, whole)
         }
     };
     let commit_latency = sim.faults.read().commit_latency_ms;
@@ -346,6 +417,7 @@ struct LookupQuery {
 
 async fn lookup(State(sim): State<Arc<Sim>>, Query(q): Query<LookupQuery>) -> Response {
     sim.lookups.fetch_add(1, Ordering::Relaxed);
+    let _in_flight = sim.enter();
     if let Some(answer) = before(&sim).await {
         return answer;
     }
@@ -371,7 +443,7 @@ async fn get_faults(State(sim): State<Arc<Sim>>) -> Json<Faults> {
 }
 
 async fn put_faults(State(sim): State<Arc<Sim>>, Json(faults): Json<Faults>) -> Json<Faults> {
-    *sim.faults.write() = faults.clone();
+    sim.set_faults(faults.clone());
     Json(faults)
 }
 

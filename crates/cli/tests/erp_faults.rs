@@ -1,0 +1,130 @@
+//! The writer against a misbehaving ERP: a 60 s outage in the middle of 10,000 orders, 429s,
+//! answers lost after commit on 5% of posts and a naive ERP that duplicates any double post.
+//! Every order ends posted exactly once, the in-flight bound holds, and while the ERP is down
+//! the writer pauses (a few health probes) instead of hammering it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
+
+use std::time::{Duration, Instant};
+
+use ferry::stack::{Stack, StackOptions};
+use ferry_sim_centra::OrderMix;
+use ferry_sim_erp::Faults;
+use ferry_testing::TestEnv;
+
+const ORDERS: i64 = 10_000;
+const IN_FLIGHT: usize = 16;
+
+async fn posted(store: &ferry_store::Store) -> i64 {
+    store
+        .count_by_state("acme")
+        .await
+        .expect("ledger")
+        .into_iter()
+        .find(|(s, _)| s == "posted")
+        .map(|(_, n)| n)
+        .unwrap_or(0)
+}
+
+async fn wait_posted(store: &ferry_store::Store, want: i64, within: Duration) -> i64 {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let n = posted(store).await;
+        if n >= want || tokio::time::Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_429s_and_lost_answers_still_post_every_order_once() {
+    let env = TestEnv::new().await;
+    let mut config = env.config();
+    config.erp_writer.max_in_flight_per_tenant = IN_FLIGHT;
+    config.erp_writer.request_timeout = Duration::from_secs(2);
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 3,
+        centra_requests_per_10s: 100_000,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(config, options).await.expect("stack");
+    let faults = Faults {
+        ignore_idempotency_key: true,
+        latency_ms: 1,
+        jitter_ms: 4,
+        throttle_per_mille: 20,
+        timeout_after_commit_per_mille: 50,
+        ..Faults::default()
+    };
+    stack.erp.set_faults(faults.clone());
+    let store = env.store().await;
+    stack.centra.generate(
+        ORDERS as usize,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            ..OrderMix::default()
+        },
+    );
+
+    // The outage strikes mid-run.
+    let before = wait_posted(&store, ORDERS / 4, Duration::from_secs(120)).await;
+    assert!(before < ORDERS, "the outage must land mid-run");
+    stack.erp.set_faults(Faults {
+        down_for_ms: 60_000,
+        ..faults.clone()
+    });
+    let outage_started = Instant::now();
+    // Posts already in flight finish or fail; then nothing reaches the ERP but probes.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let settled = stack.erp.stats();
+    let posted_settled = posted(&store).await;
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    let late = stack.erp.stats();
+    let calls = (late.create_requests + late.lookups) - (settled.create_requests + settled.lookups);
+    let probes = late.health_checks - settled.health_checks;
+    assert_eq!(
+        posted(&store).await,
+        posted_settled,
+        "nothing is posted while the ERP is down"
+    );
+    assert!(
+        calls <= 2 * IN_FLIGHT as u64,
+        "while the ERP is down the writer pauses: {calls} order calls in 50 s"
+    );
+    assert!(
+        (1..=60).contains(&probes),
+        "the breaker probes the ERP's health with backoff: {probes} probes in 50 s"
+    );
+
+    let all = wait_posted(&store, ORDERS, Duration::from_secs(300)).await;
+    let recovered_in = outage_started.elapsed();
+    assert_eq!(all, ORDERS, "every order posted after the outage");
+    let stats = stack.erp.stats();
+    assert_eq!(stats.orders, ORDERS as usize, "one ERP document per order");
+    assert!(
+        stack.erp.duplicated_refs().is_empty(),
+        "no order was posted twice"
+    );
+    assert!(
+        stats.max_in_flight <= IN_FLIGHT as u64,
+        "the writer kept to its in-flight bound: {}",
+        stats.max_in_flight
+    );
+    let exhausted: Vec<_> = store
+        .open_exceptions("acme")
+        .await
+        .expect("exceptions")
+        .into_iter()
+        .filter(|e| e.kind == "delivery_exhausted" || e.kind == "erp_rejected")
+        .collect();
+    assert!(exhausted.is_empty(), "{exhausted:?}");
+    eprintln!(
+        "ERP FAULTS: posted {before} before the outage, all {ORDERS} {recovered_in:?} after it began; \
+         {calls} order calls and {probes} probes during 50 s down; ERP stats {stats:?}"
+    );
+    stack.shutdown().await;
+    env.cleanup().await;
+}
