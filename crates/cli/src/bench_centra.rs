@@ -40,7 +40,7 @@ struct CentraResult {
     ratio: f64,
 }
 
-fn rss_mib() -> f64 {
+pub fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -62,6 +62,9 @@ enum Bench {
     Idle(ferry::bench::IdleArgs),
     /// The Centra simulator at scale: a million orders, snapshot latency, requests/s.
     Centra(ferry::bench_centra::CentraArgs),
+    /// The erp-writer draining a backlog into the ERP simulator, against a bare HTTP client
+    /// baseline; optionally orders/min into a real Tryton.
+    Writer(ferry::bench_writer::WriterArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -111,6 +114,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Centra(args),
         } => ferry::bench_centra::centra(args).await,
+        Command::Bench {
+            bench: Bench::Writer(args),
+        } => ferry::bench_writer::writer(args).await,
         Command::Migrate { config } => {
             let config = ferry_runtime::Config::load(config.as_deref())?;
             let store = ferry_store::Store::connect(&config.database).await?;

@@ -138,9 +138,8 @@ struct Sim {
 
 impl Sim {
     fn set_faults(&self, faults: Faults) {
-        *self.down_until.lock() = (faults.down_for_ms > 0).then(|| {
-            std::time::Instant::now() + Duration::from_millis(faults.down_for_ms)
-        });
+        *self.down_until.lock() = (faults.down_for_ms > 0)
+            .then(|| std::time::Instant::now() + Duration::from_millis(faults.down_for_ms));
         *self.faults.write() = faults;
     }
 
