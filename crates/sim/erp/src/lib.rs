@@ -367,13 +367,15 @@ async fn create(
             };
             let drop = sim.faults.read().drop_line_per_mille;
             let mut stored = whole.clone();
-            if drop > 0 && stored.lines.len() > 1 && rand::rng().random_range(0..1000) < drop {
-                if let Some(gone) = stored.lines.pop() {
-                    stored.gross_minor -= gone.gross_minor;
-                    stored.tax_minor -= gone.tax_minor;
-                    stored.line_count -= 1;
-                    sim.dropped_lines.fetch_add(1, Ordering::Relaxed);
-                }
+            if drop > 0
+                && stored.lines.len() > 1
+                && rand::rng().random_range(0..1000) < drop
+                && let Some(gone) = stored.lines.pop()
+            {
+                stored.gross_minor -= gone.gross_minor;
+                stored.tax_minor -= gone.tax_minor;
+                stored.line_count -= 1;
+                sim.dropped_lines.fetch_add(1, Ordering::Relaxed);
             }
             let index = book.orders.len();
             book.orders.push(stored);
