@@ -312,3 +312,168 @@ async fn wait_for_posted(store: &ferry_store::Store, want: i64, within: Duration
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A confirmed sale lowers Tryton's sellable stock by what it ordered; shipping it through
+/// Tryton's own workflow with a tracking number puts it on the shipment feed, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_and_shipments_come_back_from_tryton() {
+    let prefix = unique_prefix();
+    let tryton = connector(&prefix);
+    let tenant = tenant(Rules {
+        erp_item_equals_sku: true,
+        ..Rules::default()
+    });
+    let shutdown = CancellationToken::new();
+    let sim = CentraSim::start(
+        SimConfig {
+            seed: 77,
+            ..SimConfig::default()
+        },
+        shutdown.clone(),
+    )
+    .await
+    .expect("simulator");
+    let numbers = sim.generate(
+        1,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            bundle_pct: 0,
+            cancellation_pct: 0,
+            markets: vec![1],
+            ..OrderMix::default()
+        },
+    );
+    let client = CentraClient::new(
+        sim.graphql_url(),
+        SecretString::from("sim-token"),
+        1000,
+        Duration::from_secs(10),
+    );
+    let raw = client
+        .order_snapshots(&numbers)
+        .await
+        .expect("snapshot")
+        .remove(0);
+    let order = post_order(&tenant, &raw.json, &ferry_domain::NoItems);
+    let items: Vec<(String, i64)> = order
+        .lines
+        .iter()
+        .filter(|l| l.kind == ferry_erp::LineKind::Item)
+        .map(|l| (l.erp_item.clone(), l.quantity))
+        .collect();
+    let codes: Vec<String> = items.iter().map(|(c, _)| c.clone()).collect();
+    let available = |levels: Vec<ferry_erp::StockLevel>, code: &str| -> i64 {
+        levels
+            .iter()
+            .filter(|l| l.erp_item == code)
+            .map(|l| l.available)
+            .sum()
+    };
+    let before = tryton.stock_levels(&codes).await.expect("stock");
+    assert!(!before.is_empty(), "stock for {codes:?}");
+
+    // The feed's position before this test's shipment.
+    let mut cursor = String::new();
+    loop {
+        let page = tryton.shipments_since(&cursor, 200).await.expect("feed");
+        if page.shipments.is_empty() {
+            break;
+        }
+        cursor = page.next_cursor;
+    }
+
+    let doc = tryton.create_sales_order(&order).await.expect("posted");
+    let after = tryton.stock_levels(&codes).await.expect("stock");
+    for (code, quantity) in &items {
+        assert_eq!(
+            available(after.clone(), code),
+            available(before.clone(), code) - quantity,
+            "{code}: a confirmed sale is no longer sellable"
+        );
+    }
+
+    // The warehouse ships it in Tryton: assign, pick, pack, tracking number, ship, done.
+    let rpc = tryton.rpc();
+    let sale_ids = rpc
+        .call(
+            "model.sale.sale.search",
+            vec![
+                json!([["reference", "=", format!("{prefix}{}", order.external_ref)]]),
+                json!(0),
+                json!(1),
+                json!(null),
+            ],
+        )
+        .await
+        .expect("sale");
+    let sale = rpc
+        .call(
+            "model.sale.sale.read",
+            vec![sale_ids.clone(), json!(["shipments"])],
+        )
+        .await
+        .expect("read");
+    let shipment = sale[0]["shipments"][0].as_i64().expect("a shipment");
+    for step in ["assign_try", "pick", "pack"] {
+        rpc.call(
+            &format!("model.stock.shipment.out.{step}"),
+            vec![json!([shipment])],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{step}: {e}"));
+    }
+    let tracking = format!("PN{}SE", order.external_ref);
+    rpc.call(
+        "model.stock.shipment.out.write",
+        vec![json!([shipment]), json!({"shipping_reference": tracking})],
+    )
+    .await
+    .expect("tracking");
+    for step in ["ship", "do"] {
+        rpc.call(
+            &format!("model.stock.shipment.out.{step}"),
+            vec![json!([shipment])],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{step}: {e}"));
+    }
+
+    let page = tryton.shipments_since(&cursor, 200).await.expect("feed");
+    let ours: Vec<_> = page
+        .shipments
+        .iter()
+        .filter(|s| s.external_ref == order.external_ref)
+        .collect();
+    assert_eq!(ours.len(), 1, "{page:?}");
+    assert_eq!(ours[0].tracking_number.as_deref(), Some(tracking.as_str()));
+    assert!(
+        ours[0]
+            .carrier
+            .as_deref()
+            .unwrap_or("")
+            .contains("PostNord")
+    );
+    let mut shipped: Vec<(String, i64)> = ours[0]
+        .lines
+        .iter()
+        .map(|l| (l.erp_item.clone(), l.quantity))
+        .collect();
+    shipped.sort();
+    let mut ordered = items.clone();
+    ordered.sort();
+    assert_eq!(shipped, ordered);
+    let again = tryton
+        .shipments_since(&page.next_cursor, 200)
+        .await
+        .expect("feed");
+    assert!(
+        again
+            .shipments
+            .iter()
+            .all(|s| s.external_ref != order.external_ref),
+        "the cursor moves past a shipment"
+    );
+    assert!(!doc.reference.is_empty());
+    shutdown.cancel();
+}

@@ -83,6 +83,42 @@ pub struct ErpDocument {
     pub rounding_minor: i64,
 }
 
+/// One outbound shipment as the ERP recorded it (fulfilment feedback reads these).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErpShipment {
+    /// The ERP's own id or number for the shipment.
+    pub id: String,
+    /// The Centra order number the shipment belongs to.
+    pub external_ref: String,
+    /// When it left, RFC 3339 (or a date when the ERP keeps only that).
+    pub shipped_at: String,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub lines: Vec<ErpShipmentLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErpShipmentLine {
+    pub erp_item: String,
+    pub quantity: i64,
+}
+
+/// A page of the shipment feed and the cursor to continue from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentPage {
+    pub shipments: Vec<ErpShipment>,
+    /// Pass back to read on; unchanged when nothing new arrived.
+    pub next_cursor: String,
+}
+
+/// What the ERP can sell of one item in one warehouse (stock less what is already promised).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLevel {
+    pub erp_item: String,
+    pub warehouse: String,
+    pub available: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ErpError {
     /// No answer in time: the document may or may not exist. Settle by lookup.
@@ -135,4 +171,20 @@ pub trait ErpConnector: Send + Sync + 'static {
 
     /// Whether the ERP answers.
     async fn health(&self) -> Result<(), ErpError>;
+
+    /// Matches the customer (by e-mail, or the configured generic customer) or creates it,
+    /// and returns the ERP's id for it. `external_ref` names the order it came with.
+    async fn match_or_create_customer(
+        &self,
+        customer: &Customer,
+        external_ref: &str,
+    ) -> Result<String, ErpError>;
+
+    /// Shipments completed after `cursor` ("" = from the beginning), oldest first, at most
+    /// `limit`. Resuming from the returned cursor never skips one; a shipment may come again
+    /// if the ERP changed it, so readers deduplicate by id.
+    async fn shipments_since(&self, cursor: &str, limit: usize) -> Result<ShipmentPage, ErpError>;
+
+    /// Sellable stock per warehouse for `items` (all stocked items when empty).
+    async fn stock_levels(&self, items: &[String]) -> Result<Vec<StockLevel>, ErpError>;
 }

@@ -2,7 +2,7 @@
 //! idempotent sales orders, lookup by external reference, and fault injection, for tests,
 //! demos and benchmarks.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use parking_lot::{Mutex, RwLock};
 use rand::Rng;
@@ -115,6 +115,54 @@ pub struct Stats {
     pub dropped_lines: u64,
 }
 
+/// A shipment the warehouse completed (what the shipment feed returns).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    pub id: String,
+    pub external_ref: String,
+    pub shipped_at: String,
+    #[serde(default)]
+    pub carrier: Option<String>,
+    #[serde(default)]
+    pub tracking_number: Option<String>,
+    pub lines: Vec<ShipmentLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentLine {
+    pub erp_item: String,
+    pub quantity: i64,
+}
+
+/// The body of `POST /admin/shipments`: ship an order, whole (no `lines`) or in part.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShipRequest {
+    pub external_ref: String,
+    #[serde(default)]
+    pub lines: Option<Vec<ShipmentLine>>,
+    #[serde(default)]
+    pub carrier: Option<String>,
+    #[serde(default)]
+    pub tracking_number: Option<String>,
+}
+
+/// Sellable stock of one item in one warehouse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLevel {
+    pub erp_item: String,
+    pub warehouse: String,
+    pub available: i64,
+}
+
+#[derive(Default)]
+struct Logistics {
+    shipments: Vec<Shipment>,
+    /// (item, warehouse) → available
+    stock: BTreeMap<(String, String), i64>,
+    /// e-mail → customer id
+    customers: HashMap<String, String>,
+}
+
 #[derive(Default)]
 struct Book {
     by_ref: HashMap<String, usize>,
@@ -124,6 +172,7 @@ struct Book {
 #[derive(Default)]
 struct Sim {
     book: Mutex<Book>,
+    logistics: Mutex<Logistics>,
     faults: RwLock<Faults>,
     down_until: Mutex<Option<std::time::Instant>>,
     create_requests: AtomicU64,
@@ -220,6 +269,21 @@ impl ErpSim {
             .collect()
     }
 
+    /// Ships an order as the warehouse would (tests and demos); `None` if unknown.
+    pub fn ship(&self, request: ShipRequest) -> Option<Shipment> {
+        ship(&self.sim, request)
+    }
+
+    /// Sets sellable stock levels.
+    pub fn set_stock(&self, levels: &[StockLevel]) {
+        let mut logistics = self.sim.logistics.lock();
+        for l in levels {
+            logistics
+                .stock
+                .insert((l.erp_item.clone(), l.warehouse.clone()), l.available);
+        }
+    }
+
     pub fn order(&self, external_ref: &str) -> Option<SalesOrder> {
         let book = self.sim.book.lock();
         book.by_ref
@@ -246,6 +310,11 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/health", get(health))
         .route("/api/sales-orders", post(create).get(lookup))
         .route("/api/sales-orders/{reference}", get(by_reference))
+        .route("/api/shipments", get(shipments))
+        .route("/api/stock", get(stock))
+        .route("/api/customers", post(customer))
+        .route("/admin/shipments", post(admin_ship))
+        .route("/admin/stock", put(admin_stock))
         .route("/admin/faults", get(get_faults).put(put_faults))
         .route("/admin/stats", get(get_stats))
         .with_state(sim)
@@ -450,4 +519,134 @@ async fn put_faults(State(sim): State<Arc<Sim>>, Json(faults): Json<Faults>) -> 
 
 async fn get_stats(State(sim): State<Arc<Sim>>) -> Json<Stats> {
     Json(stats(&sim))
+}
+
+fn ship(sim: &Sim, request: ShipRequest) -> Option<Shipment> {
+    let order = {
+        let book = sim.book.lock();
+        let i = *book.by_ref.get(&request.external_ref)?;
+        book.orders[i].clone()
+    };
+    let lines = request.lines.unwrap_or_else(|| {
+        order
+            .lines
+            .iter()
+            .filter(|l| l.kind == "item")
+            .map(|l| ShipmentLine {
+                erp_item: l.erp_item.clone(),
+                quantity: l.quantity,
+            })
+            .collect()
+    });
+    let mut logistics = sim.logistics.lock();
+    let shipment = Shipment {
+        id: format!("SH-{:07}", logistics.shipments.len() + 1),
+        external_ref: request.external_ref,
+        shipped_at: chrono::Utc::now().to_rfc3339(),
+        carrier: request.carrier,
+        tracking_number: request.tracking_number,
+        lines,
+    };
+    logistics.shipments.push(shipment.clone());
+    Some(shipment)
+}
+
+#[derive(Deserialize)]
+struct FeedQuery {
+    #[serde(default)]
+    after: String,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+/// The shipment feed: the cursor is the count of shipments already read.
+async fn shipments(State(sim): State<Arc<Sim>>, Query(q): Query<FeedQuery>) -> Response {
+    if let Some(answer) = before(&sim).await {
+        return answer;
+    }
+    let Ok(after) = (if q.after.is_empty() {
+        Ok(0)
+    } else {
+        q.after.parse::<usize>()
+    }) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "after must be a cursor from this feed",
+        );
+    };
+    let logistics = sim.logistics.lock();
+    let page: Vec<Shipment> = logistics
+        .shipments
+        .iter()
+        .skip(after)
+        .take(q.limit.clamp(1, 1000))
+        .cloned()
+        .collect();
+    let next = after + page.len();
+    Json(serde_json::json!({ "shipments": page, "next_cursor": next.to_string() })).into_response()
+}
+
+#[derive(Deserialize)]
+struct StockQuery {
+    /// Comma-separated item codes; all when absent.
+    #[serde(default)]
+    items: String,
+}
+
+async fn stock(State(sim): State<Arc<Sim>>, Query(q): Query<StockQuery>) -> Response {
+    if let Some(answer) = before(&sim).await {
+        return answer;
+    }
+    let wanted: Vec<&str> = q.items.split(',').filter(|s| !s.is_empty()).collect();
+    let logistics = sim.logistics.lock();
+    let levels: Vec<StockLevel> = logistics
+        .stock
+        .iter()
+        .filter(|((item, _), _)| wanted.is_empty() || wanted.contains(&item.as_str()))
+        .map(|((item, warehouse), available)| StockLevel {
+            erp_item: item.clone(),
+            warehouse: warehouse.clone(),
+            available: *available,
+        })
+        .collect();
+    Json(levels).into_response()
+}
+
+/// Matches a customer by e-mail or creates one.
+async fn customer(State(sim): State<Arc<Sim>>, Json(body): Json<serde_json::Value>) -> Response {
+    if let Some(answer) = before(&sim).await {
+        return answer;
+    }
+    let email = body["email"].as_str().unwrap_or_default().to_lowercase();
+    if email.is_empty() {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a customer needs an e-mail",
+        );
+    }
+    let mut logistics = sim.logistics.lock();
+    let next = format!("C-{:07}", logistics.customers.len() + 1);
+    let id = logistics.customers.entry(email).or_insert(next).clone();
+    Json(serde_json::json!({ "id": id })).into_response()
+}
+
+async fn admin_ship(State(sim): State<Arc<Sim>>, Json(request): Json<ShipRequest>) -> Response {
+    match ship(&sim, request) {
+        Some(shipment) => (StatusCode::CREATED, Json(shipment)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such sales order"),
+    }
+}
+
+async fn admin_stock(State(sim): State<Arc<Sim>>, Json(levels): Json<Vec<StockLevel>>) -> Response {
+    let mut logistics = sim.logistics.lock();
+    for l in levels {
+        logistics
+            .stock
+            .insert((l.erp_item, l.warehouse), l.available);
+    }
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -5,7 +5,9 @@
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use ferry_erp::{ErpConnector, ErpDocument, ErpError, PostOrder};
+use ferry_erp::{
+    Customer, ErpConnector, ErpDocument, ErpError, PostOrder, ShipmentPage, StockLevel,
+};
 use reqwest::StatusCode;
 
 pub struct HttpErp {
@@ -84,6 +86,21 @@ async fn classify(response: reqwest::Response) -> Result<reqwest::Response, ErpE
     })
 }
 
+/// Reads a JSON answer; an unreadable one is treated as the ERP misbehaving (transient).
+async fn read_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    what: &str,
+) -> Result<T, ErpError> {
+    classify(response)
+        .await?
+        .json()
+        .await
+        .map_err(|e| ErpError::Unavailable {
+            reason: format!("unreadable {what} answer: {e}"),
+            retry_after: None,
+        })
+}
+
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
@@ -143,5 +160,46 @@ impl ErpConnector for HttpErp {
             .await
             .map_err(transport)?;
         classify(response).await.map(|_| ())
+    }
+
+    async fn match_or_create_customer(
+        &self,
+        customer: &Customer,
+        _external_ref: &str,
+    ) -> Result<String, ErpError> {
+        if let Some(id) = &customer.erp_customer {
+            return Ok(id.clone());
+        }
+        let response = self
+            .request(reqwest::Method::POST, "/api/customers")
+            .json(customer)
+            .send()
+            .await
+            .map_err(transport)?;
+        let answer: serde_json::Value = read_json(response, "customer").await?;
+        answer["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ErpError::Rejected("the ERP returned no customer id".into()))
+    }
+
+    async fn shipments_since(&self, cursor: &str, limit: usize) -> Result<ShipmentPage, ErpError> {
+        let response = self
+            .request(reqwest::Method::GET, "/api/shipments")
+            .query(&[("after", cursor), ("limit", &limit.to_string())])
+            .send()
+            .await
+            .map_err(transport)?;
+        read_json(response, "shipment feed").await
+    }
+
+    async fn stock_levels(&self, items: &[String]) -> Result<Vec<StockLevel>, ErpError> {
+        let response = self
+            .request(reqwest::Method::GET, "/api/stock")
+            .query(&[("items", items.join(","))])
+            .send()
+            .await
+            .map_err(transport)?;
+        read_json(response, "stock").await
     }
 }

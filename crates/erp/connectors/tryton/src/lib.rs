@@ -13,13 +13,16 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferry_erp::{ErpConnector, ErpDocument, ErpError, LineKind, PostOrder};
+use ferry_erp::{
+    Customer, ErpConnector, ErpDocument, ErpError, ErpShipment, ErpShipmentLine, LineKind,
+    PostOrder, ShipmentPage, StockLevel,
+};
 use rust_decimal::Decimal;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::rpc::{Rpc, decimal, read_decimal};
+use crate::rpc::{Rpc, datetime, decimal, read_datetime, read_decimal};
 
 /// How to reach Tryton and how far to take each sale.
 #[derive(Debug, Clone)]
@@ -312,13 +315,12 @@ impl Tryton {
 
     /// The customer's party and address: an existing party with the same e-mail (or the
     /// configured guest party), else a new one.
-    async fn party(&self, order: &PostOrder) -> Result<(i64, i64), ErpError> {
+    async fn party(&self, c: &Customer, external_ref: &str) -> Result<(i64, i64), ErpError> {
         let _one_at_a_time = self.parties.lock().await;
-        let c = &order.customer;
         let domain = match &c.erp_customer {
             Some(code) => json!([["code", "=", code]]),
             None if !c.email.is_empty() => json!([["contact_mechanisms.value", "=", c.email]]),
-            None => json!([["name", "=", format!("Centra order {}", order.external_ref)]]),
+            None => json!([["name", "=", format!("Centra order {external_ref}")]]),
         };
         let found = self
             .rpc
@@ -352,7 +354,7 @@ impl Tryton {
         let name = if !c.company_name.is_empty() {
             c.company_name.clone()
         } else if name.is_empty() {
-            format!("Centra order {}", order.external_ref)
+            format!("Centra order {external_ref}")
         } else {
             name
         };
@@ -663,7 +665,7 @@ impl ErpConnector for Tryton {
             }
             lines.push(value);
         }
-        let (party, address) = self.party(order).await?;
+        let (party, address) = self.party(&order.customer, &order.external_ref).await?;
         let mut sale = json!({
             "party": party,
             "invoice_address": address,
@@ -695,6 +697,187 @@ impl ErpConnector for Tryton {
             .call("model.res.user.get_preferences", vec![json!(true)])
             .await
             .map(|_| ())
+    }
+
+    async fn match_or_create_customer(
+        &self,
+        customer: &Customer,
+        external_ref: &str,
+    ) -> Result<String, ErpError> {
+        let (party, _) = self.party(customer, external_ref).await?;
+        Ok(format!("party.party,{party}"))
+    }
+
+    /// Customer shipments in state done, by (write date, id); the cursor is the last one's
+    /// "write date|id". Tracking number: the shipment's `shipping_reference`.
+    async fn shipments_since(&self, cursor: &str, limit: usize) -> Result<ShipmentPage, ErpError> {
+        let mut domain = vec![json!(["state", "=", "done"])];
+        if let Some((at, id)) = cursor.split_once('|') {
+            let (Some(at), Ok(id)) = (datetime(at), id.parse::<i64>()) else {
+                return Err(ErpError::Misconfigured(format!(
+                    "not a Tryton shipment cursor: {cursor}"
+                )));
+            };
+            domain.push(json!([
+                "OR",
+                [["write_date", ">", at]],
+                [["write_date", "=", at], ["id", ">", id]]
+            ]));
+        }
+        let rows = self
+            .rpc
+            .call(
+                "model.stock.shipment.out.search_read",
+                vec![
+                    json!(domain),
+                    json!(0),
+                    json!(limit.clamp(1, 500)),
+                    json!([["write_date", "ASC"], ["id", "ASC"]]),
+                    json!([
+                        "number",
+                        "effective_date",
+                        "shipping_reference",
+                        "carrier.rec_name",
+                        "write_date",
+                        "outgoing_moves"
+                    ]),
+                ],
+            )
+            .await?;
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        let mut next_cursor = cursor.to_owned();
+        let mut shipments = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id = row["id"].as_i64().unwrap_or_default();
+            if let Some(at) = read_datetime(&row["write_date"]) {
+                next_cursor = format!("{at}|{id}");
+            }
+            let moves: Vec<i64> = row["outgoing_moves"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_i64)
+                .collect();
+            let lines = self
+                .rpc
+                .call(
+                    "model.stock.move.read",
+                    vec![json!(moves), json!(["product.code", "quantity", "origin"])],
+                )
+                .await?;
+            let mut sale_line = None;
+            let mut out_lines: Vec<ErpShipmentLine> = Vec::new();
+            for m in lines.as_array().into_iter().flatten() {
+                let item = m["product."]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let quantity = m["quantity"].as_f64().unwrap_or(0.0).round() as i64;
+                if sale_line.is_none() {
+                    sale_line = m["origin"]
+                        .as_str()
+                        .and_then(|o| o.strip_prefix("sale.line,"))
+                        .and_then(|n| n.parse::<i64>().ok());
+                }
+                match out_lines.iter_mut().find(|l| l.erp_item == item) {
+                    Some(l) => l.quantity += quantity,
+                    None => out_lines.push(ErpShipmentLine {
+                        erp_item: item,
+                        quantity,
+                    }),
+                }
+            }
+            let Some(sale_line) = sale_line else {
+                continue; // not from a sale
+            };
+            let sale = self
+                .rpc
+                .call(
+                    "model.sale.line.read",
+                    vec![json!([sale_line]), json!(["sale.reference"])],
+                )
+                .await?;
+            let reference = sale[0]["sale."]["reference"].as_str().unwrap_or_default();
+            // Shipments of sales Ferry did not post (or another brand's) are not ours.
+            let Some(external_ref) = reference
+                .strip_prefix(&self.config.reference_prefix)
+                .filter(|r| !r.is_empty())
+            else {
+                continue;
+            };
+            shipments.push(ErpShipment {
+                id: row["number"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("stock.shipment.out,{id}")),
+                external_ref: external_ref.to_owned(),
+                shipped_at: read_datetime(&row["effective_date"]).unwrap_or_default(),
+                carrier: row["carrier."]["rec_name"].as_str().map(str::to_owned),
+                tracking_number: row["shipping_reference"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+                lines: out_lines,
+            });
+        }
+        Ok(ShipmentPage {
+            shipments,
+            next_cursor,
+        })
+    }
+
+    /// `forecast_quantity` per warehouse: stock on hand less confirmed sales not yet
+    /// shipped, which is what may still be sold.
+    async fn stock_levels(&self, items: &[String]) -> Result<Vec<StockLevel>, ErpError> {
+        let warehouses = self
+            .rpc
+            .call(
+                "model.stock.location.search_read",
+                vec![
+                    json!([["type", "=", "warehouse"]]),
+                    json!(0),
+                    Value::Null,
+                    json!([["id", "ASC"]]),
+                    json!(["code", "name"]),
+                ],
+            )
+            .await?;
+        let domain = if items.is_empty() {
+            json!([["type", "=", "goods"]])
+        } else {
+            json!([["code", "in", items]])
+        };
+        let mut levels = Vec::new();
+        for wh in warehouses.as_array().into_iter().flatten() {
+            let name = wh["code"]
+                .as_str()
+                .filter(|c| !c.is_empty())
+                .or_else(|| wh["name"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            let rows = self
+                .rpc
+                .call_in(
+                    "model.product.product.search_read",
+                    vec![
+                        domain.clone(),
+                        json!(0),
+                        Value::Null,
+                        json!([["code", "ASC"]]),
+                        json!(["code", "forecast_quantity"]),
+                    ],
+                    json!({"locations": [wh["id"]]}),
+                )
+                .await?;
+            for row in rows.as_array().into_iter().flatten() {
+                levels.push(StockLevel {
+                    erp_item: row["code"].as_str().unwrap_or_default().to_owned(),
+                    warehouse: name.clone(),
+                    available: row["forecast_quantity"].as_f64().unwrap_or(0.0).floor() as i64,
+                });
+            }
+        }
+        Ok(levels)
     }
 }
 

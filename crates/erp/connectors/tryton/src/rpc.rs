@@ -63,6 +63,21 @@ impl Rpc {
         self.call_raw(method, Value::Array(params)).await
     }
 
+    /// Calls with extra context keys (e.g. `locations` for stock), merged over the default.
+    pub async fn call_in(
+        &self,
+        method: &str,
+        mut params: Vec<Value>,
+        extra: Value,
+    ) -> Result<Value, ErpError> {
+        let mut context = self.context().await?;
+        if let (Some(c), Some(e)) = (context.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        params.push(context);
+        self.call_raw(method, Value::Array(params)).await
+    }
+
     /// Calls with the context already in `params`.
     pub async fn call_raw(&self, method: &str, params: Value) -> Result<Value, ErpError> {
         // One re-login when the session expired or the server restarted.
@@ -233,6 +248,37 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     })
 }
 
+/// A datetime in Tryton's wire form from "YYYY-MM-DD HH:MM:SS[.ffffff]".
+pub fn datetime(text: &str) -> Option<Value> {
+    let (date, time) = text.split_once(' ')?;
+    let mut d = date.split('-').map(|p| p.parse::<u32>().ok());
+    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, micro) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|p| p.parse::<u32>().ok());
+    let (hour, minute, second) = (t.next()??, t.next()??, t.next()??);
+    Some(json!({
+        "__class__": "datetime", "year": year, "month": month, "day": day,
+        "hour": hour, "minute": minute, "second": second,
+        "microsecond": micro.parse::<u32>().ok()?,
+    }))
+}
+
+/// Reads Tryton's datetime (or date) object as "YYYY-MM-DD HH:MM:SS.ffffff" ("YYYY-MM-DD").
+pub fn read_datetime(v: &Value) -> Option<String> {
+    let n = |k: &str| v.get(k).and_then(Value::as_u64);
+    let date = format!("{:04}-{:02}-{:02}", n("year")?, n("month")?, n("day")?);
+    if v.get("__class__").and_then(Value::as_str) == Some("date") {
+        return Some(date);
+    }
+    Some(format!(
+        "{date} {:02}:{:02}:{:02}.{:06}",
+        n("hour")?,
+        n("minute")?,
+        n("second")?,
+        n("microsecond").unwrap_or(0)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +290,17 @@ mod tests {
         assert_eq!(read_decimal(&json!("8.50")), Some(Decimal::new(850, 2)));
         assert_eq!(read_decimal(&json!(12)), Some(Decimal::from(12)));
         assert_eq!(read_decimal(&Value::Null), None);
+    }
+
+    #[test]
+    fn datetimes_both_ways() {
+        let text = "2026-11-27 14:05:09.000123";
+        let wire = datetime(text).unwrap_or_default();
+        assert_eq!(wire["microsecond"], 123);
+        assert_eq!(read_datetime(&wire).as_deref(), Some(text));
+        let date = json!({"__class__": "date", "year": 2026, "month": 1, "day": 2});
+        assert_eq!(read_datetime(&date).as_deref(), Some("2026-01-02"));
+        assert_eq!(datetime("nonsense"), None);
     }
 
     #[test]

@@ -1,0 +1,238 @@
+//! The HTTP connector against the ERP simulator: idempotent posts, every fault classified as
+//! the writer needs it, the shipment feed with its cursor, stock levels and customers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
+
+use std::time::Duration;
+
+use ferry_erp::{Customer, ErpConnector, ErpError, LineKind, PostLine, PostOrder};
+use ferry_erp_http::HttpErp;
+use ferry_sim_erp::{ErpSim, Faults, ShipRequest, ShipmentLine, StockLevel};
+use tokio_util::sync::CancellationToken;
+
+async fn sim() -> (ErpSim, HttpErp, CancellationToken) {
+    let shutdown = CancellationToken::new();
+    let sim = ErpSim::start(([127, 0, 0, 1], 0).into(), shutdown.clone())
+        .await
+        .expect("starts");
+    let erp = HttpErp::new(sim.url(), None, Duration::from_secs(5));
+    (sim, erp, shutdown)
+}
+
+fn order(n: u32) -> PostOrder {
+    let line = |item: &str, gross: i64| PostLine {
+        kind: LineKind::Item,
+        erp_item: item.into(),
+        sku: Some(item.into()),
+        centra_line_id: Some(1),
+        quantity: 2,
+        tax_rate: "25".into(),
+        tax_code: None,
+        gross_minor: gross,
+        tax_minor: gross / 5,
+        net_minor: gross - gross / 5,
+        description: String::new(),
+    };
+    PostOrder {
+        tenant: "t".into(),
+        external_ref: n.to_string(),
+        currency: "SEK".into(),
+        order_date: String::new(),
+        customer: Customer {
+            email: format!("c{n}@example.com"),
+            ..Customer::default()
+        },
+        lines: vec![line("A", 10000), line("B", 5000)],
+        gross_minor: 15000,
+        tax_minor: 3000,
+        payment_term: None,
+        carrier: None,
+        sales_channel: None,
+    }
+}
+
+#[tokio::test]
+async fn posts_are_idempotent_and_faults_are_classified() {
+    let (sim, erp, shutdown) = sim().await;
+    let first = erp.create_sales_order(&order(1)).await.expect("created");
+    let again = erp.create_sales_order(&order(1)).await.expect("replayed");
+    assert_eq!(first, again);
+    assert_eq!(sim.stats().orders, 1);
+    assert_eq!(erp.find_sales_order("1").await.expect("found"), Some(first));
+    assert_eq!(erp.find_sales_order("2").await.expect("lookup"), None);
+
+    sim.set_faults(Faults {
+        throttle_per_mille: 1000,
+        ..Faults::default()
+    });
+    let e = erp.create_sales_order(&order(2)).await.expect_err("429");
+    assert!(e.is_transient() && !e.possibly_applied());
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
+
+    sim.set_faults(Faults {
+        error_per_mille: 1000,
+        ..Faults::default()
+    });
+    assert!(matches!(
+        erp.create_sales_order(&order(2)).await,
+        Err(ErpError::Unavailable { .. })
+    ));
+
+    sim.set_faults(Faults {
+        timeout_after_commit_per_mille: 1000,
+        ..Faults::default()
+    });
+    let e = erp
+        .create_sales_order(&order(3))
+        .await
+        .expect_err("lost answer");
+    assert!(e.possibly_applied(), "{e:?}");
+    sim.set_faults(Faults::default());
+    assert!(
+        erp.find_sales_order("3").await.expect("lookup").is_some(),
+        "it was committed"
+    );
+
+    sim.set_faults(Faults {
+        down_for_ms: 300,
+        ..Faults::default()
+    });
+    assert!(erp.health().await.is_err());
+    assert!(
+        erp.create_sales_order(&order(4))
+            .await
+            .unwrap_err()
+            .is_transient()
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    erp.health().await.expect("the outage window ended");
+
+    // A dropped line is silent: the answer says two lines, the ERP keeps one.
+    sim.set_faults(Faults {
+        drop_line_per_mille: 1000,
+        ..Faults::default()
+    });
+    let answered = erp.create_sales_order(&order(5)).await.expect("created");
+    assert_eq!((answered.line_count, answered.gross_minor), (2, 15000));
+    let stored = sim.order("5").expect("stored");
+    assert_eq!((stored.line_count, stored.gross_minor), (1, 10000));
+    assert_eq!(sim.stats().dropped_lines, 1);
+
+    let mut bad = order(6);
+    bad.lines[0].net_minor += 1;
+    sim.set_faults(Faults::default());
+    assert!(matches!(
+        erp.create_sales_order(&bad).await,
+        Err(ErpError::Rejected(_))
+    ));
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn shipment_feed_stock_and_customers() {
+    let (sim, erp, shutdown) = sim().await;
+    for n in 1..=3 {
+        erp.create_sales_order(&order(n)).await.expect("created");
+    }
+    // Order 1 ships in two parts, order 2 whole; order 3 not yet.
+    sim.ship(ShipRequest {
+        external_ref: "1".into(),
+        lines: Some(vec![ShipmentLine {
+            erp_item: "A".into(),
+            quantity: 2,
+        }]),
+        carrier: Some("PostNord".into()),
+        tracking_number: Some("PN1".into()),
+    })
+    .expect("shipped");
+    sim.ship(ShipRequest {
+        external_ref: "2".into(),
+        lines: None,
+        carrier: None,
+        tracking_number: Some("PN2".into()),
+    })
+    .expect("shipped");
+    assert!(
+        sim.ship(ShipRequest {
+            external_ref: "nope".into(),
+            lines: None,
+            carrier: None,
+            tracking_number: None
+        })
+        .is_none()
+    );
+
+    let page = erp.shipments_since("", 1).await.expect("feed");
+    assert_eq!(page.shipments.len(), 1);
+    assert_eq!(page.shipments[0].tracking_number.as_deref(), Some("PN1"));
+    let page2 = erp
+        .shipments_since(&page.next_cursor, 10)
+        .await
+        .expect("feed");
+    assert_eq!(page2.shipments.len(), 1);
+    assert_eq!(page2.shipments[0].external_ref, "2");
+    assert_eq!(page2.shipments[0].lines.len(), 2, "whole order: both items");
+    let empty = erp
+        .shipments_since(&page2.next_cursor, 10)
+        .await
+        .expect("feed");
+    assert!(empty.shipments.is_empty());
+    assert_eq!(
+        empty.next_cursor, page2.next_cursor,
+        "nothing new: the cursor stays"
+    );
+    sim.ship(ShipRequest {
+        external_ref: "1".into(),
+        lines: Some(vec![ShipmentLine {
+            erp_item: "B".into(),
+            quantity: 2,
+        }]),
+        carrier: None,
+        tracking_number: Some("PN3".into()),
+    })
+    .expect("the rest");
+    let rest = erp
+        .shipments_since(&empty.next_cursor, 10)
+        .await
+        .expect("feed");
+    assert_eq!(rest.shipments.len(), 1);
+    assert_eq!(rest.shipments[0].lines[0].erp_item, "B");
+
+    sim.set_stock(&[
+        StockLevel {
+            erp_item: "A".into(),
+            warehouse: "Main".into(),
+            available: 7,
+        },
+        StockLevel {
+            erp_item: "B".into(),
+            warehouse: "Main".into(),
+            available: 0,
+        },
+        StockLevel {
+            erp_item: "A".into(),
+            warehouse: "Retail".into(),
+            available: 3,
+        },
+    ]);
+    let a = erp.stock_levels(&["A".into()]).await.expect("stock");
+    assert_eq!(a.len(), 2);
+    assert_eq!(a.iter().map(|l| l.available).sum::<i64>(), 10);
+    assert_eq!(erp.stock_levels(&[]).await.expect("all").len(), 3);
+
+    let c1 = erp
+        .match_or_create_customer(&order(1).customer, "1")
+        .await
+        .expect("customer");
+    let c1_again = erp
+        .match_or_create_customer(&order(1).customer, "9")
+        .await
+        .expect("customer");
+    let c2 = erp
+        .match_or_create_customer(&order(2).customer, "2")
+        .await
+        .expect("customer");
+    assert_eq!(c1, c1_again, "matched by e-mail");
+    assert_ne!(c1, c2);
+    shutdown.cancel();
+}
