@@ -90,7 +90,9 @@ start() {
   if alive "$dir" && [[ -f "$dir/env" ]]; then cat "$dir/env"; return; fi
   prepare
   mkdir -p "$dir/data"
-  cp "$TEMPLATE/$DB.sqlite" "$dir/data/$DB.sqlite"
+  # A fresh copy, renamed into place: never written over a file a server may still hold.
+  cp "$TEMPLATE/$DB.sqlite" "$dir/data/$DB.sqlite.tmp.$$"
+  mv -f "$dir/data/$DB.sqlite.tmp.$$" "$dir/data/$DB.sqlite"
   local port; port="$(free_port)"
   cat > "$dir/trytond.conf" <<CONF
 [web]
@@ -99,7 +101,8 @@ listen = 127.0.0.1:$port
 uri = sqlite://
 path = $dir/data
 CONF
-  nohup "$VENV/bin/trytond" -c "$dir/trytond.conf" -d "$DB" > "$dir/trytond.log" 2>&1 &
+  # The server must not inherit the lock descriptors, or it would hold them for its life.
+  nohup "$VENV/bin/trytond" -c "$dir/trytond.conf" -d "$DB" > "$dir/trytond.log" 2>&1 8>&- 9>&- &
   echo $! > "$dir/pid"
   local url="http://127.0.0.1:$port"
   local t0=$SECONDS
@@ -116,6 +119,7 @@ CONF
     echo "FERRY_TRYTON_USER=admin"
     echo "FERRY_TRYTON_PASSWORD=$TRYTON_ADMIN_PASSWORD"
   } > "$dir/env"
+  flock -u 8
   cat "$dir/env"
 }
 
