@@ -89,10 +89,11 @@ start() {
   flock 8
   if alive "$dir" && [[ -f "$dir/env" ]]; then cat "$dir/env"; return; fi
   prepare
+  # A fresh data directory: a journal left by a server that was killed would be rolled back
+  # onto the new copy and corrupt it.
+  rm -rf "$dir/data"
   mkdir -p "$dir/data"
-  # A fresh copy, renamed into place: never written over a file a server may still hold.
-  cp "$TEMPLATE/$DB.sqlite" "$dir/data/$DB.sqlite.tmp.$$"
-  mv -f "$dir/data/$DB.sqlite.tmp.$$" "$dir/data/$DB.sqlite"
+  cp "$TEMPLATE/$DB.sqlite" "$dir/data/$DB.sqlite"
   local port; port="$(free_port)"
   cat > "$dir/trytond.conf" <<CONF
 [web]

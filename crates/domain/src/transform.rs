@@ -91,6 +91,9 @@ pub struct OrderLine {
     pub net: i64,
     /// Set on the components of a bundle: the Centra line id of the bundle.
     pub bundle_line_id: Option<i64>,
+    /// Set on the components of a bundle: how many bundles the Centra line has (the
+    /// component's quantity per bundle is `quantity / bundle_quantity`).
+    pub bundle_quantity: Option<i64>,
     pub description: String,
 }
 
@@ -563,6 +566,7 @@ fn compute_lines(
                 tax: 0,
                 net: 0,
                 bundle_line_id: None,
+                bundle_quantity: None,
                 description: describe(item.line),
             });
         } else {
@@ -586,6 +590,7 @@ fn compute_lines(
                     tax: 0,
                     net: 0,
                     bundle_line_id: id,
+                    bundle_quantity: Some(qty),
                     description: format!("{} (bundle {})", sku, describe(item.line)),
                 });
             }
@@ -610,6 +615,7 @@ fn compute_lines(
                 tax: 0,
                 net: 0,
                 bundle_line_id: None,
+                bundle_quantity: None,
                 description: text.to_owned(),
             });
         }

@@ -51,6 +51,7 @@ pub fn sales_order(
                 tax_minor: l.tax,
                 net_minor: l.net,
                 bundle_line_id: l.bundle_line_id,
+                bundle_quantity: l.bundle_quantity,
                 description: l.description.clone(),
             })
             .collect(),
