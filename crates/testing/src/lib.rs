@@ -83,6 +83,9 @@ fn locked_infra() -> Result<SharedInfra, InfraError> {
             return Ok(known);
         }
     }
+    // Fresh data directories: streams left by an interrupted run would hold JetStream's
+    // storage reservations.
+    let _ = std::fs::remove_dir_all(dir.join("nats"));
     let nats = start_nats(&dir.join("nats"), true)?;
     let _ = std::fs::remove_dir_all(dir.join("pg"));
     let pg = start_postgres(&dir.join("pg"), true)?;
