@@ -23,6 +23,8 @@ pub mod ops {
     pub const CONFIRM_EVENTS: &str = include_str!("../graphql/confirm-events.graphql");
     pub const SET_EVENT_LISTENERS: &str = include_str!("../graphql/set-event-listeners.graphql");
     pub const RATE_LIMITS: &str = include_str!("../graphql/rate-limits.graphql");
+    pub const CREATE_SHIPMENT: &str = include_str!("../graphql/create-shipment.graphql");
+    pub const ORDER_SHIPMENTS: &str = include_str!("../graphql/order-shipments.graphql");
 
     /// Every operation with the variables a test may run it with.
     pub fn all() -> Vec<(&'static str, &'static str)> {
@@ -33,8 +35,61 @@ pub mod ops {
             ("confirm-events", CONFIRM_EVENTS),
             ("set-event-listeners", SET_EVENT_LISTENERS),
             ("rate-limits", RATE_LIMITS),
+            ("create-shipment", CREATE_SHIPMENT),
+            ("order-shipments", ORDER_SHIPMENTS),
         ]
     }
+}
+
+/// A shipment as Centra holds it (what fulfilment feedback needs of it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CentraShipment {
+    pub id: i64,
+    pub number: String,
+    pub is_shipped: bool,
+    pub is_captured: bool,
+    #[serde(default)]
+    pub shipped_at: Option<String>,
+    #[serde(default)]
+    pub tracking_number: Option<String>,
+    /// (order line id, quantity); empty when not asked for.
+    #[serde(default, deserialize_with = "shipment_lines")]
+    pub lines: Vec<(i64, i64)>,
+}
+
+fn shipment_lines<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(i64, i64)>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Line {
+        quantity: i64,
+        order_line: LineRef,
+    }
+    #[derive(Deserialize)]
+    struct LineRef {
+        id: i64,
+    }
+    let lines: Option<Vec<Line>> = Option::deserialize(d)?;
+    Ok(lines
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| (l.order_line.id, l.quantity))
+        .collect())
+}
+
+/// A shipment to create, already sent.
+#[derive(Debug, Clone)]
+pub struct NewShipment<'a> {
+    pub order_number: i64,
+    /// (order line id, quantity)
+    pub lines: &'a [(i64, i64)],
+    /// When it left the warehouse, as Centra reads it ("YYYY-MM-DD HH:MM:SS" or RFC 3339).
+    pub shipped_at: &'a str,
+    pub carrier: Option<&'a str>,
+    pub service: Option<&'a str>,
+    pub tracking_number: Option<&'a str>,
+    pub send_email: bool,
+    pub capture: bool,
 }
 
 /// One entry of Centra's Events queue.
@@ -337,6 +392,72 @@ impl CentraClient {
             serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
         user_errors(data.confirm_events.user_errors)?;
         Ok(data.confirm_events.user_warnings)
+    }
+
+    /// Creates a shipment already sent — lines, carrier, tracking number, the customer's
+    /// e-mail and (per policy) the capture, in one mutation.
+    pub async fn create_shipment(
+        &self,
+        shipment: &NewShipment<'_>,
+    ) -> Result<CentraShipment, CentraError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            create_shipment: Payload,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Payload {
+            shipment: Option<CentraShipment>,
+            user_errors: Vec<UserMessage>,
+        }
+        let lines: Vec<serde_json::Value> = shipment
+            .lines
+            .iter()
+            .map(|(id, quantity)| serde_json::json!({ "orderLine": { "id": id }, "quantity": quantity }))
+            .collect();
+        let input = serde_json::json!({
+            "order": { "number": shipment.order_number },
+            "lines": lines,
+            "isGoodToGo": true,
+            "shippedAt": shipment.shipped_at,
+            "shipmentInfo": {
+                "carrier": shipment.carrier,
+                "service": shipment.service,
+                "trackingNumber": shipment.tracking_number,
+            },
+            "sendEmail": shipment.send_email,
+            "capture": shipment.capture,
+        });
+        let data = self
+            .execute(ops::CREATE_SHIPMENT, serde_json::json!({ "input": input }))
+            .await?;
+        let data: Data =
+            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
+        user_errors(data.create_shipment.user_errors)?;
+        data.create_shipment
+            .shipment
+            .ok_or_else(|| CentraError::Decode("createShipment returned no shipment".into()))
+    }
+
+    /// The shipments of one order, to find one Ferry may already have created.
+    pub async fn order_shipments(
+        &self,
+        order_number: i64,
+    ) -> Result<Vec<CentraShipment>, CentraError> {
+        #[derive(Deserialize)]
+        struct Data {
+            shipments: Vec<CentraShipment>,
+        }
+        let data = self
+            .execute(
+                ops::ORDER_SHIPMENTS,
+                serde_json::json!({ "orderNumber": order_number }),
+            )
+            .await?;
+        let data: Data =
+            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
+        Ok(data.shipments)
     }
 
     /// The six rate-limit buckets, as Centra counts them.

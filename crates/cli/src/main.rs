@@ -73,6 +73,8 @@ enum Service {
     Transform,
     #[value(name = "erp-writer")]
     ErpWriter,
+    #[value(name = "fulfilment-feedback")]
+    FulfilmentFeedback,
 }
 
 fn main() -> ExitCode {
@@ -134,6 +136,7 @@ async fn run_service(service: Service, config: Option<PathBuf>) -> anyhow::Resul
         Service::Ingest => ferry_ingest::SERVICE,
         Service::Transform => ferry_transform::SERVICE,
         Service::ErpWriter => ferry_erp_writer::SERVICE,
+        Service::FulfilmentFeedback => ferry_fulfilment::SERVICE,
     };
     let booted = ferry_runtime::service::boot_with(
         name,
@@ -158,6 +161,13 @@ async fn run_service(service: Service, config: Option<PathBuf>) -> anyhow::Resul
             let connectors =
                 ferry_erp_writer::default_connectors(config.erp_writer.request_timeout);
             ferry_erp_writer::run(base, store, connectors)
+                .await
+                .map_err(anyhow::Error::from)
+        }
+        Service::FulfilmentFeedback => {
+            let connectors =
+                ferry_erp_writer::default_connectors(config.erp_writer.request_timeout);
+            ferry_fulfilment::run(base, store, connectors)
                 .await
                 .map_err(anyhow::Error::from)
         }

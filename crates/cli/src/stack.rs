@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The services `ferry up` runs.
-pub const SERVICES: [&str; 3] = ["ingest", "transform", "erp-writer"];
+pub const SERVICES: [&str; 4] = ["ingest", "transform", "erp-writer", "fulfilment-feedback"];
 
 /// A nats-server and PostgreSQL started for this process (when none were configured).
 pub struct LocalInfra {
@@ -182,12 +182,18 @@ impl Stack {
                     events_poll: Duration::from_secs(2),
                     resync_interval: options.resync_interval,
                     resync_overlap: Duration::from_secs(30),
+                    mutations_per_10s: 100,
+                    mutations_per_hour: 1000,
                 },
                 erp: options.erp.clone().unwrap_or_else(|| ErpConfig::Http {
                     url: erp.url(),
                     token: None,
                 }),
                 rules: options.rules.clone(),
+                fulfilment: ferry_runtime::config::FulfilmentConfig {
+                    poll_interval: Duration::from_millis(200),
+                    ..Default::default()
+                },
             });
         }
         config.validate()?;
@@ -257,6 +263,13 @@ impl Stack {
                     ferry_erp_writer::default_connectors(self.config.erp_writer.request_timeout);
                 tokio::spawn(
                     async move { Ok(ferry_erp_writer::run(base, store, connectors).await?) },
+                )
+            }
+            "fulfilment-feedback" => {
+                let connectors =
+                    ferry_erp_writer::default_connectors(self.config.erp_writer.request_timeout);
+                tokio::spawn(
+                    async move { Ok(ferry_fulfilment::run(base, store, connectors).await?) },
                 )
             }
             other => anyhow::bail!("unknown service {other}"),

@@ -80,10 +80,20 @@ pub enum ExceptionKind {
     AmendmentNotApplied,
     /// Centra does not know an order that a notice named.
     OrderNotFound,
+    /// The ERP shipped an order Ferry never posted.
+    ShipmentForUnknownOrder,
+    /// An ERP shipment carries items or quantities the order does not have.
+    ShipmentQuantityMismatch,
+    /// Centra refused a shipment (`userErrors`): the customer has not been told.
+    ShipmentRefused,
+    /// The order shipped but its payment could not be captured.
+    CaptureFailed,
+    /// A shipment has had no tracking number for longer than the tenant allows.
+    TrackingMissing,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 11] = [
+    pub const ALL: [ExceptionKind; 16] = [
         ExceptionKind::UnmappedSku,
         ExceptionKind::UnmappedCurrency,
         ExceptionKind::UnmappedTaxRate,
@@ -95,6 +105,11 @@ impl ExceptionKind {
         ExceptionKind::ErpTotalsMismatch,
         ExceptionKind::AmendmentNotApplied,
         ExceptionKind::OrderNotFound,
+        ExceptionKind::ShipmentForUnknownOrder,
+        ExceptionKind::ShipmentQuantityMismatch,
+        ExceptionKind::ShipmentRefused,
+        ExceptionKind::CaptureFailed,
+        ExceptionKind::TrackingMissing,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -110,12 +125,23 @@ impl ExceptionKind {
             ExceptionKind::ErpTotalsMismatch => "erp_totals_mismatch",
             ExceptionKind::AmendmentNotApplied => "amendment_not_applied",
             ExceptionKind::OrderNotFound => "order_not_found",
+            ExceptionKind::ShipmentForUnknownOrder => "shipment_for_unknown_order",
+            ExceptionKind::ShipmentQuantityMismatch => "shipment_quantity_mismatch",
+            ExceptionKind::ShipmentRefused => "shipment_refused",
+            ExceptionKind::CaptureFailed => "capture_failed",
+            ExceptionKind::TrackingMissing => "tracking_missing",
         }
     }
 
     pub fn owner(&self) -> Owner {
         match self {
-            ExceptionKind::UnmappedSku => Owner::Operations,
+            ExceptionKind::UnmappedSku
+            | ExceptionKind::ShipmentForUnknownOrder
+            | ExceptionKind::ShipmentQuantityMismatch => Owner::Operations,
+            ExceptionKind::ShipmentRefused | ExceptionKind::TrackingMissing => {
+                Owner::CustomerService
+            }
+            ExceptionKind::CaptureFailed => Owner::Finance,
             ExceptionKind::UnmappedCurrency
             | ExceptionKind::UnmappedTaxRate
             | ExceptionKind::SnapshotInconsistent
@@ -135,7 +161,7 @@ impl ExceptionKind {
             | ExceptionKind::DeliveryExhausted
             | ExceptionKind::ErpRejected
             | ExceptionKind::ErpTotalsMismatch => Severity::Critical,
-            ExceptionKind::OrderNotFound => Severity::Warning,
+            ExceptionKind::OrderNotFound | ExceptionKind::TrackingMissing => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -143,7 +169,11 @@ impl ExceptionKind {
     /// How long the owning team has to act before the exception is overdue, in hours.
     pub fn sla_hours(&self) -> u32 {
         match self {
-            ExceptionKind::ErpRejected | ExceptionKind::DeliveryExhausted => 1,
+            ExceptionKind::ErpRejected
+            | ExceptionKind::DeliveryExhausted
+            | ExceptionKind::ShipmentRefused => 1,
+            ExceptionKind::ShipmentQuantityMismatch | ExceptionKind::CaptureFailed => 4,
+            ExceptionKind::ShipmentForUnknownOrder | ExceptionKind::TrackingMissing => 24,
             ExceptionKind::UnmappedSku
             | ExceptionKind::PoisonMessage
             | ExceptionKind::InvalidSnapshot
@@ -160,7 +190,13 @@ impl ExceptionKind {
     pub fn blocks_order(&self) -> bool {
         !matches!(
             self,
-            ExceptionKind::ErpTotalsMismatch | ExceptionKind::AmendmentNotApplied
+            ExceptionKind::ErpTotalsMismatch
+                | ExceptionKind::AmendmentNotApplied
+                | ExceptionKind::ShipmentForUnknownOrder
+                | ExceptionKind::ShipmentQuantityMismatch
+                | ExceptionKind::ShipmentRefused
+                | ExceptionKind::CaptureFailed
+                | ExceptionKind::TrackingMissing
         )
     }
 }

@@ -248,6 +248,8 @@ pub struct TenantConfig {
     pub erp: ErpConfig,
     #[serde(default)]
     pub rules: Rules,
+    #[serde(default)]
+    pub fulfilment: FulfilmentConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -278,6 +280,47 @@ pub struct CentraConfig {
     /// skew between Centra and Ferry).
     #[serde(default = "default_resync_overlap", with = "humantime_serde")]
     pub resync_overlap: Duration,
+    /// Centra's mutation quotas for this token (100 per 10 s and 1,000 per hour by
+    /// default), shared by every Ferry service that writes to this Centra.
+    #[serde(default = "default_mutations_per_10s")]
+    pub mutations_per_10s: u32,
+    #[serde(default = "default_mutations_per_hour")]
+    pub mutations_per_hour: u32,
+}
+
+fn default_mutations_per_10s() -> u32 {
+    100
+}
+
+fn default_mutations_per_hour() -> u32 {
+    1000
+}
+
+/// How shipments are told to Centra (`[fulfilment]` in a tenant file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FulfilmentConfig {
+    /// Centra sends the customer its shipping e-mail.
+    pub send_email: bool,
+    /// Capture the payment with each shipment.
+    pub capture: bool,
+    /// How long a shipment may wait for its tracking number before customer service hears.
+    #[serde(with = "humantime_serde")]
+    pub tracking_grace: Duration,
+    /// How often the ERP's shipment feed is read when it had nothing new.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for FulfilmentConfig {
+    fn default() -> Self {
+        Self {
+            send_email: true,
+            capture: false,
+            tracking_grace: Duration::from_secs(24 * 3600),
+            poll_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 fn default_requests_per_10s() -> u32 {

@@ -14,6 +14,7 @@ use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
+pub mod fulfilment;
 pub mod ledger;
 
 pub use ledger::{

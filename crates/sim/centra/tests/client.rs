@@ -41,7 +41,10 @@ async fn every_client_operation_is_valid_against_the_schema() {
     for (name, query) in ferry_centra::client::ops::all() {
         let variables = serde_json::json!({
             "where": { "number": [1] }, "limit": 10, "page": 1,
-            "from": "2020-01-01T00:00:00Z", "ids": [1],
+            "from": "2020-01-01T00:00:00Z", "ids": [1], "orderNumber": 1,
+            "input": { "order": { "number": 1 }, "lines": [{ "orderLine": { "id": 1 }, "quantity": 1 }],
+                       "shippedAt": "2026-01-01 12:00:00", "shipmentInfo": { "trackingNumber": "T" },
+                       "sendEmail": true, "capture": false },
         });
         // Variables the operation does not declare are ignored by GraphQL.
         let result = c.execute(query, variables).await;

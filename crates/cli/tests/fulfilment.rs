@@ -1,0 +1,369 @@
+//! Fulfilment feedback against the simulators: ERP shipments reach Centra as completed
+//! shipments with the tracking number and the customer's e-mail — whole orders, partial
+//! shipments then the rest, bundles — exactly once, even when the service crashed between
+//! Centra's answer and its ledger write, and never beyond Centra's mutation quota.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
+
+use std::time::Duration;
+
+use ferry::stack::{Stack, StackOptions};
+use ferry_sim_centra::OrderMix;
+use ferry_sim_centra::ops::EmailKind;
+use ferry_sim_erp::{ShipRequest, ShipmentLine};
+use ferry_testing::TestEnv;
+
+async fn posted(store: &ferry_store::Store, want: i64) {
+    for _ in 0..600 {
+        let n = store
+            .count_by_state("acme")
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(s, _)| s == "posted")
+            .map(|(_, n)| n)
+            .unwrap_or(0);
+        if n >= want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("orders were not posted");
+}
+
+/// Waits until Centra has `want` completed shipments for the order.
+async fn centra_shipments(
+    stack: &Stack,
+    order: i64,
+    want: usize,
+) -> Vec<ferry_sim_centra::ops::Shipment> {
+    for _ in 0..300 {
+        let shipments: Vec<_> = stack
+            .centra
+            .state
+            .ops(|o| o.shipments_of(order).into_iter().cloned().collect());
+        if shipments.iter().filter(|s| s.is_shipped).count() >= want {
+            return shipments;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack
+        .centra
+        .state
+        .ops(|o| o.shipments_of(order).into_iter().cloned().collect())
+}
+
+fn shipped_emails(stack: &Stack, order: i64) -> Vec<ferry_sim_centra::ops::Email> {
+    stack.centra.state.ops(|o| {
+        o.emails
+            .iter()
+            .filter(|e| e.order_number == order && e.kind == EmailKind::ShippingConfirmation)
+            .cloned()
+            .collect()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erp_shipments_reach_centra_once_with_tracking_and_email() {
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 21,
+        centra_requests_per_10s: 1000,
+        ..StackOptions::default()
+    };
+    let mut stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    let mix = OrderMix {
+        hold_pct: 0,
+        pending_pct: 0,
+        cancellation_pct: 0,
+        markets: vec![1],
+        ..OrderMix::default()
+    };
+    let plain = stack.centra.generate(
+        2,
+        &OrderMix {
+            bundle_pct: 0,
+            ..mix.clone()
+        },
+    );
+    let bundled = stack.centra.generate(
+        1,
+        &OrderMix {
+            bundle_pct: 100,
+            ..mix.clone()
+        },
+    );
+    posted(&store, 3).await;
+
+    // 1. A whole order, shipped at once.
+    let whole = plain[0];
+    stack
+        .erp
+        .ship(ShipRequest {
+            external_ref: whole.to_string(),
+            lines: None,
+            carrier: Some("PostNord".into()),
+            tracking_number: Some("PN-WHOLE".into()),
+        })
+        .expect("shipped in the ERP");
+    let shipments = centra_shipments(&stack, whole, 1).await;
+    assert_eq!(shipments.len(), 1, "one Centra shipment");
+    assert!(shipments[0].is_shipped);
+    assert_eq!(shipments[0].tracking_number.as_deref(), Some("PN-WHOLE"));
+    assert_eq!(shipments[0].carrier.as_deref(), Some("PostNord"));
+    let order = stack.centra.state.order(whole).unwrap();
+    assert_eq!(
+        format!("{:?}", order.status),
+        "Shipped",
+        "the last shipment completes the order"
+    );
+    assert_eq!(
+        shipped_emails(&stack, whole).len(),
+        1,
+        "the customer got one e-mail"
+    );
+
+    // 2. A partial shipment, then the rest.
+    let split = plain[1];
+    let erp_order = stack.erp.order(&split.to_string()).unwrap();
+    let items: Vec<_> = erp_order
+        .lines
+        .iter()
+        .filter(|l| l.kind == "item")
+        .cloned()
+        .collect();
+    let (first, rest): (Vec<_>, Vec<_>) = items.iter().enumerate().partition(|(i, _)| *i == 0);
+    let to_lines = |v: Vec<(usize, &ferry_sim_erp::Line)>| -> Vec<ShipmentLine> {
+        v.into_iter()
+            .map(|(_, l)| ShipmentLine {
+                erp_item: l.erp_item.clone(),
+                quantity: l.quantity,
+            })
+            .collect()
+    };
+    let rest = to_lines(rest);
+    stack
+        .erp
+        .ship(ShipRequest {
+            external_ref: split.to_string(),
+            lines: Some(to_lines(first)),
+            carrier: Some("PostNord".into()),
+            tracking_number: Some("PN-PART-1".into()),
+        })
+        .unwrap();
+    let after_first = centra_shipments(&stack, split, 1).await;
+    assert_eq!(after_first.len(), 1);
+    if !rest.is_empty() {
+        assert_ne!(
+            format!("{:?}", stack.centra.state.order(split).unwrap().status),
+            "Shipped",
+            "not shipped until the rest has gone"
+        );
+        stack
+            .erp
+            .ship(ShipRequest {
+                external_ref: split.to_string(),
+                lines: Some(rest),
+                carrier: Some("PostNord".into()),
+                tracking_number: Some("PN-PART-2".into()),
+            })
+            .unwrap();
+        let both = centra_shipments(&stack, split, 2).await;
+        assert_eq!(both.len(), 2);
+    }
+    assert_eq!(
+        format!("{:?}", stack.centra.state.order(split).unwrap().status),
+        "Shipped"
+    );
+
+    // 3. A bundle: the ERP ships components; Centra gets the bundle line.
+    let b = bundled[0];
+    stack
+        .erp
+        .ship(ShipRequest {
+            external_ref: b.to_string(),
+            lines: None,
+            carrier: None,
+            tracking_number: Some("PN-BUNDLE".into()),
+        })
+        .unwrap();
+    let bundle_shipments = centra_shipments(&stack, b, 1).await;
+    assert_eq!(bundle_shipments.len(), 1);
+    let centra_order = stack.centra.state.order(b).unwrap();
+    for line in &centra_order.lines {
+        let shipped: i64 = bundle_shipments[0]
+            .lines
+            .iter()
+            .filter(|l| l.order_line_id == line.id)
+            .map(|l| l.quantity)
+            .sum();
+        assert_eq!(shipped, line.quantity, "line {} shipped whole", line.id);
+    }
+
+    // 4. A crash between Centra's answer and the ledger write: the ledger still says
+    //    "sending" and the feed is read again from the start. Nothing is created twice.
+    sqlx::query("UPDATE shipment_ledger SET state = 'sending' WHERE tenant = 'acme'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    stack.kill_service("fulfilment-feedback").await;
+    sqlx::query("DELETE FROM feed_cursor WHERE tenant = 'acme'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    stack
+        .start_service(
+            "fulfilment-feedback",
+            &ferry_runtime::service::Readiness::default(),
+        )
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        let sending: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM shipment_ledger WHERE tenant = 'acme' AND state = 'sending'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        if sending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        centra_shipments(&stack, whole, 1).await.len(),
+        1,
+        "no duplicate"
+    );
+    assert_eq!(shipped_emails(&stack, whole).len(), 1, "no second e-mail");
+    assert_eq!(centra_shipments(&stack, b, 1).await.len(), 1);
+
+    // Centra never had to refuse a call for the budget.
+    let refused = stack
+        .centra
+        .state
+        .request_log()
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
+    assert_eq!(refused, 0);
+    let open = store.open_exceptions("acme").await.unwrap();
+    assert!(open.is_empty(), "{open:?}");
+    stack.shutdown().await;
+    env.cleanup().await;
+}
+
+/// A shipment for an order Ferry never posted, and one shipping more than was ordered,
+/// become operations exceptions; Centra is not told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_orders_and_overshipments_become_exceptions() {
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 22,
+        centra_requests_per_10s: 1000,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    let numbers = stack.centra.generate(
+        1,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            bundle_pct: 0,
+            markets: vec![1],
+            ..OrderMix::default()
+        },
+    );
+    posted(&store, 1).await;
+    let n = numbers[0];
+    let item = stack.erp.order(&n.to_string()).unwrap().lines[0]
+        .erp_item
+        .clone();
+    stack
+        .erp
+        .ship(ShipRequest {
+            external_ref: n.to_string(),
+            lines: Some(vec![ShipmentLine {
+                erp_item: item,
+                quantity: 999,
+            }]),
+            carrier: None,
+            tracking_number: Some("PN-TOO-MANY".into()),
+        })
+        .unwrap();
+    let mut kinds = Vec::new();
+    for _ in 0..100 {
+        kinds = store
+            .open_exceptions("acme")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, e.owner))
+            .collect();
+        if !kinds.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        kinds,
+        vec![(
+            "shipment_quantity_mismatch".to_owned(),
+            "operations".to_owned()
+        )]
+    );
+    assert!(
+        stack.centra.state.ops(|o| o.shipments_of(n).is_empty()),
+        "Centra not told"
+    );
+
+    // An order typed into the ERP by hand, never posted by Ferry, then shipped.
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{}/api/sales-orders", stack.erp.url()))
+        .json(&serde_json::json!({
+            "external_ref": "777777", "currency": "SEK",
+            "lines": [{"kind": "item", "erp_item": "X", "quantity": 1, "tax_rate": "25",
+                       "gross_minor": 125, "tax_minor": 25, "net_minor": 100}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success());
+    stack
+        .erp
+        .ship(ShipRequest {
+            external_ref: "777777".into(),
+            lines: None,
+            carrier: None,
+            tracking_number: Some("PN-HAND".into()),
+        })
+        .unwrap();
+    for _ in 0..100 {
+        if store
+            .open_exceptions("acme")
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "shipment_for_unknown_order")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let unknown: Vec<_> = store
+        .open_exceptions("acme")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "shipment_for_unknown_order")
+        .collect();
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(unknown[0].owner, "operations");
+    stack.shutdown().await;
+    env.cleanup().await;
+}

@@ -1,0 +1,554 @@
+//! The fulfilment-feedback service: reads the ERP's shipment feed from a durable cursor,
+//! maps each shipment back to Centra's order lines (bundles, partial and repeated
+//! shipments) and creates it in Centra already shipped — carrier, tracking number, the
+//! customer's e-mail and, per policy, the capture — exactly once, within the tenant's share
+//! of Centra's mutation budget.
+
+pub mod map;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_centra::{CentraClient, CentraError, NewShipment};
+use ferry_domain::{ExceptionKind, NewException};
+use ferry_erp::{ErpConnector, ErpError, ErpShipment};
+use ferry_proto::order::v1 as pb;
+use ferry_runtime::ExceptionSink;
+use ferry_runtime::ServiceBase;
+use ferry_runtime::config::TenantConfig;
+use ferry_store::Store;
+use ferry_store::fulfilment::{MutationBudget, Priority, ShipmentSeen};
+use prost::Message;
+
+use crate::map::{MapError, PostedLine};
+
+pub const SERVICE: &str = "fulfilment-feedback";
+/// The feed cursor's name in `feed_cursor`.
+pub const FEED: &str = "erp-shipments";
+
+/// Builds the connector a tenant's configuration names (the erp-writer's factory fits).
+pub type ConnectorFactory = Arc<dyn Fn(&TenantConfig) -> Arc<dyn ErpConnector> + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FulfilmentError {
+    #[error("a tenant loop failed: {0}")]
+    Join(String),
+}
+
+/// Why one pass over the feed stopped early; the cursor stays where it was.
+#[derive(Debug, thiserror::Error)]
+enum PassError {
+    #[error("the ERP: {0}")]
+    Erp(#[from] ErpError),
+    #[error("Centra: {0}")]
+    Centra(#[from] CentraError),
+    #[error("the database: {0}")]
+    Store(#[from] ferry_store::StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl PassError {
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PassError::Erp(e) => e.retry_after(),
+            PassError::Centra(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+/// Runs one feed loop per tenant until the base's shutdown token is cancelled.
+pub async fn run(
+    base: ServiceBase,
+    store: Store,
+    connectors: ConnectorFactory,
+) -> Result<(), FulfilmentError> {
+    let sink = ferry_store::exception_sink(&store, &base);
+    let mut tasks = tokio::task::JoinSet::new();
+    for tenant in &base.config.tenants {
+        let feedback = Feedback {
+            centra: CentraClient::new(
+                tenant.centra.url.clone(),
+                tenant.centra.token.clone(),
+                tenant.centra.requests_per_10s,
+                tenant.centra.timeout,
+            ),
+            erp: connectors(tenant),
+            tenant: tenant.clone(),
+            store: store.clone(),
+            base: base.clone(),
+            sink: sink.clone(),
+        };
+        tasks.spawn(feedback.run());
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| FulfilmentError::Join(e.to_string()))?;
+    }
+    Ok(())
+}
+
+struct Feedback {
+    tenant: TenantConfig,
+    erp: Arc<dyn ErpConnector>,
+    centra: CentraClient,
+    store: Store,
+    base: ServiceBase,
+    sink: Arc<dyn ExceptionSink>,
+}
+
+/// What became of one ERP shipment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sent,
+    AlreadyHandled,
+    Merged,
+    WaitingTracking,
+    Failed,
+}
+
+impl Feedback {
+    async fn run(self) {
+        let shutdown = self.base.shutdown.clone();
+        let policy = &self.tenant.fulfilment;
+        let backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(30))
+            .with_jitter()
+            .without_max_times();
+        let mut delays = backon::BackoffBuilder::build(backoff);
+        let mut last_overdue_check = tokio::time::Instant::now();
+        while !shutdown.is_cancelled() {
+            let wait = match self.pass().await {
+                Ok(0) => {
+                    delays = backon::BackoffBuilder::build(backoff);
+                    policy.poll_interval
+                }
+                Ok(_) => {
+                    delays = backon::BackoffBuilder::build(backoff);
+                    Duration::ZERO
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %self.tenant.id, error = %e, "shipment feed pass stopped; retrying");
+                    e.retry_after()
+                        .or_else(|| delays.next())
+                        .unwrap_or(Duration::from_secs(30))
+                }
+            };
+            if last_overdue_check.elapsed() > Duration::from_secs(60) {
+                last_overdue_check = tokio::time::Instant::now();
+                if let Err(e) = self.overdue_tracking().await {
+                    tracing::warn!(tenant = %self.tenant.id, error = %e, "tracking check failed");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Reads one page of the feed and handles it; the cursor moves only past shipments whose
+    /// outcome is durable. Returns how many shipments the page had.
+    async fn pass(&self) -> Result<usize, PassError> {
+        let cursor = self.store.feed_cursor(&self.tenant.id, FEED).await?;
+        let page = self.erp.shipments_since(&cursor, 100).await?;
+        for shipment in &page.shipments {
+            let outcome = self.handle(shipment).await?;
+            metrics::counter!("ferry_shipments_total", "tenant" => self.tenant.id.clone(), "outcome" => format!("{outcome:?}")).increment(1);
+        }
+        if page.next_cursor != cursor {
+            self.store
+                .save_feed_cursor(&self.tenant.id, FEED, &page.next_cursor)
+                .await?;
+        }
+        Ok(page.shipments.len())
+    }
+
+    async fn handle(&self, s: &ErpShipment) -> Result<Outcome, PassError> {
+        let tenant = self.tenant.id.as_str();
+        if let Some(row) = self.store.shipment(tenant, &s.id).await?
+            && matches!(row.state.as_str(), "sent" | "merged" | "failed")
+        {
+            return Ok(Outcome::AlreadyHandled);
+        }
+        let mut items: BTreeMap<String, i64> = BTreeMap::new();
+        for line in &s.lines {
+            *items.entry(line.erp_item.clone()).or_insert(0) += line.quantity;
+        }
+        let number = s.external_ref.parse::<i64>().unwrap_or(0);
+        let seen = ShipmentSeen {
+            tenant,
+            erp_shipment_id: &s.id,
+            order_number: number,
+            items: &items,
+            carrier: s.carrier.as_deref(),
+            tracking_number: s.tracking_number.as_deref(),
+            erp_shipped_at: &s.shipped_at,
+        };
+        let previous = self.store.begin_shipment(&seen).await?;
+        if matches!(previous.as_deref(), Some("sent" | "merged" | "failed")) {
+            return Ok(Outcome::AlreadyHandled);
+        }
+
+        let posted = match self.store.ledger_row(tenant, number).await? {
+            Some(row) if row.state == "posted" => row,
+            _ => {
+                return self
+                    .fail(
+                        s,
+                        number,
+                        ExceptionKind::ShipmentForUnknownOrder,
+                        format!(
+                            "The warehouse shipped {} for order {}, but Ferry never sent that order \
+                             to the ERP, so Centra has not been told and the customer has no \
+                             shipping e-mail. Check the order number on the shipment in the ERP.",
+                            s.id, s.external_ref
+                        ),
+                        format!("shipment {} names order {:?}, not posted by Ferry", s.id, s.external_ref),
+                    )
+                    .await;
+            }
+        };
+        let Some(tracking) = s.tracking_number.as_deref().filter(|t| !t.is_empty()) else {
+            // The ERP may add it later (the shipment then comes again on the feed).
+            self.store
+                .settle_shipment(tenant, &s.id, "waiting_tracking", None, false, false)
+                .await?;
+            return Ok(Outcome::WaitingTracking);
+        };
+
+        let lines = self.posted_lines(number).await?;
+        let earlier = self.store.shipped_items(tenant, number, &s.id).await?;
+        let centra_lines = match map::centra_lines(&lines, &earlier, &items) {
+            Ok(l) => l,
+            Err(e) => {
+                let what = match &e {
+                    MapError::UnknownItem(item) => {
+                        format!("item {item}, which is not on the order")
+                    }
+                    MapError::MoreThanOrdered {
+                        item,
+                        shipped,
+                        ordered,
+                    } => format!(
+                        "{shipped} of item {item} in total, but the customer ordered {ordered}"
+                    ),
+                };
+                return self
+                    .fail(
+                        s,
+                        number,
+                        ExceptionKind::ShipmentQuantityMismatch,
+                        format!(
+                            "The warehouse shipped {what} for order {number} (shipment {}). Centra \
+                             was not told. Check the shipment in the ERP; correct it or tell Centra \
+                             by hand.",
+                            s.id
+                        ),
+                        e.to_string(),
+                    )
+                    .await;
+            }
+        };
+        if centra_lines.is_empty() {
+            // Half a bundle: Centra hears about it when the rest ships.
+            self.store
+                .settle_shipment(tenant, &s.id, "merged", None, false, false)
+                .await?;
+            return Ok(Outcome::Merged);
+        }
+
+        // A crash may have come between Centra's answer and our ledger write: look first.
+        if previous.as_deref() == Some("sending")
+            && let Some(existing) =
+                self.centra
+                    .order_shipments(number)
+                    .await?
+                    .into_iter()
+                    .find(|c| {
+                        c.tracking_number.as_deref() == Some(tracking)
+                            && same_lines(&c.lines, &centra_lines)
+                    })
+        {
+            self.store
+                .settle_shipment(
+                    tenant,
+                    &s.id,
+                    "sent",
+                    Some(existing.id),
+                    self.tenant.fulfilment.send_email,
+                    existing.is_captured,
+                )
+                .await?;
+            return Ok(Outcome::Sent);
+        }
+
+        let _ = posted;
+        self.spend_budget().await?;
+        let policy = &self.tenant.fulfilment;
+        let shipped_at = centra_time(&s.shipped_at);
+        let new = NewShipment {
+            order_number: number,
+            lines: &centra_lines,
+            shipped_at: &shipped_at,
+            carrier: s.carrier.as_deref(),
+            service: None,
+            tracking_number: Some(tracking),
+            send_email: policy.send_email,
+            capture: policy.capture,
+        };
+        match self.centra.create_shipment(&new).await {
+            Ok(created) => {
+                self.store
+                    .settle_shipment(
+                        tenant,
+                        &s.id,
+                        "sent",
+                        Some(created.id),
+                        policy.send_email,
+                        created.is_captured,
+                    )
+                    .await?;
+                Ok(Outcome::Sent)
+            }
+            Err(CentraError::UserErrors(errors)) if policy.capture => {
+                // The capture may be what failed: tell the customer anyway, finance captures.
+                let reason = errors
+                    .iter()
+                    .map(|e| e.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.spend_budget().await?;
+                let created = self
+                    .centra
+                    .create_shipment(&NewShipment {
+                        capture: false,
+                        ..new
+                    })
+                    .await;
+                match created {
+                    Ok(created) => {
+                        self.store
+                            .settle_shipment(
+                                tenant,
+                                &s.id,
+                                "sent",
+                                Some(created.id),
+                                policy.send_email,
+                                false,
+                            )
+                            .await?;
+                        self.record(s, number, ExceptionKind::CaptureFailed,
+                            format!("Order {number} has shipped (shipment {} in Centra) but the payment could not be captured: {reason}. Capture it by hand in Centra or with the payment provider.", created.number),
+                            reason.clone()).await?;
+                        Ok(Outcome::Sent)
+                    }
+                    Err(CentraError::UserErrors(errors)) => self.refused(s, number, &errors).await,
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(CentraError::UserErrors(errors)) => self.refused(s, number, &errors).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn refused(
+        &self,
+        s: &ErpShipment,
+        number: i64,
+        errors: &[ferry_centra::UserMessage],
+    ) -> Result<Outcome, PassError> {
+        let reason = errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        self.fail(
+            s,
+            number,
+            ExceptionKind::ShipmentRefused,
+            format!(
+                "Centra refused the shipment of order {number} (ERP shipment {}): {reason}. The \
+                 customer has not been told it shipped. Create the shipment in Centra by hand.",
+                s.id
+            ),
+            reason.clone(),
+        )
+        .await
+    }
+
+    async fn fail(
+        &self,
+        s: &ErpShipment,
+        number: i64,
+        kind: ExceptionKind,
+        message: String,
+        reason: String,
+    ) -> Result<Outcome, PassError> {
+        self.record(s, number, kind, message, reason).await?;
+        self.store
+            .settle_shipment(&self.tenant.id, &s.id, "failed", None, false, false)
+            .await?;
+        Ok(Outcome::Failed)
+    }
+
+    async fn record(
+        &self,
+        s: &ErpShipment,
+        number: i64,
+        kind: ExceptionKind,
+        message: String,
+        reason: String,
+    ) -> Result<(), PassError> {
+        let exception = NewException {
+            tenant: self.tenant.id.clone(),
+            kind,
+            key: format!("shipment:{}", s.id),
+            message,
+            reason,
+            order_number: (number != 0).then_some(number),
+            amount_minor: None,
+            currency: None,
+            service: SERVICE.to_owned(),
+            source_subject: None,
+            payload: serde_json::to_vec(s).unwrap_or_default(),
+        };
+        self.sink
+            .record(&exception)
+            .await
+            .map_err(|e| PassError::Other(e.to_string()))
+    }
+
+    /// Waits until the tenant's shared Centra budget grants one mutation at shipment
+    /// priority (shipments go first: inventory may not dip into their reserve).
+    async fn spend_budget(&self) -> Result<(), PassError> {
+        loop {
+            match self
+                .store
+                .reserve_mutations(
+                    &self.tenant.id,
+                    &budget(&self.tenant),
+                    Priority::Shipments,
+                    1,
+                )
+                .await?
+            {
+                None => return Ok(()),
+                Some(wait) => {
+                    tokio::select! {
+                        _ = self.base.shutdown.cancelled() => return Err(PassError::Other("shutting down".into())),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// The lines Ferry posted for the order, from its ready message on the ORDERS stream.
+    async fn posted_lines(&self, number: i64) -> Result<Vec<PostedLine>, PassError> {
+        let stream = self
+            .base
+            .js
+            .get_stream(
+                self.base
+                    .topology
+                    .stream_name(ferry_runtime::StreamKind::Orders),
+            )
+            .await
+            .map_err(|e| PassError::Other(e.to_string()))?;
+        let message = stream
+            .get_last_raw_message_by_subject(
+                &self.base.topology.ready_subject(&self.tenant.id, number),
+            )
+            .await
+            .map_err(|e| PassError::Other(format!("order {number}'s sales order: {e}")))?;
+        let ready = pb::OrderReady::decode(message.payload.as_ref())
+            .map_err(|e| PassError::Other(format!("order {number}'s sales order: {e}")))?;
+        Ok(ready
+            .order
+            .map(|o| o.lines)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| l.kind == pb::LineKind::Item as i32)
+            .filter_map(|l| {
+                Some(PostedLine {
+                    centra_line_id: l.centra_line_id?,
+                    erp_item: l.erp_item,
+                    quantity: l.quantity,
+                    bundle: l
+                        .bundle_line_id
+                        .map(|b| (b, l.bundle_quantity.unwrap_or(1))),
+                })
+            })
+            .collect())
+    }
+
+    /// Shipments still without a tracking number after the grace period: customer service.
+    async fn overdue_tracking(&self) -> Result<(), PassError> {
+        for row in self
+            .store
+            .overdue_tracking(&self.tenant.id, self.tenant.fulfilment.tracking_grace)
+            .await?
+        {
+            let exception = NewException {
+                tenant: self.tenant.id.clone(),
+                kind: ExceptionKind::TrackingMissing,
+                key: format!("tracking:{}", row.erp_shipment_id),
+                message: format!(
+                    "Order {} left the warehouse (shipment {}) more than {} hours ago without a \
+                     tracking number, so the customer has had no shipping e-mail. Ask the \
+                     warehouse for the tracking number and add it in the ERP.",
+                    row.order_number,
+                    row.erp_shipment_id,
+                    self.tenant.fulfilment.tracking_grace.as_secs() / 3600
+                ),
+                reason: "shipment without shipping reference past the grace period".into(),
+                order_number: Some(row.order_number),
+                amount_minor: None,
+                currency: None,
+                service: SERVICE.to_owned(),
+                source_subject: None,
+                payload: Vec::new(),
+            };
+            self.sink
+                .record(&exception)
+                .await
+                .map_err(|e| PassError::Other(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The tenant's share of Centra's mutation quotas, as every Ferry service computes it.
+pub fn budget(tenant: &TenantConfig) -> MutationBudget {
+    MutationBudget {
+        per_10s: tenant.centra.mutations_per_10s,
+        per_hour: tenant.centra.mutations_per_hour,
+        ..MutationBudget::default()
+    }
+}
+
+fn same_lines(a: &[(i64, i64)], b: &[(i64, i64)]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
+/// The ERP's shipped time as Centra reads it: "YYYY-MM-DD HH:MM:SS" (a bare date gets noon,
+/// so the day is right in every time zone the brand sells in).
+fn centra_time(erp: &str) -> String {
+    if erp.len() == 10 {
+        return format!("{erp} 12:00:00");
+    }
+    match chrono::DateTime::parse_from_rfc3339(erp) {
+        Ok(t) => t
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        Err(_) => erp.chars().take(19).collect(),
+    }
+}
