@@ -394,50 +394,13 @@ async fn stock_and_shipments_come_back_from_tryton() {
     }
 
     // The warehouse ships it in Tryton: assign, pick, pack, tracking number, ship, done.
-    let rpc = tryton.rpc();
-    let sale_ids = rpc
-        .call(
-            "model.sale.sale.search",
-            vec![
-                json!([["reference", "=", format!("{prefix}{}", order.external_ref)]]),
-                json!(0),
-                json!(1),
-                json!(null),
-            ],
-        )
-        .await
-        .expect("sale");
-    let sale = rpc
-        .call(
-            "model.sale.sale.read",
-            vec![sale_ids.clone(), json!(["shipments"])],
-        )
-        .await
-        .expect("read");
-    let shipment = sale[0]["shipments"][0].as_i64().expect("a shipment");
-    for step in ["assign_try", "pick", "pack"] {
-        rpc.call(
-            &format!("model.stock.shipment.out.{step}"),
-            vec![json!([shipment])],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{step}: {e}"));
-    }
     let tracking = format!("PN{}SE", order.external_ref);
-    rpc.call(
-        "model.stock.shipment.out.write",
-        vec![json!([shipment]), json!({"shipping_reference": tracking})],
+    ship_in_tryton(
+        &tryton,
+        &format!("{prefix}{}", order.external_ref),
+        &tracking,
     )
-    .await
-    .expect("tracking");
-    for step in ["ship", "do"] {
-        rpc.call(
-            &format!("model.stock.shipment.out.{step}"),
-            vec![json!([shipment])],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{step}: {e}"));
-    }
+    .await;
 
     let page = tryton.shipments_since(&cursor, 200).await.expect("feed");
     let ours: Vec<_> = page
@@ -476,4 +439,148 @@ async fn stock_and_shipments_come_back_from_tryton() {
     );
     assert!(!doc.reference.is_empty());
     shutdown.cancel();
+}
+
+/// Ships a sale through Tryton's own workflow, as a warehouse would: assign, pick, pack, the
+/// tracking number as shipping reference, ship, done.
+async fn ship_in_tryton(tryton: &Tryton, reference: &str, tracking: &str) {
+    let rpc = tryton.rpc();
+    let sale_ids = rpc
+        .call(
+            "model.sale.sale.search",
+            vec![
+                json!([["reference", "=", reference]]),
+                json!(0),
+                json!(1),
+                json!(null),
+            ],
+        )
+        .await
+        .expect("sale");
+    let sale = rpc
+        .call("model.sale.sale.read", vec![sale_ids, json!(["shipments"])])
+        .await
+        .expect("read");
+    let shipment = sale[0]["shipments"][0].as_i64().expect("a shipment");
+    for step in ["assign_try", "pick", "pack"] {
+        rpc.call(
+            &format!("model.stock.shipment.out.{step}"),
+            vec![json!([shipment])],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{step}: {e}"));
+    }
+    rpc.call(
+        "model.stock.shipment.out.write",
+        vec![json!([shipment]), json!({"shipping_reference": tracking})],
+    )
+    .await
+    .expect("tracking");
+    for step in ["ship", "do"] {
+        rpc.call(
+            &format!("model.stock.shipment.out.{step}"),
+            vec![json!([shipment])],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{step}: {e}"));
+    }
+}
+
+/// Orders posted to Tryton by the writer, shipped in Tryton by the warehouse, reach the
+/// Centra simulator as completed shipments with the tracking number, the customer's e-mail
+/// and the order shipped — a plain order and a bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipping_in_tryton_completes_the_order_in_centra() {
+    let env = TestEnv::new().await;
+    let t = ferry_testing::tryton().expect("Tryton");
+    let prefix = unique_prefix();
+    let mut config = env.config();
+    config.erp_writer.request_timeout = Duration::from_secs(20);
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 31,
+        centra_requests_per_10s: 1000,
+        erp: Some(ErpConfig::Tryton {
+            url: t.url.clone(),
+            user: t.user.clone(),
+            password: SecretString::from(t.password.clone()),
+            confirm: true,
+            carrier: Some("PostNord".into()),
+            reference_prefix: prefix.clone(),
+        }),
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(config, options).await.expect("stack");
+    let store = env.store().await;
+    let mix = OrderMix {
+        hold_pct: 0,
+        pending_pct: 0,
+        cancellation_pct: 0,
+        markets: vec![1],
+        ..OrderMix::default()
+    };
+    let plain = stack.centra.generate(
+        1,
+        &OrderMix {
+            bundle_pct: 0,
+            ..mix.clone()
+        },
+    )[0];
+    let bundle = stack.centra.generate(
+        1,
+        &OrderMix {
+            bundle_pct: 100,
+            ..mix
+        },
+    )[0];
+    assert_eq!(
+        wait_for_posted(&store, 2, Duration::from_secs(120)).await,
+        2
+    );
+    let tryton = connector(&prefix);
+    for (n, tracking) in [(plain, "PN-TRY-1"), (bundle, "PN-TRY-2")] {
+        ship_in_tryton(&tryton, &format!("{prefix}{n}"), tracking).await;
+        let mut done = false;
+        for _ in 0..300 {
+            let shipped = stack.centra.state.ops(|o| {
+                o.shipments_of(n)
+                    .iter()
+                    .any(|s| s.is_shipped && s.tracking_number.as_deref() == Some(tracking))
+            });
+            if shipped {
+                done = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(done, "order {n}: Centra shows the shipment with {tracking}");
+        let order = stack.centra.state.order(n).expect("order");
+        assert_eq!(format!("{:?}", order.status), "Shipped", "order {n}");
+        let shipped: i64 = stack.centra.state.ops(|o| {
+            o.shipments_of(n)
+                .iter()
+                .flat_map(|s| s.lines.iter())
+                .map(|l| l.quantity)
+                .sum()
+        });
+        let ordered: i64 = order.lines.iter().map(|l| l.quantity).sum();
+        assert_eq!(
+            shipped, ordered,
+            "order {n}: every line shipped, bundles as bundles"
+        );
+        let emails = stack.centra.state.ops(|o| {
+            o.emails
+                .iter()
+                .filter(|e| {
+                    e.order_number == n
+                        && e.kind == ferry_sim_centra::ops::EmailKind::ShippingConfirmation
+                })
+                .count()
+        });
+        assert_eq!(emails, 1, "order {n}: one shipping e-mail");
+    }
+    let open = store.open_exceptions("acme").await.expect("exceptions");
+    assert!(open.is_empty(), "{open:?}");
+    stack.shutdown().await;
+    env.cleanup().await;
 }
