@@ -65,6 +65,9 @@ enum Bench {
     /// The erp-writer draining a backlog into the ERP simulator, against a bare HTTP client
     /// baseline; optionally orders/min into a real Tryton.
     Writer(ferry::bench_writer::WriterArgs),
+    /// ERP shipments to Centra: shipments/s with quotas raised against a bare-client
+    /// baseline, and the ERP-shipped → Centra lag at the default quota.
+    Fulfilment(ferry::bench_fulfilment::FulfilmentArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -119,6 +122,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Writer(args),
         } => ferry::bench_writer::writer(args).await,
+        Command::Bench {
+            bench: Bench::Fulfilment(args),
+        } => ferry::bench_fulfilment::fulfilment(args).await,
         Command::Migrate { config } => {
             let config = ferry_runtime::Config::load(config.as_deref())?;
             let store = ferry_store::Store::connect(&config.database).await?;

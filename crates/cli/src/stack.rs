@@ -95,6 +95,9 @@ pub struct StackOptions {
     pub rules: ferry_domain::Rules,
     /// The ERP the demo tenant posts to; the embedded ERP simulator when `None`.
     pub erp: Option<ErpConfig>,
+    /// Centra's mutation quotas (per 10 s, per hour), in the simulator and the tenant's
+    /// budget alike: Centra's defaults (100, 1,000) unless a benchmark raises them.
+    pub centra_mutations: (u32, u32),
 }
 
 impl Default for StackOptions {
@@ -111,6 +114,7 @@ impl Default for StackOptions {
                 ..ferry_domain::Rules::default()
             },
             erp: None,
+            centra_mutations: (100, 1000),
         }
     }
 }
@@ -154,7 +158,11 @@ impl Stack {
         let centra = CentraSim::start(
             SimConfig {
                 seed: options.seed,
-                quotas: sim_quotas(options.centra_requests_per_10s),
+                quotas: ferry_sim_centra::Quotas {
+                    mutation_count_10s: u64::from(options.centra_mutations.0),
+                    mutation_count_1h: u64::from(options.centra_mutations.1),
+                    ..sim_quotas(options.centra_requests_per_10s)
+                },
                 ..SimConfig::default()
             },
             sims.clone(),
@@ -182,8 +190,8 @@ impl Stack {
                     events_poll: Duration::from_secs(2),
                     resync_interval: options.resync_interval,
                     resync_overlap: Duration::from_secs(30),
-                    mutations_per_10s: 100,
-                    mutations_per_hour: 1000,
+                    mutations_per_10s: options.centra_mutations.0,
+                    mutations_per_hour: options.centra_mutations.1,
                 },
                 erp: options.erp.clone().unwrap_or_else(|| ErpConfig::Http {
                     url: erp.url(),

@@ -274,6 +274,11 @@ impl ErpSim {
         ship(&self.sim, request)
     }
 
+    /// Every shipment the warehouse completed, oldest first.
+    pub fn shipments(&self) -> Vec<Shipment> {
+        self.sim.logistics.lock().shipments.clone()
+    }
+
     /// Sets sellable stock levels.
     pub fn set_stock(&self, levels: &[StockLevel]) {
         let mut logistics = self.sim.logistics.lock();
