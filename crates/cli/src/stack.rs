@@ -98,6 +98,8 @@ pub struct StackOptions {
     /// Centra's mutation quotas (per 10 s, per hour), in the simulator and the tenant's
     /// budget alike: Centra's defaults (100, 1,000) unless a benchmark raises them.
     pub centra_mutations: (u32, u32),
+    /// How the demo tenant tells Centra about shipments (the stack polls every 200 ms).
+    pub fulfilment: ferry_runtime::config::FulfilmentConfig,
 }
 
 impl Default for StackOptions {
@@ -115,6 +117,10 @@ impl Default for StackOptions {
             },
             erp: None,
             centra_mutations: (100, 1000),
+            fulfilment: ferry_runtime::config::FulfilmentConfig {
+                poll_interval: Duration::from_millis(200),
+                ..Default::default()
+            },
         }
     }
 }
@@ -198,10 +204,7 @@ impl Stack {
                     token: None,
                 }),
                 rules: options.rules.clone(),
-                fulfilment: ferry_runtime::config::FulfilmentConfig {
-                    poll_interval: Duration::from_millis(200),
-                    ..Default::default()
-                },
+                fulfilment: options.fulfilment.clone(),
             });
         }
         config.validate()?;

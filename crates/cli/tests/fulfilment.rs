@@ -367,3 +367,116 @@ async fn unknown_orders_and_overshipments_become_exceptions() {
     stack.shutdown().await;
     env.cleanup().await;
 }
+
+/// A shipment without a tracking number is held back (no e-mail without one); past the
+/// grace period customer service hears; when the ERP adds the number it goes to Centra. A
+/// 429 storm in Centra delays shipments but loses and doubles none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracking_is_awaited_and_429_storms_are_ridden_out() {
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 23,
+        centra_requests_per_10s: 1000,
+        fulfilment: ferry_runtime::config::FulfilmentConfig {
+            poll_interval: Duration::from_millis(200),
+            tracking_grace: Duration::from_secs(2),
+            ..Default::default()
+        },
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    let numbers = stack.centra.generate(
+        6,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            bundle_pct: 0,
+            cancellation_pct: 0,
+            markets: vec![1],
+            ..OrderMix::default()
+        },
+    );
+    posted(&store, 6).await;
+
+    // No tracking number: nothing reaches Centra, and after the grace period customer
+    // service has an exception.
+    let untracked = numbers[0];
+    stack
+        .erp
+        .ship(ShipRequest {
+            external_ref: untracked.to_string(),
+            lines: None,
+            carrier: None,
+            tracking_number: None,
+        })
+        .unwrap();
+    let mut owner = None;
+    for _ in 0..100 {
+        owner = store
+            .open_exceptions("acme")
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.kind == "tracking_missing")
+            .map(|e| e.owner);
+        if owner.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(owner.as_deref(), Some("customer_service"));
+    assert!(
+        stack
+            .centra
+            .state
+            .ops(|o| o.shipments_of(untracked).is_empty()),
+        "no e-mail without tracking"
+    );
+
+    // A 429 storm while five orders ship: all five arrive once when it passes.
+    stack.centra.set_faults(ferry_sim_centra::Faults {
+        storm_ms: 2_000,
+        ..Default::default()
+    });
+    for n in &numbers[1..] {
+        stack
+            .erp
+            .ship(ShipRequest {
+                external_ref: n.to_string(),
+                lines: None,
+                carrier: None,
+                tracking_number: Some(format!("PN{n}")),
+            })
+            .unwrap();
+    }
+    for n in &numbers[1..] {
+        assert_eq!(
+            centra_shipments(&stack, *n, 1)
+                .await
+                .iter()
+                .filter(|s| s.is_shipped)
+                .count(),
+            1,
+            "order {n}"
+        );
+    }
+    let storm_429s = stack
+        .centra
+        .state
+        .request_log()
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
+    assert!(storm_429s > 0, "the storm was felt");
+    assert!(
+        storm_429s < 40,
+        "and waited out, not hammered: {storm_429s} refused calls"
+    );
+    for n in &numbers[1..] {
+        assert_eq!(shipped_emails(&stack, *n).len(), 1, "order {n}: one e-mail");
+    }
+    stack.shutdown().await;
+    env.cleanup().await;
+}

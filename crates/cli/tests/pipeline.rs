@@ -254,7 +254,12 @@ async fn webhooks_are_refused_without_a_valid_recent_signature() {
             .expose_secret()
             .to_owned()
     };
-    let http = reqwest::Client::new();
+    // A fresh connection per request: after a 413 the server closes the connection without
+    // reading the body, and a pooled reuse of it would fail the next request.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
     let body = ferry_centra::webhook::encode_body(&ferry_centra::webhook::WebhookPayload {
         events: vec![ferry_centra::webhook::WebhookEvent {
             object_type: "order".into(),

@@ -136,7 +136,9 @@ impl Feedback {
                         .unwrap_or(Duration::from_secs(30))
                 }
             };
-            if last_overdue_check.elapsed() > Duration::from_secs(60) {
+            // Often enough to notice within a tenth of the grace period, at most each minute.
+            let check_every = (policy.tracking_grace / 10).min(Duration::from_secs(60));
+            if last_overdue_check.elapsed() > check_every {
                 last_overdue_check = tokio::time::Instant::now();
                 if let Err(e) = self.overdue_tracking().await {
                     tracing::warn!(tenant = %self.tenant.id, error = %e, "tracking check failed");
