@@ -70,6 +70,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut seconds: u64 = 0;
+    let mut shipped = std::collections::HashSet::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -82,6 +83,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         if seconds.is_multiple_of(5) {
             // Shop staff confirm pending orders now and then; Ferry releases them.
             stack.centra.state.confirm_pending();
+            // The warehouse ships what reached the ERP; fulfilment tells Centra.
+            ship_new_orders(&stack, &mut shipped);
         }
         if seconds.is_multiple_of(10) {
             print_status(&stack, &store).await;
@@ -127,6 +130,20 @@ fn print_map(stack: &Stack, infra: &LocalInfra) {
     println!();
 }
 
+/// Ships every ERP sales order not shipped yet, with a tracking number, as a warehouse would.
+fn ship_new_orders(stack: &Stack, shipped: &mut std::collections::HashSet<String>) {
+    for order in stack.erp.orders() {
+        if shipped.insert(order.external_ref.clone()) {
+            let _ = stack.erp.ship(ferry_sim_erp::ShipRequest {
+                tracking_number: Some(format!("PN{}SE", order.external_ref)),
+                external_ref: order.external_ref,
+                lines: None,
+                carrier: Some("PostNord".into()),
+            });
+        }
+    }
+}
+
 async fn print_status(stack: &Stack, store: &ferry_store::Store) {
     let tenant = stack.tenant();
     let states = store.count_by_state(tenant).await.unwrap_or_default();
@@ -138,7 +155,7 @@ async fn print_status(stack: &Stack, store: &ferry_store::Store) {
     let erp = stack.erp.stats();
     let states: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
     println!(
-        "orders in Centra {} | ledger: {} | ERP sales orders {} | open exceptions {}",
+        "orders in Centra {} | ledger: {} | ERP sales orders {} | shipping e-mails {} | open exceptions {}",
         stack.centra.state.order_count(),
         if states.is_empty() {
             "empty".to_owned()
@@ -146,6 +163,11 @@ async fn print_status(stack: &Stack, store: &ferry_store::Store) {
             states.join(", ")
         },
         erp.orders,
+        stack.centra.state.ops(|o| o
+            .emails
+            .iter()
+            .filter(|e| e.kind == ferry_sim_centra::ops::EmailKind::ShippingConfirmation)
+            .count()),
         exceptions
     );
 }
