@@ -480,3 +480,78 @@ async fn tracking_is_awaited_and_429_storms_are_ridden_out() {
     stack.shutdown().await;
     env.cleanup().await;
 }
+
+/// With capture per shipment: a capture the payment provider declines still records the
+/// shipment (the customer is told) and finance gets the capture to do by hand; a capture
+/// that works is recorded on the shipment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_capture_still_ships_and_finance_hears() {
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 24,
+        centra_requests_per_10s: 1000,
+        fulfilment: ferry_runtime::config::FulfilmentConfig {
+            poll_interval: Duration::from_millis(200),
+            capture: true,
+            ..Default::default()
+        },
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    let numbers = stack.centra.generate(
+        2,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            markets: vec![1],
+            ..OrderMix::default()
+        },
+    );
+    posted(&store, 2).await;
+    let ship = |n: i64| {
+        stack
+            .erp
+            .ship(ShipRequest {
+                external_ref: n.to_string(),
+                lines: None,
+                carrier: None,
+                tracking_number: Some(format!("PN{n}")),
+            })
+            .unwrap();
+    };
+
+    stack.centra.set_faults(ferry_sim_centra::Faults {
+        decline_captures: true,
+        ..Default::default()
+    });
+    ship(numbers[0]);
+    let declined = centra_shipments(&stack, numbers[0], 1).await;
+    assert_eq!(declined.len(), 1);
+    assert!(declined[0].is_shipped && !declined[0].is_captured);
+    assert_eq!(shipped_emails(&stack, numbers[0]).len(), 1);
+    let mut finance = Vec::new();
+    for _ in 0..50 {
+        finance = store
+            .open_exceptions("acme")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "capture_failed")
+            .map(|e| e.owner)
+            .collect();
+        if !finance.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(finance, vec!["finance".to_owned()]);
+
+    stack.centra.set_faults(ferry_sim_centra::Faults::default());
+    ship(numbers[1]);
+    let captured = centra_shipments(&stack, numbers[1], 1).await;
+    assert!(captured[0].is_captured, "captured with the shipment");
+    stack.shutdown().await;
+    env.cleanup().await;
+}

@@ -375,6 +375,13 @@ pub fn parse_input_time(text: &str) -> Option<DateTime<Utc>> {
     crate::state::parse_time(text)
 }
 
+fn capture_declined() -> UserError {
+    user_error(
+        "The payment provider declined the capture",
+        &["input", "capture"],
+    )
+}
+
 fn time_or_error(text: Option<&str>, path: &[&str]) -> Result<Option<DateTime<Utc>>, UserError> {
     match text {
         None => Ok(None),
@@ -575,8 +582,12 @@ impl Mutation {
     ) -> async_graphql::Result<ShipmentPayload> {
         need(ctx, "Shipment:write", "createShipment")?;
         let state = ctx.data::<Arc<SimState>>()?;
+        let declined = state.faults.read().decline_captures;
         let result = state.transact(|w| {
             let number = input.order.resolve(w)?;
+            if declined && input.capture.unwrap_or(false) {
+                return Err(capture_declined());
+            }
             let created_at = time_or_error(input.created_at.as_deref(), &["input", "createdAt"])?;
             let shipped_at = time_or_error(input.shipped_at.as_deref(), &["input", "shippedAt"])?;
             let lines: Vec<(i64, i64)> = input
@@ -656,6 +667,9 @@ impl Mutation {
                 .get(&id)
                 .map(|s| s.order_number)
                 .ok_or_else(|| user_error(format!("Shipment {id} not found"), &["id"]))?;
+            if state.faults.read().decline_captures {
+                return Err(capture_declined());
+            }
             w.with_order(number, |o, ops| ops.capture_shipment(o, id))?;
             Ok(id)
         });

@@ -28,6 +28,8 @@ pub struct Faults {
     pub error_per_mille: u32,
     /// Every request is answered 429 for this long from when it is set.
     pub storm_ms: u64,
+    /// The payment provider declines every capture (a userError; nothing is changed).
+    pub decline_captures: bool,
     #[serde(skip)]
     pub storm_until: Option<std::time::Instant>,
 }
