@@ -321,6 +321,55 @@ async fn unknown_orders_and_overshipments_become_exceptions() {
         "Centra not told"
     );
 
+    // Centra refuses the shipment of an order put on hold after it reached the ERP:
+    // customer service hears, with Centra's words.
+    let held = stack.centra.generate(
+        1,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            bundle_pct: 0,
+            markets: vec![1],
+            ..OrderMix::default()
+        },
+    )[0];
+    posted(&store, 2).await;
+    stack
+        .centra
+        .state
+        .update(held, |o| {
+            o.is_on_hold = true;
+            Ok::<(), ()>(())
+        })
+        .expect("order")
+        .expect("held");
+    stack
+        .erp
+        .ship(ShipRequest {
+            external_ref: held.to_string(),
+            lines: None,
+            carrier: None,
+            tracking_number: Some("PN-HELD".into()),
+        })
+        .unwrap();
+    let mut refused = Vec::new();
+    for _ in 0..100 {
+        refused = store
+            .open_exceptions("acme")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "shipment_refused")
+            .collect();
+        if !refused.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(refused.len(), 1, "Centra's refusal is an exception");
+    assert_eq!(refused[0].owner, "customer_service");
+    assert!(stack.centra.state.ops(|o| o.shipments_of(held).is_empty()));
+
     // An order typed into the ERP by hand, never posted by Ferry, then shipped.
     let http = reqwest::Client::new();
     let created = http

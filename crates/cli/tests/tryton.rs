@@ -441,9 +441,8 @@ async fn stock_and_shipments_come_back_from_tryton() {
     shutdown.cancel();
 }
 
-/// Ships a sale through Tryton's own workflow, as a warehouse would: assign, pick, pack, the
-/// tracking number as shipping reference, ship, done.
-async fn ship_in_tryton(tryton: &Tryton, reference: &str, tracking: &str) {
+/// The Tryton ids of a sale's shipments.
+async fn sale_shipments(tryton: &Tryton, reference: &str) -> Vec<i64> {
     let rpc = tryton.rpc();
     let sale_ids = rpc
         .call(
@@ -461,7 +460,18 @@ async fn ship_in_tryton(tryton: &Tryton, reference: &str, tracking: &str) {
         .call("model.sale.sale.read", vec![sale_ids, json!(["shipments"])])
         .await
         .expect("read");
-    let shipment = sale[0]["shipments"][0].as_i64().expect("a shipment");
+    sale[0]["shipments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_i64())
+        .collect()
+}
+
+/// Completes one customer shipment as a warehouse would: assign, pick, pack, the tracking
+/// number as shipping reference, ship, done.
+async fn complete_tryton_shipment(tryton: &Tryton, shipment: i64, tracking: &str) {
+    let rpc = tryton.rpc();
     for step in ["assign_try", "pick", "pack"] {
         rpc.call(
             &format!("model.stock.shipment.out.{step}"),
@@ -484,6 +494,72 @@ async fn ship_in_tryton(tryton: &Tryton, reference: &str, tracking: &str) {
         .await
         .unwrap_or_else(|e| panic!("{step}: {e}"));
     }
+}
+
+/// Ships a sale whole through Tryton's own workflow.
+async fn ship_in_tryton(tryton: &Tryton, reference: &str, tracking: &str) {
+    let shipment = sale_shipments(tryton, reference).await[0];
+    complete_tryton_shipment(tryton, shipment, tracking).await;
+}
+
+/// Splits a sale's shipment in two, as a warehouse does when part of an order is not ready:
+/// the last line moves to a second shipment. Returns (first, second).
+async fn split_tryton_shipment(tryton: &Tryton, reference: &str) -> (i64, i64) {
+    let rpc = tryton.rpc();
+    let first = sale_shipments(tryton, reference).await[0];
+    let fields = [
+        "customer",
+        "delivery_address",
+        "warehouse",
+        "warehouse_output",
+        "warehouse_storage",
+        "company",
+        "carrier",
+        "outgoing_moves",
+    ];
+    let read = rpc
+        .call(
+            "model.stock.shipment.out.read",
+            vec![json!([first]), json!(fields)],
+        )
+        .await
+        .expect("read");
+    let moves = read[0]["outgoing_moves"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(moves.len() >= 2, "an order of two lines or more");
+    let last = moves.last().cloned().unwrap_or_default();
+    rpc.call("model.stock.shipment.out.draft", vec![json!([first])])
+        .await
+        .expect("draft");
+    let mut values = serde_json::Map::new();
+    for f in &fields[..7] {
+        values.insert((*f).to_owned(), read[0][*f].clone());
+    }
+    let created = rpc
+        .call("model.stock.shipment.out.create", vec![json!([values])])
+        .await
+        .expect("second shipment");
+    let second = created[0].as_i64().expect("id");
+    rpc.call(
+        "model.stock.shipment.out.write",
+        vec![
+            json!([first]),
+            json!({"outgoing_moves": [["remove", [last]]]}),
+            json!([second]),
+            json!({"outgoing_moves": [["add", [last]]]}),
+        ],
+    )
+    .await
+    .expect("move the last line");
+    rpc.call(
+        "model.stock.shipment.out.wait",
+        vec![json!([first, second])],
+    )
+    .await
+    .expect("wait");
+    (first, second)
 }
 
 /// Orders posted to Tryton by the writer, shipped in Tryton by the warehouse, reach the
@@ -579,6 +655,114 @@ async fn shipping_in_tryton_completes_the_order_in_centra() {
         });
         assert_eq!(emails, 1, "order {n}: one shipping e-mail");
     }
+    let open = store.open_exceptions("acme").await.expect("exceptions");
+    assert!(open.is_empty(), "{open:?}");
+    stack.shutdown().await;
+    env.cleanup().await;
+}
+
+/// A warehouse that ships part of an order, then the rest, in Tryton: Centra gets two
+/// shipments with their own tracking numbers, and the order is shipped only after the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_shipment_in_tryton_then_the_rest() {
+    let env = TestEnv::new().await;
+    let t = ferry_testing::tryton().expect("Tryton");
+    let prefix = unique_prefix();
+    let mut config = env.config();
+    config.erp_writer.request_timeout = Duration::from_secs(20);
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 41,
+        centra_requests_per_10s: 1000,
+        erp: Some(ErpConfig::Tryton {
+            url: t.url.clone(),
+            user: t.user.clone(),
+            password: SecretString::from(t.password.clone()),
+            confirm: true,
+            carrier: Some("PostNord".into()),
+            reference_prefix: prefix.clone(),
+        }),
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(config, options).await.expect("stack");
+    let store = env.store().await;
+    // An order of at least two lines.
+    let mut n = 0;
+    for _ in 0..20 {
+        let candidate = stack.centra.generate(
+            1,
+            &OrderMix {
+                hold_pct: 0,
+                pending_pct: 0,
+                bundle_pct: 0,
+                cancellation_pct: 0,
+                markets: vec![1],
+                ..OrderMix::default()
+            },
+        )[0];
+        if stack
+            .centra
+            .state
+            .order(candidate)
+            .expect("order")
+            .lines
+            .len()
+            >= 2
+        {
+            n = candidate;
+            break;
+        }
+    }
+    assert_ne!(n, 0, "a two-line order");
+    let generated = stack.centra.state.order_count() as i64;
+    assert_eq!(
+        wait_for_posted(&store, generated, Duration::from_secs(180)).await,
+        generated
+    );
+    let tryton = connector(&prefix);
+    let reference = format!("{prefix}{n}");
+    let (first, second) = split_tryton_shipment(&tryton, &reference).await;
+    let shipped = |tracking: &'static str| {
+        let stack = &stack;
+        async move {
+            for _ in 0..300 {
+                let found = stack.centra.state.ops(|o| {
+                    o.shipments_of(n)
+                        .iter()
+                        .any(|s| s.is_shipped && s.tracking_number.as_deref() == Some(tracking))
+                });
+                if found {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    complete_tryton_shipment(&tryton, first, "PN-PART-A").await;
+    assert!(shipped("PN-PART-A").await, "the first part reached Centra");
+    assert_ne!(
+        format!("{:?}", stack.centra.state.order(n).expect("order").status),
+        "Shipped",
+        "not shipped while part of it is still in the warehouse"
+    );
+    complete_tryton_shipment(&tryton, second, "PN-PART-B").await;
+    assert!(shipped("PN-PART-B").await, "the rest reached Centra");
+    let order = stack.centra.state.order(n).expect("order");
+    assert_eq!(format!("{:?}", order.status), "Shipped");
+    let shipments = stack.centra.state.ops(|o| o.shipments_of(n).len());
+    assert_eq!(shipments, 2);
+    let shipped_units: i64 = stack.centra.state.ops(|o| {
+        o.shipments_of(n)
+            .iter()
+            .flat_map(|s| s.lines.iter())
+            .map(|l| l.quantity)
+            .sum()
+    });
+    assert_eq!(
+        shipped_units,
+        order.lines.iter().map(|l| l.quantity).sum::<i64>()
+    );
     let open = store.open_exceptions("acme").await.expect("exceptions");
     assert!(open.is_empty(), "{open:?}");
     stack.shutdown().await;
