@@ -413,6 +413,60 @@ async fn unknown_orders_and_overshipments_become_exceptions() {
         .collect();
     assert_eq!(unknown.len(), 1);
     assert_eq!(unknown[0].owner, "operations");
+
+    // The posted sales order is gone from the stream (past its retention): that shipment
+    // becomes an exception and the feed keeps flowing for the next one.
+    let more = stack.centra.generate(
+        2,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            bundle_pct: 0,
+            markets: vec![1],
+            ..OrderMix::default()
+        },
+    );
+    posted(&store, 4).await;
+    let js = async_nats::jetstream::new(env.nats().await);
+    let topology = ferry_runtime::Topology::new(&env.prefix);
+    js.get_stream(topology.stream_name(ferry_runtime::StreamKind::Orders))
+        .await
+        .unwrap()
+        .purge()
+        .filter(topology.ready_subject("acme", more[0]))
+        .await
+        .unwrap();
+    for n in &more {
+        stack
+            .erp
+            .ship(ShipRequest {
+                external_ref: n.to_string(),
+                lines: None,
+                carrier: None,
+                tracking_number: Some(format!("PN{n}")),
+            })
+            .unwrap();
+    }
+    assert_eq!(
+        centra_shipments(&stack, more[1], 1).await.len(),
+        1,
+        "the feed is not blocked"
+    );
+    assert!(
+        stack
+            .centra
+            .state
+            .ops(|o| o.shipments_of(more[0]).is_empty())
+    );
+    assert!(
+        store
+            .open_exceptions("acme")
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.message.contains("no longer holds") && e.order_number == Some(more[0])),
+        "the unmappable shipment is an exception"
+    );
     stack.shutdown().await;
     env.cleanup().await;
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use ferry_centra::{CentraClient, CentraError, NewShipment};
 use ferry_domain::{ExceptionKind, NewException};
 use ferry_erp::{ErpConnector, ErpError, ErpShipment};
@@ -221,7 +222,22 @@ impl Feedback {
             return Ok(Outcome::WaitingTracking);
         };
 
-        let lines = self.posted_lines(number).await?;
+        let Some(lines) = self.posted_lines(number).await? else {
+            return self
+                .fail(
+                    s,
+                    number,
+                    ExceptionKind::ShipmentQuantityMismatch,
+                    format!(
+                        "Ferry no longer holds the sales order it posted for order {number} (older \
+                         than the stream keeps), so it cannot tell which Centra lines shipment {} \
+                         holds. Create the shipment in Centra by hand.",
+                        s.id
+                    ),
+                    format!("no ready message for order {number} on the ORDERS stream"),
+                )
+                .await;
+        };
         let earlier = self.store.shipped_items(tenant, number, &s.id).await?;
         let centra_lines = match map::centra_lines(&lines, &earlier, &items) {
             Ok(l) => l,
@@ -448,8 +464,9 @@ impl Feedback {
         }
     }
 
-    /// The lines Ferry posted for the order, from its ready message on the ORDERS stream.
-    async fn posted_lines(&self, number: i64) -> Result<Vec<PostedLine>, PassError> {
+    /// The lines Ferry posted for the order, from its ready message on the ORDERS stream;
+    /// `None` when the stream no longer has it (a permanent condition, not a retry).
+    async fn posted_lines(&self, number: i64) -> Result<Option<Vec<PostedLine>>, PassError> {
         let stream = self
             .base
             .js
@@ -460,31 +477,41 @@ impl Feedback {
             )
             .await
             .map_err(|e| PassError::Other(e.to_string()))?;
-        let message = stream
+        let message = match stream
             .get_last_raw_message_by_subject(
                 &self.base.topology.ready_subject(&self.tenant.id, number),
             )
             .await
-            .map_err(|e| PassError::Other(format!("order {number}'s sales order: {e}")))?;
+        {
+            Ok(m) => m,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(e) => {
+                return Err(PassError::Other(format!(
+                    "order {number}'s sales order: {e}"
+                )));
+            }
+        };
         let ready = pb::OrderReady::decode(message.payload.as_ref())
             .map_err(|e| PassError::Other(format!("order {number}'s sales order: {e}")))?;
-        Ok(ready
-            .order
-            .map(|o| o.lines)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|l| l.kind == pb::LineKind::Item as i32)
-            .filter_map(|l| {
-                Some(PostedLine {
-                    centra_line_id: l.centra_line_id?,
-                    erp_item: l.erp_item,
-                    quantity: l.quantity,
-                    bundle: l
-                        .bundle_line_id
-                        .map(|b| (b, l.bundle_quantity.unwrap_or(1))),
+        Ok(Some(
+            ready
+                .order
+                .map(|o| o.lines)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|l| l.kind == pb::LineKind::Item as i32)
+                .filter_map(|l| {
+                    Some(PostedLine {
+                        centra_line_id: l.centra_line_id?,
+                        erp_item: l.erp_item,
+                        quantity: l.quantity,
+                        bundle: l
+                            .bundle_line_id
+                            .map(|b| (b, l.bundle_quantity.unwrap_or(1))),
+                    })
                 })
-            })
-            .collect())
+                .collect(),
+        ))
     }
 
     /// Shipments still without a tracking number after the grace period: customer service.
