@@ -658,3 +658,74 @@ async fn a_declined_capture_still_ships_and_finance_hears() {
     stack.shutdown().await;
     env.cleanup().await;
 }
+
+/// Two replicas of the service share one tenant's feed: every shipment reaches Centra once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_the_feed_without_doubles() {
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 25,
+        centra_requests_per_10s: 1000,
+        fulfilment: ferry_runtime::config::FulfilmentConfig {
+            poll_interval: Duration::from_millis(20),
+            ..Default::default()
+        },
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    // The second replica, as a second Kubernetes pod would run it.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let base = ferry_runtime::ServiceBase::connect(
+        ferry_fulfilment::SERVICE,
+        stack.config.clone(),
+        shutdown.clone(),
+        ferry_runtime::service::Readiness::default(),
+    )
+    .await
+    .expect("second replica");
+    let replica_store = ferry_store::open(&base).await.expect("store");
+    let replica = tokio::spawn(ferry_fulfilment::run(
+        base,
+        replica_store,
+        ferry_erp_writer::default_connectors(Duration::from_secs(5)),
+    ));
+    let numbers = stack.centra.generate(
+        30,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            bundle_pct: 0,
+            markets: vec![1],
+            ..OrderMix::default()
+        },
+    );
+    posted(&store, 30).await;
+    for n in &numbers {
+        stack
+            .erp
+            .ship(ShipRequest {
+                external_ref: n.to_string(),
+                lines: None,
+                carrier: None,
+                tracking_number: Some(format!("PN{n}")),
+            })
+            .unwrap();
+    }
+    for n in &numbers {
+        centra_shipments(&stack, *n, 1).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for n in &numbers {
+        let count = stack.centra.state.ops(|o| o.shipments_of(*n).len());
+        assert_eq!(count, 1, "order {n}: one Centra shipment");
+        assert_eq!(shipped_emails(&stack, *n).len(), 1, "order {n}: one e-mail");
+    }
+    let open = store.open_exceptions("acme").await.unwrap();
+    assert!(open.is_empty(), "{open:?}");
+    shutdown.cancel();
+    let _ = replica.await;
+    stack.shutdown().await;
+    env.cleanup().await;
+}

@@ -326,3 +326,55 @@ impl Store {
         Ok(None)
     }
 }
+
+/// Exclusive use of one tenant's feed across processes (a PostgreSQL session advisory
+/// lock on a connection held for the pass). Released by [`FeedLock::release`]; if dropped
+/// without, the connection is closed, which releases the lock too.
+pub struct FeedLock {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    key: String,
+}
+
+impl FeedLock {
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+                .bind(&self.key)
+                .execute(&mut *conn)
+                .await;
+            if unlocked.is_err() {
+                drop(conn.detach());
+            }
+        }
+    }
+}
+
+impl Drop for FeedLock {
+    fn drop(&mut self) {
+        // Not released (a panic or a cancelled pass): close the session, and with it the lock.
+        if let Some(conn) = self.conn.take() {
+            drop(conn.detach());
+        }
+    }
+}
+
+impl Store {
+    /// Takes the tenant's feed for this process if no other holds it.
+    pub async fn try_feed_lock(
+        &self,
+        tenant: &str,
+        feed: &str,
+    ) -> Result<Option<FeedLock>, StoreError> {
+        let key = format!("feed:{tenant}:{feed}");
+        let mut conn = self.pool().acquire().await?;
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(&key)
+                .fetch_one(&mut *conn)
+                .await?;
+        Ok(locked.then_some(FeedLock {
+            conn: Some(conn),
+            key,
+        }))
+    }
+}

@@ -153,8 +153,18 @@ impl Feedback {
     }
 
     /// Reads one page of the feed and handles it; the cursor moves only past shipments whose
-    /// outcome is durable. Returns how many shipments the page had.
+    /// outcome is durable. Returns how many shipments the page had. Only one process reads a
+    /// tenant's feed at a time (replicas wait their turn).
     async fn pass(&self) -> Result<usize, PassError> {
+        let Some(lock) = self.store.try_feed_lock(&self.tenant.id, FEED).await? else {
+            return Ok(0);
+        };
+        let result = self.pass_locked().await;
+        lock.release().await;
+        result
+    }
+
+    async fn pass_locked(&self) -> Result<usize, PassError> {
         let cursor = self.store.feed_cursor(&self.tenant.id, FEED).await?;
         let page = self.erp.shipments_since(&cursor, 100).await?;
         for shipment in &page.shipments {
