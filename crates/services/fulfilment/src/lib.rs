@@ -131,7 +131,11 @@ impl Feedback {
                     Duration::ZERO
                 }
                 Err(e) => {
-                    tracing::warn!(tenant = %self.tenant.id, error = %e, "shipment feed pass stopped; retrying");
+                    tracing::warn!(
+                        tenant = %self.tenant.id,
+                        error = %e,
+                        "shipment feed pass stopped; retrying"
+                    );
                     e.retry_after()
                         .or_else(|| delays.next())
                         .unwrap_or(Duration::from_secs(30))
@@ -169,7 +173,12 @@ impl Feedback {
         let page = self.erp.shipments_since(&cursor, 100).await?;
         for shipment in &page.shipments {
             let outcome = self.handle(shipment).await?;
-            metrics::counter!("ferry_shipments_total", "tenant" => self.tenant.id.clone(), "outcome" => format!("{outcome:?}")).increment(1);
+            metrics::counter!(
+                "ferry_shipments_total",
+                "tenant" => self.tenant.id.clone(),
+                "outcome" => format!("{outcome:?}")
+            )
+            .increment(1);
         }
         if page.next_cursor != cursor {
             self.store
@@ -205,25 +214,32 @@ impl Feedback {
             return Ok(Outcome::AlreadyHandled);
         }
 
-        let posted = match self.store.ledger_row(tenant, number).await? {
-            Some(row) if row.state == "posted" => row,
-            _ => {
-                return self
-                    .fail(
-                        s,
-                        number,
-                        ExceptionKind::ShipmentForUnknownOrder,
-                        format!(
-                            "The warehouse shipped {} for order {}, but Ferry never sent that order \
-                             to the ERP, so Centra has not been told and the customer has no \
-                             shipping e-mail. Check the order number on the shipment in the ERP.",
-                            s.id, s.external_ref
-                        ),
-                        format!("shipment {} names order {:?}, not posted by Ferry", s.id, s.external_ref),
-                    )
-                    .await;
-            }
-        };
+        let posted_by_ferry = self
+            .store
+            .ledger_row(tenant, number)
+            .await?
+            .is_some_and(|row| row.state == "posted");
+        if !posted_by_ferry {
+            let message = format!(
+                "The warehouse shipped {} for order {}, but Ferry never sent that order to the \
+                 ERP, so Centra has not been told and the customer has no shipping e-mail. Check \
+                 the order number on the shipment in the ERP.",
+                s.id, s.external_ref
+            );
+            let reason = format!(
+                "shipment {} names order {:?}, not posted by Ferry",
+                s.id, s.external_ref
+            );
+            return self
+                .fail(
+                    s,
+                    number,
+                    ExceptionKind::ShipmentForUnknownOrder,
+                    message,
+                    reason,
+                )
+                .await;
+        }
         let Some(tracking) = s.tracking_number.as_deref().filter(|t| !t.is_empty()) else {
             // The ERP may add it later (the shipment then comes again on the feed).
             self.store
@@ -313,7 +329,6 @@ impl Feedback {
             return Ok(Outcome::Sent);
         }
 
-        let _ = posted;
         self.spend_budget().await?;
         let policy = &self.tenant.fulfilment;
         let shipped_at = centra_time(&s.shipped_at);
@@ -368,9 +383,14 @@ impl Feedback {
                                 false,
                             )
                             .await?;
-                        self.record(s, number, ExceptionKind::CaptureFailed,
-                            format!("Order {number} has shipped (shipment {} in Centra) but the payment could not be captured: {reason}. Capture it by hand in Centra or with the payment provider.", created.number),
-                            reason.clone()).await?;
+                        let message = format!(
+                            "Order {number} has shipped (shipment {} in Centra) but the payment \
+                             could not be captured: {reason}. Capture it by hand in Centra or \
+                             with the payment provider.",
+                            created.number
+                        );
+                        self.record(s, number, ExceptionKind::CaptureFailed, message, reason)
+                            .await?;
                         Ok(Outcome::Sent)
                     }
                     Err(CentraError::UserErrors(errors)) => self.refused(s, number, &errors).await,
@@ -466,7 +486,9 @@ impl Feedback {
                 None => return Ok(()),
                 Some(wait) => {
                     tokio::select! {
-                        _ = self.base.shutdown.cancelled() => return Err(PassError::Other("shutting down".into())),
+                        _ = self.base.shutdown.cancelled() => {
+                            return Err(PassError::Other("shutting down".into()));
+                        }
                         _ = tokio::time::sleep(wait) => {}
                     }
                 }
