@@ -126,10 +126,8 @@ impl Tryton {
         &self.rpc
     }
 
-    async fn currency(&self, code: &str) -> Result<Currency, ErpError> {
-        if let Some(c) = self.lookups.lock().await.currencies.get(code) {
-            return Ok(*c);
-        }
+    /// Reads Tryton's currencies into the lookups (ids differ per database).
+    async fn load_currencies(&self) -> Result<(), ErpError> {
         let rows = self
             .rpc
             .call(
@@ -153,11 +151,52 @@ impl Tryton {
                 lookups.currency_codes.insert(id, c.to_owned());
             }
         }
-        lookups
+        Ok(())
+    }
+
+    async fn currency(&self, code: &str) -> Result<Currency, ErpError> {
+        if let Some(c) = self.lookups.lock().await.currencies.get(code) {
+            return Ok(*c);
+        }
+        self.load_currencies().await?;
+        self.lookups
+            .lock()
+            .await
             .currencies
             .get(code)
             .copied()
             .ok_or_else(|| ErpError::Rejected(format!("currency {code} is not set up in Tryton")))
+    }
+
+    /// The code and minor-unit digits of a currency known by its Tryton id.
+    async fn currency_by_id(&self, id: i64) -> Result<(String, u32), ErpError> {
+        let known = |lookups: &Lookups| {
+            let code = lookups.currency_codes.get(&id)?;
+            Some((code.clone(), lookups.currencies.get(code)?.digits))
+        };
+        if let Some(found) = known(&*self.lookups.lock().await) {
+            return Ok(found);
+        }
+        self.load_currencies().await?;
+        known(&*self.lookups.lock().await)
+            .ok_or_else(|| ErpError::Rejected(format!("Tryton currency {id} is unknown")))
+    }
+
+    /// The sale Ferry posted under `reference`, if any (the oldest, should there be two).
+    async fn sale_id(&self, reference: &str) -> Result<Option<i64>, ErpError> {
+        let ids = self
+            .rpc
+            .call(
+                "model.sale.sale.search",
+                vec![
+                    json!([["reference", "=", reference]]),
+                    json!(0),
+                    json!(1),
+                    json!([["id", "ASC"]]),
+                ],
+            )
+            .await?;
+        Ok(ids.get(0).and_then(Value::as_i64))
     }
 
     async fn products(&self, codes: &[&str]) -> Result<HashMap<String, Product>, ErpError> {
@@ -459,24 +498,20 @@ impl Tryton {
             .sum())
     }
 
-    /// Balances a draft sale to `gross` with a rounding line, then quotes and confirms it per
-    /// policy. Safe to repeat: a sale already balanced or confirmed is left as it is.
-    async fn finish(&self, sale: i64, gross_minor: i64) -> Result<ErpDocument, ErpError> {
+    /// Balances a draft sale to `balance_to` (what the customer paid) with a rounding line,
+    /// then quotes and confirms it per policy. Safe to repeat: a sale already balanced or
+    /// confirmed is left as it is. Without a target (a lookup, which does not know what was
+    /// paid) a draft is quoted and confirmed as it stands.
+    async fn finish(&self, sale: i64, balance_to: Option<i64>) -> Result<ErpDocument, ErpError> {
         let mut row = self.read_sale(sale).await?;
-        let currency_id = row["currency"].as_i64().unwrap_or_default();
-        let (code, digits) = {
-            let lookups = self.lookups.lock().await;
-            let code = lookups
-                .currency_codes
-                .get(&currency_id)
-                .cloned()
-                .unwrap_or_default();
-            let digits = lookups.currencies.get(&code).map(|c| c.digits).unwrap_or(2);
-            (code, digits)
-        };
+        let (code, digits) = self
+            .currency_by_id(row["currency"].as_i64().unwrap_or_default())
+            .await?;
         if row["state"].as_str() == Some("draft") {
             let total = read_decimal(&row["total_amount"]).unwrap_or_default();
-            let difference = from_minor(gross_minor, digits) - total;
+            let difference = balance_to
+                .map(|gross| from_minor(gross, digits) - total)
+                .unwrap_or_default();
             if !difference.is_zero() {
                 let rounding = self.config.rounding_item.clone();
                 let product = self.products(&[rounding.as_str()]).await?[&rounding];
@@ -572,73 +607,18 @@ impl ErpConnector for Tryton {
     }
 
     async fn find_sales_order(&self, external_ref: &str) -> Result<Option<ErpDocument>, ErpError> {
-        let reference = self.reference(external_ref);
-        let rows = self
-            .rpc
-            .call(
-                "model.sale.sale.search_read",
-                vec![
-                    json!([["reference", "=", reference]]),
-                    json!(0),
-                    json!(1),
-                    json!([["id", "ASC"]]),
-                    json!(["total_amount", "state"]),
-                ],
-            )
-            .await?;
-        let Some(row) = rows.get(0) else {
-            return Ok(None);
-        };
-        let id = row["id"].as_i64().unwrap_or_default();
-        // A draft left by an interrupted post is finished, never duplicated. Its target total
-        // is unknown here, so a draft is balanced only by the create path; here it is quoted
-        // and confirmed as it stands.
-        let total = read_decimal(&row["total_amount"]).unwrap_or_default();
-        let sale = self.read_sale(id).await?;
-        let currency_id = sale["currency"].as_i64().unwrap_or_default();
-        let code = {
-            let known = self
-                .lookups
-                .lock()
-                .await
-                .currency_codes
-                .get(&currency_id)
-                .cloned();
-            match known {
-                Some(c) => c,
-                None => {
-                    self.currency("SEK").await.ok();
-                    self.lookups
-                        .lock()
-                        .await
-                        .currency_codes
-                        .get(&currency_id)
-                        .cloned()
-                        .unwrap_or_default()
-                }
-            }
-        };
-        let digits = self.currency(&code).await.map(|c| c.digits).unwrap_or(2);
-        self.finish(id, to_minor(total, digits)).await.map(Some)
+        // A draft left by an interrupted post is finished, never duplicated.
+        match self.sale_id(&self.reference(external_ref)).await? {
+            Some(id) => self.finish(id, None).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn create_sales_order(&self, order: &PostOrder) -> Result<ErpDocument, ErpError> {
         // Tryton has no unique reference: Ferry keeps it idempotent by looking first.
         let reference = self.reference(&order.external_ref);
-        let existing = self
-            .rpc
-            .call(
-                "model.sale.sale.search",
-                vec![
-                    json!([["reference", "=", reference]]),
-                    json!(0),
-                    json!(1),
-                    json!([["id", "ASC"]]),
-                ],
-            )
-            .await?;
-        if let Some(id) = existing.get(0).and_then(Value::as_i64) {
-            return self.finish(id, order.gross_minor).await;
+        if let Some(id) = self.sale_id(&reference).await? {
+            return self.finish(id, Some(order.gross_minor)).await;
         }
         let currency = self.currency(&order.currency).await?;
         let codes: Vec<&str> = order.lines.iter().map(|l| l.erp_item.as_str()).collect();
@@ -689,7 +669,7 @@ impl ErpConnector for Tryton {
             .and_then(Value::as_i64)
             .ok_or_else(|| ErpError::Rejected("Tryton created no sale".into()))?;
         tracing::debug!(order = %order.external_ref, sale = id, "Tryton sale created");
-        self.finish(id, order.gross_minor).await
+        self.finish(id, Some(order.gross_minor)).await
     }
 
     async fn health(&self) -> Result<(), ErpError> {
