@@ -70,24 +70,8 @@ async fn start(infra: &LocalInfra, prefix: &str, mutations: (u32, u32)) -> anyho
 
 async fn wait_posted(stack: &Stack, n: usize) -> anyhow::Result<()> {
     let store = ferry_store::Store::connect(&stack.config.database).await?;
-    let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 50);
-    loop {
-        let posted = store
-            .count_by_state(stack.tenant())
-            .await?
-            .into_iter()
-            .find(|(s, _)| s == "posted")
-            .map(|(_, n)| n)
-            .unwrap_or(0);
-        if posted >= n as i64 {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "only {posted} of {n} orders posted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let within = Duration::from_secs(120 + n as u64 / 50);
+    crate::bench_writer::wait_for(&store, stack.tenant(), "posted", n, within).await
 }
 
 fn shipped_in_centra(stack: &Stack, orders: &[i64]) -> usize {

@@ -60,7 +60,7 @@ async fn count(store: &ferry_store::Store, tenant: &str, state: &str) -> i64 {
         .unwrap_or(0)
 }
 
-async fn wait_for(
+pub(crate) async fn wait_for(
     store: &ferry_store::Store,
     tenant: &str,
     state: &str,

@@ -16,25 +16,11 @@ const ORDERS: i64 = 10_000;
 const IN_FLIGHT: usize = 16;
 
 async fn posted(store: &ferry_store::Store) -> i64 {
-    store
-        .count_by_state("acme")
-        .await
-        .expect("ledger")
-        .into_iter()
-        .find(|(s, _)| s == "posted")
-        .map(|(_, n)| n)
-        .unwrap_or(0)
+    ferry_testing::count_in_state(store, "acme", "posted").await
 }
 
 async fn wait_posted(store: &ferry_store::Store, want: i64, within: Duration) -> i64 {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let n = posted(store).await;
-        if n >= want || tokio::time::Instant::now() > deadline {
-            return n;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    ferry_testing::wait_for_state(store, "acme", "posted", want, within).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

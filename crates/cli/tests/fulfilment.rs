@@ -14,21 +14,9 @@ use ferry_sim_erp::{ShipRequest, ShipmentLine};
 use ferry_testing::TestEnv;
 
 async fn posted(store: &ferry_store::Store, want: i64) {
-    for _ in 0..600 {
-        let n = store
-            .count_by_state("acme")
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|(s, _)| s == "posted")
-            .map(|(_, n)| n)
-            .unwrap_or(0);
-        if n >= want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("orders were not posted");
+    let n =
+        ferry_testing::wait_for_state(store, "acme", "posted", want, Duration::from_secs(60)).await;
+    assert!(n >= want, "only {n} of {want} orders were posted");
 }
 
 /// Waits until Centra has `want` completed shipments for the order.

@@ -296,21 +296,7 @@ async fn redelivery_and_a_writer_restart_leave_one_tryton_sale_per_order() {
 }
 
 async fn wait_for_posted(store: &ferry_store::Store, want: i64, within: Duration) -> i64 {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let posted = store
-            .count_by_state("acme")
-            .await
-            .expect("ledger")
-            .into_iter()
-            .find(|(s, _)| s == "posted")
-            .map(|(_, n)| n)
-            .unwrap_or(0);
-        if posted >= want || tokio::time::Instant::now() > deadline {
-            return posted;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    ferry_testing::wait_for_state(store, "acme", "posted", want, within).await
 }
 
 /// A confirmed sale lowers Tryton's sellable stock by what it ordered; shipping it through

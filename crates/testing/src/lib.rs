@@ -331,3 +331,34 @@ pub fn tryton() -> Result<TrytonInfra, String> {
         })
         .clone()
 }
+
+/// How many of the tenant's orders the ledger has in `state` now.
+pub async fn count_in_state(store: &ferry_store::Store, tenant: &str, state: &str) -> i64 {
+    store
+        .count_by_state(tenant)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(s, _)| s == state)
+        .map(|(_, n)| n)
+        .unwrap_or(0)
+}
+
+/// Waits until at least `want` of the tenant's orders are in `state`, or `within` has passed;
+/// returns how many are (the caller asserts).
+pub async fn wait_for_state(
+    store: &ferry_store::Store,
+    tenant: &str,
+    state: &str,
+    want: i64,
+    within: Duration,
+) -> i64 {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let n = count_in_state(store, tenant, state).await;
+        if n >= want || tokio::time::Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
