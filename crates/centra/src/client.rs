@@ -25,6 +25,8 @@ pub mod ops {
     pub const RATE_LIMITS: &str = include_str!("../graphql/rate-limits.graphql");
     pub const CREATE_SHIPMENT: &str = include_str!("../graphql/create-shipment.graphql");
     pub const ORDER_SHIPMENTS: &str = include_str!("../graphql/order-shipments.graphql");
+    pub const SET_STOCK: &str = include_str!("../graphql/set-stock.graphql");
+    pub const STOCK_LEVELS: &str = include_str!("../graphql/stock-levels.graphql");
 
     /// Every operation with the variables a test may run it with.
     pub fn all() -> Vec<(&'static str, &'static str)> {
@@ -37,6 +39,8 @@ pub mod ops {
             ("rate-limits", RATE_LIMITS),
             ("create-shipment", CREATE_SHIPMENT),
             ("order-shipments", ORDER_SHIPMENTS),
+            ("set-stock", SET_STOCK),
+            ("stock-levels", STOCK_LEVELS),
         ]
     }
 }
@@ -121,6 +125,14 @@ pub struct UserMessage {
     pub message: String,
     #[serde(default)]
     pub path: Vec<String>,
+}
+
+/// One size's stock in one warehouse as Centra reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CentraStock {
+    pub sku: String,
+    pub is_bundle: bool,
+    pub free_to_allocate: i64,
 }
 
 /// Centra's page size limit for list queries.
@@ -458,6 +470,91 @@ impl CentraClient {
         let data: Data =
             serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
         Ok(data.shipments)
+    }
+
+    /// Sets the physical stock of many sizes in one warehouse (one mutation). Sizes Centra
+    /// skips (bundles, unknown SKUs) come back as warnings naming their index in `levels`.
+    pub async fn set_stock(
+        &self,
+        warehouse: i64,
+        description: &str,
+        levels: &[(&str, i64)],
+    ) -> Result<Vec<UserMessage>, CentraError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            set_stock: Payload,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Payload {
+            user_errors: Vec<UserMessage>,
+            #[serde(default)]
+            user_warnings: Vec<UserMessage>,
+        }
+        let sizes: Vec<serde_json::Value> = levels
+            .iter()
+            .map(|(sku, quantity)| {
+                serde_json::json!({ "productSize": { "SKU": sku }, "quantity": quantity })
+            })
+            .collect();
+        let input = serde_json::json!({
+            "warehouse": { "id": warehouse },
+            "description": description,
+            "stockQuantityType": "PHYSICAL",
+            "productSizes": sizes,
+        });
+        let data = self
+            .execute(ops::SET_STOCK, serde_json::json!({ "input": input }))
+            .await?;
+        let data: Data =
+            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
+        user_errors(data.set_stock.user_errors)?;
+        Ok(data.set_stock.user_warnings)
+    }
+
+    /// Free-to-allocate stock (the field that costs no query complexity) of up to
+    /// [`MAX_PAGE`] SKUs in one warehouse.
+    pub async fn stock_levels(
+        &self,
+        warehouse: i64,
+        skus: &[&str],
+    ) -> Result<Vec<CentraStock>, CentraError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            product_sizes: Vec<Size>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Size {
+            #[serde(rename = "SKU")]
+            sku: String,
+            is_bundle: bool,
+            stock: Vec<Level>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Level {
+            free_to_allocate_quantity: i64,
+        }
+        let data = self
+            .execute(
+                ops::STOCK_LEVELS,
+                serde_json::json!({ "skus": skus, "warehouse": warehouse, "limit": MAX_PAGE }),
+            )
+            .await?;
+        let data: Data =
+            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
+        Ok(data
+            .product_sizes
+            .into_iter()
+            .map(|s| CentraStock {
+                free_to_allocate: s.stock.iter().map(|l| l.free_to_allocate_quantity).sum(),
+                sku: s.sku,
+                is_bundle: s.is_bundle,
+            })
+            .collect())
     }
 
     /// The six rate-limit buckets, as Centra counts them.

@@ -7,7 +7,7 @@ pub mod ratelimit;
 pub mod webhook;
 
 pub use client::{
-    CentraClient, CentraError, CentraEvent, CentraShipment, NewShipment, ORDER_SNAPSHOT_QUERY,
-    RateLimitBucket, RawSnapshot, UserMessage,
+    CentraClient, CentraError, CentraEvent, CentraShipment, CentraStock, NewShipment,
+    ORDER_SNAPSHOT_QUERY, RateLimitBucket, RawSnapshot, UserMessage,
 };
 pub use ratelimit::{RateLimiter, parse_retry_after};

@@ -78,6 +78,8 @@ enum Service {
     ErpWriter,
     #[value(name = "fulfilment-feedback")]
     FulfilmentFeedback,
+    #[value(name = "inventory-pusher")]
+    InventoryPusher,
 }
 
 fn main() -> ExitCode {
@@ -143,6 +145,7 @@ async fn run_service(service: Service, config: Option<PathBuf>) -> anyhow::Resul
         Service::Transform => ferry_transform::SERVICE,
         Service::ErpWriter => ferry_erp_writer::SERVICE,
         Service::FulfilmentFeedback => ferry_fulfilment::SERVICE,
+        Service::InventoryPusher => ferry_inventory::SERVICE,
     };
     let booted = ferry_runtime::service::boot_with(
         name,
@@ -174,6 +177,13 @@ async fn run_service(service: Service, config: Option<PathBuf>) -> anyhow::Resul
             let connectors =
                 ferry_erp_writer::default_connectors(config.erp_writer.request_timeout);
             ferry_fulfilment::run(base, store, connectors)
+                .await
+                .map_err(anyhow::Error::from)
+        }
+        Service::InventoryPusher => {
+            let connectors =
+                ferry_erp_writer::default_connectors(config.erp_writer.request_timeout);
+            ferry_inventory::run(base, store, connectors)
                 .await
                 .map_err(anyhow::Error::from)
         }

@@ -18,7 +18,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The services `ferry up` runs.
-pub const SERVICES: [&str; 4] = ["ingest", "transform", "erp-writer", "fulfilment-feedback"];
+pub const SERVICES: [&str; 5] = [
+    "ingest",
+    "transform",
+    "erp-writer",
+    "fulfilment-feedback",
+    "inventory-pusher",
+];
 
 /// A nats-server and PostgreSQL started for this process (when none were configured).
 pub struct LocalInfra {
@@ -100,6 +106,9 @@ pub struct StackOptions {
     pub centra_mutations: (u32, u32),
     /// How the demo tenant tells Centra about shipments (the stack polls every 200 ms).
     pub fulfilment: ferry_runtime::config::FulfilmentConfig,
+    /// How the demo tenant's stock reaches Centra: the ERP simulator's `Main` warehouse
+    /// feeds Centra's warehouse 1; ordinary changes go each second.
+    pub inventory: ferry_runtime::config::InventoryConfig,
 }
 
 impl Default for StackOptions {
@@ -119,6 +128,14 @@ impl Default for StackOptions {
             centra_mutations: (100, 1000),
             fulfilment: ferry_runtime::config::FulfilmentConfig {
                 poll_interval: Duration::from_millis(200),
+                ..Default::default()
+            },
+            inventory: ferry_runtime::config::InventoryConfig {
+                warehouses: [(ferry_sim_erp::SALES_WAREHOUSE.to_owned(), 1)].into(),
+                push_interval: Duration::from_secs(1),
+                poll_interval: Duration::from_millis(100),
+                sweep_interval: Duration::from_secs(600),
+                drift_interval: Duration::from_secs(5),
                 ..Default::default()
             },
         }
@@ -205,6 +222,7 @@ impl Stack {
                 }),
                 rules: options.rules.clone(),
                 fulfilment: options.fulfilment.clone(),
+                inventory: options.inventory.clone(),
             });
         }
         config.validate()?;
@@ -281,6 +299,13 @@ impl Stack {
                     ferry_erp_writer::default_connectors(self.config.erp_writer.request_timeout);
                 tokio::spawn(
                     async move { Ok(ferry_fulfilment::run(base, store, connectors).await?) },
+                )
+            }
+            "inventory-pusher" => {
+                let connectors =
+                    ferry_erp_writer::default_connectors(self.config.erp_writer.request_timeout);
+                tokio::spawn(
+                    async move { Ok(ferry_inventory::run(base, store, connectors).await?) },
                 )
             }
             other => anyhow::bail!("unknown service {other}"),

@@ -90,10 +90,14 @@ pub enum ExceptionKind {
     CaptureFailed,
     /// A shipment has had no tracking number for longer than the tenant allows.
     TrackingMissing,
+    /// Centra's sellable stock keeps differing from what Ferry set, even after a correction.
+    StockDrift,
+    /// Centra would not take a stock level (e.g. it does not know the SKU).
+    StockRefused,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 16] = [
+    pub const ALL: [ExceptionKind; 18] = [
         ExceptionKind::UnmappedSku,
         ExceptionKind::UnmappedCurrency,
         ExceptionKind::UnmappedTaxRate,
@@ -110,6 +114,8 @@ impl ExceptionKind {
         ExceptionKind::ShipmentRefused,
         ExceptionKind::CaptureFailed,
         ExceptionKind::TrackingMissing,
+        ExceptionKind::StockDrift,
+        ExceptionKind::StockRefused,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -130,6 +136,8 @@ impl ExceptionKind {
             ExceptionKind::ShipmentRefused => "shipment_refused",
             ExceptionKind::CaptureFailed => "capture_failed",
             ExceptionKind::TrackingMissing => "tracking_missing",
+            ExceptionKind::StockDrift => "stock_drift",
+            ExceptionKind::StockRefused => "stock_refused",
         }
     }
 
@@ -137,7 +145,9 @@ impl ExceptionKind {
         match self {
             ExceptionKind::UnmappedSku
             | ExceptionKind::ShipmentForUnknownOrder
-            | ExceptionKind::ShipmentQuantityMismatch => Owner::Operations,
+            | ExceptionKind::ShipmentQuantityMismatch
+            | ExceptionKind::StockDrift
+            | ExceptionKind::StockRefused => Owner::Operations,
             ExceptionKind::ShipmentRefused | ExceptionKind::TrackingMissing => {
                 Owner::CustomerService
             }
@@ -172,7 +182,10 @@ impl ExceptionKind {
             ExceptionKind::ErpRejected
             | ExceptionKind::DeliveryExhausted
             | ExceptionKind::ShipmentRefused => 1,
-            ExceptionKind::ShipmentQuantityMismatch | ExceptionKind::CaptureFailed => 4,
+            ExceptionKind::ShipmentQuantityMismatch
+            | ExceptionKind::CaptureFailed
+            | ExceptionKind::StockDrift
+            | ExceptionKind::StockRefused => 4,
             ExceptionKind::ShipmentForUnknownOrder | ExceptionKind::TrackingMissing => 24,
             ExceptionKind::UnmappedSku
             | ExceptionKind::PoisonMessage
@@ -197,6 +210,8 @@ impl ExceptionKind {
                 | ExceptionKind::ShipmentRefused
                 | ExceptionKind::CaptureFailed
                 | ExceptionKind::TrackingMissing
+                | ExceptionKind::StockDrift
+                | ExceptionKind::StockRefused
         )
     }
 }

@@ -119,6 +119,24 @@ pub struct StockLevel {
     pub available: i64,
 }
 
+/// One stock change from an ERP's change feed: the item's new level, numbered so a later
+/// change always has a larger `seq` than an earlier one of the same item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockChange {
+    pub seq: i64,
+    pub erp_item: String,
+    pub warehouse: String,
+    pub available: i64,
+}
+
+/// A page of the stock change feed and the cursor to continue from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockPage {
+    pub changes: Vec<StockChange>,
+    /// Pass back to read on; unchanged when nothing new arrived.
+    pub next_cursor: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ErpError {
     /// No answer in time: the document may or may not exist. Settle by lookup.
@@ -187,4 +205,15 @@ pub trait ErpConnector: Send + Sync + 'static {
 
     /// Sellable stock per warehouse for `items` (all stocked items when empty).
     async fn stock_levels(&self, items: &[String]) -> Result<Vec<StockLevel>, ErpError>;
+
+    /// Stock changes after `cursor` ("" = from the beginning), oldest first, at most
+    /// `limit`; `None` when the ERP has no change feed and must be read whole with
+    /// [`ErpConnector::stock_levels`].
+    async fn stock_changes_since(
+        &self,
+        _cursor: &str,
+        _limit: usize,
+    ) -> Result<Option<StockPage>, ErpError> {
+        Ok(None)
+    }
 }

@@ -2,7 +2,7 @@
 //! (`FERRY_NATS__URL`, `FERRY_DATABASE__URL`, …; `__` separates levels). Validated once at
 //! start-up; secrets are [`SecretString`]s that print as `[REDACTED]`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -250,6 +250,8 @@ pub struct TenantConfig {
     pub rules: Rules,
     #[serde(default)]
     pub fulfilment: FulfilmentConfig,
+    #[serde(default)]
+    pub inventory: InventoryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -320,6 +322,87 @@ impl Default for FulfilmentConfig {
             tracking_grace: Duration::from_secs(24 * 3600),
             poll_interval: Duration::from_secs(5),
         }
+    }
+}
+
+/// How stock is pushed to Centra (`[inventory]` in a tenant file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InventoryConfig {
+    /// ERP warehouse (its code) → Centra warehouse id. Stock of warehouses not listed is
+    /// not pushed; with none listed the tenant's stock is not pushed at all.
+    pub warehouses: BTreeMap<String, i64>,
+    /// The Centra warehouse Centra allocates orders from, where open orders' units are
+    /// counted (default: the lowest mapped Centra warehouse id).
+    pub allocation_warehouse: Option<i64>,
+    /// Units held back from sale.
+    pub buffer: BufferConfig,
+    /// Ordinary changes wait at most this long to be batched; items selling out go at once.
+    #[serde(with = "humantime_serde")]
+    pub push_interval: Duration,
+    /// Every SKU is sent again on this schedule, healing what Centra lost or someone changed.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// How often the ERP is read: its change feed, or all its stock when it has none.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How often one page (200 SKUs) of Centra's free-to-allocate stock is compared with
+    /// what Ferry expects. `0s` turns drift checks off.
+    #[serde(with = "humantime_serde")]
+    pub drift_interval: Duration,
+    /// A difference that is still there after this many corrections is an exception.
+    pub drift_checks: u32,
+    /// Sizes per `setStock` call.
+    pub batch_size: usize,
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        Self {
+            warehouses: BTreeMap::new(),
+            allocation_warehouse: None,
+            buffer: BufferConfig::default(),
+            push_interval: Duration::from_secs(60),
+            sweep_interval: Duration::from_secs(3600),
+            poll_interval: Duration::from_secs(5),
+            drift_interval: Duration::from_secs(10),
+            drift_checks: 2,
+            batch_size: 200,
+        }
+    }
+}
+
+/// Safety stock: the most specific rule wins — a SKU, then the longest matching SKU
+/// prefix (a category: `"JKT-"`), then the Centra warehouse, then the default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BufferConfig {
+    pub default: i64,
+    /// Centra warehouse id (as a string: TOML keys are strings) → units.
+    pub warehouses: BTreeMap<String, i64>,
+    /// SKU prefix → units.
+    pub categories: BTreeMap<String, i64>,
+    pub skus: BTreeMap<String, i64>,
+}
+
+impl BufferConfig {
+    /// The buffer for one SKU in one Centra warehouse.
+    pub fn for_sku(&self, warehouse: i64, sku: &str) -> i64 {
+        if let Some(units) = self.skus.get(sku) {
+            return *units;
+        }
+        if let Some((_, units)) = self
+            .categories
+            .iter()
+            .filter(|(prefix, _)| sku.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+        {
+            return *units;
+        }
+        self.warehouses
+            .get(&warehouse.to_string())
+            .copied()
+            .unwrap_or(self.default)
     }
 }
 
@@ -452,6 +535,35 @@ impl Config {
             if t.centra.requests_per_10s == 0 {
                 return bad(format!(
                     "tenant {}: centra.requests_per_10s must be positive",
+                    t.id
+                ));
+            }
+            let inventory = &t.inventory;
+            if inventory.batch_size == 0 || inventory.batch_size > 1000 {
+                return bad(format!(
+                    "tenant {}: inventory.batch_size must be between 1 and 1000",
+                    t.id
+                ));
+            }
+            let mut centra_warehouses = BTreeSet::new();
+            for (erp, centra) in &inventory.warehouses {
+                if !centra_warehouses.insert(centra) {
+                    return bad(format!(
+                        "tenant {}: inventory.warehouses maps {erp:?} to Centra warehouse {centra}, \
+                         which another ERP warehouse already feeds",
+                        t.id
+                    ));
+                }
+            }
+            let buffers = &inventory.buffer;
+            if std::iter::once(&buffers.default)
+                .chain(buffers.warehouses.values())
+                .chain(buffers.categories.values())
+                .chain(buffers.skus.values())
+                .any(|units| *units < 0)
+            {
+                return bad(format!(
+                    "tenant {}: inventory buffers cannot be negative",
                     t.id
                 ));
             }

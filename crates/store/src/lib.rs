@@ -15,6 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
 pub mod fulfilment;
+pub mod inventory;
 pub mod ledger;
 
 pub use ledger::{

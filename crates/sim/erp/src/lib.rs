@@ -154,13 +154,57 @@ pub struct StockLevel {
     pub available: i64,
 }
 
+/// One entry of the stock change feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockChange {
+    pub seq: i64,
+    pub erp_item: String,
+    pub warehouse: String,
+    pub available: i64,
+    /// When the change happened (not sent on the feed; benchmarks measure from it).
+    #[serde(skip)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The warehouse a sales order reserves stock in: creating an order lowers the available
+/// quantity of its items there, as a real ERP's forecast does.
+pub const SALES_WAREHOUSE: &str = "Main";
+
 #[derive(Default)]
 struct Logistics {
     shipments: Vec<Shipment>,
     /// (item, warehouse) → available
     stock: BTreeMap<(String, String), i64>,
+    /// Every stock change, oldest first; `seq` is the index + 1.
+    stock_log: Vec<StockChange>,
     /// e-mail → customer id
     customers: HashMap<String, String>,
+}
+
+impl Logistics {
+    fn record_stock(&mut self, item: &str, warehouse: &str, available: i64) {
+        self.stock
+            .insert((item.to_owned(), warehouse.to_owned()), available);
+        let seq = self.stock_log.len() as i64 + 1;
+        self.stock_log.push(StockChange {
+            seq,
+            erp_item: item.to_owned(),
+            warehouse: warehouse.to_owned(),
+            available,
+            at: Some(chrono::Utc::now()),
+        });
+    }
+
+    /// A new sales order promises its items: less is available in the sales warehouse
+    /// (only items the warehouse stocks).
+    fn reserve(&mut self, lines: &[Line]) {
+        for line in lines.iter().filter(|l| l.kind == "item") {
+            let key = (line.erp_item.clone(), SALES_WAREHOUSE.to_owned());
+            if let Some(level) = self.stock.get(&key).copied() {
+                self.record_stock(&line.erp_item, SALES_WAREHOUSE, level - line.quantity);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -279,14 +323,40 @@ impl ErpSim {
         self.sim.logistics.lock().shipments.clone()
     }
 
-    /// Sets sellable stock levels.
+    /// Sets sellable stock levels (each one a change on the feed).
     pub fn set_stock(&self, levels: &[StockLevel]) {
         let mut logistics = self.sim.logistics.lock();
         for l in levels {
-            logistics
-                .stock
-                .insert((l.erp_item.clone(), l.warehouse.clone()), l.available);
+            logistics.record_stock(&l.erp_item, &l.warehouse, l.available);
         }
+    }
+
+    /// Appends `updates` random stock changes over `items` in `warehouse`, levels
+    /// 1..=500: the benchmark's ERP, without a million HTTP calls.
+    pub fn generate_stock_changes(
+        &self,
+        items: &[String],
+        updates: usize,
+        warehouse: &str,
+        seed: u64,
+    ) {
+        use rand::SeedableRng;
+        if items.is_empty() {
+            return;
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut logistics = self.sim.logistics.lock();
+        logistics.stock_log.reserve(updates);
+        for _ in 0..updates {
+            let item = &items[rng.random_range(0..items.len())];
+            let available = rng.random_range(1..=500);
+            logistics.record_stock(item, warehouse, available);
+        }
+    }
+
+    /// The stock change feed so far.
+    pub fn stock_changes(&self) -> Vec<StockChange> {
+        self.sim.logistics.lock().stock_log.clone()
     }
 
     pub fn order(&self, external_ref: &str) -> Option<SalesOrder> {
@@ -317,6 +387,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/api/sales-orders/{reference}", get(by_reference))
         .route("/api/shipments", get(shipments))
         .route("/api/stock", get(stock))
+        .route("/api/stock/changes", get(stock_changes))
         .route("/api/customers", post(customer))
         .route("/admin/shipments", post(admin_ship))
         .route("/admin/stock", put(admin_stock))
@@ -451,6 +522,7 @@ async fn create(
                 stored.line_count -= 1;
                 sim.dropped_lines.fetch_add(1, Ordering::Relaxed);
             }
+            sim.logistics.lock().reserve(&stored.lines);
             let index = book.orders.len();
             book.orders.push(stored);
             book.by_ref.entry(key).or_insert(index);
@@ -649,9 +721,31 @@ async fn admin_ship(State(sim): State<Arc<Sim>>, Json(request): Json<ShipRequest
 async fn admin_stock(State(sim): State<Arc<Sim>>, Json(levels): Json<Vec<StockLevel>>) -> Response {
     let mut logistics = sim.logistics.lock();
     for l in levels {
-        logistics
-            .stock
-            .insert((l.erp_item, l.warehouse), l.available);
+        logistics.record_stock(&l.erp_item, &l.warehouse, l.available);
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// The stock change feed: changes after the cursor (a sequence number), oldest first.
+async fn stock_changes(State(sim): State<Arc<Sim>>, Query(q): Query<FeedQuery>) -> Response {
+    if let Some(answer) = before(&sim).await {
+        return answer;
+    }
+    let Ok(after) = (if q.after.is_empty() {
+        Ok(0)
+    } else {
+        q.after.parse::<usize>()
+    }) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the cursor is not a sequence number",
+        );
+    };
+    let logistics = sim.logistics.lock();
+    let start = after.min(logistics.stock_log.len());
+    let end = start
+        .saturating_add(q.limit.clamp(1, 10_000))
+        .min(logistics.stock_log.len());
+    let page = &logistics.stock_log[start..end];
+    Json(serde_json::json!({ "changes": page, "next_cursor": end.to_string() })).into_response()
 }

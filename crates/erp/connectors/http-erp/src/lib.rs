@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use ferry_erp::{
-    Customer, ErpConnector, ErpDocument, ErpError, PostOrder, ShipmentPage, StockLevel,
+    Customer, ErpConnector, ErpDocument, ErpError, PostOrder, ShipmentPage, StockLevel, StockPage,
 };
 use reqwest::StatusCode;
 
@@ -201,5 +201,19 @@ impl ErpConnector for HttpErp {
             .await
             .map_err(transport)?;
         read_json(response, "stock").await
+    }
+
+    async fn stock_changes_since(
+        &self,
+        cursor: &str,
+        limit: usize,
+    ) -> Result<Option<StockPage>, ErpError> {
+        let response = self
+            .request(reqwest::Method::GET, "/api/stock/changes")
+            .query(&[("after", cursor), ("limit", &limit.to_string())])
+            .send()
+            .await
+            .map_err(transport)?;
+        read_json(response, "stock change feed").await.map(Some)
     }
 }

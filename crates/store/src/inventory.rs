@@ -1,0 +1,250 @@
+//! Inventory pushing: the latest ERP stock and what Centra was told per (Centra warehouse,
+//! SKU), and the units of known Centra orders that Centra holds allocated.
+
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+/// One (Centra warehouse, SKU) as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockRow {
+    pub warehouse: i64,
+    pub sku: String,
+    pub erp_available: i64,
+    pub erp_version: i64,
+    pub pushed_physical: Option<i64>,
+    pub pushed_sellable: Option<i64>,
+    pub skip: Option<String>,
+}
+
+/// The ERP's latest word on one (Centra warehouse, SKU).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErpStock {
+    pub warehouse: i64,
+    pub sku: String,
+    pub available: i64,
+    pub version: i64,
+}
+
+/// What Centra accepted for one (warehouse, SKU).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub warehouse: i64,
+    pub sku: String,
+    pub physical: i64,
+    pub sellable: i64,
+}
+
+/// Units of Centra orders per SKU that Centra holds allocated: `pending` are not in the
+/// ERP yet; `posted_unshipped` are in the ERP (so its available stock already excludes
+/// them) but Centra has not recorded them shipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Commitment {
+    pub sku: String,
+    pub pending: i64,
+    pub posted_unshipped: i64,
+}
+
+impl Store {
+    pub async fn stock_rows(&self, tenant: &str) -> Result<Vec<StockRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT warehouse, sku, erp_available, erp_version, pushed_physical, pushed_sellable, skip
+             FROM stock_levels WHERE tenant = $1",
+        )
+        .bind(tenant)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StockRow {
+                    warehouse: r.try_get("warehouse")?,
+                    sku: r.try_get("sku")?,
+                    erp_available: r.try_get("erp_available")?,
+                    erp_version: r.try_get("erp_version")?,
+                    pushed_physical: r.try_get("pushed_physical")?,
+                    pushed_sellable: r.try_get("pushed_sellable")?,
+                    skip: r.try_get("skip")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores the ERP's latest levels and, in the same transaction, how far its feed was
+    /// read: after a crash the feed resumes exactly where the stored levels end. A level
+    /// older than the stored one (by version) changes nothing.
+    pub async fn save_erp_stock(
+        &self,
+        tenant: &str,
+        feed: &str,
+        cursor: Option<&str>,
+        levels: &[ErpStock],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for chunk in levels.chunks(10_000) {
+            let warehouses: Vec<i64> = chunk.iter().map(|l| l.warehouse).collect();
+            let skus: Vec<&str> = chunk.iter().map(|l| l.sku.as_str()).collect();
+            let available: Vec<i64> = chunk.iter().map(|l| l.available).collect();
+            let versions: Vec<i64> = chunk.iter().map(|l| l.version).collect();
+            sqlx::query(
+                "INSERT INTO stock_levels (tenant, warehouse, sku, erp_available, erp_version)
+                 SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::bigint[])
+                 ON CONFLICT (tenant, warehouse, sku) DO UPDATE
+                 SET erp_available = EXCLUDED.erp_available,
+                     erp_version = EXCLUDED.erp_version,
+                     updated_at = now()
+                 WHERE stock_levels.erp_version < EXCLUDED.erp_version",
+            )
+            .bind(tenant)
+            .bind(&warehouses)
+            .bind(&skus)
+            .bind(&available)
+            .bind(&versions)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(cursor) = cursor {
+            sqlx::query(
+                "INSERT INTO feed_cursor (tenant, feed, cursor) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant, feed) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
+            )
+            .bind(tenant)
+            .bind(feed)
+            .bind(cursor)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records what Centra accepted.
+    pub async fn mark_pushed(&self, tenant: &str, pushed: &[Pushed]) -> Result<(), StoreError> {
+        let warehouses: Vec<i64> = pushed.iter().map(|p| p.warehouse).collect();
+        let skus: Vec<&str> = pushed.iter().map(|p| p.sku.as_str()).collect();
+        let physical: Vec<i64> = pushed.iter().map(|p| p.physical).collect();
+        let sellable: Vec<i64> = pushed.iter().map(|p| p.sellable).collect();
+        sqlx::query(
+            "UPDATE stock_levels s
+             SET pushed_physical = u.physical, pushed_sellable = u.sellable, pushed_at = now()
+             FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::bigint[])
+                  AS u(warehouse, sku, physical, sellable)
+             WHERE s.tenant = $1 AND s.warehouse = u.warehouse AND s.sku = u.sku",
+        )
+        .bind(tenant)
+        .bind(&warehouses)
+        .bind(&skus)
+        .bind(&physical)
+        .bind(&sellable)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Remembers that Centra will not take a SKU (`None` clears it).
+    pub async fn mark_stock_skip(
+        &self,
+        tenant: &str,
+        warehouse: i64,
+        sku: &str,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE stock_levels SET skip = $4, updated_at = now()
+             WHERE tenant = $1 AND warehouse = $2 AND sku = $3",
+        )
+        .bind(tenant)
+        .bind(warehouse)
+        .bind(sku)
+        .bind(reason)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records the item units of a Centra order (replacing what an earlier version of the
+    /// order said). `lines` are (ERP item, SKU, units).
+    pub async fn record_commitments(
+        &self,
+        tenant: &str,
+        order_number: i64,
+        lines: &[(String, String, i64)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM stock_commitments WHERE tenant = $1 AND order_number = $2")
+            .bind(tenant)
+            .bind(order_number)
+            .execute(&mut *tx)
+            .await?;
+        let items: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
+        let skus: Vec<&str> = lines.iter().map(|l| l.1.as_str()).collect();
+        let units: Vec<i64> = lines.iter().map(|l| l.2).collect();
+        sqlx::query(
+            "INSERT INTO stock_commitments (tenant, order_number, erp_item, sku, quantity)
+             SELECT $1, $2, * FROM UNNEST($3::text[], $4::text[], $5::bigint[])",
+        )
+        .bind(tenant)
+        .bind(order_number)
+        .bind(&items)
+        .bind(&skus)
+        .bind(&units)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Units per SKU that Centra holds allocated for orders Ferry knows: pending (not in
+    /// the ERP yet) and posted but not yet recorded shipped in Centra. Cancelled orders
+    /// hold nothing.
+    pub async fn commitments(&self, tenant: &str) -> Result<Vec<Commitment>, StoreError> {
+        let rows = sqlx::query(
+            "WITH shipped AS (
+                 SELECT s.order_number, i.key AS erp_item, sum(i.value::bigint) AS units
+                 FROM shipment_ledger s, jsonb_each_text(s.items) i
+                 WHERE s.tenant = $1 AND s.state = 'sent'
+                 GROUP BY 1, 2)
+             SELECT c.sku,
+                    coalesce(sum(c.quantity) FILTER (WHERE l.state <> 'posted'), 0)::bigint
+                        AS pending,
+                    coalesce(sum(greatest(c.quantity - coalesce(sh.units, 0), 0))
+                        FILTER (WHERE l.state = 'posted'), 0)::bigint AS posted_unshipped
+             FROM stock_commitments c
+             JOIN order_ledger l ON l.tenant = c.tenant AND l.order_number = c.order_number
+             LEFT JOIN shipped sh ON sh.order_number = c.order_number AND sh.erp_item = c.erp_item
+             WHERE c.tenant = $1 AND l.state <> 'cancelled'
+             GROUP BY c.sku",
+        )
+        .bind(tenant)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Commitment {
+                    sku: r.try_get("sku")?,
+                    pending: r.try_get("pending")?,
+                    posted_unshipped: r.try_get("posted_unshipped")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets the commitments of orders that no longer hold stock in Centra: cancelled,
+    /// or posted and shipped in full. Returns how many rows went.
+    pub async fn prune_commitments(&self, tenant: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM stock_commitments c
+             USING order_ledger l
+             WHERE c.tenant = $1 AND l.tenant = c.tenant AND l.order_number = c.order_number
+               AND (l.state = 'cancelled'
+                    OR (l.state = 'posted' AND c.quantity <= (
+                        SELECT coalesce(sum((s.items ->> c.erp_item)::bigint), 0)
+                        FROM shipment_ledger s
+                        WHERE s.tenant = c.tenant AND s.order_number = c.order_number
+                          AND s.state = 'sent')))",
+        )
+        .bind(tenant)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
