@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bench_centra;
 pub mod bench_fulfilment;
+pub mod bench_inventory;
 pub mod bench_writer;
 pub mod mapping;
 pub mod stack;

@@ -68,6 +68,9 @@ enum Bench {
     /// ERP shipments to Centra: shipments/s with quotas raised against a bare-client
     /// baseline, and the ERP-shipped → Centra lag at the default quota.
     Fulfilment(ferry::bench_fulfilment::FulfilmentArgs),
+    /// ERP stock to Centra: a million updates ingested and coalesced against a bare feed
+    /// read, Centra calls per changed SKU, selling-out latency under a backlog.
+    Inventory(ferry::bench_inventory::InventoryArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -127,6 +130,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Fulfilment(args),
         } => ferry::bench_fulfilment::fulfilment(args).await,
+        Command::Bench {
+            bench: Bench::Inventory(args),
+        } => ferry::bench_inventory::inventory(args).await,
         Command::Migrate { config } => {
             let config = ferry_runtime::Config::load(config.as_deref())?;
             let store = ferry_store::Store::connect(&config.database).await?;

@@ -407,6 +407,12 @@ async fn drift_is_healed_and_persistent_drift_is_reported() {
     assert!(kinds.iter().any(|(k, _)| k == "stock_refused"), "{kinds:?}");
     let open = store.open_exceptions("acme").await.unwrap();
     assert!(open.iter().all(|e| !e.message.contains(&bundle)));
+    let refused = open.iter().find(|e| e.kind == "stock_refused").unwrap();
+    assert!(
+        refused.message.contains("NO-SUCH-SKU"),
+        "{}",
+        refused.message
+    );
     let rows = store.stock_rows("acme").await.unwrap();
     let skip_of = |sku: &str| {
         rows.iter()

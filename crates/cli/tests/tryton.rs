@@ -754,3 +754,285 @@ async fn a_partial_shipment_in_tryton_then_the_rest() {
     stack.shutdown().await;
     env.cleanup().await;
 }
+
+/// The order snapshot as Centra serves it.
+async fn snapshot_json(stack: &Stack, number: i64) -> Vec<u8> {
+    let client = CentraClient::new(
+        stack.centra.graphql_url(),
+        SecretString::from("sim-token"),
+        1000,
+        Duration::from_secs(10),
+    );
+    client
+        .order_snapshots(&[number])
+        .await
+        .expect("snapshot")
+        .remove(0)
+        .json
+}
+
+/// Tryton's forecast (sellable) quantity of items in its warehouse `WH`.
+async fn tryton_forecast(
+    tryton: &Tryton,
+    items: &[String],
+) -> std::collections::BTreeMap<String, i64> {
+    tryton
+        .stock_levels(items)
+        .await
+        .expect("stock")
+        .into_iter()
+        .filter(|l| l.warehouse == "WH")
+        .map(|l| (l.erp_item, l.available))
+        .collect()
+}
+
+/// Receives `units` of an item into warehouse `WH` from a supplier, as a goods receipt.
+async fn receive_in_tryton(tryton: &Tryton, code: &str, units: i64) {
+    let rpc = tryton.rpc();
+    let product = rpc
+        .call(
+            "model.product.product.search_read",
+            vec![
+                json!([["code", "=", code]]),
+                json!(0),
+                json!(1),
+                json!(null),
+                json!(["default_uom"]),
+            ],
+        )
+        .await
+        .expect("product");
+    let supplier = rpc
+        .call(
+            "model.stock.location.search",
+            vec![
+                json!([["type", "=", "supplier"]]),
+                json!(0),
+                json!(1),
+                json!(null),
+            ],
+        )
+        .await
+        .expect("supplier location");
+    let warehouse = rpc
+        .call(
+            "model.stock.location.search_read",
+            vec![
+                json!([["type", "=", "warehouse"], ["code", "=", "WH"]]),
+                json!(0),
+                json!(1),
+                json!(null),
+                json!(["storage_location"]),
+            ],
+        )
+        .await
+        .expect("warehouse");
+    let company = rpc
+        .call(
+            "model.company.company.search_read",
+            vec![
+                json!([]),
+                json!(0),
+                json!(1),
+                json!(null),
+                json!(["currency"]),
+            ],
+        )
+        .await
+        .expect("company");
+    let moves = rpc
+        .call(
+            "model.stock.move.create",
+            vec![json!([{
+                "product": product[0]["id"],
+                "unit": product[0]["default_uom"],
+                "quantity": units as f64,
+                "from_location": supplier[0],
+                "to_location": warehouse[0]["storage_location"],
+                "company": company[0]["id"],
+                "currency": company[0]["currency"],
+                "unit_price": {"__class__": "Decimal", "decimal": "10"},
+            }])],
+        )
+        .await
+        .expect("move");
+    rpc.call("model.stock.move.do", vec![moves])
+        .await
+        .expect("move done");
+}
+
+/// Waits until Centra offers exactly `want` of each SKU in warehouse 1.
+async fn wait_centra_fta(
+    stack: &Stack,
+    want: &std::collections::BTreeMap<String, i64>,
+    within: Duration,
+) {
+    let start = std::time::Instant::now();
+    loop {
+        let seen: std::collections::BTreeMap<String, i64> = stack.centra.state.ops(|o| {
+            want.keys()
+                .map(|sku| {
+                    let size = o.size_by_sku(sku).expect("known SKU");
+                    (sku.clone(), o.stock_of(size, 1).free_to_allocate())
+                })
+                .collect()
+        });
+        if &seen == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "Centra offers {seen:?}, expected {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stock in Tryton reaches Centra: a goods receipt raises it, a sale confirmed in Tryton
+/// lowers it by its units, and an order taken in Centra but not yet in Tryton is counted
+/// once — before it is posted, after, and after it ships.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tryton_stock_reaches_centra_and_open_orders_are_counted_once() {
+    let env = TestEnv::new().await;
+    let t = ferry_testing::tryton().expect("Tryton");
+    let prefix = unique_prefix();
+    let mut config = env.config();
+    config.erp_writer.request_timeout = Duration::from_secs(20);
+    let mut options = StackOptions {
+        tenant: "acme".into(),
+        seed: 41,
+        centra_requests_per_10s: 1000,
+        erp: Some(ErpConfig::Tryton {
+            url: t.url.clone(),
+            user: t.user.clone(),
+            password: SecretString::from(t.password.clone()),
+            confirm: true,
+            carrier: Some("PostNord".into()),
+            reference_prefix: prefix.clone(),
+        }),
+        ..StackOptions::default()
+    };
+    options.inventory.warehouses = [("WH".to_owned(), 1)].into();
+    options.inventory.poll_interval = Duration::from_millis(300);
+    let mut stack = Stack::start(config, options).await.expect("stack");
+    let store = env.store().await;
+    let tryton = connector(&prefix);
+
+    // An order taken in Centra while the writer is stopped: in Centra, not in Tryton.
+    stack.kill_service("erp-writer").await;
+    let order = stack.centra.generate(
+        1,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            cancellation_pct: 0,
+            bundle_pct: 0,
+            markets: vec![1],
+            ..OrderMix::default()
+        },
+    )[0];
+    let ordered: std::collections::BTreeMap<String, i64> = stack.centra.state.ops(|o| {
+        let mut units = std::collections::BTreeMap::new();
+        for a in o.allocations_of(order) {
+            *units.entry(o.sizes[a.size].sku.clone()).or_insert(0) += a.allocated + a.demand;
+        }
+        units
+    });
+    let skus: Vec<String> = ordered.keys().cloned().collect();
+    let start = std::time::Instant::now();
+    while store.commitments("acme").await.unwrap().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "Ferry knows the open order"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // 1. Centra offers Tryton's forecast less the open order.
+    let expected = |forecast: &std::collections::BTreeMap<String, i64>, pending: bool| {
+        skus.iter()
+            .map(|s| {
+                let open = if pending { ordered[s] } else { 0 };
+                (s.clone(), (forecast[s] - open).max(0))
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let forecast = tryton_forecast(&tryton, &skus).await;
+    wait_centra_fta(&stack, &expected(&forecast, true), Duration::from_secs(30)).await;
+
+    // 2. A goods receipt in Tryton reaches Centra.
+    receive_in_tryton(&tryton, &skus[0], 7).await;
+    let forecast = tryton_forecast(&tryton, &skus).await;
+    let offered = expected(&forecast, true);
+    wait_centra_fta(&stack, &offered, Duration::from_secs(30)).await;
+
+    // 3. A sale confirmed in Tryton itself (a phone order) lowers Centra's stock by its units.
+    let phone = PostOrder {
+        external_ref: format!("PHONE-{}", uuid::Uuid::new_v4().simple()),
+        ..post_order(
+            &tenant(Rules {
+                erp_item_equals_sku: true,
+                ..Rules::default()
+            }),
+            &snapshot_json(&stack, order).await,
+            &ferry_domain::NoItems,
+        )
+    };
+    tryton.create_sales_order(&phone).await.expect("phone sale");
+    let after_phone = tryton_forecast(&tryton, &skus).await;
+    for s in &skus {
+        assert_eq!(
+            after_phone[s],
+            forecast[s] - ordered[s],
+            "{s}: Tryton promised the phone sale"
+        );
+    }
+    let offered = expected(&after_phone, true);
+    wait_centra_fta(&stack, &offered, Duration::from_secs(30)).await;
+
+    // 4. The writer posts the Centra order: Tryton's forecast drops by its units, Centra's
+    // offer does not move (counted once, not twice).
+    let readiness = ferry_runtime::service::Readiness::default();
+    stack.start_service("erp-writer", &readiness).await.unwrap();
+    assert_eq!(
+        wait_for_posted(&store, 1, Duration::from_secs(120)).await,
+        1
+    );
+    let after_post = tryton_forecast(&tryton, &skus).await;
+    for s in &skus {
+        assert_eq!(
+            after_post[s],
+            after_phone[s] - ordered[s],
+            "{s}: Tryton promised the order"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_centra_fta(&stack, &offered, Duration::from_secs(5)).await;
+    assert_eq!(expected(&after_post, false), offered);
+
+    // 5. Tryton ships it; fulfilment records it in Centra; still the same offer.
+    ship_in_tryton(&tryton, &format!("{prefix}{order}"), "PN-STOCK-1").await;
+    let start = std::time::Instant::now();
+    while !stack
+        .centra
+        .state
+        .ops(|o| o.shipments_of(order).iter().any(|s| s.is_shipped))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the shipment reached Centra"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_centra_fta(&stack, &offered, Duration::from_secs(5)).await;
+    // Tryton stocks items the brand does not sell in Centra: skipped and reported once.
+    let open = store.open_exceptions("acme").await.expect("exceptions");
+    assert!(
+        open.iter()
+            .all(|e| e.kind == "stock_refused" && e.dedupe_key == "unknown-skus:1"),
+        "{open:?}"
+    );
+    stack.shutdown().await;
+    env.cleanup().await;
+}

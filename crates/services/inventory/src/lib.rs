@@ -322,7 +322,9 @@ impl Pusher {
         while !shutdown.is_cancelled() {
             let more = self.read_erp().await?;
             self.refresh_reserved().await?;
-            self.push().await?;
+            // While the feed still has a backlog only items selling out go: ordinary sizes
+            // wait for their latest level, so each is sent once (coalescing).
+            self.push(!more).await?;
             self.check_drift().await?;
             if self.last_sweep.elapsed() >= self.tenant.inventory.sweep_interval {
                 self.sweep().await?;
@@ -505,12 +507,14 @@ impl Pusher {
         plan::target(entry.erp_available, reserved, buffer)
     }
 
-    /// Sends what Centra lacks: items selling out at once, the rest on the push interval.
-    async fn push(&mut self) -> Result<(), StepError> {
-        let ordinary_due = self.ordinary_round
-            || self.last_ordinary.elapsed() >= self.tenant.inventory.push_interval;
+    /// Sends what Centra lacks: items selling out at once, the rest on the push interval
+    /// (when `ordinary` allows).
+    async fn push(&mut self, ordinary: bool) -> Result<(), StepError> {
+        let ordinary_due = ordinary
+            && (self.ordinary_round
+                || self.last_ordinary.elapsed() >= self.tenant.inventory.push_interval);
         let mut urgent: BTreeMap<i64, Vec<(String, Target)>> = BTreeMap::new();
-        let mut ordinary: BTreeMap<i64, Vec<(String, Target)>> = BTreeMap::new();
+        let mut regular: BTreeMap<i64, Vec<(String, Target)>> = BTreeMap::new();
         for (key, entry) in &self.entries {
             if entry.skip.is_some() {
                 continue;
@@ -528,7 +532,7 @@ impl Pusher {
                     .or_default()
                     .push((key.1.clone(), target)),
                 Urgency::Ordinary if ordinary_due => {
-                    ordinary
+                    regular
                         .entry(key.0)
                         .or_default()
                         .push((key.1.clone(), target));
@@ -542,13 +546,13 @@ impl Pusher {
             return Ok(());
         }
         if ordinary_due {
-            let waiting: usize = ordinary.values().map(Vec::len).sum();
+            let waiting: usize = regular.values().map(Vec::len).sum();
             if waiting == 0 {
                 self.ordinary_round = false;
                 self.last_ordinary = Instant::now();
             } else {
                 self.ordinary_round = true;
-                if self.send_all(ordinary, Priority::Ordinary).await? {
+                if self.send_all(regular, Priority::Ordinary).await? {
                     self.ordinary_round = false;
                     self.last_ordinary = Instant::now();
                 }
@@ -665,6 +669,7 @@ impl Pusher {
             skipped.insert(index, skip);
         }
         let mut pushed = Vec::with_capacity(batch.len());
+        let mut unknown = Vec::new();
         for (i, (sku, target)) in batch.iter().enumerate() {
             let key = (warehouse, sku.clone());
             if let Some(skip) = skipped.get(&i) {
@@ -675,17 +680,7 @@ impl Pusher {
                     e.skip = Some(*skip);
                 }
                 if *skip == Skip::Unknown {
-                    self.raise(
-                        ExceptionKind::StockRefused,
-                        format!("sku:{sku}"),
-                        format!(
-                            "The ERP has stock of {sku} but Centra does not know that SKU, so it \
-                             cannot be sold. Create the size in Centra, or map the ERP item to the \
-                             right SKU (ferry mapping); Ferry tries again on the next sweep."
-                        ),
-                        format!("setStock skipped {sku} in warehouse {warehouse}"),
-                    )
-                    .await?;
+                    unknown.push(sku.as_str());
                 }
                 continue;
             }
@@ -695,6 +690,26 @@ impl Pusher {
                 physical: target.physical,
                 sellable: target.sellable,
             });
+        }
+        if !unknown.is_empty() {
+            // ERPs stock items a brand does not sell online: one exception per warehouse
+            // (its count grows), not one per item.
+            let examples: Vec<&str> = unknown.iter().take(10).copied().collect();
+            self.raise_with_payload(
+                ExceptionKind::StockRefused,
+                format!("unknown-skus:{warehouse}"),
+                format!(
+                    "Centra does not know {} item(s) the ERP stocks for warehouse {warehouse} \
+                     (for example {}), so their stock is not in Centra. If they should sell \
+                     online, create the sizes in Centra or map the ERP items to the right SKUs \
+                     (ferry mapping); if not, close this. Ferry tries them again on each sweep.",
+                    unknown.len(),
+                    examples.join(", ")
+                ),
+                format!("setStock skipped {} unknown sizes", unknown.len()),
+                unknown.join("\n").into_bytes(),
+            )
+            .await?;
         }
         self.store.mark_pushed(&tenant, &pushed).await?;
         for p in &pushed {
@@ -845,6 +860,18 @@ impl Pusher {
         message: String,
         reason: String,
     ) -> Result<(), StepError> {
+        self.raise_with_payload(kind, key, message, reason, Vec::new())
+            .await
+    }
+
+    async fn raise_with_payload(
+        &self,
+        kind: ExceptionKind,
+        key: String,
+        message: String,
+        reason: String,
+        payload: Vec<u8>,
+    ) -> Result<(), StepError> {
         let exception = NewException {
             tenant: self.tenant.id.clone(),
             kind,
@@ -856,7 +883,7 @@ impl Pusher {
             currency: None,
             service: SERVICE.to_owned(),
             source_subject: None,
-            payload: Vec::new(),
+            payload,
         };
         self.sink
             .record(&exception)
