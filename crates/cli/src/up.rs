@@ -47,6 +47,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         // unreliability), the Events queue, and the resync safety net.
         centra_events: true,
         resync_interval: std::time::Duration::from_secs(30),
+        // A brand taking orders around the clock asks Centra for more than a fresh
+        // instance's 20 requests per 10 s; ingest, fulfilment and inventory share it.
+        centra_requests_per_10s: 200,
         ..StackOptions::default()
     };
     let stack = Stack::start(config, options)
@@ -68,6 +71,20 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         pending_pct: 10,
         ..OrderMix::default()
     };
+    // The ERP's opening stock: 200 of every catalogue size; the pusher sets Centra from it.
+    let catalogue: Vec<String> = ferry_sim_centra::generate::sizes()
+        .into_iter()
+        .map(|s| s.sku)
+        .collect();
+    let opening: Vec<ferry_sim_erp::StockLevel> = catalogue
+        .iter()
+        .map(|sku| ferry_sim_erp::StockLevel {
+            erp_item: sku.clone(),
+            warehouse: ferry_sim_erp::SALES_WAREHOUSE.to_owned(),
+            available: 200,
+        })
+        .collect();
+    stack.erp.set_stock(&opening);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut seconds: u64 = 0;
     let mut shipped = std::collections::HashSet::new();
@@ -87,6 +104,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             ship_new_orders(&stack, &mut shipped);
         }
         if seconds.is_multiple_of(10) {
+            // The warehouse recounts three sizes (deliveries, corrections): new ERP levels.
+            let at = (seconds / 10) as usize;
+            let counted: Vec<String> = (0..3)
+                .map(|i| catalogue[(at * 7 + i * 13) % catalogue.len()].clone())
+                .collect();
+            stack.erp.generate_stock_changes(
+                &counted,
+                counted.len(),
+                ferry_sim_erp::SALES_WAREHOUSE,
+                seconds,
+            );
             print_status(&stack, &store).await;
         }
     }
@@ -147,15 +175,34 @@ fn ship_new_orders(stack: &Stack, shipped: &mut std::collections::HashSet<String
 async fn print_status(stack: &Stack, store: &ferry_store::Store) {
     let tenant = stack.tenant();
     let states = store.count_by_state(tenant).await.unwrap_or_default();
-    let exceptions = store
-        .open_exceptions(tenant)
-        .await
-        .map(|e| e.len())
-        .unwrap_or(0);
+    let mut by_kind: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for e in store.open_exceptions(tenant).await.unwrap_or_default() {
+        *by_kind.entry(e.kind).or_insert(0) += 1;
+    }
+    let exceptions = if by_kind.is_empty() {
+        "0".to_owned()
+    } else {
+        by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let erp = stack.erp.stats();
     let states: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    let (stock_calls, selling_out) = stack.centra.state.ops(|o| {
+        let ours = o
+            .stock_changes
+            .iter()
+            .filter(|c| c.description.starts_with("Ferry"));
+        (
+            ours.clone().count(),
+            ours.filter(|c| c.description.contains("selling out"))
+                .count(),
+        )
+    });
     println!(
-        "orders in Centra {} | ledger: {} | ERP sales orders {} | shipping e-mails {} | open exceptions {}",
+        "orders in Centra {} | ledger: {} | ERP sales orders {} | shipping e-mails {} | stock pushes {} ({} selling out) | open exceptions {}",
         stack.centra.state.order_count(),
         if states.is_empty() {
             "empty".to_owned()
@@ -168,6 +215,8 @@ async fn print_status(stack: &Stack, store: &ferry_store::Store) {
             .iter()
             .filter(|e| e.kind == ferry_sim_centra::ops::EmailKind::ShippingConfirmation)
             .count()),
+        stock_calls,
+        selling_out,
         exceptions
     );
 }

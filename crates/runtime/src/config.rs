@@ -290,6 +290,28 @@ pub struct CentraConfig {
     pub mutations_per_hour: u32,
 }
 
+/// Who calls Centra, for splitting its request quota: each service paces its own client to
+/// its share, so together they stay within what Centra allows (ADR 0017).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CentraCaller {
+    /// Order snapshots, resyncs, events: the order path.
+    Ingest,
+    FulfilmentFeedback,
+    InventoryPusher,
+}
+
+impl CentraConfig {
+    /// This caller's requests per 10 s: ingest 60 %, fulfilment and inventory 20 % each
+    /// (at least one).
+    pub fn requests_per_10s_for(&self, caller: CentraCaller) -> u32 {
+        let pct = match caller {
+            CentraCaller::Ingest => 60,
+            CentraCaller::FulfilmentFeedback | CentraCaller::InventoryPusher => 20,
+        };
+        (self.requests_per_10s.saturating_mul(pct) / 100).max(1)
+    }
+}
+
 fn default_mutations_per_10s() -> u32 {
     100
 }

@@ -73,7 +73,9 @@ pub async fn run(
             centra: CentraClient::new(
                 tenant.centra.url.clone(),
                 tenant.centra.token.clone(),
-                tenant.centra.requests_per_10s,
+                tenant
+                    .centra
+                    .requests_per_10s_for(ferry_runtime::config::CentraCaller::FulfilmentFeedback),
                 tenant.centra.timeout,
             ),
             erp: connectors(tenant),

@@ -56,7 +56,9 @@ impl Ingest {
             let client = CentraClient::new(
                 tenant.centra.url.clone(),
                 tenant.centra.token.expose_secret().to_owned().into(),
-                tenant.centra.requests_per_10s,
+                tenant
+                    .centra
+                    .requests_per_10s_for(ferry_runtime::config::CentraCaller::Ingest),
                 tenant.centra.timeout,
             );
             // One client per tenant: the fetcher and both pull sources share its pacing,

@@ -249,7 +249,9 @@ impl Pusher {
             centra: CentraClient::new(
                 tenant.centra.url.clone(),
                 tenant.centra.token.clone(),
-                tenant.centra.requests_per_10s,
+                tenant
+                    .centra
+                    .requests_per_10s_for(ferry_runtime::config::CentraCaller::InventoryPusher),
                 tenant.centra.timeout,
             ),
             budget: budget(&tenant),
@@ -748,9 +750,9 @@ impl Pusher {
         Ok(())
     }
 
-    /// Compares one page of Centra's free-to-allocate stock with what Ferry expects. A
-    /// difference is corrected (sent again) and checked again next time; one that survives
-    /// `drift_checks` corrections is an operations exception.
+    /// Compares one page of Centra's free-to-allocate stock with what Ferry expects. Centra
+    /// offering more than expected is corrected (sent again) and checked again next time;
+    /// one that survives `drift_checks` corrections is an operations exception.
     async fn check_drift(&mut self) -> Result<(), StepError> {
         let every = self.tenant.inventory.drift_interval;
         if every.is_zero() || self.last_drift.elapsed() < every {
@@ -810,10 +812,14 @@ impl Pusher {
                     0
                 };
                 let expected = physical - reserved;
-                // A sellable of zero may show below zero in Centra (orders beyond stock).
-                let agrees = s.free_to_allocate == expected
-                    || (sellable == 0 && s.free_to_allocate <= 0 && expected <= 0);
-                if agrees {
+                if s.free_to_allocate <= expected {
+                    // Less than expected is what orders on their way to Ferry (or held by
+                    // it) look like: Centra has allocated units Ferry does not know yet.
+                    // Only offering more than Ferry computed risks overselling.
+                    if s.free_to_allocate < expected && sellable > 0 {
+                        metrics::counter!("ferry_stock_shortfall_total", "tenant" => self.tenant.id.clone())
+                            .increment(1);
+                    }
                     self.drift.remove(&key);
                     continue;
                 }
