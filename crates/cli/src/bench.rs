@@ -367,7 +367,8 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<()> {
                 "[nats]\nurl = \"{}\"\nprefix = \"idle\"\n[database]\nurl = \"{}\"\nmax_connections = 4\n\
                  [telemetry]\nlog_filter = \"warn\"\n[ops]\nlisten = \"127.0.0.1:{ops}\"\n[ingest]\nlisten = \"127.0.0.1:{webhook}\"\n\
                  [[tenants]]\nid = \"demo\"\n[tenants.centra]\nurl = \"http://127.0.0.1:9/graphql\"\ntoken = \"t\"\nwebhook_secret = \"s\"\n\
-                 [tenants.erp]\nkind = \"http\"\nurl = \"http://127.0.0.1:9\"\n",
+                 [tenants.erp]\nkind = \"http\"\nurl = \"http://127.0.0.1:9\"\n\
+                 [tenants.inventory]\nwarehouses = {{ \"Main\" = 1 }}\n",
                 infra.nats_url, infra.database_url
             ),
         )?;

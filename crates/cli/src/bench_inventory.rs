@@ -56,6 +56,8 @@ struct Result {
     zero_p50_ms: f64,
     zero_p99_ms: f64,
     centra_429s: usize,
+    /// The whole benchmark process: both simulators (the ERP's feed holds every update)
+    /// and every service.
     process_rss_mib: f64,
 }
 

@@ -702,4 +702,44 @@ mod tests {
         let ids: Vec<&str> = c.tenants.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(ids, ["acme", "zeta"]);
     }
+
+    #[test]
+    fn the_example_tenant_file_is_valid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/tenants/demo.toml");
+        std::fs::copy(&example, dir.path().join("demo.toml")).expect("copy");
+        let text = format!("tenants_dir = {:?}", dir.path());
+        let c = Config::from_toml(&text).expect("the example is valid");
+        let inventory = &c.tenants[0].inventory;
+        assert_eq!(inventory.warehouses.get("WH"), Some(&1));
+        assert_eq!(inventory.buffer.for_sku(1, "JKT-BLK-M"), 2);
+        assert_eq!(inventory.buffer.for_sku(1, "TEE-BLK-M"), 0);
+    }
+
+    #[test]
+    fn the_most_specific_buffer_wins() {
+        let buffer = BufferConfig {
+            default: 1,
+            warehouses: [("2".to_owned(), 3)].into(),
+            categories: [("JKT-".to_owned(), 4), ("JKT-BLK-".to_owned(), 5)].into(),
+            skus: [("JKT-BLK-M".to_owned(), 9)].into(),
+        };
+        assert_eq!(buffer.for_sku(1, "JKT-BLK-M"), 9, "the SKU's own");
+        assert_eq!(buffer.for_sku(2, "JKT-BLK-L"), 5, "the longest prefix");
+        assert_eq!(buffer.for_sku(2, "JKT-NVY-L"), 4);
+        assert_eq!(buffer.for_sku(2, "TEE-BLK-L"), 3, "the warehouse");
+        assert_eq!(buffer.for_sku(1, "TEE-BLK-L"), 1, "the default");
+    }
+
+    #[test]
+    fn inventory_settings_are_checked() {
+        let two =
+            format!("{TENANT}\n[tenants.inventory]\nwarehouses = {{ \"A\" = 1, \"B\" = 1 }}\n");
+        let e = Config::from_toml(&two).expect_err("two ERP warehouses into one");
+        assert!(e.to_string().contains("already feeds"), "{e}");
+        let negative = format!("{TENANT}\n[tenants.inventory.buffer]\ndefault = -1\n");
+        assert!(Config::from_toml(&negative).is_err());
+        let batch = format!("{TENANT}\n[tenants.inventory]\nbatch_size = 0\n");
+        assert!(Config::from_toml(&batch).is_err());
+    }
 }

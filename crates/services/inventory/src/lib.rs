@@ -126,6 +126,11 @@ pub async fn run(
         );
         pushers.spawn(pusher.run());
     }
+    if pushers.is_empty() {
+        // Nothing to push for any tenant: stay up (readiness, metrics) until told to stop.
+        base.shutdown.cancelled().await;
+        return Ok(());
+    }
     while let Some(done) = consumers.join_next().await {
         done.map_err(|e| InventoryError::Join(e.to_string()))??;
     }
