@@ -259,7 +259,9 @@ async fn erp_stock_reaches_centra_and_an_open_order_is_not_sold_twice() {
 async fn selling_out_jumps_a_backlog_within_the_quota() {
     let env = TestEnv::new().await;
     let mut options = options(32);
-    // A small quota: 20 mutations per 10 s, 200 per hour; 5 sizes per call.
+    // Centra's request quota of a fresh instance (20 per 10 s, the pusher's share 4), a
+    // small mutation quota (20 per 10 s, 200 per hour), 5 sizes per call.
+    options.centra_requests_per_10s = 20;
     options.centra_mutations = (20, 200);
     options.inventory.batch_size = 5;
     let stack = Stack::start(env.config(), options).await.expect("stack");
@@ -278,10 +280,22 @@ async fn selling_out_jumps_a_backlog_within_the_quota() {
         backlog_before < synthetic,
         "the backlog is still waiting ({backlog_before} sent)"
     );
-    // Three catalogue sizes sell out, one after another.
-    let hot = catalogue_skus(&stack, 3);
+    // Three catalogue sizes sell out at the same moment (one call), then two more one
+    // after another.
+    let hot = catalogue_skus(&stack, 5);
     let mut latencies = Vec::new();
-    for sku in &hot {
+    let together: Vec<(&str, i64)> = hot[..3].iter().map(|s| (s.as_str(), 0)).collect();
+    set_erp(&stack, &together);
+    let start = Instant::now();
+    while hot[..3].iter().any(|s| centra_fta(&stack, s) != 0) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still offered in Centra"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    latencies.push(start.elapsed());
+    for sku in &hot[3..] {
         set_erp(&stack, &[(sku.as_str(), 0)]);
         let start = Instant::now();
         while centra_fta(&stack, sku) != 0 {
@@ -467,4 +481,27 @@ async fn the_erp_feed_and_snapshot_agree() {
     let from_feed: BTreeMap<String, i64> = latest.into_iter().map(|(k, v)| (k, v.1)).collect();
     assert_eq!(snapshot, from_feed);
     sims.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_puts_back_what_the_drift_check_lets_pass() {
+    let env = TestEnv::new().await;
+    let mut options = options(35);
+    options.inventory.drift_interval = Duration::ZERO;
+    options.inventory.sweep_interval = Duration::from_secs(2);
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let sku = catalogue_skus(&stack, 1).remove(0);
+    set_erp(&stack, &[(sku.as_str(), 25)]);
+    let want: BTreeMap<String, i64> = [(sku.clone(), 25)].into();
+    wait_fta(&stack, &want, Duration::from_secs(10)).await;
+    // Lowered by hand in Centra: less than expected, which the drift check accepts (it looks
+    // like orders on their way); the next sweep sends the ERP's level again.
+    stack.centra.state.ops_mut(|o| {
+        let size = o.size_by_sku(&sku).unwrap();
+        o.set_stock(1, "by hand", false, &[(size, 3)]);
+    });
+    assert_eq!(centra_fta(&stack, &sku), 3);
+    wait_fta(&stack, &want, Duration::from_secs(10)).await;
+    stack.shutdown().await;
+    env.cleanup().await;
 }

@@ -363,6 +363,8 @@ pub struct InventoryConfig {
     #[serde(with = "humantime_serde")]
     pub push_interval: Duration,
     /// Every SKU is sent again on this schedule, healing what Centra lost or someone changed.
+    /// A sweep costs `sizes ÷ batch_size` mutations (250 for 50,000 sizes) of the ordinary
+    /// share of Centra's hourly budget.
     #[serde(with = "humantime_serde")]
     pub sweep_interval: Duration,
     /// How often the ERP is read: its change feed, or all its stock when it has none.
@@ -385,7 +387,7 @@ impl Default for InventoryConfig {
             allocation_warehouse: None,
             buffer: BufferConfig::default(),
             push_interval: Duration::from_secs(60),
-            sweep_interval: Duration::from_secs(3600),
+            sweep_interval: Duration::from_secs(6 * 3600),
             poll_interval: Duration::from_secs(5),
             drift_interval: Duration::from_secs(10),
             drift_checks: 2,

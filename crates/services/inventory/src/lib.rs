@@ -38,6 +38,9 @@ pub type ConnectorFactory = Arc<dyn Fn(&TenantConfig) -> Arc<dyn ErpConnector> +
 /// Changes read from the feed before they are stored and pushed.
 const FEED_PAGE: usize = 10_000;
 const PAGES_PER_ROUND: usize = 20;
+/// Requests of the pusher's share of Centra's request quota that only sizes selling out
+/// may use.
+const RESERVED_REQUESTS: u32 = 2;
 /// How often the loop looks for items selling out (and budget that came free).
 const TICK: Duration = Duration::from_millis(50);
 
@@ -579,6 +582,13 @@ impl Pusher {
             // Deterministic batches: the lowest stock first within a priority.
             sizes.sort_by(|a, b| a.1.sellable.cmp(&b.1.sellable).then_with(|| a.0.cmp(&b.0)));
             for batch in sizes.chunks(batch_size) {
+                // Ordinary work leaves two request slots of this client's share free, so
+                // sizes selling out do not wait behind it for Centra's request quota.
+                if priority == Priority::Ordinary
+                    && self.centra.limiter().remaining() <= RESERVED_REQUESTS
+                {
+                    return Ok(false);
+                }
                 if !self.take_budget(priority).await? {
                     return Ok(false);
                 }
@@ -760,7 +770,10 @@ impl Pusher {
     /// one that survives `drift_checks` corrections is an operations exception.
     async fn check_drift(&mut self) -> Result<(), StepError> {
         let every = self.tenant.inventory.drift_interval;
-        if every.is_zero() || self.last_drift.elapsed() < every {
+        if every.is_zero()
+            || self.last_drift.elapsed() < every
+            || self.centra.limiter().remaining() <= RESERVED_REQUESTS
+        {
             return Ok(());
         }
         self.last_drift = Instant::now();
