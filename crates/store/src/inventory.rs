@@ -45,6 +45,13 @@ pub struct Commitment {
     pub posted_unshipped: i64,
 }
 
+/// The item units of one Centra order: (ERP item, SKU, units), one entry per pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderUnits {
+    pub order_number: i64,
+    pub lines: Vec<(String, String, i64)>,
+}
+
 impl Store {
     pub async fn stock_rows(&self, tenant: &str) -> Result<Vec<StockRow>, StoreError> {
         let rows = sqlx::query(
@@ -161,29 +168,41 @@ impl Store {
         Ok(())
     }
 
-    /// Records the item units of a Centra order (replacing what an earlier version of the
-    /// order said). `lines` are (ERP item, SKU, units).
+    /// Records the item units of Centra orders, many per statement (replacing what an
+    /// earlier version of an order said). Each order's lines are (ERP item, SKU, units).
     pub async fn record_commitments(
         &self,
         tenant: &str,
-        order_number: i64,
-        lines: &[(String, String, i64)],
+        orders: &[OrderUnits],
     ) -> Result<(), StoreError> {
+        // The same order twice in one batch (a redelivery): the later one counts.
+        let latest: std::collections::BTreeMap<i64, &OrderUnits> =
+            orders.iter().map(|o| (o.order_number, o)).collect();
+        let numbers: Vec<i64> = latest.keys().copied().collect();
+        let mut order_col = Vec::new();
+        let mut items = Vec::new();
+        let mut skus = Vec::new();
+        let mut units = Vec::new();
+        for o in latest.values() {
+            for (item, sku, q) in &o.lines {
+                order_col.push(o.order_number);
+                items.push(item.as_str());
+                skus.push(sku.as_str());
+                units.push(*q);
+            }
+        }
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM stock_commitments WHERE tenant = $1 AND order_number = $2")
+        sqlx::query("DELETE FROM stock_commitments WHERE tenant = $1 AND order_number = ANY($2)")
             .bind(tenant)
-            .bind(order_number)
+            .bind(&numbers)
             .execute(&mut *tx)
             .await?;
-        let items: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
-        let skus: Vec<&str> = lines.iter().map(|l| l.1.as_str()).collect();
-        let units: Vec<i64> = lines.iter().map(|l| l.2).collect();
         sqlx::query(
             "INSERT INTO stock_commitments (tenant, order_number, erp_item, sku, quantity)
-             SELECT $1, $2, * FROM UNNEST($3::text[], $4::text[], $5::bigint[])",
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::bigint[])",
         )
         .bind(tenant)
-        .bind(order_number)
+        .bind(&order_col)
         .bind(&items)
         .bind(&skus)
         .bind(&units)

@@ -16,13 +16,14 @@ use ferry_centra::{CentraClient, CentraError};
 use ferry_domain::{ExceptionKind, NewException};
 use ferry_erp::{ErpConnector, ErpError};
 use ferry_proto::order::v1 as pb;
+use ferry_runtime::coalesce::Coalescer;
 use ferry_runtime::config::TenantConfig;
 use ferry_runtime::consumer::{ConsumerSpec, Delivery, Handler, HandlerError, Runner};
 use ferry_runtime::nats::StreamKind;
 use ferry_runtime::{ExceptionSink, ServiceBase};
 use ferry_store::Store;
 use ferry_store::fulfilment::{MutationBudget, Priority};
-use ferry_store::inventory::{ErpStock, Pushed};
+use ferry_store::inventory::{ErpStock, OrderUnits, Pushed};
 use prost::Message;
 use tokio::time::Instant;
 
@@ -115,10 +116,22 @@ pub async fn run(
             grace: base.config.ops.shutdown_grace,
             gate: None,
         };
-        let handler = Arc::new(Commitments {
-            tenant: tenant.id.clone(),
-            store: store.clone(),
+        let tenant_id = tenant.id.clone();
+        let batch_store = store.clone();
+        // Group commit: every order in flight is recorded in one statement.
+        let writes = Coalescer::spawn(256, 1, move |orders: Vec<OrderUnits>| {
+            let store = batch_store.clone();
+            let tenant = tenant_id.clone();
+            async move {
+                let n = orders.len();
+                let result = store
+                    .record_commitments(&tenant, &orders)
+                    .await
+                    .map_err(|e| e.to_string());
+                vec![result; n]
+            }
         });
+        let handler = Arc::new(Commitments { writes });
         consumers.spawn(runner.run(handler, base.shutdown.clone()));
         let pusher = Pusher::new(
             tenant.clone(),
@@ -146,8 +159,7 @@ pub async fn run(
 /// Records the item units of each ready sales order: Centra has them allocated, and until
 /// the order is in the ERP the ERP's available stock still counts them.
 struct Commitments {
-    tenant: String,
-    store: Store,
+    writes: Coalescer<OrderUnits, Result<(), String>>,
 }
 
 #[async_trait]
@@ -172,9 +184,13 @@ impl Handler for Commitments {
             .into_iter()
             .map(|((item, sku), q)| (item, sku, q))
             .collect();
-        self.store
-            .record_commitments(&self.tenant, order.order_number, &lines)
+        self.writes
+            .call(OrderUnits {
+                order_number: order.order_number,
+                lines,
+            })
             .await
+            .ok_or_else(|| HandlerError::transient("the commitment writer stopped"))?
             .map_err(HandlerError::transient)
     }
 }

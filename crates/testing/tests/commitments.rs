@@ -1,0 +1,118 @@
+//! The units Centra holds for orders Ferry knows, as the inventory pusher reads them:
+//! pending until posted, posted until Centra records them shipped, nothing once cancelled or
+//! shipped in full; batches and redeliveries replace an order's lines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
+
+use std::collections::BTreeMap;
+
+use ferry_store::inventory::{Commitment, OrderUnits};
+use ferry_testing::TestEnv;
+
+async fn ledger(store: &ferry_store::Store, number: i64, state: &str) {
+    sqlx::query(
+        "INSERT INTO order_ledger (tenant, order_number, state, snapshot_hash, snapshot_fetched_at)
+         VALUES ('acme', $1, $2, 'h', now())
+         ON CONFLICT (tenant, order_number) DO UPDATE SET state = EXCLUDED.state",
+    )
+    .bind(number)
+    .bind(state)
+    .execute(store.pool())
+    .await
+    .unwrap();
+}
+
+async fn shipped(store: &ferry_store::Store, id: &str, number: i64, state: &str, items: &str) {
+    sqlx::query(
+        "INSERT INTO shipment_ledger (tenant, erp_shipment_id, order_number, state, items)
+         VALUES ('acme', $1, $2, $3, $4::jsonb)",
+    )
+    .bind(id)
+    .bind(number)
+    .bind(state)
+    .bind(items)
+    .execute(store.pool())
+    .await
+    .unwrap();
+}
+
+fn units(number: i64, lines: &[(&str, i64)]) -> OrderUnits {
+    OrderUnits {
+        order_number: number,
+        lines: lines
+            .iter()
+            .map(|(sku, q)| ((*sku).to_owned(), (*sku).to_owned(), *q))
+            .collect(),
+    }
+}
+
+async fn by_sku(store: &ferry_store::Store) -> BTreeMap<String, (i64, i64)> {
+    store
+        .commitments("acme")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(
+            |Commitment {
+                 sku,
+                 pending,
+                 posted_unshipped,
+             }| (sku, (pending, posted_unshipped)),
+        )
+        .collect()
+}
+
+#[tokio::test]
+async fn units_are_pending_then_posted_then_gone() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    for (n, state) in [
+        (1, "ready"),
+        (2, "posted"),
+        (3, "cancelled"),
+        (4, "posting"),
+    ] {
+        ledger(&store, n, state).await;
+    }
+    store
+        .record_commitments(
+            "acme",
+            &[
+                units(1, &[("A", 2), ("B", 1)]),
+                units(2, &[("A", 3)]),
+                units(3, &[("A", 5)]),
+                // Redelivered with other lines in the same batch: the later one counts.
+                units(4, &[("A", 9)]),
+                units(4, &[("A", 1)]),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        by_sku(&store).await,
+        BTreeMap::from([("A".into(), (3, 3)), ("B".into(), (1, 0))]),
+        "pending 2 + 1 (orders 1 and 4), posted 3, the cancelled order holds nothing"
+    );
+
+    // Part of order 2 is recorded shipped in Centra; a shipment still on its way is not.
+    shipped(&store, "S1", 2, "sent", r#"{"A": 2}"#).await;
+    shipped(&store, "S2", 2, "sending", r#"{"A": 1}"#).await;
+    assert_eq!(by_sku(&store).await["A"], (3, 1));
+
+    // A new version of order 1 replaces its lines.
+    store
+        .record_commitments("acme", &[units(1, &[("B", 4)])])
+        .await
+        .unwrap();
+    let now = by_sku(&store).await;
+    assert_eq!(now["A"], (1, 1));
+    assert_eq!(now["B"], (4, 0));
+
+    // Shipped in full and cancelled orders are forgotten; the rest stays.
+    shipped(&store, "S3", 2, "sent", r#"{"A": 1}"#).await;
+    assert_eq!(store.prune_commitments("acme").await.unwrap(), 2);
+    let now = by_sku(&store).await;
+    assert_eq!(now["A"], (1, 0));
+    assert_eq!(now["B"], (4, 0));
+    env.cleanup().await;
+}
