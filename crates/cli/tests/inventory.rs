@@ -239,7 +239,7 @@ async fn erp_stock_reaches_centra_and_an_open_order_is_not_sold_twice() {
     assert_eq!(
         ferry_changes(&stack).len(),
         before,
-        "posting and shipping the order needed no stock push"
+        "posting and shipping the order changed nothing in Centra's stock"
     );
 
     // 5. Down to the buffer: the size goes at once, as selling out.

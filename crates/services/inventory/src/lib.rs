@@ -347,7 +347,6 @@ impl Pusher {
         let shutdown = self.base.shutdown.clone();
         while !shutdown.is_cancelled() {
             let more = self.read_erp().await?;
-            self.refresh_reserved().await?;
             // While the feed still has a backlog only items selling out go: ordinary sizes
             // wait for their latest level, so each is sent once (coalescing).
             self.push(!more).await?;
@@ -457,6 +456,11 @@ impl Pusher {
         if self.last_erp_read.is_some_and(|at| at.elapsed() < poll) {
             return Ok(false);
         }
+        // The ledgers first, then the ERP: the writer creates the ERP order before it marks
+        // the order posted, so an order read as posted is already out of the ERP's available
+        // stock (never counted twice); one read as pending whose ERP order landed meanwhile
+        // is subtracted twice until the next read (Centra offers less, never more).
+        self.refresh_reserved().await?;
         let tenant = self.tenant.id.clone();
         let mut more = false;
         let mut cursor = None;
@@ -505,6 +509,10 @@ impl Pusher {
     }
 
     async fn refresh_reserved(&mut self) -> Result<(), StepError> {
+        if self.entries.is_empty() && self.feed.is_some() {
+            // No stock to push yet: reservations change nothing.
+            return Ok(());
+        }
         self.reserved = self
             .store
             .commitments(&self.tenant.id)

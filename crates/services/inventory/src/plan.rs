@@ -136,9 +136,9 @@ mod tests {
 
         /// A shipment recorded in Centra lowers Centra's physical stock by its units; the
         /// ERP's available stock does not move (its shelf and its promise both drop). Ferry's
-        /// new target is what Centra already has: no push.
+        /// new target is what Centra already has (re-sending it changes nothing).
         #[test]
-        fn a_shipment_needs_no_push(
+        fn a_shipment_leaves_centra_right(
             available in 0i64..5000, r in reserved(), buffer in 0i64..50, q in 0i64..100,
         ) {
             let r = Reserved { posted_unshipped: r.posted_unshipped + q, ..r };
