@@ -43,6 +43,9 @@ pub struct Commitment {
     pub sku: String,
     pub pending: i64,
     pub posted_unshipped: i64,
+    /// Units of these orders Centra has recorded shipped (it lowered its physical stock by
+    /// them); only grows while the orders' rows are kept.
+    pub shipped: i64,
 }
 
 /// The item units of one Centra order: (ERP item, SKU, units), one entry per pair.
@@ -226,7 +229,9 @@ impl Store {
                     coalesce(sum(c.quantity) FILTER (WHERE l.state <> 'posted'), 0)::bigint
                         AS pending,
                     coalesce(sum(greatest(c.quantity - coalesce(sh.units, 0), 0))
-                        FILTER (WHERE l.state = 'posted'), 0)::bigint AS posted_unshipped
+                        FILTER (WHERE l.state = 'posted'), 0)::bigint AS posted_unshipped,
+                    coalesce(sum(least(c.quantity, coalesce(sh.units, 0)))
+                        FILTER (WHERE l.state = 'posted'), 0)::bigint AS shipped
              FROM stock_commitments c
              JOIN order_ledger l ON l.tenant = c.tenant AND l.order_number = c.order_number
              LEFT JOIN shipped sh ON sh.order_number = c.order_number AND sh.erp_item = c.erp_item
@@ -242,6 +247,7 @@ impl Store {
                     sku: r.try_get("sku")?,
                     pending: r.try_get("pending")?,
                     posted_unshipped: r.try_get("posted_unshipped")?,
+                    shipped: r.try_get("shipped")?,
                 })
             })
             .collect()

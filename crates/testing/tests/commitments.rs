@@ -57,6 +57,7 @@ async fn by_sku(store: &ferry_store::Store) -> BTreeMap<String, (i64, i64)> {
                  sku,
                  pending,
                  posted_unshipped,
+                 ..
              }| (sku, (pending, posted_unshipped)),
         )
         .collect()
@@ -98,6 +99,12 @@ async fn units_are_pending_then_posted_then_gone() {
     shipped(&store, "S1", 2, "sent", r#"{"A": 2}"#).await;
     shipped(&store, "S2", 2, "sending", r#"{"A": 1}"#).await;
     assert_eq!(by_sku(&store).await["A"], (3, 1));
+    let shipped_a = |c: Vec<Commitment>| c.into_iter().find(|c| c.sku == "A").unwrap().shipped;
+    assert_eq!(
+        shipped_a(store.commitments("acme").await.unwrap()),
+        2,
+        "Centra shipped 2"
+    );
 
     // A new version of order 1 replaces its lines.
     store

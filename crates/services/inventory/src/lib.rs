@@ -240,6 +240,8 @@ struct Pusher {
     /// ERP item → Centra SKU, where a mapping says otherwise than "the same code".
     skus: HashMap<String, Option<String>>,
     reserved: HashMap<String, Reserved>,
+    /// Units per SKU Centra recorded shipped, as last read (`None` before the first read).
+    shipped: Option<HashMap<String, i64>>,
     /// Changed ERP levels not stored yet.
     unsaved: HashMap<Key, ErpStock>,
     feed: Option<bool>,
@@ -288,6 +290,7 @@ impl Pusher {
             entries: HashMap::new(),
             skus: HashMap::new(),
             reserved: HashMap::new(),
+            shipped: None,
             unsaved: HashMap::new(),
             feed: None,
             drift: HashMap::new(),
@@ -390,6 +393,7 @@ impl Pusher {
             .collect();
         self.load_skus().await?;
         self.unsaved.clear();
+        self.shipped = None;
         self.last_erp_read = None;
         self.ordinary_round = true;
         tracing::info!(%tenant, sizes = self.entries.len(), "inventory pusher leading");
@@ -513,10 +517,28 @@ impl Pusher {
             // No stock to push yet: reservations change nothing.
             return Ok(());
         }
-        self.reserved = self
-            .store
-            .commitments(&self.tenant.id)
-            .await?
+        let commitments = self.store.commitments(&self.tenant.id).await?;
+        let shipped: HashMap<String, i64> = commitments
+            .iter()
+            .map(|c| (c.sku.clone(), c.shipped))
+            .collect();
+        // A shipment Centra recorded lowered its physical stock by its units: what Centra
+        // holds is what Ferry sent less them, so the (equally lower) target is not sent again.
+        if let Some(before) = &self.shipped {
+            for (sku, now) in &shipped {
+                let gone = now - before.get(sku).copied().unwrap_or(0);
+                if gone > 0
+                    && let Some(entry) = self
+                        .entries
+                        .get_mut(&(self.allocation_warehouse, sku.clone()))
+                    && let Some(physical) = entry.pushed_physical.as_mut()
+                {
+                    *physical -= gone;
+                }
+            }
+        }
+        self.shipped = Some(shipped);
+        self.reserved = commitments
             .into_iter()
             .map(|c| {
                 (
