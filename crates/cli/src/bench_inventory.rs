@@ -108,18 +108,6 @@ fn physical(stack: &Stack, sku: &str) -> Option<i64> {
         .ops(|o| o.size_by_sku(sku).map(|i| o.stock_of(i, 1).physical))
 }
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 pub async fn inventory(args: InventoryArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("ferry-bench-inventory-{}", std::process::id()));
     let mut infra = LocalInfra::start(dir.clone()).await?;
@@ -199,7 +187,7 @@ pub async fn inventory(args: InventoryArgs) -> anyhow::Result<()> {
     let all_in = started.elapsed().as_secs_f64();
     let calls = ferry_calls(&stack);
     let batch = stack.config.tenants[0].inventory.batch_size;
-    let rss = rss_mib();
+    let rss = crate::bench_centra::rss_mib();
     eprintln!("pusher: every SKU in Centra after {all_in:.2} s, {calls} setStock calls");
     let stored = store.stock_rows(&tenant).await?;
     anyhow::ensure!(
@@ -302,7 +290,7 @@ pub async fn inventory(args: InventoryArgs) -> anyhow::Result<()> {
         zero_p50_ms: pct(0.5).round(),
         zero_p99_ms: pct(0.99).round(),
         centra_429s: refused,
-        process_rss_mib: (rss * 10.0).round() / 10.0,
+        process_rss_mib: rss,
     };
     stack.shutdown().await;
     infra.stop();

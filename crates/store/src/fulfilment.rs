@@ -76,6 +76,18 @@ impl Default for MutationBudget {
     }
 }
 
+impl MutationBudget {
+    /// A tenant's quotas (`centra.mutations_per_10s`, `centra.mutations_per_hour`), shared
+    /// by every service that writes to its Centra.
+    pub fn for_tenant(tenant: &ferry_runtime::config::TenantConfig) -> Self {
+        Self {
+            per_10s: tenant.centra.mutations_per_10s,
+            per_hour: tenant.centra.mutations_per_hour,
+            ..Self::default()
+        }
+    }
+}
+
 const MICRO: i128 = 1_000_000;
 
 impl MutationBudget {
@@ -242,16 +254,7 @@ impl Store {
         feed: &str,
         cursor: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO feed_cursor (tenant, feed, cursor) VALUES ($1, $2, $3)
-             ON CONFLICT (tenant, feed) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
-        )
-        .bind(tenant)
-        .bind(feed)
-        .bind(cursor)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        save_cursor(self.pool(), tenant, feed, cursor).await
     }
 
     /// Takes `n` Centra mutations from the tenant's shared budget at `priority`: `Ok(None)`
@@ -377,4 +380,23 @@ impl Store {
             key,
         }))
     }
+}
+
+/// Stores how far a feed was read, alone or inside the caller's transaction.
+pub(crate) async fn save_cursor<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    tenant: &str,
+    feed: &str,
+    cursor: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO feed_cursor (tenant, feed, cursor) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant, feed) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
+    )
+    .bind(tenant)
+    .bind(feed)
+    .bind(cursor)
+    .execute(executor)
+    .await?;
+    Ok(())
 }

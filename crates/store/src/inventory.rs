@@ -113,15 +113,7 @@ impl Store {
             .await?;
         }
         if let Some(cursor) = cursor {
-            sqlx::query(
-                "INSERT INTO feed_cursor (tenant, feed, cursor) VALUES ($1, $2, $3)
-                 ON CONFLICT (tenant, feed) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
-            )
-            .bind(tenant)
-            .bind(feed)
-            .bind(cursor)
-            .execute(&mut *tx)
-            .await?;
+            crate::fulfilment::save_cursor(&mut *tx, tenant, feed, cursor).await?;
         }
         tx.commit().await?;
         Ok(())

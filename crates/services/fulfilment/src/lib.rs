@@ -479,7 +479,7 @@ impl Feedback {
                 .store
                 .reserve_mutations(
                     &self.tenant.id,
-                    &budget(&self.tenant),
+                    &MutationBudget::for_tenant(&self.tenant),
                     Priority::Shipments,
                     1,
                 )
@@ -581,15 +581,6 @@ impl Feedback {
                 .map_err(|e| PassError::Other(e.to_string()))?;
         }
         Ok(())
-    }
-}
-
-/// The tenant's share of Centra's mutation quotas, as every Ferry service computes it.
-pub fn budget(tenant: &TenantConfig) -> MutationBudget {
-    MutationBudget {
-        per_10s: tenant.centra.mutations_per_10s,
-        per_hour: tenant.centra.mutations_per_hour,
-        ..MutationBudget::default()
     }
 }
 

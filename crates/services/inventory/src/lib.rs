@@ -76,15 +76,6 @@ impl StepError {
     }
 }
 
-/// The tenant's share of Centra's mutation quota (shared with fulfilment-feedback).
-pub fn budget(tenant: &TenantConfig) -> MutationBudget {
-    MutationBudget {
-        per_10s: tenant.centra.mutations_per_10s,
-        per_hour: tenant.centra.mutations_per_hour,
-        ..MutationBudget::default()
-    }
-}
-
 /// Runs, per tenant with mapped warehouses, the pusher and the consumer that records which
 /// units Centra orders hold, until the base's shutdown token is cancelled.
 pub async fn run(
@@ -280,7 +271,7 @@ impl Pusher {
                     .requests_per_10s_for(ferry_runtime::config::CentraCaller::InventoryPusher),
                 tenant.centra.timeout,
             ),
-            budget: budget(&tenant),
+            budget: MutationBudget::for_tenant(&tenant),
             allocation_warehouse,
             tenant,
             erp,

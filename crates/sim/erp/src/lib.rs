@@ -640,16 +640,23 @@ fn default_limit() -> usize {
     100
 }
 
+impl FeedQuery {
+    /// Entries already read: the cursor is a count (empty = from the beginning).
+    fn position(&self) -> Option<usize> {
+        if self.after.is_empty() {
+            Some(0)
+        } else {
+            self.after.parse().ok()
+        }
+    }
+}
+
 /// The shipment feed: the cursor is the count of shipments already read.
 async fn shipments(State(sim): State<Arc<Sim>>, Query(q): Query<FeedQuery>) -> Response {
     if let Some(answer) = before(&sim).await {
         return answer;
     }
-    let Ok(after) = (if q.after.is_empty() {
-        Ok(0)
-    } else {
-        q.after.parse::<usize>()
-    }) else {
+    let Some(after) = q.position() else {
         return error(
             StatusCode::BAD_REQUEST,
             "after must be a cursor from this feed",
@@ -731,14 +738,10 @@ async fn stock_changes(State(sim): State<Arc<Sim>>, Query(q): Query<FeedQuery>) 
     if let Some(answer) = before(&sim).await {
         return answer;
     }
-    let Ok(after) = (if q.after.is_empty() {
-        Ok(0)
-    } else {
-        q.after.parse::<usize>()
-    }) else {
+    let Some(after) = q.position() else {
         return error(
             StatusCode::BAD_REQUEST,
-            "the cursor is not a sequence number",
+            "after must be a cursor from this feed",
         );
     };
     let logistics = sim.logistics.lock();
