@@ -246,6 +246,12 @@ struct Pusher {
     last_drift: Instant,
     /// Budget is not to be asked before this (it said wait).
     budget_wait: Option<(Priority, Instant)>,
+    /// Something a target depends on changed since targets were last computed.
+    dirty: bool,
+    /// Sizes selling out could not all be sent (budget): compute again next tick.
+    selling_out_waiting: bool,
+    /// How far the ERP feed is read and stored (`None`: not read from the database yet).
+    cursor: Option<String>,
 }
 
 impl Pusher {
@@ -293,6 +299,9 @@ impl Pusher {
             last_sweep: now,
             last_drift: now,
             budget_wait: None,
+            dirty: true,
+            selling_out_waiting: false,
+            cursor: None,
         }
     }
 
@@ -387,6 +396,8 @@ impl Pusher {
         self.shipped = None;
         self.last_erp_read = None;
         self.ordinary_round = true;
+        self.cursor = None;
+        self.dirty = true;
         tracing::info!(%tenant, sizes = self.entries.len(), "inventory pusher leading");
         Ok(())
     }
@@ -432,6 +443,7 @@ impl Pusher {
         }
         entry.erp_available = available;
         entry.erp_version = version;
+        self.dirty = true;
         self.unsaved.insert(
             key.clone(),
             ErpStock {
@@ -460,7 +472,10 @@ impl Pusher {
         let mut more = false;
         let mut cursor = None;
         if self.feed != Some(false) {
-            let mut at = self.store.feed_cursor(&tenant, FEED).await?;
+            let mut at = match &self.cursor {
+                Some(at) => at.clone(),
+                None => self.store.feed_cursor(&tenant, FEED).await?,
+            };
             for _ in 0..PAGES_PER_ROUND {
                 let Some(page) = self.erp.stock_changes_since(&at, FEED_PAGE).await? else {
                     self.feed = Some(false);
@@ -496,6 +511,9 @@ impl Pusher {
             self.store
                 .save_erp_stock(&tenant, FEED, cursor.as_deref(), &levels)
                 .await?;
+            if cursor.is_some() {
+                self.cursor = cursor;
+            }
         }
         if !more {
             self.last_erp_read = Some(Instant::now());
@@ -525,11 +543,12 @@ impl Pusher {
                     && let Some(physical) = entry.pushed_physical.as_mut()
                 {
                     *physical -= gone;
+                    self.dirty = true;
                 }
             }
         }
         self.shipped = Some(shipped);
-        self.reserved = commitments
+        let reserved: HashMap<String, Reserved> = commitments
             .into_iter()
             .map(|c| {
                 (
@@ -541,6 +560,10 @@ impl Pusher {
                 )
             })
             .collect();
+        if reserved != self.reserved {
+            self.reserved = reserved;
+            self.dirty = true;
+        }
         Ok(())
     }
 
@@ -557,9 +580,19 @@ impl Pusher {
     /// Sends what Centra lacks: items selling out at once, the rest on the push interval
     /// (when `ordinary` allows).
     async fn push(&mut self, ordinary: bool) -> Result<(), StepError> {
+        // Ordinary work that must wait (budget, request slots) does not make the loop
+        // recompute every size each tick.
+        let ordinary_blocked = matches!(self.budget_wait,
+                Some((Priority::Ordinary, until)) if Instant::now() < until)
+            || self.centra.limiter().remaining() <= RESERVED_REQUESTS;
         let ordinary_due = ordinary
+            && !ordinary_blocked
             && (self.ordinary_round
                 || self.last_ordinary.elapsed() >= self.tenant.inventory.push_interval);
+        if !ordinary_due && !self.dirty && !self.selling_out_waiting {
+            return Ok(());
+        }
+        self.dirty = false;
         let mut urgent: BTreeMap<i64, Vec<(String, Target)>> = BTreeMap::new();
         let mut regular: BTreeMap<i64, Vec<(String, Target)>> = BTreeMap::new();
         for (key, entry) in &self.entries {
@@ -589,7 +622,8 @@ impl Pusher {
         }
         metrics::gauge!("ferry_stock_selling_out_waiting", "tenant" => self.tenant.id.clone())
             .set(urgent.values().map(Vec::len).sum::<usize>() as f64);
-        if !self.send_all(urgent, Priority::ZeroStock).await? {
+        self.selling_out_waiting = !self.send_all(urgent, Priority::ZeroStock).await?;
+        if self.selling_out_waiting {
             return Ok(());
         }
         if ordinary_due {
@@ -797,6 +831,7 @@ impl Pusher {
             entry.force = true;
         }
         self.ordinary_round = true;
+        self.dirty = true;
         let pruned = self.store.prune_commitments(&self.tenant.id).await?;
         tracing::info!(tenant = %self.tenant.id, sizes = self.entries.len(), pruned, "stock sweep");
         Ok(())
@@ -889,6 +924,7 @@ impl Pusher {
                 if let Some(e) = self.entries.get_mut(&key) {
                     e.force = true;
                 }
+                self.dirty = true;
                 self.recheck.push(key.clone());
                 if seen_times >= self.tenant.inventory.drift_checks.max(1) {
                     self.raise(
