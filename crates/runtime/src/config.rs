@@ -91,6 +91,10 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
+    /// How often a service checks whether the keyed tables outgrew their planner
+    /// statistics (`0s` leaves it to autovacuum alone).
+    #[serde(with = "humantime_serde")]
+    pub analyze_interval: Duration,
 }
 
 impl Default for DatabaseConfig {
@@ -99,6 +103,7 @@ impl Default for DatabaseConfig {
             url: SecretString::from("postgres://postgres@127.0.0.1:5432/ferry"),
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
+            analyze_interval: Duration::from_secs(2),
         }
     }
 }

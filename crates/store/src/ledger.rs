@@ -112,6 +112,8 @@ pub struct SnapshotRecord {
     pub currency: String,
     pub gross_minor: Option<i64>,
     pub tax_minor: Option<i64>,
+    /// The snapshot as read from Centra; kept only for orders that wait (not `Ready`), so it
+    /// may be left empty for a ready one.
     pub body: Vec<u8>,
 }
 
@@ -335,7 +337,17 @@ impl Store {
                 .bind(group.iter().map(|i| records[*i].gross_minor).collect::<Vec<_>>())
                 .bind(group.iter().map(|i| records[*i].tax_minor).collect::<Vec<_>>())
                 .bind(pick(&|r| r.order_fingerprint.clone()))
-                .bind(group.iter().map(|i| records[*i].body.clone()).collect::<Vec<_>>())
+                .bind(
+                    // Only waiting orders keep their body (see the `body` CTE): a ready
+                    // order's is not even sent.
+                    group
+                        .iter()
+                        .map(|i| {
+                            let r = &records[*i];
+                            (r.state != LedgerState::Ready).then_some(r.body.as_slice())
+                        })
+                        .collect::<Vec<_>>(),
+                )
                 .fetch_all(self.pool())
                 .await?;
             for (n, previous) in written {

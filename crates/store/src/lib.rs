@@ -17,6 +17,7 @@ use sqlx::{PgPool, Row};
 pub mod fulfilment;
 pub mod inventory;
 pub mod ledger;
+pub mod statistics;
 
 pub use ledger::{
     BeginPosting, LedgerRow, LedgerState, PostedRecord, PostingClaim, SnapshotOutcome,
@@ -83,11 +84,11 @@ impl Store {
     /// Connects with the configured pool size (the URL is a secret and is never logged).
     pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
         let options: PgConnectOptions = config.url.expose_secret().parse()?;
-        // Plan every statement for its actual parameters. Prepared statements otherwise keep
-        // a generic plan made when first run; made while the ledger was small (a fresh
-        // install, a new tenant) it scans the whole tenant by index and keeps doing so as
-        // the table grows. Planning costs ~0.2 ms, amortised over a batch of rows.
-        let options = options.options([("plan_cache_mode", "force_custom_plan")]);
+        // Prepared statements keep PostgreSQL's default plan caching: after five custom
+        // plans a generic one is kept per connection. A generic plan made while a table had
+        // no statistics would read the whole tenant for every batch; the statistics keeper
+        // (ADR 0019) analyses young tables as they grow, and new statistics make PostgreSQL
+        // re-plan every statement that uses the table.
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
@@ -306,10 +307,12 @@ impl Store {
     }
 }
 
-/// Connects, migrates, and adds the database to the service's readiness checks.
+/// Connects, migrates, adds the database to the service's readiness checks and keeps the
+/// planner statistics of the keyed tables current.
 pub async fn open(base: &ferry_runtime::ServiceBase) -> Result<Store, StoreError> {
     let store = Store::connect(&base.config.database).await?;
     store.migrate().await?;
+    store.keep_statistics(base.config.database.analyze_interval, base.shutdown.clone());
     base.readiness
         .add(std::sync::Arc::new(DatabaseReady(store.clone())));
     Ok(store)
