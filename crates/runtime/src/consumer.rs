@@ -288,25 +288,26 @@ impl Shared {
         );
         telemetry::set_parent_from(&span, delivery.headers.as_ref());
 
-        let progress = CancellationToken::new();
-        let keepalive = progress.clone();
-        let acker = message.clone();
+        // Progress acks from the same task (no task or timer per message until one is due):
+        // a slow handler keeps its message; a fast one never sees the timer fire.
         let interval = (self.config.ack_wait / 3).max(Duration::from_millis(100));
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = keepalive.cancelled() => return,
-                    _ = tokio::time::sleep(interval) => {
-                        let _ = acker.ack_with(AckKind::Progress).await;
-                    }
+        let handled =
+            AssertUnwindSafe(handler.handle(&delivery).instrument(span.clone())).catch_unwind();
+        tokio::pin!(handled);
+        let progress = tokio::time::sleep(interval);
+        tokio::pin!(progress);
+        let result = loop {
+            tokio::select! {
+                biased;
+                r = &mut handled => {
+                    break r.unwrap_or_else(|_| Err(HandlerError::transient("the handler panicked")));
+                }
+                _ = &mut progress => {
+                    let _ = message.ack_with(AckKind::Progress).await;
+                    progress.as_mut().reset(tokio::time::Instant::now() + interval);
                 }
             }
-        });
-        let result = AssertUnwindSafe(handler.handle(&delivery).instrument(span.clone()))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Err(HandlerError::transient("the handler panicked")));
-        progress.cancel();
+        };
 
         let outcome = self
             .settle(&message, &delivery, result)

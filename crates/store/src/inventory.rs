@@ -174,36 +174,53 @@ impl Store {
         let latest: std::collections::BTreeMap<i64, &OrderUnits> =
             orders.iter().map(|o| (o.order_number, o)).collect();
         let numbers: Vec<i64> = latest.keys().copied().collect();
-        let mut order_col = Vec::new();
-        let mut items = Vec::new();
-        let mut skus = Vec::new();
-        let mut units = Vec::new();
+        // One row per (order, item, SKU): an upsert may touch a row only once.
+        let mut lines: std::collections::BTreeMap<(i64, &str, &str), i64> = Default::default();
         for o in latest.values() {
             for (item, sku, q) in &o.lines {
-                order_col.push(o.order_number);
-                items.push(item.as_str());
-                skus.push(sku.as_str());
-                units.push(*q);
+                *lines
+                    .entry((o.order_number, item.as_str(), sku.as_str()))
+                    .or_default() += *q;
             }
         }
-        let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM stock_commitments WHERE tenant = $1 AND order_number = ANY($2)")
-            .bind(tenant)
-            .bind(&numbers)
-            .execute(&mut *tx)
-            .await?;
+        let mut order_col = Vec::with_capacity(lines.len());
+        let mut items = Vec::with_capacity(lines.len());
+        let mut skus = Vec::with_capacity(lines.len());
+        let mut units = Vec::with_capacity(lines.len());
+        for ((number, item, sku), q) in lines {
+            order_col.push(number);
+            items.push(item);
+            skus.push(sku);
+            units.push(q);
+        }
+        // One statement: the orders' lines are upserted, and their rows that are no longer
+        // among them deleted (disjoint rows, so the two parts never meet).
         sqlx::query(
-            "INSERT INTO stock_commitments (tenant, order_number, erp_item, sku, quantity)
-             SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::bigint[])",
+            "WITH input AS (
+                 SELECT * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::bigint[])
+                     AS i(order_number, erp_item, sku, quantity)
+             ),
+             gone AS (
+                 DELETE FROM stock_commitments c
+                 WHERE c.tenant = $1 AND c.order_number = ANY($6)
+                   AND NOT EXISTS (SELECT 1 FROM input i
+                                   WHERE i.order_number = c.order_number
+                                     AND i.erp_item = c.erp_item AND i.sku = c.sku)
+             )
+             INSERT INTO stock_commitments (tenant, order_number, erp_item, sku, quantity)
+             SELECT $1, order_number, erp_item, sku, quantity FROM input
+             ON CONFLICT (tenant, order_number, erp_item, sku) DO UPDATE
+                 SET quantity = EXCLUDED.quantity
+                 WHERE stock_commitments.quantity <> EXCLUDED.quantity",
         )
         .bind(tenant)
         .bind(&order_col)
         .bind(&items)
         .bind(&skus)
         .bind(&units)
-        .execute(&mut *tx)
+        .bind(&numbers)
+        .execute(self.pool())
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
