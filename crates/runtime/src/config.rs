@@ -724,6 +724,23 @@ mod tests {
     }
 
     #[test]
+    fn the_example_service_file_is_valid() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/ferry.example.toml");
+        let text = std::fs::read_to_string(example).expect("read the example");
+        // Its tenants directory is where Kubernetes mounts it; tenants are checked above.
+        let text = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("tenants_dir"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::from_toml(&text).expect("the example is valid");
+        assert_eq!(
+            c.database.analyze_interval,
+            std::time::Duration::from_secs(2)
+        );
+    }
+
+    #[test]
     fn the_most_specific_buffer_wins() {
         let buffer = BufferConfig {
             default: 1,
