@@ -176,25 +176,18 @@ impl SalesOrder {
     /// newer snapshot that changes none of it (a status change) is recognised as such.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(self.currency.as_bytes());
+        use std::fmt::Write as _;
+        // Stored fingerprints are compared with new ones: these bytes must never change.
+        let mut text = String::with_capacity(self.currency.len() + 64 * self.lines.len());
+        text.push_str(&self.currency);
         for l in &self.lines {
-            h.update(
-                format!(
-                    "|{:?}:{:?}:{:?}:{:?}:{}:{}:{}:{}",
-                    l.kind,
-                    l.centra_line_id,
-                    l.sku,
-                    l.erp_item,
-                    l.quantity,
-                    l.tax_rate,
-                    l.gross,
-                    l.tax
-                )
-                .as_bytes(),
+            let _ = write!(
+                text,
+                "|{:?}:{:?}:{:?}:{:?}:{}:{}:{}:{}",
+                l.kind, l.centra_line_id, l.sku, l.erp_item, l.quantity, l.tax_rate, l.gross, l.tax
             );
         }
-        hex::encode(&h.finalize()[..16])
+        hex::encode(&Sha256::digest(text.as_bytes())[..16])
     }
 
     /// The grand total formatted for people, e.g. "£284.84".

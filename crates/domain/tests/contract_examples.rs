@@ -44,3 +44,32 @@ fn example_02_gbp_voucher_shipping() {
 fn example_03_usd_tax_added() {
     run_example("03-usd-tax-added");
 }
+
+/// Fingerprints are stored in the ledger and compared with later versions of an order, so
+/// their bytes are part of the data format: pinned for a contract example, and equal to
+/// hashing each line's text as a separate update (how they were first computed).
+#[test]
+fn the_order_fingerprint_never_changes() {
+    use sha2::{Digest, Sha256};
+    let dir = examples_dir();
+    let snapshot =
+        Snapshot::parse(&std::fs::read(dir.join("02-gbp-voucher-shipping.json")).unwrap()).unwrap();
+    let order = transform(
+        &snapshot,
+        &Rules::default(),
+        &HashMap::<String, String>::new(),
+    );
+    let mut h = Sha256::new();
+    h.update(order.currency.as_bytes());
+    for l in &order.lines {
+        h.update(
+            format!(
+                "|{:?}:{:?}:{:?}:{:?}:{}:{}:{}:{}",
+                l.kind, l.centra_line_id, l.sku, l.erp_item, l.quantity, l.tax_rate, l.gross, l.tax
+            )
+            .as_bytes(),
+        );
+    }
+    assert_eq!(order.fingerprint(), hex::encode(&h.finalize()[..16]));
+    assert_eq!(order.fingerprint(), "b86e58fae291211c2fe054c6a376538f");
+}
