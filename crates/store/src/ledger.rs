@@ -112,8 +112,8 @@ pub struct SnapshotRecord {
     pub currency: String,
     pub gross_minor: Option<i64>,
     pub tax_minor: Option<i64>,
-    /// The snapshot as read from Centra; kept only for orders that wait (not `Ready`), so it
-    /// may be left empty for a ready one.
+    /// The snapshot as read from Centra; kept (and sent to the database) only for orders
+    /// that wait, not for `Ready` ones.
     pub body: Vec<u8>,
 }
 

@@ -212,12 +212,7 @@ impl Handler for TransformHandler {
                 currency: order.currency.clone(),
                 gross_minor: order.grand_total,
                 tax_minor: (order.release != Release::Rejected).then_some(order.totals.tax),
-                // The ledger keeps the body only of orders that wait for a fix or a release.
-                body: if order.release == Release::Ready {
-                    Vec::new()
-                } else {
-                    message.snapshot_json.clone()
-                },
+                body: message.snapshot_json.clone(),
             })
             .await
             .ok_or_else(|| HandlerError::transient("the ledger writer stopped"))?
