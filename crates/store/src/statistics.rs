@@ -92,8 +92,21 @@ impl Store {
             let Some((table, analyze)) = KEYED_TABLES.iter().find(|(t, _)| *t == name) else {
                 continue;
             };
-            if needs_analyze(row.try_get("rows")?, row.try_get("live")?) {
-                sqlx::query(*analyze).execute(&mut *tx).await?;
+            let live: i64 = row.try_get("live")?;
+            if !needs_analyze(row.try_get("rows")?, live) {
+                continue;
+            }
+            sqlx::query(*analyze).execute(&mut *tx).await?;
+            // `SKIP_LOCKED` skips a table that autovacuum (or an operator) is working on,
+            // with only a warning; the table counts as analysed when its row estimate moved.
+            let rows_now: f64 = sqlx::query_scalar(
+                "SELECT reltuples::float8 FROM pg_class
+                 WHERE relname = $1 AND relnamespace = to_regnamespace(current_schema())",
+            )
+            .bind(*table)
+            .fetch_one(&mut *tx)
+            .await?;
+            if !needs_analyze(rows_now, live) {
                 analysed.push(*table);
             }
         }

@@ -40,6 +40,12 @@ async fn claim_plan(store: &ferry_store::Store, mode: &str) -> String {
 async fn a_grown_ledger_is_analysed_and_then_looked_up_by_key() {
     let env = TestEnv::new().await;
     let store = env.store().await;
+    // Autovacuum may analyse (or, vacuuming, lock) the table at any moment and so take the
+    // keeper's work away; this test is about the minute before it wakes up.
+    sqlx::query("ALTER TABLE order_ledger SET (autovacuum_enabled = false)")
+        .execute(store.pool())
+        .await
+        .unwrap();
     sqlx::query(
         "INSERT INTO order_ledger (tenant, order_number, state, snapshot_hash, snapshot_fetched_at)
          SELECT CASE WHEN n % 100 = 0 THEN 'other' ELSE 'acme' END, n, 'ready', 'h' || n, now()
@@ -76,5 +82,60 @@ async fn a_grown_ledger_is_analysed_and_then_looked_up_by_key() {
             "{mode}: the claim reads the tenant instead of looking orders up:\n{plan}"
         );
     }
+    env.cleanup().await;
+}
+
+/// A table another session holds (as autovacuum does while vacuuming it) is skipped, not
+/// waited for and not reported as analysed; the next tick analyses it.
+#[tokio::test]
+async fn a_table_being_vacuumed_is_skipped_and_analysed_later() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    sqlx::query("ALTER TABLE order_ledger SET (autovacuum_enabled = false)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO order_ledger (tenant, order_number, state, snapshot_hash, snapshot_fetched_at)
+         SELECT 'acme', n, 'ready', 'h' || n, now() FROM generate_series(1, 5000) AS n",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+
+    let mut holder = store.pool().begin().await.unwrap();
+    sqlx::query("LOCK TABLE order_ledger IN SHARE UPDATE EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    // Give the row counters time to be published, so "nothing" means "skipped".
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let live: i64 = sqlx::query_scalar(
+            "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'order_ledger'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        if live >= 5000 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let started = Instant::now();
+    assert_eq!(
+        store.refresh_statistics().await.unwrap(),
+        Vec::<&str>::new()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the keeper waited for the lock"
+    );
+    holder.rollback().await.unwrap();
+
+    assert_eq!(
+        store.refresh_statistics().await.unwrap(),
+        vec!["order_ledger"]
+    );
     env.cleanup().await;
 }
