@@ -614,19 +614,81 @@ pub fn split_orders(data: &[u8]) -> Result<Vec<RawSnapshot>, CentraError> {
     data.orders
         .into_iter()
         .map(|raw| {
-            let n: Number = serde_json::from_str(raw.get())
-                .map_err(|e| CentraError::Decode(format!("an order without a number: {e}")))?;
+            let number = match leading_number(raw.get()) {
+                Some(number) => number,
+                None => {
+                    serde_json::from_str::<Number>(raw.get())
+                        .map_err(|e| {
+                            CentraError::Decode(format!("an order without a number: {e}"))
+                        })?
+                        .number
+                }
+            };
             Ok(RawSnapshot {
-                number: n.number,
+                number,
                 json: raw.get().as_bytes().to_vec(),
             })
         })
         .collect()
 }
 
+/// The order number when it is the object's first member, as the contract query asks for
+/// it; `None` sends the caller to a full parse. The bytes are valid JSON already (serde
+/// checked them), so this only reads past the first member instead of the whole order.
+fn leading_number(order: &str) -> Option<i64> {
+    let rest = order.strip_prefix('{')?.trim_start();
+    let rest = rest.strip_prefix("\"number\"")?.trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+        .unwrap_or(rest.len());
+    let (digits, after) = rest.split_at(end);
+    // `1.0` or `1e3` is not an integer: the full parse says so.
+    match after.trim_start().as_bytes().first() {
+        Some(b',' | b'}') => digits.parse().ok(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_leading_number_is_read_without_parsing_the_order() {
+        assert_eq!(leading_number(r#"{"number":7,"x":[1]}"#), Some(7));
+        assert_eq!(leading_number(r#"{ "number" : 12 }"#), Some(12));
+        assert_eq!(leading_number(r#"{"number":1.5,"x":1}"#), None);
+        assert_eq!(leading_number(r#"{"number":1e3}"#), None);
+        assert_eq!(leading_number(r#"{"number":"7"}"#), None);
+        assert_eq!(leading_number(r#"{"id":1,"number":7}"#), None);
+        assert_eq!(leading_number(r#"{"numbers":7}"#), None);
+        // Not first: the full parse finds it.
+        let snaps = split_orders(br#"{"orders":[{"id":1,"number":7}]}"#).unwrap_or_default();
+        assert_eq!(snaps.first().map(|s| s.number), Some(7));
+        // A fraction is no order number, wherever it is.
+        assert!(split_orders(br#"{"orders":[{"number":7.5}]}"#).is_err());
+    }
+
+    proptest! {
+        /// The shortcut agrees with the full parse on every order it answers for.
+        #[test]
+        fn the_shortcut_agrees_with_serde(
+            number in any::<i64>(),
+            ws in "[ \n\t]{0,2}",
+            tail in prop::option::of("[a-z]{1,5}"),
+        ) {
+            let json = match &tail {
+                Some(key) => format!(r#"{{{ws}"number"{ws}:{ws}{number}{ws},"{key}":{{"number":1}}}}"#),
+                None => format!(r#"{{{ws}"number"{ws}:{ws}{number}{ws}}}"#),
+            };
+            #[derive(Deserialize)]
+            struct N { number: i64 }
+            let full: Option<i64> = serde_json::from_str::<N>(&json).ok().map(|n| n.number);
+            prop_assert_eq!(leading_number(&json), full);
+        }
+    }
 
     #[test]
     fn the_query_is_the_contract() {

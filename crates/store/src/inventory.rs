@@ -173,52 +173,47 @@ impl Store {
         // The same order twice in one batch (a redelivery): the later one counts.
         let latest: std::collections::BTreeMap<i64, &OrderUnits> =
             orders.iter().map(|o| (o.order_number, o)).collect();
-        let numbers: Vec<i64> = latest.keys().copied().collect();
-        // One row per (order, item, SKU): an upsert may touch a row only once.
-        let mut lines: std::collections::BTreeMap<(i64, &str, &str), i64> = Default::default();
-        for o in latest.values() {
-            for (item, sku, q) in &o.lines {
-                *lines
-                    .entry((o.order_number, item.as_str(), sku.as_str()))
-                    .or_default() += *q;
+        // Each order's lines, one per (ERP item, SKU) summed, laid end to end in three
+        // arrays; an order is the slice `first..=last` of them (1-based, as in SQL; an
+        // order without lines has `last < first`).
+        let mut numbers = Vec::with_capacity(latest.len());
+        let (mut first, mut last) = (Vec::new(), Vec::new());
+        let (mut items, mut skus, mut units) = (Vec::new(), Vec::new(), Vec::new());
+        for (number, order) in &latest {
+            let mut lines: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+            for (item, sku, q) in &order.lines {
+                *lines.entry((item.as_str(), sku.as_str())).or_default() += *q;
             }
+            numbers.push(*number);
+            first.push(items.len() as i32 + 1);
+            for ((item, sku), q) in lines {
+                items.push(item);
+                skus.push(sku);
+                units.push(q);
+            }
+            last.push(items.len() as i32);
         }
-        let mut order_col = Vec::with_capacity(lines.len());
-        let mut items = Vec::with_capacity(lines.len());
-        let mut skus = Vec::with_capacity(lines.len());
-        let mut units = Vec::with_capacity(lines.len());
-        for ((number, item, sku), q) in lines {
-            order_col.push(number);
-            items.push(item);
-            skus.push(sku);
-            units.push(q);
-        }
-        // One statement: the orders' lines are upserted, and their rows that are no longer
-        // among them deleted (disjoint rows, so the two parts never meet).
+        // One statement, one row per order, replacing what an earlier version said;
+        // unchanged rows are not rewritten.
         sqlx::query(
-            "WITH input AS (
-                 SELECT * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::bigint[])
-                     AS i(order_number, erp_item, sku, quantity)
-             ),
-             gone AS (
-                 DELETE FROM stock_commitments c
-                 WHERE c.tenant = $1 AND c.order_number = ANY($6)
-                   AND NOT EXISTS (SELECT 1 FROM input i
-                                   WHERE i.order_number = c.order_number
-                                     AND i.erp_item = c.erp_item AND i.sku = c.sku)
-             )
-             INSERT INTO stock_commitments (tenant, order_number, erp_item, sku, quantity)
-             SELECT $1, order_number, erp_item, sku, quantity FROM input
-             ON CONFLICT (tenant, order_number, erp_item, sku) DO UPDATE
-                 SET quantity = EXCLUDED.quantity
-                 WHERE stock_commitments.quantity <> EXCLUDED.quantity",
+            "INSERT INTO order_commitments (tenant, order_number, erp_items, skus, quantities)
+             SELECT $1, o.order_number, ($2::text[])[o.first:o.last], ($3::text[])[o.first:o.last],
+                    ($4::bigint[])[o.first:o.last]
+             FROM UNNEST($5::bigint[], $6::int4[], $7::int4[]) AS o(order_number, first, last)
+             ON CONFLICT (tenant, order_number) DO UPDATE
+                 SET erp_items = EXCLUDED.erp_items, skus = EXCLUDED.skus,
+                     quantities = EXCLUDED.quantities
+                 WHERE (order_commitments.erp_items, order_commitments.skus,
+                        order_commitments.quantities)
+                       IS DISTINCT FROM (EXCLUDED.erp_items, EXCLUDED.skus, EXCLUDED.quantities)",
         )
         .bind(tenant)
-        .bind(&order_col)
         .bind(&items)
         .bind(&skus)
         .bind(&units)
         .bind(&numbers)
+        .bind(&first)
+        .bind(&last)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -234,18 +229,20 @@ impl Store {
                  FROM shipment_ledger s, jsonb_each_text(s.items) i
                  WHERE s.tenant = $1 AND s.state = 'sent'
                  GROUP BY 1, 2)
-             SELECT c.sku,
-                    coalesce(sum(c.quantity) FILTER (WHERE l.state <> 'posted'), 0)::bigint
+             SELECT x.sku,
+                    coalesce(sum(x.quantity) FILTER (WHERE l.state <> 'posted'), 0)::bigint
                         AS pending,
-                    coalesce(sum(greatest(c.quantity - coalesce(sh.units, 0), 0))
+                    coalesce(sum(greatest(x.quantity - coalesce(sh.units, 0), 0))
                         FILTER (WHERE l.state = 'posted'), 0)::bigint AS posted_unshipped,
-                    coalesce(sum(least(c.quantity, coalesce(sh.units, 0)))
+                    coalesce(sum(least(x.quantity, coalesce(sh.units, 0)))
                         FILTER (WHERE l.state = 'posted'), 0)::bigint AS shipped
-             FROM stock_commitments c
+             FROM order_commitments c
              JOIN order_ledger l ON l.tenant = c.tenant AND l.order_number = c.order_number
-             LEFT JOIN shipped sh ON sh.order_number = c.order_number AND sh.erp_item = c.erp_item
+             CROSS JOIN LATERAL unnest(c.erp_items, c.skus, c.quantities)
+                 AS x(erp_item, sku, quantity)
+             LEFT JOIN shipped sh ON sh.order_number = c.order_number AND sh.erp_item = x.erp_item
              WHERE c.tenant = $1 AND l.state <> 'cancelled'
-             GROUP BY c.sku",
+             GROUP BY x.sku",
         )
         .bind(tenant)
         .fetch_all(self.pool())
@@ -263,18 +260,20 @@ impl Store {
     }
 
     /// Forgets the commitments of orders that no longer hold stock in Centra: cancelled,
-    /// or posted and shipped in full. Returns how many rows went.
+    /// or posted and shipped in full. Returns how many orders' commitments went.
     pub async fn prune_commitments(&self, tenant: &str) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "DELETE FROM stock_commitments c
+            "DELETE FROM order_commitments c
              USING order_ledger l
              WHERE c.tenant = $1 AND l.tenant = c.tenant AND l.order_number = c.order_number
                AND (l.state = 'cancelled'
-                    OR (l.state = 'posted' AND c.quantity <= (
-                        SELECT coalesce(sum((s.items ->> c.erp_item)::bigint), 0)
-                        FROM shipment_ledger s
-                        WHERE s.tenant = c.tenant AND s.order_number = c.order_number
-                          AND s.state = 'sent')))",
+                    OR (l.state = 'posted' AND NOT EXISTS (
+                        SELECT 1 FROM unnest(c.erp_items, c.quantities) AS x(erp_item, quantity)
+                        WHERE x.quantity > (
+                            SELECT coalesce(sum((s.items ->> x.erp_item)::bigint), 0)
+                            FROM shipment_ledger s
+                            WHERE s.tenant = c.tenant AND s.order_number = c.order_number
+                              AND s.state = 'sent'))))",
         )
         .bind(tenant)
         .execute(self.pool())

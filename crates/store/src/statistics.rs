@@ -33,8 +33,8 @@ const KEYED_TABLES: &[(&str, &str)] = &[
         "ANALYZE (SKIP_LOCKED) order_snapshots (tenant, order_number)",
     ),
     (
-        "stock_commitments",
-        "ANALYZE (SKIP_LOCKED) stock_commitments (tenant, order_number)",
+        "order_commitments",
+        "ANALYZE (SKIP_LOCKED) order_commitments (tenant, order_number)",
     ),
     (
         "stock_levels",

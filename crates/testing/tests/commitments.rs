@@ -123,3 +123,106 @@ async fn units_are_pending_then_posted_then_gone() {
     assert_eq!(now["B"], (4, 0));
     env.cleanup().await;
 }
+
+/// An order stays committed, every line of it, until it is shipped in full; a version of
+/// an order without lines holds nothing.
+#[tokio::test]
+async fn an_order_is_forgotten_only_when_shipped_in_full() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    ledger(&store, 7, "posted").await;
+    ledger(&store, 8, "ready").await;
+    store
+        .record_commitments(
+            "acme",
+            &[
+                units(7, &[("A", 2), ("B", 1)]),
+                units(8, &[("A", 4)]),
+                // The same SKU twice in one order counts once, summed.
+                units(9, &[("C", 1), ("C", 2)]),
+            ],
+        )
+        .await
+        .unwrap();
+    ledger(&store, 9, "ready").await;
+    assert_eq!(by_sku(&store).await["C"], (3, 0));
+
+    shipped(&store, "S1", 7, "sent", r#"{"A": 2}"#).await;
+    assert_eq!(
+        store.prune_commitments("acme").await.unwrap(),
+        0,
+        "B is on its way"
+    );
+    let now = by_sku(&store).await;
+    assert_eq!(now["A"], (4, 0));
+    assert_eq!(now["B"], (0, 1));
+    shipped(&store, "S2", 7, "sent", r#"{"B": 1}"#).await;
+    assert_eq!(store.prune_commitments("acme").await.unwrap(), 1);
+    assert!(!by_sku(&store).await.contains_key("B"));
+
+    // Order 8's new version has no lines left: it holds nothing.
+    store
+        .record_commitments("acme", &[units(8, &[])])
+        .await
+        .unwrap();
+    assert!(!by_sku(&store).await.contains_key("A"));
+    env.cleanup().await;
+}
+
+/// Migration 0005 folds the line rows of `stock_commitments` into one row per order.
+#[tokio::test]
+async fn line_rows_migrate_to_one_row_per_order() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    sqlx::raw_sql(
+        "CREATE SCHEMA before_0005; SET search_path = before_0005;
+         CREATE TABLE stock_commitments (
+             tenant TEXT NOT NULL, order_number BIGINT NOT NULL, erp_item TEXT NOT NULL,
+             sku TEXT NOT NULL, quantity BIGINT NOT NULL,
+             created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+             PRIMARY KEY (tenant, order_number, erp_item, sku));
+         INSERT INTO stock_commitments (tenant, order_number, erp_item, sku, quantity) VALUES
+             ('acme', 1, 'I-B', 'B', 1), ('acme', 1, 'I-A', 'A', 2), ('other', 1, 'I-A', 'A', 5),
+             ('acme', 2, 'I-A', 'A', 3);",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::raw_sql(include_str!(
+        "../../store/migrations/0005_order_commitments.sql"
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    type Row = (String, i64, Vec<String>, Vec<String>, Vec<i64>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT tenant, order_number, erp_items, skus, quantities
+         FROM before_0005.order_commitments ORDER BY 1, 2",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let s = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "acme".into(),
+                1,
+                s(&["I-A", "I-B"]),
+                s(&["A", "B"]),
+                vec![2, 1]
+            ),
+            ("acme".into(), 2, s(&["I-A"]), s(&["A"]), vec![3]),
+            ("other".into(), 1, s(&["I-A"]), s(&["A"]), vec![5]),
+        ]
+    );
+    let old: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('before_0005.stock_commitments')::text")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(old, None);
+    env.cleanup().await;
+}

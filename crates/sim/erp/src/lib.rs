@@ -487,7 +487,7 @@ async fn create(
         );
     }
     let naive = sim.faults.read().ignore_idempotency_key;
-    let (status, document) = {
+    let (status, answer) = {
         let mut book = sim.book.lock();
         let existing = if naive {
             None
@@ -496,7 +496,7 @@ async fn create(
         };
         if let Some(i) = existing.as_ref() {
             sim.idempotent_replays.fetch_add(1, Ordering::Relaxed);
-            (StatusCode::OK, book.orders[*i].clone())
+            (StatusCode::OK, summary(&book.orders[*i]))
         } else {
             let reference = format!("SO-{:07}", book.orders.len() + 1);
             let whole = SalesOrder {
@@ -510,8 +510,10 @@ async fn create(
                 customer: order.customer,
                 created_at: chrono::Utc::now().to_rfc3339(),
             };
+            // The answer describes the order as sent, whatever is stored.
+            let answer = summary(&whole);
             let drop = sim.faults.read().drop_line_per_mille;
-            let mut stored = whole.clone();
+            let mut stored = whole;
             if drop > 0
                 && stored.lines.len() > 1
                 && rand::rng().random_range(0..1000) < drop
@@ -526,8 +528,7 @@ async fn create(
             let index = book.orders.len();
             book.orders.push(stored);
             book.by_ref.entry(key).or_insert(index);
-            // The answer describes the order as sent, whatever was stored.
-            (StatusCode::CREATED, whole)
+            (StatusCode::CREATED, answer)
         }
     };
     let commit_latency = sim.faults.read().commit_latency_ms;
@@ -542,7 +543,7 @@ async fn create(
             "the answer was lost after the order was saved",
         );
     }
-    (status, Json(summary(&document))).into_response()
+    (status, Json(answer)).into_response()
 }
 
 /// What create and lookup answer: the document without its lines.
