@@ -193,6 +193,10 @@ pub fn inject_context(headers: &mut HeaderMap) {
 
 /// Makes `span` a child of the trace context carried in NATS headers, if any.
 pub fn set_parent_from(span: &tracing::Span, headers: Option<&HeaderMap>) {
+    // A span nobody records (no exporter, or filtered out) needs no parent: skip parsing.
+    if span.is_disabled() {
+        return;
+    }
     if let Some(headers) = headers {
         let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
         let _ = span.set_parent(parent);
