@@ -208,10 +208,6 @@ fn token_of(headers: &HeaderMap) -> Option<String> {
 /// Top-level fields of the request's mutation operation: each costs one mutation token.
 fn count_mutations(request: &async_graphql::Request) -> u64 {
     use async_graphql::parser::types::{DocumentOperations, OperationType};
-    // The query Ferry sends thousands of times is known to mutate nothing: no need to parse it.
-    if fast::is_contract_query(&request.query, ferry_centra::ORDER_SNAPSHOT_QUERY) {
-        return 0;
-    }
     let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
         return 0;
     };
@@ -296,7 +292,14 @@ async fn graphql(
         )
             .into_response();
     };
-    let mutations = count_mutations(&request);
+    // The query Ferry sends thousands of times: recognised once, answered without the
+    // GraphQL engine, and known to mutate nothing (no need to parse it to count).
+    let contract = fast::is_contract_query(&request.query, ferry_centra::ORDER_SNAPSHOT_QUERY);
+    let mutations = if contract {
+        0
+    } else {
+        count_mutations(&request)
+    };
     if let Err(refusal) = app.state.limits.admit(mutations) {
         app.state
             .log_request(record(StatusCode::TOO_MANY_REQUESTS, mutations, 0));
@@ -304,6 +307,7 @@ async fn graphql(
     }
     let caller = Arc::new(auth::Caller::new(token));
     if CONTRACT_PERMISSIONS.iter().all(|p| caller.has(p))
+        && contract
         && let Some(orders) = contract_query_orders(&app.state, &request)
     {
         app.state
@@ -347,15 +351,13 @@ fn extensions_json(complexity: u64, permissions: &[&str]) -> serde_json::Value {
     })
 }
 
-/// The orders asked for, when the request is the contract query filtered by order numbers
-/// (the precompiled path); `None` sends the request through the GraphQL engine.
+/// The orders asked for, when the request (already known to be the contract query) is
+/// filtered by order numbers (the precompiled path); `None` sends the request through the
+/// GraphQL engine.
 fn contract_query_orders(
     state: &SimState,
     request: &async_graphql::Request,
 ) -> Option<Vec<Arc<model::Order>>> {
-    if !fast::is_contract_query(&request.query, ferry_centra::ORDER_SNAPSHOT_QUERY) {
-        return None;
-    }
     let int = |v: &Value| match v {
         Value::Number(n) => n.as_i64(),
         _ => None,
