@@ -36,12 +36,10 @@ async fn claim_plan(store: &ferry_store::Store, mode: &str) -> String {
         .join("\n")
 }
 
-#[tokio::test]
-async fn a_grown_ledger_is_analysed_and_then_looked_up_by_key() {
-    let env = TestEnv::new().await;
-    let store = env.store().await;
-    // Autovacuum may analyse (or, vacuuming, lock) the table at any moment and so take the
-    // keeper's work away; this test is about the minute before it wakes up.
+/// A ledger of `rows` ready orders, one in a hundred another tenant's, never analysed.
+/// Autovacuum may analyse (or, vacuuming, lock) the table at any moment and so take the
+/// keeper's work away: these tests are about the minute before it wakes up.
+async fn young_ledger(store: &ferry_store::Store, rows: i64) {
     sqlx::query("ALTER TABLE order_ledger SET (autovacuum_enabled = false)")
         .execute(store.pool())
         .await
@@ -49,11 +47,19 @@ async fn a_grown_ledger_is_analysed_and_then_looked_up_by_key() {
     sqlx::query(
         "INSERT INTO order_ledger (tenant, order_number, state, snapshot_hash, snapshot_fetched_at)
          SELECT CASE WHEN n % 100 = 0 THEN 'other' ELSE 'acme' END, n, 'ready', 'h' || n, now()
-         FROM generate_series(1, 40000) AS n",
+         FROM generate_series(1, $1) AS n",
     )
+    .bind(rows)
     .execute(store.pool())
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn a_grown_ledger_is_analysed_and_then_looked_up_by_key() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    young_ledger(&store, 40_000).await;
 
     // PostgreSQL publishes a backend's modification counters within about a second.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -91,17 +97,7 @@ async fn a_grown_ledger_is_analysed_and_then_looked_up_by_key() {
 async fn a_table_being_vacuumed_is_skipped_and_analysed_later() {
     let env = TestEnv::new().await;
     let store = env.store().await;
-    sqlx::query("ALTER TABLE order_ledger SET (autovacuum_enabled = false)")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO order_ledger (tenant, order_number, state, snapshot_hash, snapshot_fetched_at)
-         SELECT 'acme', n, 'ready', 'h' || n, now() FROM generate_series(1, 5000) AS n",
-    )
-    .execute(store.pool())
-    .await
-    .unwrap();
+    young_ledger(&store, 5_000).await;
 
     let mut holder = store.pool().begin().await.unwrap();
     sqlx::query("LOCK TABLE order_ledger IN SHARE UPDATE EXCLUSIVE MODE")
