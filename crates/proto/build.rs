@@ -9,6 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     println!("cargo:rerun-if-changed={}", root.display());
     let fds = protox::compile(files, [&root])?;
-    prost_build::Config::new().compile_fds(fds)?;
+    prost_build::Config::new()
+        // Shared with the delivery it is decoded from instead of copied at every hop.
+        .bytes([".ferry.centra.v1.OrderSnapshot.snapshot_json"])
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -235,6 +235,17 @@ impl CentraClient {
         query: &str,
         variables: serde_json::Value,
     ) -> Result<Vec<u8>, CentraError> {
+        let answer = self.answer(query, variables).await?;
+        let data: &RawValue = data_of(&answer)?;
+        Ok(data.get().as_bytes().to_vec())
+    }
+
+    /// Sends one GraphQL operation and returns the whole answer, once HTTP says it is one.
+    async fn answer(
+        &self,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> Result<bytes::Bytes, CentraError> {
         self.limiter.acquire().await;
         let body = serde_json::json!({ "query": query, "variables": variables });
         let response = self
@@ -276,44 +287,7 @@ impl CentraClient {
                 body: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
             });
         }
-        #[derive(Deserialize)]
-        struct Envelope<'a> {
-            #[serde(borrow, default)]
-            data: Option<&'a RawValue>,
-            #[serde(default)]
-            errors: Vec<GqlError>,
-        }
-        #[derive(Deserialize)]
-        struct GqlError {
-            message: String,
-            #[serde(default)]
-            extensions: Option<serde_json::Value>,
-        }
-        let envelope: Envelope<'_> =
-            serde_json::from_slice(&bytes).map_err(|e| CentraError::Decode(e.to_string()))?;
-        if !envelope.errors.is_empty() {
-            let authorization = envelope.errors.iter().any(|e| {
-                e.extensions
-                    .as_ref()
-                    .and_then(|x| x.get("category"))
-                    .and_then(|c| c.as_str())
-                    == Some("authorization")
-            });
-            let messages = envelope
-                .errors
-                .iter()
-                .map(|e| e.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(CentraError::GraphQl {
-                messages,
-                authorization,
-            });
-        }
-        envelope
-            .data
-            .map(|d| d.get().as_bytes().to_vec())
-            .ok_or_else(|| CentraError::Decode("no data in the answer".to_owned()))
+        Ok(bytes)
     }
 
     /// Numbers of every order changed since `from` (RFC 3339), all pages: what the periodic
@@ -577,13 +551,14 @@ impl CentraClient {
     pub async fn order_snapshots(&self, numbers: &[i64]) -> Result<Vec<RawSnapshot>, CentraError> {
         let mut out = Vec::with_capacity(numbers.len());
         for chunk in numbers.chunks(MAX_PAGE) {
-            let data = self
-                .execute(
+            let answer = self
+                .answer(
                     ORDER_SNAPSHOT_QUERY,
                     serde_json::json!({ "where": { "number": chunk }, "limit": MAX_PAGE, "page": 1 }),
                 )
                 .await?;
-            out.extend(split_orders(&data)?);
+            // One pass over the answer: the envelope and the orders in it together.
+            out.extend(snapshots_of(data_of(&answer)?)?);
         }
         Ok(out)
     }
@@ -598,19 +573,69 @@ pub fn user_errors(errors: Vec<UserMessage>) -> Result<(), CentraError> {
     }
 }
 
+/// Reads a GraphQL answer's `data` as `D`, or its `errors` as the error they are.
+fn data_of<'a, D: Deserialize<'a>>(answer: &'a [u8]) -> Result<D, CentraError> {
+    #[derive(Deserialize)]
+    struct Envelope<D> {
+        #[serde(default = "none")]
+        data: Option<D>,
+        #[serde(default)]
+        errors: Vec<GqlError>,
+    }
+    fn none<D>() -> Option<D> {
+        None
+    }
+    #[derive(Deserialize)]
+    struct GqlError {
+        message: String,
+        #[serde(default)]
+        extensions: Option<serde_json::Value>,
+    }
+    let envelope: Envelope<D> =
+        serde_json::from_slice(answer).map_err(|e| CentraError::Decode(e.to_string()))?;
+    if !envelope.errors.is_empty() {
+        let authorization = envelope.errors.iter().any(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("category"))
+                .and_then(|c| c.as_str())
+                == Some("authorization")
+        });
+        let messages = envelope
+            .errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(CentraError::GraphQl {
+            messages,
+            authorization,
+        });
+    }
+    envelope
+        .data
+        .ok_or_else(|| CentraError::Decode("no data in the answer".to_owned()))
+}
+
+/// `data` of the order snapshot query: each order kept as the bytes Centra sent.
+#[derive(Deserialize)]
+struct OrdersData<'a> {
+    #[serde(borrow)]
+    orders: Vec<&'a RawValue>,
+}
+
 /// Splits `{"orders":[…]}` into snapshots, keeping each order's bytes untouched.
 pub fn split_orders(data: &[u8]) -> Result<Vec<RawSnapshot>, CentraError> {
-    #[derive(Deserialize)]
-    struct Data<'a> {
-        #[serde(borrow)]
-        orders: Vec<&'a RawValue>,
-    }
+    let data: OrdersData<'_> =
+        serde_json::from_slice(data).map_err(|e| CentraError::Decode(e.to_string()))?;
+    snapshots_of(data)
+}
+
+fn snapshots_of(data: OrdersData<'_>) -> Result<Vec<RawSnapshot>, CentraError> {
     #[derive(Deserialize)]
     struct Number {
         number: i64,
     }
-    let data: Data<'_> =
-        serde_json::from_slice(data).map_err(|e| CentraError::Decode(e.to_string()))?;
     data.orders
         .into_iter()
         .map(|raw| {

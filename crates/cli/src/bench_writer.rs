@@ -321,7 +321,7 @@ async fn tryton(dir: &std::path::Path, stack: &Stack, n: usize) -> anyhow::Resul
         let source = ferry_proto::centra::v1::OrderSnapshot {
             tenant: tenant.id.clone(),
             order_number: order.order_number,
-            snapshot_json: raw.json.to_vec(),
+            snapshot_json: raw.json.to_vec().into(),
             ..Default::default()
         };
         let pb = ferry_transform::convert::sales_order(tenant, &order, &source);

@@ -63,7 +63,7 @@ fn post_order(tenant: &TenantConfig, json: &[u8], items: &dyn ferry_domain::Item
     let source = centra_pb::OrderSnapshot {
         tenant: tenant.id.clone(),
         order_number: order.order_number,
-        snapshot_json: json.to_vec(),
+        snapshot_json: json.to_vec().into(),
         ..Default::default()
     };
     let pb = ferry_transform::convert::sales_order(tenant, &order, &source);

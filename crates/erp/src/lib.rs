@@ -187,6 +187,27 @@ pub trait ErpConnector: Send + Sync + 'static {
     /// ERP allows; the writer always looks up first after an uncertain attempt.
     async fn create_sales_order(&self, order: &PostOrder) -> Result<ErpDocument, ErpError>;
 
+    /// How many orders [`ErpConnector::create_sales_orders`] sends in one request; 1 when the
+    /// ERP has no batch call (the writer then posts each order on its own).
+    fn batch_limit(&self) -> usize {
+        1
+    }
+
+    /// Creates several sales orders in one request where the ERP has a batch call: one
+    /// result per order, in order, each with the verdict [`ErpConnector::create_sales_order`]
+    /// would have given it. An error of the request as a whole (timeout, outage) is every
+    /// order's error. Without a batch call, the orders are created one after another.
+    async fn create_sales_orders(
+        &self,
+        orders: &[PostOrder],
+    ) -> Vec<Result<ErpDocument, ErpError>> {
+        let mut results = Vec::with_capacity(orders.len());
+        for order in orders {
+            results.push(self.create_sales_order(order).await);
+        }
+        results
+    }
+
     /// Whether the ERP answers.
     async fn health(&self) -> Result<(), ErpError>;
 

@@ -225,11 +225,17 @@ impl Default for IngestConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ErpWriterConfig {
-    /// Posts in flight to one tenant's ERP at once.
+    /// Requests in flight to one tenant's ERP at once (a batch is one request).
     pub max_in_flight_per_tenant: usize,
     /// A post that takes longer is "possibly created" and is settled by a lookup.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Most orders per create request to an ERP with a batch call (the HTTP ERP); 1 posts
+    /// each order on its own. Orders waiting while earlier batches are out form the next
+    /// batch, so an idle writer adds no latency.
+    pub batch_size: usize,
+    /// Batch requests out at once per tenant (within `max_in_flight_per_tenant`).
+    pub batches_in_flight: usize,
 }
 
 impl Default for ErpWriterConfig {
@@ -237,6 +243,8 @@ impl Default for ErpWriterConfig {
         Self {
             max_in_flight_per_tenant: 32,
             request_timeout: Duration::from_secs(10),
+            batch_size: 50,
+            batches_in_flight: 4,
         }
     }
 }
@@ -543,6 +551,11 @@ impl Config {
         }
         if self.erp_writer.max_in_flight_per_tenant == 0 {
             return bad("erp_writer.max_in_flight_per_tenant must be positive".into());
+        }
+        if self.erp_writer.batch_size == 0 || self.erp_writer.batches_in_flight == 0 {
+            return bad(
+                "erp_writer.batch_size and erp_writer.batches_in_flight must be positive".into(),
+            );
         }
         let mut seen = BTreeSet::new();
         for t in &self.tenants {

@@ -176,6 +176,7 @@ impl Runner {
         )
         .await?;
         let shared = Arc::new(Shared {
+            meters: Meters::new(&self.spec),
             spec: self.spec.clone(),
             config: self.config.clone(),
             sink: self.sink.clone(),
@@ -255,10 +256,40 @@ impl Runner {
     }
 }
 
+/// What became of a message (the `outcome` label of `ferry_messages_total`).
+enum Outcome {
+    Ok,
+    Retry,
+    Exception,
+}
+
 struct Shared {
     spec: ConsumerSpec,
     config: ConsumerConfig,
     sink: Arc<dyn ExceptionSink>,
+    meters: Meters,
+}
+
+/// The consumer's metric handles, registered once: looking them up by name and labels for
+/// every message cost more than the counting.
+struct Meters {
+    ok: metrics::Counter,
+    retry: metrics::Counter,
+    exception: metrics::Counter,
+    seconds: metrics::Histogram,
+}
+
+impl Meters {
+    fn new(spec: &ConsumerSpec) -> Self {
+        let service = spec.service;
+        let outcome = |outcome: &'static str| metrics::counter!("ferry_messages_total", "service" => service, "tenant" => spec.tenant.clone(), "outcome" => outcome);
+        Self {
+            ok: outcome("ok"),
+            retry: outcome("retry"),
+            exception: outcome("exception"),
+            seconds: metrics::histogram!("ferry_message_seconds", "service" => service),
+        }
+    }
 }
 
 impl Shared {
@@ -313,10 +344,13 @@ impl Shared {
             .settle(&message, &delivery, result)
             .instrument(span)
             .await;
-        let service = self.spec.service;
-        metrics::counter!("ferry_messages_total", "service" => service, "tenant" => self.spec.tenant.clone(), "outcome" => outcome).increment(1);
-        metrics::histogram!("ferry_message_seconds", "service" => service)
-            .record(started.elapsed().as_secs_f64());
+        match outcome {
+            Outcome::Ok => &self.meters.ok,
+            Outcome::Retry => &self.meters.retry,
+            Outcome::Exception => &self.meters.exception,
+        }
+        .increment(1);
+        self.meters.seconds.record(started.elapsed().as_secs_f64());
     }
 
     async fn settle(
@@ -324,7 +358,7 @@ impl Shared {
         message: &jetstream::Message,
         delivery: &Delivery,
         result: Result<(), HandlerError>,
-    ) -> &'static str {
+    ) -> Outcome {
         match result {
             Ok(()) => {
                 let acked = if self.spec.double_ack {
@@ -336,7 +370,7 @@ impl Shared {
                     // The effect is durable and idempotent; a redelivery will be a no-op.
                     tracing::warn!(error = %e, "ack failed; the message will be redelivered");
                 }
-                "ok"
+                Outcome::Ok
             }
             Err(HandlerError::Transient {
                 reason,
@@ -366,7 +400,7 @@ impl Shared {
                 let delay = retry_after.unwrap_or_else(|| self.backoff(delivery.delivered));
                 tracing::warn!(reason = %reason, retry_in = ?delay, delivered = delivery.delivered, "transient failure; will retry");
                 let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
-                "retry"
+                Outcome::Retry
             }
             Err(HandlerError::Permanent(exception)) => {
                 tracing::warn!(kind = %exception.kind, reason = %exception.reason, "permanent failure");
@@ -375,22 +409,18 @@ impl Shared {
         }
     }
 
-    async fn terminate(
-        &self,
-        message: &jetstream::Message,
-        exception: &NewException,
-    ) -> &'static str {
+    async fn terminate(&self, message: &jetstream::Message, exception: &NewException) -> Outcome {
         match self.sink.record(exception).await {
             Ok(()) => {
                 if let Err(e) = message.double_ack_with(AckKind::Term).await {
                     tracing::warn!(error = %e, "TERM failed; the message will come back and be recorded again");
                 }
-                "exception"
+                Outcome::Exception
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot record the exception; keeping the message");
                 let _ = message.ack_with(AckKind::Nak(Some(self.backoff(2)))).await;
-                "retry"
+                Outcome::Retry
             }
         }
     }

@@ -114,7 +114,7 @@ pub struct SnapshotRecord {
     pub tax_minor: Option<i64>,
     /// The snapshot as read from Centra; kept (and sent to the database) only for orders
     /// that wait, not for `Ready` ones.
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,7 +344,7 @@ impl Store {
                         .iter()
                         .map(|i| {
                             let r = &records[*i];
-                            (r.state != LedgerState::Ready).then_some(r.body.as_slice())
+                            (r.state != LedgerState::Ready).then_some(r.body.as_ref())
                         })
                         .collect::<Vec<_>>(),
                 )

@@ -6,6 +6,10 @@
 //! timeout), the ERP is asked first; only then is the order created, with the Centra order
 //! number as idempotency key; the ERP's reference is committed (`posted`) before the message
 //! is acknowledged, and `order.posted` is published with the ERP's totals.
+//!
+//! Where the ERP has a batch call, creates of concurrent messages share requests (group
+//! commit, as the ledger writes do); each order still gets its own verdict, ledger row and
+//! acknowledgement.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use ferry_domain::{ExceptionKind, NewException};
-use ferry_erp::{ErpConnector, ErpDocument, ErpError};
+use ferry_erp::{ErpConnector, ErpDocument, ErpError, PostOrder};
 use ferry_proto::order::v1 as pb;
 use ferry_runtime::coalesce::Coalescer;
 use ferry_runtime::config::{ErpConfig, TenantConfig};
@@ -91,16 +95,21 @@ pub async fn run(
             erp.clone(),
             base.shutdown.clone(),
         );
+        let in_flight = Arc::new(Semaphore::new(
+            base.config.erp_writer.max_in_flight_per_tenant,
+        ));
         let handler = Arc::new(WriterHandler {
             tenant: tenant.clone(),
+            creates: batch_creates(&base.config.erp_writer, &erp, &in_flight, &breaker),
             erp,
             breaker: breaker.clone(),
             ledger: Ledger::spawn(store.clone(), lease),
             store: store.clone(),
             base: base.clone(),
             sink: sink.clone(),
-            in_flight: Semaphore::new(base.config.erp_writer.max_in_flight_per_tenant),
+            in_flight,
             lease,
+            posted_total: metrics::counter!("ferry_orders_posted_total", "tenant" => tenant.id.clone()),
         });
         let mut consumer = base.config.consumer.clone();
         // Waiting on the in-flight bound must not look like a stuck message.
@@ -154,6 +163,60 @@ impl Ledger {
     }
 }
 
+/// Creates sent many per request, when the tenant's ERP has a batch call and batching is on.
+type Creates = Coalescer<PostOrder, Result<ErpDocument, ErpError>>;
+
+fn batch_creates(
+    config: &ferry_runtime::config::ErpWriterConfig,
+    erp: &Arc<dyn ErpConnector>,
+    in_flight: &Arc<Semaphore>,
+    breaker: &Arc<breaker::Breaker>,
+) -> Option<Creates> {
+    let max_batch = config.batch_size.min(erp.batch_limit());
+    if max_batch <= 1 {
+        return None;
+    }
+    let (erp, in_flight, breaker) = (erp.clone(), in_flight.clone(), breaker.clone());
+    let batches = config
+        .batches_in_flight
+        .min(config.max_in_flight_per_tenant);
+    Some(Coalescer::spawn(
+        max_batch,
+        batches,
+        move |orders: Vec<PostOrder>| {
+            let (erp, in_flight, breaker) = (erp.clone(), in_flight.clone(), breaker.clone());
+            async move {
+                // A batch is one request: it takes one of the tenant's in-flight slots.
+                let Ok(_slot) = in_flight.acquire_owned().await else {
+                    let closed = ErpError::Unavailable {
+                        reason: "the writer is stopping".into(),
+                        retry_after: None,
+                    };
+                    return orders.iter().map(|_| Err(closed.clone())).collect();
+                };
+                let mut results = erp.create_sales_orders(&orders).await;
+                // The breaker counts requests: one failed batch is one failure, not fifty.
+                let answered = results
+                    .iter()
+                    .any(|r| !matches!(r, Err(e) if breaker::Breaker::counts(e)));
+                if answered {
+                    breaker.success();
+                } else {
+                    breaker.failure();
+                }
+                // A connector that answers fewer orders than it was given leaves the rest
+                // uncertain: they are settled by lookup like a lost answer.
+                results.resize_with(orders.len(), || {
+                    Err(ErpError::Timeout(
+                        "no result for this order in the batch".into(),
+                    ))
+                });
+                results
+            }
+        },
+    ))
+}
+
 /// One result per item: the batch's results, or its error for each.
 fn every<T>(n: usize, result: Result<Vec<T>, ferry_store::StoreError>) -> Vec<Result<T, String>> {
     match result {
@@ -168,16 +231,20 @@ fn every<T>(n: usize, result: Result<Vec<T>, ferry_store::StoreError>) -> Vec<Re
 struct WriterHandler {
     tenant: TenantConfig,
     erp: Arc<dyn ErpConnector>,
+    /// Batched creates; `None` posts each order with its own request.
+    creates: Option<Creates>,
     /// Pauses this tenant's consumer while its ERP is away.
     breaker: Arc<breaker::Breaker>,
     ledger: Ledger,
     store: Store,
     base: ServiceBase,
     sink: Arc<dyn ExceptionSink>,
-    /// Posts in flight to this tenant's ERP.
-    in_flight: Semaphore,
+    /// Requests in flight to this tenant's ERP.
+    in_flight: Arc<Semaphore>,
     /// How long a claim on an order is honoured before another attempt may take over.
     lease: Duration,
+    /// `ferry_orders_posted_total` for this tenant.
+    posted_total: metrics::Counter,
 }
 
 fn transient(e: impl std::fmt::Display) -> HandlerError {
@@ -268,11 +335,21 @@ impl Handler for WriterHandler {
         }
         let post = convert::post_order(&self.tenant, &order);
         // The in-flight bound covers the ERP call only, not our own bookkeeping after it.
-        let created = {
-            let _slot = self.in_flight.acquire().await.map_err(transient)?;
-            self.erp.create_sales_order(&post).await
+        let created = match &self.creates {
+            // The batch told the breaker already.
+            Some(creates) => creates
+                .call(post)
+                .await
+                .ok_or_else(|| transient("the ERP batch writer stopped"))?,
+            None => {
+                let created = {
+                    let _slot = self.in_flight.acquire().await.map_err(transient)?;
+                    self.erp.create_sales_order(&post).await
+                };
+                self.observe(&created);
+                created
+            }
         };
-        self.observe(&created);
         match created {
             Ok(document) => self.posted(&order, document, false, delivery).await,
             Err(e) => self.erp_failure(number, e, delivery, &order).await,
@@ -383,8 +460,7 @@ impl WriterHandler {
                 payload: Bytes::from(posted.encode_to_vec()),
             })
             .await?;
-        metrics::counter!("ferry_orders_posted_total", "tenant" => self.tenant.id.clone())
-            .increment(1);
+        self.posted_total.increment(1);
         Ok(())
     }
 

@@ -274,7 +274,7 @@ async fn publish(
                     tenant: tenant.to_owned(),
                     order_number: snapshot.number,
                     content_hash: hash,
-                    snapshot_json: snapshot.json,
+                    snapshot_json: snapshot.json.into(),
                     fetched_at: Some(fetched_at),
                     source: source as i32,
                     first_accepted_at,

@@ -36,7 +36,7 @@ pub async fn earlier_snapshot(
         if let Ok(snapshot) = centra_pb::OrderSnapshot::decode(message.payload.as_ref())
             && snapshot.content_hash == hash
         {
-            return Some(snapshot.snapshot_json);
+            return Some(snapshot.snapshot_json.to_vec());
         }
         next = stream
             .get_first_raw_message_by_subject(&subject, message.sequence + 1)

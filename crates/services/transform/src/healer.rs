@@ -74,7 +74,7 @@ async fn release(
             let message = pb::OrderSnapshot {
                 tenant: tenant.to_owned(),
                 order_number: order.order_number,
-                snapshot_json: order.body.clone(),
+                snapshot_json: order.body.clone().into(),
                 content_hash: order.snapshot_hash.clone(),
                 fetched_at: Some(ferry_proto::timestamp(order.snapshot_fetched_at.into())),
                 source: pb::Source::Replay as i32,

@@ -158,7 +158,7 @@ fn time_of(ts: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
 #[async_trait]
 impl Handler for TransformHandler {
     async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError> {
-        let message = centra_pb::OrderSnapshot::decode(delivery.payload.as_ref())
+        let message = centra_pb::OrderSnapshot::decode(delivery.payload.clone())
             .map_err(|e| delivery.poison(SERVICE, "order snapshot", &e))?;
         let snapshot = match Snapshot::parse(&message.snapshot_json) {
             Ok(s) => s,
@@ -178,7 +178,7 @@ impl Handler for TransformHandler {
                     currency: None,
                     service: SERVICE.to_owned(),
                     source_subject: Some(delivery.subject.clone()),
-                    payload: message.snapshot_json.clone(),
+                    payload: message.snapshot_json.to_vec(),
                 })));
             }
         };

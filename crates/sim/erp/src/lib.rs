@@ -100,12 +100,17 @@ pub struct Faults {
     /// Behave like a naive ERP that creates a new document for every create request, so
     /// any double post by the caller shows up as a duplicate document.
     pub ignore_idempotency_key: bool,
+    /// Behave like an ERP without the batch call: `404` to `POST /api/sales-orders/batch`.
+    pub no_batch_call: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
 pub struct Stats {
     pub orders: usize,
+    /// Create requests, single or batch.
     pub create_requests: u64,
+    /// Of those, batch requests (`POST /api/sales-orders/batch`).
+    pub batch_requests: u64,
     pub idempotent_replays: u64,
     pub lookups: u64,
     pub health_checks: u64,
@@ -220,6 +225,7 @@ struct Sim {
     faults: RwLock<Faults>,
     down_until: Mutex<Option<std::time::Instant>>,
     create_requests: AtomicU64,
+    batch_requests: AtomicU64,
     idempotent_replays: AtomicU64,
     lookups: AtomicU64,
     health_checks: AtomicU64,
@@ -371,6 +377,7 @@ fn stats(sim: &Sim) -> Stats {
     Stats {
         orders: sim.book.lock().orders.len(),
         create_requests: sim.create_requests.load(Ordering::Relaxed),
+        batch_requests: sim.batch_requests.load(Ordering::Relaxed),
         idempotent_replays: sim.idempotent_replays.load(Ordering::Relaxed),
         lookups: sim.lookups.load(Ordering::Relaxed),
         health_checks: sim.health_checks.load(Ordering::Relaxed),
@@ -384,6 +391,7 @@ fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/api/sales-orders", post(create).get(lookup))
+        .route("/api/sales-orders/batch", post(create_batch))
         .route("/api/sales-orders/{reference}", get(by_reference))
         .route("/api/shipments", get(shipments))
         .route("/api/stock", get(stock))
@@ -456,81 +464,141 @@ async fn create(
     if let Some(answer) = before(&sim).await {
         return answer;
     }
-    let order: NewSalesOrder = match serde_json::from_slice(&body) {
-        Ok(o) => o,
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    match create_one(&sim, &body, key) {
+        Ok((status, document)) => match after_commit(&sim).await {
+            Some(lost) => lost,
+            None => (status, Json(document)).into_response(),
+        },
+        Err(refusal) => error(StatusCode::UNPROCESSABLE_ENTITY, &refusal),
+    }
+}
+
+/// One order's verdict in a batch answer.
+#[derive(Serialize)]
+struct BatchItem {
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    document: Option<Summary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// `POST /api/sales-orders/batch`: `{"orders":[…]}`, each order keyed by its
+/// `external_ref`. Faults strike the request as a whole; each order gets the status and
+/// body a single create would have answered.
+async fn create_batch(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
+    #[derive(Deserialize)]
+    struct Batch<'a> {
+        #[serde(borrow)]
+        orders: Vec<&'a serde_json::value::RawValue>,
+    }
+    sim.create_requests.fetch_add(1, Ordering::Relaxed);
+    sim.batch_requests.fetch_add(1, Ordering::Relaxed);
+    if sim.faults.read().no_batch_call {
+        return error(StatusCode::NOT_FOUND, "no such call");
+    }
+    let _in_flight = sim.enter();
+    if let Some(answer) = before(&sim).await {
+        return answer;
+    }
+    let batch: Batch = match serde_json::from_slice(&body) {
+        Ok(b) => b,
         Err(e) => {
             return error(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &format!("invalid sales order: {e}"),
+                &format!("invalid batch: {e}"),
             );
         }
     };
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| order.external_ref.clone());
+    let results: Vec<BatchItem> = batch
+        .orders
+        .iter()
+        .map(|raw| match create_one(&sim, raw.get().as_bytes(), None) {
+            Ok((status, document)) => BatchItem {
+                status: status.as_u16(),
+                document: Some(document),
+                error: None,
+            },
+            Err(refusal) => BatchItem {
+                status: StatusCode::UNPROCESSABLE_ENTITY.as_u16(),
+                document: None,
+                error: Some(refusal),
+            },
+        })
+        .collect();
+    if let Some(lost) = after_commit(&sim).await {
+        return lost;
+    }
+    Json(serde_json::json!({ "results": results })).into_response()
+}
+
+/// Validates and books one order (`key`: its idempotency key, the external reference
+/// when absent): `201` with the new document, `200` with the one booked before under the
+/// same key, or why the order is refused (`422`).
+fn create_one(sim: &Sim, body: &[u8], key: Option<&str>) -> Result<(StatusCode, Summary), String> {
+    let order: NewSalesOrder =
+        serde_json::from_slice(body).map_err(|e| format!("invalid sales order: {e}"))?;
+    let key = key.map_or_else(|| order.external_ref.clone(), str::to_owned);
     if order.lines.is_empty() {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "a sales order needs lines",
-        );
+        return Err("a sales order needs lines".to_owned());
     }
     if let Some(bad) = order
         .lines
         .iter()
         .find(|l| l.net_minor != l.gross_minor - l.tax_minor)
     {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &format!("line {} does not balance: net != gross - tax", bad.erp_item),
-        );
+        return Err(format!(
+            "line {} does not balance: net != gross - tax",
+            bad.erp_item
+        ));
     }
     let naive = sim.faults.read().ignore_idempotency_key;
-    let (status, answer) = {
-        let mut book = sim.book.lock();
-        let existing = if naive {
-            None
-        } else {
-            book.by_ref.get(&key).copied()
-        };
-        if let Some(i) = existing.as_ref() {
-            sim.idempotent_replays.fetch_add(1, Ordering::Relaxed);
-            (StatusCode::OK, summary(&book.orders[*i]))
-        } else {
-            let reference = format!("SO-{:07}", book.orders.len() + 1);
-            let whole = SalesOrder {
-                reference,
-                external_ref: order.external_ref.clone(),
-                currency: order.currency.clone(),
-                gross_minor: order.lines.iter().map(|l| l.gross_minor).sum(),
-                tax_minor: order.lines.iter().map(|l| l.tax_minor).sum(),
-                line_count: order.lines.len(),
-                lines: order.lines,
-                customer: order.customer,
-                created_at: chrono::Utc::now().to_rfc3339(),
-            };
-            // The answer describes the order as sent, whatever is stored.
-            let answer = summary(&whole);
-            let drop = sim.faults.read().drop_line_per_mille;
-            let mut stored = whole;
-            if drop > 0
-                && stored.lines.len() > 1
-                && rand::rng().random_range(0..1000) < drop
-                && let Some(gone) = stored.lines.pop()
-            {
-                stored.gross_minor -= gone.gross_minor;
-                stored.tax_minor -= gone.tax_minor;
-                stored.line_count -= 1;
-                sim.dropped_lines.fetch_add(1, Ordering::Relaxed);
-            }
-            sim.logistics.lock().reserve(&stored.lines);
-            let index = book.orders.len();
-            book.orders.push(stored);
-            book.by_ref.entry(key).or_insert(index);
-            (StatusCode::CREATED, answer)
-        }
+    let mut book = sim.book.lock();
+    let existing = if naive {
+        None
+    } else {
+        book.by_ref.get(&key).copied()
     };
+    if let Some(i) = existing {
+        sim.idempotent_replays.fetch_add(1, Ordering::Relaxed);
+        return Ok((StatusCode::OK, summary(&book.orders[i])));
+    }
+    let reference = format!("SO-{:07}", book.orders.len() + 1);
+    let whole = SalesOrder {
+        reference,
+        external_ref: order.external_ref,
+        currency: order.currency,
+        gross_minor: order.lines.iter().map(|l| l.gross_minor).sum(),
+        tax_minor: order.lines.iter().map(|l| l.tax_minor).sum(),
+        line_count: order.lines.len(),
+        lines: order.lines,
+        customer: order.customer,
+        created_at: chrono::Utc::now().to_rfc3339(),
+    };
+    // The answer describes the order as sent, whatever is stored.
+    let answer = summary(&whole);
+    let drop = sim.faults.read().drop_line_per_mille;
+    let mut stored = whole;
+    if drop > 0
+        && stored.lines.len() > 1
+        && rand::rng().random_range(0..1000) < drop
+        && let Some(gone) = stored.lines.pop()
+    {
+        stored.gross_minor -= gone.gross_minor;
+        stored.tax_minor -= gone.tax_minor;
+        stored.line_count -= 1;
+        sim.dropped_lines.fetch_add(1, Ordering::Relaxed);
+    }
+    sim.logistics.lock().reserve(&stored.lines);
+    let index = book.orders.len();
+    book.orders.push(stored);
+    book.by_ref.entry(key).or_insert(index);
+    Ok((StatusCode::CREATED, answer))
+}
+
+/// The faults that strike after orders are saved: a slow commit, a lost answer.
+async fn after_commit(sim: &Sim) -> Option<Response> {
     let commit_latency = sim.faults.read().commit_latency_ms;
     if commit_latency > 0 {
         tokio::time::sleep(Duration::from_millis(commit_latency)).await;
@@ -538,24 +606,35 @@ async fn create(
     let lost = sim.faults.read().timeout_after_commit_per_mille;
     if lost > 0 && rand::rng().random_range(0..1000) < lost {
         sim.injected_errors.fetch_add(1, Ordering::Relaxed);
-        return error(
+        return Some(error(
             StatusCode::GATEWAY_TIMEOUT,
             "the answer was lost after the order was saved",
-        );
+        ));
     }
-    (status, Json(answer)).into_response()
+    None
 }
 
 /// What create and lookup answer: the document without its lines.
-fn summary(d: &SalesOrder) -> serde_json::Value {
-    serde_json::json!({
-        "reference": d.reference,
-        "external_ref": d.external_ref,
-        "currency": d.currency,
-        "gross_minor": d.gross_minor,
-        "tax_minor": d.tax_minor,
-        "line_count": d.line_count,
-    })
+fn summary(d: &SalesOrder) -> Summary {
+    Summary {
+        reference: d.reference.clone(),
+        external_ref: d.external_ref.clone(),
+        currency: d.currency.clone(),
+        gross_minor: d.gross_minor,
+        tax_minor: d.tax_minor,
+        line_count: d.line_count,
+    }
+}
+
+/// A document as create and lookup describe it: without its lines.
+#[derive(Serialize)]
+struct Summary {
+    reference: String,
+    external_ref: String,
+    currency: String,
+    gross_minor: i64,
+    tax_minor: i64,
+    line_count: usize,
 }
 
 #[derive(Deserialize)]
@@ -570,7 +649,7 @@ async fn lookup(State(sim): State<Arc<Sim>>, Query(q): Query<LookupQuery>) -> Re
         return answer;
     }
     let book = sim.book.lock();
-    let found: Vec<serde_json::Value> = book
+    let found: Vec<Summary> = book
         .by_ref
         .get(&q.external_ref)
         .map(|i| vec![summary(&book.orders[*i])])

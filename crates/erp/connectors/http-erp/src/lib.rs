@@ -1,6 +1,6 @@
 //! Connector for the generic HTTP JSON ERP (`docs/erp-http-api.md`), the API the ERP
-//! simulator speaks: idempotent sales orders by `Idempotency-Key`, lookup by external
-//! reference, 429 with `Retry-After`.
+//! simulator speaks: idempotent sales orders by `Idempotency-Key` (singly or in batches),
+//! lookup by external reference, 429 with `Retry-After`.
 
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +14,31 @@ pub struct HttpErp {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    batch_limit: usize,
+}
+
+/// Orders per `POST /api/sales-orders/batch` unless configured otherwise.
+pub const DEFAULT_BATCH_LIMIT: usize = 100;
+
+#[derive(serde::Serialize)]
+struct BatchRequest<'a> {
+    orders: &'a [PostOrder],
+}
+
+#[derive(serde::Deserialize)]
+struct BatchAnswer {
+    results: Vec<BatchResult>,
+}
+
+/// One order's verdict in a batch: the HTTP status the single call would have answered,
+/// with the document or the error text.
+#[derive(serde::Deserialize)]
+struct BatchResult {
+    status: u16,
+    #[serde(default)]
+    document: Option<ErpDocument>,
+    #[serde(default)]
+    error: Option<String>,
 }
 
 impl HttpErp {
@@ -27,7 +52,73 @@ impl HttpErp {
             http,
             base: base.into().trim_end_matches('/').to_owned(),
             token,
+            batch_limit: DEFAULT_BATCH_LIMIT,
         }
+    }
+
+    /// At most `limit` orders per batch request; 1 posts every order on its own.
+    pub fn with_batch_limit(mut self, limit: usize) -> Self {
+        self.batch_limit = limit.max(1);
+        self
+    }
+
+    async fn one_by_one(&self, orders: &[PostOrder]) -> Vec<Result<ErpDocument, ErpError>> {
+        let mut results = Vec::with_capacity(orders.len());
+        for order in orders {
+            results.push(self.create_sales_order(order).await);
+        }
+        results
+    }
+
+    /// One `POST /api/sales-orders/batch` of at most `batch_limit` orders.
+    async fn batch(&self, orders: &[PostOrder]) -> Vec<Result<ErpDocument, ErpError>> {
+        let everyone = |error: ErpError| orders.iter().map(|_| Err(error.clone())).collect();
+        let sent = self
+            .request(reqwest::Method::POST, "/api/sales-orders/batch")
+            .json(&BatchRequest { orders })
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return everyone(transport(e)),
+        };
+        let answer: BatchAnswer = match classify(response).await {
+            // Accepted, but the answer cannot be read: any of the orders may exist now, so
+            // each is uncertain and settled by lookup.
+            Ok(r) => match r.json().await {
+                Ok(a) => a,
+                Err(e) => {
+                    return everyone(ErpError::Timeout(format!("unreadable batch answer: {e}")));
+                }
+            },
+            // Refused as a whole (no batch call, too large, one order the ERP cannot even
+            // read): no order was created, and each one deserves its own verdict.
+            Err(ErpError::Rejected(reason)) => {
+                tracing::debug!(%reason, orders = orders.len(), "batch refused; posting singly");
+                return self.one_by_one(orders).await;
+            }
+            Err(e) => return everyone(e),
+        };
+        if answer.results.len() != orders.len() {
+            return everyone(ErpError::Timeout(format!(
+                "the batch answer has {} results for {} orders",
+                answer.results.len(),
+                orders.len()
+            )));
+        }
+        answer.results.into_iter().map(Self::batch_result).collect()
+    }
+
+    /// One order's verdict inside a batch answer.
+    fn batch_result(result: BatchResult) -> Result<ErpDocument, ErpError> {
+        let status = StatusCode::from_u16(result.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        if status.is_success() {
+            // Accepted but unreadable: as uncertain as a lost answer.
+            return result
+                .document
+                .ok_or_else(|| ErpError::Timeout("a batch result without its document".into()));
+        }
+        Err(error_for(status, None, result.error.unwrap_or_default()))
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -60,14 +151,15 @@ async fn classify(response: reqwest::Response) -> Result<reqwest::Response, ErpE
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_retry_after);
-    let body: String = response
-        .text()
-        .await
-        .unwrap_or_default()
-        .chars()
-        .take(300)
-        .collect();
-    Err(match status {
+    let body = response.text().await.unwrap_or_default();
+    Err(error_for(status, retry_after, body))
+}
+
+/// What an unsuccessful status means for Ferry: retry later, settle by lookup, fix the
+/// set-up, or a refusal of the order itself.
+fn error_for(status: StatusCode, retry_after: Option<Duration>, body: String) -> ErpError {
+    let body: String = body.chars().take(300).collect();
+    match status {
         StatusCode::TOO_MANY_REQUESTS
         | StatusCode::SERVICE_UNAVAILABLE
         | StatusCode::BAD_GATEWAY => ErpError::Unavailable {
@@ -83,7 +175,7 @@ async fn classify(response: reqwest::Response) -> Result<reqwest::Response, ErpE
             ErpError::Misconfigured(format!("HTTP {status}"))
         }
         _ => ErpError::Rejected(format!("HTTP {status}: {body}")),
-    })
+    }
 }
 
 /// Reads a JSON answer; an unreadable one is treated as the ERP misbehaving (transient).
@@ -151,6 +243,24 @@ impl ErpConnector for HttpErp {
             .await
             // The order was accepted but the answer is unreadable: treat as uncertain.
             .map_err(|e| ErpError::Timeout(format!("unreadable create answer: {e}")))
+    }
+
+    fn batch_limit(&self) -> usize {
+        self.batch_limit
+    }
+
+    async fn create_sales_orders(
+        &self,
+        orders: &[PostOrder],
+    ) -> Vec<Result<ErpDocument, ErpError>> {
+        if orders.len() <= 1 || self.batch_limit <= 1 {
+            return self.one_by_one(orders).await;
+        }
+        let mut results = Vec::with_capacity(orders.len());
+        for chunk in orders.chunks(self.batch_limit) {
+            results.extend(self.batch(chunk).await);
+        }
+        results
     }
 
     async fn health(&self) -> Result<(), ErpError> {

@@ -236,3 +236,107 @@ async fn shipment_feed_stock_and_customers() {
     assert_ne!(c1, c2);
     shutdown.cancel();
 }
+
+/// An order whose lines do not balance: the ERP refuses it (422).
+fn unbalanced(n: u32) -> PostOrder {
+    let mut bad = order(n);
+    bad.lines[0].net_minor += 1;
+    bad
+}
+
+#[tokio::test]
+async fn a_batch_gives_each_order_its_own_verdict() {
+    let (sim, erp, shutdown) = sim().await;
+    let batch = vec![order(1), order(2), unbalanced(3), order(4), order(5)];
+    let results = erp.create_sales_orders(&batch).await;
+    assert_eq!(results.len(), 5);
+    for (i, result) in results.iter().enumerate() {
+        if i == 2 {
+            assert!(
+                matches!(result, Err(ErpError::Rejected(r)) if r.contains("does not balance")),
+                "{result:?}"
+            );
+        } else {
+            let document = result.as_ref().expect("created");
+            assert_eq!(document.external_ref, batch[i].external_ref);
+            assert_eq!(document.gross_minor, 15000);
+            assert_eq!(document.line_count, 2);
+        }
+    }
+    let stats = sim.stats();
+    assert_eq!(
+        (stats.orders, stats.create_requests, stats.batch_requests),
+        (4, 1, 1)
+    );
+
+    // The same batch again: the ERP recognises every order by its external reference.
+    let again = erp.create_sales_orders(&batch).await;
+    assert_eq!(again[0], results[0]);
+    assert_eq!(again[4], results[4]);
+    assert!(matches!(again[2], Err(ErpError::Rejected(_))));
+    assert_eq!(sim.stats().orders, 4);
+    assert_eq!(sim.stats().idempotent_replays, 4);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_failed_batch_request_is_every_orders_failure() {
+    let (sim, erp, shutdown) = sim().await;
+    let batch = vec![order(1), order(2), order(3)];
+
+    sim.set_faults(Faults {
+        throttle_per_mille: 1000,
+        ..Faults::default()
+    });
+    for result in erp.create_sales_orders(&batch).await {
+        let e = result.expect_err("429");
+        assert!(e.is_transient() && !e.possibly_applied());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
+    }
+    assert_eq!(sim.stats().orders, 0);
+
+    // Saved, then the answer is lost: every order is uncertain and settled by lookup.
+    sim.set_faults(Faults {
+        timeout_after_commit_per_mille: 1000,
+        ..Faults::default()
+    });
+    for result in erp.create_sales_orders(&batch).await {
+        assert!(result.expect_err("504").possibly_applied());
+    }
+    assert_eq!(sim.stats().orders, 3);
+    sim.set_faults(Faults::default());
+    assert!(erp.find_sales_order("2").await.expect("lookup").is_some());
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn batches_keep_to_the_limit_and_an_erp_without_the_call_gets_single_posts() {
+    let shutdown = CancellationToken::new();
+    let sim = ErpSim::start(([127, 0, 0, 1], 0).into(), shutdown.clone())
+        .await
+        .expect("starts");
+    let erp = HttpErp::new(sim.url(), None, Duration::from_secs(5)).with_batch_limit(2);
+    assert_eq!(erp.batch_limit(), 2);
+    let results = erp
+        .create_sales_orders(&(1..=5).map(order).collect::<Vec<_>>())
+        .await;
+    assert!(results.iter().all(Result::is_ok));
+    let stats = sim.stats();
+    assert_eq!((stats.orders, stats.batch_requests), (5, 3));
+
+    // An ERP that does not know the batch call refuses it as a whole: each order is then
+    // posted on its own, and none is refused for it.
+    sim.set_faults(Faults {
+        no_batch_call: true,
+        ..Faults::default()
+    });
+    let results = erp.create_sales_orders(&[order(6), unbalanced(7)]).await;
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(matches!(results[1], Err(ErpError::Rejected(_))));
+    let stats = sim.stats();
+    assert_eq!(
+        (stats.orders, stats.batch_requests, stats.create_requests),
+        (6, 4, 3 + 1 + 2)
+    );
+    shutdown.cancel();
+}
