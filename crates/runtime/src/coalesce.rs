@@ -37,6 +37,9 @@ impl<I: Send + 'static, O: Send + 'static> Coalescer<I, O> {
             // batch grows instead of many small ones starting.
             while let Ok(permit) = slots.clone().acquire_owned().await {
                 let Some(first) = rx.recv().await else { return };
+                // Callers are often woken together (by one batch answer upstream): let the
+                // rest of them submit before the batch is cut.
+                tokio::task::yield_now().await;
                 let mut items = Vec::with_capacity(max_batch);
                 let mut replies = Vec::with_capacity(max_batch);
                 items.push(first.0);
@@ -104,5 +107,40 @@ mod tests {
             "500 concurrent calls should need far fewer than 500 batches, took {n}"
         );
         assert!(n >= 10, "no batch may exceed 50 items, took {n} batches");
+    }
+
+    /// Callers woken together (as by one answer upstream) share a batch, instead of the
+    /// first one going alone and the rest waiting for it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn callers_woken_together_share_one_batch() {
+        let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let echo = Coalescer::spawn(256, 1, move |items: Vec<u32>| {
+            if let Ok(mut s) = seen.lock() {
+                s.push(items.len());
+            }
+            async move { items }
+        });
+        let go = Arc::new(tokio::sync::Notify::new());
+        let calls: Vec<_> = (0..50u32)
+            .map(|i| {
+                let (echo, go) = (echo.clone(), go.clone());
+                let woken = go.notified_owned();
+                tokio::spawn(async move {
+                    woken.await;
+                    echo.call(i).await
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        go.notify_waiters();
+        for (i, call) in calls.into_iter().enumerate() {
+            assert_eq!(call.await.ok().flatten(), Some(i as u32));
+        }
+        let sizes = sizes.lock().map(|s| s.clone()).unwrap_or_default();
+        assert!(
+            sizes.len() <= 2,
+            "50 callers woken at once took batches of {sizes:?}"
+        );
     }
 }
