@@ -293,7 +293,7 @@ impl Meters {
 }
 
 impl Shared {
-    async fn process<H: Handler>(&self, handler: &H, message: jetstream::Message) {
+    async fn process<H: Handler>(&self, handler: &H, mut message: jetstream::Message) {
         let started = Instant::now();
         let (delivered, stream_sequence) = message
             .info()
@@ -303,7 +303,8 @@ impl Shared {
             tenant: self.spec.tenant.clone(),
             subject: message.subject.to_string(),
             payload: message.payload.clone(),
-            headers: message.headers.clone(),
+            // Acknowledging needs only the reply subject: the headers move, not copy.
+            headers: message.message.headers.take(),
             delivered,
             stream_sequence,
         };
