@@ -624,13 +624,7 @@ struct OrdersData<'a> {
     orders: Vec<&'a RawValue>,
 }
 
-/// Splits `{"orders":[…]}` into snapshots, keeping each order's bytes untouched.
-pub fn split_orders(data: &[u8]) -> Result<Vec<RawSnapshot>, CentraError> {
-    let data: OrdersData<'_> =
-        serde_json::from_slice(data).map_err(|e| CentraError::Decode(e.to_string()))?;
-    snapshots_of(data)
-}
-
+/// The snapshot query's orders, each with its number and its bytes untouched.
 fn snapshots_of(data: OrdersData<'_>) -> Result<Vec<RawSnapshot>, CentraError> {
     #[derive(Deserialize)]
     struct Number {
@@ -678,6 +672,13 @@ fn leading_number(order: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Splits a snapshot query's `data` (`{"orders":[…]}`) as `order_snapshots` does.
+    fn split_orders(data: &[u8]) -> Result<Vec<RawSnapshot>, CentraError> {
+        let data: OrdersData<'_> =
+            serde_json::from_slice(data).map_err(|e| CentraError::Decode(e.to_string()))?;
+        snapshots_of(data)
+    }
     use proptest::prelude::*;
 
     #[test]

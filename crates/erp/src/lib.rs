@@ -201,11 +201,7 @@ pub trait ErpConnector: Send + Sync + 'static {
         &self,
         orders: &[PostOrder],
     ) -> Vec<Result<ErpDocument, ErpError>> {
-        let mut results = Vec::with_capacity(orders.len());
-        for order in orders {
-            results.push(self.create_sales_order(order).await);
-        }
-        results
+        create_one_by_one(self, orders).await
     }
 
     /// Whether the ERP answers.
@@ -237,4 +233,17 @@ pub trait ErpConnector: Send + Sync + 'static {
     ) -> Result<Option<StockPage>, ErpError> {
         Ok(None)
     }
+}
+
+/// Creates `orders` one request after another: what an ERP without a batch call does with
+/// [`ErpConnector::create_sales_orders`], and a batch connector's fallback.
+pub async fn create_one_by_one<E: ErpConnector + ?Sized>(
+    erp: &E,
+    orders: &[PostOrder],
+) -> Vec<Result<ErpDocument, ErpError>> {
+    let mut results = Vec::with_capacity(orders.len());
+    for order in orders {
+        results.push(erp.create_sales_order(order).await);
+    }
+    results
 }

@@ -65,6 +65,22 @@ impl Breaker {
         !matches!(error, ErpError::Rejected(_))
     }
 
+    /// Counts one request by its results (one per order it carried): the ERP answered if
+    /// any of them is an answer, even a refusal; a request failed only if none is.
+    pub fn observe<'a, T: 'a>(
+        self: &Arc<Self>,
+        results: impl IntoIterator<Item = &'a Result<T, ErpError>>,
+    ) {
+        let answered = results
+            .into_iter()
+            .any(|r| !matches!(r, Err(e) if Self::counts(e)));
+        if answered {
+            self.success();
+        } else {
+            self.failure();
+        }
+    }
+
     pub fn success(&self) {
         self.failures.store(0, Ordering::Relaxed);
     }

@@ -196,14 +196,7 @@ fn batch_creates(
                 };
                 let mut results = erp.create_sales_orders(&orders).await;
                 // The breaker counts requests: one failed batch is one failure, not fifty.
-                let answered = results
-                    .iter()
-                    .any(|r| !matches!(r, Err(e) if breaker::Breaker::counts(e)));
-                if answered {
-                    breaker.success();
-                } else {
-                    breaker.failure();
-                }
+                breaker.observe(&results);
                 // A connector that answers fewer orders than it was given leaves the rest
                 // uncertain: they are settled by lookup like a lost answer.
                 results.resize_with(orders.len(), || {
@@ -326,7 +319,7 @@ impl Handler for WriterHandler {
                 let _slot = self.in_flight.acquire().await.map_err(transient)?;
                 self.erp.find_sales_order(&external_ref).await
             };
-            self.observe(&found);
+            self.breaker.observe([&found]);
             match found {
                 Ok(Some(document)) => return self.posted(&order, document, true, delivery).await,
                 Ok(None) => {}
@@ -346,7 +339,7 @@ impl Handler for WriterHandler {
                     let _slot = self.in_flight.acquire().await.map_err(transient)?;
                     self.erp.create_sales_order(&post).await
                 };
-                self.observe(&created);
+                self.breaker.observe([&created]);
                 created
             }
         };
@@ -358,14 +351,6 @@ impl Handler for WriterHandler {
 }
 
 impl WriterHandler {
-    /// Tells the breaker whether the ERP answered.
-    fn observe<T>(&self, result: &Result<T, ErpError>) {
-        match result {
-            Err(e) if breaker::Breaker::counts(e) => self.breaker.failure(),
-            _ => self.breaker.success(),
-        }
-    }
-
     async fn posted(
         &self,
         order: &pb::SalesOrder,

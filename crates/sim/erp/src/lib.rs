@@ -474,6 +474,12 @@ async fn create(
     }
 }
 
+/// The answer to a batch: one verdict per order, in order.
+#[derive(Serialize)]
+struct BatchAnswer {
+    results: Vec<BatchItem>,
+}
+
 /// One order's verdict in a batch answer.
 #[derive(Serialize)]
 struct BatchItem {
@@ -530,7 +536,7 @@ async fn create_batch(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> R
     if let Some(lost) = after_commit(&sim).await {
         return lost;
     }
-    Json(serde_json::json!({ "results": results })).into_response()
+    Json(BatchAnswer { results }).into_response()
 }
 
 /// Validates and books one order (`key`: its idempotency key, the external reference

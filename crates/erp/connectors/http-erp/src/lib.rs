@@ -62,14 +62,6 @@ impl HttpErp {
         self
     }
 
-    async fn one_by_one(&self, orders: &[PostOrder]) -> Vec<Result<ErpDocument, ErpError>> {
-        let mut results = Vec::with_capacity(orders.len());
-        for order in orders {
-            results.push(self.create_sales_order(order).await);
-        }
-        results
-    }
-
     /// One `POST /api/sales-orders/batch` of at most `batch_limit` orders.
     async fn batch(&self, orders: &[PostOrder]) -> Vec<Result<ErpDocument, ErpError>> {
         let everyone = |error: ErpError| orders.iter().map(|_| Err(error.clone())).collect();
@@ -95,7 +87,7 @@ impl HttpErp {
             // read): no order was created, and each one deserves its own verdict.
             Err(ErpError::Rejected(reason)) => {
                 tracing::debug!(%reason, orders = orders.len(), "batch refused; posting singly");
-                return self.one_by_one(orders).await;
+                return ferry_erp::create_one_by_one(self, orders).await;
             }
             Err(e) => return everyone(e),
         };
@@ -254,7 +246,7 @@ impl ErpConnector for HttpErp {
         orders: &[PostOrder],
     ) -> Vec<Result<ErpDocument, ErpError>> {
         if orders.len() <= 1 || self.batch_limit <= 1 {
-            return self.one_by_one(orders).await;
+            return ferry_erp::create_one_by_one(self, orders).await;
         }
         let mut results = Vec::with_capacity(orders.len());
         for chunk in orders.chunks(self.batch_limit) {
