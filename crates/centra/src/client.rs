@@ -24,6 +24,8 @@ pub mod ops {
     pub const SET_EVENT_LISTENERS: &str = include_str!("../graphql/set-event-listeners.graphql");
     pub const RATE_LIMITS: &str = include_str!("../graphql/rate-limits.graphql");
     pub const CREATE_SHIPMENT: &str = include_str!("../graphql/create-shipment.graphql");
+    pub const COMPLETE_SHIPMENT: &str = include_str!("../graphql/complete-shipment.graphql");
+    pub const CAPTURE_SHIPMENT: &str = include_str!("../graphql/capture-shipment.graphql");
     pub const ORDER_SHIPMENTS: &str = include_str!("../graphql/order-shipments.graphql");
     pub const SET_STOCK: &str = include_str!("../graphql/set-stock.graphql");
     pub const STOCK_LEVELS: &str = include_str!("../graphql/stock-levels.graphql");
@@ -38,6 +40,8 @@ pub mod ops {
             ("set-event-listeners", SET_EVENT_LISTENERS),
             ("rate-limits", RATE_LIMITS),
             ("create-shipment", CREATE_SHIPMENT),
+            ("complete-shipment", COMPLETE_SHIPMENT),
+            ("capture-shipment", CAPTURE_SHIPMENT),
             ("order-shipments", ORDER_SHIPMENTS),
             ("set-stock", SET_STOCK),
             ("stock-levels", STOCK_LEVELS),
@@ -94,6 +98,15 @@ pub struct NewShipment<'a> {
     pub tracking_number: Option<&'a str>,
     pub send_email: bool,
     pub capture: bool,
+}
+
+/// `ShipmentInfoInput` of a shipment: carrier, service and tracking number.
+fn shipment_info(shipment: &NewShipment<'_>) -> serde_json::Value {
+    serde_json::json!({
+        "carrier": shipment.carrier,
+        "service": shipment.service,
+        "trackingNumber": shipment.tracking_number,
+    })
 }
 
 /// One entry of Centra's Events queue.
@@ -386,17 +399,6 @@ impl CentraClient {
         &self,
         shipment: &NewShipment<'_>,
     ) -> Result<CentraShipment, CentraError> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Data {
-            create_shipment: Payload,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Payload {
-            shipment: Option<CentraShipment>,
-            user_errors: Vec<UserMessage>,
-        }
         let lines: Vec<serde_json::Value> = shipment
             .lines
             .iter()
@@ -407,23 +409,71 @@ impl CentraClient {
             "lines": lines,
             "isGoodToGo": true,
             "shippedAt": shipment.shipped_at,
-            "shipmentInfo": {
-                "carrier": shipment.carrier,
-                "service": shipment.service,
-                "trackingNumber": shipment.tracking_number,
-            },
+            "shipmentInfo": shipment_info(shipment),
             "sendEmail": shipment.send_email,
             "capture": shipment.capture,
         });
-        let data = self
-            .execute(ops::CREATE_SHIPMENT, serde_json::json!({ "input": input }))
-            .await?;
-        let data: Data =
+        self.shipment_mutation(
+            ops::CREATE_SHIPMENT,
+            serde_json::json!({ "input": input }),
+            "createShipment",
+        )
+        .await
+    }
+
+    /// Completes a shipment Centra holds but has not sent: when it left, carrier and
+    /// tracking number, and the customer's e-mail per `shipment.send_email`.
+    pub async fn complete_shipment(
+        &self,
+        id: i64,
+        shipment: &NewShipment<'_>,
+    ) -> Result<CentraShipment, CentraError> {
+        let input = serde_json::json!({
+            "shippedAt": shipment.shipped_at,
+            "shipmentInfo": shipment_info(shipment),
+            "sendEmail": shipment.send_email,
+        });
+        self.shipment_mutation(
+            ops::COMPLETE_SHIPMENT,
+            serde_json::json!({ "id": id, "input": input }),
+            "completeShipment",
+        )
+        .await
+    }
+
+    /// Captures the payment of one shipment.
+    pub async fn capture_shipment(&self, id: i64) -> Result<CentraShipment, CentraError> {
+        self.shipment_mutation(
+            ops::CAPTURE_SHIPMENT,
+            serde_json::json!({ "id": id }),
+            "captureShipment",
+        )
+        .await
+    }
+
+    /// Runs a mutation answering `{ <field>: { shipment, userErrors } }`.
+    async fn shipment_mutation(
+        &self,
+        query: &str,
+        variables: serde_json::Value,
+        field: &str,
+    ) -> Result<CentraShipment, CentraError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Payload {
+            shipment: Option<CentraShipment>,
+            user_errors: Vec<UserMessage>,
+        }
+        let data = self.execute(query, variables).await?;
+        let mut data: std::collections::HashMap<String, Payload> =
             serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
-        user_errors(data.create_shipment.user_errors)?;
-        data.create_shipment
+        let payload = data
+            .remove(field)
+            .ok_or_else(|| CentraError::Decode(format!("no {field} in the answer")))?;
+        user_errors(payload.user_errors)?;
+        payload
             .shipment
-            .ok_or_else(|| CentraError::Decode("createShipment returned no shipment".into()))
+            .ok_or_else(|| CentraError::Decode(format!("{field} returned no shipment")))
     }
 
     /// The shipments of one order, to find one Ferry may already have created.

@@ -647,6 +647,92 @@ async fn a_declined_capture_still_ships_and_finance_hears() {
     env.cleanup().await;
 }
 
+/// Issue 22 for shipments: Centra stops halfway through creating a shipment (created but not
+/// sent; sent but not captured; everything done but the answer lost). The retry finishes
+/// what is missing — e-mail once, capture once — and never creates a second shipment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shipment_centra_left_half_done_is_finished_not_repeated() {
+    use ferry_sim_centra::ShipmentStep;
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 26,
+        centra_requests_per_10s: 1000,
+        fulfilment: ferry_runtime::config::FulfilmentConfig {
+            poll_interval: Duration::from_millis(200),
+            capture: true,
+            ..Default::default()
+        },
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    let numbers = stack.centra.generate(
+        3,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            bundle_pct: 0,
+            cancellation_pct: 0,
+            markets: vec![1],
+            ..OrderMix::default()
+        },
+    );
+    posted(&store, 3).await;
+    for (n, step) in numbers.iter().zip([
+        ShipmentStep::Created,
+        ShipmentStep::Completed,
+        ShipmentStep::Captured,
+    ]) {
+        stack.centra.set_faults(ferry_sim_centra::Faults {
+            interrupt_shipment_after: Some(step),
+            interrupt_shipments: 1,
+            ..Default::default()
+        });
+        let erp_shipment = stack
+            .erp
+            .ship(ShipRequest {
+                external_ref: n.to_string(),
+                lines: None,
+                carrier: Some("PostNord".into()),
+                tracking_number: Some(format!("PN{n}")),
+            })
+            .expect("shipped in the ERP");
+        let mut row = None;
+        for _ in 0..300 {
+            row = store.shipment("acme", &erp_shipment.id).await.unwrap();
+            if row.as_ref().is_some_and(|r| r.state == "sent") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let row = row.expect("recorded");
+        assert_eq!(row.state, "sent", "{step:?}");
+        let faults = stack.centra.state.faults.read().clone();
+        assert_eq!(faults.interrupt_shipments, 0, "{step:?}: the fault struck");
+        let shipments: Vec<_> = stack
+            .centra
+            .state
+            .ops(|o| o.shipments_of(*n).into_iter().cloned().collect());
+        assert_eq!(shipments.len(), 1, "{step:?}: one Centra shipment");
+        assert!(shipments[0].is_shipped, "{step:?}: sent");
+        assert!(shipments[0].is_captured, "{step:?}: captured");
+        assert_eq!(
+            shipments[0].tracking_number.as_deref(),
+            Some(format!("PN{n}").as_str())
+        );
+        assert_eq!(shipped_emails(&stack, *n).len(), 1, "{step:?}: one e-mail");
+        assert!(
+            row.captured && row.email_sent,
+            "{step:?}: the ledger agrees"
+        );
+        assert_eq!(row.centra_shipment_id, Some(shipments[0].id));
+    }
+    assert!(store.open_exceptions("acme").await.unwrap().is_empty());
+    stack.shutdown().await;
+    env.cleanup().await;
+}
+
 /// Two replicas of the service share one tenant's feed: every shipment reaches Centra once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_the_feed_without_doubles() {

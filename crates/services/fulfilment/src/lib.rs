@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
-use ferry_centra::{CentraClient, CentraError, NewShipment};
+use ferry_centra::{CentraClient, CentraError, CentraShipment, NewShipment};
 use ferry_domain::{ExceptionKind, NewException};
 use ferry_erp::{ErpConnector, ErpError, ErpShipment};
 use ferry_proto::order::v1 as pb;
@@ -306,32 +306,6 @@ impl Feedback {
             return Ok(Outcome::Merged);
         }
 
-        // A crash may have come between Centra's answer and our ledger write: look first.
-        if previous.as_deref() == Some("sending")
-            && let Some(existing) =
-                self.centra
-                    .order_shipments(number)
-                    .await?
-                    .into_iter()
-                    .find(|c| {
-                        c.tracking_number.as_deref() == Some(tracking)
-                            && same_lines(&c.lines, &centra_lines)
-                    })
-        {
-            self.store
-                .settle_shipment(
-                    tenant,
-                    &s.id,
-                    "sent",
-                    Some(existing.id),
-                    self.tenant.fulfilment.send_email,
-                    existing.is_captured,
-                )
-                .await?;
-            return Ok(Outcome::Sent);
-        }
-
-        self.spend_budget().await?;
         let policy = &self.tenant.fulfilment;
         let shipped_at = centra_time(&s.shipped_at, chrono::Utc::now());
         let new = NewShipment {
@@ -344,6 +318,15 @@ impl Feedback {
             send_email: policy.send_email,
             capture: policy.capture,
         };
+        // A crash, a lost answer or a Centra that failed halfway may have left the shipment
+        // there, perhaps not yet sent or captured: look first and finish what is missing.
+        if previous.as_deref() == Some("sending")
+            && let Some(existing) = self.existing_shipment(&new).await?
+        {
+            return self.finish_existing(s, existing, &new).await;
+        }
+
+        self.spend_budget().await?;
         match self.centra.create_shipment(&new).await {
             Ok(created) => {
                 self.store
@@ -359,49 +342,150 @@ impl Feedback {
                 Ok(Outcome::Sent)
             }
             Err(CentraError::UserErrors(errors)) if policy.capture => {
-                // The capture may be what failed: tell the customer anyway, finance captures.
-                let reason = errors
-                    .iter()
-                    .map(|e| e.message.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                self.spend_budget().await?;
-                let created = self
-                    .centra
-                    .create_shipment(&NewShipment {
-                        capture: false,
-                        ..new
-                    })
-                    .await;
-                match created {
-                    Ok(created) => {
-                        self.store
-                            .settle_shipment(
-                                tenant,
-                                &s.id,
-                                "sent",
-                                Some(created.id),
-                                policy.send_email,
-                                false,
-                            )
-                            .await?;
-                        let message = format!(
-                            "Order {number} has shipped (shipment {} in Centra) but the payment \
-                             could not be captured: {reason}. Capture it by hand in Centra or \
-                             with the payment provider.",
-                            created.number
-                        );
-                        self.record(s, number, ExceptionKind::CaptureFailed, message, reason)
-                            .await?;
-                        Ok(Outcome::Sent)
+                // The capture may be what failed, perhaps after Centra created the shipment:
+                // finish that one if it exists, else create it without the capture. Either
+                // way the customer is told, and finance captures.
+                let reason = join(&errors);
+                let shipment = match self.existing_shipment(&new).await? {
+                    Some(existing) => self.complete_if_needed(existing, &new).await?,
+                    None => {
+                        self.spend_budget().await?;
+                        refusal(
+                            self.centra
+                                .create_shipment(&NewShipment {
+                                    capture: false,
+                                    ..new
+                                })
+                                .await,
+                        )?
                     }
-                    Err(CentraError::UserErrors(errors)) => self.refused(s, number, &errors).await,
-                    Err(e) => Err(e.into()),
+                };
+                match shipment {
+                    Ok(shipment) => {
+                        self.sent_without_capture(s, number, &shipment, &reason)
+                            .await
+                    }
+                    Err(errors) => self.refused(s, number, &errors).await,
                 }
             }
             Err(CentraError::UserErrors(errors)) => self.refused(s, number, &errors).await,
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The shipment Ferry may already have made for `new` in Centra: same tracking number
+    /// and the same lines.
+    async fn existing_shipment(
+        &self,
+        new: &NewShipment<'_>,
+    ) -> Result<Option<CentraShipment>, PassError> {
+        Ok(self
+            .centra
+            .order_shipments(new.order_number)
+            .await?
+            .into_iter()
+            .find(|c| {
+                c.tracking_number.as_deref() == new.tracking_number
+                    && same_lines(&c.lines, new.lines)
+            }))
+    }
+
+    /// Finishes a shipment found in Centra: sent if it is not (with the customer's e-mail
+    /// per policy), captured if the policy captures and it is not, then recorded as sent.
+    async fn finish_existing(
+        &self,
+        s: &ErpShipment,
+        existing: CentraShipment,
+        new: &NewShipment<'_>,
+    ) -> Result<Outcome, PassError> {
+        let number = new.order_number;
+        let shipment = match self.complete_if_needed(existing, new).await? {
+            Ok(shipment) => shipment,
+            Err(errors) => return self.refused(s, number, &errors).await,
+        };
+        if !new.capture || shipment.is_captured {
+            self.store
+                .settle_shipment(
+                    &self.tenant.id,
+                    &s.id,
+                    "sent",
+                    Some(shipment.id),
+                    new.send_email,
+                    shipment.is_captured,
+                )
+                .await?;
+            return Ok(Outcome::Sent);
+        }
+        self.spend_budget().await?;
+        match self.centra.capture_shipment(shipment.id).await {
+            Ok(captured) => {
+                self.store
+                    .settle_shipment(
+                        &self.tenant.id,
+                        &s.id,
+                        "sent",
+                        Some(captured.id),
+                        new.send_email,
+                        captured.is_captured,
+                    )
+                    .await?;
+                Ok(Outcome::Sent)
+            }
+            Err(CentraError::UserErrors(errors)) => {
+                self.sent_without_capture(s, number, &shipment, &join(&errors))
+                    .await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `shipment` itself when Centra has sent it, else the shipment completed now; the
+    /// inner error is Centra refusing the completion.
+    async fn complete_if_needed(
+        &self,
+        shipment: CentraShipment,
+        new: &NewShipment<'_>,
+    ) -> Result<Result<CentraShipment, Vec<ferry_centra::UserMessage>>, PassError> {
+        if shipment.is_shipped {
+            return Ok(Ok(shipment));
+        }
+        self.spend_budget().await?;
+        refusal(self.centra.complete_shipment(shipment.id, new).await)
+    }
+
+    /// The shipment is sent but its payment was not captured: recorded as sent, and a
+    /// `capture_failed` exception for finance.
+    async fn sent_without_capture(
+        &self,
+        s: &ErpShipment,
+        number: i64,
+        shipment: &CentraShipment,
+        reason: &str,
+    ) -> Result<Outcome, PassError> {
+        self.store
+            .settle_shipment(
+                &self.tenant.id,
+                &s.id,
+                "sent",
+                Some(shipment.id),
+                self.tenant.fulfilment.send_email,
+                false,
+            )
+            .await?;
+        let message = format!(
+            "Order {number} has shipped (shipment {} in Centra) but the payment could not be \
+             captured: {reason}. Capture it by hand in Centra or with the payment provider.",
+            shipment.number
+        );
+        self.record(
+            s,
+            number,
+            ExceptionKind::CaptureFailed,
+            message,
+            reason.to_owned(),
+        )
+        .await?;
+        Ok(Outcome::Sent)
     }
 
     async fn refused(
@@ -410,11 +494,7 @@ impl Feedback {
         number: i64,
         errors: &[ferry_centra::UserMessage],
     ) -> Result<Outcome, PassError> {
-        let reason = errors
-            .iter()
-            .map(|e| e.message.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
+        let reason = join(errors);
         self.fail(
             s,
             number,
@@ -582,6 +662,26 @@ impl Feedback {
         }
         Ok(())
     }
+}
+
+/// Splits Centra's refusal (`userErrors`, the inner error) from failures to retry.
+fn refusal<T>(
+    result: Result<T, CentraError>,
+) -> Result<Result<T, Vec<ferry_centra::UserMessage>>, PassError> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(CentraError::UserErrors(errors)) => Ok(Err(errors)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Centra's `userErrors` as one line.
+fn join(errors: &[ferry_centra::UserMessage]) -> String {
+    errors
+        .iter()
+        .map(|e| e.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn same_lines(a: &[(i64, i64)], b: &[(i64, i64)]) -> bool {

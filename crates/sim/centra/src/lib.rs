@@ -32,7 +32,7 @@ pub mod webhook;
 pub use auth::ApiToken;
 pub use generate::OrderMix;
 pub use limits::{Quotas, RetryAfterFormat};
-pub use state::{Faults, SimState};
+pub use state::{Faults, ShipmentStep, SimState};
 pub use webhook::{WebhookConfig, WebhookStats};
 
 /// The version the simulator reports in `extensions.appVersion`.
@@ -320,10 +320,21 @@ async fn graphql(
         let body = fast::answer(&orders, &extensions_json(complexity, &used));
         return ([("content-type", "application/json")], body).into_response();
     }
+    let lose_answer = Arc::new(state::LoseAnswer::default());
     let mut response = app
         .schema
-        .execute(request.data(app.state.clone()).data(caller.clone()))
+        .execute(
+            request
+                .data(app.state.clone())
+                .data(caller.clone())
+                .data(lose_answer.clone()),
+        )
         .await;
+    if lose_answer.is_set() {
+        app.state
+            .log_request(record(StatusCode::INTERNAL_SERVER_ERROR, mutations, 0));
+        return (StatusCode::INTERNAL_SERVER_ERROR, "injected: interrupted").into_response();
+    }
     let complexity = analyzer_complexity(&response.extensions).unwrap_or(0);
     response.extensions.remove("analyzer");
     let used = caller.used();

@@ -13,7 +13,7 @@ use crate::ops::{
 };
 use crate::queries::{EventListenerView, ReturnView, ShipmentView, StockChangeRef};
 use crate::schema::{DirectToConsumerOrder, OrderIface};
-use crate::state::{SimState, World};
+use crate::state::{LoseAnswer, ShipmentStep, SimState, World};
 
 pub use crate::ops::{UserError as UserErrorType, UserWarning as UserWarningType};
 
@@ -600,6 +600,15 @@ impl Mutation {
             if input.lines.as_ref().is_some_and(Vec::is_empty) {
                 return Err(user_error("A shipment needs lines", &["input", "lines"]));
             }
+            // Created, then completed (sent, e-mail), then captured: each step kept even
+            // when a later one is interrupted.
+            let stop = |step| {
+                let interrupted = state.interrupts_shipment_after(step);
+                if interrupted && let Ok(lose) = ctx.data::<Arc<LoseAnswer>>() {
+                    lose.set();
+                }
+                interrupted
+            };
             w.with_order(number, |o, ops| {
                 let capture = input.capture.unwrap_or(false);
                 let id = ops.create_shipment(
@@ -613,8 +622,8 @@ impl Mutation {
                 if let Some(info) = input.shipment_info.clone() {
                     ops.update_shipment(id, None, None, Some(info.into()), None)?;
                 }
-                if capture {
-                    ops.capture_shipment(o, id)?;
+                if stop(ShipmentStep::Created) {
+                    return Ok(id);
                 }
                 if let Some(at) = shipped_at {
                     ops.complete_shipment(
@@ -626,6 +635,13 @@ impl Mutation {
                         None,
                     )?;
                 }
+                if stop(ShipmentStep::Completed) {
+                    return Ok(id);
+                }
+                if capture {
+                    ops.capture_shipment(o, id)?;
+                }
+                stop(ShipmentStep::Captured);
                 Ok(id)
             })
         });

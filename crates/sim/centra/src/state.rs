@@ -30,8 +30,52 @@ pub struct Faults {
     pub storm_ms: u64,
     /// The payment provider declines every capture (a userError; nothing is changed).
     pub decline_captures: bool,
+    /// The next `interrupt_shipments` calls of `createShipment` stop after this step and
+    /// answer HTTP 500, keeping what was done: a Centra that fails halfway through, or an
+    /// answer lost. (Whether Centra's `createShipment` with `shippedAt` and `capture` is
+    /// atomic is not documented; Ferry must not depend on it.)
+    pub interrupt_shipment_after: Option<ShipmentStep>,
+    pub interrupt_shipments: u32,
     #[serde(skip)]
     pub storm_until: Option<std::time::Instant>,
+}
+
+/// The steps of `createShipment` in the order the simulator takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShipmentStep {
+    /// The shipment exists, not yet sent (no e-mail) or captured.
+    Created,
+    /// Sent: shipped time, tracking, the customer's e-mail; not yet captured.
+    Completed,
+    /// Everything done; only the answer is lost.
+    Captured,
+}
+
+impl SimState {
+    /// Whether this `createShipment` call is to stop after `step` (and counts it if so).
+    pub fn interrupts_shipment_after(&self, step: ShipmentStep) -> bool {
+        let mut faults = self.faults.write();
+        if faults.interrupt_shipments == 0 || faults.interrupt_shipment_after != Some(step) {
+            return false;
+        }
+        faults.interrupt_shipments -= 1;
+        true
+    }
+}
+
+/// Set by a resolver when the request must be answered HTTP 500 whatever it did.
+#[derive(Debug, Default)]
+pub struct LoseAnswer(pub std::sync::atomic::AtomicBool);
+
+impl LoseAnswer {
+    pub fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// One `/graphql` call, for the admin request log.

@@ -43,6 +43,9 @@ async fn every_client_operation_is_valid_against_the_schema() {
             serde_json::json!({ "warehouse": { "id": 1 }, "description": "test",
                                 "stockQuantityType": "PHYSICAL",
                                 "productSizes": [{ "productSize": { "SKU": "X" }, "quantity": 1 }] })
+        } else if name == "complete-shipment" {
+            serde_json::json!({ "shippedAt": "2026-01-01 12:00:00",
+                                "shipmentInfo": { "trackingNumber": "T" }, "sendEmail": true })
         } else {
             serde_json::json!({ "order": { "number": 1 }, "lines": [{ "orderLine": { "id": 1 }, "quantity": 1 }],
                                 "shippedAt": "2026-01-01 12:00:00", "shipmentInfo": { "trackingNumber": "T" },
@@ -51,7 +54,7 @@ async fn every_client_operation_is_valid_against_the_schema() {
         let variables = serde_json::json!({
             "where": { "number": [1] }, "limit": 10, "page": 1,
             "from": "2020-01-01T00:00:00Z", "ids": [1], "orderNumber": 1,
-            "skus": ["X"], "warehouse": 1, "input": input,
+            "skus": ["X"], "warehouse": 1, "input": input, "id": 1,
         });
         // Variables the operation does not declare are ignored by GraphQL.
         let result = c.execute(query, variables).await;
