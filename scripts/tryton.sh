@@ -10,7 +10,9 @@
 #   scripts/tryton.sh run           start in a temporary directory, in the foreground
 #
 # Environment: FERRY_TRYTON_CACHE (default ~/.cache/ferry/tryton), PYTHON (python3),
-# TRYTON_ADMIN_PASSWORD (ferry-admin).
+# TRYTON_ADMIN_PASSWORD (ferry-admin), FERRY_TRYTON_QUEUE_WORKER=1 (start: hand queued tasks
+# such as processing a confirmed sale to a queue worker, as production set-ups do; none is
+# started, so they wait, as when a brand's worker is down).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${FERRY_TRYTON_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry/tryton}"
@@ -102,6 +104,9 @@ listen = 127.0.0.1:$port
 uri = sqlite://
 path = $dir/data
 CONF
+  if [[ "${FERRY_TRYTON_QUEUE_WORKER:-}" == 1 ]]; then
+    printf '[queue]\nworker = True\n' >> "$dir/trytond.conf"
+  fi
   # The server must not inherit the lock descriptors, or it would hold them for its life.
   nohup "$VENV/bin/trytond" -c "$dir/trytond.conf" -d "$DB" > "$dir/trytond.log" 2>&1 8>&- 9>&- &
   echo $! > "$dir/pid"

@@ -114,3 +114,112 @@ async fn an_outage_429s_and_lost_answers_still_post_every_order_once() {
     stack.shutdown().await;
     env.cleanup().await;
 }
+
+/// Issue 22 for the HTTP ERP: an ERP that books orders through a queue answers `unfinished`
+/// first. No order is recorded as posted before the ERP has booked it, every order ends
+/// posted once; a document cancelled in the ERP before Ferry settled it is an exception for
+/// finance, and its order is not posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_the_erp_has_not_booked_or_has_cancelled_is_never_taken_for_posted() {
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 9,
+        centra_requests_per_10s: 100_000,
+        ..StackOptions::default()
+    };
+    // Retried until the ERP has booked (with full jitter, six quick deliveries could all
+    // fall inside the booking time).
+    let mut config = env.config();
+    config.consumer.max_deliver = 40;
+    config.consumer.backoff_max = Duration::from_millis(200);
+    let stack = Stack::start(config, options).await.expect("stack");
+    stack.erp.set_faults(Faults {
+        booking_ms: 400,
+        ..Faults::default()
+    });
+    let store = env.store().await;
+    let mix = OrderMix {
+        hold_pct: 0,
+        pending_pct: 0,
+        ..OrderMix::default()
+    };
+    let numbers = stack.centra.generate(20, &mix);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut saw_unfinished = false;
+    loop {
+        // Read the ledger first: whatever it calls posted must be booked in the ERP.
+        let mut posted_now = Vec::new();
+        for n in &numbers {
+            if let Some(row) = store.ledger_row("acme", *n).await.expect("ledger")
+                && row.state == "posted"
+            {
+                posted_now.push(*n);
+            }
+        }
+        for n in &posted_now {
+            let doc = stack.erp.order(&n.to_string()).expect("in the ERP");
+            assert_eq!(
+                doc.state(),
+                ferry_sim_erp::DocState::Complete,
+                "order {n} recorded as posted before the ERP booked it"
+            );
+        }
+        saw_unfinished |= stack
+            .erp
+            .orders()
+            .iter()
+            .any(|o| o.state() == ferry_sim_erp::DocState::Unfinished);
+        if posted_now.len() == numbers.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of 20 posted",
+            posted_now.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(saw_unfinished, "the ERP answered unfinished first");
+    assert!(stack.erp.duplicated_refs().is_empty());
+    assert!(store.open_exceptions("acme").await.expect("x").is_empty());
+
+    // Booking now takes a minute; someone cancels the document meanwhile.
+    stack.erp.set_faults(Faults {
+        booking_ms: 60_000,
+        ..Faults::default()
+    });
+    let number = stack.centra.generate(1, &mix)[0];
+    while !stack.erp.cancel(&number.to_string()) {
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(30),
+            "never reached the ERP"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let exception = loop {
+        let open = store.open_exceptions("acme").await.expect("x");
+        if let Some(e) = open
+            .into_iter()
+            .find(|e| e.kind == "erp_document_cancelled")
+        {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(60),
+            "no exception"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(exception.owner, "finance");
+    assert_eq!(exception.order_number, Some(number));
+    let row = store
+        .ledger_row("acme", number)
+        .await
+        .expect("l")
+        .expect("row");
+    assert_eq!(row.state, "rejected");
+    assert_eq!(stack.erp.orders().len(), 21, "one document per order");
+    stack.shutdown().await;
+    env.cleanup().await;
+}

@@ -16,6 +16,7 @@ use ferry_proto::centra::v1 as centra_pb;
 use ferry_runtime::config::{ErpConfig, TenantConfig};
 use ferry_sim_centra::{CentraSim, OrderMix, SimConfig};
 use ferry_testing::TestEnv;
+use ferry_testing::rpc_proxy::{RpcFault, RpcProxy};
 use secrecy::SecretString;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -1033,6 +1034,241 @@ async fn tryton_stock_reaches_centra_and_open_orders_are_counted_once() {
             .all(|e| e.kind == "stock_refused" && e.dedupe_key == "unknown-skus:1"),
         "{open:?}"
     );
+    stack.shutdown().await;
+    env.cleanup().await;
+}
+
+/// Tryton's state (`draft`, `quotation`, `confirmed`, `processing`, …) of the sale Ferry
+/// posted under `reference`, and how many shipments it has.
+async fn sale_state(tryton: &Tryton, reference: &str) -> (String, usize) {
+    let rows = tryton
+        .rpc()
+        .call(
+            "model.sale.sale.search_read",
+            vec![
+                json!([["reference", "=", reference]]),
+                json!(0),
+                json!(1),
+                json!([["id", "ASC"]]),
+                json!(["state", "shipments"]),
+            ],
+        )
+        .await
+        .expect("sale");
+    let row = &rows[0];
+    (
+        row["state"].as_str().unwrap_or_default().to_owned(),
+        row["shipments"].as_array().map_or(0, Vec::len),
+    )
+}
+
+/// A stack for tenant `acme` whose erp-writer reaches Tryton at `url` (e.g. through a proxy).
+async fn tryton_stack(env: &TestEnv, url: String, prefix: &str, seed: u64) -> Stack {
+    let t = ferry_testing::tryton().expect("Tryton");
+    let mut config = env.config();
+    config.erp_writer.request_timeout = Duration::from_secs(20);
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed,
+        centra_requests_per_10s: 1000,
+        erp: Some(ErpConfig::Tryton {
+            url,
+            user: t.user.clone(),
+            password: SecretString::from(t.password.clone()),
+            confirm: true,
+            carrier: Some("PostNord".into()),
+            reference_prefix: prefix.to_owned(),
+        }),
+        ..StackOptions::default()
+    };
+    Stack::start(config, options).await.expect("stack")
+}
+
+fn one_order() -> OrderMix {
+    OrderMix {
+        hold_pct: 0,
+        pending_pct: 0,
+        markets: vec![1],
+        ..OrderMix::default()
+    }
+}
+
+/// Issue 22: the confirm of a sale fails after its quote succeeded (refused before it reached
+/// Tryton). The retry must confirm and process the quotation — not take it for posted — and
+/// the ledger must agree with Tryton.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_left_a_quotation_is_confirmed_on_retry_and_the_ledger_agrees() {
+    let env = TestEnv::new().await;
+    let t = ferry_testing::tryton().expect("Tryton");
+    let proxy = RpcProxy::start(&t.url).await.expect("proxy");
+    proxy.fail_next("model.sale.sale.confirm", 1, RpcFault::Refuse);
+    let prefix = unique_prefix();
+    let stack = tryton_stack(&env, proxy.url(&t.url), &prefix, 21).await;
+    let store = env.store().await;
+    let numbers = stack.centra.generate(1, &one_order());
+    assert_eq!(
+        wait_for_posted(&store, 1, Duration::from_secs(120)).await,
+        1
+    );
+    assert_eq!(proxy.faults_left(), 0, "the confirm was refused once");
+
+    let tryton = connector(&prefix);
+    let reference = format!("{prefix}{}", numbers[0]);
+    let (state, shipments) = sale_state(&tryton, &reference).await;
+    assert_eq!(state, "processing", "posted means confirmed and processed");
+    assert_eq!(shipments, 1, "the warehouse has the shipment");
+    assert_eq!(sales_with_reference(&tryton, &reference).await, 1);
+    let row = store
+        .ledger_row("acme", numbers[0])
+        .await
+        .expect("ledger")
+        .expect("row");
+    let found = tryton
+        .find_sales_order(&numbers[0].to_string())
+        .await
+        .expect("lookup")
+        .expect("sale");
+    assert_eq!(row.erp_reference.as_deref(), Some(found.reference.as_str()));
+    assert_eq!(found.state, ferry_erp::DocumentState::Complete);
+    assert!(store.open_exceptions("acme").await.expect("x").is_empty());
+    stack.shutdown().await;
+    env.cleanup().await;
+}
+
+/// The confirm reaches Tryton but its answer is lost: the retry finds the sale confirmed and
+/// processed, records it, and never confirms it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_confirm_answer_is_settled_by_lookup_not_a_second_confirm() {
+    let env = TestEnv::new().await;
+    let t = ferry_testing::tryton().expect("Tryton");
+    let proxy = RpcProxy::start(&t.url).await.expect("proxy");
+    proxy.fail_next("model.sale.sale.confirm", 1, RpcFault::LoseAnswer);
+    let prefix = unique_prefix();
+    let stack = tryton_stack(&env, proxy.url(&t.url), &prefix, 22).await;
+    let store = env.store().await;
+    let numbers = stack.centra.generate(1, &one_order());
+    assert_eq!(
+        wait_for_posted(&store, 1, Duration::from_secs(120)).await,
+        1
+    );
+    assert_eq!(proxy.faults_left(), 0);
+    assert_eq!(proxy.calls("model.sale.sale.confirm"), 1, "confirmed once");
+    let tryton = connector(&prefix);
+    let reference = format!("{prefix}{}", numbers[0]);
+    assert_eq!(sale_state(&tryton, &reference).await.0, "processing");
+    assert_eq!(sales_with_reference(&tryton, &reference).await, 1);
+    assert!(store.open_exceptions("acme").await.expect("x").is_empty());
+    stack.shutdown().await;
+    env.cleanup().await;
+}
+
+/// A Tryton that hands processing to a queue worker which is not running (as when a brand's
+/// worker is down): the confirm succeeds, the sale stays `confirmed`, no shipment exists.
+/// Ferry processes it before calling it posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_sale_tryton_never_processed_is_processed_before_it_counts_as_posted() {
+    let own = tokio::task::spawn_blocking(|| ferry_testing::PrivateTryton::start(true))
+        .await
+        .expect("join")
+        .expect("a Tryton of this test's own");
+    let prefix = unique_prefix();
+    let tryton = Tryton::new(TrytonConfig {
+        reference_prefix: prefix.clone(),
+        ..TrytonConfig::new(
+            own.infra.url.clone(),
+            own.infra.user.clone(),
+            SecretString::from(own.infra.password.clone()),
+        )
+    });
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/contracts/examples"
+    );
+    let json = std::fs::read(format!("{dir}/01-sek-simple.json")).expect("example");
+    let csv = std::fs::read_to_string(format!("{dir}/01-sek-simple.map.csv")).expect("map");
+    let items: std::collections::HashMap<String, String> =
+        ferry_domain::rules::parse_mapping_csv(&csv)
+            .expect("csv")
+            .into_iter()
+            .collect();
+    let mut rules = Rules::default();
+    rules.tax_codes.insert("25".into(), "VAT25".into());
+    let order = post_order(&tenant(rules), &json, &items);
+
+    let document = tryton.create_sales_order(&order).await.expect("posted");
+    let reference = format!("{prefix}{}", order.external_ref);
+    let (state, shipments) = sale_state(&tryton, &reference).await;
+    assert_eq!(state, "processing");
+    assert_eq!(shipments, 1, "the warehouse has the shipment");
+    assert_eq!(document.state, ferry_erp::DocumentState::Complete);
+    assert_eq!(document.erp_state, "processing");
+    assert_eq!(document.gross_minor, order.gross_minor);
+}
+
+/// A sale left a quotation is cancelled in Tryton before Ferry's retry: an exception for
+/// finance with the money at stake, the ledger not `posted`, the sale left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_cancelled_in_tryton_is_an_exception_for_finance_never_posted() {
+    let env = TestEnv::new().await;
+    let t = ferry_testing::tryton().expect("Tryton");
+    let proxy = RpcProxy::start(&t.url).await.expect("proxy");
+    // Every confirm is refused until the test has cancelled the quotation.
+    proxy.fail_next("model.sale.sale.confirm", 10_000, RpcFault::Refuse);
+    let prefix = unique_prefix();
+    let stack = tryton_stack(&env, proxy.url(&t.url), &prefix, 23).await;
+    let store = env.store().await;
+    let numbers = stack.centra.generate(1, &one_order());
+    let tryton = connector(&prefix);
+    let reference = format!("{prefix}{}", numbers[0]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while proxy.calls("model.sale.sale.confirm") == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no confirm tried");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = tryton
+        .rpc()
+        .call(
+            "model.sale.sale.search",
+            vec![
+                json!([["reference", "=", reference]]),
+                json!(0),
+                json!(1),
+                json!(null),
+            ],
+        )
+        .await
+        .expect("search")[0]
+        .clone();
+    tryton
+        .rpc()
+        .call("model.sale.sale.cancel", vec![json!([id])])
+        .await
+        .expect("cancelled by someone in the ERP");
+    let exception = loop {
+        let open = store.open_exceptions("acme").await.expect("x");
+        if let Some(e) = open
+            .into_iter()
+            .find(|e| e.kind == "erp_document_cancelled")
+        {
+            break e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no exception raised"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(exception.owner, "finance");
+    assert_eq!(exception.order_number, Some(numbers[0]));
+    assert!(exception.amount_minor.unwrap_or(0) > 0, "money at stake");
+    let row = store
+        .ledger_row("acme", numbers[0])
+        .await
+        .expect("l")
+        .expect("row");
+    assert_eq!(row.state, "rejected");
+    assert_eq!(sale_state(&tryton, &reference).await.0, "cancelled");
+    assert_eq!(sales_with_reference(&tryton, &reference).await, 1);
     stack.shutdown().await;
     env.cleanup().await;
 }

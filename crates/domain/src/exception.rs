@@ -76,6 +76,8 @@ pub enum ExceptionKind {
     ErpRejected,
     /// The ERP's totals differ from what the customer paid.
     ErpTotalsMismatch,
+    /// The sales order Ferry posted was found cancelled in the ERP: the order is not booked.
+    ErpDocumentCancelled,
     /// A change arrived for an order already in the ERP that the connector cannot apply.
     AmendmentNotApplied,
     /// Centra does not know an order that a notice named.
@@ -97,7 +99,7 @@ pub enum ExceptionKind {
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 18] = [
+    pub const ALL: [ExceptionKind; 19] = [
         ExceptionKind::UnmappedSku,
         ExceptionKind::UnmappedCurrency,
         ExceptionKind::UnmappedTaxRate,
@@ -107,6 +109,7 @@ impl ExceptionKind {
         ExceptionKind::DeliveryExhausted,
         ExceptionKind::ErpRejected,
         ExceptionKind::ErpTotalsMismatch,
+        ExceptionKind::ErpDocumentCancelled,
         ExceptionKind::AmendmentNotApplied,
         ExceptionKind::OrderNotFound,
         ExceptionKind::ShipmentForUnknownOrder,
@@ -129,6 +132,7 @@ impl ExceptionKind {
             ExceptionKind::DeliveryExhausted => "delivery_exhausted",
             ExceptionKind::ErpRejected => "erp_rejected",
             ExceptionKind::ErpTotalsMismatch => "erp_totals_mismatch",
+            ExceptionKind::ErpDocumentCancelled => "erp_document_cancelled",
             ExceptionKind::AmendmentNotApplied => "amendment_not_applied",
             ExceptionKind::OrderNotFound => "order_not_found",
             ExceptionKind::ShipmentForUnknownOrder => "shipment_for_unknown_order",
@@ -156,6 +160,7 @@ impl ExceptionKind {
             | ExceptionKind::UnmappedTaxRate
             | ExceptionKind::SnapshotInconsistent
             | ExceptionKind::ErpTotalsMismatch
+            | ExceptionKind::ErpDocumentCancelled
             | ExceptionKind::AmendmentNotApplied => Owner::Finance,
             ExceptionKind::InvalidSnapshot
             | ExceptionKind::PoisonMessage
@@ -170,7 +175,8 @@ impl ExceptionKind {
             ExceptionKind::PoisonMessage
             | ExceptionKind::DeliveryExhausted
             | ExceptionKind::ErpRejected
-            | ExceptionKind::ErpTotalsMismatch => Severity::Critical,
+            | ExceptionKind::ErpTotalsMismatch
+            | ExceptionKind::ErpDocumentCancelled => Severity::Critical,
             ExceptionKind::OrderNotFound | ExceptionKind::TrackingMissing => Severity::Warning,
             _ => Severity::Error,
         }
@@ -190,7 +196,8 @@ impl ExceptionKind {
             ExceptionKind::UnmappedSku
             | ExceptionKind::PoisonMessage
             | ExceptionKind::InvalidSnapshot
-            | ExceptionKind::ErpTotalsMismatch => 4,
+            | ExceptionKind::ErpTotalsMismatch
+            | ExceptionKind::ErpDocumentCancelled => 4,
             ExceptionKind::UnmappedCurrency
             | ExceptionKind::UnmappedTaxRate
             | ExceptionKind::SnapshotInconsistent

@@ -67,6 +67,33 @@ pub struct Customer {
     pub erp_customer: Option<String>,
 }
 
+/// Where an ERP document stands against the posting policy. Only a `Complete` document
+/// counts as posted: a half-done one (a quotation never confirmed, a confirmed sale never
+/// processed) looks synced while the warehouse never sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentState {
+    /// In the state the posting policy asks for (e.g. confirmed and processed, or a draft
+    /// left for review where the policy says so). Documents that carry no state are this.
+    #[default]
+    Complete,
+    /// Created, but a step of the posting is still to do. Creating the order again finishes
+    /// it ([`ErpConnector::create_sales_order`] resumes where the document stands).
+    Unfinished,
+    /// Cancelled in the ERP: never posted, whatever else is true of it.
+    Cancelled,
+}
+
+impl DocumentState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DocumentState::Complete => "complete",
+            DocumentState::Unfinished => "unfinished",
+            DocumentState::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// A sales order as the ERP holds it, read back after posting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErpDocument {
@@ -81,6 +108,13 @@ pub struct ErpDocument {
     /// what the customer paid (ERPs that recompute tax from net prices); 0 when none.
     #[serde(default)]
     pub rounding_minor: i64,
+    /// How far the ERP has taken the document; see [`DocumentState`].
+    #[serde(default)]
+    pub state: DocumentState,
+    /// The ERP's own word for where the document stands ("quotation", "processing"), for
+    /// messages to people; empty when the ERP has none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub erp_state: String,
 }
 
 /// One outbound shipment as the ERP recorded it (fulfilment feedback reads these).
@@ -180,11 +214,15 @@ pub trait ErpConnector: Send + Sync + 'static {
     /// A short name for logs and metrics ("tryton", "http").
     fn name(&self) -> &'static str;
 
-    /// Finds the sales order Ferry posted for `external_ref`, if the ERP has it.
+    /// Finds the sales order Ferry posted for `external_ref`, if the ERP has it, as it
+    /// stands: a lookup changes nothing (a document left half-done says so in its `state`).
     async fn find_sales_order(&self, external_ref: &str) -> Result<Option<ErpDocument>, ErpError>;
 
-    /// Creates the sales order. Connectors make this idempotent by `external_ref` where the
-    /// ERP allows; the writer always looks up first after an uncertain attempt.
+    /// Creates the sales order, or finishes the one an earlier attempt left unfinished, and
+    /// returns it as the ERP holds it afterwards. Connectors make this idempotent by
+    /// `external_ref` where the ERP allows; the writer always looks up first after an
+    /// uncertain attempt, and records the order as posted only when the document comes back
+    /// [`DocumentState::Complete`].
     async fn create_sales_order(&self, order: &PostOrder) -> Result<ErpDocument, ErpError>;
 
     /// How many orders [`ErpConnector::create_sales_orders`] sends in one request; 1 when the

@@ -3,6 +3,7 @@
 //! `FERRY_TEST_PG_URL`), and per test its own subject prefix, streams and database.
 
 pub mod infra;
+pub mod rpc_proxy;
 
 use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
@@ -279,7 +280,7 @@ impl TestEnv {
 }
 
 /// Where the run's real Tryton is (`scripts/tryton.sh`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TrytonInfra {
     /// The database's base URL, e.g. `http://127.0.0.1:41234/ferry/`.
     pub url: String,
@@ -317,19 +318,74 @@ pub fn tryton() -> Result<TrytonInfra, String> {
                     String::from_utf8_lossy(&output.stderr)
                 ));
             }
-            let text = String::from_utf8_lossy(&output.stdout);
-            let value = |key: &str| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-                    .map(str::to_owned)
-            };
-            Ok(TrytonInfra {
-                url: value("FERRY_TRYTON_URL").ok_or("no URL from scripts/tryton.sh")?,
-                user: value("FERRY_TRYTON_USER").unwrap_or_else(|| "admin".into()),
-                password: value("FERRY_TRYTON_PASSWORD").unwrap_or_default(),
-            })
+            tryton_env(&String::from_utf8_lossy(&output.stdout))
         })
         .clone()
+}
+
+/// A Tryton of one test's own, stopped and removed when dropped.
+pub struct PrivateTryton {
+    pub infra: TrytonInfra,
+    dir: PathBuf,
+}
+
+impl PrivateTryton {
+    /// Starts one (a copy of the prepared template, a few seconds). `queue_worker`: Tryton
+    /// hands queued tasks (processing a confirmed sale) to a queue worker, and none runs.
+    pub fn start(queue_worker: bool) -> Result<PrivateTryton, String> {
+        let dir = infra_dir().join(format!(
+            "tryton-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ));
+        let script = infra::workspace_root().join("scripts/tryton.sh");
+        let output = std::process::Command::new(&script)
+            .arg("start")
+            .arg(&dir)
+            .env(
+                "FERRY_TRYTON_QUEUE_WORKER",
+                if queue_worker { "1" } else { "0" },
+            )
+            .output()
+            .map_err(|e| format!("running {}: {e}", script.display()))?;
+        // Stops whatever the script started, should it fail half-way.
+        let mut tryton = PrivateTryton {
+            infra: TrytonInfra::default(),
+            dir,
+        };
+        if !output.status.success() {
+            return Err(format!(
+                "scripts/tryton.sh start failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        tryton.infra = tryton_env(&String::from_utf8_lossy(&output.stdout))?;
+        Ok(tryton)
+    }
+}
+
+impl Drop for PrivateTryton {
+    fn drop(&mut self) {
+        let script = infra::workspace_root().join("scripts/tryton.sh");
+        let _ = std::process::Command::new(&script)
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Reads what `scripts/tryton.sh start` prints.
+fn tryton_env(text: &str) -> Result<TrytonInfra, String> {
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_owned)
+    };
+    Ok(TrytonInfra {
+        url: value("FERRY_TRYTON_URL").ok_or("no URL from scripts/tryton.sh")?,
+        user: value("FERRY_TRYTON_USER").unwrap_or_else(|| "admin".into()),
+        password: value("FERRY_TRYTON_PASSWORD").unwrap_or_default(),
+    })
 }
 
 /// How many of the tenant's orders the ledger has in `state` now.

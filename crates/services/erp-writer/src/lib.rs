@@ -5,7 +5,9 @@
 //! attempt may have reached the ERP (`posting` abandoned, or `possibly_created` after a
 //! timeout), the ERP is asked first; only then is the order created, with the Centra order
 //! number as idempotency key; the ERP's reference is committed (`posted`) before the message
-//! is acknowledged, and `order.posted` is published with the ERP's totals.
+//! is acknowledged, and `order.posted` is published with the ERP's totals. A document the
+//! ERP holds half-done (a quotation never confirmed) is finished, never counted as posted;
+//! one found cancelled is an exception for finance.
 //!
 //! Where the ERP has a batch call, creates of concurrent messages share requests (group
 //! commit, as the ledger writes do); each order still gets its own verdict, ledger row and
@@ -17,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use ferry_domain::{ExceptionKind, NewException};
-use ferry_erp::{ErpConnector, ErpDocument, ErpError, PostOrder};
+use ferry_erp::{DocumentState, ErpConnector, ErpDocument, ErpError, PostOrder};
 use ferry_proto::order::v1 as pb;
 use ferry_runtime::coalesce::Coalescer;
 use ferry_runtime::config::{ErpConfig, TenantConfig};
@@ -290,6 +292,8 @@ impl Handler for WriterHandler {
                         .as_ref()
                         .and_then(|r| r.erp_rounding_minor)
                         .unwrap_or_default(),
+                    state: DocumentState::Complete,
+                    erp_state: String::new(),
                 };
                 return self.announce(&order, &document, true).await;
             }
@@ -321,7 +325,18 @@ impl Handler for WriterHandler {
             };
             self.breaker.observe([&found]);
             match found {
-                Ok(Some(document)) => return self.posted(&order, document, true, delivery).await,
+                Ok(Some(document)) if document.state == DocumentState::Unfinished => {
+                    // Half-done (a quotation never confirmed): the create below finishes it.
+                    tracing::info!(
+                        order = number,
+                        erp_reference = %document.reference,
+                        erp_state = %document.erp_state,
+                        "finishing an ERP document an earlier attempt left unfinished"
+                    );
+                }
+                Ok(Some(document)) => {
+                    return self.settle(&order, document, true, delivery).await;
+                }
                 Ok(None) => {}
                 Err(e) => return self.erp_failure(number, e, delivery, &order).await,
             }
@@ -344,13 +359,81 @@ impl Handler for WriterHandler {
             }
         };
         match created {
-            Ok(document) => self.posted(&order, document, false, delivery).await,
+            Ok(document) => self.settle(&order, document, false, delivery).await,
             Err(e) => self.erp_failure(number, e, delivery, &order).await,
         }
     }
 }
 
 impl WriterHandler {
+    /// Records what the ERP holds: posted only when the document is complete. An unfinished
+    /// one is retried (the next attempt looks it up and finishes it), a cancelled one is
+    /// finance's to decide.
+    async fn settle(
+        &self,
+        order: &pb::SalesOrder,
+        document: ErpDocument,
+        found_existing: bool,
+        delivery: &Delivery,
+    ) -> Result<(), HandlerError> {
+        let number = order.order_number;
+        match document.state {
+            DocumentState::Complete => self.posted(order, document, found_existing, delivery).await,
+            DocumentState::Unfinished => {
+                self.store
+                    .mark_possibly_created(&self.tenant.id, number)
+                    .await
+                    .map_err(transient)?;
+                Err(transient(format!(
+                    "ERP document {} of order {number} is still {}; the next attempt finishes it",
+                    document.reference,
+                    if document.erp_state.is_empty() {
+                        "unfinished"
+                    } else {
+                        &document.erp_state
+                    }
+                )))
+            }
+            DocumentState::Cancelled => self.cancelled_in_erp(order, &document, delivery).await,
+        }
+    }
+
+    async fn cancelled_in_erp(
+        &self,
+        order: &pb::SalesOrder,
+        document: &ErpDocument,
+        delivery: &Delivery,
+    ) -> Result<(), HandlerError> {
+        let number = order.order_number;
+        self.store
+            .mark_rejected(&self.tenant.id, number)
+            .await
+            .map_err(transient)?;
+        let totals = order.totals.unwrap_or_default();
+        Err(HandlerError::Permanent(Box::new(NewException {
+            tenant: self.tenant.id.clone(),
+            kind: ExceptionKind::ErpDocumentCancelled,
+            key: format!("order:{number}:erp"),
+            message: format!(
+                "Order {number} reached the ERP as sales order {}, but that sales order is \
+                 cancelled there, so the order is not in the books. If the cancellation was a \
+                 mistake, set the sales order back to draft in the ERP and replay the order; if \
+                 the order really is cancelled, cancel it in Centra too.",
+                document.reference
+            ),
+            reason: format!(
+                "ERP document {} for order {number} is cancelled ({})",
+                document.reference, document.erp_state
+            ),
+            order_number: Some(number),
+            amount_minor: Some(totals.gross_minor),
+            currency: Some(order.currency.clone()),
+            service: SERVICE.to_owned(),
+            source_subject: Some(delivery.subject.clone()),
+            payload: delivery.payload.to_vec(),
+        })))
+    }
+
     async fn posted(
         &self,
         order: &pb::SalesOrder,

@@ -56,6 +56,17 @@ pub struct NewSalesOrder {
     pub sales_channel: Option<String>,
 }
 
+/// Where a document stands (`state` in the API): booked, still being booked (an ERP that
+/// imports orders through a queue), or cancelled in the ERP.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocState {
+    #[default]
+    Complete,
+    Unfinished,
+    Cancelled,
+}
+
 /// A sales order as the ERP stores it. Totals are the ERP's own sums of its lines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SalesOrder {
@@ -68,6 +79,27 @@ pub struct SalesOrder {
     pub lines: Vec<Line>,
     pub customer: serde_json::Value,
     pub created_at: String,
+    #[serde(default)]
+    pub cancelled: bool,
+    /// Until when the order is still being booked (the `booking_ms` fault).
+    #[serde(skip)]
+    pub booked_at: Option<std::time::Instant>,
+}
+
+impl SalesOrder {
+    /// Where the document stands now.
+    pub fn state(&self) -> DocState {
+        if self.cancelled {
+            DocState::Cancelled
+        } else if self
+            .booked_at
+            .is_some_and(|at| std::time::Instant::now() < at)
+        {
+            DocState::Unfinished
+        } else {
+            DocState::Complete
+        }
+    }
 }
 
 /// Faults to inject, all off by default. Rates are per mille of requests.
@@ -102,6 +134,9 @@ pub struct Faults {
     pub ignore_idempotency_key: bool,
     /// Behave like an ERP without the batch call: `404` to `POST /api/sales-orders/batch`.
     pub no_batch_call: bool,
+    /// Book new orders through a queue: each stays `unfinished` for this long after it is
+    /// received (the answer and lookups say so), then becomes `complete`.
+    pub booking_ms: u64,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -365,6 +400,12 @@ impl ErpSim {
         self.sim.logistics.lock().stock_log.clone()
     }
 
+    /// Cancels the document of `external_ref` as someone in the ERP would; `false` if there
+    /// is none.
+    pub fn cancel(&self, external_ref: &str) -> bool {
+        cancel(&self.sim, external_ref).is_some()
+    }
+
     pub fn order(&self, external_ref: &str) -> Option<SalesOrder> {
         let book = self.sim.book.lock();
         book.by_ref
@@ -398,6 +439,10 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/api/stock/changes", get(stock_changes))
         .route("/api/customers", post(customer))
         .route("/admin/shipments", post(admin_ship))
+        .route(
+            "/admin/sales-orders/{external_ref}/cancel",
+            post(admin_cancel),
+        )
         .route("/admin/stock", put(admin_stock))
         .route("/admin/faults", get(get_faults).put(put_faults))
         .route("/admin/stats", get(get_stats))
@@ -581,11 +626,17 @@ fn create_one(sim: &Sim, body: &[u8], key: Option<&str>) -> Result<(StatusCode, 
         lines: order.lines,
         customer: order.customer,
         created_at: chrono::Utc::now().to_rfc3339(),
+        cancelled: false,
+        booked_at: None,
     };
     // The answer describes the order as sent, whatever is stored.
-    let answer = summary(&whole);
+    let mut answer = summary(&whole);
     let drop = sim.faults.read().drop_line_per_mille;
     let mut stored = whole;
+    let booking = sim.faults.read().booking_ms;
+    if booking > 0 {
+        stored.booked_at = Some(std::time::Instant::now() + Duration::from_millis(booking));
+    }
     if drop > 0
         && stored.lines.len() > 1
         && rand::rng().random_range(0..1000) < drop
@@ -596,6 +647,7 @@ fn create_one(sim: &Sim, body: &[u8], key: Option<&str>) -> Result<(StatusCode, 
         stored.line_count -= 1;
         sim.dropped_lines.fetch_add(1, Ordering::Relaxed);
     }
+    answer.state = stored.state();
     sim.logistics.lock().reserve(&stored.lines);
     let index = book.orders.len();
     book.orders.push(stored);
@@ -629,6 +681,7 @@ fn summary(d: &SalesOrder) -> Summary {
         gross_minor: d.gross_minor,
         tax_minor: d.tax_minor,
         line_count: d.line_count,
+        state: d.state(),
     }
 }
 
@@ -641,6 +694,7 @@ struct Summary {
     gross_minor: i64,
     tax_minor: i64,
     line_count: usize,
+    state: DocState,
 }
 
 #[derive(Deserialize)]
@@ -667,6 +721,22 @@ async fn by_reference(State(sim): State<Arc<Sim>>, Path(reference): Path<String>
     let book = sim.book.lock();
     match book.orders.iter().find(|o| o.reference == reference) {
         Some(d) => Json(d.clone()).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such sales order"),
+    }
+}
+
+/// Cancels the document of `external_ref`; what it now looks like, if there is one.
+fn cancel(sim: &Sim, external_ref: &str) -> Option<Summary> {
+    let mut book = sim.book.lock();
+    let i = *book.by_ref.get(external_ref)?;
+    let order = book.orders.get_mut(i)?;
+    order.cancelled = true;
+    Some(summary(order))
+}
+
+async fn admin_cancel(State(sim): State<Arc<Sim>>, Path(external_ref): Path<String>) -> Response {
+    match cancel(&sim, &external_ref) {
+        Some(document) => Json(document).into_response(),
         None => error(StatusCode::NOT_FOUND, "no such sales order"),
     }
 }

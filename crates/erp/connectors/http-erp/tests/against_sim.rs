@@ -340,3 +340,41 @@ async fn batches_keep_to_the_limit_and_an_erp_without_the_call_gets_single_posts
     );
     shutdown.cancel();
 }
+
+/// Documents say where they stand: `unfinished` while an ERP books them through a queue,
+/// `complete` once booked, `cancelled` once someone cancelled them in the ERP — in the
+/// create answer, on replay and on lookup alike.
+#[tokio::test]
+async fn documents_carry_their_state() {
+    use ferry_erp::DocumentState;
+    let (sim, erp, shutdown) = sim().await;
+    sim.set_faults(Faults {
+        booking_ms: 300,
+        ..Faults::default()
+    });
+    let created = erp.create_sales_order(&order(1)).await.expect("accepted");
+    assert_eq!(created.state, DocumentState::Unfinished);
+    let found = erp
+        .find_sales_order("1")
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(found.state, DocumentState::Unfinished);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let replayed = erp.create_sales_order(&order(1)).await.expect("replayed");
+    assert_eq!(replayed.state, DocumentState::Complete);
+    assert_eq!(replayed.reference, created.reference);
+
+    assert!(sim.cancel("1"));
+    let found = erp
+        .find_sales_order("1")
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(found.state, DocumentState::Cancelled);
+    let replayed = erp.create_sales_order(&order(1)).await.expect("replayed");
+    assert_eq!(replayed.state, DocumentState::Cancelled);
+    assert_eq!(sim.stats().orders, 1);
+    assert!(!sim.cancel("no-such-order"));
+    shutdown.cancel();
+}
