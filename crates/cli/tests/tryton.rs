@@ -148,6 +148,7 @@ async fn public_examples_and_generated_orders_reach_tryton_with_what_the_custome
         "01-sek-simple",
         "02-gbp-voucher-shipping",
         "03-usd-tax-added",
+        "04-sek-bundle-voucher",
     ] {
         let json = std::fs::read(format!("{dir}/{name}.json")).expect("example");
         let csv = std::fs::read_to_string(format!("{dir}/{name}.map.csv")).expect("map");
@@ -205,7 +206,7 @@ async fn public_examples_and_generated_orders_reach_tryton_with_what_the_custome
         post_and_check(&tryton, &order, &mut tally).await;
     }
     assert!(currencies.len() >= 4, "several markets: {currencies:?}");
-    assert_eq!(tally.orders, 33);
+    assert_eq!(tally.orders, 34);
     eprintln!("TRYTON POSTING: {tally:?}");
     shutdown.cancel();
 }

@@ -4,6 +4,7 @@
 
 #![deny(clippy::float_arithmetic)]
 
+mod bundles;
 pub mod exception;
 pub mod money;
 pub mod rules;

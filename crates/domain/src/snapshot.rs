@@ -212,17 +212,6 @@ pub struct ProductSize {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BundleItem {
-    #[serde(default)]
-    pub product_size: Option<ProductSize>,
-    #[serde(default)]
-    pub quantity: Option<i64>,
-    #[serde(default)]
-    pub unit_original_price: Option<Money>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Line {
     #[serde(default, rename = "__typename")]
     pub typename: Option<String>,
@@ -250,13 +239,17 @@ pub struct Line {
     pub line_value: Option<Money>,
     #[serde(default)]
     pub line_value_ex_tax: Option<Money>,
-    #[serde(default, deserialize_with = "null_default")]
-    pub bundle_items: Vec<BundleItem>,
 }
 
 impl Line {
+    /// A bundle: its price is on this line, its components on the item lines after it.
     pub fn is_bundle(&self) -> bool {
         self.typename.as_deref() == Some("BundleOrderLine")
+    }
+
+    /// A component of the bundle line before it (see `crate::bundles`).
+    pub fn is_bundle_item(&self) -> bool {
+        self.typename.as_deref() == Some("BundleItemOrderLine")
     }
 
     pub fn sku(&self) -> Option<&str> {

@@ -13,6 +13,7 @@ use std::cmp::Ordering;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use crate::bundles::{self, BundleProblem, Component};
 use crate::exception::{ExceptionKind, Owner};
 use crate::money::{Currency, allocate};
 use crate::rules::{ItemMap, ReleasePolicy, Rules};
@@ -80,6 +81,7 @@ pub enum LineKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderLine {
     pub kind: LineKind,
+    /// The Centra line posted (a bundle component's own item line); none for charges.
     pub centra_line_id: Option<i64>,
     pub sku: Option<String>,
     pub erp_item: Option<String>,
@@ -385,8 +387,8 @@ struct ItemInput<'a> {
     line: &'a Line,
     value: i64,
     rate: Decimal,
-    /// (sku, quantity per bundle, weight) for bundle components.
-    components: Vec<(&'a str, i64, i64)>,
+    /// The components of a bundle (each posted once, as part of it); empty otherwise.
+    components: Vec<Component<'a>>,
 }
 
 fn compute_lines(
@@ -425,20 +427,46 @@ fn compute_lines(
     }
 
     // Read every line; fully cancelled lines take part in the identity but are not posted.
+    // A bundle and its item lines are one entry, counted once.
+    let entries = bundles::group(&snap.lines).map_err(|e| invalid(n, &e))?;
     let mut all_values: i64 = 0;
-    let mut items: Vec<ItemInput<'_>> = Vec::with_capacity(snap.lines.len());
-    for line in &snap.lines {
+    let mut items: Vec<ItemInput<'_>> = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let line = entry.line;
         let id = LineRef(line.id);
-        let value = minor(Money::get(&line.line_value), &|| {
+        let mut value = minor(Money::get(&line.line_value), &|| {
             format!("line {id}'s value")
         })?;
-        all_values += value;
         let qty = line
             .quantity
             .ok_or_else(|| invalid(n, &format!("line {id} has no quantity")))?;
         if qty < 0 || line.cancelled_quantity.unwrap_or(0) < 0 {
             return Err(invalid(n, &format!("line {id} has a negative quantity")));
         }
+        let rate = line.tax_percent.map(|d| d.0.normalize());
+        let mut components = Vec::new();
+        if line.is_bundle() {
+            let mut figures = Vec::with_capacity(entry.items.len());
+            for item in &entry.items {
+                let item_id = LineRef(item.id);
+                figures.push(bundles::ItemFigures {
+                    value: optional_minor(&item.line_value, &|| {
+                        format!("item line {item_id}'s value")
+                    })?,
+                    list_value: optional_minor(&item.unit_original_price, &|| {
+                        format!("item line {item_id}'s list price")
+                    })? * item.quantity.unwrap_or(0),
+                });
+            }
+            let bundle_rate = rate.unwrap_or(Decimal::ZERO);
+            (value, components) = bundles::price(entry, value, bundle_rate, &figures).map_err(
+                |problem| match problem {
+                    BundleProblem::Shape(detail) => invalid(n, &detail),
+                    BundleProblem::Figures(detail) => inconsistent(n, &amount, &detail),
+                },
+            )?;
+        }
+        all_values += value;
         if qty == 0 {
             if value != 0 {
                 return Err(inconsistent(
@@ -455,46 +483,11 @@ fn compute_lines(
         if line.id.is_none() {
             return Err(invalid(n, "a line has no id"));
         }
-        let rate = line
-            .tax_percent
-            .map(|d| d.0.normalize())
-            .ok_or_else(|| invalid(n, &format!("line {id} has no tax rate")))?;
+        let rate = rate.ok_or_else(|| invalid(n, &format!("line {id} has no tax rate")))?;
         if rate.is_sign_negative() {
             return Err(invalid(n, &format!("line {id} has a negative tax rate")));
         }
-        let mut components = Vec::new();
-        if line.is_bundle() {
-            if line.bundle_items.is_empty() {
-                return Err(invalid(n, &format!("bundle line {id} lists no components")));
-            }
-            for item in &line.bundle_items {
-                let sku = item
-                    .product_size
-                    .as_ref()
-                    .and_then(|s| s.sku.as_deref())
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| {
-                        invalid(n, &format!("a component of bundle line {id} has no SKU"))
-                    })?;
-                let per_bundle = item.quantity.filter(|q| *q > 0).ok_or_else(|| {
-                    invalid(
-                        n,
-                        &format!("component {sku} of bundle line {id} has no quantity"),
-                    )
-                })?;
-                let price = minor(Money::get(&item.unit_original_price), &|| {
-                    format!("the price of component {sku} of bundle line {id}")
-                })?;
-                if price < 0 {
-                    return Err(invalid(n, &format!("component {sku} has a negative price")));
-                }
-                components.push((sku, per_bundle, price * per_bundle));
-            }
-            if components.iter().all(|c| c.2 == 0) {
-                // Components without list prices share the bundle by quantity.
-                components.iter_mut().for_each(|c| c.2 = c.1);
-            }
-        } else if line.sku().is_none_or(str::is_empty) {
+        if !line.is_bundle() && line.sku().is_none_or(str::is_empty) {
             return Err(invalid(n, &format!("line {id} has no SKU")));
         }
         items.push(ItemInput {
@@ -542,7 +535,7 @@ fn compute_lines(
         values.iter_mut().zip(shares).for_each(|(v, s)| *v += s);
     }
 
-    // Explode bundles: the bundle's value is split over its components by list price.
+    // Explode bundles: the bundle's value is split over its components (`bundles::price`).
     let mut lines: Vec<OrderLine> = Vec::with_capacity(items.len() + 2);
     for (item, value) in items.iter().zip(&values) {
         let id = item.line.id;
@@ -563,7 +556,7 @@ fn compute_lines(
                 description: describe(item.line),
             });
         } else {
-            let w: Vec<i64> = item.components.iter().map(|c| c.2).collect();
+            let w: Vec<i64> = item.components.iter().map(|c| c.weight).collect();
             let shares = allocate(*value, &w).ok_or_else(|| {
                 inconsistent(
                     n,
@@ -571,20 +564,20 @@ fn compute_lines(
                     "a bundle's value cannot be split over its components",
                 )
             })?;
-            for ((sku, per_bundle, _), share) in item.components.iter().zip(shares) {
+            for (component, share) in item.components.iter().zip(shares) {
                 lines.push(OrderLine {
                     kind: LineKind::Item,
-                    centra_line_id: id,
-                    sku: Some((*sku).to_owned()),
+                    centra_line_id: Some(component.id),
+                    sku: Some(component.sku.to_owned()),
                     erp_item: None,
-                    quantity: per_bundle * qty,
+                    quantity: component.quantity,
                     tax_rate: item.rate,
                     gross: share,
                     tax: 0,
                     net: 0,
                     bundle_line_id: id,
                     bundle_quantity: Some(qty),
-                    description: format!("{} (bundle {})", sku, describe(item.line)),
+                    description: format!("{} (bundle {})", component.sku, describe(item.line)),
                 });
             }
         }

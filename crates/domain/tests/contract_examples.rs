@@ -45,6 +45,13 @@ fn example_03_usd_tax_added() {
     run_example("03-usd-tax-added");
 }
 
+/// A bundle as Centra documents it (the bundle line, then its components as lines of
+/// their own) with a voucher: each component posted once, shares by largest remainder.
+#[test]
+fn example_04_sek_bundle_voucher() {
+    run_example("04-sek-bundle-voucher");
+}
+
 /// Fingerprints are stored in the ledger and compared with later versions of an order, so
 /// their bytes are part of the data format: pinned for a contract example, and equal to
 /// hashing each line's text as a separate update (how they were first computed).

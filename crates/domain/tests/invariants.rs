@@ -169,22 +169,26 @@ fn build(g: &GenOrder) -> Option<Built> {
             "cancelledQuantity": if l.quantity == 0 { 1 } else { 0 },
             "lineValue": {"value": num(dec(value, exp))},
         });
-        if !l.bundle.is_empty() {
-            json["bundleItems"] = serde_json::Value::Array(
-                l.bundle
-                    .iter()
-                    .enumerate()
-                    .map(|(c, (p, q))| {
-                        serde_json::json!({"productSize": {"SKU": format!("SKU-{i}-{c}")}, "quantity": q,
-                                           "unitOriginalPrice": {"value": num(dec((p / scale).max(1), exp))}})
-                    })
-                    .collect(),
-            );
+        let mut items = Vec::new();
+        for (c, (p, q)) in l.bundle.iter().enumerate() {
+            // As Centra documents bundles: each component a line of its own after the bundle.
+            items.push(serde_json::json!({
+                "__typename": "BundleItemOrderLine",
+                "id": 10_000 + id * 10 + c as i64,
+                "taxPercent": num(rate(l.rate)),
+                "productSize": {"SKU": format!("SKU-{i}-{c}")},
+                "unitOriginalPrice": {"value": num(dec((p / scale).max(1), exp))},
+                "unitPrice": {"value": num(dec(0, exp))},
+                "quantity": q * l.quantity,
+                "cancelledQuantity": if l.quantity == 0 { *q } else { 0 },
+                "lineValue": {"value": num(dec(0, exp))},
+            }));
         }
         if l.quantity > 0 {
             values.push((id, value));
         }
         lines.push(json);
+        lines.extend(items);
     }
     if values.is_empty() {
         return None;
@@ -301,7 +305,8 @@ proptest! {
         // 3. Vouchers: each Centra line's share within one unit per voucher of its exact share.
         let items_value: i64 = b.values.iter().map(|(_, v)| *v).sum();
         for (id, value) in &b.values {
-            let posted: i64 = o.lines.iter().filter(|l| l.centra_line_id == Some(*id)).map(|l| if market.tax_added { l.net } else { l.gross }).sum();
+            // A bundle's share is what its components carry together.
+            let posted: i64 = o.lines.iter().filter(|l| l.centra_line_id == Some(*id) || l.bundle_line_id == Some(*id)).map(|l| if market.tax_added { l.net } else { l.gross }).sum();
             let share = value - posted;
             let exact = -(b.voucher_total as f64) * (*value as f64) / (items_value as f64);
             prop_assert!((share as f64 - exact).abs() <= b.voucher_count as f64 + 1e-9, "line {} share {} exact {}", id, share, exact);

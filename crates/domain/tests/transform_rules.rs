@@ -225,14 +225,15 @@ fn charges_post_to_the_configured_items() {
 
 #[test]
 fn a_bundle_becomes_its_components_priced_by_list_price() {
+    // As Centra documents it: the bundle line, then its components as lines of their own.
     let mut v = order();
     v["lines"] = json!([
         {"__typename": "BundleOrderLine", "id": 9, "taxPercent": 25, "productSize": {"SKU": "BND-TRIO-M"},
-         "quantity": 2, "cancelledQuantity": 0, "lineValue": {"value": 1198},
-         "bundleItems": [
-             {"productSize": {"SKU": "A"}, "quantity": 1, "unitOriginalPrice": {"value": 249.5}},
-             {"productSize": {"SKU": "B"}, "quantity": 2, "unitOriginalPrice": {"value": 249.5}}
-         ]}
+         "quantity": 2, "cancelledQuantity": 0, "lineValue": {"value": 1198}},
+        {"__typename": "BundleItemOrderLine", "id": 10, "taxPercent": 25, "productSize": {"SKU": "A"},
+         "quantity": 2, "cancelledQuantity": 0, "unitOriginalPrice": {"value": 249.5}, "lineValue": {"value": 0}},
+        {"__typename": "BundleItemOrderLine", "id": 11, "taxPercent": 25, "productSize": {"SKU": "B"},
+         "quantity": 4, "cancelledQuantity": 0, "unitOriginalPrice": {"value": 249.5}, "lineValue": {"value": 0}}
     ]);
     v["totals"]["shipping"]["value"] = json!(0);
     v["grandTotal"]["value"] = json!(1198);
@@ -254,10 +255,54 @@ fn a_bundle_becomes_its_components_priced_by_list_price() {
     // 1198.00 split 1 : 2 → 399.33 and 798.67 (largest remainder), quantities × 2 bundles.
     assert_eq!(lines, vec![("A", 2, 39933), ("B", 4, 79867)]);
     assert!(o.lines.iter().all(|l| l.bundle_line_id == Some(9)));
+    // Each component is posted once, as its own Centra item line, never twice.
+    let ids: Vec<Option<i64>> = o.lines.iter().map(|l| l.centra_line_id).collect();
+    assert_eq!(ids, vec![Some(10), Some(11)]);
     assert!(
         !o.lines
             .iter()
             .any(|l| l.sku.as_deref() == Some("BND-TRIO-M")),
         "the bundle's own SKU is never posted"
     );
+}
+
+#[test]
+fn a_bundle_ferry_cannot_interpret_is_held_never_posted_wrong() {
+    let rules = Rules {
+        erp_item_equals_sku: true,
+        ..Rules::default()
+    };
+    let mut v = order();
+    v["totals"]["shipping"]["value"] = json!(0);
+    v["grandTotal"]["value"] = json!(1198);
+    v["totals"]["taxIncluded"]["value"] = json!(239.60);
+    let bundle = json!({"__typename": "BundleOrderLine", "id": 9, "taxPercent": 25,
+        "productSize": {"SKU": "BND"}, "quantity": 2, "cancelledQuantity": 0, "lineValue": {"value": 1198}});
+    let item = |id: i64, quantity: i64| {
+        json!({"__typename": "BundleItemOrderLine", "id": id,
+        "taxPercent": 25, "productSize": {"SKU": "A"}, "quantity": quantity, "cancelledQuantity": 0,
+        "lineValue": {"value": 0}})
+    };
+    for (lines, why) in [
+        (
+            json!([item(10, 2), bundle.clone()]),
+            "no bundle line comes before it",
+        ),
+        (json!([bundle.clone()]), "has no item lines after it"),
+        (
+            json!([bundle.clone(), item(10, 3)]),
+            "3 units for 2 bundles",
+        ),
+    ] {
+        v["lines"] = lines;
+        let o = run(&v, &rules, &HashMap::new());
+        assert_eq!(o.release, Release::Rejected, "{why}");
+        assert_eq!(kinds(&o), vec![ExceptionKind::InvalidSnapshot], "{why}");
+        assert!(
+            o.problems[0].reason.contains(why),
+            "{}",
+            o.problems[0].reason
+        );
+        assert!(o.lines.is_empty(), "nothing is posted");
+    }
 }

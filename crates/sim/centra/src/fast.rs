@@ -111,20 +111,14 @@ impl Serialize for Country<'_> {
 struct Line<'a> {
     order: &'a Order,
     line: &'a OrderLine,
+    kind: crate::model::LineKind,
 }
 
 impl Serialize for Line<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (o, l) = (self.order, self.line);
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry(
-            "__typename",
-            if l.is_bundle() {
-                "BundleOrderLine"
-            } else {
-                "ProductOrderLine"
-            },
-        )?;
+        m.serialize_entry("__typename", self.kind.typename())?;
         m.serialize_entry("id", &l.id)?;
         m.serialize_entry("taxPercent", &Num(l.tax_percent))?;
         m.serialize_entry("product", &IdName(l.product_id, &l.product_name))?;
@@ -137,9 +131,6 @@ impl Serialize for Line<'_> {
         m.serialize_entry("cancelledQuantity", &l.cancelled_quantity)?;
         m.serialize_entry("lineValue", &Value(l.line_value()))?;
         m.serialize_entry("lineValueExTax", &Value(o.line_value_ex_tax(l)))?;
-        if l.is_bundle() {
-            m.serialize_entry("bundleItems", &BundleItems(l))?;
-        }
         m.end()
     }
 }
@@ -164,42 +155,6 @@ impl Serialize for Size<'_> {
             "description" => l.size_description,
             "preorder" => l.preorder,
         )
-    }
-}
-
-struct BundleItems<'a>(&'a OrderLine);
-
-impl Serialize for BundleItems<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.bundle_items.len()))?;
-        for item in &self.0.bundle_items {
-            seq.serialize_element(&BundleItem(item))?;
-        }
-        seq.end()
-    }
-}
-
-struct BundleItem<'a>(&'a crate::model::BundleItem);
-
-impl Serialize for BundleItem<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let i = self.0;
-        map!(s,
-            "productSize" => SkuEan { sku: &i.sku, ean: &i.ean },
-            "quantity" => i.quantity,
-            "unitOriginalPrice" => Value(i.unit_original_price),
-        )
-    }
-}
-
-struct SkuEan<'a> {
-    sku: &'a str,
-    ean: &'a str,
-}
-
-impl Serialize for SkuEan<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        map!(s, "SKU" => self.sku, "EAN" => self.ean)
     }
 }
 
@@ -402,12 +357,12 @@ impl Serialize for Lines<'_> {
         let o = self.0;
         let mut seq = s.serialize_seq(None)?;
         // As `lines` without `includeFullyCancelled`: fully cancelled lines are left out.
-        for line in o
-            .lines
-            .iter()
-            .filter(|l| l.quantity > 0 || l.cancelled_quantity == 0)
-        {
-            seq.serialize_element(&Line { order: o, line })?;
+        for (kind, line) in crate::model::listed_lines(&o.lines, false) {
+            seq.serialize_element(&Line {
+                order: o,
+                line: &line,
+                kind,
+            })?;
         }
         seq.end()
     }

@@ -554,12 +554,20 @@ impl Generator {
         if self.pct(mix.bundle_pct) {
             let bundle = &BUNDLES[self.rng.random_range(0..BUNDLES.len())];
             let price = price_in(&market, bundle.price_sek);
+            let id = self.line_id();
+            let item_ids: Vec<i64> = bundle.components.iter().map(|_| self.line_id()).collect();
             let items = bundle
                 .components
                 .iter()
-                .map(|(sku, q)| {
+                .zip(item_ids)
+                .map(|((sku, q), item_id)| {
                     let size = self.sizes.iter().find(|s| s.sku == *sku);
                     BundleItem {
+                        id: item_id,
+                        name: size.map_or_else(
+                            || (*sku).to_owned(),
+                            |s| format!("{} {}", s.product_name, s.size),
+                        ),
                         sku: (*sku).to_owned(),
                         ean: ean_for(sku),
                         quantity: *q,
@@ -569,7 +577,6 @@ impl Generator {
                     }
                 })
                 .collect();
-            let id = self.line_id();
             lines.push(OrderLine {
                 id,
                 product_id: bundle.id,

@@ -31,6 +31,11 @@ pub enum LoadError {
     #[error("line {index} lacks {field}")]
     IncompleteLine { index: usize, field: &'static str },
     #[error(
+        "line {index} is a bundle item without a bundle line before it, or a bundle line \
+         without item lines, or an item whose units are not a whole number per bundle"
+    )]
+    BundleShape { index: usize },
+    #[error(
         "the simulator computes {field} = {computed} but the snapshot says {stated}; \
          only self-consistent snapshots can be loaded"
     )]
@@ -67,12 +72,7 @@ pub fn order_from_snapshot(s: &Snapshot) -> Result<Order, LoadError> {
             found: found.to_owned(),
         });
     }
-    let lines = s
-        .lines
-        .iter()
-        .enumerate()
-        .map(|(index, l)| line(index, l))
-        .collect::<Result<Vec<_>, _>>()?;
+    let lines = lines(&s.lines)?;
     let totals = s.totals.clone().unwrap_or_default();
     let vouchers = s
         .discounts_applied
@@ -176,6 +176,49 @@ fn check(order: &Order, s: &Snapshot) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// The snapshot's lines, each bundle item line folded into the bundle line before it (as
+/// `ferry_domain` reads them).
+fn lines(snapshot_lines: &[snapshot::Line]) -> Result<Vec<OrderLine>, LoadError> {
+    let mut lines: Vec<OrderLine> = Vec::with_capacity(snapshot_lines.len());
+    let mut open_bundle: Option<usize> = None;
+    for (index, l) in snapshot_lines.iter().enumerate() {
+        if !l.is_bundle_item() {
+            if let Some(at) = open_bundle.take()
+                && lines.last().is_some_and(|b| b.bundle_items.is_empty())
+            {
+                return Err(LoadError::BundleShape { index: at });
+            }
+            lines.push(line(index, l)?);
+            open_bundle = l.is_bundle().then_some(index);
+            continue;
+        }
+        let bundle = lines
+            .last_mut()
+            .filter(|_| open_bundle.is_some())
+            .ok_or(LoadError::BundleShape { index })?;
+        let item = line(index, l)?;
+        let bundles = bundle.quantity + bundle.cancelled_quantity;
+        let units = item.quantity + item.cancelled_quantity;
+        if bundles <= 0 || units % bundles != 0 {
+            return Err(LoadError::BundleShape { index });
+        }
+        bundle.bundle_items.push(BundleItem {
+            id: item.id,
+            name: item.product_name,
+            sku: item.sku,
+            ean: item.ean,
+            quantity: units / bundles,
+            unit_original_price: item.unit_original_price,
+        });
+    }
+    if let Some(at) = open_bundle
+        && lines.last().is_some_and(|b| b.bundle_items.is_empty())
+    {
+        return Err(LoadError::BundleShape { index: at });
+    }
+    Ok(lines)
+}
+
 fn line(index: usize, l: &snapshot::Line) -> Result<OrderLine, LoadError> {
     let missing = |field| LoadError::IncompleteLine { index, field };
     let size = l.product_size.clone().unwrap_or_default();
@@ -208,19 +251,7 @@ fn line(index: usize, l: &snapshot::Line) -> Result<OrderLine, LoadError> {
         discount_percent: l.discount_percent.map(|d| d.0).unwrap_or_default(),
         quantity: l.quantity.ok_or(missing("quantity"))?,
         cancelled_quantity: l.cancelled_quantity.unwrap_or(0),
-        bundle_items: l
-            .bundle_items
-            .iter()
-            .map(|b| {
-                let size = b.product_size.clone().unwrap_or_default();
-                BundleItem {
-                    sku: size.sku.unwrap_or_default(),
-                    ean: size.ean.unwrap_or_default(),
-                    quantity: b.quantity.unwrap_or(1),
-                    unit_original_price: Money::get(&b.unit_original_price).unwrap_or_default(),
-                }
-            })
-            .collect(),
+        bundle_items: Vec::new(),
     })
 }
 
@@ -305,6 +336,7 @@ mod tests {
             "01-sek-simple",
             "02-gbp-voucher-shipping",
             "03-usd-tax-added",
+            "04-sek-bundle-voucher",
         ] {
             let order = order_from_json(&example(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!order.lines.is_empty(), "{name}");

@@ -93,12 +93,35 @@ pub struct PaymentEntry {
     pub value: Decimal,
 }
 
+/// A component of a bundle: Centra lists it as a `BundleItemOrderLine` of its own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BundleItem {
+    /// Its own order line id.
+    pub id: i64,
+    pub name: String,
     pub sku: String,
     pub ean: String,
+    /// Units per bundle.
     pub quantity: i64,
     pub unit_original_price: Decimal,
+}
+
+/// Which of Centra's `OrderLine` types a line is shown as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    Product,
+    Bundle,
+    BundleItem,
+}
+
+impl LineKind {
+    pub fn typename(self) -> &'static str {
+        match self {
+            LineKind::Product => "ProductOrderLine",
+            LineKind::Bundle => "BundleOrderLine",
+            LineKind::BundleItem => "BundleItemOrderLine",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -129,9 +152,64 @@ impl OrderLine {
         !self.bundle_items.is_empty()
     }
 
+    /// The bundle's components as Centra lists them: lines of their own after the bundle
+    /// line, with the units in the order and their list prices. The simulator keeps the
+    /// price on the bundle line (the item lines are worth nothing on their own) — how a real
+    /// Centra splits it is not documented, and Ferry reads either (`ferry_domain` bundles).
+    pub fn item_lines(&self) -> Vec<OrderLine> {
+        self.bundle_items
+            .iter()
+            .map(|item| OrderLine {
+                id: item.id,
+                product_id: self.product_id,
+                product_name: item.name.clone(),
+                variant_id: self.variant_id,
+                variant_name: self.variant_name.clone(),
+                variant_number: self.variant_number.clone(),
+                sku: item.sku.clone(),
+                ean: item.ean.clone(),
+                size_number: String::new(),
+                size_description: item.name.clone(),
+                preorder: false,
+                tax_percent: self.tax_percent,
+                unit_original_price: item.unit_original_price,
+                unit_price: Decimal::ZERO,
+                discount_percent: Decimal::ZERO,
+                quantity: item.quantity * self.quantity,
+                cancelled_quantity: item.quantity * self.cancelled_quantity,
+                bundle_items: Vec::new(),
+            })
+            .collect()
+    }
+
     pub fn line_value(&self) -> Decimal {
         self.unit_price * Decimal::from(self.quantity)
     }
+}
+
+/// The lines as Centra's `Order.lines` lists them: each bundle line followed by its item
+/// lines; fully cancelled lines only when asked for (with their items).
+pub fn listed_lines(
+    lines: &[OrderLine],
+    include_fully_cancelled: bool,
+) -> Vec<(LineKind, std::borrow::Cow<'_, OrderLine>)> {
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
+        if !(include_fully_cancelled || line.quantity > 0 || line.cancelled_quantity == 0) {
+            continue;
+        }
+        if line.is_bundle() {
+            out.push((LineKind::Bundle, std::borrow::Cow::Borrowed(line)));
+            out.extend(
+                line.item_lines()
+                    .into_iter()
+                    .map(|item| (LineKind::BundleItem, std::borrow::Cow::Owned(item))),
+            );
+        } else {
+            out.push((LineKind::Product, std::borrow::Cow::Borrowed(line)));
+        }
+    }
+    out
 }
 
 /// One Centra order with everything the snapshot query can ask for.

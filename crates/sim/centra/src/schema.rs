@@ -436,39 +436,15 @@ impl ProductSize {
     }
 }
 
-pub struct BundleItem {
-    order: Arc<Order>,
-    item: model::BundleItem,
-}
-
-#[Object]
-impl BundleItem {
-    async fn product_size(&self) -> ProductSize {
-        ProductSize {
-            sku: self.item.sku.clone(),
-            ean: self.item.ean.clone(),
-            size_number: String::new(),
-            description: String::new(),
-            preorder: false,
-        }
-    }
-    async fn quantity(&self) -> i64 {
-        self.item.quantity
-    }
-    async fn unit_original_price(&self) -> MonetaryValue {
-        MonetaryValue::of(&self.order, self.item.unit_original_price)
-    }
-}
-
 /// What every order line type shares.
 pub struct LineData {
     order: Arc<Order>,
-    index: usize,
+    line: OrderLine,
 }
 
 impl LineData {
     fn line(&self) -> &OrderLine {
-        &self.order.lines[self.index]
+        &self.line
     }
 
     fn money(&self, including_tax: bool, value: Decimal) -> MonetaryValue {
@@ -546,23 +522,15 @@ pub struct ProductOrderLine(LineData);
 line_fields!(ProductOrderLine);
 
 pub struct BundleOrderLine(LineData);
-line_fields!(
-    BundleOrderLine,
-    async fn bundle_items(&self) -> Vec<BundleItem> {
-        self.0
-            .line()
-            .bundle_items
-            .iter()
-            .map(|item| BundleItem {
-                order: self.0.order.clone(),
-                item: item.clone(),
-            })
-            .collect()
-    }
-);
+line_fields!(BundleOrderLine);
+
+/// A bundle's component, listed after its bundle line (centra.dev documents the type).
+pub struct BundleItemOrderLine(LineData);
+line_fields!(BundleItemOrderLine);
 
 #[derive(Interface)]
 #[graphql(
+    name = "OrderLine",
     field(name = "id", ty = "i64"),
     field(name = "tax_percent", ty = "Num"),
     field(name = "product", ty = "Product"),
@@ -592,6 +560,7 @@ line_fields!(
 pub enum OrderLineIface {
     ProductOrderLine(ProductOrderLine),
     BundleOrderLine(BundleOrderLine),
+    BundleItemOrderLine(BundleItemOrderLine),
 }
 
 pub struct Address(model::Address);
@@ -740,20 +709,23 @@ impl DirectToConsumerOrder {
         &self,
         #[graphql(default = false)] include_fully_cancelled: bool,
     ) -> Vec<OrderLineIface> {
-        self.0
-            .lines
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| include_fully_cancelled || l.quantity > 0 || l.cancelled_quantity == 0)
-            .map(|(index, l)| {
+        model::listed_lines(&self.0.lines, include_fully_cancelled)
+            .into_iter()
+            .map(|(kind, line)| {
                 let data = LineData {
                     order: self.0.clone(),
-                    index,
+                    line: line.into_owned(),
                 };
-                if l.is_bundle() {
-                    OrderLineIface::BundleOrderLine(BundleOrderLine(data))
-                } else {
-                    OrderLineIface::ProductOrderLine(ProductOrderLine(data))
+                match kind {
+                    model::LineKind::Product => {
+                        OrderLineIface::ProductOrderLine(ProductOrderLine(data))
+                    }
+                    model::LineKind::Bundle => {
+                        OrderLineIface::BundleOrderLine(BundleOrderLine(data))
+                    }
+                    model::LineKind::BundleItem => {
+                        OrderLineIface::BundleItemOrderLine(BundleItemOrderLine(data))
+                    }
                 }
             })
             .collect()
