@@ -29,7 +29,7 @@ pub struct QueryRoot(OrderQuery, crate::queries::OpsQuery);
 pub fn build(state: Arc<SimState>) -> CentraSchema {
     Schema::build_with_ignore_name_conflicts(
         QueryRoot::default(),
-        crate::mutation::Mutation,
+        crate::mutation::Mutation::default(),
         EmptySubscription,
         ["Float"],
     )
