@@ -28,23 +28,47 @@ pub mod ops {
     pub const CAPTURE_SHIPMENT: &str = include_str!("../graphql/capture-shipment.graphql");
     pub const ORDER_SHIPMENTS: &str = include_str!("../graphql/order-shipments.graphql");
     pub const SET_STOCK: &str = include_str!("../graphql/set-stock.graphql");
-    pub const STOCK_LEVELS: &str = include_str!("../graphql/stock-levels.graphql");
+    /// The field repeated per SKU in [`stock_levels_query`], `$ALIAS` standing for `s0`, `s1`, ….
+    const STOCK_LEVEL_FIELD: &str = include_str!("../graphql/stock-levels.graphql");
 
-    /// Every operation with the variables a test may run it with.
-    pub fn all() -> Vec<(&'static str, &'static str)> {
+    /// The stock query for `count` SKUs: variables `$warehouse` and `$s0` … `$s{count-1}`.
+    pub fn stock_levels_query(count: usize) -> String {
+        let field: String = STOCK_LEVEL_FIELD
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let mut query = String::from("query FerryStockLevels($warehouse: Int!");
+        for i in 0..count {
+            query.push_str(&format!(", $s{i}: String!"));
+        }
+        query.push_str(") {\n");
+        for i in 0..count {
+            query.push_str(&field.replace("$ALIAS", &format!("s{i}")));
+        }
+        query.push_str("}\n");
+        query
+    }
+
+    /// Every operation Ferry sends, by name (the stock query in a two-SKU form).
+    pub fn all() -> Vec<(&'static str, std::borrow::Cow<'static, str>)> {
+        use std::borrow::Cow::Borrowed;
         vec![
-            ("order-snapshot", super::ORDER_SNAPSHOT_QUERY),
-            ("orders-changed-since", ORDERS_CHANGED_SINCE),
-            ("events", EVENTS),
-            ("confirm-events", CONFIRM_EVENTS),
-            ("set-event-listeners", SET_EVENT_LISTENERS),
-            ("rate-limits", RATE_LIMITS),
-            ("create-shipment", CREATE_SHIPMENT),
-            ("complete-shipment", COMPLETE_SHIPMENT),
-            ("capture-shipment", CAPTURE_SHIPMENT),
-            ("order-shipments", ORDER_SHIPMENTS),
-            ("set-stock", SET_STOCK),
-            ("stock-levels", STOCK_LEVELS),
+            ("order-snapshot", Borrowed(super::ORDER_SNAPSHOT_QUERY)),
+            ("orders-changed-since", Borrowed(ORDERS_CHANGED_SINCE)),
+            ("events", Borrowed(EVENTS)),
+            ("confirm-events", Borrowed(CONFIRM_EVENTS)),
+            ("set-event-listeners", Borrowed(SET_EVENT_LISTENERS)),
+            ("rate-limits", Borrowed(RATE_LIMITS)),
+            ("create-shipment", Borrowed(CREATE_SHIPMENT)),
+            ("complete-shipment", Borrowed(COMPLETE_SHIPMENT)),
+            ("capture-shipment", Borrowed(CAPTURE_SHIPMENT)),
+            ("order-shipments", Borrowed(ORDER_SHIPMENTS)),
+            ("set-stock", Borrowed(SET_STOCK)),
+            (
+                "stock-levels",
+                std::borrow::Cow::Owned(stock_levels_query(2)),
+            ),
         ]
     }
 }
@@ -116,7 +140,8 @@ pub struct CentraEvent {
     pub id: i64,
     pub object_type: String,
     pub change_type: String,
-    /// The order number for orders, the id otherwise.
+    /// The order number for orders, the id otherwise (`Int64`: a number or a string).
+    #[serde(deserialize_with = "crate::decode::int64")]
     pub object_reference: i64,
 }
 
@@ -136,7 +161,7 @@ pub struct RateLimitBucket {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct UserMessage {
     pub message: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::decode::list")]
     pub path: Vec<String>,
 }
 
@@ -144,9 +169,13 @@ pub struct UserMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CentraStock {
     pub sku: String,
-    pub is_bundle: bool,
     pub free_to_allocate: i64,
 }
+
+/// SKUs read per stock request: one aliased `productSizes` field each. Centra documents
+/// that nested lists multiply a query's complexity but not the weights, so this is a
+/// cautious inference that keeps a request far below the 10-second complexity budget.
+pub const STOCK_SKUS_PER_REQUEST: usize = 50;
 
 /// Centra's page size limit for list queries.
 pub const MAX_PAGE: usize = 200;
@@ -303,11 +332,17 @@ impl CentraClient {
         Ok(bytes)
     }
 
-    /// Numbers of every order changed since `from` (RFC 3339), all pages: what the periodic
-    /// resync asks for.
-    pub async fn orders_changed_since(&self, from: &str) -> Result<Vec<i64>, CentraError> {
+    /// Numbers of every order changed since `from`, all pages: what the periodic resync asks
+    /// for. `from` goes as a `DateTimeTz` in Centra's own output form, to the second (earlier,
+    /// never later, than asked).
+    pub async fn orders_changed_since(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<i64>, CentraError> {
+        let from = from.format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
         #[derive(Deserialize)]
         struct Data {
+            #[serde(default, deserialize_with = "crate::decode::list")]
             orders: Vec<Number>,
         }
         #[derive(Deserialize)]
@@ -343,6 +378,7 @@ impl CentraClient {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Payload {
+            #[serde(default, deserialize_with = "crate::decode::list")]
             user_errors: Vec<UserMessage>,
         }
         let data = self
@@ -357,6 +393,7 @@ impl CentraClient {
     pub async fn order_events(&self, limit: usize) -> Result<Vec<CentraEvent>, CentraError> {
         #[derive(Deserialize)]
         struct Data {
+            #[serde(default, deserialize_with = "crate::decode::list")]
             events: Vec<CentraEvent>,
         }
         let data = self
@@ -380,8 +417,9 @@ impl CentraClient {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Payload {
+            #[serde(default, deserialize_with = "crate::decode::list")]
             user_errors: Vec<UserMessage>,
-            #[serde(default)]
+            #[serde(default, deserialize_with = "crate::decode::list")]
             user_warnings: Vec<UserMessage>,
         }
         let data = self
@@ -462,6 +500,7 @@ impl CentraClient {
         #[serde(rename_all = "camelCase")]
         struct Payload {
             shipment: Option<CentraShipment>,
+            #[serde(default, deserialize_with = "crate::decode::list")]
             user_errors: Vec<UserMessage>,
         }
         let data = self.execute(query, variables).await?;
@@ -476,19 +515,21 @@ impl CentraClient {
             .ok_or_else(|| CentraError::Decode(format!("{field} returned no shipment")))
     }
 
-    /// The shipments of one order, to find one Ferry may already have created.
+    /// The shipments of one order (by Centra's hash id, `ShipmentFilter.orderId`), to find
+    /// one Ferry may already have created.
     pub async fn order_shipments(
         &self,
-        order_number: i64,
+        order_id: &str,
     ) -> Result<Vec<CentraShipment>, CentraError> {
         #[derive(Deserialize)]
         struct Data {
+            #[serde(deserialize_with = "crate::decode::list")]
             shipments: Vec<CentraShipment>,
         }
         let data = self
             .execute(
                 ops::ORDER_SHIPMENTS,
-                serde_json::json!({ "orderNumber": order_number }),
+                serde_json::json!({ "orderId": order_id }),
             )
             .await?;
         let data: Data =
@@ -512,8 +553,9 @@ impl CentraClient {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Payload {
+            #[serde(default, deserialize_with = "crate::decode::list")]
             user_errors: Vec<UserMessage>,
-            #[serde(default)]
+            #[serde(default, deserialize_with = "crate::decode::list")]
             user_warnings: Vec<UserMessage>,
         }
         let sizes: Vec<serde_json::Value> = levels
@@ -537,24 +579,19 @@ impl CentraClient {
         Ok(data.set_stock.user_warnings)
     }
 
-    /// Free-to-allocate stock (the field that costs no query complexity) of up to
-    /// [`MAX_PAGE`] SKUs in one warehouse.
+    /// Free-to-allocate stock (the field that costs no query complexity) of `skus` in one
+    /// warehouse, [`STOCK_SKUS_PER_REQUEST`] per request. SKUs Centra does not know are
+    /// absent from the result.
     pub async fn stock_levels(
         &self,
         warehouse: i64,
         skus: &[&str],
     ) -> Result<Vec<CentraStock>, CentraError> {
         #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Data {
-            product_sizes: Vec<Size>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
         struct Size {
             #[serde(rename = "SKU")]
             sku: String,
-            is_bundle: bool,
+            #[serde(deserialize_with = "crate::decode::list")]
             stock: Vec<Level>,
         }
         #[derive(Deserialize)]
@@ -562,23 +599,29 @@ impl CentraClient {
         struct Level {
             free_to_allocate_quantity: i64,
         }
-        let data = self
-            .execute(
-                ops::STOCK_LEVELS,
-                serde_json::json!({ "skus": skus, "warehouse": warehouse, "limit": MAX_PAGE }),
-            )
-            .await?;
-        let data: Data =
-            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
-        Ok(data
-            .product_sizes
-            .into_iter()
-            .map(|s| CentraStock {
-                free_to_allocate: s.stock.iter().map(|l| l.free_to_allocate_quantity).sum(),
-                sku: s.sku,
-                is_bundle: s.is_bundle,
-            })
-            .collect())
+        let mut out = Vec::with_capacity(skus.len());
+        for chunk in skus.chunks(STOCK_SKUS_PER_REQUEST) {
+            let mut variables = serde_json::Map::with_capacity(chunk.len() + 1);
+            variables.insert("warehouse".into(), warehouse.into());
+            for (i, sku) in chunk.iter().enumerate() {
+                variables.insert(format!("s{i}"), (*sku).into());
+            }
+            let data = self
+                .execute(
+                    &ops::stock_levels_query(chunk.len()),
+                    serde_json::Value::Object(variables),
+                )
+                .await?;
+            let data: std::collections::HashMap<String, Option<Vec<Size>>> =
+                serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
+            for size in data.into_values().flatten().flatten() {
+                out.push(CentraStock {
+                    free_to_allocate: size.stock.iter().map(|l| l.free_to_allocate_quantity).sum(),
+                    sku: size.sku,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The six rate-limit buckets, as Centra counts them.
@@ -586,6 +629,7 @@ impl CentraClient {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Data {
+            #[serde(default, deserialize_with = "crate::decode::list")]
             rate_limits: Vec<RateLimitBucket>,
         }
         let data = self

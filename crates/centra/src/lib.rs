@@ -3,6 +3,7 @@
 //! webhook signature verification.
 
 pub mod client;
+pub mod decode;
 pub mod ratelimit;
 pub mod webhook;
 

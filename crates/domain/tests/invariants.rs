@@ -158,7 +158,7 @@ fn build(g: &GenOrder) -> Option<Built> {
         let unit = (l.unit_minor / scale).max(1);
         let value = unit * l.quantity;
         items_total += value;
-        let mut json = serde_json::json!({
+        let json = serde_json::json!({
             "__typename": if l.bundle.is_empty() { "ProductOrderLine" } else { "BundleOrderLine" },
             "id": id,
             "taxPercent": num(rate(l.rate)),

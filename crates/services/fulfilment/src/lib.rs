@@ -216,11 +216,10 @@ impl Feedback {
             return Ok(Outcome::AlreadyHandled);
         }
 
-        let posted_by_ferry = self
-            .store
-            .ledger_row(tenant, number)
-            .await?
-            .is_some_and(|row| row.state == "posted");
+        let ledger = self.store.ledger_row(tenant, number).await?;
+        let posted_by_ferry = ledger.as_ref().is_some_and(|row| row.state == "posted");
+        // Centra finds shipments by the order's hash id, which the ledger keeps.
+        let order_id = ledger.map(|row| row.centra_order_id).unwrap_or_default();
         if !posted_by_ferry {
             let message = format!(
                 "The warehouse shipped {} for order {}, but Ferry never sent that order to the \
@@ -321,7 +320,7 @@ impl Feedback {
         // A crash, a lost answer or a Centra that failed halfway may have left the shipment
         // there, perhaps not yet sent or captured: look first and finish what is missing.
         if previous.as_deref() == Some("sending")
-            && let Some(existing) = self.existing_shipment(&new).await?
+            && let Some(existing) = self.existing_shipment(&order_id, &new).await?
         {
             return self.finish_existing(s, existing, &new).await;
         }
@@ -346,7 +345,7 @@ impl Feedback {
                 // finish that one if it exists, else create it without the capture. Either
                 // way the customer is told, and finance captures.
                 let reason = join(&errors);
-                let shipment = match self.existing_shipment(&new).await? {
+                let shipment = match self.existing_shipment(&order_id, &new).await? {
                     Some(existing) => self.complete_if_needed(existing, &new).await?,
                     None => {
                         self.spend_budget().await?;
@@ -373,15 +372,16 @@ impl Feedback {
         }
     }
 
-    /// The shipment Ferry may already have made for `new` in Centra: same tracking number
-    /// and the same lines.
+    /// The shipment Ferry may already have made for `new` in Centra (order `order_id`, the
+    /// hash id): same tracking number and the same lines.
     async fn existing_shipment(
         &self,
+        order_id: &str,
         new: &NewShipment<'_>,
     ) -> Result<Option<CentraShipment>, PassError> {
         Ok(self
             .centra
-            .order_shipments(new.order_number)
+            .order_shipments(order_id)
             .await?
             .into_iter()
             .find(|c| {

@@ -183,7 +183,7 @@ pub async fn resync_once(
     started: DateTime<Utc>,
 ) -> Result<usize, ResyncError> {
     let numbers = client
-        .orders_changed_since(&from.to_rfc3339())
+        .orders_changed_since(from)
         .await
         .map_err(ResyncError::Centra)?;
     for (i, chunk) in numbers.chunks(ferry_centra::client::MAX_PAGE).enumerate() {

@@ -885,15 +885,6 @@ impl Pusher {
                 let Some(entry) = self.entries.get(&key).cloned() else {
                     continue;
                 };
-                if s.is_bundle {
-                    self.store
-                        .mark_stock_skip(&self.tenant.id, warehouse, &s.sku, Some("bundle"))
-                        .await?;
-                    if let Some(e) = self.entries.get_mut(&key) {
-                        e.skip = Some(Skip::Bundle);
-                    }
-                    continue;
-                }
                 let (Some(physical), Some(sellable)) =
                     (entry.pushed_physical, entry.pushed_sellable)
                 else {

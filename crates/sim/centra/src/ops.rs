@@ -73,6 +73,8 @@ pub struct Warehouse {
 #[derive(Debug, Clone, Serialize)]
 pub struct SizeRecord {
     pub id: i64,
+    /// The variant the size belongs to (`productVariant: { id }` with `size: { name }`).
+    pub variant_id: i64,
     pub sku: String,
     pub ean: String,
     pub size_number: String,
@@ -311,7 +313,7 @@ impl Ops {
             announcements: Vec::new(),
         };
         for s in sizes() {
-            let idx = ops.add_size(&s.sku, &s.ean, s.size);
+            let idx = ops.add_size(s.variant_id, &s.sku, &s.ean, s.size);
             ops.stock.insert(
                 (idx, 1),
                 StockLevel {
@@ -327,16 +329,17 @@ impl Ops {
                 .filter_map(|(sku, q)| ops.by_sku.get(*sku).map(|i| (*i, *q)))
                 .collect();
             let ean = crate::generate::ean_for(b.sku);
-            let idx = ops.add_size(b.sku, &ean, "OS");
+            let idx = ops.add_size(b.id * 10, b.sku, &ean, "OS");
             ops.sizes[idx].components = components;
         }
         ops
     }
 
-    fn add_size(&mut self, sku: &str, ean: &str, size_number: &str) -> usize {
+    fn add_size(&mut self, variant_id: i64, sku: &str, ean: &str, size_number: &str) -> usize {
         let idx = self.sizes.len();
         self.sizes.push(SizeRecord {
             id: idx as i64 + 1,
+            variant_id,
             sku: sku.to_owned(),
             ean: ean.to_owned(),
             size_number: size_number.to_owned(),
@@ -354,7 +357,7 @@ impl Ops {
         for i in 0..count {
             let sku = format!("GEN-{:06}-OS", start + i + 1);
             let ean = crate::generate::ean_for(&sku);
-            let idx = self.add_size(&sku, &ean, "OS");
+            let idx = self.add_size(0, &sku, &ean, "OS");
             self.stock.insert(
                 (idx, 1),
                 StockLevel {
@@ -405,6 +408,13 @@ impl Ops {
         } else {
             any.and_then(|a| self.by_sku.get(a).or_else(|| self.by_ean.get(a)).copied())
         })
+    }
+
+    /// A size by its variant and size name (`{ productVariant: { id }, size: { name } }`).
+    pub fn variant_size(&self, variant_id: i64, size_name: &str) -> Option<usize> {
+        self.sizes
+            .iter()
+            .position(|s| s.variant_id == variant_id && s.size_number == size_name)
     }
 
     pub fn warehouse(&self, id: i64) -> Option<&Warehouse> {

@@ -1,6 +1,9 @@
 //! Queries of the back office: shipments, returns, stock per size, warehouses, the Events
 //! queue and the rate-limit buckets.
 
+// async-graphql's interface derive repeats `ty = "…"` for fields of one type.
+#![allow(clippy::duplicated_attributes)]
+
 use std::sync::Arc;
 
 use async_graphql::{Context, InputObject, Object, SimpleObject, Union};
@@ -8,7 +11,7 @@ use async_graphql::{Context, InputObject, Object, SimpleObject, Union};
 use crate::auth::{integration, need};
 use crate::limits::RateLimit;
 use crate::ops::{self, EventChangeType, EventObjectType, Listener};
-use crate::schema::{DirectToConsumerOrder, ProductSize};
+use crate::schema::{DateRange, DateTimeTz, DirectToConsumerOrder, ProductSize};
 use crate::state::SimState;
 
 fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
@@ -38,16 +41,46 @@ pub struct ShipmentLineView {
     pub order_line: OrderLineRef,
 }
 
-/// A direct-to-consumer shipment.
+/// A direct-to-consumer shipment (`DirectToConsumerShipment implements Shipment`).
 pub struct ShipmentView(ops::Shipment);
+
+/// Centra's `Shipment` interface; the simulator has direct-to-consumer shipments only.
+#[derive(async_graphql::Interface)]
+#[graphql(
+    name = "Shipment",
+    field(name = "id", ty = "i64"),
+    field(name = "number", ty = "&str"),
+    field(name = "created_at", ty = "DateTimeTz"),
+    field(name = "updated_at", ty = "DateTimeTz"),
+    field(name = "is_good_to_go", ty = "bool"),
+    field(name = "is_shipped", ty = "bool"),
+    field(name = "is_paid", ty = "bool"),
+    field(name = "paid_at", ty = "Option<DateTimeTz>"),
+    field(name = "is_captured", ty = "bool"),
+    field(name = "captured_at", ty = "Option<DateTimeTz>"),
+    field(name = "shipped_at", ty = "Option<DateTimeTz>"),
+    field(name = "number_of_packages", ty = "Option<i64>"),
+    field(name = "tracking_number", ty = "Option<&str>"),
+    field(name = "return_tracking_number", ty = "Option<&str>"),
+    field(name = "additional_message", ty = "Option<&str>"),
+    field(name = "carrier_information", ty = "Option<CarrierInformation>"),
+    field(name = "lines", ty = "Vec<ShipmentLineView>")
+)]
+pub enum ShipmentIface {
+    DirectToConsumerShipment(ShipmentView),
+}
 
 impl ShipmentView {
     pub fn load(state: &SimState, id: i64) -> Option<ShipmentView> {
         state.ops(|o| o.shipments.get(&id).cloned().map(ShipmentView))
     }
+
+    pub fn order_number(&self) -> i64 {
+        self.0.order_number
+    }
 }
 
-#[Object(name = "Shipment")]
+#[Object(name = "DirectToConsumerShipment")]
 impl ShipmentView {
     async fn id(&self) -> i64 {
         self.0.id
@@ -56,11 +89,11 @@ impl ShipmentView {
     async fn number(&self) -> &str {
         &self.0.number
     }
-    async fn created_at(&self) -> String {
-        time(&self.0.created_at)
+    async fn created_at(&self) -> DateTimeTz {
+        DateTimeTz(self.0.created_at)
     }
-    async fn updated_at(&self) -> String {
-        time(&self.0.updated_at)
+    async fn updated_at(&self) -> DateTimeTz {
+        DateTimeTz(self.0.updated_at)
     }
     async fn is_good_to_go(&self) -> bool {
         self.0.is_good_to_go
@@ -71,17 +104,17 @@ impl ShipmentView {
     async fn is_paid(&self) -> bool {
         self.0.is_paid
     }
-    async fn paid_at(&self) -> Option<String> {
-        self.0.paid_at.as_ref().map(time)
+    async fn paid_at(&self) -> Option<DateTimeTz> {
+        self.0.paid_at.map(DateTimeTz)
     }
     async fn is_captured(&self) -> bool {
         self.0.is_captured
     }
-    async fn captured_at(&self) -> Option<String> {
-        self.0.captured_at.as_ref().map(time)
+    async fn captured_at(&self) -> Option<DateTimeTz> {
+        self.0.captured_at.map(DateTimeTz)
     }
-    async fn shipped_at(&self) -> Option<String> {
-        self.0.shipped_at.as_ref().map(time)
+    async fn shipped_at(&self) -> Option<DateTimeTz> {
+        self.0.shipped_at.map(DateTimeTz)
     }
     async fn number_of_packages(&self) -> Option<i64> {
         self.0.packages
@@ -181,9 +214,9 @@ impl ReturnView {
             })
             .collect()
     }
-    async fn shipment(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ShipmentView>> {
+    async fn shipment(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ShipmentIface>> {
         let state = ctx.data::<Arc<SimState>>()?;
-        Ok(ShipmentView::load(state, self.0.shipment_id))
+        Ok(ShipmentView::load(state, self.0.shipment_id).map(Into::into))
     }
 }
 
@@ -284,7 +317,7 @@ impl async_graphql::ScalarType for Int64 {
 #[derive(Union)]
 pub enum EventTarget {
     DirectToConsumerOrder(DirectToConsumerOrder),
-    Shipment(ShipmentView),
+    DirectToConsumerShipment(ShipmentView),
     Return(ReturnView),
 }
 
@@ -305,8 +338,23 @@ impl EventView {
     async fn object_reference(&self) -> Int64 {
         Int64(self.0.reference)
     }
-    async fn created_at(&self) -> String {
-        time(&self.0.created_at)
+    async fn created_at(&self) -> DateTimeTz {
+        DateTimeTz(self.0.created_at)
+    }
+    /// The simulator has one store.
+    async fn store(&self) -> crate::schema::Store {
+        crate::schema::Store
+    }
+    /// The order's market, for events about orders.
+    async fn market(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<crate::schema::Market>> {
+        let state = ctx.data::<Arc<SimState>>()?;
+        Ok(match self.0.object_type {
+            EventObjectType::Order => state.order(self.0.reference).map(crate::schema::Market),
+            _ => None,
+        })
     }
     async fn object(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<EventTarget>> {
         let state = ctx.data::<Arc<SimState>>()?;
@@ -317,9 +365,8 @@ impl EventView {
                     .order(self.0.reference)
                     .map(|o| EventTarget::DirectToConsumerOrder(DirectToConsumerOrder(o)))
             }
-            EventObjectType::Shipment => {
-                ShipmentView::load(state, self.0.reference).map(EventTarget::Shipment)
-            }
+            EventObjectType::Shipment => ShipmentView::load(state, self.0.reference)
+                .map(EventTarget::DirectToConsumerShipment),
             EventObjectType::Return => {
                 ReturnView::load(state, self.0.reference).map(EventTarget::Return)
             }
@@ -332,19 +379,88 @@ impl EventView {
 pub struct EventFilter {
     pub object_type: Option<Vec<EventObjectType>>,
     pub change_type: Option<Vec<EventChangeType>>,
+    pub store_id: Option<Vec<i64>>,
+    pub market_id: Option<Vec<i64>>,
 }
 
+/// A text condition: "Exactly one input field should be provided".
+#[derive(InputObject, Default, Clone)]
+pub struct StringMatch {
+    pub equals: Option<String>,
+    pub contains: Option<String>,
+}
+
+impl StringMatch {
+    fn check(&self, field: &str) -> async_graphql::Result<()> {
+        if self.equals.is_some() == self.contains.is_some() {
+            return Err(format!("{field}: exactly one input field should be provided").into());
+        }
+        Ok(())
+    }
+
+    fn matches(&self, text: &str) -> bool {
+        match (&self.equals, &self.contains) {
+            (Some(e), _) => text == e,
+            (None, Some(c)) => text.contains(c.as_str()),
+            (None, None) => true,
+        }
+    }
+}
+
+/// Centra's documented `ProductSizeFilter`; the simulator filters by `id`, `SKU`, `EAN` and
+/// `sizeNumber`, and says so when asked for more.
 #[derive(InputObject, Default)]
 pub struct ProductSizeFilter {
     pub id: Option<Vec<i64>>,
+    pub description: Option<StringMatch>,
+    #[graphql(name = "EAN")]
+    pub ean: Option<StringMatch>,
+    #[graphql(name = "UPC")]
+    pub upc: Option<StringMatch>,
     #[graphql(name = "SKU")]
-    pub sku: Option<Vec<String>>,
+    pub sku: Option<StringMatch>,
+    pub size_number: Option<StringMatch>,
+    pub preorder: Option<bool>,
+    pub size_id: Option<Vec<i64>>,
+    pub search: Option<String>,
+    pub not_null: Option<Vec<String>>,
+    pub negate: Option<Vec<String>>,
+    pub is_active: Option<bool>,
+    pub updated_at: Option<DateRange>,
 }
 
+/// Centra's documented `ShipmentFilter` (`orderId` is the order's hash id); the simulator
+/// filters by the fields Ferry and the documented examples use, and says so when asked for
+/// the others.
 #[derive(InputObject, Default)]
 pub struct ShipmentFilter {
     pub id: Option<Vec<i64>>,
-    pub order_number: Option<Vec<i64>>,
+    pub number: Option<Vec<String>>,
+    pub created_at: Option<DateRange>,
+    pub updated_at: Option<DateRange>,
+    pub is_good_to_go: Option<bool>,
+    pub is_shipped: Option<bool>,
+    pub shipped_at: Option<DateRange>,
+    pub is_paid: Option<bool>,
+    pub is_captured: Option<bool>,
+    pub tracking_number: Option<Vec<String>>,
+    pub customer_id: Option<Vec<i64>>,
+    pub order_id: Option<Vec<String>>,
+    pub store_id: Option<Vec<i64>>,
+    pub store_type: Option<crate::schema::StoreType>,
+    pub external_id: Option<Vec<String>>,
+    pub search: Option<String>,
+    pub not_null: Option<Vec<String>>,
+    pub negate: Option<Vec<String>>,
+}
+
+/// Refuses a filter field the simulator does not implement (rather than ignore it and
+/// answer with more than was asked for).
+fn not_simulated(set: bool, what: &str) -> async_graphql::Result<()> {
+    if set {
+        return Err(format!("the simulator does not filter by {what}").into());
+    }
+    Ok(())
 }
 
 fn page_bounds(limit: i32, page: i32) -> async_graphql::Result<(usize, usize)> {
@@ -394,20 +510,43 @@ impl OpsQuery {
         let (limit, skip) = page_bounds(limit, page)?;
         let state = ctx.data::<Arc<SimState>>()?;
         let filter = filter.unwrap_or_default();
+        for (m, name) in [
+            (&filter.sku, "SKU"),
+            (&filter.ean, "EAN"),
+            (&filter.size_number, "sizeNumber"),
+        ] {
+            if let Some(m) = m {
+                m.check(name)?;
+            }
+        }
+        not_simulated(
+            filter.description.is_some()
+                || filter.upc.is_some()
+                || filter.preorder.is_some()
+                || filter.size_id.is_some()
+                || filter.search.is_some()
+                || filter.not_null.is_some()
+                || filter.negate.is_some()
+                || filter.is_active.is_some()
+                || filter.updated_at.is_some(),
+            "description, UPC, preorder, sizeId, search, notNull, negate, isActive or updatedAt",
+        )?;
         Ok(state.ops(|o| {
-            let indexes: Vec<usize> = match (&filter.id, &filter.sku) {
-                (Some(ids), _) => ids
-                    .iter()
-                    .filter_map(|id| usize::try_from(id - 1).ok().filter(|i| *i < o.sizes.len()))
-                    .collect(),
-                (None, Some(skus)) => skus.iter().filter_map(|s| o.size_by_sku(s)).collect(),
-                (None, None) => (0..o.sizes.len()).collect(),
-            };
-            indexes
-                .into_iter()
+            o.sizes
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| filter.id.as_ref().is_none_or(|ids| ids.contains(&s.id)))
+                .filter(|(_, s)| filter.sku.as_ref().is_none_or(|m| m.matches(&s.sku)))
+                .filter(|(_, s)| filter.ean.as_ref().is_none_or(|m| m.matches(&s.ean)))
+                .filter(|(_, s)| {
+                    filter
+                        .size_number
+                        .as_ref()
+                        .is_none_or(|m| m.matches(&s.size_number))
+                })
                 .skip(skip)
                 .take(limit)
-                .map(|i| ProductSize::catalogue(&o.sizes[i]))
+                .map(|(i, _)| ProductSize::catalogue(&o.sizes[i]))
                 .collect()
         }))
     }
@@ -418,25 +557,54 @@ impl OpsQuery {
         #[graphql(name = "where")] filter: Option<ShipmentFilter>,
         #[graphql(default = 20)] limit: i32,
         #[graphql(default = 1)] page: i32,
-    ) -> async_graphql::Result<Vec<ShipmentView>> {
+    ) -> async_graphql::Result<Vec<ShipmentIface>> {
         need(ctx, "Shipment:read", "shipments")?;
         let (limit, skip) = page_bounds(limit, page)?;
         let state = ctx.data::<Arc<SimState>>()?;
         let filter = filter.unwrap_or_default();
+        not_simulated(
+            filter.created_at.is_some()
+                || filter.updated_at.is_some()
+                || filter.shipped_at.is_some()
+                || filter.customer_id.is_some()
+                || filter.external_id.is_some()
+                || filter.search.is_some()
+                || filter.not_null.is_some()
+                || filter.negate.is_some(),
+            "createdAt, updatedAt, shippedAt, customerId, externalId, search, notNull or negate",
+        )?;
+        // Order hash ids → numbers, before the back office is locked.
+        let numbers: Option<Vec<i64>> = filter.order_id.as_ref().map(|ids| {
+            ids.iter()
+                .filter_map(|id| state.order_by_id(id).map(|o| o.number))
+                .collect()
+        });
+        let direct_to_consumer = filter
+            .store_type
+            .is_none_or(|t| t == crate::schema::StoreType::DirectToConsumer)
+            && filter.store_id.as_ref().is_none_or(|ids| ids.contains(&1));
         Ok(state.ops(|o| {
             o.shipments
                 .values()
+                .filter(|_| direct_to_consumer)
                 .filter(|s| filter.id.as_ref().is_none_or(|ids| ids.contains(&s.id)))
+                .filter(|s| filter.number.as_ref().is_none_or(|n| n.contains(&s.number)))
+                .filter(|s| numbers.as_ref().is_none_or(|n| n.contains(&s.order_number)))
                 .filter(|s| {
-                    filter
-                        .order_number
-                        .as_ref()
-                        .is_none_or(|n| n.contains(&s.order_number))
+                    filter.tracking_number.as_ref().is_none_or(|t| {
+                        s.tracking_number
+                            .as_ref()
+                            .is_some_and(|mine| t.contains(mine))
+                    })
                 })
+                .filter(|s| filter.is_good_to_go.is_none_or(|b| s.is_good_to_go == b))
+                .filter(|s| filter.is_shipped.is_none_or(|b| s.is_shipped == b))
+                .filter(|s| filter.is_paid.is_none_or(|b| s.is_paid == b))
+                .filter(|s| filter.is_captured.is_none_or(|b| s.is_captured == b))
                 .skip(skip)
                 .take(limit)
                 .cloned()
-                .map(ShipmentView)
+                .map(|s| ShipmentView(s).into())
                 .collect()
         }))
     }
@@ -453,17 +621,40 @@ impl OpsQuery {
         let state = ctx.data::<Arc<SimState>>()?;
         let name = integration(ctx);
         let filter = filter.unwrap_or_default();
-        Ok(state.ops(|o| {
+        if filter
+            .store_id
+            .as_ref()
+            .is_some_and(|ids| !ids.contains(&1))
+        {
+            // The simulator's only store.
+            return Ok(Vec::new());
+        }
+        let markets = filter.market_id.clone();
+        let in_market = |e: &ops::Event| {
+            markets.as_ref().is_none_or(|ids| {
+                e.object_type == EventObjectType::Order
+                    && state
+                        .order(e.reference)
+                        .is_some_and(|o| ids.contains(&o.market.id))
+            })
+        };
+        // With a market filter, read the whole queue first: markets are looked up on the
+        // orders, which must not be locked while the back office is (lock order).
+        let read = if markets.is_some() { usize::MAX } else { limit };
+        let events = state.ops(|o| {
             o.events(
                 &name,
                 filter.object_type.as_deref(),
                 filter.change_type.as_deref(),
-                limit,
+                read,
             )
+        });
+        Ok(events
             .into_iter()
+            .filter(|e| in_market(e))
+            .take(limit)
             .map(EventView)
-            .collect()
-        }))
+            .collect())
     }
 
     async fn event_listeners(

@@ -93,7 +93,7 @@ impl Store {
     }
 }
 
-pub struct Market(Arc<Order>);
+pub struct Market(pub Arc<Order>);
 
 #[Object]
 impl Market {
@@ -124,11 +124,11 @@ pub struct Country {
 
 #[Object]
 impl Country {
-    async fn code(&self) -> &str {
-        &self.code
+    async fn code(&self) -> Option<&str> {
+        Some(&self.code)
     }
-    async fn name(&self) -> &str {
-        &self.name
+    async fn name(&self) -> Option<&str> {
+        Some(&self.name)
     }
 }
 
@@ -301,9 +301,18 @@ impl PaymentMethod {
     }
 }
 
+#[derive(Clone)]
 pub struct PaymentHistoryEntry {
     order: Arc<Order>,
     index: usize,
+}
+
+impl PaymentHistoryEntry {
+    /// The order's newest entry (e.g. the capture just made).
+    pub fn latest(order: Arc<Order>) -> Option<Self> {
+        let index = order.payment_history.len().checked_sub(1)?;
+        Some(PaymentHistoryEntry { order, index })
+    }
 }
 
 #[Object]
@@ -570,38 +579,38 @@ impl Address {
     async fn company_name(&self) -> Option<&str> {
         self.0.company_name.as_deref()
     }
-    async fn first_name(&self) -> &str {
-        &self.0.first_name
+    async fn first_name(&self) -> Option<&str> {
+        Some(&self.0.first_name)
     }
-    async fn last_name(&self) -> &str {
-        &self.0.last_name
+    async fn last_name(&self) -> Option<&str> {
+        Some(&self.0.last_name)
     }
-    async fn address1(&self) -> &str {
-        &self.0.address1
+    async fn address1(&self) -> Option<&str> {
+        Some(&self.0.address1)
     }
     async fn address2(&self) -> Option<&str> {
         self.0.address2.as_deref()
     }
-    async fn city(&self) -> &str {
-        &self.0.city
+    async fn city(&self) -> Option<&str> {
+        Some(&self.0.city)
     }
     async fn state_or_province(&self) -> Option<&str> {
         self.0.state_or_province.as_deref()
     }
-    async fn zip_code(&self) -> &str {
-        &self.0.zip_code
+    async fn zip_code(&self) -> Option<&str> {
+        Some(&self.0.zip_code)
     }
-    async fn country(&self) -> Country {
-        Country {
+    async fn country(&self) -> Option<Country> {
+        Some(Country {
             code: self.0.country_code.clone(),
             name: self.0.country_name.clone(),
-        }
+        })
     }
-    async fn email(&self) -> &str {
-        &self.0.email
+    async fn email(&self) -> Option<&str> {
+        Some(&self.0.email)
     }
-    async fn phone_number(&self) -> &str {
-        &self.0.phone_number
+    async fn phone_number(&self) -> Option<&str> {
+        Some(&self.0.phone_number)
     }
     async fn vat_number(&self) -> Option<&str> {
         self.0.vat_number.as_deref()
@@ -792,10 +801,88 @@ pub enum OrderIface {
     DirectToConsumerOrder(DirectToConsumerOrder),
 }
 
+/// Centra's `DateTimeTz`: ISO 8601 with offset out ("2022-06-23T15:47:12+00:00"); in, the
+/// looser forms Centra's examples use — "2022-06-23 15:47:12", RFC 3339, a bare date, and
+/// PHP-style relative times ("now", "yesterday", "-1 hour"). Anything else is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateTimeTz(pub chrono::DateTime<chrono::Utc>);
+
+impl DateTimeTz {
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let now = chrono::Utc::now();
+        let relative = match text {
+            "now" => Some(now),
+            "today" => now.date_naive().and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
+            "yesterday" => (now.date_naive() - chrono::Duration::days(1))
+                .and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc()),
+            _ => relative(text, now),
+        };
+        relative
+            .or_else(|| crate::state::parse_time(text))
+            .or_else(|| {
+                chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|t| t.and_utc())
+            })
+            .map(DateTimeTz)
+    }
+}
+
+/// "-1 hour", "+2 days", "-30 minutes" from `now`.
+fn relative(
+    text: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (amount, unit) = text.split_once(' ')?;
+    let amount: i64 = amount.parse().ok()?;
+    let span = match unit.trim_end_matches('s') {
+        "second" => chrono::Duration::seconds(amount),
+        "minute" => chrono::Duration::minutes(amount),
+        "hour" => chrono::Duration::hours(amount),
+        "day" => chrono::Duration::days(amount),
+        _ => return None,
+    };
+    Some(now + span)
+}
+
+#[Scalar(name = "DateTimeTz")]
+impl ScalarType for DateTimeTz {
+    fn parse(value: Value) -> async_graphql::InputValueResult<Self> {
+        match &value {
+            Value::String(text) => DateTimeTz::parse(text).ok_or_else(|| {
+                async_graphql::InputValueError::custom(format!(
+                    "{text} is not a date Centra understands"
+                ))
+            }),
+            _ => Err(async_graphql::InputValueError::expected_type(value)),
+        }
+    }
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%dT%H:%M:%S+00:00").to_string())
+    }
+}
+
+/// `MonetaryValueInput` (e.g. `internalShippingCost`, `unitCost`): accepted, not kept.
+#[derive(InputObject, Default, Clone)]
+pub struct MonetaryValueInput {
+    pub value: f64,
+    pub currency_iso_code: String,
+}
+
+/// A time range (`{ from, to }`, each optional).
 #[derive(InputObject, Default)]
-pub struct DateTimeFilter {
-    pub from: Option<String>,
-    pub to: Option<String>,
+pub struct DateRange {
+    pub from: Option<DateTimeTz>,
+    pub to: Option<DateTimeTz>,
+}
+
+impl DateRange {
+    pub fn contains(&self, at: chrono::DateTime<chrono::Utc>) -> bool {
+        self.from.is_none_or(|f| at >= f.0) && self.to.is_none_or(|t| at <= t.0)
+    }
 }
 
 #[derive(InputObject, Default)]
@@ -804,8 +891,10 @@ pub struct OrderFilter {
     pub number: Option<Vec<i64>>,
     pub status: Option<Vec<OrderStatus>>,
     pub store_type: Option<StoreType>,
-    /// [INF] Centra's filter for "changed since"; used by Ferry's periodic resync.
-    pub updated_at: Option<DateTimeFilter>,
+    pub created_at: Option<DateRange>,
+    /// Centra's filter for "changed since"; used by Ferry's periodic resync.
+    pub updated_at: Option<DateRange>,
+    pub order_date: Option<DateRange>,
 }
 
 #[derive(Default)]

@@ -356,18 +356,18 @@ impl SimState {
                     .status
                     .as_ref()
                     .is_none_or(|s: &Vec<OrderStatus>| s.contains(&o.status))
-                && filter.updated_at.as_ref().is_none_or(|range| {
-                    range
-                        .from
-                        .as_deref()
-                        .and_then(parse_time)
-                        .is_none_or(|f| o.updated_at >= f)
-                        && range
-                            .to
-                            .as_deref()
-                            .and_then(parse_time)
-                            .is_none_or(|t| o.updated_at <= t)
-                })
+                && filter
+                    .store_type
+                    .is_none_or(|t| t == crate::schema::StoreType::DirectToConsumer)
+                && filter
+                    .updated_at
+                    .as_ref()
+                    .is_none_or(|range| range.contains(o.updated_at))
+                && (filter.created_at.is_none() && filter.order_date.is_none()
+                    || parse_time(&o.order_date).is_some_and(|at| {
+                        filter.created_at.as_ref().is_none_or(|r| r.contains(at))
+                            && filter.order_date.as_ref().is_none_or(|r| r.contains(at))
+                    }))
         };
         let skip = (page - 1) * limit;
         match &filter.number {

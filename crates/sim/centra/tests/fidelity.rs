@@ -544,14 +544,50 @@ async fn shipments_complete_the_order_with_emails_stock_and_capture() {
         d["createShipment"]["userErrors"].as_array().unwrap().len(),
         1
     );
-    // The shipments query finds both by order number.
+    // The shipments query finds both by the order's hash id (`ShipmentFilter.orderId`).
+    let hash = sim.sim.state.order(number).unwrap().id.clone();
     let d = sim
         .ok(
-            "query($n: Int!) { shipments(where: {orderNumber: [$n]}) { number trackingNumber } }",
-            json!({ "n": number }),
+            "query($o: String!) { shipments(where: {orderId: [$o]}) { number trackingNumber } }",
+            json!({ "o": hash }),
         )
         .await;
     assert_eq!(d["shipments"].as_array().unwrap().len(), 2);
+    let shipped = sim.sim.state.ops(|o| {
+        o.shipments_of(number)
+            .into_iter()
+            .filter(|s| s.is_shipped)
+            .count()
+    });
+    for (is_shipped, want) in [(true, shipped), (false, 2 - shipped)] {
+        let d = sim
+            .ok(
+                "query($o: String!, $s: Boolean!) { shipments(where: {orderId: [$o], isShipped: $s}) { number } }",
+                json!({ "o": hash, "s": is_shipped }),
+            )
+            .await;
+        assert_eq!(
+            d["shipments"].as_array().unwrap().len(),
+            want,
+            "isShipped {is_shipped}"
+        );
+    }
+    // A filter the simulator does not implement is refused, not ignored.
+    let refused = sim
+        .call(
+            "sim-token",
+            "query { shipments(where: {customerId: [1]}) { number } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        refused.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not filter"),
+        "{}",
+        refused.body
+    );
 
     // A return of the first unit, released back to the warehouse on completion.
     let line_id = s1["lines"][0]["id"].as_i64().unwrap();
@@ -637,14 +673,24 @@ async fn stock_set_change_and_read() {
     assert_eq!(d["changeStock"]["userErrors"].as_array().unwrap().len(), 1);
 
     // Read back: per warehouse, and the bundle derived from its components.
-    let read = "query($skus: [String!]) { productSizes(where: {SKU: $skus}, limit: 10) { id SKU EAN stock { warehouse { id } physicalQuantity freeToAllocateQuantity allocatedQuantity } } }";
+    // ProductSizeFilter.SKU is a StringMatch: one SKU per field, several with aliases.
+    let read = "query($a: String!, $b: String!) { \
+        tee: productSizes(where: {SKU: {equals: $a}}, limit: 1) { id SKU EAN stock { warehouse { id } physicalQuantity freeToAllocateQuantity allocatedQuantity } } \
+        bundle: productSizes(where: {SKU: {equals: $b}}, limit: 1) { SKU stock { freeToAllocateQuantity } } }";
     let d = sim
-        .ok(read, json!({ "skus": ["TEE-WHT-M", "BND-TRIO-M"] }))
+        .ok(read, json!({ "a": "TEE-WHT-M", "b": "BND-TRIO-M" }))
         .await;
-    let tee = &d["productSizes"][0];
+    let tee = &d["tee"][0];
     assert_eq!(tee["stock"][0]["physicalQuantity"], 10);
     assert_eq!(tee["stock"][1]["physicalQuantity"], 2);
-    let bundle = &d["productSizes"][1];
+    let bundle = &d["bundle"][0];
+    let tees = sim
+        .ok(
+            "query { productSizes(where: {SKU: {contains: \"TEE-\"}}, limit: 200) { SKU } }",
+            json!({}),
+        )
+        .await;
+    assert!(tees["productSizes"].as_array().unwrap().len() > 3);
     let free = |sku: &str| {
         sim.sim.state.ops(|o| {
             o.stock_of(o.size_by_sku(sku).unwrap(), 1)
@@ -754,5 +800,50 @@ fn the_erp_catalogue_is_the_one_checked_in() {
     assert!(
         on_disk == format!("{text}\n"),
         "scripts/tryton/catalogue.json is out of date: run FERRY_UPDATE_SDL=1 cargo nextest run -p ferry-sim-centra the_erp_catalogue"
+    );
+}
+
+/// Issue 23: the simulator's schema accepts every example operation Centra documents on what
+/// Ferry uses (`tests/contracts/centra-examples/`), so Ferry is tested against the shape a
+/// real Centra has, not one the simulator invented.
+#[test]
+fn centras_documented_example_operations_validate_against_the_simulator() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../tests/contracts/centra-examples"
+    );
+    let schema = ferry_centra::check::CheckedSchema::parse(
+        ferry_sim_centra::SCHEMA_SDL,
+        "simulator.graphql",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut checked = 0;
+    let mut refused = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("examples")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "graphql"))
+        .collect();
+    files.sort();
+    for path in files {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("?")
+            .to_owned();
+        let text = std::fs::read_to_string(&path).expect("example");
+        refused.extend(schema.differences(&name, &text));
+        checked += 1;
+    }
+    assert!(checked >= 18, "only {checked} examples found");
+    assert!(
+        refused.is_empty(),
+        "the simulator refuses Centra's documented examples:\n{}",
+        refused
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -9,7 +9,6 @@ mod shipments;
 mod stock;
 
 use async_graphql::{InputObject, MergedObject};
-use chrono::{DateTime, Utc};
 
 use crate::ops::{UserError, user_error};
 use crate::state::World;
@@ -78,23 +77,6 @@ pub struct ProductSizeInput {
     #[graphql(name = "UPC")]
     pub upc: Option<String>,
     pub any: Option<String>,
-}
-
-/// Reads the date forms Centra accepts in inputs: RFC 3339, `Y-m-d H:i:s`, or `now`.
-pub fn parse_input_time(text: &str) -> Option<DateTime<Utc>> {
-    if text.trim() == "now" {
-        return Some(Utc::now());
-    }
-    crate::state::parse_time(text)
-}
-
-fn time_or_error(text: Option<&str>, path: &[&str]) -> Result<Option<DateTime<Utc>>, UserError> {
-    match text {
-        None => Ok(None),
-        Some(t) => parse_input_time(t)
-            .map(Some)
-            .ok_or_else(|| user_error(format!("{t} is not a date Centra understands"), path)),
-    }
 }
 
 fn size_index(ops: &crate::ops::Ops, input: &ProductSizeInput) -> Result<Option<usize>, UserError> {

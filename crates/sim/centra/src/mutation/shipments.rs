@@ -8,10 +8,12 @@ use chrono::Utc;
 
 use crate::auth::need;
 use crate::ops::{ShipmentInfo, UserError, UserWarning, user_error};
-use crate::queries::ShipmentView;
+use crate::queries::{ShipmentIface, ShipmentView};
+use crate::schema::{MonetaryValueInput, PaymentHistoryEntry};
 use crate::state::{LoseAnswer, ShipmentStep, SimState};
 
-use super::{OrderInput, OrderLineIdInput, time_or_error};
+use super::{OrderInput, OrderLineIdInput};
+use crate::schema::DateTimeTz;
 
 #[derive(InputObject)]
 pub struct ShipmentLineInput {
@@ -26,6 +28,7 @@ pub struct ShipmentInfoInput {
     pub packages_number: Option<i64>,
     pub tracking_number: Option<String>,
     pub return_tracking_number: Option<String>,
+    pub internal_shipping_cost: Option<MonetaryValueInput>,
 }
 
 impl From<ShipmentInfoInput> for ShipmentInfo {
@@ -46,9 +49,9 @@ pub struct ShipmentCreateInput {
     pub lines: Option<Vec<ShipmentLineInput>>,
     pub is_good_to_go: Option<bool>,
     pub is_paid: Option<bool>,
-    pub created_at: Option<String>,
+    pub created_at: Option<DateTimeTz>,
     /// Set: the shipment is already sent (then also send `shipmentInfo`).
-    pub shipped_at: Option<String>,
+    pub shipped_at: Option<DateTimeTz>,
     pub shipment_info: Option<ShipmentInfoInput>,
     pub send_email: Option<bool>,
     pub additional_message: Option<String>,
@@ -67,34 +70,54 @@ pub struct ShipmentUpdateInput {
 
 #[derive(InputObject, Default)]
 pub struct ShipmentCompleteInput {
-    pub shipped_at: Option<String>,
+    pub shipped_at: Option<DateTimeTz>,
     pub shipment_info: Option<ShipmentInfoInput>,
     pub send_email: Option<bool>,
     pub additional_message: Option<String>,
 }
 
-#[derive(SimpleObject)]
-pub struct ShipmentPayload {
-    pub shipment: Option<ShipmentView>,
-    pub user_errors: Vec<UserError>,
-    pub user_warnings: Vec<UserWarning>,
+/// The documented payloads of `createShipment`, `updateShipment` and `completeShipment`:
+/// the same fields under their own names.
+macro_rules! shipment_payload {
+    ($name:ident) => {
+        #[derive(SimpleObject)]
+        pub struct $name {
+            pub shipment: Option<ShipmentIface>,
+            pub user_errors: Vec<UserError>,
+            pub user_warnings: Vec<UserWarning>,
+        }
+
+        impl $name {
+            fn from(state: &Arc<SimState>, result: Result<i64, UserError>) -> Self {
+                match result {
+                    Ok(id) => $name {
+                        shipment: ShipmentView::load(state, id).map(ShipmentIface::from),
+                        user_errors: Vec::new(),
+                        user_warnings: Vec::new(),
+                    },
+                    Err(e) => $name {
+                        shipment: None,
+                        user_errors: vec![e],
+                        user_warnings: Vec::new(),
+                    },
+                }
+            }
+        }
+    };
 }
 
-impl ShipmentPayload {
-    fn from(state: &Arc<SimState>, result: Result<i64, UserError>) -> Self {
-        match result {
-            Ok(id) => ShipmentPayload {
-                shipment: ShipmentView::load(state, id),
-                user_errors: Vec::new(),
-                user_warnings: Vec::new(),
-            },
-            Err(e) => ShipmentPayload {
-                shipment: None,
-                user_errors: vec![e],
-                user_warnings: Vec::new(),
-            },
-        }
-    }
+shipment_payload!(ShipmentCreatePayload);
+shipment_payload!(ShipmentUpdatePayload);
+shipment_payload!(ShipmentCompletePayload);
+
+/// `captureShipment`'s payload: the shipment and the payment entry the capture made.
+#[derive(SimpleObject)]
+pub struct ShipmentCapturePayload {
+    pub shipment: Option<ShipmentIface>,
+    pub payment_history_entry: Option<PaymentHistoryEntry>,
+    pub payment_history_entries: Vec<PaymentHistoryEntry>,
+    pub user_errors: Vec<UserError>,
+    pub user_warnings: Vec<UserWarning>,
 }
 
 fn capture_declined() -> UserError {
@@ -114,7 +137,7 @@ impl ShipmentMutation {
         &self,
         ctx: &Context<'_>,
         input: ShipmentCreateInput,
-    ) -> async_graphql::Result<ShipmentPayload> {
+    ) -> async_graphql::Result<ShipmentCreatePayload> {
         need(ctx, "Shipment:write", "createShipment")?;
         let state = ctx.data::<Arc<SimState>>()?;
         let declined = state.faults.read().decline_captures;
@@ -123,8 +146,8 @@ impl ShipmentMutation {
             if declined && input.capture.unwrap_or(false) {
                 return Err(capture_declined());
             }
-            let created_at = time_or_error(input.created_at.as_deref(), &["input", "createdAt"])?;
-            let shipped_at = time_or_error(input.shipped_at.as_deref(), &["input", "shippedAt"])?;
+            let created_at = input.created_at.map(|t| t.0);
+            let shipped_at = input.shipped_at.map(|t| t.0);
             let lines: Vec<(i64, i64)> = input
                 .lines
                 .as_deref()
@@ -180,7 +203,7 @@ impl ShipmentMutation {
                 Ok(id)
             })
         });
-        Ok(ShipmentPayload::from(state, result))
+        Ok(ShipmentCreatePayload::from(state, result))
     }
 
     async fn update_shipment(
@@ -188,7 +211,7 @@ impl ShipmentMutation {
         ctx: &Context<'_>,
         id: i64,
         input: ShipmentUpdateInput,
-    ) -> async_graphql::Result<ShipmentPayload> {
+    ) -> async_graphql::Result<ShipmentUpdatePayload> {
         need(ctx, "Shipment:write", "updateShipment")?;
         let state = ctx.data::<Arc<SimState>>()?;
         let result = state.transact(|w| {
@@ -201,14 +224,14 @@ impl ShipmentMutation {
             )?;
             Ok(id)
         });
-        Ok(ShipmentPayload::from(state, result))
+        Ok(ShipmentUpdatePayload::from(state, result))
     }
 
     async fn capture_shipment(
         &self,
         ctx: &Context<'_>,
         id: i64,
-    ) -> async_graphql::Result<ShipmentPayload> {
+    ) -> async_graphql::Result<ShipmentCapturePayload> {
         need(ctx, "Shipment:write", "captureShipment")?;
         let state = ctx.data::<Arc<SimState>>()?;
         let result = state.transact(|w| {
@@ -224,7 +247,30 @@ impl ShipmentMutation {
             w.with_order(number, |o, ops| ops.capture_shipment(o, id))?;
             Ok(id)
         });
-        Ok(ShipmentPayload::from(state, result))
+        Ok(match result {
+            Ok(id) => {
+                let view = ShipmentView::load(state, id);
+                let entry = view
+                    .as_ref()
+                    .and_then(|v| state.order(v.order_number()))
+                    .and_then(PaymentHistoryEntry::latest);
+                let entries = entry.clone().into_iter().collect();
+                ShipmentCapturePayload {
+                    shipment: view.map(ShipmentIface::from),
+                    payment_history_entry: entry,
+                    payment_history_entries: entries,
+                    user_errors: Vec::new(),
+                    user_warnings: Vec::new(),
+                }
+            }
+            Err(e) => ShipmentCapturePayload {
+                shipment: None,
+                payment_history_entry: None,
+                payment_history_entries: Vec::new(),
+                user_errors: vec![e],
+                user_warnings: Vec::new(),
+            },
+        })
     }
 
     /// Shipped with tracking; the last completed shipment completes the order.
@@ -233,13 +279,12 @@ impl ShipmentMutation {
         ctx: &Context<'_>,
         id: i64,
         input: Option<ShipmentCompleteInput>,
-    ) -> async_graphql::Result<ShipmentPayload> {
+    ) -> async_graphql::Result<ShipmentCompletePayload> {
         need(ctx, "Shipment:write", "completeShipment")?;
         let state = ctx.data::<Arc<SimState>>()?;
         let input = input.unwrap_or_default();
         let result = state.transact(|w| {
-            let shipped_at = time_or_error(input.shipped_at.as_deref(), &["input", "shippedAt"])?
-                .unwrap_or_else(Utc::now);
+            let shipped_at = input.shipped_at.map_or_else(Utc::now, |t| t.0);
             let number = w
                 .ops
                 .shipments
@@ -258,6 +303,6 @@ impl ShipmentMutation {
             })?;
             Ok(id)
         });
-        Ok(ShipmentPayload::from(state, result))
+        Ok(ShipmentCompletePayload::from(state, result))
     }
 }
