@@ -2,6 +2,7 @@
 //! quota, honouring 429 `Retry-After`, errors classified transient or permanent) and
 //! webhook signature verification.
 
+pub mod check;
 pub mod client;
 pub mod decode;
 pub mod ratelimit;
