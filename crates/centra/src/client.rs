@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::ratelimit::{RateLimiter, parse_retry_after};
+use crate::ratelimit::{Pacing, RateLimiter, parse_retry_after};
 
 /// The contract query, sent verbatim: read from the contract itself so the two can never
 /// differ.
@@ -247,11 +247,21 @@ impl std::fmt::Debug for CentraClient {
 }
 
 impl CentraClient {
-    /// `requests_per_10s` is the instance's REQUEST_COUNT quota (20 on a fresh instance).
+    /// Paced to `requests_per_10s` only (tests and tools; services use [`Self::paced`]).
     pub fn new(
         url: impl Into<String>,
         token: SecretString,
         requests_per_10s: u32,
+        timeout: Duration,
+    ) -> Self {
+        Self::paced(url, token, Pacing::requests(requests_per_10s), timeout)
+    }
+
+    /// Paced to every bucket of `pacing`: this client's share of Centra's quotas.
+    pub fn paced(
+        url: impl Into<String>,
+        token: SecretString,
+        pacing: Pacing,
         timeout: Duration,
     ) -> Self {
         let http = reqwest::Client::builder()
@@ -263,7 +273,7 @@ impl CentraClient {
             http,
             url: url.into(),
             token,
-            limiter: Arc::new(RateLimiter::new(requests_per_10s, Duration::from_secs(10))),
+            limiter: Arc::new(RateLimiter::paced(pacing)),
         }
     }
 
@@ -278,7 +288,7 @@ impl CentraClient {
         variables: serde_json::Value,
     ) -> Result<Vec<u8>, CentraError> {
         let answer = self.answer(query, variables).await?;
-        let data: &RawValue = data_of(&answer)?;
+        let data: &RawValue = data_of(&answer, &self.limiter)?;
         Ok(data.get().as_bytes().to_vec())
     }
 
@@ -323,6 +333,13 @@ impl CentraClient {
             .bytes()
             .await
             .map_err(|e| CentraError::Transport(e.without_url().to_string()))?;
+        if status == StatusCode::BAD_REQUEST
+            && let Err(e @ CentraError::GraphQl { .. }) =
+                data_of::<serde::de::IgnoredAny>(&bytes, &self.limiter)
+        {
+            // Centra refuses an invalid query whole, with 400 and GraphQL errors.
+            return Err(e);
+        }
         if !status.is_success() {
             return Err(CentraError::Rejected {
                 status: status.as_u16(),
@@ -648,11 +665,12 @@ impl CentraClient {
             let answer = self
                 .answer(
                     ORDER_SNAPSHOT_QUERY,
-                    serde_json::json!({ "where": { "number": chunk }, "limit": MAX_PAGE, "page": 1 }),
+                    // Complexity is charged by the limit asked for, not the orders found.
+                    serde_json::json!({ "where": { "number": chunk }, "limit": chunk.len(), "page": 1 }),
                 )
                 .await?;
             // One pass over the answer: the envelope and the orders in it together.
-            out.extend(snapshots_of(data_of(&answer)?)?);
+            out.extend(snapshots_of(data_of(&answer, &self.limiter)?)?);
         }
         Ok(out)
     }
@@ -667,14 +685,25 @@ pub fn user_errors(errors: Vec<UserMessage>) -> Result<(), CentraError> {
     }
 }
 
-/// Reads a GraphQL answer's `data` as `D`, or its `errors` as the error they are.
-fn data_of<'a, D: Deserialize<'a>>(answer: &'a [u8]) -> Result<D, CentraError> {
+/// Reads a GraphQL answer's `data` as `D`, or its `errors` as the error they are, and
+/// charges the complexity Centra reports (`extensions.complexity`) to `limiter`.
+fn data_of<'a, D: Deserialize<'a>>(
+    answer: &'a [u8],
+    limiter: &RateLimiter,
+) -> Result<D, CentraError> {
     #[derive(Deserialize)]
     struct Envelope<D> {
         #[serde(default = "none")]
         data: Option<D>,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "crate::decode::list")]
         errors: Vec<GqlError>,
+        #[serde(default)]
+        extensions: Option<Extensions>,
+    }
+    #[derive(Deserialize)]
+    struct Extensions {
+        #[serde(default)]
+        complexity: Option<u64>,
     }
     fn none<D>() -> Option<D> {
         None
@@ -687,6 +716,9 @@ fn data_of<'a, D: Deserialize<'a>>(answer: &'a [u8]) -> Result<D, CentraError> {
     }
     let envelope: Envelope<D> =
         serde_json::from_slice(answer).map_err(|e| CentraError::Decode(e.to_string()))?;
+    if let Some(complexity) = envelope.extensions.and_then(|x| x.complexity) {
+        limiter.charge_complexity(complexity);
+    }
     if !envelope.errors.is_empty() {
         let authorization = envelope.errors.iter().any(|e| {
             e.extensions

@@ -178,14 +178,15 @@ impl Stack {
     /// Starts the simulators, adds a tenant wired to them, and starts every service.
     pub async fn start(mut config: Config, options: StackOptions) -> anyhow::Result<Stack> {
         let sims = CancellationToken::new();
+        let quotas = ferry_sim_centra::Quotas {
+            mutation_count_10s: u64::from(options.centra_mutations.0),
+            mutation_count_1h: u64::from(options.centra_mutations.1),
+            ..sim_quotas(options.centra_requests_per_10s)
+        };
         let centra = CentraSim::start(
             SimConfig {
                 seed: options.seed,
-                quotas: ferry_sim_centra::Quotas {
-                    mutation_count_10s: u64::from(options.centra_mutations.0),
-                    mutation_count_1h: u64::from(options.centra_mutations.1),
-                    ..sim_quotas(options.centra_requests_per_10s)
-                },
+                quotas,
                 ..SimConfig::default()
             },
             sims.clone(),
@@ -207,14 +208,20 @@ impl Stack {
                     url: centra.graphql_url(),
                     token: SecretString::from("sim-token"),
                     webhook_secret: SecretString::from(webhook_secret.clone()),
-                    requests_per_10s: options.centra_requests_per_10s,
+                    // Ferry's pacing is the simulator's quotas, every bucket.
+                    plan: ferry_domain::quota::Plan::Fresh,
+                    share_percent: 100,
+                    requests_per_10s: Some(quotas.request_count_10s),
+                    requests_per_hour: Some(quotas.request_count_1h),
+                    complexity_per_10s: Some(quotas.complexity_10s),
+                    complexity_per_hour: Some(quotas.complexity_1h),
                     timeout: Duration::from_secs(20),
                     events: options.centra_events,
                     events_poll: Duration::from_secs(2),
                     resync_interval: options.resync_interval,
                     resync_overlap: Duration::from_secs(30),
-                    mutations_per_10s: options.centra_mutations.0,
-                    mutations_per_hour: options.centra_mutations.1,
+                    mutations_per_10s: Some(quotas.mutation_count_10s),
+                    mutations_per_hour: Some(quotas.mutation_count_1h),
                 },
                 erp: options.erp.clone().unwrap_or_else(|| ErpConfig::Http {
                     url: erp.url(),

@@ -7,6 +7,7 @@
 mod bundles;
 pub mod exception;
 pub mod money;
+pub mod quota;
 pub mod rules;
 pub mod snapshot;
 pub mod summary;

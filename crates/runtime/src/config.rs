@@ -275,9 +275,24 @@ pub struct CentraConfig {
     pub token: SecretString,
     /// The secret configured in Centra's webhook plugin.
     pub webhook_secret: SecretString,
-    /// Centra's request quota per 10 s (20 on a fresh instance).
-    #[serde(default = "default_requests_per_10s")]
-    pub requests_per_10s: u32,
+    /// Centra's plan, for the quotas Centra documents for it (`fresh`, `growth`,
+    /// `enterprise`); the `*_per_*` figures below override single buckets.
+    #[serde(default)]
+    pub plan: ferry_domain::quota::Plan,
+    /// Percent of every bucket Ferry may spend: Centra's quotas are shared by every
+    /// integration of the environment.
+    #[serde(default = "default_share_percent")]
+    pub share_percent: u64,
+    /// Requests per 10 s (the plan's unless set).
+    #[serde(default)]
+    pub requests_per_10s: Option<u64>,
+    #[serde(default)]
+    pub requests_per_hour: Option<u64>,
+    /// Query complexity points per 10 s and per hour.
+    #[serde(default)]
+    pub complexity_per_10s: Option<u64>,
+    #[serde(default)]
+    pub complexity_per_hour: Option<u64>,
     #[serde(default = "default_centra_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// Poll Centra's Events queue for order changes (the token needs `Event:read` and
@@ -295,42 +310,41 @@ pub struct CentraConfig {
     /// skew between Centra and Ferry).
     #[serde(default = "default_resync_overlap", with = "humantime_serde")]
     pub resync_overlap: Duration,
-    /// Centra's mutation quotas for this token (100 per 10 s and 1,000 per hour by
-    /// default), shared by every Ferry service that writes to this Centra.
-    #[serde(default = "default_mutations_per_10s")]
-    pub mutations_per_10s: u32,
-    #[serde(default = "default_mutations_per_hour")]
-    pub mutations_per_hour: u32,
+    /// Mutations per 10 s and per hour, shared by every Ferry service that writes to this
+    /// Centra (the plan's unless set).
+    #[serde(default)]
+    pub mutations_per_10s: Option<u64>,
+    #[serde(default)]
+    pub mutations_per_hour: Option<u64>,
 }
 
-/// Who calls Centra, for splitting its request quota: each service paces its own client to
-/// its share, so together they stay within what Centra allows (ADR 0017).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CentraCaller {
-    /// Order snapshots, resyncs, events: the order path.
-    Ingest,
-    FulfilmentFeedback,
-    InventoryPusher,
-}
+pub use ferry_domain::quota::Caller as CentraCaller;
 
 impl CentraConfig {
-    /// This caller's requests per 10 s: ingest 60 %, fulfilment and inventory 20 % each
-    /// (at least one).
-    pub fn requests_per_10s_for(&self, caller: CentraCaller) -> u32 {
-        let pct = match caller {
-            CentraCaller::Ingest => 60,
-            CentraCaller::FulfilmentFeedback | CentraCaller::InventoryPusher => 20,
-        };
-        (self.requests_per_10s.saturating_mul(pct) / 100).max(1)
+    /// The quotas Ferry may spend: the plan's, with the figures set here, times
+    /// `share_percent`.
+    pub fn quotas(&self) -> ferry_domain::quota::Quotas {
+        let plan = self.plan.quotas();
+        ferry_domain::quota::Quotas {
+            requests_per_10s: self.requests_per_10s.or(plan.requests_per_10s),
+            requests_per_hour: self.requests_per_hour.or(plan.requests_per_hour),
+            complexity_per_10s: self.complexity_per_10s.or(plan.complexity_per_10s),
+            complexity_per_hour: self.complexity_per_hour.or(plan.complexity_per_hour),
+            mutations_per_10s: self.mutations_per_10s.or(plan.mutations_per_10s),
+            mutations_per_hour: self.mutations_per_hour.or(plan.mutations_per_hour),
+        }
+        .share(self.share_percent)
+    }
+
+    /// What `caller` paces its Centra client to: its part of Ferry's share (ingest 60 %,
+    /// fulfilment and inventory 20 % each), every bucket.
+    pub fn pacing_for(&self, caller: CentraCaller) -> ferry_domain::quota::Pacing {
+        self.quotas().pacing_for(caller)
     }
 }
 
-fn default_mutations_per_10s() -> u32 {
+fn default_share_percent() -> u64 {
     100
-}
-
-fn default_mutations_per_hour() -> u32 {
-    1000
 }
 
 /// How shipments are told to Centra (`[fulfilment]` in a tenant file).
@@ -441,10 +455,6 @@ impl BufferConfig {
             .copied()
             .unwrap_or(self.default)
     }
-}
-
-fn default_requests_per_10s() -> u32 {
-    20
 }
 
 fn default_events_poll() -> Duration {
@@ -574,9 +584,10 @@ impl Config {
             if t.centra.webhook_secret.expose_secret().is_empty() {
                 return bad(format!("tenant {}: centra.webhook_secret is empty", t.id));
             }
-            if t.centra.requests_per_10s == 0 {
+            if t.centra.requests_per_10s == Some(0) || !(1..=100).contains(&t.centra.share_percent)
+            {
                 return bad(format!(
-                    "tenant {}: centra.requests_per_10s must be positive",
+                    "tenant {}: centra.requests_per_10s must be positive and centra.share_percent 1-100",
                     t.id
                 ));
             }

@@ -80,9 +80,11 @@ impl MutationBudget {
     /// A tenant's quotas (`centra.mutations_per_10s`, `centra.mutations_per_hour`), shared
     /// by every service that writes to its Centra.
     pub fn for_tenant(tenant: &ferry_runtime::config::TenantConfig) -> Self {
+        let quotas = tenant.centra.quotas();
+        let figure = |q: Option<u64>| q.map_or(u32::MAX, |q| u32::try_from(q).unwrap_or(u32::MAX));
         Self {
-            per_10s: tenant.centra.mutations_per_10s,
-            per_hour: tenant.centra.mutations_per_hour,
+            per_10s: figure(quotas.mutations_per_10s),
+            per_hour: figure(quotas.mutations_per_hour),
             ..Self::default()
         }
     }

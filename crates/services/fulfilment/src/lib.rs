@@ -70,12 +70,12 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     for tenant in &base.config.tenants {
         let feedback = Feedback {
-            centra: CentraClient::new(
+            centra: CentraClient::paced(
                 tenant.centra.url.clone(),
                 tenant.centra.token.clone(),
                 tenant
                     .centra
-                    .requests_per_10s_for(ferry_runtime::config::CentraCaller::FulfilmentFeedback),
+                    .pacing_for(ferry_runtime::config::CentraCaller::FulfilmentFeedback),
                 tenant.centra.timeout,
             ),
             erp: connectors(tenant),

@@ -53,12 +53,12 @@ impl Ingest {
         let sink = ferry_store::exception_sink(&store, &base);
         let mut tasks = tokio::task::JoinSet::new();
         for tenant in &base.config.tenants {
-            let client = CentraClient::new(
+            let client = CentraClient::paced(
                 tenant.centra.url.clone(),
                 tenant.centra.token.expose_secret().to_owned().into(),
                 tenant
                     .centra
-                    .requests_per_10s_for(ferry_runtime::config::CentraCaller::Ingest),
+                    .pacing_for(ferry_runtime::config::CentraCaller::Ingest),
                 tenant.centra.timeout,
             );
             // One client per tenant: the fetcher and both pull sources share its pacing,

@@ -272,12 +272,12 @@ impl Pusher {
             .unwrap_or(1);
         let now = Instant::now();
         Self {
-            centra: CentraClient::new(
+            centra: CentraClient::paced(
                 tenant.centra.url.clone(),
                 tenant.centra.token.clone(),
                 tenant
                     .centra
-                    .requests_per_10s_for(ferry_runtime::config::CentraCaller::InventoryPusher),
+                    .pacing_for(ferry_runtime::config::CentraCaller::InventoryPusher),
                 tenant.centra.timeout,
             ),
             budget: MutationBudget::for_tenant(&tenant),

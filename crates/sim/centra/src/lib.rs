@@ -32,7 +32,7 @@ pub mod webhook;
 pub use auth::ApiToken;
 pub use generate::OrderMix;
 pub use limits::{Quotas, RetryAfterFormat};
-pub use state::{Faults, ShipmentStep, SimState};
+pub use state::{Faults, SchemaRename, ShipmentStep, SimState};
 pub use webhook::{WebhookConfig, WebhookStats};
 
 /// The version the simulator reports in `extensions.appVersion`.
@@ -80,7 +80,7 @@ struct App {
     schema: schema::CentraSchema,
     tokens: Arc<Vec<ApiToken>>,
     /// The contract query's complexity, as the engine computes it.
-    contract_complexity: u64,
+    contract_complexity: ContractComplexity,
 }
 
 /// A running simulator.
@@ -102,7 +102,7 @@ impl CentraSim {
         ));
         state.webhooks.start(shutdown.clone());
         let schema = schema::build(state.clone());
-        let contract_complexity = complexity_of(&schema, ferry_centra::ORDER_SNAPSHOT_QUERY).await;
+        let contract_complexity = ContractComplexity::of(&schema).await;
         let app = App {
             state: state.clone(),
             schema,
@@ -168,15 +168,39 @@ fn arm(mut faults: Faults) -> Faults {
     faults
 }
 
-/// The complexity the engine computes for a query (without running resolvers that matter:
-/// the filter matches nothing).
-async fn complexity_of(schema: &schema::CentraSchema, query: &str) -> u64 {
+/// The complexity the engine computes for the contract query at `limit` (without running
+/// resolvers that matter: the filter matches nothing).
+async fn complexity_of(schema: &schema::CentraSchema, query: &str, limit: i64) -> u64 {
     let request =
         async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(
-            serde_json::json!({ "where": { "number": [] }, "limit": 1, "page": 1 }),
+            serde_json::json!({ "where": { "number": [] }, "limit": limit, "page": 1 }),
         ));
     let response = schema.execute(request).await;
     analyzer_complexity(&response.extensions).unwrap_or(100)
+}
+
+/// The contract query's complexity as `base + per_order × limit`: what the engine would
+/// charge, without running it for every request of the precompiled path.
+#[derive(Debug, Clone, Copy)]
+struct ContractComplexity {
+    base: u64,
+    per_order: u64,
+}
+
+impl ContractComplexity {
+    async fn of(schema: &schema::CentraSchema) -> Self {
+        let one = complexity_of(schema, ferry_centra::ORDER_SNAPSHOT_QUERY, 1).await;
+        let two = complexity_of(schema, ferry_centra::ORDER_SNAPSHOT_QUERY, 2).await;
+        let per_order = two.saturating_sub(one);
+        ContractComplexity {
+            base: one.saturating_sub(per_order),
+            per_order,
+        }
+    }
+
+    fn at(self, limit: i64) -> u64 {
+        self.base + self.per_order * u64::try_from(limit).unwrap_or(1)
+    }
 }
 
 fn analyzer_complexity(extensions: &std::collections::BTreeMap<String, Value>) -> Option<u64> {
@@ -284,10 +308,10 @@ async fn graphql(
     }
     let token = token_of(&headers).and_then(|t| app.tokens.iter().find(|k| k.token == t).cloned());
     let Some(token) = token else {
-        app.state
-            .log_request(record(StatusCode::UNAUTHORIZED, 0, 0));
+        // Centra documents 403 for a missing or unknown token.
+        app.state.log_request(record(StatusCode::FORBIDDEN, 0, 0));
         return (
-            StatusCode::UNAUTHORIZED,
+            StatusCode::FORBIDDEN,
             Json(serde_json::json!({ "errors": [{ "message": "Unauthorized: a valid Integration API token is required" }] })),
         )
             .into_response();
@@ -308,12 +332,12 @@ async fn graphql(
     let caller = Arc::new(auth::Caller::new(token));
     if CONTRACT_PERMISSIONS.iter().all(|p| caller.has(p))
         && contract
-        && let Some(orders) = contract_query_orders(&app.state, &request)
+        && let Some((orders, limit)) = contract_query_orders(&app.state, &request)
     {
         app.state
             .fast_answers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let complexity = app.contract_complexity;
+        let complexity = app.contract_complexity.at(limit);
         app.state.limits.charge_complexity(complexity);
         app.state.log_request(record(StatusCode::OK, 0, complexity));
         let used: Vec<&str> = CONTRACT_PERMISSIONS.to_vec();
@@ -335,6 +359,16 @@ async fn graphql(
             .log_request(record(StatusCode::INTERNAL_SERVER_ERROR, mutations, 0));
         return (StatusCode::INTERNAL_SERVER_ERROR, "injected: interrupted").into_response();
     }
+    // A query that does not parse or validate is refused whole with 400 (Centra's docs);
+    // errors of resolvers (a missing permission) come with 200 and a path.
+    if response.data == Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+    {
+        app.state
+            .log_request(record(StatusCode::BAD_REQUEST, mutations, 0));
+        return (StatusCode::BAD_REQUEST, Json(response)).into_response();
+    }
     let complexity = analyzer_complexity(&response.extensions).unwrap_or(0);
     response.extensions.remove("analyzer");
     let used = caller.used();
@@ -349,6 +383,15 @@ async fn graphql(
     app.state.limits.charge_complexity(complexity);
     app.state
         .log_request(record(StatusCode::OK, mutations, complexity));
+    if let Some(rename) = &faults.rename_in_schema
+        && let Ok(mut answer) = serde_json::to_value(&response)
+        && answer.pointer("/data/__schema").is_some()
+    {
+        if let Some(data) = answer.get_mut("data") {
+            rename.apply(data);
+        }
+        return Json(answer).into_response();
+    }
     Json(response).into_response()
 }
 
@@ -368,7 +411,7 @@ fn extensions_json(complexity: u64, permissions: &[&str]) -> serde_json::Value {
 fn contract_query_orders(
     state: &SimState,
     request: &async_graphql::Request,
-) -> Option<Vec<Arc<model::Order>>> {
+) -> Option<(Vec<Arc<model::Order>>, i64)> {
     let int = |v: &Value| match v {
         Value::Number(n) => n.as_i64(),
         _ => None,
@@ -396,7 +439,10 @@ fn contract_query_orders(
         number: Some(numbers),
         ..Default::default()
     };
-    Some(state.find_orders(&filter, limit as usize, page as usize))
+    Some((
+        state.find_orders(&filter, limit as usize, page as usize),
+        limit,
+    ))
 }
 
 #[derive(Deserialize)]

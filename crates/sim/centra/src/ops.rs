@@ -525,8 +525,18 @@ impl Ops {
                 .iter_mut()
                 .find(|l| l.object_type == object_type)
             {
+                // Additive (Centra's docs): types already listened to stay; no types
+                // means every type, which nothing narrows.
                 Some(l) => {
-                    l.change_types = change_types;
+                    if change_types.is_empty() {
+                        l.change_types.clear();
+                    } else if !l.change_types.is_empty() {
+                        for t in change_types {
+                            if !l.change_types.contains(&t) {
+                                l.change_types.push(t);
+                            }
+                        }
+                    }
                     l.updated_at = now;
                 }
                 None => i.listeners.push(Listener {

@@ -499,6 +499,7 @@ impl OpsQuery {
     }
 
     /// Sizes by id or SKU, in catalogue order; paginate with `page`.
+    #[graphql(complexity = "limit.max(1) as usize * child_complexity + 1")]
     async fn product_sizes(
         &self,
         ctx: &Context<'_>,
@@ -551,6 +552,7 @@ impl OpsQuery {
         }))
     }
 
+    #[graphql(complexity = "limit.max(1) as usize * child_complexity + 1")]
     async fn shipments(
         &self,
         ctx: &Context<'_>,
@@ -610,6 +612,7 @@ impl OpsQuery {
     }
 
     /// The oldest events this integration has not confirmed.
+    #[graphql(complexity = "limit.max(1) as usize * child_complexity + 1")]
     async fn events(
         &self,
         ctx: &Context<'_>,

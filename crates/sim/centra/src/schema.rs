@@ -918,7 +918,9 @@ fn order_permissions(ctx: &Context<'_>, field: &str) -> async_graphql::Result<()
 
 #[Object]
 impl OrderQuery {
-    /// Orders by filter, oldest number first; `page` is 1-based, `limit` 1–200.
+    /// Orders by filter, oldest number first; `page` is 1-based, `limit` 1–200. Complexity:
+    /// nested lists multiply (Centra's docs), each paginated list by its `limit`.
+    #[graphql(complexity = "limit.max(1) as usize * child_complexity + 1")]
     async fn orders(
         &self,
         ctx: &Context<'_>,

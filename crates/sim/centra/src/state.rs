@@ -36,8 +36,40 @@ pub struct Faults {
     /// atomic is not documented; Ferry must not depend on it.)
     pub interrupt_shipment_after: Option<ShipmentStep>,
     pub interrupt_shipments: u32,
+    /// Introspection answers with this field renamed: a Centra whose schema differs from
+    /// the one Ferry was built against (what `ferry centra check` must name).
+    pub rename_in_schema: Option<SchemaRename>,
     #[serde(skip)]
     pub storm_until: Option<std::time::Instant>,
+}
+
+/// One field of one type, renamed in introspection answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaRename {
+    pub type_name: String,
+    pub field: String,
+    pub to: String,
+}
+
+impl SchemaRename {
+    /// Renames the field in an introspection answer's `data`.
+    pub fn apply(&self, data: &mut serde_json::Value) {
+        let types = data
+            .pointer_mut("/__schema/types")
+            .and_then(serde_json::Value::as_array_mut);
+        for t in types.into_iter().flatten() {
+            if t["name"] != self.type_name.as_str() {
+                continue;
+            }
+            for key in ["fields", "inputFields"] {
+                for f in t[key].as_array_mut().into_iter().flatten() {
+                    if f["name"] == self.field.as_str() {
+                        f["name"] = serde_json::Value::String(self.to.clone());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The steps of `createShipment` in the order the simulator takes them.

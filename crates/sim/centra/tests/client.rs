@@ -143,3 +143,119 @@ async fn paginates_changed_orders_and_drives_the_events_queue() {
     // Confirming twice is a warning, not an error.
     assert_eq!(c.confirm_events(&ids[..1]).await.unwrap().len(), 1);
 }
+
+/// Issue 23: `ferry centra check` against the simulator with Ferry's own token passes — the
+/// live schema read by introspection accepts every operation, no read permission is missing,
+/// the quotas are reported and a recent order transforms.
+#[tokio::test]
+async fn the_going_live_check_passes_against_the_simulator() {
+    use ferry_centra::check::live;
+    let shutdown = CancellationToken::new();
+    let sim = CentraSim::start(
+        SimConfig {
+            quotas: Quotas::unlimited(),
+            tokens: vec![ferry_sim_centra::ApiToken::ferry("ferry-token")],
+            ..SimConfig::default()
+        },
+        shutdown.clone(),
+    )
+    .await
+    .expect("simulator starts");
+    let _guard = shutdown.drop_guard();
+    sim.generate(
+        3,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            ..OrderMix::default()
+        },
+    );
+    let c = CentraClient::new(
+        sim.graphql_url(),
+        SecretString::from("ferry-token"),
+        1000,
+        Duration::from_secs(5),
+    );
+    let options = live::Options {
+        rules: ferry_domain::Rules {
+            erp_item_equals_sku: true,
+            ..ferry_domain::Rules::default()
+        },
+        ..live::Options::default()
+    };
+    let report = live::check(&c, &options).await;
+    assert!(report.passed(), "{report:#?}");
+    assert!(report.differences.is_empty());
+    assert!(
+        matches!(report.schema_types, Some(Ok(n)) if n > 50),
+        "{:?}",
+        report.schema_types
+    );
+    let quotas = report.quotas.clone().unwrap().unwrap();
+    assert_eq!(quotas.len(), 6, "every bucket");
+    let order = report.order.clone().expect("a recent order");
+    assert_eq!(
+        order.status.as_deref(),
+        Some("ready"),
+        "{:?}",
+        order.summary
+    );
+}
+
+/// Against a Centra whose schema differs (a renamed field) and a token without a
+/// permission, the check names each difference and each missing permission, and fails.
+#[tokio::test]
+async fn the_going_live_check_names_a_renamed_field_and_a_missing_permission() {
+    use ferry_centra::check::live;
+    let mut limited = ferry_sim_centra::ApiToken::ferry("limited");
+    if let Some(p) = limited.permissions.as_mut() {
+        p.retain(|p| p != "Order.shippingAddress:read");
+    }
+    let shutdown = CancellationToken::new();
+    let sim = CentraSim::start(
+        SimConfig {
+            quotas: Quotas::unlimited(),
+            tokens: vec![limited],
+            ..SimConfig::default()
+        },
+        shutdown.clone(),
+    )
+    .await
+    .expect("simulator starts");
+    let _guard = shutdown.drop_guard();
+    sim.set_faults(ferry_sim_centra::Faults {
+        rename_in_schema: Some(ferry_sim_centra::SchemaRename {
+            type_name: "ProductSize".into(),
+            field: "SKU".into(),
+            to: "sku".into(),
+        }),
+        ..Default::default()
+    });
+    sim.generate(1, &OrderMix::default());
+    let c = CentraClient::new(
+        sim.graphql_url(),
+        SecretString::from("limited"),
+        1000,
+        Duration::from_secs(5),
+    );
+    let report = live::check(&c, &live::Options::default()).await;
+    assert!(!report.passed());
+    let named: Vec<String> = report.differences.iter().map(ToString::to_string).collect();
+    assert!(
+        named
+            .iter()
+            .any(|d| d.contains("order-snapshot") && d.contains("`SKU`")),
+        "{named:#?}"
+    );
+    assert!(
+        named.iter().any(|d| d.contains("stock-levels")),
+        "{named:#?}"
+    );
+    assert_eq!(
+        report.missing_permissions,
+        vec![live::MissingPermission {
+            permission: "Order.shippingAddress:read".into(),
+            operation: "order-snapshot",
+        }]
+    );
+}

@@ -126,7 +126,7 @@ async fn refuses_requests_without_a_valid_token() {
     );
     let err = client.order_snapshots(&[1]).await.expect_err("refused");
     assert!(
-        matches!(err, ferry_centra::CentraError::Unauthorized { status: 401 }),
+        matches!(err, ferry_centra::CentraError::Unauthorized { status: 403 }),
         "{err:?}"
     );
     assert!(!err.is_transient());

@@ -122,7 +122,7 @@ async fn the_sdl_is_the_one_checked_in() {
 async fn auth_permissions_and_extensions() {
     let sim = Sim::start(Quotas::default()).await;
     let numbers = sim.sim.generate(1, &confirmed_mix());
-    // No token, or a wrong one: 401.
+    // No token, or a wrong one: 403, as Centra documents it.
     let r = sim
         .http
         .post(sim.sim.graphql_url())
@@ -130,12 +130,12 @@ async fn auth_permissions_and_extensions() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.status().as_u16(), 403);
     assert_eq!(
         sim.call("nope", "{ rateLimits { quota } }", json!({}))
             .await
             .status,
-        401
+        403
     );
     // The cookie works as well as the header.
     let r = sim
@@ -846,4 +846,83 @@ fn centras_documented_example_operations_validate_against_the_simulator() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// Centra's documented statuses: a query that does not validate is refused with 400 (not
+/// 200 with errors), while a missing permission stays a 200 with an authorization error.
+#[tokio::test]
+async fn an_invalid_query_is_400_and_a_missing_permission_200() {
+    let sim = Sim::start(Quotas::unlimited()).await;
+    let a = sim
+        .call("sim-token", "query { orders { noSuchField } }", json!({}))
+        .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(
+        a.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("noSuchField")
+    );
+    let a = sim.call("sim-token", "query { orders(", json!({})).await;
+    assert_eq!(a.status, 400, "a syntax error: {}", a.body);
+}
+
+/// `setEventListeners` is additive (Centra's docs): a second call adds change types and
+/// never narrows what an earlier call asked for.
+#[tokio::test]
+async fn event_listeners_only_add() {
+    let sim = Sim::start(Quotas::unlimited()).await;
+    let set = "mutation($i: [EventListenerInput!]!) { setEventListeners(input: $i) { eventListeners { objectType changeTypes } userErrors { message } } }";
+    sim.ok(
+        set,
+        json!({ "i": [{ "objectType": "Return", "changeTypes": ["CREATED"] }] }),
+    )
+    .await;
+    let d = sim
+        .ok(
+            set,
+            json!({ "i": [{ "objectType": "Return", "changeTypes": ["COMPLETED"] }] }),
+        )
+        .await;
+    let listeners = d["setEventListeners"]["eventListeners"].as_array().unwrap();
+    let ret = listeners
+        .iter()
+        .find(|l| l["objectType"] == "Return")
+        .unwrap();
+    assert_eq!(ret["changeTypes"], json!(["CREATED", "COMPLETED"]));
+    // Every type (no list) is not narrowed by a later list.
+    sim.ok(set, json!({ "i": [{ "objectType": "Order" }] }))
+        .await;
+    let d = sim
+        .ok(
+            set,
+            json!({ "i": [{ "objectType": "Order", "changeTypes": ["CREATED"] }] }),
+        )
+        .await;
+    let listeners = d["setEventListeners"]["eventListeners"].as_array().unwrap();
+    let order = listeners
+        .iter()
+        .find(|l| l["objectType"] == "Order")
+        .unwrap();
+    assert_eq!(order["changeTypes"], json!([]));
+}
+
+/// The contract query's complexity grows with its `limit`: nested lists multiply
+/// (Centra's docs), so 200 orders cost about 200 times one.
+#[tokio::test]
+async fn the_snapshot_query_is_charged_per_order_asked_for() {
+    let sim = Sim::start(Quotas::unlimited()).await;
+    let mut charged = Vec::new();
+    for limit in [1, 200] {
+        let a = sim
+            .call(
+                "sim-token",
+                ferry_centra::ORDER_SNAPSHOT_QUERY,
+                json!({ "where": { "number": [1] }, "limit": limit, "page": 1 }),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        charged.push(a.body["extensions"]["complexity"].as_u64().unwrap());
+    }
+    assert!(charged[1] > 150 * charged[0], "{charged:?}");
 }
