@@ -12,4 +12,4 @@ pub use client::{
     CentraClient, CentraError, CentraEvent, CentraShipment, CentraStock, NewShipment,
     ORDER_SNAPSHOT_QUERY, RateLimitBucket, RawSnapshot, UserMessage,
 };
-pub use ratelimit::{RateLimiter, parse_retry_after};
+pub use ratelimit::{Pacing, RateLimiter, parse_retry_after};

@@ -6,6 +6,7 @@ pub mod bench_centra;
 pub mod bench_fulfilment;
 pub mod bench_inventory;
 pub mod bench_writer;
+pub mod centra_check;
 pub mod mapping;
 pub mod stack;
 pub mod transform_cmd;

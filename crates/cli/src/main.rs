@@ -36,6 +36,11 @@ enum Command {
     },
     /// Show what Ferry would post to the ERP for one Centra order snapshot.
     Transform(ferry::transform_cmd::TransformArgs),
+    /// Talk to a brand's Centra.
+    Centra {
+        #[command(subcommand)]
+        command: CentraCommand,
+    },
     /// Manage a tenant's Centra SKU → ERP item mapping.
     Mapping {
         #[command(subcommand)]
@@ -51,6 +56,14 @@ enum Command {
         #[arg(long, env = "FERRY_CONFIG")]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum CentraCommand {
+    /// Read-only first contact with a real Centra: schema (every operation Ferry sends
+    /// validated against the instance's own), permissions the token lacks, quotas, and one
+    /// recent order transformed as a dry run. Exits 1 when Ferry is not ready for it.
+    Check(ferry::centra_check::CheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -114,6 +127,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Up(args) => ferry::up::run(args).await,
         Command::Mapping { command } => ferry::mapping::run(command).await,
+        Command::Centra {
+            command: CentraCommand::Check(args),
+        } => ferry::centra_check::run(args).await,
         Command::Run { service, config } => run_service(service, config).await,
         Command::Bench {
             bench: Bench::Pipeline(args),

@@ -3,12 +3,15 @@
 //! — before going live (`ferry centra check`). GraphQL validation is all-or-nothing: one
 //! unknown field and Centra refuses the whole request, so every difference matters.
 
+pub mod introspection;
+pub mod live;
+
 use apollo_compiler::{ExecutableDocument, Schema};
 
 /// Centra's Integration API as documented, the parts Ferry uses (with the source of every
 /// type).
 pub const DOCUMENTED_SCHEMA: &str =
-    include_str!("../../../tests/contracts/centra-documented.graphql");
+    include_str!("../../../../tests/contracts/centra-documented.graphql");
 
 /// One way an operation does not fit a schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +39,12 @@ impl std::fmt::Display for Difference {
 #[derive(Debug, thiserror::Error)]
 #[error("the schema is not valid GraphQL: {0}")]
 pub struct SchemaError(String);
+
+impl SchemaError {
+    pub(crate) fn new(reason: String) -> Self {
+        SchemaError(reason)
+    }
+}
 
 /// A schema to check operations against.
 pub struct CheckedSchema(apollo_compiler::validation::Valid<Schema>);
