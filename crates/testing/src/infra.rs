@@ -251,6 +251,15 @@ fn run(mut command: Command, what: &str) -> Result<(), InfraError> {
 /// off (test data only) and trust auth on loopback. `detach` keeps it running after this
 /// process exits.
 pub fn start_postgres(dir: &Path, detach: bool) -> Result<PostgresProcess, InfraError> {
+    start_postgres_on(dir, detach, None)
+}
+
+/// [`start_postgres`] on a given port (a restart keeps its clients' URLs), or a free one.
+pub fn start_postgres_on(
+    dir: &Path,
+    detach: bool,
+    port: Option<u16>,
+) -> Result<PostgresProcess, InfraError> {
     let bin = find_pg_bin()?;
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     let data_dir = dir.join("data");
@@ -279,7 +288,10 @@ pub fn start_postgres(dir: &Path, detach: bool) -> Result<PostgresProcess, Infra
     }
     let mut last = None;
     for _ in 0..5 {
-        let port = free_port()?;
+        let port = match port {
+            Some(port) => port,
+            None => free_port()?,
+        };
         let mut pg_ctl = pg_command(&bin, "pg_ctl");
         pg_ctl
             .arg("-D")

@@ -167,6 +167,7 @@ pub struct TestEnv {
     pub prefix: String,
     database: String,
     pg_url: String,
+    cleaned: std::sync::atomic::AtomicBool,
 }
 
 impl TestEnv {
@@ -221,6 +222,7 @@ impl TestEnv {
             prefix: format!("t{}", &id[16..26]),
             database,
             pg_url: shared.pg_url,
+            cleaned: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -258,24 +260,56 @@ impl TestEnv {
             .unwrap_or_else(|e| panic!("connecting to the test nats-server: {e}"))
     }
 
-    /// Deletes this test's streams and database.
+    /// Deletes this test's streams, key-value buckets and database. A test that fails
+    /// before calling it is cleaned up when its `TestEnv` is dropped.
     pub async fn cleanup(&self) {
-        if let Ok(client) = async_nats::connect(&self.nats_url).await {
-            let js = async_nats::jetstream::new(client);
-            for kind in ferry_runtime::StreamKind::ALL {
-                let _ = js
-                    .delete_stream(ferry_runtime::Topology::new(&self.prefix).stream_name(kind))
-                    .await;
+        remove(&self.nats_url, &self.prefix, &self.pg_url, &self.database).await;
+        self.cleaned.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn remove(nats_url: &str, prefix: &str, pg_url: &str, database: &str) {
+    if let Ok(client) = async_nats::connect(nats_url).await {
+        let js = async_nats::jetstream::new(client);
+        let topology = ferry_runtime::Topology::new(prefix);
+        for kind in ferry_runtime::StreamKind::ALL {
+            let _ = js.delete_stream(topology.stream_name(kind)).await;
+        }
+        for bucket in ["LEASES", "CURSORS"] {
+            let _ = js.delete_key_value(topology.bucket_name(bucket)).await;
+        }
+    }
+    if let Ok(mut admin) = sqlx::PgConnection::connect(pg_url).await {
+        let _ = sqlx::query(ddl(format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await;
+    }
+}
+
+impl Drop for TestEnv {
+    /// A test that panicked never reached `cleanup`: its streams would hold their reserved
+    /// storage in the shared nats-server for good.
+    fn drop(&mut self) {
+        if self.cleaned.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let (nats_url, prefix, pg_url, database) = (
+            self.nats_url.clone(),
+            self.prefix.clone(),
+            self.pg_url.clone(),
+            self.database.clone(),
+        );
+        let cleaner = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(remove(&nats_url, &prefix, &pg_url, &database));
             }
-        }
-        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.pg_url).await {
-            let _ = sqlx::query(ddl(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.database
-            )))
-            .execute(&mut admin)
-            .await;
-        }
+        });
+        let _ = cleaner.join();
     }
 }
 
@@ -370,6 +404,42 @@ impl Drop for PrivateTryton {
             .arg("stop")
             .arg(&self.dir)
             .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A PostgreSQL of one test's own, to stop and start again under a running service
+/// (same port, same data); stopped and removed when dropped.
+pub struct PrivatePostgres {
+    pub process: infra::PostgresProcess,
+    dir: PathBuf,
+}
+
+impl PrivatePostgres {
+    pub fn start() -> Result<PrivatePostgres, String> {
+        let dir = infra_dir().join(format!(
+            "pg-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ));
+        let process = infra::start_postgres(&dir, false).map_err(|e| e.to_string())?;
+        Ok(PrivatePostgres { process, dir })
+    }
+
+    pub fn stop(&self) {
+        self.process.stop();
+    }
+
+    /// Starts it again where it was.
+    pub fn restart(&self) -> Result<(), String> {
+        infra::start_postgres_on(&self.dir, false, Some(self.process.port))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.process.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
