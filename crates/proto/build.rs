@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ferry/centra/v1/centra.proto",
         "ferry/order/v1/order.proto",
         "ferry/exception/v1/exception.proto",
+        "ferry/erp/v1/erp.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());
     let fds = protox::compile(files, [&root])?;

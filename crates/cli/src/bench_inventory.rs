@@ -156,7 +156,16 @@ pub async fn inventory(args: InventoryArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     stack.start_service("inventory-pusher", &readiness).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
-    while store.feed_cursor(&tenant, ferry_inventory::FEED).await? != end {
+    let cursors = stack.cursors().await?;
+    let stock_consumer = format!("inventory-stock-{tenant}");
+    // Read from the ERP and published (the cursor is stored after the publish), then every
+    // level consumed and stored.
+    while cursors.get(&tenant, ferry_inventory::FEED).await?.0 != end
+        || stack
+            .consumer_backlog(ferry_runtime::StreamKind::Erp, &stock_consumer)
+            .await?
+            > 0
+    {
         anyhow::ensure!(
             Instant::now() < deadline,
             "the pusher did not read the feed"

@@ -8,6 +8,7 @@ pub mod bench_inventory;
 pub mod bench_writer;
 pub mod centra_check;
 pub mod mapping;
+pub mod services;
 pub mod stack;
 pub mod transform_cmd;
 pub mod up;

@@ -180,36 +180,12 @@ async fn run_service(service: Service, config: Option<PathBuf>) -> anyhow::Resul
     let store = ferry_store::open(&base)
         .await
         .context("opening the database")?;
+    let running = ferry::services::start(name, base, store).await?;
     println!("{name} ready; ops endpoint http://{}", booted.ops_addr);
-    let result = match service {
-        Service::Ingest => ferry_ingest::run(base, store)
-            .await
-            .map_err(anyhow::Error::from),
-        Service::Transform => ferry_transform::run(base, store)
-            .await
-            .map_err(anyhow::Error::from),
-        Service::ErpWriter => {
-            let connectors =
-                ferry_erp_writer::default_connectors(config.erp_writer.request_timeout);
-            ferry_erp_writer::run(base, store, connectors)
-                .await
-                .map_err(anyhow::Error::from)
-        }
-        Service::FulfilmentFeedback => {
-            let connectors =
-                ferry_erp_writer::default_connectors(config.erp_writer.request_timeout);
-            ferry_fulfilment::run(base, store, connectors)
-                .await
-                .map_err(anyhow::Error::from)
-        }
-        Service::InventoryPusher => {
-            let connectors =
-                ferry_erp_writer::default_connectors(config.erp_writer.request_timeout);
-            ferry_inventory::run(base, store, connectors)
-                .await
-                .map_err(anyhow::Error::from)
-        }
-    };
+    let result = running
+        .task
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("{name} failed: {e}")));
     // Give the exporters a moment to flush what the last messages produced.
     tokio::time::sleep(Duration::from_millis(50)).await;
     booted.finish();

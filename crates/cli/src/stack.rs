@@ -18,13 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The services `ferry up` runs.
-pub const SERVICES: [&str; 5] = [
-    "ingest",
-    "transform",
-    "erp-writer",
-    "fulfilment-feedback",
-    "inventory-pusher",
-];
+pub use crate::services::ALL as SERVICES;
 
 /// A nats-server and PostgreSQL started for this process (when none were configured).
 pub struct LocalInfra {
@@ -280,43 +274,16 @@ impl Stack {
         )
         .await?;
         let store = ferry_store::open(&base).await?;
-        let task: JoinHandle<anyhow::Result<()>> = match name {
-            "ingest" => {
-                let ingest = ferry_ingest::Ingest::start(base, store).await?;
-                if self.webhook_url.is_empty() {
-                    self.webhook_url = format!(
-                        "http://{}/webhooks/centra/{}",
-                        ingest.webhook_addr, self.config.tenants[0].id
-                    );
-                }
-                tokio::spawn(async move { Ok(ingest.wait().await?) })
-            }
-            "transform" => {
-                tokio::spawn(async move { Ok(ferry_transform::run(base, store).await?) })
-            }
-            "erp-writer" => {
-                let connectors =
-                    ferry_erp_writer::default_connectors(self.config.erp_writer.request_timeout);
-                tokio::spawn(
-                    async move { Ok(ferry_erp_writer::run(base, store, connectors).await?) },
-                )
-            }
-            "fulfilment-feedback" => {
-                let connectors =
-                    ferry_erp_writer::default_connectors(self.config.erp_writer.request_timeout);
-                tokio::spawn(
-                    async move { Ok(ferry_fulfilment::run(base, store, connectors).await?) },
-                )
-            }
-            "inventory-pusher" => {
-                let connectors =
-                    ferry_erp_writer::default_connectors(self.config.erp_writer.request_timeout);
-                tokio::spawn(
-                    async move { Ok(ferry_inventory::run(base, store, connectors).await?) },
-                )
-            }
-            other => anyhow::bail!("unknown service {other}"),
-        };
+        let running = crate::services::start(name, base, store).await?;
+        if let Some(addr) = running.webhook_addr
+            && self.webhook_url.is_empty()
+        {
+            self.webhook_url = format!(
+                "http://{addr}/webhooks/centra/{}",
+                self.config.tenants[0].id
+            );
+        }
+        let task = running.task;
         self.services
             .insert(name, RunningService { shutdown, task });
         Ok(())
@@ -349,6 +316,44 @@ impl Stack {
 
     pub fn tenant(&self) -> &str {
         &self.config.tenants[0].id
+    }
+
+    /// A JetStream context on the stack's broker (for tests and benchmarks that look in).
+    pub async fn jetstream(&self) -> anyhow::Result<async_nats::jetstream::Context> {
+        let client = ferry_runtime::nats::connect(&self.config.nats, "ferry-stack-probe").await?;
+        Ok(ferry_runtime::nats::jetstream(client))
+    }
+
+    /// The feed cursors of the stack's deployment.
+    pub async fn cursors(&self) -> anyhow::Result<ferry_runtime::feed::Cursors> {
+        let topology = ferry_runtime::Topology::new(&self.config.nats.prefix);
+        Ok(ferry_runtime::feed::Cursors::open(
+            &self.jetstream().await?,
+            &topology,
+            self.config.nats.replicas,
+        )
+        .await?)
+    }
+
+    /// Messages a durable consumer has not acknowledged yet: waiting plus in flight (0 when
+    /// the consumer does not exist yet).
+    pub async fn consumer_backlog(
+        &self,
+        stream: ferry_runtime::StreamKind,
+        durable: &str,
+    ) -> anyhow::Result<u64> {
+        let topology = ferry_runtime::Topology::new(&self.config.nats.prefix);
+        let js = self.jetstream().await?;
+        let mut stream = js.get_stream(topology.stream_name(stream)).await?;
+        let Ok(mut consumer) = stream
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(durable)
+            .await
+        else {
+            return Ok(0);
+        };
+        let _ = &mut stream;
+        let info = consumer.info().await?;
+        Ok(info.num_pending + info.num_ack_pending as u64)
     }
 }
 

@@ -11,6 +11,7 @@ use ferry::stack::{Stack, StackOptions};
 use ferry_sim_centra::OrderMix;
 use ferry_sim_centra::ops::EmailKind;
 use ferry_sim_erp::{ShipRequest, ShipmentLine};
+use ferry_store::fulfilment::ShipmentState;
 use ferry_testing::TestEnv;
 
 async fn posted(store: &ferry_store::Store, want: i64) {
@@ -49,6 +50,22 @@ fn shipped_emails(stack: &Stack, order: i64) -> Vec<ferry_sim_centra::ops::Email
             .cloned()
             .collect()
     })
+}
+
+/// Delivers every shipment on the ERP stream to fulfilment-feedback again, as a consumer
+/// that lost its acknowledgements would: its durable consumer is deleted and the service
+/// creates it anew from the start of the stream.
+async fn redeliver_shipments(stack: &Stack) {
+    let js = stack.jetstream().await.unwrap();
+    let topology = ferry_runtime::Topology::new(&stack.config.nats.prefix);
+    let stream = js
+        .get_stream(topology.stream_name(ferry_runtime::StreamKind::Erp))
+        .await
+        .unwrap();
+    stream
+        .delete_consumer(&topology.consumer_name(ferry_fulfilment::SERVICE, "acme"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,16 +208,21 @@ async fn erp_shipments_reach_centra_once_with_tracking_and_email() {
     }
 
     // 4. A crash between Centra's answer and the ledger write: the ledger still says
-    //    "sending" and the feed is read again from the start. Nothing is created twice.
+    //    "sending", the ERP's feed is read again from the start and every shipment is
+    //    delivered again. Nothing is created twice.
     sqlx::query("UPDATE shipment_ledger SET state = 'sending' WHERE tenant = 'acme'")
         .execute(store.pool())
         .await
         .unwrap();
     stack.kill_service("fulfilment-feedback").await;
-    sqlx::query("DELETE FROM feed_cursor WHERE tenant = 'acme'")
-        .execute(store.pool())
+    stack
+        .cursors()
+        .await
+        .unwrap()
+        .set("acme", ferry_fulfilment::FEED, "")
         .await
         .unwrap();
+    redeliver_shipments(&stack).await;
     stack
         .start_service(
             "fulfilment-feedback",
@@ -701,13 +723,13 @@ async fn a_shipment_centra_left_half_done_is_finished_not_repeated() {
         let mut row = None;
         for _ in 0..300 {
             row = store.shipment("acme", &erp_shipment.id).await.unwrap();
-            if row.as_ref().is_some_and(|r| r.state == "sent") {
+            if row.as_ref().is_some_and(|r| r.state == ShipmentState::Sent) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let row = row.expect("recorded");
-        assert_eq!(row.state, "sent", "{step:?}");
+        assert_eq!(row.state, ShipmentState::Sent, "{step:?}");
         let faults = stack.centra.state.faults.read().clone();
         assert_eq!(faults.interrupt_shipments, 0, "{step:?}: the fault struck");
         let shipments: Vec<_> = stack
@@ -800,6 +822,94 @@ async fn two_replicas_share_the_feed_without_doubles() {
     assert!(open.is_empty(), "{open:?}");
     shutdown.cancel();
     let _ = replica.await;
+    stack.shutdown().await;
+    env.cleanup().await;
+}
+
+/// A new connector (a 3PL, a BI sink) is a new consumer of `erp.shipment`: added here with
+/// nothing but the NATS client, it sees every shipment the ERP recorded, while Centra gets
+/// each once as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_consumer_of_erp_shipments_sees_every_shipment() {
+    use async_nats::jetstream::consumer::{self, pull};
+    use futures::StreamExt;
+    use prost::Message;
+
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 26,
+        centra_requests_per_10s: 1000,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    let numbers = stack.centra.generate(
+        12,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            bundle_pct: 0,
+            markets: vec![1],
+            ..OrderMix::default()
+        },
+    );
+    posted(&store, 12).await;
+    for n in &numbers {
+        stack
+            .erp
+            .ship(ShipRequest {
+                external_ref: n.to_string(),
+                lines: None,
+                carrier: Some("PostNord".into()),
+                tracking_number: Some(format!("PN{n}")),
+            })
+            .unwrap();
+    }
+    for n in &numbers {
+        assert_eq!(centra_shipments(&stack, *n, 1).await.len(), 1);
+    }
+
+    let js = stack.jetstream().await.unwrap();
+    let topology = ferry_runtime::Topology::new(&stack.config.nats.prefix);
+    let stream = js
+        .get_stream(topology.stream_name(ferry_runtime::StreamKind::Erp))
+        .await
+        .unwrap();
+    let sink = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("bi-sink-acme".into()),
+            filter_subject: topology.shipments_filter("acme"),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = sink
+        .fetch()
+        .max_messages(100)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    while let Some(message) = messages.next().await {
+        let message = message.unwrap();
+        let shipment =
+            ferry_proto::erp::v1::ShipmentRecorded::decode(message.payload.as_ref()).unwrap();
+        assert_eq!(shipment.tenant, "acme");
+        seen.insert(shipment.erp_shipment_id.clone(), shipment);
+        message.ack().await.unwrap();
+    }
+    let recorded = stack.erp.shipments();
+    assert_eq!(seen.len(), recorded.len(), "every shipment, once");
+    for s in &recorded {
+        let got = &seen[&s.id];
+        assert_eq!(got.external_ref, s.external_ref);
+        assert_eq!(got.tracking_number, s.tracking_number);
+        assert_eq!(got.carrier.as_deref(), Some("PostNord"));
+        assert_eq!(got.connector, "http");
+    }
     stack.shutdown().await;
     env.cleanup().await;
 }

@@ -169,7 +169,7 @@ async fn erp_stock_reaches_centra_and_an_open_order_is_not_sold_twice() {
     let start = Instant::now();
     loop {
         let known: BTreeMap<String, i64> = store
-            .commitments("acme")
+            .commitments("acme", std::time::Duration::from_secs(900))
             .await
             .unwrap()
             .into_iter()

@@ -109,11 +109,17 @@ async fn thirty_percent_dropped_webhooks_are_healed_by_the_resync() {
         );
     }
     // The checkpoint moved: the next pass starts where this one began.
-    let checkpoint = store
-        .checkpoint("acme", ferry_ingest::sources::RESYNC_CHECKPOINT)
+    let (checkpoint, _) = stack
+        .cursors()
+        .await
+        .unwrap()
+        .get("acme", ferry_ingest::sources::RESYNC_FEED)
         .await
         .unwrap();
-    assert!(checkpoint.is_some());
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&checkpoint).is_ok(),
+        "{checkpoint:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -942,7 +942,12 @@ async fn tryton_stock_reaches_centra_and_open_orders_are_counted_once() {
     });
     let skus: Vec<String> = ordered.keys().cloned().collect();
     let start = std::time::Instant::now();
-    while store.commitments("acme").await.unwrap().is_empty() {
+    while store
+        .commitments("acme", std::time::Duration::from_secs(900))
+        .await
+        .unwrap()
+        .is_empty()
+    {
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "Ferry knows the open order"

@@ -96,10 +96,13 @@ pub enum ExceptionKind {
     StockDrift,
     /// Centra would not take a stock level (e.g. it does not know the SKU).
     StockRefused,
+    /// A source Ferry reads (the ERP's shipment or stock feed, Centra's Events) refuses to
+    /// be read for a reason retrying cannot fix: credentials or configuration.
+    FeedFailed,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 19] = [
+    pub const ALL: [ExceptionKind; 20] = [
         ExceptionKind::UnmappedSku,
         ExceptionKind::UnmappedCurrency,
         ExceptionKind::UnmappedTaxRate,
@@ -119,6 +122,7 @@ impl ExceptionKind {
         ExceptionKind::TrackingMissing,
         ExceptionKind::StockDrift,
         ExceptionKind::StockRefused,
+        ExceptionKind::FeedFailed,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -142,6 +146,7 @@ impl ExceptionKind {
             ExceptionKind::TrackingMissing => "tracking_missing",
             ExceptionKind::StockDrift => "stock_drift",
             ExceptionKind::StockRefused => "stock_refused",
+            ExceptionKind::FeedFailed => "feed_failed",
         }
     }
 
@@ -166,6 +171,7 @@ impl ExceptionKind {
             | ExceptionKind::PoisonMessage
             | ExceptionKind::DeliveryExhausted
             | ExceptionKind::ErpRejected
+            | ExceptionKind::FeedFailed
             | ExceptionKind::OrderNotFound => Owner::Engineering,
         }
     }
@@ -176,6 +182,7 @@ impl ExceptionKind {
             | ExceptionKind::DeliveryExhausted
             | ExceptionKind::ErpRejected
             | ExceptionKind::ErpTotalsMismatch
+            | ExceptionKind::FeedFailed
             | ExceptionKind::ErpDocumentCancelled => Severity::Critical,
             ExceptionKind::OrderNotFound | ExceptionKind::TrackingMissing => Severity::Warning,
             _ => Severity::Error,
@@ -187,6 +194,7 @@ impl ExceptionKind {
         match self {
             ExceptionKind::ErpRejected
             | ExceptionKind::DeliveryExhausted
+            | ExceptionKind::FeedFailed
             | ExceptionKind::ShipmentRefused => 1,
             ExceptionKind::ShipmentQuantityMismatch
             | ExceptionKind::CaptureFailed
@@ -219,6 +227,7 @@ impl ExceptionKind {
                 | ExceptionKind::TrackingMissing
                 | ExceptionKind::StockDrift
                 | ExceptionKind::StockRefused
+                | ExceptionKind::FeedFailed
         )
     }
 }

@@ -21,6 +21,12 @@ pub mod exception {
     }
 }
 
+pub mod erp {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/ferry.erp.v1.rs"));
+    }
+}
+
 pub use prost::Message;
 pub use prost_types::Timestamp;
 

@@ -42,6 +42,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub ops: OpsConfig,
     pub consumer: ConsumerConfig,
+    pub feeds: FeedsConfig,
     pub ingest: IngestConfig,
     pub erp_writer: ErpWriterConfig,
     /// Extra tenant files (`*.toml`, one brand each) are read from this directory.
@@ -190,6 +191,30 @@ impl Default for ConsumerConfig {
             max_ack_pending: 2000,
             concurrency: 128,
             batch: 256,
+        }
+    }
+}
+
+/// How every feed (a loop reading a source, see `feed.rs`) is led and retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedsConfig {
+    /// A leader that stops renewing its lease is replaced after this long.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// First and longest wait after a failed pass (backon, with jitter).
+    #[serde(with = "humantime_serde")]
+    pub backoff_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+}
+
+impl Default for FeedsConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(6),
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
         }
     }
 }
@@ -552,6 +577,12 @@ impl Config {
         }
         if self.consumer.max_deliver < 2 {
             return bad("consumer.max_deliver must be at least 2".into());
+        }
+        if self.feeds.lease_ttl < Duration::from_secs(1) {
+            return bad("feeds.lease_ttl must be at least 1s".into());
+        }
+        if self.feeds.backoff_min.is_zero() || self.feeds.backoff_max < self.feeds.backoff_min {
+            return bad("feeds.backoff_min must be positive and at most feeds.backoff_max".into());
         }
         if self.consumer.concurrency == 0 || self.consumer.batch == 0 {
             return bad("consumer.concurrency and consumer.batch must be positive".into());

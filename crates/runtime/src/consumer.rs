@@ -36,6 +36,8 @@ use crate::telemetry;
 /// A message as a handler sees it.
 #[derive(Debug, Clone)]
 pub struct Delivery {
+    /// The service consuming it (named in its exceptions).
+    pub service: &'static str,
     pub tenant: String,
     pub subject: String,
     pub payload: Bytes,
@@ -43,13 +45,15 @@ pub struct Delivery {
     /// 1 on the first delivery.
     pub delivered: i64,
     pub stream_sequence: u64,
+    /// Messages still waiting for this consumer after this one (its backlog, as the server
+    /// saw it when it sent this message).
+    pub pending: u64,
 }
 
 impl Delivery {
     /// A permanent failure for this message, with its payload attached.
     pub fn permanent(
         &self,
-        service: &str,
         kind: ExceptionKind,
         key: impl Into<String>,
         message: impl Into<String>,
@@ -64,16 +68,16 @@ impl Delivery {
             order_number: None,
             amount_minor: None,
             currency: None,
-            service: service.to_owned(),
+            service: self.service.to_owned(),
             source_subject: Some(self.subject.clone()),
             payload: self.payload.to_vec(),
         }))
     }
 
     /// A message that cannot be decoded at all.
-    pub fn poison(&self, service: &str, what: &str, error: &dyn std::fmt::Display) -> HandlerError {
+    pub fn poison(&self, what: &str, error: &dyn std::fmt::Display) -> HandlerError {
+        let service = self.service;
         self.permanent(
-            service,
             ExceptionKind::PoisonMessage,
             format!("seq:{}", self.stream_sequence),
             format!(
@@ -148,7 +152,7 @@ pub enum RunnerError {
 }
 
 /// Runs one consumer until `shutdown`, then stops pulling and lets in-flight messages finish
-/// within `grace`.
+/// within `grace`. Built with [`Runner::builder`].
 pub struct Runner {
     pub js: jetstream::Context,
     pub topology: Topology,
@@ -158,6 +162,77 @@ pub struct Runner {
     pub grace: Duration,
     /// Pauses pulling while shut; `None` for consumers that never pause.
     pub gate: Option<Arc<dyn Gate>>,
+}
+
+/// Builds a [`Runner`] from what every consumer of a service shares.
+pub struct RunnerBuilder {
+    runner: Runner,
+}
+
+impl Runner {
+    /// A consumer of `service` for `tenant` on `stream`, filtered to `filter_subject`; the
+    /// durable name is `<service>-<tenant>` unless [`RunnerBuilder::durable`] says otherwise.
+    pub fn builder(
+        base: &crate::ServiceBase,
+        sink: Arc<dyn ExceptionSink>,
+        service: &'static str,
+        tenant: &str,
+        stream: StreamKind,
+        filter_subject: String,
+    ) -> RunnerBuilder {
+        RunnerBuilder {
+            runner: Runner {
+                js: base.js.clone(),
+                topology: base.topology.clone(),
+                spec: ConsumerSpec {
+                    service,
+                    tenant: tenant.to_owned(),
+                    stream,
+                    durable: base.topology.consumer_name(service, tenant),
+                    filter_subject,
+                    double_ack: false,
+                },
+                config: base.config.consumer.clone(),
+                sink,
+                grace: base.config.ops.shutdown_grace,
+                gate: None,
+            },
+        }
+    }
+}
+
+impl RunnerBuilder {
+    pub fn durable(mut self, name: String) -> Self {
+        self.runner.spec.durable = name;
+        self
+    }
+
+    /// Waits for the server to confirm each ack: for hops whose effect must not repeat.
+    pub fn double_ack(mut self) -> Self {
+        self.runner.spec.double_ack = true;
+        self
+    }
+
+    /// Pauses pulling while the gate is shut.
+    pub fn gate(mut self, gate: Arc<dyn Gate>) -> Self {
+        self.runner.gate = Some(gate);
+        self
+    }
+
+    /// Handles up to `n` messages at once (at least what the service's settings say).
+    pub fn concurrency_at_least(mut self, n: usize) -> Self {
+        self.runner.config.concurrency = self.runner.config.concurrency.max(n);
+        self
+    }
+
+    pub fn config(mut self, config: ConsumerConfig) -> Self {
+        self.runner.config = config;
+        self
+    }
+
+    pub fn build(self) -> Runner {
+        self.runner
+    }
 }
 
 impl Runner {
@@ -295,11 +370,12 @@ impl Meters {
 impl Shared {
     async fn process<H: Handler>(&self, handler: &H, mut message: jetstream::Message) {
         let started = Instant::now();
-        let (delivered, stream_sequence) = message
+        let (delivered, stream_sequence, pending) = message
             .info()
-            .map(|i| (i.delivered, i.stream_sequence))
-            .unwrap_or((1, 0));
+            .map(|i| (i.delivered, i.stream_sequence, i.pending))
+            .unwrap_or((1, 0, 0));
         let delivery = Delivery {
+            service: self.spec.service,
             tenant: self.spec.tenant.clone(),
             subject: message.subject.to_string(),
             payload: message.payload.clone(),
@@ -307,6 +383,7 @@ impl Shared {
             headers: message.message.headers.take(),
             delivered,
             stream_sequence,
+            pending,
         };
         let span = tracing::info_span!(
             "consume",

@@ -5,7 +5,10 @@
 pub mod coalesce;
 pub mod config;
 pub mod consumer;
+pub mod dead_letters;
 pub mod exceptions;
+pub mod feed;
+pub mod lease;
 pub mod nats;
 pub mod ops;
 pub mod service;
@@ -13,8 +16,9 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use config::Config;
-pub use consumer::{ConsumerSpec, Delivery, Handler, HandlerError, Runner};
+pub use consumer::{ConsumerSpec, Delivery, Handler, HandlerError, Runner, RunnerBuilder};
 pub use exceptions::{ExceptionSink, ExceptionStore, SinkError};
+pub use feed::{Feed, FeedError, FeedRunner, FeedSpec, Pass};
 pub use nats::{Outgoing, Publisher, StreamKind, Topology};
 pub use service::{Booted, Readiness, ServiceBase};
 pub use telemetry::Telemetry;

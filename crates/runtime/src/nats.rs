@@ -28,6 +28,8 @@ pub enum NatsError {
     Stream { stream: String, reason: String },
     #[error("provisioning consumer {consumer}: {reason}")]
     Consumer { consumer: String, reason: String },
+    #[error("key-value bucket {bucket}: {reason}")]
+    Kv { bucket: String, reason: String },
     #[error("publishing to {subject}: {reason}")]
     Publish {
         subject: String,
@@ -49,7 +51,10 @@ impl NatsError {
     }
 }
 
-/// The three streams of the order path.
+/// The streams of a deployment. Every subject is `<prefix>.<tenant>.<area>.<event>.v<N>[.<key>]`:
+/// the tenant second (consumers filter on one tenant), the message's version before its key
+/// (a new version of a message is a new subject, so old and new consumers can overlap).
+/// `docs/architecture.md` has the table of every subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StreamKind {
     /// Centra notices and full order snapshots.
@@ -58,13 +63,20 @@ pub enum StreamKind {
     Orders,
     /// Exceptions raised by any service.
     Exceptions,
+    /// What the ERP reports: shipments and stock levels (the last message per subject).
+    Erp,
+    /// JetStream's advisories about messages of the other streams whose deliveries ran out
+    /// (see `dead_letters.rs`).
+    DeadLetters,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 3] = [
+    pub const ALL: [StreamKind; 5] = [
         StreamKind::Centra,
         StreamKind::Orders,
         StreamKind::Exceptions,
+        StreamKind::Erp,
+        StreamKind::DeadLetters,
     ];
 
     fn suffix(&self) -> &'static str {
@@ -72,6 +84,8 @@ impl StreamKind {
             StreamKind::Centra => "CENTRA",
             StreamKind::Orders => "ORDERS",
             StreamKind::Exceptions => "EXCEPTIONS",
+            StreamKind::Erp => "ERP",
+            StreamKind::DeadLetters => "DEAD_LETTERS",
         }
     }
 
@@ -80,6 +94,18 @@ impl StreamKind {
             StreamKind::Centra => "centra",
             StreamKind::Orders => "order",
             StreamKind::Exceptions => "exception",
+            StreamKind::Erp => "erp",
+            StreamKind::DeadLetters => "dead-letters",
+        }
+    }
+
+    /// Messages kept per subject (`None`: all, within the stream's limits). The ERP stream
+    /// keeps the latest shipment per id and the latest level per (warehouse, item), so
+    /// JetStream itself coalesces what consumers have not read yet.
+    fn per_subject(&self) -> Option<i64> {
+        match self {
+            StreamKind::Erp => Some(1),
+            _ => None,
         }
     }
 }
@@ -111,55 +137,98 @@ impl Topology {
         )
     }
 
-    /// All subjects of a stream, across tenants: `<prefix>.*.<kind>.>`.
-    pub fn stream_subjects(&self, kind: StreamKind) -> String {
-        format!("{}.*.{}.>", self.prefix, kind.token())
+    /// A key-value bucket of this deployment: `<PREFIX>_<NAME>`.
+    pub fn bucket_name(&self, name: &str) -> String {
+        format!(
+            "{}_{name}",
+            self.prefix.to_ascii_uppercase().replace('-', "_")
+        )
     }
 
-    /// `<prefix>.<tenant>.centra.notices`: batches of change notices.
+    /// All subjects of a stream, across tenants: `<prefix>.*.<kind>.>` (the dead letters:
+    /// the server's max-deliveries advisories about this deployment's other streams).
+    pub fn stream_subjects(&self, kind: StreamKind) -> Vec<String> {
+        match kind {
+            StreamKind::DeadLetters => StreamKind::ALL
+                .iter()
+                .filter(|k| **k != StreamKind::DeadLetters)
+                .map(|k| crate::dead_letters::advisory_subject(&self.stream_name(*k)))
+                .collect(),
+            _ => vec![format!("{}.*.{}.>", self.prefix, kind.token())],
+        }
+    }
+
+    /// `<prefix>.<tenant>.centra.notices.v1`: batches of change notices.
     pub fn notices_subject(&self, tenant: &str) -> String {
-        format!("{}.{tenant}.centra.notices", self.prefix)
+        format!("{}.{tenant}.centra.notices.v1", self.prefix)
     }
 
-    /// `<prefix>.<tenant>.centra.order.<number>`
+    /// `<prefix>.<tenant>.centra.order.v1.<number>`
     pub fn snapshot_subject(&self, tenant: &str, number: i64) -> String {
-        format!("{}.{tenant}.centra.order.{number}", self.prefix)
+        format!("{}.{tenant}.centra.order.v1.{number}", self.prefix)
     }
 
     pub fn snapshots_filter(&self, tenant: &str) -> String {
-        format!("{}.{tenant}.centra.order.*", self.prefix)
+        format!("{}.{tenant}.centra.order.v1.*", self.prefix)
     }
 
-    /// `<prefix>.<tenant>.order.ready.<number>`
+    /// `<prefix>.<tenant>.order.ready.v1.<number>`
     pub fn ready_subject(&self, tenant: &str, number: i64) -> String {
-        format!("{}.{tenant}.order.ready.{number}", self.prefix)
+        format!("{}.{tenant}.order.ready.v1.{number}", self.prefix)
     }
 
     pub fn ready_filter(&self, tenant: &str) -> String {
-        format!("{}.{tenant}.order.ready.*", self.prefix)
+        format!("{}.{tenant}.order.ready.v1.*", self.prefix)
     }
 
-    /// `<prefix>.<tenant>.order.posted.<number>`
+    /// `<prefix>.<tenant>.order.posted.v1.<number>`
     pub fn posted_subject(&self, tenant: &str, number: i64) -> String {
-        format!("{}.{tenant}.order.posted.{number}", self.prefix)
+        format!("{}.{tenant}.order.posted.v1.{number}", self.prefix)
     }
 
     pub fn posted_filter(&self, tenant: &str) -> String {
-        format!("{}.{tenant}.order.posted.*", self.prefix)
+        format!("{}.{tenant}.order.posted.v1.*", self.prefix)
     }
 
-    /// `<prefix>.<tenant>.order.amended.<number>`
+    /// `<prefix>.<tenant>.order.amended.v1.<number>`
     pub fn amended_subject(&self, tenant: &str, number: i64) -> String {
-        format!("{}.{tenant}.order.amended.{number}", self.prefix)
+        format!("{}.{tenant}.order.amended.v1.{number}", self.prefix)
     }
 
     pub fn amended_filter(&self, tenant: &str) -> String {
-        format!("{}.{tenant}.order.amended.*", self.prefix)
+        format!("{}.{tenant}.order.amended.v1.*", self.prefix)
     }
 
-    /// `<prefix>.<tenant>.exception.<kind>`
+    /// `<prefix>.<tenant>.exception.v1.<kind>`
     pub fn exception_subject(&self, tenant: &str, kind: &str) -> String {
-        format!("{}.{tenant}.exception.{kind}", self.prefix)
+        format!("{}.{tenant}.exception.v1.{kind}", self.prefix)
+    }
+
+    /// `<prefix>.<tenant>.erp.shipment.v1.<shipment>`: the ERP's shipment, latest version.
+    pub fn shipment_subject(&self, tenant: &str, erp_shipment_id: &str) -> String {
+        format!(
+            "{}.{tenant}.erp.shipment.v1.{}",
+            self.prefix,
+            subject_token(erp_shipment_id)
+        )
+    }
+
+    pub fn shipments_filter(&self, tenant: &str) -> String {
+        format!("{}.{tenant}.erp.shipment.v1.*", self.prefix)
+    }
+
+    /// `<prefix>.<tenant>.erp.stock.v1.<warehouse>.<item>`: the latest level.
+    pub fn stock_subject(&self, tenant: &str, warehouse: &str, erp_item: &str) -> String {
+        format!(
+            "{}.{tenant}.erp.stock.v1.{}.{}",
+            self.prefix,
+            subject_token(warehouse),
+            subject_token(erp_item)
+        )
+    }
+
+    pub fn stock_filter(&self, tenant: &str) -> String {
+        format!("{}.{tenant}.erp.stock.v1.>", self.prefix)
     }
 
     /// Durable consumer of one service for one tenant.
@@ -172,6 +241,23 @@ impl Topology {
         let rest = subject.strip_prefix(&self.prefix)?.strip_prefix('.')?;
         rest.split('.').next()
     }
+}
+
+/// An ERP's identifier as one subject token, reversibly: letters, digits, `-` and `_` stay,
+/// every other byte becomes `~` and two hex digits (ids hold dots, slashes and spaces; two
+/// ids never share a token).
+pub fn subject_token(id: &str) -> String {
+    let mut token = String::with_capacity(id.len());
+    for b in id.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => token.push(char::from(b)),
+            _ => token.push_str(&format!("~{b:02X}")),
+        }
+    }
+    if token.is_empty() {
+        token.push('~');
+    }
+    token
 }
 
 /// Connects to NATS with the settings every service uses.
@@ -229,7 +315,7 @@ pub fn jetstream(client: async_nats::Client) -> jetstream::Context {
         .build(client)
 }
 
-/// Creates or updates the three streams: file storage, `discard: new` with a byte limit
+/// Creates or updates the streams: file storage, `discard: new` with a byte limit
 /// (a full stream refuses publishes instead of dropping old orders), a maximum age, and a
 /// duplicate window for `Nats-Msg-Id`.
 pub async fn provision_streams(
@@ -241,7 +327,7 @@ pub async fn provision_streams(
         let name = topology.stream_name(kind);
         let stream_config = stream::Config {
             name: name.clone(),
-            subjects: vec![topology.stream_subjects(kind)],
+            subjects: topology.stream_subjects(kind),
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             discard: stream::DiscardPolicy::New,
@@ -249,6 +335,7 @@ pub async fn provision_streams(
             max_age: config.stream_max_age,
             duplicate_window: config.duplicate_window,
             num_replicas: config.replicas,
+            max_messages_per_subject: kind.per_subject().unwrap_or(-1),
             description: Some(format!("Ferry {} stream", kind.token())),
             ..Default::default()
         };
@@ -374,5 +461,46 @@ impl Publisher {
                 fail(&e, permanent)
             })?;
         ack.await.map_err(|e| fail(&e, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ids_become_one_token_each() {
+        assert_eq!(subject_token("SH-00042"), "SH-00042");
+        assert_eq!(subject_token("WH/1.a b"), "WH~2F1~2Ea~20b");
+        assert_eq!(subject_token(""), "~");
+        assert_eq!(subject_token("*>"), "~2A~3E");
+    }
+
+    #[test]
+    fn subjects_carry_tenant_then_version_before_key() {
+        let t = Topology::new("ferry");
+        assert_eq!(t.ready_subject("acme", 7), "ferry.acme.order.ready.v1.7");
+        assert_eq!(
+            t.shipment_subject("acme", "SH/7"),
+            "ferry.acme.erp.shipment.v1.SH~2F7"
+        );
+        assert_eq!(
+            t.stock_subject("acme", "WH", "JKT.M"),
+            "ferry.acme.erp.stock.v1.WH.JKT~2EM"
+        );
+        assert_eq!(t.tenant_of("ferry.acme.erp.stock.v1.WH.X"), Some("acme"));
+    }
+
+    proptest! {
+        /// Every id is a single valid subject token, and different ids never share one.
+        #[test]
+        fn tokens_are_valid_and_distinct(a in ".{0,12}", b in ".{0,12}") {
+            for t in [subject_token(&a), subject_token(&b)] {
+                prop_assert!(!t.is_empty());
+                prop_assert!(t.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_~".contains(&c)));
+            }
+            prop_assert_eq!(a == b, subject_token(&a) == subject_token(&b));
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! The fulfilment ledger (each ERP shipment and what Ferry told Centra about it), feed
-//! cursors, and the per-tenant budget of Centra mutations shared by every Ferry service.
+//! The fulfilment ledger (each ERP shipment and what Ferry told Centra about it) and the
+//! per-tenant budget of Centra mutations shared by every Ferry service.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,13 +9,68 @@ use sqlx::Row;
 
 use crate::{Store, StoreError};
 
+/// Where one ERP shipment stands with Centra.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShipmentState {
+    /// A Centra call may be under way or may have happened: look it up before sending.
+    Sending,
+    /// Centra has it (sent, with the e-mail and capture the policy asks for).
+    Sent,
+    /// Nothing to tell Centra yet: half a bundle, told when the rest ships.
+    Merged,
+    /// The ERP has not given a tracking number yet; the shipment comes again when it does.
+    WaitingTracking,
+    /// An exception says why Centra was not told.
+    Failed,
+}
+
+impl ShipmentState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ShipmentState::Sending => "sending",
+            ShipmentState::Sent => "sent",
+            ShipmentState::Merged => "merged",
+            ShipmentState::WaitingTracking => "waiting_tracking",
+            ShipmentState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "sending" => ShipmentState::Sending,
+            "sent" => ShipmentState::Sent,
+            "merged" => ShipmentState::Merged,
+            "waiting_tracking" => ShipmentState::WaitingTracking,
+            "failed" => ShipmentState::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Nothing more will be done for it (the ERP sending it again changes nothing).
+    pub fn is_settled(&self) -> bool {
+        matches!(
+            self,
+            ShipmentState::Sent | ShipmentState::Merged | ShipmentState::Failed
+        )
+    }
+}
+
+impl TryFrom<String> for ShipmentState {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        ShipmentState::parse(&s).ok_or_else(|| format!("unknown shipment state {s:?}"))
+    }
+}
+
 /// One ERP shipment in the ledger.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ShipmentRow {
     pub tenant: String,
     pub erp_shipment_id: String,
     pub order_number: i64,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: ShipmentState,
     pub items: sqlx::types::Json<BTreeMap<String, i64>>,
     pub carrier: Option<String>,
     pub tracking_number: Option<String>,
@@ -131,11 +186,11 @@ impl Store {
     }
 
     /// Claims a shipment for sending. Returns the state it was in before (`None`: new).
-    /// Shipments already sent, merged or failed are not claimed again.
+    /// Shipments already settled are not claimed again.
     pub async fn begin_shipment(
         &self,
         seen: &ShipmentSeen<'_>,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<ShipmentState>, StoreError> {
         let row = sqlx::query(
             "WITH before AS (
                  SELECT state FROM shipment_ledger WHERE tenant = $1 AND erp_shipment_id = $2
@@ -162,7 +217,10 @@ impl Store {
         .bind(seen.erp_shipped_at)
         .fetch_one(self.pool())
         .await?;
-        Ok(row.try_get::<Option<String>, _>("previous")?)
+        let previous: Option<String> = row.try_get("previous")?;
+        previous
+            .map(|s| ShipmentState::try_from(s).map_err(StoreError::Corrupt))
+            .transpose()
     }
 
     /// Records what happened to a claimed shipment.
@@ -170,7 +228,7 @@ impl Store {
         &self,
         tenant: &str,
         erp_shipment_id: &str,
-        state: &str,
+        state: ShipmentState,
         centra_shipment_id: Option<i64>,
         email_sent: bool,
         captured: bool,
@@ -184,7 +242,7 @@ impl Store {
         )
         .bind(tenant)
         .bind(erp_shipment_id)
-        .bind(state)
+        .bind(state.as_str())
         .bind(centra_shipment_id)
         .bind(email_sent)
         .bind(captured)
@@ -237,26 +295,6 @@ impl Store {
         .bind(older_than.as_secs_f64())
         .fetch_all(self.pool())
         .await?)
-    }
-
-    pub async fn feed_cursor(&self, tenant: &str, feed: &str) -> Result<String, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT cursor FROM feed_cursor WHERE tenant = $1 AND feed = $2")
-                .bind(tenant)
-                .bind(feed)
-                .fetch_optional(self.pool())
-                .await?
-                .unwrap_or_default(),
-        )
-    }
-
-    pub async fn save_feed_cursor(
-        &self,
-        tenant: &str,
-        feed: &str,
-        cursor: &str,
-    ) -> Result<(), StoreError> {
-        save_cursor(self.pool(), tenant, feed, cursor).await
     }
 
     /// Takes `n` Centra mutations from the tenant's shared budget at `priority`: `Ok(None)`
@@ -330,75 +368,4 @@ impl Store {
         tx.commit().await?;
         Ok(None)
     }
-}
-
-/// Exclusive use of one tenant's feed across processes (a PostgreSQL session advisory
-/// lock on a connection held for the pass). Released by [`FeedLock::release`]; if dropped
-/// without, the connection is closed, which releases the lock too.
-pub struct FeedLock {
-    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
-    key: String,
-}
-
-impl FeedLock {
-    pub async fn release(mut self) {
-        if let Some(mut conn) = self.conn.take() {
-            let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
-                .bind(&self.key)
-                .execute(&mut *conn)
-                .await;
-            if unlocked.is_err() {
-                drop(conn.detach());
-            }
-        }
-    }
-}
-
-impl Drop for FeedLock {
-    fn drop(&mut self) {
-        // Not released (a panic or a cancelled pass): close the session, and with it the lock.
-        if let Some(conn) = self.conn.take() {
-            drop(conn.detach());
-        }
-    }
-}
-
-impl Store {
-    /// Takes the tenant's feed for this process if no other holds it.
-    pub async fn try_feed_lock(
-        &self,
-        tenant: &str,
-        feed: &str,
-    ) -> Result<Option<FeedLock>, StoreError> {
-        let key = format!("feed:{tenant}:{feed}");
-        let mut conn = self.pool().acquire().await?;
-        let locked: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                .bind(&key)
-                .fetch_one(&mut *conn)
-                .await?;
-        Ok(locked.then_some(FeedLock {
-            conn: Some(conn),
-            key,
-        }))
-    }
-}
-
-/// Stores how far a feed was read, alone or inside the caller's transaction.
-pub(crate) async fn save_cursor<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
-    tenant: &str,
-    feed: &str,
-    cursor: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO feed_cursor (tenant, feed, cursor) VALUES ($1, $2, $3)
-         ON CONFLICT (tenant, feed) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
-    )
-    .bind(tenant)
-    .bind(feed)
-    .bind(cursor)
-    .execute(executor)
-    .await?;
-    Ok(())
 }

@@ -12,6 +12,8 @@ pub struct StockRow {
     pub sku: String,
     pub erp_available: i64,
     pub erp_version: i64,
+    /// When the level was read from the ERP, µs since the epoch (0: unknown).
+    pub erp_read_at: i64,
     pub pushed_physical: Option<i64>,
     pub pushed_sellable: Option<i64>,
     pub skip: Option<String>,
@@ -24,6 +26,8 @@ pub struct ErpStock {
     pub sku: String,
     pub available: i64,
     pub version: i64,
+    /// When the source read it from the ERP, µs since the epoch.
+    pub read_at: i64,
 }
 
 /// What Centra accepted for one (warehouse, SKU).
@@ -46,6 +50,9 @@ pub struct Commitment {
     /// Units of these orders Centra has recorded shipped (it lowered its physical stock by
     /// them); only grows while the orders' rows are kept.
     pub shipped: i64,
+    /// Of `posted_unshipped`, the orders posted recently: (when, µs since the epoch; units).
+    /// A stock level read before an order was posted may not show it yet.
+    pub recent: Vec<(i64, i64)>,
 }
 
 /// The item units of one Centra order: (ERP item, SKU, units), one entry per pair.
@@ -58,7 +65,8 @@ pub struct OrderUnits {
 impl Store {
     pub async fn stock_rows(&self, tenant: &str) -> Result<Vec<StockRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT warehouse, sku, erp_available, erp_version, pushed_physical, pushed_sellable, skip
+            "SELECT warehouse, sku, erp_available, erp_version, erp_read_at, pushed_physical,
+                    pushed_sellable, skip
              FROM stock_levels WHERE tenant = $1",
         )
         .bind(tenant)
@@ -71,6 +79,7 @@ impl Store {
                     sku: r.try_get("sku")?,
                     erp_available: r.try_get("erp_available")?,
                     erp_version: r.try_get("erp_version")?,
+                    erp_read_at: r.try_get("erp_read_at")?,
                     pushed_physical: r.try_get("pushed_physical")?,
                     pushed_sellable: r.try_get("pushed_sellable")?,
                     skip: r.try_get("skip")?,
@@ -79,28 +88,39 @@ impl Store {
             .collect()
     }
 
-    /// Stores the ERP's latest levels and, in the same transaction, how far its feed was
-    /// read: after a crash the feed resumes exactly where the stored levels end. A level
-    /// older than the stored one (by version) changes nothing.
+    /// Stores the ERP's latest levels. A level older than the stored one (by version)
+    /// changes nothing; of two levels of one size in `levels`, the later counts.
     pub async fn save_erp_stock(
         &self,
         tenant: &str,
-        feed: &str,
-        cursor: Option<&str>,
         levels: &[ErpStock],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        for chunk in levels.chunks(10_000) {
+        let mut latest: std::collections::HashMap<(i64, &str), &ErpStock> =
+            std::collections::HashMap::with_capacity(levels.len());
+        for level in levels {
+            let slot = latest
+                .entry((level.warehouse, level.sku.as_str()))
+                .or_insert(level);
+            if slot.version < level.version {
+                *slot = level;
+            }
+        }
+        let latest: Vec<&ErpStock> = latest.into_values().collect();
+        for chunk in latest.chunks(10_000) {
             let warehouses: Vec<i64> = chunk.iter().map(|l| l.warehouse).collect();
             let skus: Vec<&str> = chunk.iter().map(|l| l.sku.as_str()).collect();
             let available: Vec<i64> = chunk.iter().map(|l| l.available).collect();
             let versions: Vec<i64> = chunk.iter().map(|l| l.version).collect();
+            let read_at: Vec<i64> = chunk.iter().map(|l| l.read_at).collect();
             sqlx::query(
-                "INSERT INTO stock_levels (tenant, warehouse, sku, erp_available, erp_version)
-                 SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::bigint[])
+                "INSERT INTO stock_levels (tenant, warehouse, sku, erp_available, erp_version,
+                                           erp_read_at)
+                 SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::bigint[],
+                                          $6::bigint[])
                  ON CONFLICT (tenant, warehouse, sku) DO UPDATE
                  SET erp_available = EXCLUDED.erp_available,
                      erp_version = EXCLUDED.erp_version,
+                     erp_read_at = EXCLUDED.erp_read_at,
                      updated_at = now()
                  WHERE stock_levels.erp_version < EXCLUDED.erp_version",
             )
@@ -109,13 +129,10 @@ impl Store {
             .bind(&skus)
             .bind(&available)
             .bind(&versions)
-            .execute(&mut *tx)
+            .bind(&read_at)
+            .execute(self.pool())
             .await?;
         }
-        if let Some(cursor) = cursor {
-            crate::fulfilment::save_cursor(&mut *tx, tenant, feed, cursor).await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -221,8 +238,13 @@ impl Store {
 
     /// Units per SKU that Centra holds allocated for orders Ferry knows: pending (not in
     /// the ERP yet) and posted but not yet recorded shipped in Centra. Cancelled orders
-    /// hold nothing.
-    pub async fn commitments(&self, tenant: &str) -> Result<Vec<Commitment>, StoreError> {
+    /// hold nothing. Orders posted within `recent` are also listed with their posting
+    /// time, so the caller can count them pending for a size whose level predates them.
+    pub async fn commitments(
+        &self,
+        tenant: &str,
+        recent: std::time::Duration,
+    ) -> Result<Vec<Commitment>, StoreError> {
         let rows = sqlx::query(
             "WITH shipped AS (
                  SELECT s.order_number, i.key AS erp_item, sum(i.value::bigint) AS units
@@ -235,7 +257,15 @@ impl Store {
                     coalesce(sum(greatest(x.quantity - coalesce(sh.units, 0), 0))
                         FILTER (WHERE l.state = 'posted'), 0)::bigint AS posted_unshipped,
                     coalesce(sum(least(x.quantity, coalesce(sh.units, 0)))
-                        FILTER (WHERE l.state = 'posted'), 0)::bigint AS shipped
+                        FILTER (WHERE l.state = 'posted'), 0)::bigint AS shipped,
+                    coalesce(array_agg((extract(epoch FROM l.posted_at) * 1000000)::bigint)
+                        FILTER (WHERE l.state = 'posted'
+                                AND l.posted_at > now() - make_interval(secs => $2)),
+                        '{}') AS recent_at,
+                    coalesce(array_agg(greatest(x.quantity - coalesce(sh.units, 0), 0)::bigint)
+                        FILTER (WHERE l.state = 'posted'
+                                AND l.posted_at > now() - make_interval(secs => $2)),
+                        '{}') AS recent_units
              FROM order_commitments c
              JOIN order_ledger l ON l.tenant = c.tenant AND l.order_number = c.order_number
              CROSS JOIN LATERAL unnest(c.erp_items, c.skus, c.quantities)
@@ -245,6 +275,7 @@ impl Store {
              GROUP BY x.sku",
         )
         .bind(tenant)
+        .bind(recent.as_secs_f64())
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -254,6 +285,11 @@ impl Store {
                     pending: r.try_get("pending")?,
                     posted_unshipped: r.try_get("posted_unshipped")?,
                     shipped: r.try_get("shipped")?,
+                    recent: {
+                        let at: Vec<i64> = r.try_get("recent_at")?;
+                        let units: Vec<i64> = r.try_get("recent_units")?;
+                        at.into_iter().zip(units).collect()
+                    },
                 })
             })
             .collect()

@@ -1,5 +1,5 @@
 //! Ferry's PostgreSQL store: the order ledger that proves every order arrived once, the
-//! exceptions inbox, checkpoints and SKU mappings. sqlx with bound parameters only;
+//! exceptions inbox and SKU mappings. sqlx with bound parameters only;
 //! migrations are embedded and run at start-up.
 
 use std::time::Duration;
@@ -30,6 +30,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value this build cannot read (a newer build wrote it, or a person did).
+    #[error("stored data: {0}")]
+    Corrupt(String),
 }
 
 impl StoreError {
@@ -56,7 +59,7 @@ impl StoreError {
                 }
                 _ => false,
             },
-            StoreError::Migrate(_) => false,
+            StoreError::Migrate(_) | StoreError::Corrupt(_) => false,
         }
     }
 }
@@ -64,14 +67,16 @@ impl StoreError {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Identifies the schema the migrations produce (changes whenever a migration does), so
-/// test harnesses can cache a migrated template database.
+/// test harnesses can cache a migrated template database. 24 hex digits, whatever the
+/// number of migrations: it becomes part of a database name (63 bytes at most).
 pub fn schema_fingerprint() -> String {
-    use std::fmt::Write;
-    MIGRATOR.iter().fold(String::new(), |mut s, m| {
-        let _ = write!(s, "{}", m.version);
-        s.extend(m.checksum.iter().take(4).map(|b| format!("{b:02x}")));
-        s
-    })
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for m in MIGRATOR.iter() {
+        hasher.update(m.version.to_be_bytes());
+        hasher.update(&m.checksum);
+    }
+    hex::encode(&hasher.finalize()[..12])
 }
 
 /// A handle on the database; cheap to clone.
@@ -276,34 +281,6 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
-    }
-
-    pub async fn checkpoint(&self, tenant: &str, name: &str) -> Result<Option<String>, StoreError> {
-        let value =
-            sqlx::query_scalar("SELECT value FROM checkpoints WHERE tenant = $1 AND name = $2")
-                .bind(tenant)
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(value)
-    }
-
-    pub async fn set_checkpoint(
-        &self,
-        tenant: &str,
-        name: &str,
-        value: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO checkpoints (tenant, name, value) VALUES ($1, $2, $3)
-             ON CONFLICT (tenant, name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-        )
-        .bind(tenant)
-        .bind(name)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 }
 

@@ -48,7 +48,7 @@ fn units(number: i64, lines: &[(&str, i64)]) -> OrderUnits {
 
 async fn by_sku(store: &ferry_store::Store) -> BTreeMap<String, (i64, i64)> {
     store
-        .commitments("acme")
+        .commitments("acme", std::time::Duration::from_secs(900))
         .await
         .unwrap()
         .into_iter()
@@ -101,7 +101,12 @@ async fn units_are_pending_then_posted_then_gone() {
     assert_eq!(by_sku(&store).await["A"], (3, 1));
     let shipped_a = |c: Vec<Commitment>| c.into_iter().find(|c| c.sku == "A").unwrap().shipped;
     assert_eq!(
-        shipped_a(store.commitments("acme").await.unwrap()),
+        shipped_a(
+            store
+                .commitments("acme", std::time::Duration::from_secs(900))
+                .await
+                .unwrap()
+        ),
         2,
         "Centra shipped 2"
     );

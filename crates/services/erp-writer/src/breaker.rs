@@ -1,18 +1,18 @@
 //! A circuit breaker per tenant's ERP: after a run of failures that say "the ERP is not
 //! there" it opens, the writer's consumer stops pulling (orders wait in the stream, their
-//! delivery count untouched), and one prober asks the ERP's health with backoff and jitter
-//! until it answers; then consumption resumes.
+//! delivery count untouched), and its probe — a feed on the feed runner, so backoff with
+//! jitter, spans and metrics are the runner's — asks the ERP's health until it answers;
+//! then consumption resumes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::BackoffBuilder;
 use ferry_erp::{ErpConnector, ErpError};
 use ferry_runtime::consumer::Gate;
+use ferry_runtime::{Feed, FeedError, FeedSpec, Pass};
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 /// When to open and how to probe.
 #[derive(Debug, Clone)]
@@ -40,24 +40,35 @@ pub struct Breaker {
     failures: AtomicU32,
     /// true while traffic may flow (the breaker is closed).
     open_for_traffic: watch::Sender<bool>,
-    shutdown: CancellationToken,
 }
 
+/// The probe's feed name.
+pub const PROBE_FEED: &str = "erp-health-probe";
+
 impl Breaker {
-    pub fn new(
-        tenant: &str,
-        config: BreakerConfig,
-        erp: Arc<dyn ErpConnector>,
-        shutdown: CancellationToken,
-    ) -> Arc<Self> {
+    pub fn new(tenant: &str, config: BreakerConfig, erp: Arc<dyn ErpConnector>) -> Arc<Self> {
         Arc::new(Self {
             tenant: tenant.to_owned(),
             config,
             erp,
             failures: AtomicU32::new(0),
             open_for_traffic: watch::Sender::new(true),
-            shutdown,
         })
+    }
+
+    /// How the probe runs: in every replica (each has its own breaker), looking each
+    /// `probe_min` whether the breaker is open, then asking the ERP with backoff up to
+    /// `probe_max`.
+    pub fn probe_spec(&self, service: &'static str) -> FeedSpec {
+        FeedSpec::periodic(
+            service,
+            &self.tenant,
+            PROBE_FEED,
+            self.config.probe_min,
+            false,
+        )
+        .backoff(self.config.probe_min, self.config.probe_max)
+        .quiet()
     }
 
     /// Whether an ERP error says the ERP is away (rather than refusing one order).
@@ -90,7 +101,6 @@ impl Breaker {
         if n < self.config.threshold {
             return;
         }
-        // Only the call that flips it starts the prober.
         let opened = self.open_for_traffic.send_if_modified(|flowing| {
             let was = *flowing;
             *flowing = false;
@@ -99,31 +109,31 @@ impl Breaker {
         if opened {
             tracing::warn!(tenant = %self.tenant, failures = n, "ERP unavailable: pausing posts and probing its health");
             metrics::gauge!("ferry_erp_breaker_open", "tenant" => self.tenant.clone()).set(1.0);
-            let me = self.clone();
-            tokio::spawn(async move { me.probe().await });
         }
     }
 
-    async fn probe(self: Arc<Self>) {
-        let delays = backon::ExponentialBuilder::default()
-            .with_min_delay(self.config.probe_min)
-            .with_max_delay(self.config.probe_max)
-            .with_jitter()
-            .without_max_times()
-            .build();
-        for delay in delays {
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            if self.erp.health().await.is_ok() {
-                break;
-            }
-        }
+    fn close(&self) {
         self.failures.store(0, Ordering::Relaxed);
         self.open_for_traffic.send_replace(true);
         metrics::gauge!("ferry_erp_breaker_open", "tenant" => self.tenant.clone()).set(0.0);
         tracing::info!(tenant = %self.tenant, "ERP answers again: posting resumes");
+    }
+}
+
+/// The breaker's probe: nothing to do while traffic flows; while the breaker is open, one
+/// health request per pass, failures retried with the runner's backoff.
+#[async_trait]
+impl Feed for Breaker {
+    async fn pass(&self, _cursor: &str) -> Result<Pass, FeedError> {
+        if self.is_open() {
+            return Ok(Pass::default());
+        }
+        self.erp.health().await.map_err(FeedError::transient)?;
+        self.close();
+        Ok(Pass {
+            items: 1,
+            ..Pass::default()
+        })
     }
 }
 

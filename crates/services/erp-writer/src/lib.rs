@@ -23,7 +23,7 @@ use ferry_erp::{DocumentState, ErpConnector, ErpDocument, ErpError, PostOrder};
 use ferry_proto::order::v1 as pb;
 use ferry_runtime::coalesce::Coalescer;
 use ferry_runtime::config::{ErpConfig, TenantConfig};
-use ferry_runtime::consumer::{ConsumerSpec, Delivery, Handler, HandlerError, Runner};
+use ferry_runtime::consumer::{Delivery, Handler, HandlerError, Runner};
 use ferry_runtime::{ExceptionSink, Outgoing, ServiceBase, StreamKind};
 use ferry_store::{BeginPosting, LedgerState, PostedRecord, PostingClaim, Store};
 use prost::Message as _;
@@ -38,6 +38,8 @@ pub const SERVICE: &str = "erp-writer";
 pub enum WriterError {
     #[error(transparent)]
     Runner(#[from] ferry_runtime::consumer::RunnerError),
+    #[error(transparent)]
+    Nats(#[from] ferry_runtime::nats::NatsError),
     #[error("a consumer task failed: {0}")]
     Join(String),
 }
@@ -87,14 +89,16 @@ pub async fn run(
     connectors: ConnectorFactory,
 ) -> Result<(), WriterError> {
     let sink = ferry_store::exception_sink(&store, &base);
+    let feeds = ferry_runtime::FeedRunner::open(&base, sink.clone()).await?;
     let lease = base.config.erp_writer.request_timeout * 3;
     let mut tasks = tokio::task::JoinSet::new();
     for tenant in &base.config.tenants {
         let erp = connectors(tenant);
-        let breaker = breaker::Breaker::new(
-            &tenant.id,
-            breaker::BreakerConfig::default(),
-            erp.clone(),
+        let breaker =
+            breaker::Breaker::new(&tenant.id, breaker::BreakerConfig::default(), erp.clone());
+        feeds.spawn(
+            breaker.probe_spec(SERVICE),
+            breaker.clone(),
             base.shutdown.clone(),
         );
         let in_flight = Arc::new(Semaphore::new(
@@ -118,23 +122,19 @@ pub async fn run(
         consumer.concurrency = consumer
             .concurrency
             .max(base.config.erp_writer.max_in_flight_per_tenant);
-        let runner = Runner {
-            js: base.js.clone(),
-            topology: base.topology.clone(),
-            spec: ConsumerSpec {
-                service: SERVICE,
-                tenant: tenant.id.clone(),
-                stream: StreamKind::Orders,
-                durable: base.topology.consumer_name(SERVICE, &tenant.id),
-                filter_subject: base.topology.ready_filter(&tenant.id),
-                // The ERP post must not repeat because an ack was lost.
-                double_ack: true,
-            },
-            config: consumer,
-            sink: sink.clone(),
-            grace: base.config.ops.shutdown_grace,
-            gate: Some(breaker),
-        };
+        let runner = Runner::builder(
+            &base,
+            sink.clone(),
+            SERVICE,
+            &tenant.id,
+            StreamKind::Orders,
+            base.topology.ready_filter(&tenant.id),
+        )
+        .config(consumer)
+        // The ERP post must not repeat because an ack was lost.
+        .double_ack()
+        .gate(breaker)
+        .build();
         tasks.spawn(runner.run(handler, base.shutdown.clone()));
     }
     while let Some(done) = tasks.join_next().await {
@@ -250,9 +250,9 @@ fn transient(e: impl std::fmt::Display) -> HandlerError {
 impl Handler for WriterHandler {
     async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError> {
         let ready = pb::OrderReady::decode(delivery.payload.as_ref())
-            .map_err(|e| delivery.poison(SERVICE, "ready order", &e))?;
+            .map_err(|e| delivery.poison("ready order", &e))?;
         let Some(order) = ready.order else {
-            return Err(delivery.poison(SERVICE, "ready order", &"no order in the message"));
+            return Err(delivery.poison("ready order", &"no order in the message"));
         };
         let number = order.order_number;
         let claim = self

@@ -83,7 +83,7 @@ impl NoticeHandler {
 impl Handler for NoticeHandler {
     async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError> {
         let notices = pb::ChangeNotices::decode(delivery.payload.as_ref())
-            .map_err(|e| delivery.poison(SERVICE, "change notices", &e))?;
+            .map_err(|e| delivery.poison("change notices", &e))?;
         let source = pb::Source::try_from(notices.source).unwrap_or(pb::Source::Unspecified);
         let mut numbers: Vec<(i64, Option<prost_types::Timestamp>)> = notices
             .notices

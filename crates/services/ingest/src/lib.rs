@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ferry_centra::CentraClient;
-use ferry_runtime::consumer::{ConsumerSpec, Runner};
-use ferry_runtime::{ServiceBase, StreamKind};
+use ferry_runtime::consumer::Runner;
+use ferry_runtime::{FeedRunner, FeedSpec, ServiceBase, StreamKind};
 use ferry_store::Store;
 use secrecy::ExposeSecret;
 
@@ -26,6 +26,8 @@ pub enum IngestError {
     #[error("webhook endpoint: {0}")]
     Listen(#[from] std::io::Error),
     #[error(transparent)]
+    Nats(#[from] ferry_runtime::nats::NatsError),
+    #[error(transparent)]
     Runner(#[from] ferry_runtime::consumer::RunnerError),
     #[error("a task failed: {0}")]
     Join(String),
@@ -38,19 +40,12 @@ pub struct Ingest {
     tasks: tokio::task::JoinSet<Result<(), ferry_runtime::consumer::RunnerError>>,
 }
 
-/// The pull sources as a runner-shaped task (they end only at shutdown).
-async fn source_task(
-    f: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), ferry_runtime::consumer::RunnerError> {
-    f.await;
-    Ok(())
-}
-
 impl Ingest {
     /// Binds the webhook endpoint and starts the fetchers; returns once listening.
     pub async fn start(base: ServiceBase, store: Store) -> Result<Ingest, IngestError> {
         let webhook_addr = webhook::serve(base.clone()).await?;
         let sink = ferry_store::exception_sink(&store, &base);
+        let feeds = FeedRunner::open(&base, sink.clone()).await?;
         let mut tasks = tokio::task::JoinSet::new();
         for tenant in &base.config.tenants {
             let client = CentraClient::paced(
@@ -64,24 +59,40 @@ impl Ingest {
             // One client per tenant: the fetcher and both pull sources share its pacing,
             // so together they stay within Centra's request quota.
             if tenant.centra.events {
-                tasks.spawn(source_task(sources::run_events(
-                    base.clone(),
-                    tenant.id.clone(),
-                    client.clone(),
-                    tenant.centra.events_poll,
+                let events = sources::EventsFeed {
+                    base: base.clone(),
+                    tenant: tenant.id.clone(),
+                    client: client.clone(),
+                };
+                feeds.spawn(
+                    FeedSpec::periodic(
+                        SERVICE,
+                        &tenant.id,
+                        sources::EVENTS_FEED,
+                        tenant.centra.events_poll,
+                        true,
+                    ),
+                    Arc::new(events),
                     base.shutdown.clone(),
-                )));
+                );
             }
             if !tenant.centra.resync_interval.is_zero() {
-                tasks.spawn(source_task(sources::run_resync(
-                    base.clone(),
-                    store.clone(),
-                    tenant.id.clone(),
-                    client.clone(),
-                    tenant.centra.resync_interval,
-                    tenant.centra.resync_overlap,
+                let resync = sources::ResyncFeed {
+                    base: base.clone(),
+                    tenant: tenant.id.clone(),
+                    client: client.clone(),
+                    overlap: tenant.centra.resync_overlap,
+                };
+                feeds.spawn(
+                    FeedSpec::source(
+                        SERVICE,
+                        &tenant.id,
+                        sources::RESYNC_FEED,
+                        tenant.centra.resync_interval,
+                    ),
+                    Arc::new(resync),
                     base.shutdown.clone(),
-                )));
+                );
             }
             let handler = Arc::new(fetcher::NoticeHandler::start(
                 base.clone(),
@@ -91,22 +102,17 @@ impl Ingest {
                 base.shutdown.clone(),
             ));
             let consumer = base.config.consumer.clone();
-            let runner = Runner {
-                js: base.js.clone(),
-                topology: base.topology.clone(),
-                spec: ConsumerSpec {
-                    service: SERVICE,
-                    tenant: tenant.id.clone(),
-                    stream: StreamKind::Centra,
-                    durable: base.topology.consumer_name("ingest-fetch", &tenant.id),
-                    filter_subject: base.topology.notices_subject(&tenant.id),
-                    double_ack: false,
-                },
-                config: consumer,
-                sink: sink.clone(),
-                grace: base.config.ops.shutdown_grace,
-                gate: None,
-            };
+            let runner = Runner::builder(
+                &base,
+                sink.clone(),
+                SERVICE,
+                &tenant.id,
+                StreamKind::Centra,
+                base.topology.notices_subject(&tenant.id),
+            )
+            .durable(base.topology.consumer_name("ingest-fetch", &tenant.id))
+            .config(consumer)
+            .build();
             tasks.spawn(runner.run(handler, base.shutdown.clone()));
         }
         Ok(Ingest {

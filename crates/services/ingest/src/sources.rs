@@ -1,40 +1,21 @@
-//! The two pull sources beside webhooks. Centra does not guarantee webhook delivery or
-//! order, so ingest also drains Centra's Events queue (confirming events only after the
-//! notices are stored in JetStream) and runs a periodic resync of every order changed
-//! since the last one (its checkpoint is stored only after the notices are). All three
-//! sources produce the same `ChangeNotices`; the fetcher and the ledger make repeats
-//! harmless.
+//! The two pull sources beside webhooks, run by the feed runner (one replica per tenant).
+//! Centra does not guarantee webhook delivery or order, so ingest also drains Centra's
+//! Events queue (confirming events only after the notices are stored in JetStream) and
+//! runs a periodic resync of every order changed since the last one (its cursor is stored
+//! only after the notices are). All three sources produce the same `ChangeNotices`; the
+//! fetcher and the ledger make repeats harmless.
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use ferry_centra::{CentraClient, CentraError, CentraEvent};
+use ferry_domain::{ExceptionKind, NewException};
 use ferry_proto::centra::v1 as pb;
-use ferry_runtime::{Outgoing, ServiceBase};
-use ferry_store::Store;
+use ferry_runtime::{Feed, FeedError, Outgoing, Pass, ServiceBase};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
-use tokio_util::sync::CancellationToken;
-
-/// The checkpoint name of the resync (per tenant).
-pub const RESYNC_CHECKPOINT: &str = "centra-resync";
-
-/// How long to wait after a failed call: what a 429 asked for, else a short backoff.
-fn pause_after(error: &CentraError, attempt: u32) -> Duration {
-    error.retry_after().unwrap_or_else(|| {
-        let base = Duration::from_millis(500) * 2u32.saturating_pow(attempt.min(6));
-        base + Duration::from_millis(rand::random_range(0..250))
-    })
-}
-
-/// Sleeps unless shut down first; `false` when shut down.
-async fn nap(shutdown: &CancellationToken, d: Duration) -> bool {
-    tokio::select! {
-        _ = shutdown.cancelled() => false,
-        _ = tokio::time::sleep(d) => true,
-    }
-}
 
 fn now_timestamp() -> prost_types::Timestamp {
     prost_types::Timestamp::from(std::time::SystemTime::now())
@@ -88,55 +69,68 @@ fn action_of(event: &CentraEvent) -> String {
     .to_owned()
 }
 
-/// Drains the tenant's Events queue until shutdown.
-pub async fn run_events(
-    base: ServiceBase,
-    tenant: String,
-    client: CentraClient,
-    poll: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut attempt = 0u32;
-    // Listening is idempotent; until it works there is nothing to poll.
-    loop {
-        match client.listen_for_order_events().await {
-            Ok(()) => break,
-            Err(e) => {
-                tracing::warn!(tenant = %tenant, error = %e, "cannot listen to Centra's Events queue yet");
-                metrics::counter!("ferry_centra_events_errors_total", "tenant" => tenant.clone())
-                    .increment(1);
-                if !e.is_transient() && !matches!(e, CentraError::GraphQl { .. }) {
-                    // A refused token or a business error will not fix itself quickly.
-                    attempt = attempt.max(5);
-                }
-                if !nap(&shutdown, pause_after(&e, attempt)).await {
-                    return;
-                }
-                attempt += 1;
-            }
-        }
-    }
-    attempt = 0;
-    while !shutdown.is_cancelled() {
-        let events = match client.order_events(ferry_centra::client::MAX_PAGE).await {
-            Ok(events) => events,
-            Err(e) => {
-                tracing::warn!(tenant = %tenant, error = %e, "polling Centra's Events queue failed");
-                metrics::counter!("ferry_centra_events_errors_total", "tenant" => tenant.clone())
-                    .increment(1);
-                if !nap(&shutdown, pause_after(&e, attempt)).await {
-                    return;
-                }
-                attempt += 1;
-                continue;
-            }
+/// A Centra failure while reading a source: transient ones (timeouts, 5xx, 429 with its
+/// wait, GraphQL errors Centra may not repeat) are retried by the feed runner; a refused
+/// token or permission becomes a `feed_failed` exception for engineering.
+fn feed_error(e: CentraError, tenant: &str, feed: &str) -> FeedError {
+    metrics::counter!("ferry_centra_source_errors_total", "tenant" => tenant.to_owned(), "feed" => feed.to_owned())
+        .increment(1);
+    if e.is_transient() || matches!(e, CentraError::GraphQl { .. }) {
+        return FeedError::Transient {
+            retry_after: e.retry_after(),
+            reason: e.to_string(),
         };
-        attempt = 0;
+    }
+    FeedError::Permanent(Box::new(NewException {
+        tenant: tenant.to_owned(),
+        kind: ExceptionKind::FeedFailed,
+        key: format!("feed:{feed}"),
+        message: format!(
+            "Ferry cannot read Centra's {feed}: {e}. Orders still arrive by webhook, but \
+             those whose webhook Centra loses are not picked up until this is fixed. Check \
+             the integration token's permissions in Centra."
+        ),
+        reason: e.to_string(),
+        order_number: None,
+        amount_minor: None,
+        currency: None,
+        service: crate::SERVICE.to_owned(),
+        source_subject: None,
+        payload: Vec::new(),
+    }))
+}
+
+/// Centra's Events queue: each page of order events becomes one notices message, and the
+/// events are confirmed only once JetStream holds it (unconfirmed events come again; the
+/// repeat has the same message id and is dropped).
+pub struct EventsFeed {
+    pub base: ServiceBase,
+    pub tenant: String,
+    pub client: CentraClient,
+}
+
+/// The Events feed's name.
+pub const EVENTS_FEED: &str = "centra-events";
+
+#[async_trait]
+impl Feed for EventsFeed {
+    /// Listening is idempotent; until it works there is nothing to poll.
+    async fn lead(&self) -> Result<(), FeedError> {
+        self.client
+            .listen_for_order_events()
+            .await
+            .map_err(|e| feed_error(e, &self.tenant, EVENTS_FEED))
+    }
+
+    async fn pass(&self, _cursor: &str) -> Result<Pass, FeedError> {
+        let tenant = self.tenant.as_str();
+        let events = self
+            .client
+            .order_events(ferry_centra::client::MAX_PAGE)
+            .await
+            .map_err(|e| feed_error(e, tenant, EVENTS_FEED))?;
         if events.is_empty() {
-            if !nap(&shutdown, poll).await {
-                return;
-            }
-            continue;
+            return Ok(Pass::default());
         }
         let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
         let orders: Vec<(i64, String, String)> = events
@@ -149,28 +143,26 @@ pub async fn run_events(
                 "{tenant}:{}",
                 ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
             );
-            let message = notices(&base, &tenant, pb::Source::Events, &orders, &identity);
-            if let Err(e) = base.publisher.publish(&message).await {
-                // Not confirmed, so Centra hands the same events out again.
-                tracing::warn!(tenant = %tenant, error = %e, "events not stored; they stay unconfirmed");
-                if !nap(&shutdown, Duration::from_secs(1)).await {
-                    return;
-                }
-                continue;
-            }
+            let message = notices(&self.base, tenant, pb::Source::Events, &orders, &identity);
+            // Not stored: not confirmed, so Centra hands the same events out again.
+            self.base
+                .publisher
+                .publish(&message)
+                .await
+                .map_err(FeedError::transient)?;
         }
-        metrics::counter!("ferry_centra_events_total", "tenant" => tenant.clone())
+        metrics::counter!("ferry_centra_events_total", "tenant" => tenant.to_owned())
             .increment(ids.len() as u64);
-        if let Err(e) = client.confirm_events(&ids).await {
-            // Stored but not confirmed: they come back, and JetStream drops the repeat.
-            tracing::warn!(tenant = %tenant, error = %e, "confirming events failed; they will come again");
-            if !nap(&shutdown, pause_after(&e, 0)).await {
-                return;
-            }
-        }
-        if events.len() < ferry_centra::client::MAX_PAGE && !nap(&shutdown, poll).await {
-            return;
-        }
+        // Stored but not confirmed: they come back, and JetStream drops the repeat.
+        self.client
+            .confirm_events(&ids)
+            .await
+            .map_err(|e| feed_error(e, tenant, EVENTS_FEED))?;
+        Ok(Pass {
+            items: ids.len() as u64,
+            more: events.len() >= ferry_centra::client::MAX_PAGE,
+            ..Pass::default()
+        })
     }
 }
 
@@ -181,11 +173,11 @@ pub async fn resync_once(
     client: &CentraClient,
     from: DateTime<Utc>,
     started: DateTime<Utc>,
-) -> Result<usize, ResyncError> {
+) -> Result<usize, FeedError> {
     let numbers = client
         .orders_changed_since(from)
         .await
-        .map_err(ResyncError::Centra)?;
+        .map_err(|e| feed_error(e, tenant, RESYNC_FEED))?;
     for (i, chunk) in numbers.chunks(ferry_centra::client::MAX_PAGE).enumerate() {
         let items: Vec<(i64, String, String)> = chunk
             .iter()
@@ -196,75 +188,46 @@ pub async fn resync_once(
         base.publisher
             .publish(&message)
             .await
-            .map_err(|e| ResyncError::Publish(e.to_string()))?;
+            .map_err(FeedError::transient)?;
     }
     Ok(numbers.len())
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ResyncError {
-    #[error(transparent)]
-    Centra(CentraError),
-    #[error("notices not stored: {0}")]
-    Publish(String),
-    #[error("checkpoint: {0}")]
-    Store(String),
+/// The resync feed's name; its cursor is when the last complete pass started (RFC 3339).
+pub const RESYNC_FEED: &str = "centra-resync";
+
+/// Every order changed since the last pass, each `interval`. The first pass of a new
+/// tenant starts one overlap ago (history is not backfilled); every pass reaches back one
+/// overlap before the last one started, for Centra's clock and slow writes.
+pub struct ResyncFeed {
+    pub base: ServiceBase,
+    pub tenant: String,
+    pub client: CentraClient,
+    pub overlap: Duration,
 }
 
-/// Resyncs every `interval` until shutdown. The first pass starts from the stored
-/// checkpoint (or, for a new tenant, from one overlap ago: history is not backfilled).
-pub async fn run_resync(
-    base: ServiceBase,
-    store: Store,
-    tenant: String,
-    client: CentraClient,
-    interval: Duration,
-    overlap: Duration,
-    shutdown: CancellationToken,
-) {
-    let overlap = chrono::Duration::from_std(overlap).unwrap_or_default();
-    let mut attempt = 0u32;
-    loop {
+#[async_trait]
+impl Feed for ResyncFeed {
+    async fn pass(&self, cursor: &str) -> Result<Pass, FeedError> {
         let started = Utc::now();
-        let result = async {
-            let checkpoint = store
-                .checkpoint(&tenant, RESYNC_CHECKPOINT)
-                .await
-                .map_err(|e| ResyncError::Store(e.to_string()))?
-                .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or(started);
-            let from = checkpoint - overlap;
-            let n = resync_once(&base, &tenant, &client, from, started).await?;
-            store
-                .set_checkpoint(&tenant, RESYNC_CHECKPOINT, &started.to_rfc3339())
-                .await
-                .map_err(|e| ResyncError::Store(e.to_string()))?;
-            Ok::<usize, ResyncError>(n)
-        }
-        .await;
-        let wait = match result {
-            Ok(n) => {
-                attempt = 0;
-                metrics::counter!("ferry_centra_resync_orders_total", "tenant" => tenant.clone())
-                    .increment(n as u64);
-                tracing::debug!(tenant = %tenant, orders = n, "resync pass done");
-                interval
-            }
-            Err(e) => {
-                tracing::warn!(tenant = %tenant, error = %e, "resync pass failed; retrying");
-                metrics::counter!("ferry_centra_resync_errors_total", "tenant" => tenant.clone())
-                    .increment(1);
-                attempt += 1;
-                match &e {
-                    ResyncError::Centra(c) => pause_after(c, attempt),
-                    _ => Duration::from_secs(1) * attempt.min(30),
-                }
-                .min(interval)
-            }
-        };
-        if !nap(&shutdown, wait).await {
-            return;
-        }
+        let overlap = chrono::Duration::from_std(self.overlap).unwrap_or_default();
+        let last = DateTime::parse_from_rfc3339(cursor)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(started);
+        let n = resync_once(
+            &self.base,
+            &self.tenant,
+            &self.client,
+            last - overlap,
+            started,
+        )
+        .await?;
+        metrics::counter!("ferry_centra_resync_orders_total", "tenant" => self.tenant.clone())
+            .increment(n as u64);
+        Ok(Pass {
+            cursor: started.to_rfc3339(),
+            items: n as u64,
+            ..Pass::default()
+        })
     }
 }

@@ -6,10 +6,12 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use ferry_proto::centra::v1 as pb;
-use ferry_runtime::{Outgoing, ServiceBase};
+use ferry_runtime::{Feed, FeedError, Outgoing, Pass, ServiceBase};
 use ferry_store::Store;
+use parking_lot::Mutex;
 use prost::Message as _;
 
 /// How often the mapping is checked for changes.
@@ -17,39 +19,68 @@ const INTERVAL: Duration = Duration::from_secs(3);
 /// Orders released per pass (the rest follow in the next pass).
 const BATCH: i64 = 2000;
 
-pub async fn run(base: ServiceBase, store: Store, tenant: String) {
-    let mut seen: Option<(i64, Option<chrono::DateTime<chrono::Utc>>)> = None;
-    loop {
-        match store.mapping_version(&tenant).await {
-            Ok(version) if seen.as_ref() != Some(&version) => {
-                match release(&base, &store, &tenant, &version).await {
-                    Ok(released) => {
-                        if released > 0 {
-                            tracing::info!(
-                                tenant,
-                                released,
-                                "blocked orders sent through the transform again"
-                            );
-                        }
-                        // A full batch means more may wait: look again next pass.
-                        if released < BATCH as usize {
-                            seen = Some(version);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(tenant, error = %e, "releasing blocked orders failed; will retry")
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(tenant, error = %e, "cannot read the mapping version; will retry")
-            }
+type Version = (i64, Option<chrono::DateTime<chrono::Utc>>);
+
+/// A periodic feed (one replica per tenant): releases blocked orders whenever the
+/// tenant's mapping version differs from the one last released for.
+pub struct Healer {
+    pub base: ServiceBase,
+    pub store: Store,
+    pub tenant: String,
+    /// The mapping version everything was released for (`None`: at start, check all).
+    seen: Mutex<Option<Version>>,
+}
+
+/// The healer's feed name.
+pub const FEED: &str = "mapping-healer";
+
+impl Healer {
+    pub fn new(base: ServiceBase, store: Store, tenant: String) -> Self {
+        Healer {
+            base,
+            store,
+            tenant,
+            seen: Mutex::new(None),
         }
-        tokio::select! {
-            _ = base.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(INTERVAL) => {}
+    }
+
+    pub fn interval() -> Duration {
+        INTERVAL
+    }
+}
+
+#[async_trait]
+impl Feed for Healer {
+    async fn pass(&self, _cursor: &str) -> Result<Pass, FeedError> {
+        let tenant = self.tenant.as_str();
+        let version = self
+            .store
+            .mapping_version(tenant)
+            .await
+            .map_err(FeedError::transient)?;
+        if self.seen.lock().as_ref() == Some(&version) {
+            return Ok(Pass::default());
         }
+        let released = release(&self.base, &self.store, tenant, &version)
+            .await
+            .map_err(FeedError::transient)?;
+        if released > 0 {
+            tracing::info!(
+                tenant,
+                released,
+                "blocked orders sent through the transform again"
+            );
+        }
+        // A full batch means more may wait: look again at once.
+        let more = released >= BATCH as usize;
+        if !more {
+            *self.seen.lock() = Some(version);
+        }
+        Ok(Pass {
+            items: released as u64,
+            more,
+            ..Pass::default()
+        })
     }
 }
 
@@ -57,7 +88,7 @@ async fn release(
     base: &ServiceBase,
     store: &Store,
     tenant: &str,
-    version: &(i64, Option<chrono::DateTime<chrono::Utc>>),
+    version: &Version,
 ) -> Result<usize, String> {
     let blocked = store
         .blocked_orders(tenant, BATCH)

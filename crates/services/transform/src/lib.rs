@@ -16,8 +16,8 @@ use ferry_proto::centra::v1 as centra_pb;
 use ferry_proto::order::v1 as order_pb;
 use ferry_runtime::coalesce::Coalescer;
 use ferry_runtime::config::TenantConfig;
-use ferry_runtime::consumer::{ConsumerSpec, Delivery, Handler, HandlerError, Runner};
-use ferry_runtime::{ExceptionSink, Outgoing, ServiceBase, StreamKind};
+use ferry_runtime::consumer::{Delivery, Handler, HandlerError, Runner};
+use ferry_runtime::{ExceptionSink, FeedRunner, FeedSpec, Outgoing, ServiceBase, StreamKind};
 use ferry_store::{LedgerState, SnapshotOutcome, SnapshotRecord, Store};
 use prost::Message as _;
 use tokio::sync::RwLock;
@@ -41,6 +41,8 @@ pub const TRANSFORM_KINDS: [&str; 5] = [
 pub enum TransformError {
     #[error(transparent)]
     Runner(#[from] ferry_runtime::consumer::RunnerError),
+    #[error(transparent)]
+    Nats(#[from] ferry_runtime::nats::NatsError),
     #[error("a consumer task failed: {0}")]
     Join(String),
 }
@@ -48,6 +50,7 @@ pub enum TransformError {
 /// Runs one consumer per tenant until the base's shutdown token is cancelled.
 pub async fn run(base: ServiceBase, store: Store) -> Result<(), TransformError> {
     let sink = ferry_store::exception_sink(&store, &base);
+    let feeds = FeedRunner::open(&base, sink.clone()).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for tenant in &base.config.tenants {
         let handler = Arc::new(TransformHandler {
@@ -58,24 +61,31 @@ pub async fn run(base: ServiceBase, store: Store) -> Result<(), TransformError> 
             sink: sink.clone(),
             items: SkuCache::new(),
         });
-        let runner = Runner {
-            js: base.js.clone(),
-            topology: base.topology.clone(),
-            spec: ConsumerSpec {
-                service: SERVICE,
-                tenant: tenant.id.clone(),
-                stream: StreamKind::Centra,
-                durable: base.topology.consumer_name(SERVICE, &tenant.id),
-                filter_subject: base.topology.snapshots_filter(&tenant.id),
-                double_ack: false,
-            },
-            config: base.config.consumer.clone(),
-            sink: sink.clone(),
-            grace: base.config.ops.shutdown_grace,
-            gate: None,
-        };
+        let runner = Runner::builder(
+            &base,
+            sink.clone(),
+            SERVICE,
+            &tenant.id,
+            StreamKind::Centra,
+            base.topology.snapshots_filter(&tenant.id),
+        )
+        .build();
         tasks.spawn(runner.run(handler, base.shutdown.clone()));
-        tokio::spawn(healer::run(base.clone(), store.clone(), tenant.id.clone()));
+        feeds.spawn(
+            FeedSpec::periodic(
+                SERVICE,
+                &tenant.id,
+                healer::FEED,
+                healer::Healer::interval(),
+                true,
+            ),
+            Arc::new(healer::Healer::new(
+                base.clone(),
+                store.clone(),
+                tenant.id.clone(),
+            )),
+            base.shutdown.clone(),
+        );
     }
     while let Some(done) = tasks.join_next().await {
         done.map_err(|e| TransformError::Join(e.to_string()))??;
@@ -159,7 +169,7 @@ fn time_of(ts: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
 impl Handler for TransformHandler {
     async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError> {
         let message = centra_pb::OrderSnapshot::decode(delivery.payload.clone())
-            .map_err(|e| delivery.poison(SERVICE, "order snapshot", &e))?;
+            .map_err(|e| delivery.poison("order snapshot", &e))?;
         let snapshot = match Snapshot::parse(&message.snapshot_json) {
             Ok(s) => s,
             Err(e) => {
