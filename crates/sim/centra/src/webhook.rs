@@ -8,12 +8,35 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ferry_centra::webhook::{WebhookEvent, WebhookPayload, encode_body, signature_header};
+use ferry_centra::webhook::{WebhookEvent, WebhookPayload};
+use hmac::{Hmac, Mac};
 use parking_lot::{Mutex, RwLock};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+/// The body Centra's webhook plugin sends: one form field, `payload=<URL-encoded JSON>`.
+/// Written here from Centra's documentation, not borrowed from Ferry's receiver: a mistake
+/// shared by both sides would pass every test.
+pub fn encode_body(payload: &WebhookPayload) -> String {
+    let json = serde_json::to_string(payload).unwrap_or_else(|_| "{\"events\":[]}".to_owned());
+    serde_urlencoded::to_string([("payload", json)]).unwrap_or_default()
+}
+
+/// `X-Centra-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "{t}.{raw body}")>`,
+/// as Centra documents it (the raw body still URL-encoded).
+pub fn signature_header(secret: &[u8], t: i64, body: &[u8]) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return String::new();
+    };
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={t},v1={hex}")
+}
 
 /// Where and how to send webhooks. Rates are per mille of events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,5 +270,28 @@ impl Inner {
         self.counters
             .events_given_up
             .fetch_add(count, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Centra's documented test vector: secret `test123`, `t=12345678`, body
+    /// `payload=%7B%22x%22%3A%22test%22%7D`. Ferry's receiver checks the same vector
+    /// (`ferry_centra::webhook` tests), each with its own code.
+    #[test]
+    fn signs_centras_documented_test_vector() {
+        assert_eq!(
+            signature_header(b"test123", 12345678, b"payload=%7B%22x%22%3A%22test%22%7D"),
+            "t=12345678,v1=0b9cd84f5d583e5e1aadfb9f160aa8080b51d5b85ff85808d6b75bdac356c549"
+        );
+    }
+
+    #[test]
+    fn the_body_is_one_url_encoded_form_field() {
+        let payload: WebhookPayload =
+            serde_json::from_str(r#"{"events":[]}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(encode_body(&payload), "payload=%7B%22events%22%3A%5B%5D%7D");
     }
 }
