@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use ferry_erp::ErpConnector;
+use ferry_erp::StockFeed;
 use serde::Serialize;
 
 use crate::stack::{LocalInfra, Stack, StackOptions, local_config};

@@ -122,7 +122,7 @@ async fn post_rate(url: &str, n: usize, concurrency: usize) -> anyhow::Result<f6
                 if i >= n {
                     return Ok::<_, anyhow::Error>(());
                 }
-                ferry_erp::ErpConnector::create_sales_order(erp.as_ref(), &order(i)).await?;
+                ferry_erp::PostOrders::create_sales_order(erp.as_ref(), &order(i)).await?;
             }
         });
     }
@@ -150,7 +150,7 @@ async fn lookup_rate(url: &str, n: usize, concurrency: usize) -> anyhow::Result<
                 if i >= n {
                     return Ok::<_, anyhow::Error>(());
                 }
-                ferry_erp::ErpConnector::find_sales_order(erp.as_ref(), &format!("baseline-{i}"))
+                ferry_erp::PostOrders::find_sales_order(erp.as_ref(), &format!("baseline-{i}"))
                     .await?;
             }
         });
@@ -339,7 +339,7 @@ async fn tryton(dir: &std::path::Path, stack: &Stack, n: usize) -> anyhow::Resul
                 let Some(order) = next else {
                     return Ok::<_, anyhow::Error>(());
                 };
-                ferry_erp::ErpConnector::create_sales_order(connector.as_ref(), &order).await?;
+                ferry_erp::PostOrders::create_sales_order(connector.as_ref(), &order).await?;
             }
         });
     }

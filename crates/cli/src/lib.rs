@@ -7,6 +7,7 @@ pub mod bench_fulfilment;
 pub mod bench_inventory;
 pub mod bench_writer;
 pub mod centra_check;
+pub mod connectors;
 pub mod mapping;
 pub mod services;
 pub mod stack;

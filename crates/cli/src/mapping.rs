@@ -86,10 +86,11 @@ pub async fn run(command: MappingCommand) -> anyhow::Result<()> {
                 .await?
                 .sku_mappings(&tenant)
                 .await?;
-            println!("centra_sku,erp_item");
-            for (sku, item, _) in rows {
-                println!("{sku},{item}");
-            }
+            let csv = ferry_domain::rules::write_mapping_csv(
+                rows.iter()
+                    .map(|(sku, item, _)| (sku.as_str(), item.as_str())),
+            )?;
+            print!("{csv}");
         }
     }
     Ok(())

@@ -28,10 +28,10 @@ pub struct Running {
 
 /// Starts `name`; returns once it listens (ingest) or has started its tasks.
 pub async fn start(name: &str, base: ServiceBase, store: Store) -> anyhow::Result<Running> {
+    let connectors = crate::connectors::build(&base.config)?;
     let sink = ferry_store::exception_sink(&store, &base);
     let recorder = Recorder::spawn(&base, sink);
-    let connectors =
-        || ferry_erp_writer::default_connectors(base.config.erp_writer.request_timeout);
+    let connectors = || connectors.clone();
     let mut webhook_addr = None;
     let work: JoinHandle<anyhow::Result<()>> = match name {
         ferry_ingest::SERVICE => {

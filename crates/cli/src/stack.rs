@@ -217,9 +217,8 @@ impl Stack {
                     mutations_per_10s: Some(quotas.mutation_count_10s),
                     mutations_per_hour: Some(quotas.mutation_count_1h),
                 },
-                erp: options.erp.clone().unwrap_or_else(|| ErpConfig::Http {
-                    url: erp.url(),
-                    token: None,
+                erp: options.erp.clone().unwrap_or_else(|| {
+                    ErpConfig::new("http", serde_json::json!({ "url": erp.url() }))
                 }),
                 rules: options.rules.clone(),
                 fulfilment: options.fulfilment.clone(),

@@ -785,7 +785,7 @@ async fn two_replicas_share_the_feed_without_doubles() {
     let replica = tokio::spawn(ferry_fulfilment::run(
         base,
         replica_store,
-        ferry_erp_writer::default_connectors(Duration::from_secs(5)),
+        ferry::connectors::build(&stack.config).expect("connectors"),
     ));
     let numbers = stack.centra.generate(
         30,

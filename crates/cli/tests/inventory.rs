@@ -454,7 +454,7 @@ async fn drift_is_healed_and_persistent_drift_is_reported() {
 /// The ERP connector's view: the simulator's feed and its snapshot agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_erp_feed_and_snapshot_agree() {
-    use ferry_erp::ErpConnector;
+    use ferry_erp::StockFeed;
     let sims = tokio_util::sync::CancellationToken::new();
     let erp = ferry_sim_erp::ErpSim::start(
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ferry::stack::{Stack, StackOptions};
 use ferry_centra::CentraClient;
 use ferry_domain::{Release, Rules, Snapshot, transform};
-use ferry_erp::{ErpConnector, PostOrder};
+use ferry_erp::{Erp, PostOrder, PostOrders, ShipmentFeed, StockFeed};
 use ferry_erp_tryton::{Tryton, TrytonConfig};
 use ferry_proto::centra::v1 as centra_pb;
 use ferry_runtime::config::{ErpConfig, TenantConfig};
@@ -29,6 +29,21 @@ fn unique_prefix() -> String {
             .to_string()
             .get(..8)
             .unwrap_or("x")
+    )
+}
+
+/// The tenant's `[erp]` table for the run's Tryton.
+fn tryton_erp(t: &ferry_testing::TrytonInfra, url: String, prefix: String) -> ErpConfig {
+    ErpConfig::new(
+        "tryton",
+        serde_json::json!({
+            "url": url,
+            "user": t.user,
+            "password": t.password,
+            "confirm": true,
+            "carrier": "PostNord",
+            "reference_prefix": prefix,
+        }),
     )
 }
 
@@ -224,14 +239,7 @@ async fn redelivery_and_a_writer_restart_leave_one_tryton_sale_per_order() {
         tenant: "acme".into(),
         seed: 11,
         centra_requests_per_10s: 1000,
-        erp: Some(ErpConfig::Tryton {
-            url: t.url.clone(),
-            user: t.user.clone(),
-            password: SecretString::from(t.password.clone()),
-            confirm: true,
-            carrier: Some("PostNord".into()),
-            reference_prefix: prefix.clone(),
-        }),
+        erp: Some(tryton_erp(&t, t.url.clone(), prefix.clone())),
         ..StackOptions::default()
     };
     let mut stack = Stack::start(config, options).await.expect("stack");
@@ -564,14 +572,7 @@ async fn shipping_in_tryton_completes_the_order_in_centra() {
         tenant: "acme".into(),
         seed: 31,
         centra_requests_per_10s: 1000,
-        erp: Some(ErpConfig::Tryton {
-            url: t.url.clone(),
-            user: t.user.clone(),
-            password: SecretString::from(t.password.clone()),
-            confirm: true,
-            carrier: Some("PostNord".into()),
-            reference_prefix: prefix.clone(),
-        }),
+        erp: Some(tryton_erp(&t, t.url.clone(), prefix.clone())),
         ..StackOptions::default()
     };
     let stack = Stack::start(config, options).await.expect("stack");
@@ -662,14 +663,7 @@ async fn a_partial_shipment_in_tryton_then_the_rest() {
         tenant: "acme".into(),
         seed: 41,
         centra_requests_per_10s: 1000,
-        erp: Some(ErpConfig::Tryton {
-            url: t.url.clone(),
-            user: t.user.clone(),
-            password: SecretString::from(t.password.clone()),
-            confirm: true,
-            carrier: Some("PostNord".into()),
-            reference_prefix: prefix.clone(),
-        }),
+        erp: Some(tryton_erp(&t, t.url.clone(), prefix.clone())),
         ..StackOptions::default()
     };
     let stack = Stack::start(config, options).await.expect("stack");
@@ -904,14 +898,7 @@ async fn tryton_stock_reaches_centra_and_open_orders_are_counted_once() {
         tenant: "acme".into(),
         seed: 41,
         centra_requests_per_10s: 1000,
-        erp: Some(ErpConfig::Tryton {
-            url: t.url.clone(),
-            user: t.user.clone(),
-            password: SecretString::from(t.password.clone()),
-            confirm: true,
-            carrier: Some("PostNord".into()),
-            reference_prefix: prefix.clone(),
-        }),
+        erp: Some(tryton_erp(&t, t.url.clone(), prefix.clone())),
         ..StackOptions::default()
     };
     options.inventory.warehouses = [("WH".to_owned(), 1)].into();
@@ -1077,14 +1064,7 @@ async fn tryton_stack(env: &TestEnv, url: String, prefix: &str, seed: u64) -> St
         tenant: "acme".into(),
         seed,
         centra_requests_per_10s: 1000,
-        erp: Some(ErpConfig::Tryton {
-            url,
-            user: t.user.clone(),
-            password: SecretString::from(t.password.clone()),
-            confirm: true,
-            carrier: Some("PostNord".into()),
-            reference_prefix: prefix.to_owned(),
-        }),
+        erp: Some(tryton_erp(&t, url, prefix.to_owned())),
         ..StackOptions::default()
     };
     Stack::start(config, options).await.expect("stack")

@@ -99,10 +99,13 @@ pub enum ExceptionKind {
     /// A source Ferry reads (the ERP's shipment or stock feed, Centra's Events) refuses to
     /// be read for a reason retrying cannot fix: credentials or configuration.
     FeedFailed,
+    /// One record from the ERP or a warehouse (a shipment file) could not be read; the feed
+    /// went on without it.
+    ErpRecordUnreadable,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 20] = [
+    pub const ALL: [ExceptionKind; 21] = [
         ExceptionKind::UnmappedSku,
         ExceptionKind::UnmappedCurrency,
         ExceptionKind::UnmappedTaxRate,
@@ -123,6 +126,7 @@ impl ExceptionKind {
         ExceptionKind::StockDrift,
         ExceptionKind::StockRefused,
         ExceptionKind::FeedFailed,
+        ExceptionKind::ErpRecordUnreadable,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -147,6 +151,7 @@ impl ExceptionKind {
             ExceptionKind::StockDrift => "stock_drift",
             ExceptionKind::StockRefused => "stock_refused",
             ExceptionKind::FeedFailed => "feed_failed",
+            ExceptionKind::ErpRecordUnreadable => "erp_record_unreadable",
         }
     }
 
@@ -156,6 +161,7 @@ impl ExceptionKind {
             | ExceptionKind::ShipmentForUnknownOrder
             | ExceptionKind::ShipmentQuantityMismatch
             | ExceptionKind::StockDrift
+            | ExceptionKind::ErpRecordUnreadable
             | ExceptionKind::StockRefused => Owner::Operations,
             ExceptionKind::ShipmentRefused | ExceptionKind::TrackingMissing => {
                 Owner::CustomerService
@@ -199,6 +205,7 @@ impl ExceptionKind {
             ExceptionKind::ShipmentQuantityMismatch
             | ExceptionKind::CaptureFailed
             | ExceptionKind::StockDrift
+            | ExceptionKind::ErpRecordUnreadable
             | ExceptionKind::StockRefused => 4,
             ExceptionKind::ShipmentForUnknownOrder | ExceptionKind::TrackingMissing => 24,
             ExceptionKind::UnmappedSku
@@ -228,6 +235,7 @@ impl ExceptionKind {
                 | ExceptionKind::StockDrift
                 | ExceptionKind::StockRefused
                 | ExceptionKind::FeedFailed
+                | ExceptionKind::ErpRecordUnreadable
         )
     }
 }

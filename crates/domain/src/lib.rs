@@ -6,6 +6,7 @@
 
 mod bundles;
 pub mod exception;
+pub mod http;
 pub mod money;
 pub mod quota;
 pub mod rules;

@@ -133,6 +133,23 @@ pub enum MoneyError {
 /// its exact proportion and the shares sum to `total` exactly (largest remainder method;
 /// ties go to the earlier weight). Returns `None` when all weights are zero but the total
 /// is not, or when a weight is negative.
+/// The decimal amount of `minor` units of a currency with `digits` decimals — for ERPs
+/// that name a currency's decimals themselves (Tryton's `digits`, an ERP's own table).
+pub fn minor_to_decimal(minor: i64, digits: u32) -> Decimal {
+    Decimal::new(minor, digits)
+}
+
+/// `value` in minor units of a currency with `digits` decimals, rounded half away from zero
+/// (an ERP's computed total may carry more decimals than its currency); `None` on overflow.
+pub fn decimal_to_minor(value: Decimal, digits: u32) -> Option<i64> {
+    use rust_decimal::prelude::ToPrimitive;
+    let scale = Decimal::from(10_i64.checked_pow(digits)?);
+    value
+        .checked_mul(scale)?
+        .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        .to_i64()
+}
+
 pub fn allocate(total: i64, weights: &[i64]) -> Option<Vec<i64>> {
     let mut out = vec![0_i64; weights.len()];
     allocate_into(total, weights, &mut out).then_some(out)

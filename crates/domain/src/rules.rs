@@ -112,44 +112,68 @@ pub enum MappingCsvError {
     Empty { line: usize },
     #[error("line {line}: SKU {sku:?} appears twice with different ERP items")]
     Conflict { line: usize, sku: String },
+    #[error("line {line}: {reason}")]
+    Unreadable { line: usize, reason: String },
 }
 
-/// Parses the `centra_sku,erp_item` CSV of the contract. Blank lines are skipped; a SKU
+/// Parses the `centra_sku,erp_item` CSV of the contract, as RFC 4180 has it and
+/// spreadsheets save it: quoted fields (commas and quotes inside), a byte-order mark, CRLF
+/// line ends; codes are text (`000790` keeps its zeros). Blank lines are skipped; a SKU
 /// listed twice must map to the same item.
 pub fn parse_mapping_csv(text: &str) -> Result<Vec<(String, String)>, MappingCsvError> {
-    let mut lines = text.lines().enumerate();
-    let header = lines
-        .next()
-        .map(|(_, l)| l.trim().trim_start_matches('\u{feff}'))
-        .unwrap_or("");
-    if header.replace(' ', "") != "centra_sku,erp_item" {
-        return Err(MappingCsvError::Header(header.to_owned()));
+    let text = text.trim_start_matches('\u{feff}');
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let line_of = |r: &csv::StringRecord, fallback: usize| {
+        r.position()
+            .map_or(fallback, |p| usize::try_from(p.line()).unwrap_or(fallback))
+    };
+    let header = match records.next() {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            return Err(MappingCsvError::Unreadable {
+                line: 1,
+                reason: e.to_string(),
+            });
+        }
+        None => return Err(MappingCsvError::Header(String::new())),
+    };
+    if header.iter().collect::<Vec<_>>() != ["centra_sku", "erp_item"] {
+        return Err(MappingCsvError::Header(
+            header.iter().collect::<Vec<_>>().join(","),
+        ));
     }
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
-    for (i, raw) in lines {
-        let line = raw.trim();
-        if line.is_empty() {
+    for (i, record) in records.enumerate() {
+        let record = record.map_err(|e| MappingCsvError::Unreadable {
+            line: e
+                .position()
+                .map_or(i + 2, |p| usize::try_from(p.line()).unwrap_or(i + 2)),
+            reason: e.to_string(),
+        })?;
+        let line = line_of(&record, i + 2);
+        if record.iter().all(str::is_empty) {
             continue;
         }
-        let cols: Vec<&str> = line
-            .split(',')
-            .map(|c| c.trim().trim_matches('"'))
-            .collect();
-        if cols.len() != 2 {
+        if record.len() != 2 {
             return Err(MappingCsvError::Columns {
-                line: i + 1,
-                found: line.to_owned(),
+                line,
+                found: record.iter().collect::<Vec<_>>().join(","),
             });
         }
-        let (sku, item) = (cols[0], cols[1]);
+        let (sku, item) = (&record[0], &record[1]);
         if sku.is_empty() || item.is_empty() {
-            return Err(MappingCsvError::Empty { line: i + 1 });
+            return Err(MappingCsvError::Empty { line });
         }
         match seen.get(sku) {
             Some(prev) if prev != item => {
                 return Err(MappingCsvError::Conflict {
-                    line: i + 1,
+                    line,
                     sku: sku.to_owned(),
                 });
             }
@@ -161,6 +185,30 @@ pub fn parse_mapping_csv(text: &str) -> Result<Vec<(String, String)>, MappingCsv
         }
     }
     Ok(out)
+}
+
+/// Writes mappings as the contract's CSV (quoting what needs it), importable again.
+pub fn write_mapping_csv<'a>(
+    rows: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<String, MappingCsvError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let unreadable = |e: csv::Error| MappingCsvError::Unreadable {
+        line: 0,
+        reason: e.to_string(),
+    };
+    writer
+        .write_record(["centra_sku", "erp_item"])
+        .map_err(unreadable)?;
+    for (sku, item) in rows {
+        writer.write_record([sku, item]).map_err(unreadable)?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| MappingCsvError::Unreadable {
+            line: 0,
+            reason: e.to_string(),
+        })?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[cfg(test)]
@@ -204,6 +252,37 @@ mod tests {
             parse_mapping_csv("centra_sku,erp_item\n,1\n"),
             Err(MappingCsvError::Empty { line: 2 })
         );
+    }
+
+    /// A mapping saved by a spreadsheet: byte-order mark, CRLF, quoted fields with commas
+    /// and quotes inside, leading zeros, blank lines.
+    #[test]
+    fn a_spreadsheets_mapping_loads_exactly() {
+        let csv = "\u{feff}centra_sku,erp_item\r\n\"TEE,WHT,L\",004840\r\n\r\n\"JKT \"\"BLK\"\"\",\"000790\"\r\n";
+        assert_eq!(
+            parse_mapping_csv(csv),
+            Ok(vec![
+                ("TEE,WHT,L".into(), "004840".into()),
+                ("JKT \"BLK\"".into(), "000790".into())
+            ])
+        );
+    }
+
+    proptest::proptest! {
+        /// What `write_mapping_csv` writes, `parse_mapping_csv` reads back exactly.
+        #[test]
+        fn mappings_round_trip(rows in proptest::collection::btree_map("[A-Za-z0-9 ,\"-]{1,12}", "[0-9A-Za-z ,\"]{1,10}", 0..30)) {
+            let rows: Vec<(String, String)> = rows
+                .into_iter()
+                .map(|(s, i)| (s.trim().to_owned(), i.trim().to_owned()))
+                .filter(|(s, i)| !s.is_empty() && !i.is_empty())
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_iter()
+                .collect();
+            let text = write_mapping_csv(rows.iter().map(|(s, i)| (s.as_str(), i.as_str())))
+                .unwrap_or_default();
+            proptest::prop_assert_eq!(parse_mapping_csv(&text), Ok(rows));
+        }
     }
 
     #[test]

@@ -498,35 +498,36 @@ fn default_centra_timeout() -> Duration {
     Duration::from_secs(20)
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ErpConfig {
-    /// The generic HTTP JSON ERP (the project's ERP simulator speaks it).
-    Http {
-        url: String,
-        #[serde(default)]
-        token: Option<SecretString>,
-    },
-    /// Tryton over JSON-RPC (`docs/connectors.md`): the database URL, a user and password.
-    Tryton {
-        /// e.g. `http://127.0.0.1:8000/ferry/` (the database's base URL).
-        url: String,
-        user: String,
-        password: SecretString,
-        /// Quote and confirm each sale (default) or leave it a draft for review.
-        #[serde(default = "yes")]
-        confirm: bool,
-        /// The carrier (party name) put on sales.
-        #[serde(default)]
-        carrier: Option<String>,
-        /// Put before the order number in the sale's reference (ERPs shared by brands).
-        #[serde(default)]
-        reference_prefix: String,
-    },
+/// A tenant's `[erp]` table: which connector, and that connector's own settings, read by
+/// the connector itself (`docs/connectors.md`): the runtime knows no connector.
+#[derive(Clone, Deserialize)]
+pub struct ErpConfig {
+    /// `http`, `tryton`, `file-drop`, … as the binary's connector registry names them.
+    pub kind: String,
+    #[serde(flatten)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
-fn yes() -> bool {
-    true
+impl ErpConfig {
+    pub fn new(kind: &str, settings: serde_json::Value) -> Self {
+        ErpConfig {
+            kind: kind.to_owned(),
+            settings: match settings {
+                serde_json::Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            },
+        }
+    }
+}
+
+/// Settings may hold passwords and tokens: only their names are printed.
+impl std::fmt::Debug for ErpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErpConfig")
+            .field("kind", &self.kind)
+            .field("settings", &self.settings.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Config {
@@ -651,9 +652,8 @@ impl Config {
                     t.id
                 ));
             }
-            let (ErpConfig::Http { url, .. } | ErpConfig::Tryton { url, .. }) = &t.erp;
-            if !url.starts_with("http://") && !url.starts_with("https://") {
-                return bad(format!("tenant {}: erp.url must be http(s)", t.id));
+            if t.erp.kind.is_empty() {
+                return bad(format!("tenant {}: erp.kind is missing", t.id));
             }
         }
         Ok(())

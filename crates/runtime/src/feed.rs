@@ -31,7 +31,7 @@ use crate::lease::{Leading, Lease, Leases, lease_key, open_bucket};
 use crate::nats::{NatsError, Topology};
 
 /// What one pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Pass {
     /// Where the next pass starts (ignored by feeds without a cursor).
     pub cursor: String,
@@ -41,6 +41,9 @@ pub struct Pass {
     pub more: bool,
     /// How far behind the source this pass found the feed, where the source says.
     pub lag: Option<Duration>,
+    /// Items the pass went on without (a record that cannot be read): each becomes an
+    /// exception, recorded before the cursor moves past it.
+    pub exceptions: Vec<NewException>,
 }
 
 impl Pass {
@@ -389,6 +392,13 @@ impl FeedRunner {
         }
     }
 
+    async fn record_all(&self, exceptions: &[NewException]) -> Result<(), crate::SinkError> {
+        for exception in exceptions {
+            self.sink.record(exception).await?;
+        }
+        Ok(())
+    }
+
     fn schedule(&self, spec: &FeedSpec) -> ExponentialBuilder {
         let (min, max) = spec
             .backoff
@@ -461,6 +471,15 @@ impl FeedRunner {
             let wait = match outcome {
                 Ok(pass) => {
                     span.record("ferry.items", pass.items);
+                    if let Err(e) = self.record_all(&pass.exceptions).await {
+                        // Not recorded: the cursor stays, and the pass comes again.
+                        tracing::warn!(feed = spec.name, tenant = %spec.tenant, error = %e, "cannot record what the pass went on without; passing again");
+                        meters.failed.increment(1);
+                        if !nap(shutdown, lost, delays.next().unwrap_or(backoff_max)).await {
+                            return;
+                        }
+                        continue;
+                    }
                     if spec.cursor && pass.cursor != cursor {
                         let revision = position.as_ref().map_or(0, |(_, r)| *r);
                         match self.cursors.advance(key, &pass.cursor, revision).await {

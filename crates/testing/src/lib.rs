@@ -264,7 +264,8 @@ impl TestEnv {
     /// before calling it is cleaned up when its `TestEnv` is dropped.
     pub async fn cleanup(&self) {
         remove(&self.nats_url, &self.prefix, &self.pg_url, &self.database).await;
-        self.cleaned.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cleaned
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -11,7 +11,7 @@ pub mod stock;
 use std::time::{Duration, SystemTime};
 
 use ferry_domain::{ExceptionKind, NewException};
-use ferry_erp::{ErpError, ErpShipment, ErpShipmentLine};
+use ferry_erp::{ErpError, ErpShipment, ErpShipmentLine, Unreadable};
 use ferry_proto::erp::v1 as pb;
 use ferry_runtime::FeedError;
 
@@ -44,6 +44,28 @@ pub fn feed_error(e: ErpError, tenant: &str, service: &str, feed: &str) -> FeedE
         source_subject: None,
         payload: Vec::new(),
     }))
+}
+
+/// A record the ERP supplied that could not be read: an exception for operations, with
+/// what it held.
+pub fn unreadable(tenant: &str, service: &str, what: &str, u: Unreadable) -> NewException {
+    NewException {
+        tenant: tenant.to_owned(),
+        kind: ExceptionKind::ErpRecordUnreadable,
+        key: format!("unreadable:{}", u.name),
+        message: format!(
+            "A {what} from the ERP cannot be read ({}: {}). Ferry went on without it, so \
+             Centra has not heard of it. Have it corrected and sent again.",
+            u.name, u.reason
+        ),
+        reason: u.reason,
+        order_number: None,
+        amount_minor: None,
+        currency: None,
+        service: service.to_owned(),
+        source_subject: None,
+        payload: u.content,
+    }
 }
 
 /// The message a shipment source publishes.

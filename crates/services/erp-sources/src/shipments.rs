@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use ferry_erp::{ErpConnector, ErpShipment};
+use ferry_erp::{ErpShipment, ShipmentFeed};
 use ferry_runtime::{Feed, FeedError, Outgoing, Pass, Publisher, Topology};
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -19,7 +19,7 @@ pub const PAGE: usize = 100;
 pub struct ShipmentSource {
     pub tenant: String,
     pub service: &'static str,
-    pub erp: Arc<dyn ErpConnector>,
+    pub erp: Arc<dyn ShipmentFeed>,
     pub publisher: Publisher,
     pub topology: Topology,
 }
@@ -44,15 +44,21 @@ impl Feed for ShipmentSource {
             .await
             .map_err(FeedError::transient)?;
         let now = chrono::Utc::now();
+        let unreadable = page.unreadable.len();
         Ok(Pass {
-            cursor: page.next_cursor,
             items: page.shipments.len() as u64,
-            more: page.shipments.len() >= PAGE,
+            more: page.shipments.len() + unreadable >= PAGE,
             lag: page
                 .shipments
                 .iter()
                 .filter_map(|s| crate::age(&s.shipped_at, now))
                 .max(),
+            exceptions: page
+                .unreadable
+                .into_iter()
+                .map(|u| crate::unreadable(&self.tenant, self.service, "shipment", u))
+                .collect(),
+            cursor: page.next_cursor,
         })
     }
 }

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use ferry_erp::ErpConnector;
+use ferry_erp::StockFeed;
 use ferry_proto::erp::v1 as pb;
 use ferry_runtime::{Feed, FeedError, Outgoing, Pass, Publisher, Topology};
 use parking_lot::Mutex;
@@ -30,7 +30,7 @@ const PUBLISH_CHUNK: usize = 4_096;
 pub struct StockSource {
     pub tenant: String,
     pub service: &'static str,
-    pub erp: Arc<dyn ErpConnector>,
+    pub erp: Arc<dyn StockFeed>,
     pub publisher: Publisher,
     pub topology: Topology,
     /// Whether the ERP has a change feed (`None` until asked), and for one without, what
@@ -55,7 +55,7 @@ impl StockSource {
     pub fn new(
         tenant: String,
         service: &'static str,
-        erp: Arc<dyn ErpConnector>,
+        erp: Arc<dyn StockFeed>,
         publisher: Publisher,
         topology: Topology,
     ) -> Self {
@@ -193,7 +193,7 @@ impl Feed for StockSource {
                     cursor: next,
                     items: latest.len() as u64,
                     more,
-                    lag: None,
+                    ..Pass::default()
                 });
             }
             tracing::info!(tenant = %self.tenant, connector = self.erp.name(), "the ERP has no stock change feed; reading its stock whole each pass");
@@ -210,8 +210,7 @@ impl Feed for StockSource {
         Ok(Pass {
             cursor: cursor.to_owned(),
             items: changed.len() as u64,
-            more: false,
-            lag: None,
+            ..Pass::default()
         })
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferry_erp::{ErpConnector, ErpError};
+use ferry_erp::{Erp, ErpError};
 use ferry_runtime::consumer::Gate;
 use ferry_runtime::{Feed, FeedError, FeedSpec, Pass};
 use tokio::sync::watch;
@@ -36,7 +36,7 @@ impl Default for BreakerConfig {
 pub struct Breaker {
     tenant: String,
     config: BreakerConfig,
-    erp: Arc<dyn ErpConnector>,
+    erp: Arc<dyn Erp>,
     failures: AtomicU32,
     /// true while traffic may flow (the breaker is closed).
     open_for_traffic: watch::Sender<bool>,
@@ -46,7 +46,7 @@ pub struct Breaker {
 pub const PROBE_FEED: &str = "erp-health-probe";
 
 impl Breaker {
-    pub fn new(tenant: &str, config: BreakerConfig, erp: Arc<dyn ErpConnector>) -> Arc<Self> {
+    pub fn new(tenant: &str, config: BreakerConfig, erp: Arc<dyn Erp>) -> Arc<Self> {
         Arc::new(Self {
             tenant: tenant.to_owned(),
             config,

@@ -19,10 +19,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use ferry_domain::{ExceptionKind, NewException};
-use ferry_erp::{DocumentState, ErpConnector, ErpDocument, ErpError, PostOrder};
+use ferry_erp::{Connectors, DocumentState, ErpDocument, ErpError, PostOrder, PostOrders};
 use ferry_proto::order::v1 as pb;
 use ferry_runtime::coalesce::Coalescer;
-use ferry_runtime::config::{ErpConfig, TenantConfig};
+use ferry_runtime::config::TenantConfig;
 use ferry_runtime::consumer::{Delivery, Handler, HandlerError, Runner};
 use ferry_runtime::{ExceptionSink, Outgoing, ServiceBase, StreamKind};
 use ferry_store::{BeginPosting, LedgerState, PostedRecord, PostingClaim, Store};
@@ -42,60 +42,38 @@ pub enum WriterError {
     Nats(#[from] ferry_runtime::nats::NatsError),
     #[error("a consumer task failed: {0}")]
     Join(String),
-}
-
-/// Builds the connector a tenant's configuration names.
-pub type ConnectorFactory = Arc<dyn Fn(&TenantConfig) -> Arc<dyn ErpConnector> + Send + Sync>;
-
-/// The connectors this build knows (the generic HTTP ERP, Tryton; more arrive as crates).
-pub fn default_connectors(timeout: Duration) -> ConnectorFactory {
-    Arc::new(move |tenant: &TenantConfig| -> Arc<dyn ErpConnector> {
-        match &tenant.erp {
-            ErpConfig::Http { url, token } => Arc::new(ferry_erp_http::HttpErp::new(
-                url.clone(),
-                token
-                    .as_ref()
-                    .map(|t| secrecy::ExposeSecret::expose_secret(t).to_owned()),
-                timeout,
-            )),
-            ErpConfig::Tryton {
-                url,
-                user,
-                password,
-                confirm,
-                carrier,
-                reference_prefix,
-            } => Arc::new(ferry_erp_tryton::Tryton::new(
-                ferry_erp_tryton::TrytonConfig {
-                    timeout,
-                    confirm: *confirm,
-                    carrier: carrier.clone(),
-                    reference_prefix: reference_prefix.clone(),
-                    ..ferry_erp_tryton::TrytonConfig::new(
-                        url.clone(),
-                        user.clone(),
-                        password.clone(),
-                    )
-                },
-            )),
-        }
-    })
+    #[error("tenant {tenant}: its ERP connector ({kind}) cannot post sales orders")]
+    CannotPost { tenant: String, kind: String },
+    #[error("tenant {0} has no ERP connector")]
+    NoConnector(String),
 }
 
 /// Runs one consumer per tenant until the base's shutdown token is cancelled.
 pub async fn run(
     base: ServiceBase,
     store: Store,
-    connectors: ConnectorFactory,
+    connectors: Connectors,
 ) -> Result<(), WriterError> {
     let sink = ferry_store::exception_sink(&store, &base);
     let feeds = ferry_runtime::FeedRunner::open(&base, sink.clone()).await?;
     let lease = base.config.erp_writer.request_timeout * 3;
     let mut tasks = tokio::task::JoinSet::new();
     for tenant in &base.config.tenants {
-        let erp = connectors(tenant);
-        let breaker =
-            breaker::Breaker::new(&tenant.id, breaker::BreakerConfig::default(), erp.clone());
+        let connector = connectors
+            .get(&tenant.id)
+            .ok_or_else(|| WriterError::NoConnector(tenant.id.clone()))?;
+        let erp = connector
+            .orders
+            .clone()
+            .ok_or_else(|| WriterError::CannotPost {
+                tenant: tenant.id.clone(),
+                kind: connector.kind.to_owned(),
+            })?;
+        let breaker = breaker::Breaker::new(
+            &tenant.id,
+            breaker::BreakerConfig::default(),
+            connector.erp.clone(),
+        );
         feeds.spawn(
             breaker.probe_spec(SERVICE),
             breaker.clone(),
@@ -170,7 +148,7 @@ type Creates = Coalescer<PostOrder, Result<ErpDocument, ErpError>>;
 
 fn batch_creates(
     config: &ferry_runtime::config::ErpWriterConfig,
-    erp: &Arc<dyn ErpConnector>,
+    erp: &Arc<dyn PostOrders>,
     in_flight: &Arc<Semaphore>,
     breaker: &Arc<breaker::Breaker>,
 ) -> Option<Creates> {
@@ -225,7 +203,7 @@ fn every<T>(n: usize, result: Result<Vec<T>, ferry_store::StoreError>) -> Vec<Re
 
 struct WriterHandler {
     tenant: TenantConfig,
-    erp: Arc<dyn ErpConnector>,
+    erp: Arc<dyn PostOrders>,
     /// Batched creates; `None` posts each order with its own request.
     creates: Option<Creates>,
     /// Pauses this tenant's consumer while its ERP is away.

@@ -15,7 +15,7 @@ mod tracking;
 use std::sync::Arc;
 
 use ferry_centra::CentraClient;
-use ferry_erp::ErpConnector;
+use ferry_erp::Connectors;
 use ferry_erp_sources::ShipmentSource;
 use ferry_runtime::config::{ConsumerConfig, TenantConfig};
 use ferry_runtime::nats::StreamKind;
@@ -32,9 +32,6 @@ pub const FEED: &str = ferry_erp_sources::shipments::FEED;
 /// order wait for each other).
 const CONCURRENCY: usize = 16;
 
-/// Builds the connector a tenant's configuration names (the erp-writer's factory fits).
-pub type ConnectorFactory = Arc<dyn Fn(&TenantConfig) -> Arc<dyn ErpConnector> + Send + Sync>;
-
 #[derive(Debug, thiserror::Error)]
 pub enum FulfilmentError {
     #[error("a tenant task failed: {0}")]
@@ -50,17 +47,21 @@ pub enum FulfilmentError {
 pub async fn run(
     base: ServiceBase,
     store: Store,
-    connectors: ConnectorFactory,
+    connectors: Connectors,
 ) -> Result<(), FulfilmentError> {
     let sink = ferry_store::exception_sink(&store, &base);
     let feeds = FeedRunner::open(&base, sink.clone()).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for tenant in &base.config.tenants {
         let policy = &tenant.fulfilment;
+        let Some(feed) = connectors.get(&tenant.id).and_then(|c| c.shipments.clone()) else {
+            tracing::warn!(tenant = %tenant.id, "the tenant's ERP connector has no shipment feed; Centra hears of no shipments");
+            continue;
+        };
         let source = ShipmentSource {
             tenant: tenant.id.clone(),
             service: SERVICE,
-            erp: connectors(tenant),
+            erp: feed,
             publisher: base.publisher.clone(),
             topology: base.topology.clone(),
         };

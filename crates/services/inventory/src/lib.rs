@@ -21,9 +21,9 @@ mod pusher;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_erp::ErpConnector;
+use ferry_erp::Connectors;
 use ferry_erp_sources::StockSource;
-use ferry_runtime::config::{ConsumerConfig, TenantConfig};
+use ferry_runtime::config::ConsumerConfig;
 use ferry_runtime::nats::StreamKind;
 use ferry_runtime::{FeedRunner, FeedSpec, Runner, ServiceBase};
 use ferry_store::Store;
@@ -37,9 +37,6 @@ pub const SERVICE: &str = "inventory-pusher";
 pub const FEED: &str = ferry_erp_sources::stock::FEED;
 /// The pusher's feed name (its lease: where the stock consumer runs).
 pub const PUSH_FEED: &str = "stock-push";
-
-/// Builds the connector a tenant's configuration names (the erp-writer's factory fits).
-pub type ConnectorFactory = Arc<dyn Fn(&TenantConfig) -> Arc<dyn ErpConnector> + Send + Sync>;
 
 /// Requests of the pusher's share of Centra's request quota that only sizes selling out
 /// may use.
@@ -64,7 +61,7 @@ pub enum InventoryError {
 pub async fn run(
     base: ServiceBase,
     store: Store,
-    connectors: ConnectorFactory,
+    connectors: Connectors,
 ) -> Result<(), InventoryError> {
     let sink = ferry_store::exception_sink(&store, &base);
     let feeds = FeedRunner::open(&base, sink.clone()).await?;
@@ -74,10 +71,14 @@ pub async fn run(
             tracing::info!(tenant = %tenant.id, "no warehouses mapped in [inventory]; stock is not pushed");
             continue;
         }
+        let Some(stock) = connectors.get(&tenant.id).and_then(|c| c.stock.clone()) else {
+            tracing::warn!(tenant = %tenant.id, "the tenant's ERP connector has no stock; stock is not pushed");
+            continue;
+        };
         let source = StockSource::new(
             tenant.id.clone(),
             SERVICE,
-            connectors(tenant),
+            stock,
             base.publisher.clone(),
             base.topology.clone(),
         );

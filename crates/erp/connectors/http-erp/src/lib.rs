@@ -2,13 +2,53 @@
 //! simulator speaks: idempotent sales orders by `Idempotency-Key` (singly or in batches),
 //! lookup by external reference, 429 with `Retry-After`.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use ferry_erp::{
-    Customer, ErpConnector, ErpDocument, ErpError, PostOrder, ShipmentPage, StockLevel, StockPage,
+    BuildContext, Connector, Customer, Customers, Erp, ErpDocument, ErpError, Kind, PostOrder,
+    PostOrders, Settings, ShipmentFeed, ShipmentPage, StockFeed, StockLevel, StockPage,
 };
-use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+
+/// `[erp] kind = "http"`: the ERP's base URL and, optionally, a bearer token.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub url: String,
+    #[serde(default)]
+    pub token: Option<SecretString>,
+    /// Orders per batch request (1: no batches).
+    #[serde(default = "default_batch_limit")]
+    pub batch_limit: usize,
+}
+
+fn default_batch_limit() -> usize {
+    DEFAULT_BATCH_LIMIT
+}
+
+/// The connector kind, for the binary's registry.
+pub fn kind() -> Kind {
+    Kind {
+        name: "http",
+        build,
+    }
+}
+
+fn build(settings: &Settings, context: &BuildContext) -> Result<Connector, String> {
+    let s: HttpSettings = ferry_erp::registry::settings(settings)?;
+    if !s.url.starts_with("http://") && !s.url.starts_with("https://") {
+        return Err(format!("url {:?} must be http(s)", s.url));
+    }
+    let erp = HttpErp::new(
+        s.url,
+        s.token.map(|t| t.expose_secret().to_owned()),
+        context.timeout,
+    )
+    .with_batch_limit(s.batch_limit);
+    Ok(Connector::full("http", Arc::new(erp)))
+}
 
 pub struct HttpErp {
     http: reqwest::Client,
@@ -103,14 +143,18 @@ impl HttpErp {
 
     /// One order's verdict inside a batch answer.
     fn batch_result(result: BatchResult) -> Result<ErpDocument, ErpError> {
-        let status = StatusCode::from_u16(result.status).unwrap_or(StatusCode::BAD_GATEWAY);
-        if status.is_success() {
+        if (200..300).contains(&result.status) {
             // Accepted but unreadable: as uncertain as a lost answer.
             return result
                 .document
                 .ok_or_else(|| ErpError::Timeout("a batch result without its document".into()));
         }
-        Err(error_for(status, None, result.error.unwrap_or_default()))
+        Err(ErpError::from_status(
+            result.status,
+            "batch create",
+            None,
+            &result.error.unwrap_or_default(),
+        ))
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -142,32 +186,15 @@ async fn classify(response: reqwest::Response) -> Result<reqwest::Response, ErpE
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
+        .and_then(|v| ferry_domain::http::parse_retry_after(v, SystemTime::now()));
+    let what = response.url().path().to_owned();
     let body = response.text().await.unwrap_or_default();
-    Err(error_for(status, retry_after, body))
-}
-
-/// What an unsuccessful status means for Ferry: retry later, settle by lookup, fix the
-/// set-up, or a refusal of the order itself.
-fn error_for(status: StatusCode, retry_after: Option<Duration>, body: String) -> ErpError {
-    let body: String = body.chars().take(300).collect();
-    match status {
-        StatusCode::TOO_MANY_REQUESTS
-        | StatusCode::SERVICE_UNAVAILABLE
-        | StatusCode::BAD_GATEWAY => ErpError::Unavailable {
-            reason: format!("HTTP {status}"),
-            retry_after,
-        },
-        StatusCode::GATEWAY_TIMEOUT => ErpError::Timeout(format!("HTTP {status}")),
-        s if s.is_server_error() => ErpError::Unavailable {
-            reason: format!("HTTP {status}: {body}"),
-            retry_after,
-        },
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            ErpError::Misconfigured(format!("HTTP {status}"))
-        }
-        _ => ErpError::Rejected(format!("HTTP {status}: {body}")),
-    }
+    Err(ErpError::from_status(
+        status.as_u16(),
+        &what,
+        retry_after,
+        &body,
+    ))
 }
 
 /// Reads a JSON answer; an unreadable one is treated as the ERP misbehaving (transient).
@@ -185,23 +212,24 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         })
 }
 
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    httpdate::parse_http_date(value).ok().map(|at| {
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO)
-    })
-}
-
 #[async_trait]
-impl ErpConnector for HttpErp {
+impl Erp for HttpErp {
     fn name(&self) -> &'static str {
         "http"
     }
 
+    async fn health(&self) -> Result<(), ErpError> {
+        let response = self
+            .request(reqwest::Method::GET, "/health")
+            .send()
+            .await
+            .map_err(transport)?;
+        classify(response).await.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl PostOrders for HttpErp {
     async fn find_sales_order(&self, external_ref: &str) -> Result<Option<ErpDocument>, ErpError> {
         let response = self
             .request(reqwest::Method::GET, "/api/sales-orders")
@@ -254,16 +282,10 @@ impl ErpConnector for HttpErp {
         }
         results
     }
+}
 
-    async fn health(&self) -> Result<(), ErpError> {
-        let response = self
-            .request(reqwest::Method::GET, "/health")
-            .send()
-            .await
-            .map_err(transport)?;
-        classify(response).await.map(|_| ())
-    }
-
+#[async_trait]
+impl Customers for HttpErp {
     async fn match_or_create_customer(
         &self,
         customer: &Customer,
@@ -284,7 +306,10 @@ impl ErpConnector for HttpErp {
             .map(str::to_owned)
             .ok_or_else(|| ErpError::Rejected("the ERP returned no customer id".into()))
     }
+}
 
+#[async_trait]
+impl ShipmentFeed for HttpErp {
     async fn shipments_since(&self, cursor: &str, limit: usize) -> Result<ShipmentPage, ErpError> {
         let response = self
             .request(reqwest::Method::GET, "/api/shipments")
@@ -294,7 +319,10 @@ impl ErpConnector for HttpErp {
             .map_err(transport)?;
         read_json(response, "shipment feed").await
     }
+}
 
+#[async_trait]
+impl StockFeed for HttpErp {
     async fn stock_levels(&self, items: &[String]) -> Result<Vec<StockLevel>, ErpError> {
         let response = self
             .request(reqwest::Method::GET, "/api/stock")

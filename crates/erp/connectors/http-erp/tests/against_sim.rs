@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use ferry_erp::{Customer, ErpConnector, ErpError, LineKind, PostLine, PostOrder};
+use ferry_erp::{
+    Customer, Customers, Erp, ErpError, LineKind, PostLine, PostOrder, PostOrders, ShipmentFeed,
+    StockFeed,
+};
 use ferry_erp_http::HttpErp;
 use ferry_sim_erp::{ErpSim, Faults, ShipRequest, ShipmentLine, StockLevel};
 use tokio_util::sync::CancellationToken;

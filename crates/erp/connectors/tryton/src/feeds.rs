@@ -127,6 +127,7 @@ impl Tryton {
         Ok(ShipmentPage {
             shipments,
             next_cursor,
+            ..ShipmentPage::default()
         })
     }
 

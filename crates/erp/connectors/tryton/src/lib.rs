@@ -17,11 +17,13 @@ mod party;
 pub mod rpc;
 mod sale;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_erp::{
-    Customer, ErpConnector, ErpDocument, ErpError, PostOrder, ShipmentPage, StockLevel,
+    BuildContext, Connector, Customer, Customers, Erp, ErpDocument, ErpError, Kind, PostOrder,
+    PostOrders, Settings, ShipmentFeed, ShipmentPage, StockFeed, StockLevel,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -65,6 +67,52 @@ impl TrytonConfig {
     }
 }
 
+/// `[erp] kind = "tryton"`: the database's URL, a user and password, and the posting policy.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrytonSettings {
+    /// e.g. `http://127.0.0.1:8000/ferry/` (the database's base URL).
+    pub url: String,
+    pub user: String,
+    pub password: SecretString,
+    /// Quote and confirm each sale (default) or leave it a draft for review.
+    #[serde(default = "yes")]
+    pub confirm: bool,
+    /// The carrier (party name) put on sales.
+    #[serde(default)]
+    pub carrier: Option<String>,
+    /// Put before the order number in the sale's reference (ERPs shared by brands).
+    #[serde(default)]
+    pub reference_prefix: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The connector kind, for the binary's registry.
+pub fn kind() -> Kind {
+    Kind {
+        name: "tryton",
+        build,
+    }
+}
+
+fn build(settings: &Settings, context: &BuildContext) -> Result<Connector, String> {
+    let s: TrytonSettings = ferry_erp::registry::settings(settings)?;
+    if !s.url.starts_with("http://") && !s.url.starts_with("https://") {
+        return Err(format!("url {:?} must be http(s)", s.url));
+    }
+    let tryton = Tryton::new(TrytonConfig {
+        timeout: context.timeout,
+        confirm: s.confirm,
+        carrier: s.carrier,
+        reference_prefix: s.reference_prefix,
+        ..TrytonConfig::new(s.url, s.user, s.password)
+    });
+    Ok(Connector::full("tryton", Arc::new(tryton)))
+}
+
 /// A Tryton database as Ferry's ERP.
 pub struct Tryton {
     rpc: Rpc,
@@ -101,11 +149,21 @@ impl Tryton {
 }
 
 #[async_trait]
-impl ErpConnector for Tryton {
+impl Erp for Tryton {
     fn name(&self) -> &'static str {
         "tryton"
     }
 
+    async fn health(&self) -> Result<(), ErpError> {
+        self.rpc
+            .call("model.res.user.get_preferences", vec![json!(true)])
+            .await
+            .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl PostOrders for Tryton {
     async fn find_sales_order(&self, external_ref: &str) -> Result<Option<ErpDocument>, ErpError> {
         // As it stands: a sale an interrupted post left half-done says so, and the writer
         // finishes it through `create_sales_order`, which knows what the customer paid.
@@ -118,14 +176,10 @@ impl ErpConnector for Tryton {
     async fn create_sales_order(&self, order: &PostOrder) -> Result<ErpDocument, ErpError> {
         self.create_sale(order).await
     }
+}
 
-    async fn health(&self) -> Result<(), ErpError> {
-        self.rpc
-            .call("model.res.user.get_preferences", vec![json!(true)])
-            .await
-            .map(|_| ())
-    }
-
+#[async_trait]
+impl Customers for Tryton {
     async fn match_or_create_customer(
         &self,
         customer: &Customer,
@@ -134,11 +188,18 @@ impl ErpConnector for Tryton {
         let (party, _) = self.party(customer, external_ref).await?;
         Ok(format!("party.party,{party}"))
     }
+}
 
+#[async_trait]
+impl ShipmentFeed for Tryton {
     async fn shipments_since(&self, cursor: &str, limit: usize) -> Result<ShipmentPage, ErpError> {
         self.shipments_page(cursor, limit).await
     }
+}
 
+/// Tryton has no stock change feed: its stock is read whole each poll.
+#[async_trait]
+impl StockFeed for Tryton {
     async fn stock_levels(&self, items: &[String]) -> Result<Vec<StockLevel>, ErpError> {
         self.stock_per_warehouse(items).await
     }

@@ -1,7 +1,7 @@
 //! Tryton's JSON-RPC over HTTP: sessions with re-login on 401, the context on every call,
 //! Decimal and date encoding, and error classification at the source.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine;
 use ferry_erp::ErpError;
@@ -186,20 +186,13 @@ async fn answer(response: reqwest::Response, method: &str) -> Result<Value, ErpE
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        return Err(match status.as_u16() {
-            401 | 403 => ErpError::Misconfigured(format!("Tryton answered {status} to {method}")),
-            429 | 502 | 503 => ErpError::Unavailable {
-                reason: format!("Tryton answered {status}"),
-                retry_after,
-            },
-            504 => ErpError::Timeout(format!("Tryton answered {status}")),
-            s if s >= 500 => ErpError::Unavailable {
-                reason: format!("Tryton answered {status} to {method}"),
-                retry_after,
-            },
-            _ => ErpError::Rejected(format!("Tryton answered {status} to {method}")),
-        });
+            .and_then(|v| ferry_domain::http::parse_retry_after(v, std::time::SystemTime::now()));
+        return Err(ErpError::from_status(
+            status.as_u16(),
+            &format!("Tryton, {method}"),
+            retry_after,
+            "",
+        ));
     }
     let body: Value = response.json().await.map_err(|e| ErpError::Unavailable {
         reason: format!("unreadable answer to {method}: {e}"),
@@ -235,17 +228,6 @@ pub fn classify_error(method: &str, error: &Value) -> ErpError {
             retry_after: None,
         },
     }
-}
-
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    httpdate::parse_http_date(value).ok().map(|at| {
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO)
-    })
 }
 
 /// A datetime in Tryton's wire form from "YYYY-MM-DD HH:MM:SS[.ffffff]".

@@ -337,16 +337,10 @@ fn document_state(state: SaleState, confirm: bool) -> DocumentState {
     }
 }
 
-fn from_minor(minor: i64, digits: u32) -> Decimal {
-    Decimal::new(minor, digits)
-}
+use ferry_domain::money::minor_to_decimal as from_minor;
 
 fn to_minor(value: Decimal, digits: u32) -> i64 {
-    use rust_decimal::prelude::ToPrimitive;
-    (value * Decimal::from(10_i64.pow(digits)))
-        .round()
-        .to_i64()
-        .unwrap_or_default()
+    ferry_domain::money::decimal_to_minor(value, digits).unwrap_or_default()
 }
 
 fn document(

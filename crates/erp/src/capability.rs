@@ -1,0 +1,103 @@
+//! What an ERP can do for Ferry, one trait per capability: a connector implements what its
+//! ERP offers, and each service asks for what it needs (the erp-writer [`PostOrders`], the
+//! shipment source [`ShipmentFeed`], the stock source [`StockFeed`]). Credit notes and
+//! order changes join as further traits when connectors learn them.
+
+use async_trait::async_trait;
+
+use crate::error::ErpError;
+use crate::types::{Customer, ErpDocument, PostOrder, ShipmentPage, StockLevel, StockPage};
+
+/// Every connector: its name, and whether the ERP answers.
+#[async_trait]
+pub trait Erp: Send + Sync + 'static {
+    /// A short name for logs, metrics and messages ("tryton", "http", "file-drop").
+    fn name(&self) -> &'static str;
+
+    /// Whether the ERP answers (the writer's circuit breaker probes it).
+    async fn health(&self) -> Result<(), ErpError>;
+}
+
+/// Posting sales orders, exactly once by `external_ref`.
+#[async_trait]
+pub trait PostOrders: Erp {
+    /// Finds the sales order Ferry posted for `external_ref`, if the ERP has it, as it
+    /// stands: a lookup changes nothing (a document left half-done says so in its `state`).
+    async fn find_sales_order(&self, external_ref: &str) -> Result<Option<ErpDocument>, ErpError>;
+
+    /// Creates the sales order, or finishes the one an earlier attempt left unfinished, and
+    /// returns it as the ERP holds it afterwards. Connectors make this idempotent by
+    /// `external_ref` where the ERP allows; the writer always looks up first after an
+    /// uncertain attempt, and records the order as posted only when the document comes back
+    /// [`crate::DocumentState::Complete`].
+    async fn create_sales_order(&self, order: &PostOrder) -> Result<ErpDocument, ErpError>;
+
+    /// How many orders [`PostOrders::create_sales_orders`] sends in one request; 1 when the
+    /// ERP has no batch call (the writer then posts each order on its own).
+    fn batch_limit(&self) -> usize {
+        1
+    }
+
+    /// Creates several sales orders in one request where the ERP has a batch call: one
+    /// result per order, in order, each with the verdict [`PostOrders::create_sales_order`]
+    /// would have given it. An error of the request as a whole (timeout, outage) is every
+    /// order's error. Without a batch call, the orders are created one after another.
+    async fn create_sales_orders(
+        &self,
+        orders: &[PostOrder],
+    ) -> Vec<Result<ErpDocument, ErpError>> {
+        create_one_by_one(self, orders).await
+    }
+}
+
+/// Customers: so support sees the same history as the warehouse.
+#[async_trait]
+pub trait Customers: Erp {
+    /// Matches the customer (by e-mail, or the configured generic customer) or creates it,
+    /// and returns the ERP's id for it. `external_ref` names the order it came with.
+    async fn match_or_create_customer(
+        &self,
+        customer: &Customer,
+        external_ref: &str,
+    ) -> Result<String, ErpError>;
+}
+
+/// Shipments the warehouse completed.
+#[async_trait]
+pub trait ShipmentFeed: Erp {
+    /// Shipments completed after `cursor` ("" = from the beginning), oldest first, at most
+    /// `limit`. Resuming from the returned cursor never skips one; a shipment may come again
+    /// if the ERP changed it, so readers deduplicate by id.
+    async fn shipments_since(&self, cursor: &str, limit: usize) -> Result<ShipmentPage, ErpError>;
+}
+
+/// What the ERP can sell, per warehouse and item.
+#[async_trait]
+pub trait StockFeed: Erp {
+    /// Sellable stock per warehouse for `items` (all stocked items when empty).
+    async fn stock_levels(&self, items: &[String]) -> Result<Vec<StockLevel>, ErpError>;
+
+    /// Stock changes after `cursor` ("" = from the beginning), oldest first, at most
+    /// `limit`; `None` when the ERP has no change feed and must be read whole with
+    /// [`StockFeed::stock_levels`].
+    async fn stock_changes_since(
+        &self,
+        _cursor: &str,
+        _limit: usize,
+    ) -> Result<Option<StockPage>, ErpError> {
+        Ok(None)
+    }
+}
+
+/// Creates `orders` one request after another: what an ERP without a batch call does with
+/// [`PostOrders::create_sales_orders`], and a batch connector's fallback.
+pub async fn create_one_by_one<E: PostOrders + ?Sized>(
+    erp: &E,
+    orders: &[PostOrder],
+) -> Vec<Result<ErpDocument, ErpError>> {
+    let mut results = Vec::with_capacity(orders.len());
+    for order in orders {
+        results.push(erp.create_sales_order(order).await);
+    }
+    results
+}
