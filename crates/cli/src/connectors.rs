@@ -2,8 +2,8 @@
 //! connector is its own crate under `crates/erp/connectors/`, a workspace member, and one
 //! line here (`docs/connectors.md`); nothing else in Ferry names a connector.
 
+use ferry_config::Config;
 use ferry_erp::{BuildContext, Connectors, Registry, RegistryError};
-use ferry_runtime::Config;
 
 pub fn registry() -> Registry {
     Registry::new()

@@ -26,6 +26,7 @@ enum Command {
     /// Run everything locally: a nats-server and PostgreSQL (unless FERRY_NATS__URL /
     /// FERRY_DATABASE__URL point elsewhere), the Centra and ERP simulators, every service,
     /// and sample orders flowing through them.
+    #[cfg(feature = "dev")]
     Up(ferry::up::UpArgs),
     /// Run one service (ingest, transform, erp-writer) as its own process.
     Run {
@@ -47,6 +48,7 @@ enum Command {
         command: ferry::mapping::MappingCommand,
     },
     /// Benchmarks.
+    #[cfg(feature = "dev")]
     Bench {
         #[command(subcommand)]
         bench: Bench,
@@ -66,6 +68,7 @@ enum CentraCommand {
     Check(ferry::centra_check::CheckArgs),
 }
 
+#[cfg(feature = "dev")]
 #[derive(Subcommand)]
 enum Bench {
     /// End-to-end orders/s and latency (webhook accepted → ERP posted), against a bare
@@ -125,32 +128,39 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
+        #[cfg(feature = "dev")]
         Command::Up(args) => ferry::up::run(args).await,
         Command::Mapping { command } => ferry::mapping::run(command).await,
         Command::Centra {
             command: CentraCommand::Check(args),
         } => ferry::centra_check::run(args).await,
         Command::Run { service, config } => run_service(service, config).await,
+        #[cfg(feature = "dev")]
         Command::Bench {
             bench: Bench::Pipeline(args),
         } => ferry::bench::pipeline(args).await,
+        #[cfg(feature = "dev")]
         Command::Bench {
             bench: Bench::Idle(args),
         } => ferry::bench::idle(args).await,
+        #[cfg(feature = "dev")]
         Command::Bench {
             bench: Bench::Centra(args),
         } => ferry::bench_centra::centra(args).await,
+        #[cfg(feature = "dev")]
         Command::Bench {
             bench: Bench::Writer(args),
         } => ferry::bench_writer::writer(args).await,
+        #[cfg(feature = "dev")]
         Command::Bench {
             bench: Bench::Fulfilment(args),
         } => ferry::bench_fulfilment::fulfilment(args).await,
+        #[cfg(feature = "dev")]
         Command::Bench {
             bench: Bench::Inventory(args),
         } => ferry::bench_inventory::inventory(args).await,
         Command::Migrate { config } => {
-            let config = ferry_runtime::Config::load(config.as_deref())?;
+            let config = ferry::config::load(config.as_deref())?;
             let store = ferry_store::Store::connect(&config.database).await?;
             store.migrate().await?;
             println!("migrations applied");
@@ -161,7 +171,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
 }
 
 async fn run_service(service: Service, config: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = Arc::new(ferry_runtime::Config::load(config.as_deref())?);
+    let config = Arc::new(ferry::config::load(config.as_deref())?);
     let name = match service {
         Service::Ingest => ferry_ingest::SERVICE,
         Service::Transform => ferry_transform::SERVICE,
@@ -171,16 +181,15 @@ async fn run_service(service: Service, config: Option<PathBuf>) -> anyhow::Resul
     };
     let booted = ferry_runtime::service::boot_with(
         name,
-        config.clone(),
+        Arc::new(config.runtime()),
         ferry_runtime::shutdown::on_signals(),
     )
     .await
     .with_context(|| format!("starting {name}"))?;
-    let base = booted.base.clone();
-    let store = ferry_store::open(&base)
+    let platform = ferry_platform::Platform::on(booted.base.clone(), config)
         .await
         .context("opening the database")?;
-    let running = ferry::services::start(name, base, store).await?;
+    let running = ferry::services::start(name, platform).await?;
     println!("{name} ready; ops endpoint http://{}", booted.ops_addr);
     let result = running
         .task

@@ -36,7 +36,7 @@ pub enum MappingCommand {
 }
 
 async fn store(config: Option<&std::path::Path>) -> anyhow::Result<ferry_store::Store> {
-    let config = ferry_runtime::Config::load(config)?;
+    let config = crate::config::load(config)?;
     let store = ferry_store::Store::connect(&config.database)
         .await
         .context("connecting to the database")?;
@@ -52,7 +52,7 @@ pub async fn run(command: MappingCommand) -> anyhow::Result<()> {
             config,
         } => {
             anyhow::ensure!(
-                ferry_runtime::config::is_token(&tenant),
+                ferry_config::is_token(&tenant),
                 "{tenant:?} is not a tenant id"
             );
             let text = if file.as_os_str() == "-" {

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ferry_runtime::config::{CentraConfig, Config, ErpConfig, TenantConfig};
+use ferry_config::{CentraConfig, Config, ErpConfig, TenantConfig};
+use ferry_platform::Platform;
+use ferry_runtime::Telemetry;
 use ferry_runtime::service::Readiness;
-use ferry_runtime::{ServiceBase, Telemetry};
 use ferry_sim_centra::{CentraSim, SimConfig, WebhookConfig};
 use ferry_sim_erp::ErpSim;
 use ferry_testing::infra::{NatsProcess, PostgresProcess, start_nats, start_postgres};
@@ -99,10 +100,10 @@ pub struct StackOptions {
     /// budget alike: Centra's defaults (100, 1,000) unless a benchmark raises them.
     pub centra_mutations: (u32, u32),
     /// How the demo tenant tells Centra about shipments (the stack polls every 200 ms).
-    pub fulfilment: ferry_runtime::config::FulfilmentConfig,
+    pub fulfilment: ferry_config::FulfilmentConfig,
     /// How the demo tenant's stock reaches Centra: the ERP simulator's `Main` warehouse
     /// feeds Centra's warehouse 1; ordinary changes go each second.
-    pub inventory: ferry_runtime::config::InventoryConfig,
+    pub inventory: ferry_config::InventoryConfig,
 }
 
 impl Default for StackOptions {
@@ -120,11 +121,11 @@ impl Default for StackOptions {
             },
             erp: None,
             centra_mutations: (100, 1000),
-            fulfilment: ferry_runtime::config::FulfilmentConfig {
+            fulfilment: ferry_config::FulfilmentConfig {
                 poll_interval: Duration::from_millis(200),
                 ..Default::default()
             },
-            inventory: ferry_runtime::config::InventoryConfig {
+            inventory: ferry_config::InventoryConfig {
                 warehouses: [(ferry_sim_erp::SALES_WAREHOUSE.to_owned(), 1)].into(),
                 push_interval: Duration::from_secs(1),
                 poll_interval: Duration::from_millis(100),
@@ -265,15 +266,14 @@ impl Stack {
         readiness: &Readiness,
     ) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
-        let base = ServiceBase::connect(
+        let platform = Platform::open(
             name,
             self.config.clone(),
             shutdown.clone(),
             readiness.clone(),
         )
         .await?;
-        let store = ferry_store::open(&base).await?;
-        let running = crate::services::start(name, base, store).await?;
+        let running = crate::services::start(name, platform).await?;
         if let Some(addr) = running.webhook_addr
             && self.webhook_url.is_empty()
         {
@@ -366,7 +366,7 @@ fn uuid_like(seed: u64) -> String {
 
 /// A configuration for a local stack on `infra`, with a private prefix and free ports.
 pub fn local_config(infra: &LocalInfra) -> anyhow::Result<Config> {
-    let mut config = Config::load(None)?;
+    let mut config = crate::config::load(None)?;
     config.nats.url = infra.nats_url.clone();
     config.database.url = SecretString::from(infra.database_url.clone());
     config.ops.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));

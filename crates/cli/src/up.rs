@@ -37,7 +37,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     );
     let mut infra = LocalInfra::start(dir.clone()).await?;
     let mut config = match &args.config {
-        Some(path) => ferry_runtime::Config::load(Some(path))?,
+        Some(path) => crate::config::load(Some(path))?,
         None => local_config(&infra)?,
     };
     config.nats.url = infra.nats_url.clone();

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use ferry::stack::{Stack, StackOptions};
-use ferry_runtime::config::ErpConfig;
+use ferry_config::ErpConfig;
 use ferry_sim_centra::OrderMix;
 use ferry_testing::TestEnv;
 

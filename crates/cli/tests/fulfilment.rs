@@ -491,7 +491,7 @@ async fn tracking_is_awaited_and_429_storms_are_ridden_out() {
         tenant: "acme".into(),
         seed: 23,
         centra_requests_per_10s: 1000,
-        fulfilment: ferry_runtime::config::FulfilmentConfig {
+        fulfilment: ferry_config::FulfilmentConfig {
             poll_interval: Duration::from_millis(200),
             tracking_grace: Duration::from_secs(2),
             ..Default::default()
@@ -604,7 +604,7 @@ async fn a_declined_capture_still_ships_and_finance_hears() {
         tenant: "acme".into(),
         seed: 24,
         centra_requests_per_10s: 1000,
-        fulfilment: ferry_runtime::config::FulfilmentConfig {
+        fulfilment: ferry_config::FulfilmentConfig {
             poll_interval: Duration::from_millis(200),
             capture: true,
             ..Default::default()
@@ -680,7 +680,7 @@ async fn a_shipment_centra_left_half_done_is_finished_not_repeated() {
         tenant: "acme".into(),
         seed: 26,
         centra_requests_per_10s: 1000,
-        fulfilment: ferry_runtime::config::FulfilmentConfig {
+        fulfilment: ferry_config::FulfilmentConfig {
             poll_interval: Duration::from_millis(200),
             capture: true,
             ..Default::default()
@@ -763,7 +763,7 @@ async fn two_replicas_share_the_feed_without_doubles() {
         tenant: "acme".into(),
         seed: 25,
         centra_requests_per_10s: 1000,
-        fulfilment: ferry_runtime::config::FulfilmentConfig {
+        fulfilment: ferry_config::FulfilmentConfig {
             poll_interval: Duration::from_millis(20),
             ..Default::default()
         },
@@ -773,7 +773,7 @@ async fn two_replicas_share_the_feed_without_doubles() {
     let store = env.store().await;
     // The second replica, as a second Kubernetes pod would run it.
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let base = ferry_runtime::ServiceBase::connect(
+    let platform = ferry_platform::Platform::open(
         ferry_fulfilment::SERVICE,
         stack.config.clone(),
         shutdown.clone(),
@@ -781,10 +781,8 @@ async fn two_replicas_share_the_feed_without_doubles() {
     )
     .await
     .expect("second replica");
-    let replica_store = ferry_store::open(&base).await.expect("store");
     let replica = tokio::spawn(ferry_fulfilment::run(
-        base,
-        replica_store,
+        platform,
         ferry::connectors::build(&stack.config).expect("connectors"),
     ));
     let numbers = stack.centra.generate(

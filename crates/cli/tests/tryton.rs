@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use ferry::stack::{Stack, StackOptions};
 use ferry_centra::CentraClient;
+use ferry_config::{ErpConfig, TenantConfig};
 use ferry_domain::{Release, Rules, Snapshot, transform};
 use ferry_erp::{Erp, PostOrder, PostOrders, ShipmentFeed, StockFeed};
 use ferry_erp_tryton::{Tryton, TrytonConfig};
 use ferry_proto::centra::v1 as centra_pb;
-use ferry_runtime::config::{ErpConfig, TenantConfig};
 use ferry_sim_centra::{CentraSim, OrderMix, SimConfig};
 use ferry_testing::TestEnv;
 use ferry_testing::rpc_proxy::{RpcFault, RpcProxy};

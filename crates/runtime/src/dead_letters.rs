@@ -50,15 +50,17 @@ pub struct Recorder {
 
 impl Recorder {
     /// Runs the recorder until the service's shutdown.
+    /// `tenants`: the deployment's tenant ids (to name one when the message is gone).
     pub fn spawn(
         base: &ServiceBase,
         sink: Arc<dyn ExceptionSink>,
+        tenants: Vec<String>,
     ) -> tokio::task::JoinHandle<Result<(), crate::consumer::RunnerError>> {
         let recorder = Arc::new(Recorder {
             js: base.js.clone(),
             topology: base.topology.clone(),
             sink: sink.clone(),
-            tenants: base.config.tenants.iter().map(|t| t.id.clone()).collect(),
+            tenants,
         });
         let runner = Runner::builder(
             base,

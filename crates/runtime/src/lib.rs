@@ -15,7 +15,7 @@ pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use config::Config;
+pub use config::RuntimeConfig;
 pub use consumer::{ConsumerSpec, Delivery, Handler, HandlerError, Runner, RunnerBuilder};
 pub use exceptions::{ExceptionSink, ExceptionStore, SinkError};
 pub use feed::{Feed, FeedError, FeedRunner, FeedSpec, Pass};

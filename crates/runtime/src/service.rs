@@ -1,22 +1,20 @@
-//! What a service process starts with: configuration, telemetry, a NATS connection with the
-//! streams provisioned, the ops endpoint, and the stop signal. `boot` is the whole start-up
-//! of a service binary; `ServiceBase::connect` is the part `ferry up` and tests reuse.
+//! What a service process starts with: the runtime's settings, telemetry, a NATS connection
+//! with the streams provisioned, the ops endpoint, and the stop signal. `boot_with` is the
+//! start-up of a service process; `ServiceBase::connect` is the part `ferry up` and tests
+//! reuse.
 
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use async_nats::jetstream;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigError};
+use crate::config::RuntimeConfig;
 use crate::nats::{self, NatsError, Publisher, Topology};
 use crate::ops::{self, NatsReady, ReadinessCheck};
 use crate::telemetry::{self, Telemetry, TelemetryError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
     #[error(transparent)]
     Telemetry(#[from] TelemetryError),
     #[error(transparent)]
@@ -48,7 +46,8 @@ impl Readiness {
 #[derive(Clone)]
 pub struct ServiceBase {
     pub name: &'static str,
-    pub config: Arc<Config>,
+    /// The runtime's sections of the configuration.
+    pub config: Arc<RuntimeConfig>,
     pub client: async_nats::Client,
     pub js: jetstream::Context,
     pub topology: Topology,
@@ -61,7 +60,7 @@ impl ServiceBase {
     /// Connects to NATS and provisions the streams (idempotent).
     pub async fn connect(
         name: &'static str,
-        config: Arc<Config>,
+        config: Arc<RuntimeConfig>,
         shutdown: CancellationToken,
         readiness: Readiness,
     ) -> Result<ServiceBase, NatsError> {
@@ -98,18 +97,11 @@ impl Booted {
     }
 }
 
-/// The start-up of a service binary: configuration from `$FERRY_CONFIG` (a TOML file, if
-/// set) and `FERRY_*` variables, telemetry, stop signals, NATS, and the ops endpoint.
-pub async fn boot(name: &'static str) -> Result<Booted, BootError> {
-    let path = std::env::var_os("FERRY_CONFIG").map(PathBuf::from);
-    let config = Arc::new(Config::load(path.as_deref())?);
-    boot_with(name, config, crate::shutdown::on_signals()).await
-}
-
-/// [`boot`] with a given configuration and stop token.
+/// The start-up of a service process: telemetry, NATS with the streams provisioned, and
+/// the ops endpoint; `shutdown` stops it (the binary ties it to the process's signals).
 pub async fn boot_with(
     name: &'static str,
-    config: Arc<Config>,
+    config: Arc<RuntimeConfig>,
     shutdown: CancellationToken,
 ) -> Result<Booted, BootError> {
     let telemetry = telemetry::init(&config.telemetry, &format!("ferry-{name}"))?;
@@ -122,7 +114,7 @@ pub async fn boot_with(
             addr: config.ops.listen,
             source,
         })?;
-    tracing::info!(service = name, ops = %ops_addr, tenants = config.tenants.len(), "started");
+    tracing::info!(service = name, ops = %ops_addr, "started");
     Ok(Booted {
         base,
         telemetry,

@@ -89,10 +89,8 @@ pub fn init(config: &TelemetryConfig, service: &str) -> Result<Telemetry, Teleme
     }
     global::set_text_map_propagator(TraceContextPropagator::new());
 
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|f| !f.is_empty())
-        .unwrap_or_else(|| config.log_filter.clone());
+    // `RUST_LOG`, where set, is put in `log_filter` by the binary.
+    let filter = config.log_filter.clone();
     let env_filter = EnvFilter::try_new(&filter)
         .map_err(|e| TelemetryError::Filter(filter.clone(), e.to_string()))?;
 

@@ -134,7 +134,7 @@ impl Default for MutationBudget {
 impl MutationBudget {
     /// A tenant's quotas (`centra.mutations_per_10s`, `centra.mutations_per_hour`), shared
     /// by every service that writes to its Centra.
-    pub fn for_tenant(tenant: &ferry_runtime::config::TenantConfig) -> Self {
+    pub fn for_tenant(tenant: &ferry_config::TenantConfig) -> Self {
         let quotas = tenant.centra.quotas();
         let figure = |q: Option<u64>| q.map_or(u32::MAX, |q| u32::try_from(q).unwrap_or(u32::MAX));
         Self {

@@ -4,12 +4,9 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use ferry_config::DatabaseConfig;
 use ferry_domain::NewException;
-use ferry_runtime::config::DatabaseConfig;
-use ferry_runtime::exceptions::{ExceptionStore, SinkError};
-use ferry_runtime::ops::ReadinessCheck;
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
@@ -112,6 +109,14 @@ impl Store {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Answers when the database does (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Applies the embedded migrations (sqlx takes an advisory lock, so concurrent starts
@@ -284,29 +289,6 @@ impl Store {
     }
 }
 
-/// Connects, migrates, adds the database to the service's readiness checks and keeps the
-/// planner statistics of the keyed tables current.
-pub async fn open(base: &ferry_runtime::ServiceBase) -> Result<Store, StoreError> {
-    let store = Store::connect(&base.config.database).await?;
-    store.migrate().await?;
-    store.keep_statistics(base.config.database.analyze_interval, base.shutdown.clone());
-    base.readiness
-        .add(std::sync::Arc::new(DatabaseReady(store.clone())));
-    Ok(store)
-}
-
-/// The exception sink services use: this store, then an event on the EXCEPTIONS stream.
-pub fn exception_sink(
-    store: &Store,
-    base: &ferry_runtime::ServiceBase,
-) -> std::sync::Arc<dyn ferry_runtime::ExceptionSink> {
-    std::sync::Arc::new(ferry_runtime::exceptions::RecordAndAnnounce {
-        store: std::sync::Arc::new(store.clone()),
-        publisher: base.publisher.clone(),
-        topology: base.topology.clone(),
-    })
-}
-
 /// An order waiting for a configuration fix, with the snapshot it was judged on.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BlockedOrder {
@@ -339,31 +321,4 @@ pub struct ExceptionRow {
     pub last_seen: DateTime<Utc>,
     pub seen_count: i64,
     pub sla_due: DateTime<Utc>,
-}
-
-#[async_trait]
-impl ExceptionStore for Store {
-    async fn upsert(&self, exception: &NewException) -> Result<(String, i64), SinkError> {
-        self.upsert_exception(exception)
-            .await
-            .map_err(|e| SinkError(e.to_string()))
-    }
-}
-
-/// The database is ready when it answers a query.
-pub struct DatabaseReady(pub Store);
-
-#[async_trait]
-impl ReadinessCheck for DatabaseReady {
-    fn name(&self) -> &'static str {
-        "database"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        sqlx::query_scalar::<_, i32>("SELECT 1")
-            .fetch_one(self.0.pool())
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
 }

@@ -12,10 +12,7 @@
 //! so (a transaction-scoped advisory lock); the cost falls with the table's growth rate:
 //! a logarithmic number of `ANALYZE`s while a table grows, then none beyond autovacuum's.
 
-use std::time::Duration;
-
 use sqlx::Row;
-use tokio_util::sync::CancellationToken;
 
 use crate::{Store, StoreError};
 
@@ -112,32 +109,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(analysed)
-    }
-
-    /// Refreshes statistics every `interval` until `shutdown`; errors are logged and
-    /// retried at the next tick (stale statistics cost speed, never correctness).
-    pub fn keep_statistics(&self, interval: Duration, shutdown: CancellationToken) {
-        if interval.is_zero() {
-            return;
-        }
-        let store = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                match store.refresh_statistics().await {
-                    Ok(tables) if !tables.is_empty() => {
-                        tracing::debug!(?tables, "planner statistics refreshed");
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "refreshing planner statistics failed"),
-                }
-            }
-        });
     }
 }
 

@@ -2,6 +2,13 @@
 //! every test process through a lock file, or given by `FERRY_TEST_NATS_URL` and
 //! `FERRY_TEST_PG_URL`), and per test its own subject prefix, streams and database.
 
+// The harness finds the machine's test infrastructure (nats-server, PostgreSQL, Tryton)
+// where CI or a developer points it: reading the environment is its job.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the test harness takes its infrastructure from the environment"
+)]
+
 pub mod infra;
 pub mod rpc_proxy;
 
@@ -10,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ferry_runtime::Config;
+use ferry_config::Config;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sqlx::Connection;

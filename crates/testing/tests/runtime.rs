@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use ferry_domain::ExceptionKind;
 use ferry_runtime::consumer::{Delivery, Handler, HandlerError, Runner};
-use ferry_runtime::exceptions::{ExceptionSink, RecordAndAnnounce, SinkError};
+use ferry_runtime::exceptions::{ExceptionSink, SinkError};
 use ferry_runtime::nats::{Outgoing, Publisher, StreamKind, Topology};
 use ferry_runtime::{Readiness, ServiceBase};
 use ferry_testing::TestEnv;
@@ -24,7 +24,7 @@ struct Rig {
     topology: Topology,
     publisher: Publisher,
     store: ferry_store::Store,
-    config: ferry_runtime::Config,
+    config: ferry_config::Config,
 }
 
 async fn rig() -> Rig {
@@ -32,7 +32,7 @@ async fn rig() -> Rig {
     let config = env.config();
     let base = ServiceBase::connect(
         "test",
-        Arc::new(config.clone()),
+        Arc::new(config.runtime()),
         CancellationToken::new(),
         Readiness::default(),
     )
@@ -52,11 +52,7 @@ async fn rig() -> Rig {
 
 impl Rig {
     fn sink(&self) -> Arc<dyn ExceptionSink> {
-        Arc::new(RecordAndAnnounce {
-            store: Arc::new(self.store.clone()),
-            publisher: self.publisher.clone(),
-            topology: self.topology.clone(),
-        })
+        ferry_platform::exception_sink(&self.store, &self.base)
     }
 
     fn runner(&self, tenant: &str, sink: Arc<dyn ExceptionSink>) -> Runner {
@@ -336,7 +332,7 @@ async fn feed_runner(rig: &Rig, ttl: Duration) -> FeedRunner {
     config.feeds.lease_ttl = ttl;
     let base = ServiceBase::connect(
         "test",
-        Arc::new(config),
+        Arc::new(config.runtime()),
         CancellationToken::new(),
         Readiness::default(),
     )
@@ -371,7 +367,7 @@ async fn a_feed_has_one_leader_and_another_takes_over_from_its_cursor() {
             config.feeds.lease_ttl = ttl;
             let base = ServiceBase::connect(
                 "test",
-                Arc::new(config),
+                Arc::new(config.runtime()),
                 CancellationToken::new(),
                 Readiness::default(),
             )
@@ -576,17 +572,13 @@ async fn a_message_parked_while_the_database_was_down_is_recorded_once_it_is_bac
     store.migrate().await.expect("migrated");
     let base = ServiceBase::connect(
         "test",
-        Arc::new(config),
+        Arc::new(config.runtime()),
         CancellationToken::new(),
         Readiness::default(),
     )
     .await
     .expect("nats");
-    let sink: Arc<dyn ExceptionSink> = Arc::new(RecordAndAnnounce {
-        store: Arc::new(store.clone()),
-        publisher: base.publisher.clone(),
-        topology: base.topology.clone(),
-    });
+    let sink = ferry_platform::exception_sink(&store, &base);
     let runner = Runner::builder(
         &base,
         sink.clone(),
@@ -597,7 +589,8 @@ async fn a_message_parked_while_the_database_was_down_is_recorded_once_it_is_bac
     )
     .build();
     let consumer = tokio::spawn(runner.run(Arc::new(Scripted::default()), base.shutdown.clone()));
-    let recorder = ferry_runtime::dead_letters::Recorder::spawn(&base, sink);
+    let recorder =
+        ferry_runtime::dead_letters::Recorder::spawn(&base, sink, vec!["acme".to_owned()]);
 
     pg.stop();
     base.publisher

@@ -1,9 +1,9 @@
 //! The wire sales order → what the ERP connector posts, with the tenant's ERP codes.
 
+use ferry_config::TenantConfig;
 use ferry_domain::rules::GuestPolicy;
 use ferry_erp::{Customer, LineKind, PostLine, PostOrder};
 use ferry_proto::order::v1 as pb;
-use ferry_runtime::config::TenantConfig;
 
 pub fn post_order(tenant: &TenantConfig, order: &pb::SalesOrder) -> PostOrder {
     let rules = &tenant.rules;

@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use ferry_config::TenantConfig;
 use ferry_domain::{ExceptionKind, NewException};
 use ferry_erp::{Connectors, DocumentState, ErpDocument, ErpError, PostOrder, PostOrders};
+use ferry_platform::Platform;
 use ferry_proto::order::v1 as pb;
 use ferry_runtime::coalesce::Coalescer;
-use ferry_runtime::config::TenantConfig;
 use ferry_runtime::consumer::{Delivery, Handler, HandlerError, Runner};
 use ferry_runtime::{ExceptionSink, Outgoing, ServiceBase, StreamKind};
 use ferry_store::{BeginPosting, LedgerState, PostedRecord, PostingClaim, Store};
@@ -49,16 +50,17 @@ pub enum WriterError {
 }
 
 /// Runs one consumer per tenant until the base's shutdown token is cancelled.
-pub async fn run(
-    base: ServiceBase,
-    store: Store,
-    connectors: Connectors,
-) -> Result<(), WriterError> {
-    let sink = ferry_store::exception_sink(&store, &base);
-    let feeds = ferry_runtime::FeedRunner::open(&base, sink.clone()).await?;
-    let lease = base.config.erp_writer.request_timeout * 3;
+pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), WriterError> {
+    let Platform {
+        base,
+        config,
+        store,
+        sink,
+        feeds,
+    } = platform;
+    let lease = config.erp_writer.request_timeout * 3;
     let mut tasks = tokio::task::JoinSet::new();
-    for tenant in &base.config.tenants {
+    for tenant in &config.tenants {
         let connector = connectors
             .get(&tenant.id)
             .ok_or_else(|| WriterError::NoConnector(tenant.id.clone()))?;
@@ -79,12 +81,10 @@ pub async fn run(
             breaker.clone(),
             base.shutdown.clone(),
         );
-        let in_flight = Arc::new(Semaphore::new(
-            base.config.erp_writer.max_in_flight_per_tenant,
-        ));
+        let in_flight = Arc::new(Semaphore::new(config.erp_writer.max_in_flight_per_tenant));
         let handler = Arc::new(WriterHandler {
             tenant: tenant.clone(),
-            creates: batch_creates(&base.config.erp_writer, &erp, &in_flight, &breaker),
+            creates: batch_creates(&config.erp_writer, &erp, &in_flight, &breaker),
             erp,
             breaker: breaker.clone(),
             ledger: Ledger::spawn(store.clone(), lease),
@@ -99,7 +99,7 @@ pub async fn run(
         // Waiting on the in-flight bound must not look like a stuck message.
         consumer.concurrency = consumer
             .concurrency
-            .max(base.config.erp_writer.max_in_flight_per_tenant);
+            .max(config.erp_writer.max_in_flight_per_tenant);
         let runner = Runner::builder(
             &base,
             sink.clone(),
@@ -147,7 +147,7 @@ impl Ledger {
 type Creates = Coalescer<PostOrder, Result<ErpDocument, ErpError>>;
 
 fn batch_creates(
-    config: &ferry_runtime::config::ErpWriterConfig,
+    config: &ferry_config::ErpWriterConfig,
     erp: &Arc<dyn PostOrders>,
     in_flight: &Arc<Semaphore>,
     breaker: &Arc<breaker::Breaker>,

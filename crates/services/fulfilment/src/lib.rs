@@ -15,12 +15,13 @@ mod tracking;
 use std::sync::Arc;
 
 use ferry_centra::CentraClient;
+use ferry_config::TenantConfig;
 use ferry_erp::Connectors;
 use ferry_erp_sources::ShipmentSource;
-use ferry_runtime::config::{ConsumerConfig, TenantConfig};
+use ferry_platform::Platform;
+use ferry_runtime::config::ConsumerConfig;
 use ferry_runtime::nats::StreamKind;
-use ferry_runtime::{FeedRunner, FeedSpec, Runner, ServiceBase};
-use ferry_store::Store;
+use ferry_runtime::{FeedSpec, Runner};
 
 use crate::handle::Feedback;
 use crate::tracking::TrackingCheck;
@@ -44,15 +45,16 @@ pub enum FulfilmentError {
 
 /// Runs, per tenant, the ERP's shipment source, the consumer that tells Centra, and the
 /// check for shipments still without tracking, until the base's shutdown token is cancelled.
-pub async fn run(
-    base: ServiceBase,
-    store: Store,
-    connectors: Connectors,
-) -> Result<(), FulfilmentError> {
-    let sink = ferry_store::exception_sink(&store, &base);
-    let feeds = FeedRunner::open(&base, sink.clone()).await?;
+pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), FulfilmentError> {
+    let Platform {
+        base,
+        config,
+        store,
+        sink,
+        feeds,
+    } = platform;
     let mut tasks = tokio::task::JoinSet::new();
-    for tenant in &base.config.tenants {
+    for tenant in &config.tenants {
         let policy = &tenant.fulfilment;
         let Some(feed) = connectors.get(&tenant.id).and_then(|c| c.shipments.clone()) else {
             tracing::warn!(tenant = %tenant.id, "the tenant's ERP connector has no shipment feed; Centra hears of no shipments");
@@ -119,7 +121,7 @@ fn centra(tenant: &TenantConfig) -> CentraClient {
         tenant.centra.token.clone(),
         tenant
             .centra
-            .pacing_for(ferry_runtime::config::CentraCaller::FulfilmentFeedback),
+            .pacing_for(ferry_config::CentraCaller::FulfilmentFeedback),
         tenant.centra.timeout,
     )
 }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_config::TenantConfig;
 use ferry_domain::{ExceptionKind, NewException};
-use ferry_runtime::config::TenantConfig;
 use ferry_runtime::{ExceptionSink, Feed, FeedError, Pass};
 use ferry_store::Store;
 

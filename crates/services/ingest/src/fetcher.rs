@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use ferry_centra::{CentraClient, CentraError, RawSnapshot};
+use ferry_config::IngestConfig;
 use ferry_domain::{ExceptionKind, NewException, content_hash};
 use ferry_proto::centra::v1 as pb;
 use ferry_runtime::consumer::{Delivery, Handler, HandlerError};
@@ -58,15 +59,17 @@ pub struct NoticeHandler {
 impl NoticeHandler {
     pub fn start(
         base: ServiceBase,
+        ingest: IngestConfig,
         tenant: String,
         client: CentraClient,
         sink: Arc<dyn ExceptionSink>,
         shutdown: CancellationToken,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(base.config.ingest.snapshot_batch * FETCHES_IN_FLIGHT * 2);
+        let (tx, rx) = mpsc::channel(ingest.snapshot_batch * FETCHES_IN_FLIGHT * 2);
         tokio::spawn(batcher(
             rx,
             base,
+            ingest,
             tenant.clone(),
             Arc::new(client),
             shutdown,
@@ -168,12 +171,13 @@ impl Handler for NoticeHandler {
 async fn batcher(
     mut rx: mpsc::Receiver<Request>,
     base: ServiceBase,
+    ingest: IngestConfig,
     tenant: String,
     client: Arc<CentraClient>,
     shutdown: CancellationToken,
 ) {
-    let max = base.config.ingest.snapshot_batch;
-    let wait = base.config.ingest.batch_wait;
+    let max = ingest.snapshot_batch;
+    let wait = ingest.batch_wait;
     let slots = Arc::new(Semaphore::new(FETCHES_IN_FLIGHT));
     loop {
         let first = tokio::select! {

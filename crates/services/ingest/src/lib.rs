@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ferry_centra::CentraClient;
+use ferry_platform::Platform;
 use ferry_runtime::consumer::Runner;
-use ferry_runtime::{FeedRunner, FeedSpec, ServiceBase, StreamKind};
-use ferry_store::Store;
+use ferry_runtime::{FeedSpec, StreamKind};
 use secrecy::ExposeSecret;
 
 pub mod fetcher;
@@ -42,18 +42,21 @@ pub struct Ingest {
 
 impl Ingest {
     /// Binds the webhook endpoint and starts the fetchers; returns once listening.
-    pub async fn start(base: ServiceBase, store: Store) -> Result<Ingest, IngestError> {
-        let webhook_addr = webhook::serve(base.clone()).await?;
-        let sink = ferry_store::exception_sink(&store, &base);
-        let feeds = FeedRunner::open(&base, sink.clone()).await?;
+    pub async fn start(platform: &Platform) -> Result<Ingest, IngestError> {
+        let Platform {
+            base,
+            config,
+            sink,
+            feeds,
+            ..
+        } = platform.clone();
+        let webhook_addr = webhook::serve(base.clone(), config.clone()).await?;
         let mut tasks = tokio::task::JoinSet::new();
-        for tenant in &base.config.tenants {
+        for tenant in &config.tenants {
             let client = CentraClient::paced(
                 tenant.centra.url.clone(),
                 tenant.centra.token.expose_secret().to_owned().into(),
-                tenant
-                    .centra
-                    .pacing_for(ferry_runtime::config::CentraCaller::Ingest),
+                tenant.centra.pacing_for(ferry_config::CentraCaller::Ingest),
                 tenant.centra.timeout,
             );
             // One client per tenant: the fetcher and both pull sources share its pacing,
@@ -96,6 +99,7 @@ impl Ingest {
             }
             let handler = Arc::new(fetcher::NoticeHandler::start(
                 base.clone(),
+                config.ingest.clone(),
                 tenant.id.clone(),
                 client,
                 sink.clone(),
@@ -131,6 +135,6 @@ impl Ingest {
 }
 
 /// Runs ingest until the base's shutdown token is cancelled.
-pub async fn run(base: ServiceBase, store: Store) -> Result<(), IngestError> {
-    Ingest::start(base, store).await?.wait().await
+pub async fn run(platform: Platform) -> Result<(), IngestError> {
+    Ingest::start(&platform).await?.wait().await
 }

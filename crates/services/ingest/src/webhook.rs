@@ -22,8 +22,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use ferry_centra::webhook::{self, WebhookError, WebhookEvent};
+use ferry_config::{Config, TenantConfig};
 use ferry_proto::centra::v1 as pb;
-use ferry_runtime::config::TenantConfig;
 use ferry_runtime::{Outgoing, ServiceBase};
 use prost::Message as _;
 use secrecy::ExposeSecret;
@@ -33,13 +33,14 @@ use tracing::Instrument;
 #[derive(Clone)]
 struct WebhookState {
     base: ServiceBase,
+    config: Arc<Config>,
     tenants: Arc<HashMap<String, TenantConfig>>,
 }
 
 /// Binds the webhook endpoint and serves it until shutdown; returns the bound address.
-pub async fn serve(base: ServiceBase) -> std::io::Result<SocketAddr> {
-    let config = base.config.clone();
+pub async fn serve(base: ServiceBase, config: Arc<Config>) -> std::io::Result<SocketAddr> {
     let state = WebhookState {
+        config: config.clone(),
         tenants: Arc::new(
             config
                 .tenants
@@ -118,7 +119,7 @@ async fn receive(
         signature,
         &body,
         now,
-        state.base.config.ingest.replay_window.as_secs() as i64,
+        state.config.ingest.replay_window.as_secs() as i64,
     ) {
         return refuse(
             &tenant.id,

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ferry_config::TenantConfig;
 use ferry_proto::erp::v1 as pb;
 use ferry_runtime::coalesce::Coalescer;
-use ferry_runtime::config::TenantConfig;
 use ferry_runtime::{Delivery, Handler, HandlerError};
 use ferry_store::Store;
 use ferry_store::inventory::ErpStock;

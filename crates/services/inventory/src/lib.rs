@@ -23,10 +23,10 @@ use std::time::Duration;
 
 use ferry_erp::Connectors;
 use ferry_erp_sources::StockSource;
+use ferry_platform::Platform;
 use ferry_runtime::config::ConsumerConfig;
 use ferry_runtime::nats::StreamKind;
-use ferry_runtime::{FeedRunner, FeedSpec, Runner, ServiceBase};
-use ferry_store::Store;
+use ferry_runtime::{FeedSpec, Runner};
 
 use crate::commitments::Commitments;
 use crate::levels::{Levels, Mapping};
@@ -58,15 +58,16 @@ pub enum InventoryError {
 
 /// Runs, per tenant with mapped warehouses, the stock source, the pusher and its two
 /// consumers, until the base's shutdown token is cancelled.
-pub async fn run(
-    base: ServiceBase,
-    store: Store,
-    connectors: Connectors,
-) -> Result<(), InventoryError> {
-    let sink = ferry_store::exception_sink(&store, &base);
-    let feeds = FeedRunner::open(&base, sink.clone()).await?;
+pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), InventoryError> {
+    let Platform {
+        base,
+        config,
+        store,
+        sink,
+        feeds,
+    } = platform;
     let mut consumers = tokio::task::JoinSet::new();
-    for tenant in &base.config.tenants {
+    for tenant in &config.tenants {
         if tenant.inventory.warehouses.is_empty() {
             tracing::info!(tenant = %tenant.id, "no warehouses mapped in [inventory]; stock is not pushed");
             continue;

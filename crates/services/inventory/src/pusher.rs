@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_centra::{CentraClient, CentraError};
-use ferry_runtime::config::TenantConfig;
+use ferry_config::TenantConfig;
 use ferry_runtime::{ExceptionSink, Feed, FeedError, Pass};
 use ferry_store::Store;
 use ferry_store::fulfilment::{MutationBudget, Priority};
@@ -179,7 +179,7 @@ impl Pusher {
                 tenant.centra.token.clone(),
                 tenant
                     .centra
-                    .pacing_for(ferry_runtime::config::CentraCaller::InventoryPusher),
+                    .pacing_for(ferry_config::CentraCaller::InventoryPusher),
                 tenant.centra.timeout,
             ),
             budget: Budget {

@@ -1,10 +1,10 @@
 //! Domain sales order → the `ferry.order.v1.SalesOrder` wire message.
 
+use ferry_config::TenantConfig;
 use ferry_domain::SalesOrder;
 use ferry_domain::transform::{LineKind, PostalAddress};
 use ferry_proto::centra::v1 as centra_pb;
 use ferry_proto::order::v1 as pb;
-use ferry_runtime::config::TenantConfig;
 
 fn address(a: &PostalAddress) -> pb::Address {
     pb::Address {

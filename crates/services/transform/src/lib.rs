@@ -9,15 +9,16 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use ferry_config::TenantConfig;
 use ferry_domain::{
     ExceptionKind, NewException, Problem, Release, SalesOrder, Snapshot, transform,
 };
+use ferry_platform::Platform;
 use ferry_proto::centra::v1 as centra_pb;
 use ferry_proto::order::v1 as order_pb;
 use ferry_runtime::coalesce::Coalescer;
-use ferry_runtime::config::TenantConfig;
 use ferry_runtime::consumer::{Delivery, Handler, HandlerError, Runner};
-use ferry_runtime::{ExceptionSink, FeedRunner, FeedSpec, Outgoing, ServiceBase, StreamKind};
+use ferry_runtime::{ExceptionSink, FeedSpec, Outgoing, ServiceBase, StreamKind};
 use ferry_store::{LedgerState, SnapshotOutcome, SnapshotRecord, Store};
 use prost::Message as _;
 use tokio::sync::RwLock;
@@ -48,11 +49,16 @@ pub enum TransformError {
 }
 
 /// Runs one consumer per tenant until the base's shutdown token is cancelled.
-pub async fn run(base: ServiceBase, store: Store) -> Result<(), TransformError> {
-    let sink = ferry_store::exception_sink(&store, &base);
-    let feeds = FeedRunner::open(&base, sink.clone()).await?;
+pub async fn run(platform: Platform) -> Result<(), TransformError> {
+    let Platform {
+        base,
+        config,
+        store,
+        sink,
+        feeds,
+    } = platform;
     let mut tasks = tokio::task::JoinSet::new();
-    for tenant in &base.config.tenants {
+    for tenant in &config.tenants {
         let handler = Arc::new(TransformHandler {
             tenant: tenant.clone(),
             recorder: recorder(store.clone()),
