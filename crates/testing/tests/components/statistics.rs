@@ -1,8 +1,6 @@
 //! The planner-statistics keeper: a young ledger that outgrew its statistics is analysed,
 //! after which the batch statements look orders up by key instead of reading the tenant.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::time::{Duration, Instant};
 
 use ferry_testing::TestEnv;

@@ -1,7 +1,5 @@
 //! Every exception kind and release decision of the transform, on small hand-made snapshots.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::collections::HashMap;
 
 use ferry_domain::rules::ReleasePolicy;

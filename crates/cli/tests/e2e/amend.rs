@@ -1,8 +1,6 @@
 //! An order changed after it reached the ERP becomes an amendment (the difference), never a
 //! second sales order.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::time::Duration;
 
 use ferry::stack::{Stack, StackOptions};

@@ -1,8 +1,6 @@
 //! An order blocked on an unmapped SKU is released and posted once when the mapping is
 //! imported with `ferry mapping import`, without anyone replaying it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 

@@ -1,8 +1,6 @@
 //! One order is one trace: the W3C trace context travels in NATS headers from the webhook
 //! through ingest, transform and the erp-writer, and reaches a real OTLP receiver.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

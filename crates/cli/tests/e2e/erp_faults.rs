@@ -3,8 +3,6 @@
 //! Every order ends posted exactly once, the in-flight bound holds, and while the ERP is down
 //! the writer pauses (a few health probes) instead of hammering it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::time::{Duration, Instant};
 
 use ferry::stack::{Stack, StackOptions};

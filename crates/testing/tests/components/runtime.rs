@@ -1,8 +1,6 @@
 //! The runtime against a real nats-server and PostgreSQL: publisher deduplication, and the
 //! consumer runner's ack / NAK / TERM / exception behaviour.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -3,8 +3,6 @@
 //! shipments then the rest, bundles — exactly once, even when the service crashed between
 //! Centra's answer and its ledger write, and never beyond Centra's mutation quota.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::time::Duration;
 
 use ferry::stack::{Stack, StackOptions};

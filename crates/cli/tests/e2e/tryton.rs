@@ -3,8 +3,6 @@
 //! explicit rounding line; posting again, redelivery and a writer restart give one sale per
 //! order.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::time::Duration;
 
 use ferry::stack::{Stack, StackOptions};

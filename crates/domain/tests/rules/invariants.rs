@@ -3,8 +3,6 @@
 //! vouchers, bundles, cancellations and rounding traps, with Centra's own arithmetic (tax
 //! rounded once at order level on exact voucher shares).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_arithmetic)] // test code
-
 use std::collections::HashMap;
 
 use ferry_domain::{ExceptionKind, LineKind, Release, Rules, Snapshot, transform};

@@ -2,8 +2,6 @@
 //! pending until posted, posted until Centra records them shipped, nothing once cancelled or
 //! shipped in full; batches and redeliveries replace an order's lines.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::collections::BTreeMap;
 
 use ferry_store::inventory::{Commitment, OrderUnits};
@@ -195,7 +193,7 @@ async fn line_rows_migrate_to_one_row_per_order() {
     .await
     .unwrap();
     sqlx::raw_sql(include_str!(
-        "../../store/migrations/0005_order_commitments.sql"
+        "../../../store/migrations/0005_order_commitments.sql"
     ))
     .execute(&mut *conn)
     .await

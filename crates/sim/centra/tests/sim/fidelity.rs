@@ -3,12 +3,6 @@
 //! every mutation changes state as Centra would, and the Events queue keeps what is not
 //! confirmed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-#![allow(
-    clippy::disallowed_methods,
-    reason = "FERRY_UPDATE_SDL asks the test to rewrite the checked-in SDL"
-)]
-
 use std::time::Duration;
 
 use ferry_sim_centra::{

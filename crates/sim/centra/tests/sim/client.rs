@@ -2,8 +2,6 @@
 //! the simulator's schema, it honours 429 `Retry-After` in all three forms, paginates, and
 //! drives the Events queue.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::time::Duration;
 
 use ferry_centra::{CentraClient, CentraError};

@@ -1,8 +1,6 @@
 //! The shared Centra mutation budget: token buckets in PostgreSQL, priorities as floors,
 //! exact under concurrency, and a wait that is enough.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::time::Duration;
 
 use ferry_store::fulfilment::{MutationBudget, Priority};

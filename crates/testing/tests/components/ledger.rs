@@ -1,8 +1,6 @@
 //! The order ledger's guarantees, against a real PostgreSQL: stale snapshots never win,
 //! posting is claimed once, abandoned claims are taken over after the lease.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};

@@ -1,7 +1,5 @@
 //! The contract's public examples (tests/contracts/examples) must reproduce byte for byte.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 

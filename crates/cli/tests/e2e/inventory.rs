@@ -3,8 +3,6 @@
 //! while it travels to the ERP, items selling out jump the queue without exceeding Centra's
 //! quota, a crash loses no level and pushes nothing stale, drift is healed or reported.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,6 @@
 //! Ingest's three sources. Centra drops, reorders and repeats webhooks; the Events queue
 //! and the periodic resync make sure every order still arrives, exactly once.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::time::Duration;
 
 use ferry::stack::{Stack, StackOptions};

@@ -3,8 +3,6 @@
 //! exception while the next still flows), and the ERP's stock file — as a spreadsheet
 //! saves it — becomes Centra's stock.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
-
 use std::time::{Duration, Instant};
 
 use ferry::stack::{Stack, StackOptions};

@@ -1,0 +1,16 @@
+//! The end-to-end tests: the whole stack in this process (every service, both simulators,
+//! a real nats-server and PostgreSQL, and a real Tryton where named) — one test binary, as
+//! each links all of Ferry (one link instead of ten on every CI run), one module per area.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
+
+mod amend;
+mod erp_faults;
+mod file_drop;
+mod fulfilment;
+mod inventory;
+mod pipeline;
+mod release;
+mod sources;
+mod traces;
+mod tryton;
