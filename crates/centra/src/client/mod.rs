@@ -11,25 +11,34 @@ use serde_json::value::RawValue;
 
 use crate::ratelimit::{Pacing, RateLimiter, parse_retry_after};
 
+mod events;
+mod shipments;
+mod stock;
+
+pub use events::CentraEvent;
+pub use shipments::{CentraShipment, NewShipment};
+pub use stock::{CentraStock, STOCK_SKUS_PER_REQUEST};
+
 /// The contract query, sent verbatim: read from the contract itself so the two can never
 /// differ.
 pub const ORDER_SNAPSHOT_QUERY: &str =
-    include_str!("../../../tests/contracts/order-snapshot.graphql");
+    include_str!("../../../../tests/contracts/order-snapshot.graphql");
 
 /// Ferry's other operations, each checked against the simulator's SDL by a test.
 pub mod ops {
-    pub const ORDERS_CHANGED_SINCE: &str = include_str!("../graphql/orders-changed-since.graphql");
-    pub const EVENTS: &str = include_str!("../graphql/events.graphql");
-    pub const CONFIRM_EVENTS: &str = include_str!("../graphql/confirm-events.graphql");
-    pub const SET_EVENT_LISTENERS: &str = include_str!("../graphql/set-event-listeners.graphql");
-    pub const RATE_LIMITS: &str = include_str!("../graphql/rate-limits.graphql");
-    pub const CREATE_SHIPMENT: &str = include_str!("../graphql/create-shipment.graphql");
-    pub const COMPLETE_SHIPMENT: &str = include_str!("../graphql/complete-shipment.graphql");
-    pub const CAPTURE_SHIPMENT: &str = include_str!("../graphql/capture-shipment.graphql");
-    pub const ORDER_SHIPMENTS: &str = include_str!("../graphql/order-shipments.graphql");
-    pub const SET_STOCK: &str = include_str!("../graphql/set-stock.graphql");
+    pub const ORDERS_CHANGED_SINCE: &str =
+        include_str!("../../graphql/orders-changed-since.graphql");
+    pub const EVENTS: &str = include_str!("../../graphql/events.graphql");
+    pub const CONFIRM_EVENTS: &str = include_str!("../../graphql/confirm-events.graphql");
+    pub const SET_EVENT_LISTENERS: &str = include_str!("../../graphql/set-event-listeners.graphql");
+    pub const RATE_LIMITS: &str = include_str!("../../graphql/rate-limits.graphql");
+    pub const CREATE_SHIPMENT: &str = include_str!("../../graphql/create-shipment.graphql");
+    pub const COMPLETE_SHIPMENT: &str = include_str!("../../graphql/complete-shipment.graphql");
+    pub const CAPTURE_SHIPMENT: &str = include_str!("../../graphql/capture-shipment.graphql");
+    pub const ORDER_SHIPMENTS: &str = include_str!("../../graphql/order-shipments.graphql");
+    pub const SET_STOCK: &str = include_str!("../../graphql/set-stock.graphql");
     /// The field repeated per SKU in [`stock_levels_query`], `$ALIAS` standing for `s0`, `s1`, ….
-    const STOCK_LEVEL_FIELD: &str = include_str!("../graphql/stock-levels.graphql");
+    const STOCK_LEVEL_FIELD: &str = include_str!("../../graphql/stock-levels.graphql");
 
     /// The stock query for `count` SKUs: variables `$warehouse` and `$s0` … `$s{count-1}`.
     pub fn stock_levels_query(count: usize) -> String {
@@ -73,78 +82,6 @@ pub mod ops {
     }
 }
 
-/// A shipment as Centra holds it (what fulfilment feedback needs of it).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CentraShipment {
-    pub id: i64,
-    pub number: String,
-    pub is_shipped: bool,
-    pub is_captured: bool,
-    #[serde(default)]
-    pub shipped_at: Option<String>,
-    #[serde(default)]
-    pub tracking_number: Option<String>,
-    /// (order line id, quantity); empty when not asked for.
-    #[serde(default, deserialize_with = "shipment_lines")]
-    pub lines: Vec<(i64, i64)>,
-}
-
-fn shipment_lines<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(i64, i64)>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Line {
-        quantity: i64,
-        order_line: LineRef,
-    }
-    #[derive(Deserialize)]
-    struct LineRef {
-        id: i64,
-    }
-    let lines: Option<Vec<Line>> = Option::deserialize(d)?;
-    Ok(lines
-        .unwrap_or_default()
-        .into_iter()
-        .map(|l| (l.order_line.id, l.quantity))
-        .collect())
-}
-
-/// A shipment to create, already sent.
-#[derive(Debug, Clone)]
-pub struct NewShipment<'a> {
-    pub order_number: i64,
-    /// (order line id, quantity)
-    pub lines: &'a [(i64, i64)],
-    /// When it left the warehouse, as Centra reads it ("YYYY-MM-DD HH:MM:SS" or RFC 3339).
-    pub shipped_at: &'a str,
-    pub carrier: Option<&'a str>,
-    pub service: Option<&'a str>,
-    pub tracking_number: Option<&'a str>,
-    pub send_email: bool,
-    pub capture: bool,
-}
-
-/// `ShipmentInfoInput` of a shipment: carrier, service and tracking number.
-fn shipment_info(shipment: &NewShipment<'_>) -> serde_json::Value {
-    serde_json::json!({
-        "carrier": shipment.carrier,
-        "service": shipment.service,
-        "trackingNumber": shipment.tracking_number,
-    })
-}
-
-/// One entry of Centra's Events queue.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CentraEvent {
-    pub id: i64,
-    pub object_type: String,
-    pub change_type: String,
-    /// The order number for orders, the id otherwise (`Int64`: a number or a string).
-    #[serde(deserialize_with = "crate::decode::int64")]
-    pub object_reference: i64,
-}
-
 /// One rate-limit bucket as Centra reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -164,18 +101,6 @@ pub struct UserMessage {
     #[serde(default, deserialize_with = "crate::decode::list")]
     pub path: Vec<String>,
 }
-
-/// One size's stock in one warehouse as Centra reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CentraStock {
-    pub sku: String,
-    pub free_to_allocate: i64,
-}
-
-/// SKUs read per stock request: one aliased `productSizes` field each. Centra documents
-/// that nested lists multiply a query's complexity but not the weights, so this is a
-/// cautious inference that keeps a request far below the 10-second complexity budget.
-pub const STOCK_SKUS_PER_REQUEST: usize = 50;
 
 /// Centra's page size limit for list queries.
 pub const MAX_PAGE: usize = 200;
@@ -349,298 +274,6 @@ impl CentraClient {
         Ok(bytes)
     }
 
-    /// Numbers of every order changed since `from`, all pages: what the periodic resync asks
-    /// for. `from` goes as a `DateTimeTz` in Centra's own output form, to the second (earlier,
-    /// never later, than asked).
-    pub async fn orders_changed_since(
-        &self,
-        from: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<i64>, CentraError> {
-        let from = from.format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
-        #[derive(Deserialize)]
-        struct Data {
-            #[serde(default, deserialize_with = "crate::decode::list")]
-            orders: Vec<Number>,
-        }
-        #[derive(Deserialize)]
-        struct Number {
-            number: i64,
-        }
-        let mut out = Vec::new();
-        for page in 1.. {
-            let data = self
-                .execute(
-                    ops::ORDERS_CHANGED_SINCE,
-                    serde_json::json!({ "from": from, "limit": MAX_PAGE, "page": page }),
-                )
-                .await?;
-            let data: Data =
-                serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
-            let n = data.orders.len();
-            out.extend(data.orders.into_iter().map(|o| o.number));
-            if n < MAX_PAGE {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Listens for order events on this token's integration queue (idempotent).
-    pub async fn listen_for_order_events(&self) -> Result<(), CentraError> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Data {
-            set_event_listeners: Payload,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Payload {
-            #[serde(default, deserialize_with = "crate::decode::list")]
-            user_errors: Vec<UserMessage>,
-        }
-        let data = self
-            .execute(ops::SET_EVENT_LISTENERS, serde_json::json!({}))
-            .await?;
-        let data: Data =
-            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
-        user_errors(data.set_event_listeners.user_errors)
-    }
-
-    /// The oldest unconfirmed order events (at most `limit`, ≤ 200).
-    pub async fn order_events(&self, limit: usize) -> Result<Vec<CentraEvent>, CentraError> {
-        #[derive(Deserialize)]
-        struct Data {
-            #[serde(default, deserialize_with = "crate::decode::list")]
-            events: Vec<CentraEvent>,
-        }
-        let data = self
-            .execute(
-                ops::EVENTS,
-                serde_json::json!({ "limit": limit.clamp(1, MAX_PAGE) }),
-            )
-            .await?;
-        let data: Data =
-            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
-        Ok(data.events)
-    }
-
-    /// Confirms processed events; Centra keeps returning unconfirmed ones.
-    pub async fn confirm_events(&self, ids: &[i64]) -> Result<Vec<UserMessage>, CentraError> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Data {
-            confirm_events: Payload,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Payload {
-            #[serde(default, deserialize_with = "crate::decode::list")]
-            user_errors: Vec<UserMessage>,
-            #[serde(default, deserialize_with = "crate::decode::list")]
-            user_warnings: Vec<UserMessage>,
-        }
-        let data = self
-            .execute(ops::CONFIRM_EVENTS, serde_json::json!({ "ids": ids }))
-            .await?;
-        let data: Data =
-            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
-        user_errors(data.confirm_events.user_errors)?;
-        Ok(data.confirm_events.user_warnings)
-    }
-
-    /// Creates a shipment already sent — lines, carrier, tracking number, the customer's
-    /// e-mail and (per policy) the capture, in one mutation.
-    pub async fn create_shipment(
-        &self,
-        shipment: &NewShipment<'_>,
-    ) -> Result<CentraShipment, CentraError> {
-        let lines: Vec<serde_json::Value> = shipment
-            .lines
-            .iter()
-            .map(|(id, quantity)| serde_json::json!({ "orderLine": { "id": id }, "quantity": quantity }))
-            .collect();
-        let input = serde_json::json!({
-            "order": { "number": shipment.order_number },
-            "lines": lines,
-            "isGoodToGo": true,
-            "shippedAt": shipment.shipped_at,
-            "shipmentInfo": shipment_info(shipment),
-            "sendEmail": shipment.send_email,
-            "capture": shipment.capture,
-        });
-        self.shipment_mutation(
-            ops::CREATE_SHIPMENT,
-            serde_json::json!({ "input": input }),
-            "createShipment",
-        )
-        .await
-    }
-
-    /// Completes a shipment Centra holds but has not sent: when it left, carrier and
-    /// tracking number, and the customer's e-mail per `shipment.send_email`.
-    pub async fn complete_shipment(
-        &self,
-        id: i64,
-        shipment: &NewShipment<'_>,
-    ) -> Result<CentraShipment, CentraError> {
-        let input = serde_json::json!({
-            "shippedAt": shipment.shipped_at,
-            "shipmentInfo": shipment_info(shipment),
-            "sendEmail": shipment.send_email,
-        });
-        self.shipment_mutation(
-            ops::COMPLETE_SHIPMENT,
-            serde_json::json!({ "id": id, "input": input }),
-            "completeShipment",
-        )
-        .await
-    }
-
-    /// Captures the payment of one shipment.
-    pub async fn capture_shipment(&self, id: i64) -> Result<CentraShipment, CentraError> {
-        self.shipment_mutation(
-            ops::CAPTURE_SHIPMENT,
-            serde_json::json!({ "id": id }),
-            "captureShipment",
-        )
-        .await
-    }
-
-    /// Runs a mutation answering `{ <field>: { shipment, userErrors } }`.
-    async fn shipment_mutation(
-        &self,
-        query: &str,
-        variables: serde_json::Value,
-        field: &str,
-    ) -> Result<CentraShipment, CentraError> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Payload {
-            shipment: Option<CentraShipment>,
-            #[serde(default, deserialize_with = "crate::decode::list")]
-            user_errors: Vec<UserMessage>,
-        }
-        let data = self.execute(query, variables).await?;
-        let mut data: std::collections::HashMap<String, Payload> =
-            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
-        let payload = data
-            .remove(field)
-            .ok_or_else(|| CentraError::Decode(format!("no {field} in the answer")))?;
-        user_errors(payload.user_errors)?;
-        payload
-            .shipment
-            .ok_or_else(|| CentraError::Decode(format!("{field} returned no shipment")))
-    }
-
-    /// The shipments of one order (by Centra's hash id, `ShipmentFilter.orderId`), to find
-    /// one Ferry may already have created.
-    pub async fn order_shipments(
-        &self,
-        order_id: &str,
-    ) -> Result<Vec<CentraShipment>, CentraError> {
-        #[derive(Deserialize)]
-        struct Data {
-            #[serde(deserialize_with = "crate::decode::list")]
-            shipments: Vec<CentraShipment>,
-        }
-        let data = self
-            .execute(
-                ops::ORDER_SHIPMENTS,
-                serde_json::json!({ "orderId": order_id }),
-            )
-            .await?;
-        let data: Data =
-            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
-        Ok(data.shipments)
-    }
-
-    /// Sets the physical stock of many sizes in one warehouse (one mutation). Sizes Centra
-    /// skips (bundles, unknown SKUs) come back as warnings naming their index in `levels`.
-    pub async fn set_stock(
-        &self,
-        warehouse: i64,
-        description: &str,
-        levels: &[(&str, i64)],
-    ) -> Result<Vec<UserMessage>, CentraError> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Data {
-            set_stock: Payload,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Payload {
-            #[serde(default, deserialize_with = "crate::decode::list")]
-            user_errors: Vec<UserMessage>,
-            #[serde(default, deserialize_with = "crate::decode::list")]
-            user_warnings: Vec<UserMessage>,
-        }
-        let sizes: Vec<serde_json::Value> = levels
-            .iter()
-            .map(|(sku, quantity)| {
-                serde_json::json!({ "productSize": { "SKU": sku }, "quantity": quantity })
-            })
-            .collect();
-        let input = serde_json::json!({
-            "warehouse": { "id": warehouse },
-            "description": description,
-            "stockQuantityType": "PHYSICAL",
-            "productSizes": sizes,
-        });
-        let data = self
-            .execute(ops::SET_STOCK, serde_json::json!({ "input": input }))
-            .await?;
-        let data: Data =
-            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
-        user_errors(data.set_stock.user_errors)?;
-        Ok(data.set_stock.user_warnings)
-    }
-
-    /// Free-to-allocate stock (the field that costs no query complexity) of `skus` in one
-    /// warehouse, [`STOCK_SKUS_PER_REQUEST`] per request. SKUs Centra does not know are
-    /// absent from the result.
-    pub async fn stock_levels(
-        &self,
-        warehouse: i64,
-        skus: &[&str],
-    ) -> Result<Vec<CentraStock>, CentraError> {
-        #[derive(Deserialize)]
-        struct Size {
-            #[serde(rename = "SKU")]
-            sku: String,
-            #[serde(deserialize_with = "crate::decode::list")]
-            stock: Vec<Level>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Level {
-            free_to_allocate_quantity: i64,
-        }
-        let mut out = Vec::with_capacity(skus.len());
-        for chunk in skus.chunks(STOCK_SKUS_PER_REQUEST) {
-            let mut variables = serde_json::Map::with_capacity(chunk.len() + 1);
-            variables.insert("warehouse".into(), warehouse.into());
-            for (i, sku) in chunk.iter().enumerate() {
-                variables.insert(format!("s{i}"), (*sku).into());
-            }
-            let data = self
-                .execute(
-                    &ops::stock_levels_query(chunk.len()),
-                    serde_json::Value::Object(variables),
-                )
-                .await?;
-            let data: std::collections::HashMap<String, Option<Vec<Size>>> =
-                serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
-            for size in data.into_values().flatten().flatten() {
-                out.push(CentraStock {
-                    free_to_allocate: size.stock.iter().map(|l| l.free_to_allocate_quantity).sum(),
-                    sku: size.sku,
-                });
-            }
-        }
-        Ok(out)
-    }
-
     /// The six rate-limit buckets, as Centra counts them.
     pub async fn rate_limits(&self) -> Result<Vec<RateLimitBucket>, CentraError> {
         #[derive(Deserialize)]
@@ -687,7 +320,7 @@ pub fn user_errors(errors: Vec<UserMessage>) -> Result<(), CentraError> {
 
 /// Reads a GraphQL answer's `data` as `D`, or its `errors` as the error they are, and
 /// charges the complexity Centra reports (`extensions.complexity`) to `limiter`.
-fn data_of<'a, D: Deserialize<'a>>(
+pub(crate) fn data_of<'a, D: Deserialize<'a>>(
     answer: &'a [u8],
     limiter: &RateLimiter,
 ) -> Result<D, CentraError> {
