@@ -27,6 +27,7 @@ const CURRENCIES: &[Currency] = &[
     Currency::new("NZD", 2, None),
     Currency::new("CHF", 2, None),
     Currency::new("PLN", 2, None),
+    Currency::new("RON", 2, None),
     Currency::new("CZK", 2, None),
     Currency::new("HUF", 2, None),
     Currency::new("CNY", 2, None),

@@ -31,7 +31,7 @@ pub mod webhook;
 
 pub use auth::ApiToken;
 pub use generate::OrderMix;
-pub use limits::{Quotas, RetryAfterFormat};
+pub use limits::{Plan, Quotas, RetryAfterFormat};
 pub use state::{Faults, SchemaRename, ShipmentStep, SimState};
 pub use webhook::{WebhookConfig, WebhookStats};
 
@@ -58,8 +58,10 @@ pub struct SimConfig {
     pub first_order_number: i64,
     /// Integration API tokens the simulator accepts.
     pub tokens: Vec<ApiToken>,
-    /// Rate-limit quotas (a fresh Centra instance's by default).
+    /// Rate-limit quotas (Centra's Growth plan by default).
     pub quotas: Quotas,
+    /// The markets the instance sells in (`None`: the embedded `markets.toml`).
+    pub markets: Option<Vec<generate::MarketSpec>>,
 }
 
 impl Default for SimConfig {
@@ -70,6 +72,7 @@ impl Default for SimConfig {
             first_order_number: 1000,
             tokens: vec![ApiToken::all("sim-token", "ferry")],
             quotas: Quotas::default(),
+            markets: None,
         }
     }
 }
@@ -95,10 +98,18 @@ impl CentraSim {
         config: SimConfig,
         shutdown: CancellationToken,
     ) -> std::io::Result<CentraSim> {
-        let state = Arc::new(SimState::with_quotas(
+        let markets = match config.markets {
+            Some(specs) => specs
+                .into_iter()
+                .map(generate::MarketSpec::into_market)
+                .collect(),
+            None => generate::markets(),
+        };
+        let state = Arc::new(SimState::with(
             config.seed,
             config.first_order_number,
             config.quotas,
+            markets,
         ));
         state.webhooks.start(shutdown.clone());
         let schema = schema::build(state.clone());
@@ -471,7 +482,7 @@ async fn admin_generate(State(app): State<App>, Json(request): Json<GenerateRequ
 /// as an order and announces it like a new order: 201 with its number, 422 when it cannot be
 /// loaded faithfully (see `load`), 409 when the number is taken.
 async fn admin_load_snapshot(State(app): State<App>, body: axum::body::Bytes) -> Response {
-    let order = match load::order_from_json(&body) {
+    let order = match load::order_from_json(&body, &app.state.markets) {
         Ok(order) => order,
         Err(e) => return (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response(),
     };

@@ -6,10 +6,11 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+pub use ferry_domain::quota::Plan;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-/// Quotas per window; the defaults are a fresh Centra instance's.
+/// Quotas per window; the defaults are Centra's Growth plan (`Quotas::plan` for the others).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Quotas {
@@ -26,19 +27,27 @@ pub struct Quotas {
 
 impl Default for Quotas {
     fn default() -> Self {
-        Quotas {
-            request_count_10s: 20,
-            request_count_1h: 10_000,
-            complexity_10s: 150_000,
-            complexity_1h: 20_000_000,
-            mutation_count_10s: 100,
-            mutation_count_1h: 1_000,
-            retry_after: RetryAfterFormat::Timestamp,
-        }
+        Quotas::plan(Plan::Growth)
     }
 }
 
 impl Quotas {
+    /// The quotas Centra documents for `plan`; a bucket Centra gives no figure for is not
+    /// enforced (as if it were unlimited).
+    pub fn plan(plan: Plan) -> Self {
+        let q = plan.quotas();
+        let or_unlimited = |v: Option<u64>| v.unwrap_or(u64::MAX / 4);
+        Quotas {
+            request_count_10s: or_unlimited(q.requests_per_10s),
+            request_count_1h: or_unlimited(q.requests_per_hour),
+            complexity_10s: or_unlimited(q.complexity_per_10s),
+            complexity_1h: or_unlimited(q.complexity_per_hour),
+            mutation_count_10s: or_unlimited(q.mutations_per_10s),
+            mutation_count_1h: or_unlimited(q.mutations_per_hour),
+            retry_after: RetryAfterFormat::Timestamp,
+        }
+    }
+
     /// Quotas high enough never to bite (benchmarks of other parts).
     pub fn unlimited() -> Self {
         let big = u64::MAX / 4;
@@ -343,7 +352,7 @@ mod tests {
 
     #[test]
     fn the_view_adds_up() {
-        let limits = Limits::new(Quotas::default());
+        let limits = Limits::new(Quotas::plan(Plan::Fresh));
         assert!(limits.admit(1).is_ok());
         limits.charge_complexity(229);
         let view = limits.view();

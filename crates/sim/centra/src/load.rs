@@ -47,21 +47,22 @@ pub enum LoadError {
 }
 
 /// Parses snapshot JSON (the order object or a whole answer with one order) into an order.
-pub fn order_from_json(bytes: &[u8]) -> Result<Order, LoadError> {
+pub fn order_from_json(bytes: &[u8], markets: &[Market]) -> Result<Order, LoadError> {
     let snapshot = Snapshot::parse(bytes).map_err(|e| LoadError::NotASnapshot(e.to_string()))?;
-    order_from_snapshot(&snapshot)
+    order_from_snapshot(&snapshot, markets)
 }
 
 /// Builds the simulator's order from a parsed snapshot and checks its totals.
-pub fn order_from_snapshot(s: &Snapshot) -> Result<Order, LoadError> {
+pub fn order_from_snapshot(s: &Snapshot, markets: &[Market]) -> Result<Order, LoadError> {
     let country = s
         .country
         .as_ref()
         .and_then(|c| c.code.clone())
         .ok_or(LoadError::NoCountry)?;
-    let market = generate::markets()
-        .into_iter()
+    let market = markets
+        .iter()
         .find(|m| m.country_code == country)
+        .cloned()
         .ok_or_else(|| LoadError::UnknownMarket(country.clone()))?;
     if let Some(found) = s.currency_code()
         && found != market.currency
@@ -338,7 +339,8 @@ mod tests {
             "03-usd-tax-added",
             "04-sek-bundle-voucher",
         ] {
-            let order = order_from_json(&example(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let order = order_from_json(&example(name), &generate::markets())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!order.lines.is_empty(), "{name}");
         }
     }
@@ -348,7 +350,7 @@ mod tests {
         let text = String::from_utf8(example("02-gbp-voucher-shipping")).unwrap_or_default();
         let tampered = text.replacen("\"value\": 284.84", "\"value\": 284.85", 1);
         assert_eq!(
-            order_from_json(tampered.as_bytes()),
+            order_from_json(tampered.as_bytes(), &generate::markets()),
             Err(LoadError::Inconsistent {
                 field: "grandTotal",
                 computed: Decimal::new(28484, 2),
@@ -362,16 +364,16 @@ mod tests {
         let text = String::from_utf8(example("02-gbp-voucher-shipping")).unwrap_or_default();
         let eur = text.replace("\"code\": \"GBP\"", "\"code\": \"EUR\"");
         assert!(matches!(
-            order_from_json(eur.as_bytes()),
+            order_from_json(eur.as_bytes(), &generate::markets()),
             Err(LoadError::WrongCurrency { .. })
         ));
         let nowhere = text.replace("\"code\": \"GB\"", "\"code\": \"XX\"");
         assert_eq!(
-            order_from_json(nowhere.as_bytes()),
+            order_from_json(nowhere.as_bytes(), &generate::markets()),
             Err(LoadError::UnknownMarket("XX".into()))
         );
         assert!(matches!(
-            order_from_json(b"{\"lines\": []}"),
+            order_from_json(b"{\"lines\": []}", &generate::markets()),
             Err(LoadError::NotASnapshot(_))
         ));
     }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use clap::Parser;
-use ferry_sim_centra::{CentraSim, OrderMix, Quotas, SimConfig, WebhookConfig};
+use ferry_sim_centra::{CentraSim, OrderMix, Plan, Quotas, SimConfig, WebhookConfig};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -29,12 +29,46 @@ struct Args {
     /// Lift every rate limit (benchmarks).
     #[arg(long)]
     unlimited: bool,
+    /// The Centra plan whose documented quotas the simulator enforces.
+    #[arg(long, value_enum, default_value = "growth")]
+    plan: PlanArg,
+    /// A markets file (the format of `crates/sim/centra/markets.toml`) instead of the
+    /// embedded markets.
+    #[arg(long)]
+    markets: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PlanArg {
+    Fresh,
+    Growth,
+    Enterprise,
+}
+
+impl From<PlanArg> for Plan {
+    fn from(p: PlanArg) -> Plan {
+        match p {
+            PlanArg::Fresh => Plan::Fresh,
+            PlanArg::Growth => Plan::Growth,
+            PlanArg::Enterprise => Plan::Enterprise,
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let shutdown = CancellationToken::new();
+    let markets = match &args.markets {
+        Some(path) => Some(
+            ferry_sim_centra::generate::parse_markets(
+                &std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )
+            .with_context(|| format!("{}", path.display()))?,
+        ),
+        None => None,
+    };
     let sim = CentraSim::start(
         SimConfig {
             listen: args.listen,
@@ -42,8 +76,9 @@ async fn main() -> anyhow::Result<()> {
             quotas: if args.unlimited {
                 Quotas::unlimited()
             } else {
-                Quotas::default()
+                Quotas::plan(args.plan.into())
             },
+            markets,
             ..SimConfig::default()
         },
         shutdown.clone(),

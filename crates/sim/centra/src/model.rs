@@ -40,6 +40,8 @@ pub struct Market {
     pub streets: &'static [&'static str],
     pub zip: &'static str,
     pub state: Option<&'static str>,
+    /// Generated orders are placed here when a mix names no markets.
+    pub sample: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

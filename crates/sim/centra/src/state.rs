@@ -124,6 +124,8 @@ pub struct RequestRecord {
 const REQUEST_LOG: usize = 10_000;
 
 pub struct SimState {
+    /// The markets this instance sells in.
+    pub markets: Vec<crate::model::Market>,
     orders: RwLock<BTreeMap<i64, Arc<Order>>>,
     ops: Mutex<Ops>,
     generator: Mutex<Generator>,
@@ -180,14 +182,25 @@ impl World<'_> {
 
 impl SimState {
     pub fn new(seed: u64, first_number: i64) -> Self {
-        Self::with_quotas(seed, first_number, Quotas::default())
+        Self::with(
+            seed,
+            first_number,
+            Quotas::default(),
+            crate::generate::markets(),
+        )
     }
 
-    pub fn with_quotas(seed: u64, first_number: i64, quotas: Quotas) -> Self {
+    pub fn with(
+        seed: u64,
+        first_number: i64,
+        quotas: Quotas,
+        markets: Vec<crate::model::Market>,
+    ) -> Self {
         Self {
+            markets: markets.clone(),
             orders: RwLock::new(BTreeMap::new()),
             ops: Mutex::new(Ops::new()),
-            generator: Mutex::new(Generator::new(seed)),
+            generator: Mutex::new(Generator::with_markets(seed, markets)),
             next_number: Mutex::new(first_number),
             webhooks: WebhookSender::new(),
             limits: Limits::new(quotas),

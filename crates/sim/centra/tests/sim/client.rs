@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ferry_centra::{CentraClient, CentraError};
-use ferry_sim_centra::{CentraSim, OrderMix, Quotas, RetryAfterFormat, SimConfig};
+use ferry_sim_centra::{CentraSim, OrderMix, Plan, Quotas, RetryAfterFormat, SimConfig};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
@@ -71,7 +71,7 @@ async fn honours_retry_after_in_every_form() {
         let (sim, _guard) = sim(Quotas {
             request_count_10s: 2,
             retry_after: format,
-            ..Quotas::default()
+            ..Quotas::plan(Plan::Fresh)
         })
         .await;
         // The client believes it may send 100 per 10 s; the instance allows 2.
@@ -102,7 +102,7 @@ fn err_is_transient(retry_after: Duration) -> bool {
 
 #[tokio::test]
 async fn reports_the_remaining_budget() {
-    let (sim, _guard) = sim(Quotas::default()).await;
+    let (sim, _guard) = sim(Quotas::plan(Plan::Fresh)).await;
     let c = client(&sim, 20);
     let buckets = c.rate_limits().await.unwrap();
     assert_eq!(buckets.len(), 6);
@@ -255,5 +255,36 @@ async fn the_going_live_check_names_a_renamed_field_and_a_missing_permission() {
             permission: "Order.shippingAddress:read".into(),
             operation: "order-snapshot",
         }]
+    );
+}
+
+/// The simulator enforces a plan's documented quotas; Growth unless told otherwise.
+#[tokio::test]
+async fn quotas_are_a_plans_growth_by_default() {
+    let quota = |buckets: &[ferry_centra::client::RateLimitBucket], kind: &str, window: &str| {
+        buckets
+            .iter()
+            .find(|b| b.kind == kind && b.interval_seconds == window)
+            .map(|b| b.quota)
+    };
+    let (growth_sim, _g1) = sim(Quotas::default()).await;
+    let growth = client(&growth_sim, 60).rate_limits().await.unwrap();
+    assert_eq!(quota(&growth, "REQUEST_COUNT", "TEN_SECONDS"), Some(60));
+    assert_eq!(quota(&growth, "REQUEST_COUNT", "ONE_HOUR"), Some(5_000));
+    assert_eq!(quota(&growth, "MUTATION_COUNT", "TEN_SECONDS"), Some(20));
+    assert_eq!(quota(&growth, "MUTATION_COUNT", "ONE_HOUR"), Some(1_800));
+    let (enterprise_sim, _g2) = sim(Quotas::plan(Plan::Enterprise)).await;
+    let enterprise = client(&enterprise_sim, 1_500).rate_limits().await.unwrap();
+    assert_eq!(
+        quota(&enterprise, "REQUEST_COUNT", "TEN_SECONDS"),
+        Some(1_500)
+    );
+    assert_eq!(
+        quota(&enterprise, "MUTATION_COUNT", "TEN_SECONDS"),
+        Some(500)
+    );
+    assert_eq!(
+        quota(&enterprise, "MUTATION_COUNT", "ONE_HOUR"),
+        Some(25_000)
     );
 }

@@ -266,3 +266,67 @@ async fn a_loaded_snapshot_answers_as_it_was_loaded() {
     );
     shutdown.cancel();
 }
+
+/// Orders from any configured market — Finland, the Netherlands and Norway among them —
+/// are generated, answered in the contract's shape, and loaded back into another instance
+/// from their snapshots.
+#[tokio::test]
+async fn orders_from_the_nordics_and_the_eu_are_generated_and_loaded() {
+    let shutdown = CancellationToken::new();
+    let source = CentraSim::start(SimConfig::default(), shutdown.clone())
+        .await
+        .expect("starts");
+    let markets = [(9, "FI", "EUR"), (11, "NL", "EUR"), (7, "NO", "NOK")];
+    let numbers = source.generate(
+        12,
+        &OrderMix {
+            markets: markets.iter().map(|(id, _, _)| *id).collect(),
+            ..OrderMix::default()
+        },
+    );
+    let client = CentraClient::new(
+        source.graphql_url(),
+        SecretString::from("sim-token"),
+        100,
+        std::time::Duration::from_secs(5),
+    );
+    let snapshots = client.order_snapshots(&numbers).await.expect("answers");
+    assert_eq!(snapshots.len(), 12);
+    let target = CentraSim::start(SimConfig::default(), shutdown.clone())
+        .await
+        .expect("starts");
+    let http = reqwest::Client::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for snapshot in &snapshots {
+        let value: serde_json::Value = serde_json::from_slice(&snapshot.json).expect("json");
+        let country = value["country"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let currency = value["currency"]["code"]
+            .as_str()
+            .or_else(|| value["grandTotal"]["currency"]["code"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            markets
+                .iter()
+                .any(|(_, c, cur)| *c == country && (currency.is_empty() || *cur == currency)),
+            "{country} {currency}"
+        );
+        seen.insert(country);
+        let answer = http
+            .post(format!("{}/admin/snapshots", target.url()))
+            .body(snapshot.json.to_vec())
+            .send()
+            .await
+            .expect("answers");
+        assert!(
+            answer.status().is_success(),
+            "{}",
+            answer.text().await.unwrap_or_default()
+        );
+    }
+    assert!(seen.len() >= 2, "orders from several markets: {seen:?}");
+    shutdown.cancel();
+}

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use ferry_sim_centra::{
-    ApiToken, CentraSim, Faults, OrderMix, Quotas, RetryAfterFormat, SimConfig,
+    ApiToken, CentraSim, Faults, OrderMix, Plan, Quotas, RetryAfterFormat, SimConfig,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -118,7 +118,7 @@ async fn the_sdl_is_the_one_checked_in() {
 
 #[tokio::test]
 async fn auth_permissions_and_extensions() {
-    let sim = Sim::start(Quotas::default()).await;
+    let sim = Sim::start(Quotas::plan(Plan::Fresh)).await;
     let numbers = sim.sim.generate(1, &confirmed_mix());
     // No token, or a wrong one: 403, as Centra documents it.
     let r = sim
@@ -219,7 +219,7 @@ async fn every_rate_limit_bucket_bites_with_retry_after() {
     // Requests per 10 s.
     let sim = Sim::start(Quotas {
         request_count_10s: 3,
-        ..Quotas::default()
+        ..Quotas::plan(Plan::Fresh)
     })
     .await;
     for _ in 0..2 {
@@ -238,7 +238,7 @@ async fn every_rate_limit_bucket_bites_with_retry_after() {
     let sim = Sim::start(Quotas {
         request_count_1h: 2,
         retry_after: RetryAfterFormat::Seconds,
-        ..Quotas::default()
+        ..Quotas::plan(Plan::Fresh)
     })
     .await;
     sim.ok(q, json!({})).await;
@@ -253,14 +253,14 @@ async fn every_rate_limit_bucket_bites_with_retry_after() {
         (
             Quotas {
                 mutation_count_10s: 2,
-                ..Quotas::default()
+                ..Quotas::plan(Plan::Fresh)
             },
             "TEN_SECONDS",
         ),
         (
             Quotas {
                 mutation_count_1h: 2,
-                ..Quotas::default()
+                ..Quotas::plan(Plan::Fresh)
             },
             "ONE_HOUR",
         ),
@@ -281,14 +281,14 @@ async fn every_rate_limit_bucket_bites_with_retry_after() {
         (
             Quotas {
                 complexity_10s: 30,
-                ..Quotas::default()
+                ..Quotas::plan(Plan::Fresh)
             },
             "TEN_SECONDS",
         ),
         (
             Quotas {
                 complexity_1h: 30,
-                ..Quotas::default()
+                ..Quotas::plan(Plan::Fresh)
             },
             "ONE_HOUR",
         ),
@@ -312,7 +312,7 @@ async fn every_rate_limit_bucket_bites_with_retry_after() {
 
 #[tokio::test]
 async fn faults_latency_errors_and_storms() {
-    let sim = Sim::start(Quotas::default()).await;
+    let sim = Sim::start(Quotas::plan(Plan::Fresh)).await;
     let q = "{ rateLimits { quota } }";
     sim.sim.set_faults(Faults {
         error_per_mille: 1000,

@@ -1,5 +1,5 @@
-//! A seeded, reproducible generator of a realistic catalogue and order mix: six markets
-//! with their currencies and tax rates, products → variants → sizes with SKUs and EANs,
+//! A seeded, reproducible generator of a realistic catalogue and order mix: markets with
+//! their currencies and tax rates (configuration: `markets.rs`), products → variants → sizes with SKUs and EANs,
 //! fixed bundles, vouchers, shipping and handling, partial cancellations and holds.
 
 use rand::rngs::StdRng;
@@ -9,162 +9,14 @@ use rust_decimal::prelude::*;
 
 use crate::model::*;
 
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str_exact(s).unwrap_or_default()
-}
+mod markets;
 
-/// The six markets of the simulator.
-pub fn markets() -> Vec<Market> {
-    vec![
-        Market {
-            id: 1,
-            name: "Sweden",
-            country_code: "SE",
-            country_name: "Sweden",
-            currency: "SEK",
-            exponent: 2,
-            conversion_rate: Decimal::ONE,
-            pricelist_id: 1,
-            pricelist_name: "SEK Retail",
-            standard_rate: dec("25"),
-            reduced_rate: dec("6"),
-            tax_added: false,
-            shipping_option: ShippingOption {
-                id: 11,
-                name: "PostNord MyPack",
-                uri: "postnord",
-            },
-            shipping_price: dec("49"),
-            cities: &["Stockholm", "Göteborg", "Malmö", "Uppsala"],
-            streets: &["Drottninggatan", "Storgatan", "Kungsgatan"],
-            zip: "114 35",
-            state: None,
-        },
-        Market {
-            id: 2,
-            name: "United Kingdom",
-            country_code: "GB",
-            country_name: "United Kingdom",
-            currency: "GBP",
-            exponent: 2,
-            conversion_rate: dec("13.4122"),
-            pricelist_id: 2,
-            pricelist_name: "GBP Retail",
-            standard_rate: dec("20"),
-            reduced_rate: dec("0"),
-            tax_added: false,
-            shipping_option: ShippingOption {
-                id: 10,
-                name: "Royal Mail Tracked 48",
-                uri: "royal-mail",
-            },
-            shipping_price: dec("4.95"),
-            cities: &["London", "Manchester", "Leeds", "Bristol"],
-            streets: &["High Street", "Greene Street", "Station Road"],
-            zip: "EC1V 9HX",
-            state: None,
-        },
-        Market {
-            id: 3,
-            name: "Germany",
-            country_code: "DE",
-            country_name: "Germany",
-            currency: "EUR",
-            exponent: 2,
-            conversion_rate: dec("11.4871"),
-            pricelist_id: 3,
-            pricelist_name: "EUR Retail",
-            standard_rate: dec("19"),
-            reduced_rate: dec("7"),
-            tax_added: false,
-            shipping_option: ShippingOption {
-                id: 12,
-                name: "DHL Paket",
-                uri: "dhl",
-            },
-            shipping_price: dec("4.95"),
-            cities: &["Berlin", "Hamburg", "München", "Köln"],
-            streets: &["Hauptstraße", "Schillerstraße", "Gartenweg"],
-            zip: "10115",
-            state: None,
-        },
-        Market {
-            id: 4,
-            name: "United States",
-            country_code: "US",
-            country_name: "United States",
-            currency: "USD",
-            exponent: 2,
-            conversion_rate: dec("10.6123"),
-            pricelist_id: 4,
-            pricelist_name: "USD Retail",
-            standard_rate: dec("8.875"),
-            reduced_rate: dec("8.875"),
-            tax_added: true,
-            shipping_option: ShippingOption {
-                id: 14,
-                name: "UPS Ground",
-                uri: "ups-ground",
-            },
-            shipping_price: dec("9.95"),
-            cities: &["New York"],
-            streets: &["Greene Street", "Broadway", "Mercer Street"],
-            zip: "10013",
-            state: Some("NY"),
-        },
-        Market {
-            id: 5,
-            name: "France",
-            country_code: "FR",
-            country_name: "France",
-            currency: "EUR",
-            exponent: 2,
-            conversion_rate: dec("11.4871"),
-            pricelist_id: 3,
-            pricelist_name: "EUR Retail",
-            standard_rate: dec("20"),
-            reduced_rate: dec("5.5"),
-            tax_added: false,
-            shipping_option: ShippingOption {
-                id: 13,
-                name: "Colissimo",
-                uri: "colissimo",
-            },
-            shipping_price: dec("5.95"),
-            cities: &["Paris", "Lyon", "Marseille", "Lille"],
-            streets: &["Rue de Rivoli", "Rue Oberkampf", "Avenue Jean Jaurès"],
-            zip: "75011",
-            state: None,
-        },
-        Market {
-            id: 6,
-            name: "Japan",
-            country_code: "JP",
-            country_name: "Japan",
-            currency: "JPY",
-            exponent: 0,
-            conversion_rate: dec("0.0712"),
-            pricelist_id: 6,
-            pricelist_name: "JPY Retail",
-            standard_rate: dec("10"),
-            reduced_rate: dec("8"),
-            tax_added: false,
-            shipping_option: ShippingOption {
-                id: 15,
-                name: "Yamato Transport",
-                uri: "yamato",
-            },
-            shipping_price: dec("990"),
-            cities: &["Tokyo", "Osaka", "Kyoto"],
-            streets: &["Omotesando", "Shinsaibashi-suji"],
-            zip: "150-0001",
-            state: None,
-        },
-    ]
-}
+use markets::dec;
 
-/// Which rate of a market applies: books get the reduced rate everywhere, children's
-/// clothing only in the UK (zero-rated); everything else the standard rate.
+pub use markets::{
+    MarketSpec, MarketsError, default_markets, markets, parse_markets, price_in, rate,
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TaxClass {
     Standard,
@@ -377,34 +229,6 @@ pub fn sizes() -> Vec<Size> {
     out
 }
 
-/// A market price from the SEK base: converted, then made to look like a price
-/// (x.95 / x.99 in two-decimal currencies, whole hundreds of yen).
-pub fn price_in(market: &Market, price_sek_minor: i64) -> Decimal {
-    let sek = Decimal::new(price_sek_minor, 2);
-    match market.currency {
-        "SEK" => sek,
-        "JPY" => ((sek * dec("14.5")) / Decimal::ONE_HUNDRED).round() * Decimal::ONE_HUNDRED,
-        _ => {
-            let converted = (sek / market.conversion_rate).floor();
-            let whole = converted.max(Decimal::ONE);
-            if price_sek_minor % 2 == 0 {
-                whole + dec("0.99")
-            } else {
-                whole + dec("0.95")
-            }
-        }
-    }
-}
-
-pub fn rate(market: &Market, class: TaxClass) -> Decimal {
-    match class {
-        TaxClass::Standard => market.standard_rate,
-        TaxClass::Books => market.reduced_rate,
-        TaxClass::Children if market.country_code == "GB" => Decimal::ZERO,
-        TaxClass::Children => market.standard_rate,
-    }
-}
-
 const FIRST: &[&str] = &[
     "Oskar", "Astrid", "Hugo", "Elsa", "Liam", "Maja", "Noah", "Alice", "Léa", "Yuki", "Jonas",
     "Emma",
@@ -442,7 +266,7 @@ pub struct OrderMix {
     pub pending_pct: u32,
     /// Percent of orders with a handling charge.
     pub handling_pct: u32,
-    /// Restrict to these market ids (empty: all six).
+    /// Restrict to these market ids (empty: the markets marked `sample`).
     pub markets: Vec<i64>,
 }
 
@@ -472,9 +296,14 @@ pub struct Generator {
 
 impl Generator {
     pub fn new(seed: u64) -> Self {
+        Self::with_markets(seed, markets())
+    }
+
+    /// A generator over `markets` (a mix naming no markets uses those marked `sample`).
+    pub fn with_markets(seed: u64, markets: Vec<Market>) -> Self {
         Self {
             rng: StdRng::seed_from_u64(seed),
-            markets: markets(),
+            markets,
             sizes: sizes(),
             next_line_id: 5101 + (seed % 1000) as i64 * 1000,
             next_payment_id: 90001,
@@ -494,11 +323,21 @@ impl Generator {
 
     /// Makes one order with the given number.
     pub fn order(&mut self, number: i64, mix: &OrderMix) -> Order {
-        let candidates: Vec<&Market> = self
+        let mut candidates: Vec<&Market> = self
             .markets
             .iter()
-            .filter(|m| mix.markets.is_empty() || mix.markets.contains(&m.id))
+            .filter(|m| {
+                if mix.markets.is_empty() {
+                    m.sample
+                } else {
+                    mix.markets.contains(&m.id)
+                }
+            })
             .collect();
+        if candidates.is_empty() {
+            // A mix naming markets this instance does not know: any of its markets.
+            candidates = self.markets.iter().collect();
+        }
         let market = candidates[self
             .rng
             .random_range(0..candidates.len().max(1))
@@ -757,7 +596,7 @@ impl Generator {
 /// The catalogue as an ERP needs it to be set up (`scripts/tryton/catalogue.json`): every
 /// stocked size with its SEK price, the currencies and the tax rates of the markets.
 pub fn erp_catalogue() -> serde_json::Value {
-    let markets = markets();
+    let markets: Vec<Market> = markets().into_iter().filter(|m| m.sample).collect();
     let mut rates: Vec<Decimal> = Vec::new();
     for m in &markets {
         for class in [TaxClass::Standard, TaxClass::Books, TaxClass::Children] {
