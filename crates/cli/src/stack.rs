@@ -168,6 +168,8 @@ pub struct Stack {
 struct RunningService {
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
+    /// Its NATS connection, closed once it has stopped (before the servers go).
+    client: async_nats::Client,
 }
 
 impl Stack {
@@ -196,6 +198,7 @@ impl Stack {
         .await
         .context("starting the ERP simulator")?;
         let webhook_secret = format!("whsec-{}", uuid_like(options.seed));
+        point_at_simulators(&mut config, &centra.graphql_url(), &erp.url());
         if config.tenant(&options.tenant).is_none() {
             config.tenants.push(TenantConfig {
                 id: options.tenant.clone(),
@@ -274,6 +277,7 @@ impl Stack {
             readiness.clone(),
         )
         .await?;
+        let client = platform.base.client.clone();
         let running = crate::services::start(name, platform).await?;
         if let Some(addr) = running.webhook_addr
             && self.webhook_url.is_empty()
@@ -284,8 +288,14 @@ impl Stack {
             );
         }
         let task = running.task;
-        self.services
-            .insert(name, RunningService { shutdown, task });
+        self.services.insert(
+            name,
+            RunningService {
+                shutdown,
+                task,
+                client,
+            },
+        );
         Ok(())
     }
 
@@ -303,6 +313,7 @@ impl Stack {
         for service in self.services.values() {
             service.shutdown.cancel();
         }
+        let mut clients = Vec::new();
         for (name, service) in self.services.drain() {
             match tokio::time::timeout(Duration::from_secs(30), service.task).await {
                 Ok(Ok(Ok(()))) => {}
@@ -310,7 +321,20 @@ impl Stack {
                 Ok(Err(e)) => tracing::error!(service = name, error = %e, "service panicked"),
                 Err(_) => tracing::error!(service = name, "service did not stop in time"),
             }
+            // Stopped: close its connection now, not when the server goes away under it.
+            let _ = service.client.drain().await;
+            clients.push(service.client);
         }
+        // A drain completes in the background: wait (briefly) until every one has.
+        let closed = async {
+            while clients
+                .iter()
+                .any(|c| c.connection_state() == async_nats::connection::State::Connected)
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), closed).await;
         self.sims.cancel();
     }
 
@@ -354,6 +378,23 @@ impl Stack {
         let _ = &mut stream;
         let info = consumer.info().await?;
         Ok(info.num_pending + info.num_ack_pending as u64)
+    }
+}
+
+/// A configured tenant whose `centra.url`, or HTTP `erp.url`, is `http://simulator` is pointed
+/// at this stack's simulators (their ports are only known now). The Centra simulator takes
+/// the token `sim-token`.
+fn point_at_simulators(config: &mut Config, centra_url: &str, erp_url: &str) {
+    const SIMULATOR: &str = "http://simulator";
+    for tenant in &mut config.tenants {
+        if tenant.centra.url == SIMULATOR {
+            tenant.centra.url = centra_url.to_owned();
+        }
+        if tenant.erp.kind == "http"
+            && tenant.erp.settings.get("url").and_then(|u| u.as_str()) == Some(SIMULATOR)
+        {
+            tenant.erp.settings.insert("url".to_owned(), erp_url.into());
+        }
     }
 }
 

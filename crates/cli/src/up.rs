@@ -20,9 +20,23 @@ pub struct UpArgs {
     /// Where nats-server and PostgreSQL keep their data (default: a fresh temp directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// A configuration file layered over the defaults (tenants in it are started too).
+    /// A configuration file layered over the defaults (tenants in it are started too; a
+    /// tenant's `centra.url` or HTTP `erp.url` of `http://simulator` points at the simulators).
     #[arg(long, env = "FERRY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The demo tenant's ERP: the ERP simulator, or a real Tryton started by
+    /// `scripts/tryton.sh` (installed on first use, about two minutes).
+    #[arg(long, value_enum, default_value = "simulator")]
+    pub erp: ErpChoice,
+    /// Log lines from the services at this level and above (`RUST_LOG` for more detail).
+    #[arg(long, default_value = "warn")]
+    pub log: String,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErpChoice {
+    Simulator,
+    Tryton,
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -42,7 +56,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     config.nats.url = infra.nats_url.clone();
     config.database.url = secrecy::SecretString::from(infra.database_url.clone());
-    let options = StackOptions {
+    // A newcomer sees the services come up and the status line; the services' own log
+    // lines from warnings up (RUST_LOG, where set, says otherwise).
+    if std::env::var("RUST_LOG").is_err() {
+        config.telemetry.log_filter = args.log.clone();
+    }
+    let tryton = match args.erp {
+        ErpChoice::Simulator => None,
+        ErpChoice::Tryton => Some(start_tryton().await?),
+    };
+    let mut options = StackOptions {
         // All three sources, as production runs them: webhooks (with Centra's real
         // unreliability), the Events queue, and the resync safety net.
         centra_events: true,
@@ -52,11 +75,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         centra_requests_per_10s: 200,
         ..StackOptions::default()
     };
+    if let Some(t) = &tryton {
+        options.erp = Some(ferry_config::ErpConfig::new(
+            "tryton",
+            serde_json::json!({
+                "url": t.infra.url, "user": t.infra.user, "password": t.infra.password,
+                "confirm": true, "carrier": "PostNord", "reference_prefix": "demo-",
+            }),
+        ));
+        // Tryton's warehouse is `WH`; it feeds Centra's warehouse 1.
+        options.inventory.warehouses = [("WH".to_owned(), 1)].into();
+    }
     let stack = Stack::start(config, options)
         .await
         .context("starting Ferry")?;
+    for service in crate::stack::SERVICES {
+        println!("  {service:<22} ready");
+    }
     let store = ferry_store::Store::connect(&stack.config.database).await?;
-    print_map(&stack, &infra);
+    print_map(&stack, &infra, tryton.as_ref());
 
     let shutdown = ferry_runtime::shutdown::on_signals();
     if let Some(seconds) = args.duration {
@@ -84,7 +121,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             available: 200,
         })
         .collect();
-    stack.erp.set_stock(&opening);
+    if tryton.is_none() {
+        stack.erp.set_stock(&opening);
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut seconds: u64 = 0;
     let mut shipped = std::collections::HashSet::new();
@@ -100,10 +139,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         if seconds.is_multiple_of(5) {
             // Shop staff confirm pending orders now and then; Ferry releases them.
             stack.centra.state.confirm_pending();
-            // The warehouse ships what reached the ERP; fulfilment tells Centra.
-            ship_new_orders(&stack, &mut shipped);
+            // The warehouse ships what reached the ERP simulator; fulfilment tells Centra.
+            // (In Tryton the warehouse ships from Tryton's own screens.)
+            if tryton.is_none() {
+                ship_new_orders(&stack, &mut shipped);
+            }
         }
-        if seconds.is_multiple_of(10) {
+        if seconds.is_multiple_of(10) && tryton.is_none() {
             // The warehouse recounts three sizes (deliveries, corrections): new ERP levels.
             let at = (seconds / 10) as usize;
             let counted: Vec<String> = (0..3)
@@ -115,12 +157,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 ferry_sim_erp::SALES_WAREHOUSE,
                 seconds,
             );
+        }
+        if seconds.is_multiple_of(10) {
             print_status(&stack, &store).await;
         }
     }
     println!("ferry up: stopping");
     print_status(&stack, &store).await;
+    store.pool().close().await;
     stack.shutdown().await;
+    drop(tryton);
     infra.stop();
     if fresh {
         let _ = std::fs::remove_dir_all(&dir);
@@ -128,7 +174,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_map(stack: &Stack, infra: &LocalInfra) {
+fn print_map(stack: &Stack, infra: &LocalInfra, tryton: Option<&ferry_testing::PrivateTryton>) {
     let tenant = stack.tenant();
     println!();
     println!("Ferry is running (tenant `{tenant}`). Where to look:");
@@ -141,10 +187,16 @@ fn print_map(stack: &Stack, infra: &LocalInfra) {
         "  Centra simulator (GraphQL)    {}  (token: sim-token)",
         stack.centra.graphql_url()
     );
-    println!(
-        "  ERP simulator                 {}/admin/stats",
-        stack.erp.url()
-    );
+    match tryton {
+        Some(t) => println!(
+            "  ERP: Tryton                   {}  (user {}, sales with reference demo-<order>)",
+            t.infra.url, t.infra.user
+        ),
+        None => println!(
+            "  ERP simulator                 {}/admin/stats",
+            stack.erp.url()
+        ),
+    }
     println!(
         "  NATS                          {}  (prefix `{}`)",
         infra.nats_url, stack.config.nats.prefix
@@ -188,7 +240,10 @@ async fn print_status(stack: &Stack, store: &ferry_store::Store) {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let erp = stack.erp.stats();
+    let posted = states
+        .iter()
+        .find(|(s, _)| s == "posted")
+        .map_or(0, |(_, n)| *n);
     let states: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
     let (stock_calls, selling_out) = stack.centra.state.ops(|o| {
         let ours = o
@@ -202,14 +257,14 @@ async fn print_status(stack: &Stack, store: &ferry_store::Store) {
         )
     });
     println!(
-        "orders in Centra {} | ledger: {} | ERP sales orders {} | shipping e-mails {} | stock pushes {} ({} selling out) | open exceptions {}",
+        "orders in Centra {} | ledger: {} | posted to the ERP {} | shipping e-mails {} | stock pushes {} ({} selling out) | open exceptions {}",
         stack.centra.state.order_count(),
         if states.is_empty() {
             "empty".to_owned()
         } else {
             states.join(", ")
         },
-        erp.orders,
+        posted,
         stack.centra.state.ops(|o| o
             .emails
             .iter()
@@ -219,4 +274,19 @@ async fn print_status(stack: &Stack, store: &ferry_store::Store) {
         selling_out,
         exceptions
     );
+}
+
+/// Prepares (first time: installs) and starts the project's Tryton for the demo tenant.
+async fn start_tryton() -> anyhow::Result<ferry_testing::PrivateTryton> {
+    println!("ferry up: starting Tryton (the first time installs it, about two minutes)");
+    let script = ferry_testing::infra::workspace_root().join("scripts/tryton.sh");
+    let prepared = tokio::process::Command::new(&script)
+        .arg("prepare")
+        .status()
+        .await
+        .with_context(|| format!("running {}", script.display()))?;
+    anyhow::ensure!(prepared.success(), "scripts/tryton.sh prepare failed");
+    tokio::task::spawn_blocking(|| ferry_testing::PrivateTryton::start(false))
+        .await?
+        .map_err(|e| anyhow::anyhow!("starting Tryton: {e}"))
 }

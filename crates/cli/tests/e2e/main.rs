@@ -14,3 +14,4 @@ mod release;
 mod sources;
 mod traces;
 mod tryton;
+mod up;
