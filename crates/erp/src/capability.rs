@@ -1,12 +1,15 @@
 //! What an ERP can do for Ferry, one trait per capability: a connector implements what its
 //! ERP offers, and each service asks for what it needs (the erp-writer [`PostOrders`], the
-//! shipment source [`ShipmentFeed`], the stock source [`StockFeed`]). Credit notes and
-//! order changes join as further traits when connectors learn them.
+//! shipment source [`ShipmentFeed`], the stock source [`StockFeed`], the reconciler
+//! [`ReadBack`]). Credit notes and order changes join as further traits when connectors
+//! learn them.
 
 use async_trait::async_trait;
 
 use crate::error::ErpError;
-use crate::types::{Customer, ErpDocument, PostOrder, ShipmentPage, StockLevel, StockPage};
+use crate::types::{
+    Customer, ErpDocument, PostOrder, ReadDocument, ReadPage, ShipmentPage, StockLevel, StockPage,
+};
 
 /// Every connector: its name, and whether the ERP answers.
 #[async_trait]
@@ -87,6 +90,19 @@ pub trait StockFeed: Erp {
     ) -> Result<Option<StockPage>, ErpError> {
         Ok(None)
     }
+}
+
+/// Reading sales orders back as the ERP holds them — lines, prices, tax, totals, state —
+/// whatever Ferry sent and whatever happened to them since: what the reconciler checks.
+#[async_trait]
+pub trait ReadBack: Erp {
+    /// Every document the ERP holds under `external_ref`, oldest first: none (never posted,
+    /// or deleted since), one, or more (a duplicate).
+    async fn read_sales_orders(&self, external_ref: &str) -> Result<Vec<ReadDocument>, ErpError>;
+
+    /// Every sales order the ERP holds — those Ferry posted and those it did not — oldest
+    /// first, after `cursor` ("" = from the beginning), at most `limit`.
+    async fn sales_orders_since(&self, cursor: &str, limit: usize) -> Result<ReadPage, ErpError>;
 }
 
 /// Creates `orders` one request after another: what an ERP without a batch call does with

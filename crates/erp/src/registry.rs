@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::capability::{Customers, Erp, PostOrders, ShipmentFeed, StockFeed};
+use crate::capability::{Customers, Erp, PostOrders, ReadBack, ShipmentFeed, StockFeed};
 
 /// A tenant's `[erp]` table: `kind` and the connector's own settings beside it.
 pub type Settings = serde_json::Map<String, serde_json::Value>;
@@ -29,6 +29,7 @@ pub struct Connector {
     pub customers: Option<Arc<dyn Customers>>,
     pub shipments: Option<Arc<dyn ShipmentFeed>>,
     pub stock: Option<Arc<dyn StockFeed>>,
+    pub read_back: Option<Arc<dyn ReadBack>>,
 }
 
 impl Connector {
@@ -41,6 +42,7 @@ impl Connector {
             customers: None,
             shipments: None,
             stock: None,
+            read_back: None,
         }
     }
 
@@ -64,16 +66,22 @@ impl Connector {
         self
     }
 
+    pub fn read_back(mut self, c: Arc<dyn ReadBack>) -> Self {
+        self.read_back = Some(c);
+        self
+    }
+
     /// Every capability of one value that has them all.
     pub fn full<T>(kind: &'static str, erp: Arc<T>) -> Self
     where
-        T: PostOrders + Customers + ShipmentFeed + StockFeed,
+        T: PostOrders + Customers + ShipmentFeed + StockFeed + ReadBack,
     {
         Connector::new(kind, erp.clone())
             .orders(erp.clone())
             .customers(erp.clone())
             .shipments(erp.clone())
-            .stock(erp)
+            .stock(erp.clone())
+            .read_back(erp)
     }
 
     /// The capabilities, for messages and `ferry up`.
@@ -83,6 +91,7 @@ impl Connector {
             ("customers", self.customers.is_some()),
             ("shipments", self.shipments.is_some()),
             ("stock", self.stock.is_some()),
+            ("read_back", self.read_back.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, has)| has.then_some(name))

@@ -181,3 +181,73 @@ pub struct StockPage {
     /// Pass back to read on; unchanged when nothing new arrived.
     pub next_cursor: String,
 }
+
+/// What a line of a document read back from the ERP is for. `Rounding` is the explicit line
+/// a connector adds so that the ERP's total equals what the customer paid; `Other` is
+/// anything Ferry never posts (a line someone added in the ERP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadLineKind {
+    Item,
+    Shipping,
+    Handling,
+    Rounding,
+    Other,
+}
+
+impl From<LineKind> for ReadLineKind {
+    fn from(kind: LineKind) -> Self {
+        match kind {
+            LineKind::Item => ReadLineKind::Item,
+            LineKind::Shipping => ReadLineKind::Shipping,
+            LineKind::Handling => ReadLineKind::Handling,
+        }
+    }
+}
+
+/// One line of a sales order as the ERP holds it. Amounts are the line's totals in minor
+/// units of the document's currency, after any discount; `net = gross − tax`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadLine {
+    pub kind: ReadLineKind,
+    pub erp_item: String,
+    pub description: String,
+    pub quantity: i64,
+    /// The unit price as the ERP keeps it (net of tax, in currency units, with the ERP's
+    /// own precision), when it keeps one.
+    pub unit_price: Option<rust_decimal::Decimal>,
+    /// Percent ("25", "8.875"), as the ERP states it; empty when the line has no tax.
+    pub tax_rate: String,
+    pub gross_minor: i64,
+    pub tax_minor: i64,
+    pub net_minor: i64,
+}
+
+/// A sales order read back from the ERP, line by line, exactly as the ERP holds it now —
+/// not as Ferry sent it: the reconciler compares it with what Centra charged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadDocument {
+    /// The ERP's own reference (number or id).
+    pub reference: String,
+    /// The Centra order number it carries; empty for a document no Centra order names
+    /// (entered by hand in the ERP).
+    pub external_ref: String,
+    pub currency: String,
+    pub state: DocumentState,
+    /// The ERP's own word for its state ("processing"), for people; may be empty.
+    pub erp_state: String,
+    pub lines: Vec<ReadLine>,
+    /// The ERP's own totals (not Ferry's sums of the lines).
+    pub gross_minor: i64,
+    pub tax_minor: i64,
+    /// When the ERP created it, RFC 3339 (or a date where the ERP keeps only that).
+    pub created_at: String,
+}
+
+/// A page of every sales order the ERP holds, oldest first, and the cursor to go on from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadPage {
+    pub documents: Vec<ReadDocument>,
+    /// Pass back to read on; unchanged when nothing more is there.
+    pub next_cursor: String,
+}

@@ -14,4 +14,5 @@ mod release;
 mod sources;
 mod traces;
 mod tryton;
+mod tryton_readback;
 mod up;

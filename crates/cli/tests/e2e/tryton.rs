@@ -19,7 +19,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-fn unique_prefix() -> String {
+pub(crate) fn unique_prefix() -> String {
     format!(
         "t{}-",
         uuid::Uuid::new_v4()
@@ -53,7 +53,7 @@ fn connector(prefix: &str) -> Tryton {
     })
 }
 
-fn tenant(rules: Rules) -> TenantConfig {
+pub(crate) fn tenant(rules: Rules) -> TenantConfig {
     let text = r#"
         id = "acme"
         [centra]
@@ -70,7 +70,11 @@ fn tenant(rules: Rules) -> TenantConfig {
 }
 
 /// Snapshot JSON → what the writer posts, through the real transform and conversions.
-fn post_order(tenant: &TenantConfig, json: &[u8], items: &dyn ferry_domain::ItemMap) -> PostOrder {
+pub(crate) fn post_order(
+    tenant: &TenantConfig,
+    json: &[u8],
+    items: &dyn ferry_domain::ItemMap,
+) -> PostOrder {
     let snapshot = Snapshot::parse(json).expect("snapshot");
     let order = transform(&snapshot, &tenant.rules, items);
     assert_eq!(order.release, Release::Ready, "{:?}", order.problems);

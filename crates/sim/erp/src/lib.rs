@@ -1,6 +1,7 @@
 //! An ERP simulator: a small "generic ERP" over HTTP JSON (`docs/erp-http-api.md`) with
-//! idempotent sales orders, lookup by external reference, and fault injection, for tests,
-//! demos and benchmarks.
+//! idempotent sales orders, lookup by external reference, documents read back as recorded,
+//! and fault injection — including faults that change what it records — for tests, demos
+//! and benchmarks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -20,9 +21,12 @@ use tokio_util::sync::CancellationToken;
 
 mod logistics;
 mod orders;
+mod records;
 
 use logistics::*;
 use orders::*;
+pub use records::Change;
+use records::*;
 
 /// A sales order line as the generic ERP accepts it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,12 +91,34 @@ pub struct SalesOrder {
     pub created_at: String,
     #[serde(default)]
     pub cancelled: bool,
+    /// Deleted in the ERP: kept so references stay stable, never read or looked up.
+    #[serde(default)]
+    pub deleted: bool,
     /// Until when the order is still being booked (the `booking_ms` fault).
     #[serde(skip)]
     pub booked_at: Option<std::time::Instant>,
 }
 
 impl SalesOrder {
+    /// The document for `order` as sent, totals summed from its lines; the book gives it
+    /// its reference when it stores it.
+    pub(crate) fn from_new(order: NewSalesOrder) -> Self {
+        SalesOrder {
+            reference: String::new(),
+            external_ref: order.external_ref,
+            currency: order.currency,
+            gross_minor: order.lines.iter().map(|l| l.gross_minor).sum(),
+            tax_minor: order.lines.iter().map(|l| l.tax_minor).sum(),
+            line_count: order.lines.len(),
+            lines: order.lines,
+            customer: order.customer,
+            created_at: chrono::Utc::now().to_rfc3339(),
+            cancelled: false,
+            deleted: false,
+            booked_at: None,
+        }
+    }
+
     /// Where the document stands now.
     pub fn state(&self) -> DocState {
         if self.cancelled {
@@ -143,6 +169,13 @@ pub struct Faults {
     /// Book new orders through a queue: each stays `unfinished` for this long after it is
     /// received (the answer and lookups say so), then becomes `complete`.
     pub booking_ms: u64,
+    /// Record this share of new orders changed (see [`Change`]): the answer and every read
+    /// describe the document as recorded, not as sent.
+    pub change_price_per_mille: u32,
+    pub tax_rounding_per_mille: u32,
+    pub wrong_currency_per_mille: u32,
+    /// Record this share of new orders twice (two documents, one external reference).
+    pub duplicate_per_mille: u32,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -159,6 +192,10 @@ pub struct Stats {
     /// The most requests (create or lookup) handled at once.
     pub max_in_flight: u64,
     pub dropped_lines: u64,
+    /// Documents changed after the fact or recorded other than sent (every [`Change`]).
+    pub altered: u64,
+    /// Read-back requests (`GET /api/sales-orders/documents`).
+    pub reads: u64,
 }
 
 /// A shipment the warehouse completed (what the shipment feed returns).
@@ -255,7 +292,10 @@ impl Logistics {
 
 #[derive(Default)]
 struct Book {
-    by_ref: HashMap<String, usize>,
+    /// Idempotency key → the document created under it.
+    by_key: HashMap<String, usize>,
+    /// External reference → every document carrying it, oldest first.
+    by_ref: HashMap<String, Vec<usize>>,
     orders: Vec<SalesOrder>,
 }
 
@@ -274,6 +314,8 @@ struct Sim {
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
     dropped_lines: AtomicU64,
+    altered: AtomicU64,
+    reads: AtomicU64,
 }
 
 impl Sim {
@@ -412,11 +454,22 @@ impl ErpSim {
         cancel(&self.sim, external_ref).is_some()
     }
 
+    /// The document Ferry's lookups see for `external_ref` (the oldest not deleted).
     pub fn order(&self, external_ref: &str) -> Option<SalesOrder> {
         let book = self.sim.book.lock();
-        book.by_ref
-            .get(external_ref)
-            .map(|i| book.orders[*i].clone())
+        book.current(external_ref).map(|i| book.orders[i].clone())
+    }
+
+    /// Changes the document of `external_ref` behind Ferry's back, as a person in the ERP
+    /// would; `false` when there is none or the change does not apply to it.
+    pub fn change(&self, external_ref: &str, change: Change) -> bool {
+        self.sim.change(external_ref, change).is_some()
+    }
+
+    /// Enters a sales order by hand (no Centra order behind it); its ERP reference.
+    pub fn enter_by_hand(&self, order: NewSalesOrder) -> String {
+        let i = self.sim.enter_by_hand(order);
+        self.sim.book.lock().orders[i].reference.clone()
     }
 }
 
@@ -431,6 +484,8 @@ fn stats(sim: &Sim) -> Stats {
         injected_errors: sim.injected_errors.load(Ordering::Relaxed),
         max_in_flight: sim.max_in_flight.load(Ordering::Relaxed),
         dropped_lines: sim.dropped_lines.load(Ordering::Relaxed),
+        altered: sim.altered.load(Ordering::Relaxed),
+        reads: sim.reads.load(Ordering::Relaxed),
     }
 }
 
@@ -439,15 +494,21 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/health", get(health))
         .route("/api/sales-orders", post(create).get(lookup))
         .route("/api/sales-orders/batch", post(create_batch))
+        .route("/api/sales-orders/documents", get(documents))
         .route("/api/sales-orders/{reference}", get(by_reference))
         .route("/api/shipments", get(shipments))
         .route("/api/stock", get(stock))
         .route("/api/stock/changes", get(stock_changes))
         .route("/api/customers", post(customer))
         .route("/admin/shipments", post(admin_ship))
+        .route("/admin/sales-orders", post(admin_enter))
         .route(
             "/admin/sales-orders/{external_ref}/cancel",
             post(admin_cancel),
+        )
+        .route(
+            "/admin/sales-orders/{external_ref}/change",
+            post(admin_change),
         )
         .route("/admin/stock", put(admin_stock))
         .route("/admin/faults", get(get_faults).put(put_faults))

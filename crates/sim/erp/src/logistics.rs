@@ -6,7 +6,7 @@ use super::*;
 pub(crate) fn ship(sim: &Sim, request: ShipRequest) -> Option<Shipment> {
     let order = {
         let book = sim.book.lock();
-        let i = *book.by_ref.get(&request.external_ref)?;
+        let i = book.current(&request.external_ref)?;
         book.orders[i].clone()
     };
     let lines = request.lines.unwrap_or_else(|| {

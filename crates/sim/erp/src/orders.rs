@@ -162,54 +162,53 @@ pub(crate) fn create_one(
             bad.erp_item
         ));
     }
-    let naive = sim.faults.read().ignore_idempotency_key;
+    let faults = sim.faults.read().clone();
     let mut book = sim.book.lock();
-    let existing = if naive {
+    let existing = if faults.ignore_idempotency_key {
         None
     } else {
-        book.by_ref.get(&key).copied()
+        // A document deleted since is gone: the same key creates a new one.
+        book.by_key
+            .get(&key)
+            .copied()
+            .filter(|&i| !book.orders[i].deleted)
     };
     if let Some(i) = existing {
         sim.idempotent_replays.fetch_add(1, Ordering::Relaxed);
         return Ok((StatusCode::OK, summary(&book.orders[i])));
     }
-    let reference = format!("SO-{:07}", book.orders.len() + 1);
-    let whole = SalesOrder {
-        reference,
-        external_ref: order.external_ref,
-        currency: order.currency,
-        gross_minor: order.lines.iter().map(|l| l.gross_minor).sum(),
-        tax_minor: order.lines.iter().map(|l| l.tax_minor).sum(),
-        line_count: order.lines.len(),
-        lines: order.lines,
-        customer: order.customer,
-        created_at: chrono::Utc::now().to_rfc3339(),
-        cancelled: false,
-        booked_at: None,
-    };
-    // The answer describes the order as sent, whatever is stored.
-    let mut answer = summary(&whole);
-    let drop = sim.faults.read().drop_line_per_mille;
-    let mut stored = whole;
-    let booking = sim.faults.read().booking_ms;
-    if booking > 0 {
-        stored.booked_at = Some(std::time::Instant::now() + Duration::from_millis(booking));
+    let mut stored = SalesOrder::from_new(order);
+    if faults.booking_ms > 0 {
+        stored.booked_at =
+            Some(std::time::Instant::now() + Duration::from_millis(faults.booking_ms));
     }
-    if drop > 0
-        && stored.lines.len() > 1
-        && rand::rng().random_range(0..1000) < drop
-        && let Some(gone) = stored.lines.pop()
-    {
-        stored.gross_minor -= gone.gross_minor;
-        stored.tax_minor -= gone.tax_minor;
-        stored.line_count -= 1;
+    let mut rng = rand::rng();
+    let mut strikes = |per_mille: u32| per_mille > 0 && rng.random_range(0..1000) < per_mille;
+    if strikes(faults.drop_line_per_mille) && alter(&mut stored, Change::DropLine) {
         sim.dropped_lines.fetch_add(1, Ordering::Relaxed);
     }
-    answer.state = stored.state();
-    sim.logistics.lock().reserve(&stored.lines);
-    let index = book.orders.len();
-    book.orders.push(stored);
-    book.by_ref.entry(key).or_insert(index);
+    for (per_mille, change) in [
+        (faults.change_price_per_mille, Change::ChangePrice),
+        (faults.tax_rounding_per_mille, Change::TaxRounding),
+        (faults.wrong_currency_per_mille, Change::WrongCurrency),
+    ] {
+        if strikes(per_mille) && alter(&mut stored, change) {
+            sim.altered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let twice = strikes(faults.duplicate_per_mille);
+    let mut logistics = sim.logistics.lock();
+    logistics.reserve(&stored.lines);
+    let index = book.push(Some(key), stored);
+    if twice {
+        let copy = book.orders[index].clone();
+        logistics.reserve(&copy.lines);
+        book.push(None, copy);
+        sim.altered.fetch_add(1, Ordering::Relaxed);
+    }
+    // The answer describes the document as recorded: an ERP that stored something else
+    // than it was sent says so, and the writer can notice.
+    let answer = summary(&book.orders[index]);
     Ok((StatusCode::CREATED, answer))
 }
 
@@ -268,9 +267,8 @@ pub(crate) async fn lookup(State(sim): State<Arc<Sim>>, Query(q): Query<LookupQu
     }
     let book = sim.book.lock();
     let found: Vec<Summary> = book
-        .by_ref
-        .get(&q.external_ref)
-        .map(|i| vec![summary(&book.orders[*i])])
+        .current(&q.external_ref)
+        .map(|i| vec![summary(&book.orders[i])])
         .unwrap_or_default();
     Json(found).into_response()
 }
@@ -280,7 +278,11 @@ pub(crate) async fn by_reference(
     Path(reference): Path<String>,
 ) -> Response {
     let book = sim.book.lock();
-    match book.orders.iter().find(|o| o.reference == reference) {
+    match book
+        .orders
+        .iter()
+        .find(|o| o.reference == reference && !o.deleted)
+    {
         Some(d) => Json(d.clone()).into_response(),
         None => error(StatusCode::NOT_FOUND, "no such sales order"),
     }
@@ -289,7 +291,7 @@ pub(crate) async fn by_reference(
 /// Cancels the document of `external_ref`; what it now looks like, if there is one.
 pub(crate) fn cancel(sim: &Sim, external_ref: &str) -> Option<Summary> {
     let mut book = sim.book.lock();
-    let i = *book.by_ref.get(external_ref)?;
+    let i = book.current(external_ref)?;
     let order = book.orders.get_mut(i)?;
     order.cancelled = true;
     Some(summary(order))

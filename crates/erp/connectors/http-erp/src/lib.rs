@@ -1,14 +1,15 @@
 //! Connector for the generic HTTP JSON ERP (`docs/erp-http-api.md`), the API the ERP
 //! simulator speaks: idempotent sales orders by `Idempotency-Key` (singly or in batches),
-//! lookup by external reference, 429 with `Retry-After`.
+//! lookup by external reference, documents read back as recorded, 429 with `Retry-After`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use ferry_erp::{
-    BuildContext, Connector, Customer, Customers, Erp, ErpDocument, ErpError, Kind, PostOrder,
-    PostOrders, Settings, ShipmentFeed, ShipmentPage, StockFeed, StockLevel, StockPage,
+    BuildContext, Connector, Customer, Customers, DocumentState, Erp, ErpDocument, ErpError, Kind,
+    PostOrder, PostOrders, ReadBack, ReadDocument, ReadLine, ReadLineKind, ReadPage, Settings,
+    ShipmentFeed, ShipmentPage, StockFeed, StockLevel, StockPage,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -345,5 +346,112 @@ impl StockFeed for HttpErp {
             .await
             .map_err(transport)?;
         read_json(response, "stock change feed").await.map(Some)
+    }
+}
+
+/// A document as `GET /api/sales-orders/documents` describes it.
+#[derive(serde::Deserialize)]
+struct WireDocument {
+    reference: String,
+    #[serde(default)]
+    external_ref: String,
+    currency: String,
+    #[serde(default)]
+    state: DocumentState,
+    gross_minor: i64,
+    tax_minor: i64,
+    lines: Vec<WireLine>,
+    #[serde(default)]
+    created_at: String,
+}
+
+#[derive(serde::Deserialize)]
+struct WireLine {
+    kind: String,
+    erp_item: String,
+    #[serde(default)]
+    description: String,
+    quantity: i64,
+    #[serde(default)]
+    unit_price: Option<rust_decimal::Decimal>,
+    #[serde(default)]
+    tax_rate: String,
+    gross_minor: i64,
+    tax_minor: i64,
+    net_minor: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct WirePage {
+    documents: Vec<WireDocument>,
+    #[serde(default)]
+    next_cursor: String,
+}
+
+impl From<WireDocument> for ReadDocument {
+    fn from(d: WireDocument) -> Self {
+        ReadDocument {
+            reference: d.reference,
+            external_ref: d.external_ref,
+            currency: d.currency,
+            state: d.state,
+            erp_state: String::new(),
+            lines: d.lines.into_iter().map(ReadLine::from).collect(),
+            gross_minor: d.gross_minor,
+            tax_minor: d.tax_minor,
+            created_at: d.created_at,
+        }
+    }
+}
+
+impl From<WireLine> for ReadLine {
+    fn from(l: WireLine) -> Self {
+        // A kind the API does not name is a line Ferry never posts.
+        let kind = match l.kind.as_str() {
+            "item" => ReadLineKind::Item,
+            "shipping" => ReadLineKind::Shipping,
+            "handling" => ReadLineKind::Handling,
+            "rounding" => ReadLineKind::Rounding,
+            _ => ReadLineKind::Other,
+        };
+        ReadLine {
+            kind,
+            erp_item: l.erp_item,
+            description: l.description,
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            tax_rate: l.tax_rate,
+            gross_minor: l.gross_minor,
+            tax_minor: l.tax_minor,
+            net_minor: l.net_minor,
+        }
+    }
+}
+
+#[async_trait]
+impl ReadBack for HttpErp {
+    async fn read_sales_orders(&self, external_ref: &str) -> Result<Vec<ReadDocument>, ErpError> {
+        let response = self
+            .request(reqwest::Method::GET, "/api/sales-orders/documents")
+            .query(&[("external_ref", external_ref)])
+            .send()
+            .await
+            .map_err(transport)?;
+        let page: WirePage = read_json(response, "read-back").await?;
+        Ok(page.documents.into_iter().map(ReadDocument::from).collect())
+    }
+
+    async fn sales_orders_since(&self, cursor: &str, limit: usize) -> Result<ReadPage, ErpError> {
+        let response = self
+            .request(reqwest::Method::GET, "/api/sales-orders/documents")
+            .query(&[("after", cursor), ("limit", &limit.to_string())])
+            .send()
+            .await
+            .map_err(transport)?;
+        let page: WirePage = read_json(response, "document list").await?;
+        Ok(ReadPage {
+            documents: page.documents.into_iter().map(ReadDocument::from).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 }

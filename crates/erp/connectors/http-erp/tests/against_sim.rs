@@ -1,16 +1,17 @@
 //! The HTTP connector against the ERP simulator: idempotent posts, every fault classified as
-//! the writer needs it, the shipment feed with its cursor, stock levels and customers.
+//! the writer needs it, the shipment feed with its cursor, stock levels and customers, and
+//! documents read back as the ERP recorded them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
 
 use std::time::Duration;
 
 use ferry_erp::{
-    Customer, Customers, Erp, ErpError, LineKind, PostLine, PostOrder, PostOrders, ShipmentFeed,
-    StockFeed,
+    Customer, Customers, DocumentState, Erp, ErpError, LineKind, PostLine, PostOrder, PostOrders,
+    ReadBack, ReadLineKind, ShipmentFeed, StockFeed,
 };
 use ferry_erp_http::HttpErp;
-use ferry_sim_erp::{ErpSim, Faults, ShipRequest, ShipmentLine, StockLevel};
+use ferry_sim_erp::{Change, ErpSim, Faults, ShipRequest, ShipmentLine, StockLevel};
 use tokio_util::sync::CancellationToken;
 
 async fn sim() -> (ErpSim, HttpErp, CancellationToken) {
@@ -110,13 +111,13 @@ async fn posts_are_idempotent_and_faults_are_classified() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     erp.health().await.expect("the outage window ended");
 
-    // A dropped line is silent: the answer says two lines, the ERP keeps one.
+    // A line lost on import: the answer describes what the ERP kept, so the writer sees it.
     sim.set_faults(Faults {
         drop_line_per_mille: 1000,
         ..Faults::default()
     });
     let answered = erp.create_sales_order(&order(5)).await.expect("created");
-    assert_eq!((answered.line_count, answered.gross_minor), (2, 15000));
+    assert_eq!((answered.line_count, answered.gross_minor), (1, 10000));
     let stored = sim.order("5").expect("stored");
     assert_eq!((stored.line_count, stored.gross_minor), (1, 10000));
     assert_eq!(sim.stats().dropped_lines, 1);
@@ -379,5 +380,133 @@ async fn documents_carry_their_state() {
     assert_eq!(replayed.state, DocumentState::Cancelled);
     assert_eq!(sim.stats().orders, 1);
     assert!(!sim.cancel("no-such-order"));
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn documents_are_read_back_as_recorded_whatever_happened_to_them() {
+    let (sim, erp, shutdown) = sim().await;
+    for n in 1..=8 {
+        erp.create_sales_order(&order(n)).await.expect("created");
+    }
+    let clean = erp.read_sales_orders("1").await.expect("read");
+    assert_eq!(clean.len(), 1);
+    let doc = &clean[0];
+    assert_eq!(
+        (doc.currency.as_str(), doc.gross_minor, doc.tax_minor),
+        ("SEK", 15000, 3000)
+    );
+    assert_eq!(doc.state, DocumentState::Complete);
+    assert_eq!(doc.lines.len(), 2);
+    assert_eq!(doc.lines[0].kind, ReadLineKind::Item);
+    assert_eq!(
+        (
+            doc.lines[0].erp_item.as_str(),
+            doc.lines[0].quantity,
+            doc.lines[0].gross_minor
+        ),
+        ("A", 2, 10000)
+    );
+    assert_eq!(doc.lines[0].tax_rate, "25");
+
+    // Behind Ferry's back, one change per order.
+    let changes = [
+        ("2", Change::DropLine),
+        ("3", Change::ChangePrice),
+        ("4", Change::TaxRounding),
+        ("5", Change::WrongCurrency),
+        ("6", Change::Duplicate),
+        ("7", Change::Delete),
+        ("8", Change::Cancel),
+    ];
+    for (external_ref, change) in changes {
+        assert!(sim.change(external_ref, change), "{change:?}");
+    }
+    let read = |r: &'static str| erp.read_sales_orders(r);
+    assert_eq!(read("2").await.unwrap()[0].lines.len(), 1);
+    assert_eq!(read("2").await.unwrap()[0].gross_minor, 10000);
+    let dearer = &read("3").await.unwrap()[0];
+    // One currency unit (100 minor) more per piece on 2 pieces, 25 % tax on it.
+    assert_eq!(
+        (
+            dearer.lines[0].net_minor,
+            dearer.lines[0].tax_minor,
+            dearer.gross_minor
+        ),
+        (8000 + 200, 2000 + 50, 15000 + 250)
+    );
+    let rounded = &read("4").await.unwrap()[0];
+    assert_eq!((rounded.gross_minor, rounded.tax_minor), (15000, 3001));
+    assert_eq!(read("5").await.unwrap()[0].currency, "EUR");
+    let twice = read("6").await.unwrap();
+    assert_eq!(twice.len(), 2);
+    assert_ne!(twice[0].reference, twice[1].reference);
+    assert!(read("7").await.unwrap().is_empty(), "deleted");
+    assert!(erp.find_sales_order("7").await.unwrap().is_none());
+    assert_eq!(read("8").await.unwrap()[0].state, DocumentState::Cancelled);
+    assert!(read("unknown").await.unwrap().is_empty());
+
+    // A document entered by hand, and the whole book page by page.
+    let by_hand = sim.enter_by_hand(ferry_sim_erp::NewSalesOrder {
+        external_ref: String::new(),
+        currency: "SEK".into(),
+        order_date: String::new(),
+        customer: serde_json::Value::Null,
+        lines: vec![ferry_sim_erp::Line {
+            kind: "item".into(),
+            erp_item: "A".into(),
+            sku: None,
+            centra_line_id: None,
+            quantity: 1,
+            tax_rate: "25".into(),
+            tax_code: None,
+            gross_minor: 5000,
+            tax_minor: 1000,
+            net_minor: 4000,
+            description: "Sold at the counter".into(),
+        }],
+        payment_term: None,
+        carrier: None,
+        sales_channel: None,
+    });
+    let mut cursor = String::new();
+    let mut listed = Vec::new();
+    loop {
+        let page = erp.sales_orders_since(&cursor, 3).await.expect("page");
+        if page.next_cursor == cursor {
+            break;
+        }
+        listed.extend(page.documents);
+        cursor = page.next_cursor;
+    }
+    // 8 posted + 1 duplicate + 1 by hand, less the deleted one.
+    assert_eq!(listed.len(), 9, "{listed:#?}");
+    let hand = listed.last().unwrap();
+    assert_eq!(
+        (hand.reference.as_str(), hand.external_ref.as_str()),
+        (by_hand.as_str(), "")
+    );
+    assert_eq!(sim.stats().altered, 7);
+    assert!(sim.stats().reads > 0);
+
+    // The same changes made on import: the create answers what was recorded.
+    sim.set_faults(Faults {
+        change_price_per_mille: 1000,
+        duplicate_per_mille: 1000,
+        ..Faults::default()
+    });
+    let answered = erp.create_sales_order(&order(9)).await.expect("created");
+    assert_eq!(
+        answered.gross_minor,
+        15000 + 250,
+        "recorded dearer, and says so"
+    );
+    let recorded = erp.read_sales_orders("9").await.expect("read");
+    assert_eq!(recorded.len(), 2, "recorded twice");
+    assert!(
+        recorded
+            .iter()
+            .all(|d| d.gross_minor == answered.gross_minor)
+    );
     shutdown.cancel();
 }

@@ -14,6 +14,7 @@
 mod feeds;
 mod lookups;
 mod party;
+mod readback;
 pub mod rpc;
 mod sale;
 
@@ -23,7 +24,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ferry_erp::{
     BuildContext, Connector, Customer, Customers, Erp, ErpDocument, ErpError, Kind, PostOrder,
-    PostOrders, Settings, ShipmentFeed, ShipmentPage, StockFeed, StockLevel,
+    PostOrders, ReadBack, ReadDocument, ReadPage, Settings, ShipmentFeed, ShipmentPage, StockFeed,
+    StockLevel,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -175,6 +177,17 @@ impl PostOrders for Tryton {
 
     async fn create_sales_order(&self, order: &PostOrder) -> Result<ErpDocument, ErpError> {
         self.create_sale(order).await
+    }
+}
+
+#[async_trait]
+impl ReadBack for Tryton {
+    async fn read_sales_orders(&self, external_ref: &str) -> Result<Vec<ReadDocument>, ErpError> {
+        self.read_back(external_ref).await
+    }
+
+    async fn sales_orders_since(&self, cursor: &str, limit: usize) -> Result<ReadPage, ErpError> {
+        self.read_back_since(cursor, limit).await
     }
 }
 

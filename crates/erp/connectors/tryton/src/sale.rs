@@ -280,7 +280,7 @@ impl SaleState {
         SaleState::Cancelled,
     ];
 
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SaleState::Draft => "draft",
             SaleState::Quotation => "quotation",
@@ -291,7 +291,7 @@ impl SaleState {
         }
     }
 
-    fn of(row: &Value) -> Result<Self, ErpError> {
+    pub(crate) fn of(row: &Value) -> Result<Self, ErpError> {
         let text = row["state"].as_str().unwrap_or_default();
         Self::ALL
             .into_iter()
@@ -329,7 +329,7 @@ fn next_step(state: SaleState, confirm: bool) -> Option<Step> {
 
 /// How a sale found in `state` counts for Ferry. A draft is unfinished even under a draft
 /// policy until it is known to be balanced (a lookup does not know what was paid).
-fn document_state(state: SaleState, confirm: bool) -> DocumentState {
+pub(crate) fn document_state(state: SaleState, confirm: bool) -> DocumentState {
     match next_step(state, confirm) {
         Some(_) => DocumentState::Unfinished,
         None if state == SaleState::Cancelled => DocumentState::Cancelled,
