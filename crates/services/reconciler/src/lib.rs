@@ -1,0 +1,5 @@
+//! The reconciler: proves that every Centra order reached the ERP once, whole and on time,
+//! by checking Centra, the ledger and the ERP against each other, and gives every
+//! difference a cause, an owner and the money at stake.
+
+pub mod compare;
