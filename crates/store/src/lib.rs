@@ -14,6 +14,7 @@ use sqlx::{PgPool, Row};
 pub mod fulfilment;
 pub mod inventory;
 pub mod ledger;
+pub mod reconciliation;
 pub mod statistics;
 
 pub use ledger::{

@@ -3,3 +3,4 @@
 //! difference a cause, an owner and the money at stake.
 
 pub mod compare;
+pub mod expected;

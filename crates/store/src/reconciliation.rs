@@ -1,0 +1,155 @@
+//! The reconciler's bookkeeping: which orders are due a check against Centra and the ERP,
+//! and the verdict of each check (ADR 0028). An order is due once it should have settled,
+//! again whenever its ledger row changes, and while its last verdict was not `reconciled`.
+
+use chrono::{DateTime, Utc};
+
+use crate::ledger::LedgerRow;
+use crate::{Store, StoreError};
+
+/// A ledger row due a check, with the version (its `updated_at`) the verdict will refer to.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueOrder {
+    #[sqlx(flatten)]
+    pub row: LedgerRow,
+    pub ledger_version: DateTime<Utc>,
+}
+
+/// The verdict of one check, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictRecord {
+    pub order_number: i64,
+    /// `reconciled`, `pending` or `variance`.
+    pub verdict: &'static str,
+    /// The causes' names, sorted.
+    pub causes: Vec<String>,
+    pub money_minor: i64,
+    pub currency: String,
+    /// The ledger row's version checked; `None` for an order the ledger does not hold.
+    pub ledger_version: Option<DateTime<Utc>>,
+}
+
+/// How many orders of a tenant stand at each verdict.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerdictCounts {
+    pub reconciled: i64,
+    pub pending: i64,
+    pub variance: i64,
+}
+
+impl Store {
+    /// Up to `limit` orders of `tenant` after order number `after` that are due a check:
+    /// accepted (or, without that, received) at or before `settled_before`, and never
+    /// checked, changed since their last check, or not reconciled at a check made at or
+    /// before `recheck_before`. In order-number order, so a caller pages through a tenant.
+    pub async fn orders_to_reconcile(
+        &self,
+        tenant: &str,
+        after: i64,
+        settled_before: DateTime<Utc>,
+        recheck_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DueOrder>, StoreError> {
+        Ok(sqlx::query_as::<_, DueOrder>(
+            "SELECT l.tenant, l.order_number, l.centra_order_id, l.state, l.snapshot_hash,
+                    l.snapshot_fetched_at, l.order_fingerprint, l.currency, l.gross_minor, l.tax_minor,
+                    l.erp_reference, l.erp_gross_minor, l.erp_tax_minor, l.erp_rounding_minor,
+                    l.post_attempts, l.first_accepted_at, l.received_at, l.transformed_at,
+                    l.posting_started_at, l.posted_at, l.updated_at AS ledger_version
+             FROM order_ledger l
+             LEFT JOIN reconciliation r
+                    ON r.tenant = l.tenant AND r.order_number = l.order_number
+             WHERE l.tenant = $1 AND l.order_number > $2
+               AND COALESCE(l.first_accepted_at, l.received_at) <= $3
+               AND (r.order_number IS NULL
+                    OR r.ledger_version IS DISTINCT FROM l.updated_at
+                    OR (r.verdict <> 'reconciled' AND r.checked_at <= $4))
+             ORDER BY l.order_number
+             LIMIT $5",
+        )
+        .bind(tenant)
+        .bind(after)
+        .bind(settled_before)
+        .bind(recheck_before)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records the verdicts of one batch of checks (one statement), replacing earlier ones.
+    pub async fn record_verdicts(
+        &self,
+        tenant: &str,
+        verdicts: &[VerdictRecord],
+    ) -> Result<(), StoreError> {
+        if verdicts.is_empty() {
+            return Ok(());
+        }
+        let numbers: Vec<i64> = verdicts.iter().map(|v| v.order_number).collect();
+        let names: Vec<&str> = verdicts.iter().map(|v| v.verdict).collect();
+        // Arrays of arrays cannot be bound: the causes travel as one comma-joined string.
+        let causes: Vec<String> = verdicts.iter().map(|v| v.causes.join(",")).collect();
+        let money: Vec<i64> = verdicts.iter().map(|v| v.money_minor).collect();
+        let currencies: Vec<&str> = verdicts.iter().map(|v| v.currency.as_str()).collect();
+        let versions: Vec<Option<DateTime<Utc>>> =
+            verdicts.iter().map(|v| v.ledger_version).collect();
+        sqlx::query(
+            "INSERT INTO reconciliation
+                 (tenant, order_number, verdict, causes, money_minor, currency, ledger_version, checked_at)
+             SELECT $1, v.n, v.verdict, COALESCE(string_to_array(NULLIF(v.causes, ''), ','), '{}'),
+                    v.money, v.currency,
+                    v.version, now()
+             FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::timestamptz[])
+                  AS v(n, verdict, causes, money, currency, version)
+             ORDER BY v.n
+             ON CONFLICT (tenant, order_number) DO UPDATE SET
+                 verdict = EXCLUDED.verdict, causes = EXCLUDED.causes,
+                 money_minor = EXCLUDED.money_minor, currency = EXCLUDED.currency,
+                 ledger_version = EXCLUDED.ledger_version, checked_at = EXCLUDED.checked_at",
+        )
+        .bind(tenant)
+        .bind(&numbers)
+        .bind(&names)
+        .bind(&causes)
+        .bind(&money)
+        .bind(&currencies)
+        .bind(&versions)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The last verdict on one order: (verdict, causes).
+    pub async fn verdict(
+        &self,
+        tenant: &str,
+        order_number: i64,
+    ) -> Result<Option<(String, Vec<String>)>, StoreError> {
+        Ok(sqlx::query_as::<_, (String, Vec<String>)>(
+            "SELECT verdict, causes FROM reconciliation WHERE tenant = $1 AND order_number = $2",
+        )
+        .bind(tenant)
+        .bind(order_number)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// How many of a tenant's checked orders stand at each verdict.
+    pub async fn verdict_counts(&self, tenant: &str) -> Result<VerdictCounts, StoreError> {
+        let rows = sqlx::query_as::<_, (String, i64)>(
+            "SELECT verdict, count(*) FROM reconciliation WHERE tenant = $1 GROUP BY verdict",
+        )
+        .bind(tenant)
+        .fetch_all(self.pool())
+        .await?;
+        let mut counts = VerdictCounts::default();
+        for (verdict, n) in rows {
+            match verdict.as_str() {
+                "reconciled" => counts.reconciled = n,
+                "pending" => counts.pending = n,
+                _ => counts.variance += n,
+            }
+        }
+        Ok(counts)
+    }
+}
