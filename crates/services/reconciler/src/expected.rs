@@ -1,10 +1,26 @@
-//! What Centra charged, as the ERP should hold it: the transform's sales order of Centra's
-//! current snapshot, reduced to what the comparison reads.
+//! The comparison's inputs from their sources: what Centra charged, as the ERP should hold
+//! it (the transform's sales order of Centra's current snapshot), and what the ledger says
+//! Ferry did.
 
 use ferry_domain::{LineKind, Release, SalesOrder};
 use ferry_erp::ReadLineKind;
+use ferry_store::LedgerRow;
 
-use crate::compare::{Expected, ExpectedLine};
+use crate::compare::{Expected, ExpectedLine, LedgerView};
+
+/// What the ledger row says Ferry did. `held_for` is left to the caller, which knows the
+/// order's open exceptions.
+pub fn ledger_view(row: &LedgerRow) -> LedgerView {
+    LedgerView {
+        state: row.state.clone(),
+        held_for: None,
+        fingerprint: row.order_fingerprint.clone(),
+        erp_reference: row.erp_reference.clone(),
+        erp_gross_minor: row.erp_gross_minor,
+        erp_tax_minor: row.erp_tax_minor,
+        erp_rounding_minor: row.erp_rounding_minor.unwrap_or(0),
+    }
+}
 
 /// The expected ERP document for `order` (Centra's snapshot through the transform). An
 /// item without an ERP mapping is expected under an empty item code: it cannot match any

@@ -1,0 +1,162 @@
+//! The reconciler's judgement on the real chain: orders from the Centra simulator through
+//! ingest, transform and the erp-writer into the ERP simulator, then judged from Centra's
+//! current snapshot, the ledger and the ERP's documents read back through the HTTP
+//! connector. A clean run has no variance (vouchers, bundles, handling, partly cancelled
+//! lines included); each change planted in the ERP behind Ferry's back is found once, with
+//! its cause and owner.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ferry::stack::{Stack, StackOptions};
+use ferry_centra::CentraClient;
+use ferry_domain::{NoItems, Snapshot, transform};
+use ferry_erp::ReadBack;
+use ferry_erp_http::HttpErp;
+use ferry_reconciler::compare::{Cause, Clock, Verdict, reconcile};
+use ferry_reconciler::expected::{expected, ledger_view};
+use ferry_sim_centra::OrderMix;
+use ferry_sim_erp::Change;
+use ferry_testing::TestEnv;
+use secrecy::SecretString;
+
+/// Every order's verdict, judged as the reconciler does.
+async fn judge(
+    stack: &Stack,
+    store: &ferry_store::Store,
+    numbers: &[i64],
+) -> BTreeMap<i64, Verdict> {
+    let client = CentraClient::new(
+        stack.centra.graphql_url(),
+        SecretString::from("sim-token"),
+        1000,
+        Duration::from_secs(10),
+    );
+    let erp = HttpErp::new(stack.erp.url(), None, Duration::from_secs(5));
+    let rules = &stack.config.tenants[0].rules;
+    let mut verdicts = BTreeMap::new();
+    for raw in client
+        .order_snapshots(numbers)
+        .await
+        .expect("Centra's snapshots")
+    {
+        let snapshot = Snapshot::parse(&raw.json).expect("snapshot");
+        let order = transform(&snapshot, rules, &NoItems);
+        let row = store
+            .ledger_row("acme", order.order_number)
+            .await
+            .expect("ledger")
+            .expect("a ledger row");
+        let documents = erp
+            .read_sales_orders(&order.order_number.to_string())
+            .await
+            .expect("read back");
+        let clock = Clock {
+            now: chrono::Utc::now(),
+            accepted_at: row.first_accepted_at.unwrap_or(row.received_at),
+            grace: chrono::Duration::zero(),
+        };
+        let verdict = reconcile(
+            &expected(&order),
+            Some(&ledger_view(&row)),
+            &documents,
+            clock,
+        );
+        verdicts.insert(order.order_number, verdict);
+    }
+    verdicts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_run_reconciles_and_every_change_in_the_erp_is_found() {
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 11,
+        centra_requests_per_10s: 1000,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(env.config(), options)
+        .await
+        .expect("stack starts");
+    let store = env.store().await;
+    let numbers = stack.centra.generate(
+        40,
+        &OrderMix {
+            voucher_pct: 40,
+            bundle_pct: 30,
+            cancellation_pct: 20,
+            handling_pct: 30,
+            hold_pct: 0,
+            pending_pct: 0,
+            ..OrderMix::default()
+        },
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while crate::count_posted(&store).await < 40 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(crate::count_posted(&store).await, 40);
+
+    let clean = judge(&stack, &store, &numbers).await;
+    assert_eq!(clean.len(), 40);
+    let unclean: Vec<_> = clean
+        .iter()
+        .filter(|(_, v)| **v != Verdict::Reconciled)
+        .collect();
+    assert!(unclean.is_empty(), "no false positives: {unclean:#?}");
+
+    // Behind Ferry's back: one change per order (a line can only be dropped from an order
+    // that has two).
+    let two_lines = numbers
+        .iter()
+        .copied()
+        .find(|n| {
+            stack
+                .erp
+                .order(&n.to_string())
+                .is_some_and(|d| d.lines.len() > 1)
+        })
+        .expect("an order with two lines");
+    let others: Vec<i64> = numbers
+        .iter()
+        .copied()
+        .filter(|n| *n != two_lines)
+        .collect();
+    let planted = [
+        (two_lines, Change::DropLine, Cause::AlteredInErp),
+        (others[0], Change::ChangePrice, Cause::AlteredInErp),
+        (others[1], Change::TaxRounding, Cause::Rounding),
+        (others[2], Change::WrongCurrency, Cause::Currency),
+        (others[3], Change::Duplicate, Cause::Duplicate),
+        (others[4], Change::Delete, Cause::DeletedInErp),
+        (others[5], Change::Cancel, Cause::OneSidedCancellation),
+    ];
+    for (number, change, _) in planted {
+        assert!(
+            stack.erp.change(&number.to_string(), change),
+            "{change:?} on {number}"
+        );
+    }
+    let judged = judge(&stack, &store, &numbers).await;
+    for (number, change, cause) in planted {
+        let variances = judged[&number].variances();
+        assert_eq!(
+            variances.len(),
+            1,
+            "{change:?} on {number}: {:?}",
+            judged[&number]
+        );
+        assert_eq!(variances[0].cause, cause, "{change:?}: {:?}", variances[0]);
+        assert_eq!(variances[0].owner, cause.owner());
+        assert!(variances[0].money_minor > 0, "{:?}", variances[0]);
+    }
+    let rest = judged
+        .iter()
+        .filter(|(n, _)| !planted.iter().any(|(p, _, _)| p == *n))
+        .filter(|(_, v)| **v != Verdict::Reconciled)
+        .count();
+    assert_eq!(rest, 0, "only what was planted");
+    stack.shutdown().await;
+    env.cleanup().await;
+}
