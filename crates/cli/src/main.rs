@@ -28,7 +28,7 @@ enum Command {
     /// and sample orders flowing through them.
     #[cfg(feature = "dev")]
     Up(ferry::up::UpArgs),
-    /// Run one service (ingest, transform, erp-writer) as its own process.
+    /// Run one service as its own process (one per pod in production).
     Run {
         service: Service,
         /// TOML configuration file (else $FERRY_CONFIG, then FERRY_* variables).
@@ -99,6 +99,7 @@ enum Service {
     FulfilmentFeedback,
     #[value(name = "inventory-pusher")]
     InventoryPusher,
+    Reconciler,
 }
 
 fn main() -> ExitCode {
@@ -178,6 +179,7 @@ async fn run_service(service: Service, config: Option<PathBuf>) -> anyhow::Resul
         Service::ErpWriter => ferry_erp_writer::SERVICE,
         Service::FulfilmentFeedback => ferry_fulfilment::SERVICE,
         Service::InventoryPusher => ferry_inventory::SERVICE,
+        Service::Reconciler => ferry_reconciler::SERVICE,
     };
     let booted = ferry_runtime::service::boot_with(
         name,

@@ -9,12 +9,13 @@ use ferry_platform::Platform;
 use tokio::task::JoinHandle;
 
 /// Every service, in the order the stack starts them.
-pub const ALL: [&str; 5] = [
+pub const ALL: [&str; 6] = [
     ferry_ingest::SERVICE,
     ferry_transform::SERVICE,
     ferry_erp_writer::SERVICE,
     ferry_fulfilment::SERVICE,
     ferry_inventory::SERVICE,
+    ferry_reconciler::SERVICE,
 ];
 
 /// A started service.
@@ -46,6 +47,9 @@ pub async fn start(name: &str, platform: Platform) -> anyhow::Result<Running> {
         }
         ferry_inventory::SERVICE => {
             tokio::spawn(async move { Ok(ferry_inventory::run(platform, connectors).await?) })
+        }
+        ferry_reconciler::SERVICE => {
+            tokio::spawn(async move { Ok(ferry_reconciler::run(platform, connectors).await?) })
         }
         other => anyhow::bail!("unknown service {other}"),
     };

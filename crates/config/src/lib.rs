@@ -52,6 +52,7 @@ pub struct Config {
     pub feeds: FeedsConfig,
     pub ingest: IngestConfig,
     pub erp_writer: ErpWriterConfig,
+    pub reconciler: ReconcilerConfig,
     /// Extra tenant files (`*.toml`, one brand each) are read from this directory.
     pub tenants_dir: Option<PathBuf>,
     pub tenants: Vec<TenantConfig>,
@@ -136,6 +137,43 @@ impl Default for ErpWriterConfig {
     }
 }
 
+/// The reconciler (`[reconciler]`, ADR 0028).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcilerConfig {
+    /// How long after Centra accepted an order it should be in the ERP: until then its
+    /// absence is "pending", after it "missing".
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// How soon an order found not reconciled is checked again.
+    #[serde(with = "humantime_serde")]
+    pub recheck: Duration,
+    /// How often every order is checked again, reconciled or not (what changes in the ERP
+    /// alone shows in the ledger nowhere).
+    #[serde(with = "humantime_serde")]
+    pub sweep: Duration,
+    /// Orders checked per pass (one ledger query, one Centra request).
+    pub batch: usize,
+    /// How long to wait after a pass that found nothing due.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// ERP reads in flight per tenant.
+    pub erp_reads_in_flight: usize,
+}
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(30 * 60),
+            recheck: Duration::from_secs(15 * 60),
+            sweep: Duration::from_secs(24 * 60 * 60),
+            batch: 200,
+            interval: Duration::from_secs(30),
+            erp_reads_in_flight: 8,
+        }
+    }
+}
+
 impl Config {
     /// The layers of a configuration read from `file` (if any) over the defaults. The
     /// binary adds the `FERRY_*` environment on top (a library reads no environment).
@@ -171,6 +209,11 @@ impl Config {
         }
         if self.ingest.snapshot_batch == 0 || self.ingest.snapshot_batch > 200 {
             return bad("ingest.snapshot_batch must be between 1 and 200 (Centra's limit)".into());
+        }
+        if self.reconciler.batch == 0 || self.reconciler.erp_reads_in_flight == 0 {
+            return bad(
+                "reconciler.batch and reconciler.erp_reads_in_flight must be positive".into(),
+            );
         }
         if self.erp_writer.max_in_flight_per_tenant == 0 {
             return bad("erp_writer.max_in_flight_per_tenant must be positive".into());

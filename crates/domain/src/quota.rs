@@ -68,14 +68,24 @@ pub enum Caller {
     Ingest,
     FulfilmentFeedback,
     InventoryPusher,
+    /// Order snapshots read again to check what reached the ERP.
+    Reconciler,
 }
 
 impl Caller {
-    /// Percent of Ferry's share: ingest 60, fulfilment 20, inventory 20.
+    pub const ALL: [Caller; 4] = [
+        Caller::Ingest,
+        Caller::FulfilmentFeedback,
+        Caller::InventoryPusher,
+        Caller::Reconciler,
+    ];
+
+    /// Percent of Ferry's share: ingest 50, fulfilment 20, inventory 20, reconciler 10.
     pub fn percent(self) -> u64 {
         match self {
-            Caller::Ingest => 60,
+            Caller::Ingest => 50,
             Caller::FulfilmentFeedback | Caller::InventoryPusher => 20,
+            Caller::Reconciler => 10,
         }
     }
 }
@@ -168,7 +178,7 @@ mod tests {
         let ingest = ours.pacing_for(Caller::Ingest);
         assert_eq!(
             (ingest.requests_per_10s, ingest.requests_per_hour),
-            (18, 1_500)
+            (15, 1_250)
         );
         assert_eq!(
             ingest.complexity_per_hour,
@@ -177,6 +187,9 @@ mod tests {
         );
         let fulfilment = ours.pacing_for(Caller::FulfilmentFeedback);
         assert_eq!(fulfilment.requests_per_10s, 6);
+        assert_eq!(ours.pacing_for(Caller::Reconciler).requests_per_10s, 3);
+        let total: u64 = Caller::ALL.iter().map(|c| c.percent()).sum();
+        assert_eq!(total, 100);
     }
 
     proptest! {
@@ -193,11 +206,11 @@ mod tests {
                 mutations_per_hour: Some(quota),
             }
             .share(share);
-            let total: u64 = [Caller::Ingest, Caller::FulfilmentFeedback, Caller::InventoryPusher]
+            let total: u64 = Caller::ALL
                 .iter()
                 .map(|c| q.pacing_for(*c).requests_per_10s)
                 .sum();
-            prop_assert!(total <= q.requests_per_10s.unwrap_or(0).max(3));
+            prop_assert!(total <= q.requests_per_10s.unwrap_or(0).max(4));
             prop_assert!(q.requests_per_10s.unwrap_or(0) <= quota);
         }
     }

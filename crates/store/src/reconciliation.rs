@@ -15,6 +15,17 @@ pub struct DueOrder {
     pub ledger_version: DateTime<Utc>,
 }
 
+/// When orders are due a check (see [`Store::orders_to_reconcile`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// Orders accepted after this are still inside their grace.
+    pub settled_before: DateTime<Utc>,
+    /// Orders not reconciled at a check before this are checked again.
+    pub recheck_before: DateTime<Utc>,
+    /// Orders checked before this are checked again, whatever was found.
+    pub sweep_before: DateTime<Utc>,
+}
+
 /// The verdict of one check, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerdictRecord {
@@ -39,15 +50,16 @@ pub struct VerdictCounts {
 
 impl Store {
     /// Up to `limit` orders of `tenant` after order number `after` that are due a check:
-    /// accepted (or, without that, received) at or before `settled_before`, and never
-    /// checked, changed since their last check, or not reconciled at a check made at or
-    /// before `recheck_before`. In order-number order, so a caller pages through a tenant.
+    /// accepted (or, without that, received) at or before `due.settled_before`, and never
+    /// checked, changed since their last check, not reconciled at a check made at or before
+    /// `due.recheck_before`, or checked at all at or before `due.sweep_before` (the full
+    /// sweep: what changed in the ERP alone). In order-number order, so a caller pages
+    /// through a tenant.
     pub async fn orders_to_reconcile(
         &self,
         tenant: &str,
         after: i64,
-        settled_before: DateTime<Utc>,
-        recheck_before: DateTime<Utc>,
+        due: Due,
         limit: i64,
     ) -> Result<Vec<DueOrder>, StoreError> {
         Ok(sqlx::query_as::<_, DueOrder>(
@@ -63,14 +75,16 @@ impl Store {
                AND COALESCE(l.first_accepted_at, l.received_at) <= $3
                AND (r.order_number IS NULL
                     OR r.ledger_version IS DISTINCT FROM l.updated_at
-                    OR (r.verdict <> 'reconciled' AND r.checked_at <= $4))
+                    OR (r.verdict <> 'reconciled' AND r.checked_at <= $4)
+                    OR r.checked_at <= $5)
              ORDER BY l.order_number
-             LIMIT $5",
+             LIMIT $6",
         )
         .bind(tenant)
         .bind(after)
-        .bind(settled_before)
-        .bind(recheck_before)
+        .bind(due.settled_before)
+        .bind(due.recheck_before)
+        .bind(due.sweep_before)
         .bind(limit)
         .fetch_all(self.pool())
         .await?)

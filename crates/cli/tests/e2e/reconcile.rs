@@ -160,3 +160,65 @@ async fn a_clean_run_reconciles_and_every_change_in_the_erp_is_found() {
     stack.shutdown().await;
     env.cleanup().await;
 }
+
+async fn wait_verdict(store: &ferry_store::Store, number: i64, want: (&str, &[&str])) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    while tokio::time::Instant::now() < deadline {
+        last = store.verdict("acme", number).await.expect("verdict");
+        if last.as_ref().is_some_and(|(v, causes)| {
+            v == want.0 && causes.iter().map(String::as_str).eq(want.1.iter().copied())
+        }) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("order {number}: {last:?}, not {want:?}");
+}
+
+/// The reconciler service in the stack: it checks every posted order on its own, and its
+/// next sweep finds what was changed in the ERP behind Ferry's back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_service_checks_every_order_and_its_sweep_finds_changes() {
+    let env = TestEnv::new().await;
+    let mut config = env.config();
+    config.reconciler.grace = Duration::ZERO;
+    config.reconciler.interval = Duration::from_millis(100);
+    config.reconciler.recheck = Duration::from_millis(200);
+    config.reconciler.sweep = Duration::from_secs(1);
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 12,
+        centra_requests_per_10s: 1000,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(config, options).await.expect("stack starts");
+    let store = env.store().await;
+    let numbers = stack.centra.generate(20, &OrderMix::default());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let counts = store.verdict_counts("acme").await.expect("counts");
+        if counts.reconciled == 20 {
+            assert_eq!((counts.pending, counts.variance), (0, 0));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{counts:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let planted = [
+        (numbers[0], Change::Delete, "deleted_in_erp"),
+        (numbers[1], Change::ChangePrice, "altered_in_erp"),
+        (numbers[2], Change::Duplicate, "duplicate"),
+    ];
+    for (number, change, _) in planted {
+        assert!(stack.erp.change(&number.to_string(), change));
+    }
+    for (number, _, cause) in planted {
+        wait_verdict(&store, number, ("variance", &[cause])).await;
+    }
+    let counts = store.verdict_counts("acme").await.expect("counts");
+    assert_eq!((counts.reconciled, counts.variance), (17, 3), "{counts:?}");
+    stack.shutdown().await;
+    env.cleanup().await;
+}

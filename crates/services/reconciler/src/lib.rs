@@ -4,3 +4,6 @@
 
 pub mod compare;
 pub mod expected;
+pub mod service;
+
+pub use service::{ReconcilerError, SERVICE, run};

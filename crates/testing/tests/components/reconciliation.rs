@@ -3,7 +3,7 @@
 //! ledger row changes, and again (after the recheck delay) while it is not reconciled.
 
 use chrono::{DateTime, Duration, Utc};
-use ferry_store::reconciliation::{VerdictCounts, VerdictRecord};
+use ferry_store::reconciliation::{Due, VerdictCounts, VerdictRecord};
 use ferry_store::{LedgerState, SnapshotRecord, Store};
 use ferry_testing::TestEnv;
 
@@ -24,6 +24,15 @@ fn record(number: i64, hash: &str, accepted: DateTime<Utc>) -> SnapshotRecord {
     }
 }
 
+/// Due with no full sweep in sight.
+fn window(settled_before: DateTime<Utc>, recheck_before: DateTime<Utc>) -> Due {
+    Due {
+        settled_before,
+        recheck_before,
+        sweep_before: settled_before - Duration::days(1),
+    }
+}
+
 async fn due(
     store: &Store,
     after: i64,
@@ -31,7 +40,7 @@ async fn due(
     recheck_before: DateTime<Utc>,
 ) -> Vec<i64> {
     store
-        .orders_to_reconcile("acme", after, settled_before, recheck_before, 100)
+        .orders_to_reconcile("acme", after, window(settled_before, recheck_before), 100)
         .await
         .expect("due orders")
         .into_iter()
@@ -81,7 +90,7 @@ async fn orders_are_due_when_settled_changed_or_not_yet_reconciled() {
     );
 
     let versions = store
-        .orders_to_reconcile("acme", 0, settled, now, 100)
+        .orders_to_reconcile("acme", 0, window(settled, now), 100)
         .await
         .expect("due");
     let version = |n: i64| {
@@ -136,6 +145,20 @@ async fn orders_are_due_when_settled_changed_or_not_yet_reconciled() {
         due(&store, 0, settled, now - Duration::minutes(1)).await,
         vec![1]
     );
+
+    // The full sweep takes everything checked before it, reconciled or not.
+    let sweep = Due {
+        sweep_before: Utc::now() + Duration::seconds(1),
+        ..window(settled, now - Duration::minutes(1))
+    };
+    let swept: Vec<i64> = store
+        .orders_to_reconcile("acme", 0, sweep, 100)
+        .await
+        .expect("sweep")
+        .into_iter()
+        .map(|d| d.row.order_number)
+        .collect();
+    assert_eq!(swept, vec![1, 2, 3]);
 
     // Checked again, now fixed: reconciled replaces the variance.
     store
