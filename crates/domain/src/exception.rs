@@ -102,10 +102,25 @@ pub enum ExceptionKind {
     /// One record from the ERP or a warehouse (a shipment file) could not be read; the feed
     /// went on without it.
     ErpRecordUnreadable,
+    /// The reconciler: past its grace, a Centra order is not in the ERP and Ferry has not
+    /// posted it.
+    OrderMissingInErp,
+    /// The reconciler: an order Ferry posted is no longer in the ERP.
+    ErpDocumentDeleted,
+    /// The reconciler: two or more ERP documents for one Centra order.
+    DuplicateErpDocument,
+    /// The reconciler: lines, prices or tax of a posted order were changed in the ERP.
+    ErpDocumentAltered,
+    /// The reconciler: only tax differs, by a minor unit per line, with no rounding line.
+    TaxRoundingDifference,
+    /// The reconciler: the ERP document is in another currency than the Centra order.
+    ErpCurrencyMismatch,
+    /// The reconciler: cancelled in Centra and active in the ERP, or the other way round.
+    OneSidedCancellation,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 21] = [
+    pub const ALL: [ExceptionKind; 28] = [
         ExceptionKind::UnmappedSku,
         ExceptionKind::UnmappedCurrency,
         ExceptionKind::UnmappedTaxRate,
@@ -127,6 +142,13 @@ impl ExceptionKind {
         ExceptionKind::StockRefused,
         ExceptionKind::FeedFailed,
         ExceptionKind::ErpRecordUnreadable,
+        ExceptionKind::OrderMissingInErp,
+        ExceptionKind::ErpDocumentDeleted,
+        ExceptionKind::DuplicateErpDocument,
+        ExceptionKind::ErpDocumentAltered,
+        ExceptionKind::TaxRoundingDifference,
+        ExceptionKind::ErpCurrencyMismatch,
+        ExceptionKind::OneSidedCancellation,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -152,6 +174,13 @@ impl ExceptionKind {
             ExceptionKind::StockRefused => "stock_refused",
             ExceptionKind::FeedFailed => "feed_failed",
             ExceptionKind::ErpRecordUnreadable => "erp_record_unreadable",
+            ExceptionKind::OrderMissingInErp => "order_missing_in_erp",
+            ExceptionKind::ErpDocumentDeleted => "erp_document_deleted",
+            ExceptionKind::DuplicateErpDocument => "duplicate_erp_document",
+            ExceptionKind::ErpDocumentAltered => "erp_document_altered",
+            ExceptionKind::TaxRoundingDifference => "tax_rounding_difference",
+            ExceptionKind::ErpCurrencyMismatch => "erp_currency_mismatch",
+            ExceptionKind::OneSidedCancellation => "one_sided_cancellation",
         }
     }
 
@@ -163,10 +192,15 @@ impl ExceptionKind {
             | ExceptionKind::StockDrift
             | ExceptionKind::ErpRecordUnreadable
             | ExceptionKind::StockRefused => Owner::Operations,
-            ExceptionKind::ShipmentRefused | ExceptionKind::TrackingMissing => {
-                Owner::CustomerService
-            }
-            ExceptionKind::CaptureFailed => Owner::Finance,
+            ExceptionKind::ShipmentRefused
+            | ExceptionKind::TrackingMissing
+            | ExceptionKind::OneSidedCancellation => Owner::CustomerService,
+            ExceptionKind::CaptureFailed
+            | ExceptionKind::ErpDocumentDeleted
+            | ExceptionKind::DuplicateErpDocument
+            | ExceptionKind::ErpDocumentAltered
+            | ExceptionKind::TaxRoundingDifference
+            | ExceptionKind::ErpCurrencyMismatch => Owner::Finance,
             ExceptionKind::UnmappedCurrency
             | ExceptionKind::UnmappedTaxRate
             | ExceptionKind::SnapshotInconsistent
@@ -178,7 +212,8 @@ impl ExceptionKind {
             | ExceptionKind::DeliveryExhausted
             | ExceptionKind::ErpRejected
             | ExceptionKind::FeedFailed
-            | ExceptionKind::OrderNotFound => Owner::Engineering,
+            | ExceptionKind::OrderNotFound
+            | ExceptionKind::OrderMissingInErp => Owner::Engineering,
         }
     }
 
@@ -189,8 +224,14 @@ impl ExceptionKind {
             | ExceptionKind::ErpRejected
             | ExceptionKind::ErpTotalsMismatch
             | ExceptionKind::FeedFailed
-            | ExceptionKind::ErpDocumentCancelled => Severity::Critical,
-            ExceptionKind::OrderNotFound | ExceptionKind::TrackingMissing => Severity::Warning,
+            | ExceptionKind::ErpDocumentCancelled
+            | ExceptionKind::OrderMissingInErp
+            | ExceptionKind::ErpDocumentDeleted
+            | ExceptionKind::DuplicateErpDocument
+            | ExceptionKind::ErpCurrencyMismatch => Severity::Critical,
+            ExceptionKind::OrderNotFound
+            | ExceptionKind::TrackingMissing
+            | ExceptionKind::TaxRoundingDifference => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -201,7 +242,8 @@ impl ExceptionKind {
             ExceptionKind::ErpRejected
             | ExceptionKind::DeliveryExhausted
             | ExceptionKind::FeedFailed
-            | ExceptionKind::ShipmentRefused => 1,
+            | ExceptionKind::ShipmentRefused
+            | ExceptionKind::OrderMissingInErp => 1,
             ExceptionKind::ShipmentQuantityMismatch
             | ExceptionKind::CaptureFailed
             | ExceptionKind::StockDrift
@@ -212,12 +254,18 @@ impl ExceptionKind {
             | ExceptionKind::PoisonMessage
             | ExceptionKind::InvalidSnapshot
             | ExceptionKind::ErpTotalsMismatch
-            | ExceptionKind::ErpDocumentCancelled => 4,
+            | ExceptionKind::ErpDocumentCancelled
+            | ExceptionKind::ErpDocumentDeleted
+            | ExceptionKind::DuplicateErpDocument
+            | ExceptionKind::ErpCurrencyMismatch
+            | ExceptionKind::OneSidedCancellation => 4,
             ExceptionKind::UnmappedCurrency
             | ExceptionKind::UnmappedTaxRate
             | ExceptionKind::SnapshotInconsistent
             | ExceptionKind::AmendmentNotApplied
-            | ExceptionKind::OrderNotFound => 24,
+            | ExceptionKind::OrderNotFound
+            | ExceptionKind::ErpDocumentAltered
+            | ExceptionKind::TaxRoundingDifference => 24,
         }
     }
 
@@ -236,6 +284,15 @@ impl ExceptionKind {
                 | ExceptionKind::StockRefused
                 | ExceptionKind::FeedFailed
                 | ExceptionKind::ErpRecordUnreadable
+                // What the reconciler finds is about what already happened: it never
+                // holds an order back.
+                | ExceptionKind::OrderMissingInErp
+                | ExceptionKind::ErpDocumentDeleted
+                | ExceptionKind::DuplicateErpDocument
+                | ExceptionKind::ErpDocumentAltered
+                | ExceptionKind::TaxRoundingDifference
+                | ExceptionKind::ErpCurrencyMismatch
+                | ExceptionKind::OneSidedCancellation
         )
     }
 }

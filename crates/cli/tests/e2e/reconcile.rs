@@ -219,6 +219,38 @@ async fn the_reconciler_service_checks_every_order_and_its_sweep_finds_changes()
     }
     let counts = store.verdict_counts("acme").await.expect("counts");
     assert_eq!((counts.reconciled, counts.variance), (17, 3), "{counts:?}");
+
+    // Each is an exception for the team that acts, with the money at stake.
+    let open = store.open_exceptions("acme").await.expect("exceptions");
+    for (number, kind, owner) in [
+        (numbers[0], "erp_document_deleted", "finance"),
+        (numbers[1], "erp_document_altered", "finance"),
+        (numbers[2], "duplicate_erp_document", "finance"),
+    ] {
+        let found = open
+            .iter()
+            .find(|e| e.order_number == Some(number) && e.kind == kind)
+            .unwrap_or_else(|| panic!("{kind} for {number}: {open:#?}"));
+        assert_eq!(found.owner, owner);
+        assert!(found.amount_minor.is_some_and(|m| m > 0), "{found:?}");
+        assert!(
+            found.message.contains(&number.to_string()),
+            "{}",
+            found.message
+        );
+    }
+    assert_eq!(open.len(), 3, "{open:#?}");
+
+    // Finance removes the extra document: the next check finds the order as charged and
+    // the exception closes by itself.
+    assert!(stack.erp.change(&numbers[2].to_string(), Change::Delete));
+    wait_verdict(&store, numbers[2], ("reconciled", &[])).await;
+    let open = store.open_exceptions("acme").await.expect("exceptions");
+    assert!(
+        !open.iter().any(|e| e.kind == "duplicate_erp_document"),
+        "{open:#?}"
+    );
+    assert_eq!(open.len(), 2);
     stack.shutdown().await;
     env.cleanup().await;
 }

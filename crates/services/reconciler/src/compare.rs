@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use ferry_domain::Owner;
+use ferry_domain::{ExceptionKind, Owner};
 use ferry_erp::{DocumentState, ReadDocument, ReadLineKind};
 use serde::Serialize;
 
@@ -73,16 +73,35 @@ impl Cause {
         }
     }
 
+    /// The exception a variance of this cause raises; `None` where another service already
+    /// raises one for the same problem (an unmapped item: the transform's `unmapped_sku`).
+    pub fn exception_kind(&self) -> Option<ExceptionKind> {
+        Some(match self {
+            Cause::Missing => ExceptionKind::OrderMissingInErp,
+            Cause::DeletedInErp => ExceptionKind::ErpDocumentDeleted,
+            Cause::Duplicate => ExceptionKind::DuplicateErpDocument,
+            Cause::AlteredInErp => ExceptionKind::ErpDocumentAltered,
+            // The writer raises the same when the ERP answers so at posting.
+            Cause::RecordedDifferently => ExceptionKind::ErpTotalsMismatch,
+            Cause::Rounding => ExceptionKind::TaxRoundingDifference,
+            Cause::Currency => ExceptionKind::ErpCurrencyMismatch,
+            Cause::OneSidedCancellation => ExceptionKind::OneSidedCancellation,
+            Cause::AmendmentNotApplied => ExceptionKind::AmendmentNotApplied,
+            Cause::UnmappedItem | Cause::Unexplained => return None,
+        })
+    }
+
     /// The team that acts: finance for what the books hold, operations for master data
     /// and what the warehouse does, engineering for what Ferry failed to do.
     pub fn owner(&self) -> Owner {
         match self {
-            Cause::Missing | Cause::RecordedDifferently => Owner::Engineering,
+            Cause::Missing => Owner::Engineering,
             Cause::UnmappedItem => Owner::Operations,
             Cause::DeletedInErp
             | Cause::Duplicate
             | Cause::Unexplained
             | Cause::AlteredInErp
+            | Cause::RecordedDifferently
             | Cause::Rounding
             | Cause::Currency
             | Cause::AmendmentNotApplied => Owner::Finance,

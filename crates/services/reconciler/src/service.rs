@@ -14,13 +14,13 @@ use ferry_config::{ReconcilerConfig, TenantConfig};
 use ferry_domain::{ExceptionKind, NewException, Snapshot, transform};
 use ferry_erp::{Connectors, ReadBack};
 use ferry_platform::Platform;
-use ferry_runtime::{Feed, FeedError, FeedSpec, Pass};
+use ferry_runtime::{ExceptionSink, Feed, FeedError, FeedSpec, Pass};
 use ferry_store::Store;
 use ferry_store::reconciliation::{Due, VerdictRecord};
 use futures::{StreamExt, TryStreamExt};
 use secrecy::ExposeSecret;
 
-use crate::compare::{Clock, Verdict, reconcile};
+use crate::compare::{Cause, Clock, Variance, Verdict, reconcile};
 use crate::expected::{expected, ledger_view};
 
 pub const SERVICE: &str = "reconciler";
@@ -41,7 +41,7 @@ pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), Recon
         config,
         store,
         feeds,
-        ..
+        sink,
     } = platform;
     let settings = &config.reconciler;
     let grace = chrono::Duration::from_std(settings.grace)
@@ -75,6 +75,7 @@ pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), Recon
             grace,
             recheck,
             sweep,
+            sink: sink.clone(),
         };
         feeds.spawn(
             FeedSpec::source(SERVICE, &tenant.id, CHECK_FEED, settings.interval),
@@ -96,6 +97,7 @@ struct Check {
     grace: chrono::Duration,
     recheck: chrono::Duration,
     sweep: chrono::Duration,
+    sink: Arc<dyn ExceptionSink>,
 }
 
 #[async_trait]
@@ -174,6 +176,7 @@ impl Feed for Check {
             };
             let verdict = reconcile(&charged, Some(&ledger_view(&order.row)), documents, clock);
             count(tenant, &verdict);
+            self.tell(number, &verdict).await?;
             verdicts.push(record(
                 number,
                 &verdict,
@@ -191,6 +194,114 @@ impl Feed for Check {
             more: due.len() >= self.settings.batch,
             ..Pass::default()
         })
+    }
+}
+
+impl Check {
+    /// Raises an exception for each variance, with the team's words and the money, and
+    /// resolves the reconciler's earlier ones for this order that this check no longer
+    /// finds (fixed in the ERP). A pending verdict says nothing either way.
+    async fn tell(&self, number: i64, verdict: &Verdict) -> Result<(), FeedError> {
+        if *verdict == Verdict::Pending {
+            return Ok(());
+        }
+        let mut keep = Vec::new();
+        for variance in verdict.variances() {
+            let Some(kind) = variance.cause.exception_kind() else {
+                continue;
+            };
+            let exception = exception(&self.tenant.id, kind, variance);
+            keep.push(exception.key.clone());
+            self.sink
+                .record(&exception)
+                .await
+                .map_err(FeedError::transient)?;
+        }
+        let kinds: Vec<&str> = Cause::ALL
+            .iter()
+            .filter_map(Cause::exception_kind)
+            .map(|k| k.as_str())
+            .collect();
+        self.store
+            .resolve_order_exceptions(
+                &self.tenant.id,
+                number,
+                &kinds,
+                &keep,
+                "the reconciler found the order in the ERP as Centra charged it",
+            )
+            .await
+            .map_err(FeedError::transient)?;
+        Ok(())
+    }
+}
+
+/// The exception for one variance, in the owning team's words.
+fn exception(tenant: &str, kind: ExceptionKind, v: &Variance) -> NewException {
+    let money = ferry_domain::Currency::from_code(&v.currency)
+        .map(|c| c.format(v.money_minor))
+        .unwrap_or_else(|| format!("{} {}", v.money_minor, v.currency));
+    let order = v.order;
+    let document = v.erp_reference.as_deref().unwrap_or("(none)");
+    let message = match v.cause {
+        Cause::Missing => format!(
+            "Order {order} ({money}) is not in the ERP although it should be by now. Ferry has \
+             not posted it: engineering must find where it stopped."
+        ),
+        Cause::DeletedInErp => format!(
+            "Order {order} ({money}) was posted to the ERP and is no longer there: someone \
+             deleted the sales order. Restore it, or record why the sale is void."
+        ),
+        Cause::Duplicate => format!(
+            "Order {order} is in the ERP twice: sales order {document} ({money}) is a second \
+             document for one sale. Cancel or delete the extra one."
+        ),
+        Cause::AlteredInErp => format!(
+            "Sales order {document} for order {order} no longer matches what the customer was \
+             charged ({money} difference): it was changed in the ERP. Correct it, or record \
+             why the change is right."
+        ),
+        Cause::RecordedDifferently => format!(
+            "Sales order {document} for order {order} was booked differently from what the \
+             customer paid ({money} difference). Correct it in the ERP so the books match."
+        ),
+        Cause::Rounding => format!(
+            "Sales order {document} for order {order} has {money} of tax rounded differently \
+             from what the customer was charged, with no rounding line. Add one or correct \
+             the tax."
+        ),
+        Cause::Currency => format!(
+            "Sales order {document} for order {order} is in another currency than the \
+             customer paid in ({money}). Correct its currency in the ERP."
+        ),
+        Cause::OneSidedCancellation => format!(
+            "Order {order} ({money}) is cancelled on one side only — in Centra but not in the \
+             ERP, or the other way round. Check with the customer which is right, then cancel \
+             or restore the other."
+        ),
+        Cause::AmendmentNotApplied => format!(
+            "Order {order} changed in Centra after it reached the ERP, and sales order \
+             {document} still holds the earlier version ({money} difference). Apply the \
+             change in the ERP."
+        ),
+        Cause::UnmappedItem | Cause::Unexplained => v.detail.clone(),
+    };
+    NewException {
+        tenant: tenant.to_owned(),
+        kind,
+        key: match v.cause {
+            // The same problem the writer reports when the ERP answers so at posting.
+            Cause::RecordedDifferently => format!("order:{order}:totals"),
+            cause => format!("order:{order}:{}", cause.as_str()),
+        },
+        message,
+        reason: v.detail.clone(),
+        order_number: Some(order),
+        amount_minor: Some(v.money_minor),
+        currency: Some(v.currency.clone()),
+        service: SERVICE.to_owned(),
+        source_subject: None,
+        payload: serde_json::to_vec(v).unwrap_or_default(),
     }
 }
 

@@ -214,7 +214,7 @@ fn what_the_erp_recorded_wrongly_at_posting_is_not_an_alteration() {
     };
     let verdict = reconcile(&e, Some(&ledger), &[doc], clock(60));
     assert_eq!(only_cause(&verdict).0, Cause::RecordedDifferently);
-    assert_eq!(verdict.variances()[0].owner, Owner::Engineering);
+    assert_eq!(verdict.variances()[0].owner, Owner::Finance);
 }
 
 #[test]
@@ -318,6 +318,10 @@ fn causes_have_stable_names_and_an_owner() {
     assert_eq!(names.len(), Cause::ALL.len());
     for cause in Cause::ALL {
         assert_eq!(serde_json::to_value(cause).unwrap(), cause.as_str());
+        // The exception lands with the team the cause names.
+        if let Some(kind) = cause.exception_kind() {
+            assert_eq!(kind.owner(), cause.owner(), "{cause:?}");
+        }
     }
 }
 
