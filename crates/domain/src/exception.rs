@@ -117,10 +117,12 @@ pub enum ExceptionKind {
     ErpCurrencyMismatch,
     /// The reconciler: cancelled in Centra and active in the ERP, or the other way round.
     OneSidedCancellation,
+    /// The reconciler: an ERP sales order no Centra order that Ferry knows explains.
+    UnexplainedErpDocument,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 28] = [
+    pub const ALL: [ExceptionKind; 29] = [
         ExceptionKind::UnmappedSku,
         ExceptionKind::UnmappedCurrency,
         ExceptionKind::UnmappedTaxRate,
@@ -149,6 +151,7 @@ impl ExceptionKind {
         ExceptionKind::TaxRoundingDifference,
         ExceptionKind::ErpCurrencyMismatch,
         ExceptionKind::OneSidedCancellation,
+        ExceptionKind::UnexplainedErpDocument,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -181,6 +184,7 @@ impl ExceptionKind {
             ExceptionKind::TaxRoundingDifference => "tax_rounding_difference",
             ExceptionKind::ErpCurrencyMismatch => "erp_currency_mismatch",
             ExceptionKind::OneSidedCancellation => "one_sided_cancellation",
+            ExceptionKind::UnexplainedErpDocument => "unexplained_erp_document",
         }
     }
 
@@ -200,7 +204,8 @@ impl ExceptionKind {
             | ExceptionKind::DuplicateErpDocument
             | ExceptionKind::ErpDocumentAltered
             | ExceptionKind::TaxRoundingDifference
-            | ExceptionKind::ErpCurrencyMismatch => Owner::Finance,
+            | ExceptionKind::ErpCurrencyMismatch
+            | ExceptionKind::UnexplainedErpDocument => Owner::Finance,
             ExceptionKind::UnmappedCurrency
             | ExceptionKind::UnmappedTaxRate
             | ExceptionKind::SnapshotInconsistent
@@ -265,7 +270,8 @@ impl ExceptionKind {
             | ExceptionKind::AmendmentNotApplied
             | ExceptionKind::OrderNotFound
             | ExceptionKind::ErpDocumentAltered
-            | ExceptionKind::TaxRoundingDifference => 24,
+            | ExceptionKind::TaxRoundingDifference
+            | ExceptionKind::UnexplainedErpDocument => 24,
         }
     }
 
@@ -293,6 +299,7 @@ impl ExceptionKind {
                 | ExceptionKind::TaxRoundingDifference
                 | ExceptionKind::ErpCurrencyMismatch
                 | ExceptionKind::OneSidedCancellation
+                | ExceptionKind::UnexplainedErpDocument
         )
     }
 }

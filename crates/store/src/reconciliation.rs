@@ -133,6 +133,33 @@ impl Store {
         Ok(())
     }
 
+    /// Which of `numbers` the tenant's ledger holds.
+    pub async fn orders_in_ledger(
+        &self,
+        tenant: &str,
+        numbers: &[i64],
+    ) -> Result<std::collections::HashSet<i64>, StoreError> {
+        let found: Vec<i64> = sqlx::query_scalar(
+            "SELECT order_number FROM order_ledger WHERE tenant = $1 AND order_number = ANY($2)",
+        )
+        .bind(tenant)
+        .bind(numbers)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(found.into_iter().collect())
+    }
+
+    /// When the tenant's first order reached Ferry: ERP documents from before are history,
+    /// not documents Ferry should explain.
+    pub async fn first_order_at(&self, tenant: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT min(received_at) FROM order_ledger WHERE tenant = $1")
+                .bind(tenant)
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
+
     /// The last verdict on one order: (verdict, causes).
     pub async fn verdict(
         &self,

@@ -87,7 +87,8 @@ impl Cause {
             Cause::Currency => ExceptionKind::ErpCurrencyMismatch,
             Cause::OneSidedCancellation => ExceptionKind::OneSidedCancellation,
             Cause::AmendmentNotApplied => ExceptionKind::AmendmentNotApplied,
-            Cause::UnmappedItem | Cause::Unexplained => return None,
+            Cause::Unexplained => ExceptionKind::UnexplainedErpDocument,
+            Cause::UnmappedItem => return None,
         })
     }
 

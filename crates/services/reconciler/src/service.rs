@@ -26,6 +26,10 @@ use crate::expected::{expected, ledger_view};
 pub const SERVICE: &str = "reconciler";
 /// The feed that checks orders due a check.
 pub const CHECK_FEED: &str = "reconcile-orders";
+/// The feed that reads every ERP document for those no Centra order explains.
+pub const DOCUMENTS_FEED: &str = "reconcile-erp-documents";
+/// ERP documents read per pass of the documents feed.
+const DOCUMENTS_PAGE: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcilerError {
@@ -65,6 +69,17 @@ pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), Recon
                 .centra
                 .pacing_for(ferry_config::CentraCaller::Reconciler),
             tenant.centra.timeout,
+        );
+        let documents = Documents {
+            tenant: tenant.id.clone(),
+            store: store.clone(),
+            erp: erp.clone(),
+            sink: sink.clone(),
+        };
+        feeds.spawn(
+            FeedSpec::source(SERVICE, &tenant.id, DOCUMENTS_FEED, settings.interval),
+            Arc::new(documents),
+            base.shutdown.clone(),
         );
         let check = Check {
             tenant: tenant.clone(),
@@ -236,6 +251,91 @@ impl Check {
     }
 }
 
+/// One tenant's walk through every document of its ERP, for documents no Centra order that
+/// Ferry knows explains (entered by hand, or by another system). Documents from before the
+/// tenant's first order are the ERP's history and are left alone.
+struct Documents {
+    tenant: String,
+    store: Store,
+    erp: Arc<dyn ReadBack>,
+    sink: Arc<dyn ExceptionSink>,
+}
+
+#[async_trait]
+impl Feed for Documents {
+    async fn pass(&self, cursor: &str) -> Result<Pass, FeedError> {
+        let Some(live_since) = self
+            .store
+            .first_order_at(&self.tenant)
+            .await
+            .map_err(FeedError::transient)?
+        else {
+            // No order yet: whatever the ERP holds is history.
+            return Ok(Pass::idle(cursor));
+        };
+        let page = self
+            .erp
+            .sales_orders_since(cursor, DOCUMENTS_PAGE)
+            .await
+            .map_err(|e| FeedError::Transient {
+                retry_after: e.retry_after(),
+                reason: format!("listing the ERP's documents: {e}"),
+            })?;
+        let numbers: Vec<i64> = page
+            .documents
+            .iter()
+            .filter_map(|d| d.external_ref.parse().ok())
+            .collect();
+        let known = self
+            .store
+            .orders_in_ledger(&self.tenant, &numbers)
+            .await
+            .map_err(FeedError::transient)?;
+        let since = live_since.format("%Y-%m-%d").to_string();
+        for document in &page.documents {
+            let explained = document
+                .external_ref
+                .parse::<i64>()
+                .is_ok_and(|n| known.contains(&n));
+            // Dates compare as text: RFC 3339 and Tryton's dates both begin YYYY-MM-DD.
+            let history = document
+                .created_at
+                .get(..10)
+                .is_some_and(|day| day < since.as_str());
+            if explained || history || document.state == ferry_erp::DocumentState::Cancelled {
+                continue;
+            }
+            let variance = Variance {
+                order: document.external_ref.parse().unwrap_or(0),
+                cause: Cause::Unexplained,
+                owner: Cause::Unexplained.owner(),
+                money_minor: document.gross_minor.abs(),
+                currency: document.currency.clone(),
+                detail: format!(
+                    "sales order {} (external reference {:?}) matches no Centra order Ferry knows",
+                    document.reference, document.external_ref
+                ),
+                erp_reference: Some(document.reference.clone()),
+            };
+            count_variance(&self.tenant, &variance);
+            self.sink
+                .record(&exception(
+                    &self.tenant,
+                    ExceptionKind::UnexplainedErpDocument,
+                    &variance,
+                ))
+                .await
+                .map_err(FeedError::transient)?;
+        }
+        Ok(Pass {
+            items: page.documents.len() as u64,
+            more: page.documents.len() >= DOCUMENTS_PAGE,
+            cursor: page.next_cursor,
+            ..Pass::default()
+        })
+    }
+}
+
 /// The exception for one variance, in the owning team's words.
 fn exception(tenant: &str, kind: ExceptionKind, v: &Variance) -> NewException {
     let money = ferry_domain::Currency::from_code(&v.currency)
@@ -284,7 +384,12 @@ fn exception(tenant: &str, kind: ExceptionKind, v: &Variance) -> NewException {
              {document} still holds the earlier version ({money} difference). Apply the \
              change in the ERP."
         ),
-        Cause::UnmappedItem | Cause::Unexplained => v.detail.clone(),
+        Cause::Unexplained => format!(
+            "Sales order {document} ({money}) is in the ERP, but no Centra order Ferry knows \
+             explains it (entered by hand, or by another system). Check it is a real sale; \
+             if it duplicates a Centra order, cancel it."
+        ),
+        Cause::UnmappedItem => v.detail.clone(),
     };
     NewException {
         tenant: tenant.to_owned(),
@@ -292,11 +397,12 @@ fn exception(tenant: &str, kind: ExceptionKind, v: &Variance) -> NewException {
         key: match v.cause {
             // The same problem the writer reports when the ERP answers so at posting.
             Cause::RecordedDifferently => format!("order:{order}:totals"),
+            Cause::Unexplained => format!("erp:{document}"),
             cause => format!("order:{order}:{}", cause.as_str()),
         },
         message,
         reason: v.detail.clone(),
-        order_number: Some(order),
+        order_number: (v.cause != Cause::Unexplained).then_some(order),
         amount_minor: Some(v.money_minor),
         currency: Some(v.currency.clone()),
         service: SERVICE.to_owned(),
@@ -343,14 +449,18 @@ fn count(tenant: &str, verdict: &Verdict) {
     metrics::counter!("ferry_reconcile_orders_checked_total", "tenant" => tenant.to_owned(), "verdict" => outcome)
         .increment(1);
     for v in verdict.variances() {
-        metrics::counter!(
-            "ferry_reconcile_variances_total",
-            "tenant" => tenant.to_owned(),
-            "cause" => v.cause.as_str(),
-            "owner" => v.owner.as_str()
-        )
-        .increment(1);
+        count_variance(tenant, v);
     }
+}
+
+fn count_variance(tenant: &str, v: &Variance) {
+    metrics::counter!(
+        "ferry_reconcile_variances_total",
+        "tenant" => tenant.to_owned(),
+        "cause" => v.cause.as_str(),
+        "owner" => v.owner.as_str()
+    )
+    .increment(1);
 }
 
 fn centra_error(e: CentraError, tenant: &str) -> FeedError {

@@ -67,12 +67,23 @@ impl Tryton {
         limit: usize,
     ) -> Result<ReadPage, ErpError> {
         let after: i64 = cursor.parse().unwrap_or(0);
+        // A Tryton shared by several brands (a reference prefix each): only this brand's
+        // sales. Sales entered by hand there cannot be told apart by brand, so only a
+        // Tryton of one brand (no prefix) lists them.
+        let mut domain = vec![json!(["id", ">", after])];
+        if !self.config.reference_prefix.is_empty() {
+            domain.push(json!([
+                "reference",
+                "like",
+                format!("{}%", self.config.reference_prefix)
+            ]));
+        }
         let ids = self
             .rpc
             .call(
                 "model.sale.sale.search",
                 vec![
-                    json!([["id", ">", after]]),
+                    json!(domain),
                     json!(0),
                     json!(limit.max(1)),
                     json!([["id", "ASC"]]),
