@@ -17,8 +17,3 @@ mod traces;
 mod tryton;
 mod tryton_readback;
 mod up;
-
-/// How many of the `acme` tenant's orders the ledger holds as posted.
-pub(crate) async fn count_posted(store: &ferry_store::Store) -> i64 {
-    ferry_testing::count_in_state(store, "acme", "posted").await
-}

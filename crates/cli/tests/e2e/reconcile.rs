@@ -10,18 +10,18 @@ use std::time::Duration;
 
 use ferry::stack::{Stack, StackOptions};
 use ferry_centra::CentraClient;
-use ferry_domain::{NoItems, Snapshot, transform};
+use ferry_domain::{NoItems, Snapshot};
 use ferry_erp::ReadBack;
 use ferry_erp_http::HttpErp;
-use ferry_reconciler::compare::{Cause, Clock, Verdict, reconcile};
-use ferry_reconciler::expected::{expected, ledger_view};
+use ferry_reconciler::compare::{Cause, Verdict};
+use ferry_reconciler::expected;
 use ferry_sim_centra::OrderMix;
 use ferry_sim_erp::Change;
 use ferry_testing::TestEnv;
 use secrecy::SecretString;
 
 /// Every order's verdict, judged as the reconciler does.
-async fn judge(
+async fn judge_all(
     stack: &Stack,
     store: &ferry_store::Store,
     numbers: &[i64],
@@ -41,28 +41,25 @@ async fn judge(
         .expect("Centra's snapshots")
     {
         let snapshot = Snapshot::parse(&raw.json).expect("snapshot");
-        let order = transform(&snapshot, rules, &NoItems);
         let row = store
-            .ledger_row("acme", order.order_number)
+            .ledger_row("acme", raw.number)
             .await
             .expect("ledger")
             .expect("a ledger row");
         let documents = erp
-            .read_sales_orders(&order.order_number.to_string())
+            .read_sales_orders(&raw.number.to_string())
             .await
             .expect("read back");
-        let clock = Clock {
-            now: chrono::Utc::now(),
-            accepted_at: row.first_accepted_at.unwrap_or(row.received_at),
-            grace: chrono::Duration::zero(),
-        };
-        let verdict = reconcile(
-            &expected(&order),
-            Some(&ledger_view(&row)),
+        let (_, verdict) = expected::judge(
+            &snapshot,
+            rules,
+            &NoItems,
+            &row,
             &documents,
-            clock,
+            chrono::Utc::now(),
+            chrono::Duration::zero(),
         );
-        verdicts.insert(order.order_number, verdict);
+        verdicts.insert(raw.number, verdict);
     }
     verdicts
 }
@@ -92,13 +89,11 @@ async fn a_clean_run_reconciles_and_every_change_in_the_erp_is_found() {
             ..OrderMix::default()
         },
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while crate::count_posted(&store).await < 40 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(crate::count_posted(&store).await, 40);
+    let posted =
+        ferry_testing::wait_for_state(&store, "acme", "posted", 40, Duration::from_secs(60)).await;
+    assert_eq!(posted, 40);
 
-    let clean = judge(&stack, &store, &numbers).await;
+    let clean = judge_all(&stack, &store, &numbers).await;
     assert_eq!(clean.len(), 40);
     let unclean: Vec<_> = clean
         .iter()
@@ -138,7 +133,7 @@ async fn a_clean_run_reconciles_and_every_change_in_the_erp_is_found() {
             "{change:?} on {number}"
         );
     }
-    let judged = judge(&stack, &store, &numbers).await;
+    let judged = judge_all(&stack, &store, &numbers).await;
     for (number, change, cause) in planted {
         let variances = judged[&number].variances();
         assert_eq!(

@@ -149,14 +149,8 @@ async fn a_ready_order_is_posted_once_and_announced() {
     let writer = tokio::spawn(ferry_erp_writer::run(platform.clone(), connectors));
     publish_ready(&platform, "ready-1").await;
 
-    let mut row = None;
-    for _ in 0..100 {
-        row = store.ledger_row("acme", NUMBER).await.unwrap();
-        if row.as_ref().is_some_and(|r| r.state == "posted") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    ferry_testing::wait_for_state(&store, "acme", "posted", 1, Duration::from_secs(10)).await;
+    let row = store.ledger_row("acme", NUMBER).await.unwrap();
     let row = row.expect("the ledger row");
     assert_eq!(row.state, "posted");
     let documents = erp.orders();

@@ -193,6 +193,15 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The verdict's name as recorded and counted: `reconciled`, `pending`, `variance`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Reconciled => "reconciled",
+            Verdict::Pending => "pending",
+            Verdict::Variances(_) => "variance",
+        }
+    }
+
     pub fn variances(&self) -> &[Variance] {
         match self {
             Verdict::Variances(v) => v,

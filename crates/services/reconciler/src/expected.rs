@@ -2,11 +2,33 @@
 //! it (the transform's sales order of Centra's current snapshot), and what the ledger says
 //! Ferry did.
 
-use ferry_domain::{LineKind, Release, SalesOrder};
-use ferry_erp::ReadLineKind;
+use ferry_domain::{ItemMap, LineKind, Release, Rules, SalesOrder, Snapshot, transform};
+use ferry_erp::{ReadDocument, ReadLineKind};
 use ferry_store::LedgerRow;
 
-use crate::compare::{Expected, ExpectedLine, LedgerView};
+use crate::compare::{Clock, Expected, ExpectedLine, LedgerView, Verdict, reconcile};
+
+/// The verdict on one order the ledger holds: Centra's current `snapshot` through the
+/// tenant's rules, its ledger `row`, and the ERP's `documents` under its number; with what
+/// Centra charged (for its currency).
+pub fn judge(
+    snapshot: &Snapshot,
+    rules: &Rules,
+    items: &dyn ItemMap,
+    row: &LedgerRow,
+    documents: &[ReadDocument],
+    now: chrono::DateTime<chrono::Utc>,
+    grace: chrono::Duration,
+) -> (Expected, Verdict) {
+    let charged = expected(&transform(snapshot, rules, items));
+    let clock = Clock {
+        now,
+        accepted_at: row.first_accepted_at.unwrap_or(row.received_at),
+        grace,
+    };
+    let verdict = reconcile(&charged, Some(&ledger_view(row)), documents, clock);
+    (charged, verdict)
+}
 
 /// What the ledger row says Ferry did. `held_for` is left to the caller, which knows the
 /// order's open exceptions.
@@ -53,7 +75,7 @@ pub fn expected(order: &SalesOrder) -> Expected {
 
 #[cfg(test)]
 mod tests {
-    use ferry_domain::{NoItems, Rules, Snapshot, transform};
+    use ferry_domain::NoItems;
 
     use super::*;
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use ferry_centra::{CentraClient, CentraError};
 use ferry_config::{ReconcilerConfig, TenantConfig};
-use ferry_domain::{ExceptionKind, NewException, Snapshot, transform};
+use ferry_domain::{ExceptionKind, NewException, Snapshot};
 use ferry_erp::{Connectors, ReadBack};
 use ferry_platform::Platform;
 use ferry_runtime::{ExceptionSink, Feed, FeedError, FeedSpec, Pass};
@@ -20,8 +20,8 @@ use ferry_store::reconciliation::{Due, VerdictRecord};
 use futures::{StreamExt, TryStreamExt};
 use secrecy::ExposeSecret;
 
-use crate::compare::{Cause, Clock, Variance, Verdict, reconcile};
-use crate::expected::{expected, ledger_view};
+use crate::compare::{Cause, Variance, Verdict};
+use crate::expected::judge;
 
 pub const SERVICE: &str = "reconciler";
 /// The feed that checks orders due a check.
@@ -183,13 +183,15 @@ impl Feed for Check {
                 verdicts.push(record(number, &Verdict::Pending, "", order.ledger_version));
                 continue;
             };
-            let charged = expected(&transform(&snapshot, &self.tenant.rules, &items));
-            let clock = Clock {
+            let (charged, verdict) = judge(
+                &snapshot,
+                &self.tenant.rules,
+                &items,
+                &order.row,
+                documents,
                 now,
-                accepted_at: order.row.first_accepted_at.unwrap_or(order.row.received_at),
-                grace: self.grace,
-            };
-            let verdict = reconcile(&charged, Some(&ledger_view(&order.row)), documents, clock);
+                self.grace,
+            );
             count(tenant, &verdict);
             self.tell(number, &verdict).await?;
             verdicts.push(record(
@@ -426,11 +428,7 @@ fn record(
     causes.dedup();
     VerdictRecord {
         order_number: number,
-        verdict: match verdict {
-            Verdict::Reconciled => "reconciled",
-            Verdict::Pending => "pending",
-            Verdict::Variances(_) => "variance",
-        },
+        verdict: verdict.as_str(),
         causes,
         money_minor: variances.iter().map(|v| v.money_minor).sum(),
         currency: currency.to_owned(),
@@ -441,12 +439,7 @@ fn record(
 /// `ferry_reconcile_orders_checked_total` and `ferry_reconcile_variances_total` by cause
 /// and owner.
 fn count(tenant: &str, verdict: &Verdict) {
-    let outcome = match verdict {
-        Verdict::Reconciled => "reconciled",
-        Verdict::Pending => "pending",
-        Verdict::Variances(_) => "variance",
-    };
-    metrics::counter!("ferry_reconcile_orders_checked_total", "tenant" => tenant.to_owned(), "verdict" => outcome)
+    metrics::counter!("ferry_reconcile_orders_checked_total", "tenant" => tenant.to_owned(), "verdict" => verdict.as_str())
         .increment(1);
     for v in verdict.variances() {
         count_variance(tenant, v);

@@ -87,14 +87,8 @@ async fn a_snapshot_becomes_a_ready_order_and_a_broken_one_an_exception() {
     publish(&platform, number, &json).await;
 
     let store = &platform.store;
-    let mut row = None;
-    for _ in 0..100 {
-        row = store.ledger_row("acme", number).await.unwrap();
-        if row.as_ref().is_some_and(|r| r.state == "ready") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    ferry_testing::wait_for_state(store, "acme", "ready", 1, Duration::from_secs(10)).await;
+    let row = store.ledger_row("acme", number).await.unwrap();
     let row = row.expect("a ledger row");
     assert_eq!(row.state, "ready");
     assert_eq!(row.gross_minor, Some(184_795), "what the customer paid");
