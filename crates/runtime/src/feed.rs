@@ -68,6 +68,17 @@ pub enum FeedError {
     Permanent(Box<NewException>),
 }
 
+impl std::fmt::Display for FeedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FeedError::Transient { reason, .. } => write!(f, "{reason} (transient)"),
+            FeedError::Permanent(e) => write!(f, "{}: {}", e.kind.as_str(), e.reason),
+        }
+    }
+}
+
+impl std::error::Error for FeedError {}
+
 impl FeedError {
     pub fn transient(reason: impl std::fmt::Display) -> Self {
         FeedError::Transient {
