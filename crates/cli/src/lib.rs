@@ -22,6 +22,7 @@ pub mod centra_check;
 pub mod config;
 pub mod connectors;
 pub mod mapping;
+pub mod reconcile;
 pub mod services;
 #[cfg(feature = "dev")]
 pub mod stack;

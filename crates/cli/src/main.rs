@@ -1,5 +1,6 @@
 //! `ferry`: run everything locally (`up`), run one service (`run`, how Kubernetes runs
-//! them), check what Ferry would post for an order (`transform`), and measure (`bench`).
+//! them), check what Ferry would post for an order (`transform`), reconcile a brand and
+//! report a month (`reconcile`), and measure (`bench`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,11 @@ enum Command {
     Centra {
         #[command(subcommand)]
         command: CentraCommand,
+    },
+    /// Check a brand's orders against Centra and the ERP now, or report a month.
+    Reconcile {
+        #[command(subcommand)]
+        command: ferry::reconcile::ReconcileCommand,
     },
     /// Manage a tenant's Centra SKU → ERP item mapping.
     Mapping {
@@ -132,6 +138,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         #[cfg(feature = "dev")]
         Command::Up(args) => ferry::up::run(args).await,
         Command::Mapping { command } => ferry::mapping::run(command).await,
+        Command::Reconcile { command } => ferry::reconcile::run(command).await,
         Command::Centra {
             command: CentraCommand::Check(args),
         } => ferry::centra_check::run(args).await,

@@ -2,7 +2,7 @@
 //! and the verdict of each check (ADR 0028). An order is due once it should have settled,
 //! again whenever its ledger row changes, and while its last verdict was not `reconciled`.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::ledger::LedgerRow;
 use crate::{Store, StoreError};
@@ -24,6 +24,22 @@ pub struct Due {
     pub recheck_before: DateTime<Utc>,
     /// Orders checked before this are checked again, whatever was found.
     pub sweep_before: DateTime<Utc>,
+    /// Only orders accepted (or received) at or after this, when set.
+    pub accepted_from: Option<DateTime<Utc>>,
+}
+
+impl Due {
+    /// Every order, whatever its last check found and however recent it is: a run on
+    /// demand (`ferry reconcile run`), which judges an order inside its grace `pending`.
+    pub fn everything(accepted_from: Option<DateTime<Utc>>) -> Due {
+        let end = DateTime::<Utc>::MAX_UTC;
+        Due {
+            settled_before: end,
+            recheck_before: end,
+            sweep_before: end,
+            accepted_from,
+        }
+    }
 }
 
 /// The verdict of one check, as recorded.
@@ -38,6 +54,24 @@ pub struct VerdictRecord {
     pub currency: String,
     /// The ledger row's version checked; `None` for an order the ledger does not hold.
     pub ledger_version: Option<DateTime<Utc>>,
+    /// Centra's order date, when known: the month-end report's period.
+    pub order_date: Option<NaiveDate>,
+    /// What each source holds, in figures (the reconciler's `Figures`).
+    pub figures: serde_json::Value,
+    /// The variances found (the reconciler's `Variance`s).
+    pub variances: serde_json::Value,
+}
+
+/// One order's recorded check, as the month-end report reads it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CheckedOrder {
+    pub order_number: i64,
+    pub verdict: String,
+    pub causes: Vec<String>,
+    pub currency: String,
+    pub order_date: Option<NaiveDate>,
+    pub figures: serde_json::Value,
+    pub variances: serde_json::Value,
 }
 
 /// How many orders of a tenant stand at each verdict.
@@ -73,6 +107,8 @@ impl Store {
                     ON r.tenant = l.tenant AND r.order_number = l.order_number
              WHERE l.tenant = $1 AND l.order_number > $2
                AND COALESCE(l.first_accepted_at, l.received_at) <= $3
+               AND ($7::timestamptz IS NULL
+                    OR COALESCE(l.first_accepted_at, l.received_at) >= $7)
                AND (r.order_number IS NULL
                     OR r.ledger_version IS DISTINCT FROM l.updated_at
                     OR (r.verdict <> 'reconciled' AND r.checked_at <= $4)
@@ -86,6 +122,7 @@ impl Store {
         .bind(due.recheck_before)
         .bind(due.sweep_before)
         .bind(limit)
+        .bind(due.accepted_from)
         .fetch_all(self.pool())
         .await?)
     }
@@ -107,19 +144,29 @@ impl Store {
         let currencies: Vec<&str> = verdicts.iter().map(|v| v.currency.as_str()).collect();
         let versions: Vec<Option<DateTime<Utc>>> =
             verdicts.iter().map(|v| v.ledger_version).collect();
+        let dates: Vec<Option<NaiveDate>> = verdicts.iter().map(|v| v.order_date).collect();
+        let figures: Vec<serde_json::Value> = verdicts.iter().map(|v| v.figures.clone()).collect();
+        let variances: Vec<serde_json::Value> =
+            verdicts.iter().map(|v| v.variances.clone()).collect();
         sqlx::query(
             "INSERT INTO reconciliation
-                 (tenant, order_number, verdict, causes, money_minor, currency, ledger_version, checked_at)
+                 (tenant, order_number, verdict, causes, money_minor, currency, ledger_version,
+                  order_date, figures, variances, checked_at)
              SELECT $1, v.n, v.verdict, COALESCE(string_to_array(NULLIF(v.causes, ''), ','), '{}'),
-                    v.money, v.currency,
-                    v.version, now()
-             FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::timestamptz[])
-                  AS v(n, verdict, causes, money, currency, version)
+                    v.money, v.currency, v.version, v.day, v.figures, v.variances, now()
+             FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+                         $7::timestamptz[], $8::date[], $9::jsonb[], $10::jsonb[])
+                  AS v(n, verdict, causes, money, currency, version, day, figures, variances)
              ORDER BY v.n
              ON CONFLICT (tenant, order_number) DO UPDATE SET
                  verdict = EXCLUDED.verdict, causes = EXCLUDED.causes,
                  money_minor = EXCLUDED.money_minor, currency = EXCLUDED.currency,
-                 ledger_version = EXCLUDED.ledger_version, checked_at = EXCLUDED.checked_at",
+                 ledger_version = EXCLUDED.ledger_version,
+                 -- A pending check knows no figures: keep what an earlier one found.
+                 order_date = COALESCE(EXCLUDED.order_date, reconciliation.order_date),
+                 figures = CASE WHEN EXCLUDED.figures = '{}' THEN reconciliation.figures
+                                ELSE EXCLUDED.figures END,
+                 variances = EXCLUDED.variances, checked_at = EXCLUDED.checked_at",
         )
         .bind(tenant)
         .bind(&numbers)
@@ -128,9 +175,31 @@ impl Store {
         .bind(&money)
         .bind(&currencies)
         .bind(&versions)
+        .bind(&dates)
+        .bind(&figures)
+        .bind(&variances)
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// How many of the tenant's orders were accepted (or received) at or after
+    /// `accepted_from` (all of them when `None`): what a run on demand checks.
+    pub async fn orders_in_scope(
+        &self,
+        tenant: &str,
+        accepted_from: Option<DateTime<Utc>>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM order_ledger
+             WHERE tenant = $1
+               AND ($2::timestamptz IS NULL
+                    OR COALESCE(first_accepted_at, received_at) >= $2)",
+        )
+        .bind(tenant)
+        .bind(accepted_from)
+        .fetch_one(self.pool())
+        .await?)
     }
 
     /// Which of `numbers` the tenant's ledger holds.
@@ -154,6 +223,17 @@ impl Store {
     pub async fn first_order_at(&self, tenant: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT min(received_at) FROM order_ledger WHERE tenant = $1")
+                .bind(tenant)
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
+
+    /// Centra's date of the tenant's earliest order checked: orders placed before it are
+    /// from before Ferry.
+    pub async fn first_order_day(&self, tenant: &str) -> Result<Option<NaiveDate>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT min(order_date) FROM reconciliation WHERE tenant = $1")
                 .bind(tenant)
                 .fetch_one(self.pool())
                 .await?,
@@ -193,4 +273,131 @@ impl Store {
         }
         Ok(counts)
     }
+
+    /// Every checked order of a tenant with a Centra order date in `from..=to`, in order
+    /// number order: what the month-end report is made of.
+    pub async fn checked_orders(
+        &self,
+        tenant: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<CheckedOrder>, StoreError> {
+        Ok(sqlx::query_as::<_, CheckedOrder>(
+            "SELECT order_number, verdict, causes, currency, order_date, figures, variances
+             FROM reconciliation
+             WHERE tenant = $1 AND order_date BETWEEN $2 AND $3
+             ORDER BY order_number",
+        )
+        .bind(tenant)
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records an ERP document no Centra order explains (once per document).
+    pub async fn record_unexplained_document(
+        &self,
+        tenant: &str,
+        document: &UnexplainedDocument,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO unexplained_documents
+                 (tenant, erp_reference, document_date, currency, gross_minor, variance)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (tenant, erp_reference) DO UPDATE SET
+                 document_date = EXCLUDED.document_date, currency = EXCLUDED.currency,
+                 gross_minor = EXCLUDED.gross_minor, variance = EXCLUDED.variance",
+        )
+        .bind(tenant)
+        .bind(&document.erp_reference)
+        .bind(document.document_date)
+        .bind(&document.currency)
+        .bind(document.gross_minor)
+        .bind(&document.variance)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The unexplained ERP documents of a tenant dated in `from..=to`, by reference.
+    pub async fn unexplained_documents(
+        &self,
+        tenant: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<UnexplainedDocument>, StoreError> {
+        Ok(sqlx::query_as::<_, UnexplainedDocument>(
+            "SELECT erp_reference, document_date, currency, gross_minor, variance
+             FROM unexplained_documents
+             WHERE tenant = $1 AND document_date BETWEEN $2 AND $3
+             ORDER BY erp_reference",
+        )
+        .bind(tenant)
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Where the tenant's orders stand at their last checks; `completeness_causes` are the
+    /// causes that make an order incomplete (rather than inaccurate).
+    pub async fn standing(
+        &self,
+        tenant: &str,
+        completeness_causes: &[&str],
+    ) -> Result<Standing, StoreError> {
+        let (checked, complete, accurate): (i64, i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE verdict <> 'pending'),
+                    count(*) FILTER (WHERE verdict <> 'pending' AND NOT causes && $2::text[]),
+                    count(*) FILTER (WHERE verdict = 'reconciled')
+             FROM reconciliation WHERE tenant = $1",
+        )
+        .bind(tenant)
+        .bind(completeness_causes)
+        .fetch_one(self.pool())
+        .await?;
+        let at_stake = sqlx::query_as::<_, (String, i64)>(
+            // Every currency the tenant's orders are in, at zero when nothing is at stake,
+            // so a gauge falls back when the last variance in a currency is fixed.
+            "SELECT currency,
+                    COALESCE(sum(money_minor) FILTER (WHERE verdict = 'variance'), 0)::bigint
+             FROM reconciliation
+             WHERE tenant = $1 AND currency <> ''
+             GROUP BY currency ORDER BY currency",
+        )
+        .bind(tenant)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(Standing {
+            checked,
+            complete,
+            accurate,
+            at_stake,
+        })
+    }
+}
+
+/// Where a tenant's orders stand, over their last checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Orders with a verdict other than `pending`.
+    pub checked: i64,
+    /// Checked orders with none of the completeness causes.
+    pub complete: i64,
+    /// Checked orders found reconciled.
+    pub accurate: i64,
+    /// Money at stake over the open variances, by currency (every currency of the
+    /// tenant's checked orders, zero where nothing is at stake).
+    pub at_stake: Vec<(String, i64)>,
+}
+
+/// An ERP document no Centra order explains.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct UnexplainedDocument {
+    pub erp_reference: String,
+    pub document_date: Option<NaiveDate>,
+    pub currency: String,
+    pub gross_minor: i64,
+    pub variance: serde_json::Value,
 }

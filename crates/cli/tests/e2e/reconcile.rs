@@ -50,15 +50,16 @@ async fn judge_all(
             .read_sales_orders(&raw.number.to_string())
             .await
             .expect("read back");
-        let (_, verdict) = expected::judge(
+        let verdict = expected::judge(
             &snapshot,
             rules,
             &NoItems,
-            &row,
+            Some(&row),
             &documents,
             chrono::Utc::now(),
             chrono::Duration::zero(),
-        );
+        )
+        .verdict;
         verdicts.insert(raw.number, verdict);
     }
     verdicts
@@ -294,6 +295,47 @@ async fn the_reconciler_service_checks_every_order_and_its_sweep_finds_changes()
         1,
         "only the sale by hand: {open:#?}"
     );
+
+    // An order whose webhook is lost (no resync runs): Centra lists it, the ledger never
+    // saw it, and past its grace it is missing — engineering's to find.
+    stack.centra.configure_webhooks(None);
+    let lost = stack.centra.generate(1, &OrderMix::default())[0];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let missing = loop {
+        let open = store.open_exceptions("acme").await.expect("exceptions");
+        if let Some(e) = open.iter().find(|e| e.kind == "order_missing_in_erp") {
+            break e.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{open:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (missing.order_number, missing.owner.as_str()),
+        (Some(lost), "engineering")
+    );
+    wait_verdict(&store, lost, ("variance", &["missing"])).await;
+
+    // Where the brand stands, for dashboards and alerts.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = stack.telemetry.render_metrics();
+        let has = |name: &str| {
+            metrics
+                .lines()
+                .any(|l| l.starts_with(name) && l.contains("tenant=\"acme\""))
+        };
+        if has("ferry_reconcile_complete_ratio")
+            && has("ferry_reconcile_accurate_ratio")
+            && has("ferry_reconcile_money_at_stake_minor")
+            && has("ferry_reconcile_last_sweep_timestamp_seconds")
+        {
+            assert!(has("ferry_reconcile_orders_checked_total"));
+            assert!(has("ferry_reconcile_variances_total"));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stack.shutdown().await;
     env.cleanup().await;
 }

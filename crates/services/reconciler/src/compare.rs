@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use ferry_domain::{ExceptionKind, Owner};
 use ferry_erp::{DocumentState, ReadDocument, ReadLineKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why an order is not as it should be in the ERP. The names are the stable, documented
 /// `cause` of `ferry reconcile run --json` and of the month-end report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
     /// Past its grace, the order is not in the ERP and Ferry has not posted it.
@@ -92,6 +92,20 @@ impl Cause {
         })
     }
 
+    /// A cause that makes an order incomplete in the ERP (absent, there twice, or there
+    /// when it should not be), as opposed to there once but inaccurate.
+    pub fn is_completeness(&self) -> bool {
+        matches!(
+            self,
+            Cause::Missing
+                | Cause::DeletedInErp
+                | Cause::Duplicate
+                | Cause::Unexplained
+                | Cause::OneSidedCancellation
+                | Cause::UnmappedItem
+        )
+    }
+
     /// The team that acts: finance for what the books hold, operations for master data
     /// and what the warehouse does, engineering for what Ferry failed to do.
     pub fn owner(&self) -> Owner {
@@ -131,6 +145,9 @@ pub struct Expected {
     pub tax_minor: i64,
     /// Cancelled in Centra: nothing (or a cancelled document) should be in the ERP.
     pub cancelled: bool,
+    /// Not yet releasable in Centra (on hold there, or awaiting confirmation or payment
+    /// under the brand's policy): its absence from the ERP is right, for now.
+    pub awaiting_centra: bool,
     /// The fingerprint of these lines (`SalesOrder::fingerprint`), to compare with the one
     /// the ledger recorded when Ferry posted.
     pub fingerprint: String,
@@ -168,7 +185,7 @@ impl Clock {
 }
 
 /// One difference found, with who acts and what is at stake.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Variance {
     pub order: i64,
     pub cause: Cause,
@@ -260,14 +277,13 @@ pub fn reconcile(
                 None,
             )]);
         }
-        if !clock.settled() {
+        if !clock.settled() || expected.awaiting_centra {
             return Verdict::Pending;
         }
         let held_unmapped = ledger.is_some_and(|l| {
-            l.state == "held"
-                && l.held_for
-                    .as_deref()
-                    .is_some_and(|k| k.starts_with("unmapped_"))
+            l.held_for
+                .as_deref()
+                .is_some_and(|k| k.starts_with("unmapped_"))
         });
         let (cause, detail) = if held_unmapped {
             (

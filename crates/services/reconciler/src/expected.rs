@@ -2,36 +2,81 @@
 //! it (the transform's sales order of Centra's current snapshot), and what the ledger says
 //! Ferry did.
 
+use chrono::{DateTime, NaiveDate, Utc};
 use ferry_domain::{ItemMap, LineKind, Release, Rules, SalesOrder, Snapshot, transform};
 use ferry_erp::{ReadDocument, ReadLineKind};
 use ferry_store::LedgerRow;
 
 use crate::compare::{Clock, Expected, ExpectedLine, LedgerView, Verdict, reconcile};
+use crate::figures::{Figures, order_day};
 
-/// The verdict on one order the ledger holds: Centra's current `snapshot` through the
-/// tenant's rules, its ledger `row`, and the ERP's `documents` under its number; with what
-/// Centra charged (for its currency).
+/// The check of one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    /// What Centra charged, as the ERP should hold it.
+    pub expected: Expected,
+    pub verdict: Verdict,
+    pub figures: Figures,
+    /// Centra's order date.
+    pub order_day: Option<NaiveDate>,
+}
+
+/// The verdict on one order: Centra's current `snapshot` through the tenant's rules, its
+/// ledger `row` (`None`: Ferry never saw the order), and the ERP's `documents` under its
+/// number.
 pub fn judge(
     snapshot: &Snapshot,
     rules: &Rules,
     items: &dyn ItemMap,
-    row: &LedgerRow,
+    row: Option<&LedgerRow>,
     documents: &[ReadDocument],
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
     grace: chrono::Duration,
-) -> (Expected, Verdict) {
-    let charged = expected(&transform(snapshot, rules, items));
+) -> Judgement {
+    let order = transform(snapshot, rules, items);
+    let expected = expected(&order);
+    let accepted_at = match row {
+        Some(row) => row.first_accepted_at.unwrap_or(row.received_at),
+        // Never seen by Ferry: the grace runs from when the customer placed it (an order
+        // whose date cannot be read is given its grace from now).
+        None => placed_at(&order.order_date).unwrap_or(now),
+    };
     let clock = Clock {
         now,
-        accepted_at: row.first_accepted_at.unwrap_or(row.received_at),
+        accepted_at,
         grace,
     };
-    let verdict = reconcile(&charged, Some(&ledger_view(row)), documents, clock);
-    (charged, verdict)
+    let mut ledger = row.map(ledger_view);
+    // What blocks the order now, as the transform finds it (an unmapped item, say).
+    if let Some(ledger) = ledger.as_mut()
+        && order.release == Release::Rejected
+    {
+        ledger.held_for = order.problems.first().map(|p| p.kind.as_str().to_owned());
+    }
+    let verdict = reconcile(&expected, ledger.as_ref(), documents, clock);
+    Judgement {
+        figures: Figures::of(snapshot, &order, row, documents),
+        order_day: order_day(&order.order_date),
+        expected,
+        verdict,
+    }
 }
 
-/// What the ledger row says Ferry did. `held_for` is left to the caller, which knows the
-/// order's open exceptions.
+/// When Centra's order was placed: `2026-11-30T10:00:00+01:00`, or `2026-11-30 10:00:00`
+/// (read as UTC: Centra's documentation does not say which zone that form is in).
+pub fn placed_at(order_date: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(order_date)
+        .map(|d| d.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(order_date, "%Y-%m-%d %H:%M:%S")
+                .ok()
+                .map(|d| d.and_utc())
+        })
+}
+
+/// What the ledger row says Ferry did. `held_for` is left to the caller, which knows what
+/// blocks the order.
 pub fn ledger_view(row: &LedgerRow) -> LedgerView {
     LedgerView {
         state: row.state.clone(),
@@ -69,15 +114,25 @@ pub fn expected(order: &SalesOrder) -> Expected {
         gross_minor: order.totals.gross,
         tax_minor: order.totals.tax,
         cancelled: order.release == Release::Cancelled,
+        awaiting_centra: order.release == Release::Held,
         fingerprint: order.fingerprint(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
     use ferry_domain::NoItems;
 
     use super::*;
+
+    #[test]
+    fn an_order_is_placed_when_centra_says_in_either_form() {
+        let utc = Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).single();
+        assert_eq!(placed_at("2026-11-30T10:00:00+01:00"), utc);
+        assert_eq!(placed_at("2026-11-30 09:00:00"), utc);
+        assert_eq!(placed_at("yesterday"), None);
+    }
 
     fn example(name: &str) -> Vec<u8> {
         let path = format!(
@@ -107,6 +162,7 @@ mod tests {
         );
         assert!(e.lines.iter().all(|l| !l.erp_item.is_empty()));
         assert!(!e.cancelled);
+        assert!(!e.awaiting_centra);
         assert_eq!(e.fingerprint, order.fingerprint());
     }
 }

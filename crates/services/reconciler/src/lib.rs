@@ -2,8 +2,12 @@
 //! by checking Centra, the ledger and the ERP against each other, and gives every
 //! difference a cause, an owner and the money at stake.
 
+pub mod check;
 pub mod compare;
 pub mod expected;
+pub mod figures;
+pub mod report;
 pub mod service;
+pub mod tell;
 
 pub use service::{ReconcilerError, SERVICE, run};

@@ -30,6 +30,7 @@ fn window(settled_before: DateTime<Utc>, recheck_before: DateTime<Utc>) -> Due {
         settled_before,
         recheck_before,
         sweep_before: settled_before - Duration::days(1),
+        accepted_from: None,
     }
 }
 
@@ -61,6 +62,9 @@ fn verdict(
         money_minor: if causes.is_empty() { 0 } else { 1000 },
         currency: "SEK".into(),
         ledger_version: Some(version),
+        order_date: None,
+        figures: serde_json::json!({}),
+        variances: serde_json::json!([]),
     }
 }
 
@@ -169,5 +173,110 @@ async fn orders_are_due_when_settled_changed_or_not_yet_reconciled() {
         store.verdict("acme", 2).await.expect("verdict"),
         Some(("reconciled".to_owned(), vec![]))
     );
+    env.cleanup().await;
+}
+
+/// What the month-end report and the gauges read: figures kept when a later check cannot
+/// judge, orders by Centra's date, where a tenant stands, unexplained documents by date.
+#[tokio::test]
+async fn checks_keep_their_figures_and_the_period_reads_them_back() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let an_hour_ago = Utc::now() - Duration::hours(1);
+    for n in 1..=3 {
+        store
+            .record_snapshot(&record(n, "a", an_hour_ago))
+            .await
+            .expect("ledger");
+    }
+    let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 11, d).expect("day");
+    let checked = |n: i64, on: u32, v: &'static str, causes: &[&str]| VerdictRecord {
+        order_date: Some(day(on)),
+        figures: serde_json::json!({ "centra": { "gross": n * 1000 } }),
+        variances: serde_json::json!([{ "order": n }]),
+        ..verdict(n, v, causes, an_hour_ago)
+    };
+    store
+        .record_verdicts(
+            "acme",
+            &[
+                checked(1, 1, "reconciled", &[]),
+                checked(2, 30, "variance", &["missing"]),
+                checked(3, 15, "variance", &["altered_in_erp"]),
+            ],
+        )
+        .await
+        .expect("verdicts");
+    // Checked again without figures (Centra did not answer): the figures stand.
+    store
+        .record_verdicts("acme", &[verdict(3, "pending", &[], an_hour_ago)])
+        .await
+        .expect("verdict");
+    let period = store
+        .checked_orders("acme", day(1), day(30))
+        .await
+        .expect("period");
+    assert_eq!(
+        period.iter().map(|o| o.order_number).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(period[2].verdict, "pending");
+    assert_eq!(period[2].figures["centra"]["gross"], 3000);
+    assert_eq!(period[2].order_date, Some(day(15)));
+    assert_eq!(
+        store
+            .checked_orders("acme", day(2), day(29))
+            .await
+            .expect("period")
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.first_order_day("acme").await.expect("day"),
+        Some(day(1))
+    );
+    assert_eq!(store.first_order_day("globex").await.expect("day"), None);
+    assert_eq!(store.orders_in_scope("acme", None).await.expect("scope"), 3);
+    assert_eq!(
+        store
+            .orders_in_scope("acme", Some(Utc::now()))
+            .await
+            .expect("scope"),
+        0
+    );
+
+    let standing = store
+        .standing("acme", &["missing", "duplicate"])
+        .await
+        .expect("standing");
+    // Order 3 is pending now: two checked, one of them incomplete.
+    assert_eq!(
+        (standing.checked, standing.complete, standing.accurate),
+        (2, 1, 1)
+    );
+    assert_eq!(standing.at_stake, vec![("SEK".to_owned(), 1000)]);
+
+    let document = |reference: &str, on: u32| ferry_store::reconciliation::UnexplainedDocument {
+        erp_reference: reference.into(),
+        document_date: Some(day(on)),
+        currency: "SEK".into(),
+        gross_minor: 5000,
+        variance: serde_json::json!({ "cause": "unexplained" }),
+    };
+    for d in [
+        document("SO-2", 20),
+        document("SO-1", 2),
+        document("SO-2", 20),
+    ] {
+        store
+            .record_unexplained_document("acme", &d)
+            .await
+            .expect("document");
+    }
+    let found = store
+        .unexplained_documents("acme", day(1), day(30))
+        .await
+        .expect("documents");
+    assert_eq!(found, vec![document("SO-1", 2), document("SO-2", 20)]);
     env.cleanup().await;
 }

@@ -31,6 +31,7 @@ fn expected(lines: &[(ReadLineKind, &str, i64, i64, i64)]) -> Expected {
         tax_minor: lines.iter().map(|l| l.tax_minor).sum(),
         lines,
         cancelled: false,
+        awaiting_centra: false,
         fingerprint: "f1".into(),
     }
 }
@@ -131,6 +132,15 @@ fn absence_is_pending_inside_the_grace_and_a_variance_after() {
     assert_eq!(
         only_cause(&reconcile(&e, Some(&held), &[], clock(31))).0,
         Cause::UnmappedItem
+    );
+    // Rightly absent while Centra holds it, however long that takes.
+    let on_hold = Expected {
+        awaiting_centra: true,
+        ..jacket_order()
+    };
+    assert_eq!(
+        reconcile(&on_hold, Some(&ready), &[], clock(600)),
+        Verdict::Pending
     );
     // Posted, and gone from the ERP: no grace for that.
     assert_eq!(

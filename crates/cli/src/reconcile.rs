@@ -1,0 +1,344 @@
+//! `ferry reconcile run|report`: check a brand's orders against Centra and the ERP on
+//! demand, and the month-end report of what the checks found (docs/operations/reconciliation.md).
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::{NaiveDate, Utc};
+use ferry_reconciler::check::Checker;
+use ferry_reconciler::compare::{Variance, Verdict};
+use ferry_reconciler::report::{Period, Report, html, percent};
+use ferry_reconciler::service::Documents;
+use ferry_store::Store;
+use ferry_store::reconciliation::Due;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ReconcileCommand {
+    /// Check every order of a brand (or those accepted since a day) against Centra and the
+    /// ERP now, and every ERP document for ones no order explains. Verdicts and exceptions
+    /// are recorded as the reconciler service records them; a run stopped half-way is
+    /// simply run again.
+    Run(RunArgs),
+    /// The month-end report of what the checks recorded for a period.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[arg(long)]
+    tenant: String,
+    /// Only orders accepted on or after this day (YYYY-MM-DD); also how far back Centra's
+    /// orders are listed for ones Ferry never saw (default: the brand's first order).
+    #[arg(long)]
+    since: Option<NaiveDate>,
+    /// One JSON object per variance, then a summary line, on standard output.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, env = "FERRY_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Format {
+    Html,
+    Csv,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    #[arg(long)]
+    tenant: String,
+    /// The month, YYYY-MM.
+    #[arg(long)]
+    period: String,
+    #[arg(long, value_enum, default_value = "html")]
+    format: Format,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    #[arg(long, env = "FERRY_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+pub async fn run(command: ReconcileCommand) -> anyhow::Result<()> {
+    match command {
+        ReconcileCommand::Run(args) => run_checks(args).await,
+        ReconcileCommand::Report(args) => report(args).await,
+    }
+}
+
+/// What a run found, as its last JSON line says.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// Orders judged (not pending).
+    pub checked: u64,
+    pub complete: u64,
+    pub accurate: u64,
+    /// Inside their grace, or held in Centra.
+    pub pending: u64,
+    /// Variances found, ERP documents no order explains included.
+    pub variances: u64,
+}
+
+impl Tally {
+    fn add(&mut self, verdict: &Verdict) {
+        match verdict {
+            Verdict::Pending => self.pending += 1,
+            Verdict::Reconciled => {
+                self.checked += 1;
+                self.complete += 1;
+                self.accurate += 1;
+            }
+            Verdict::Variances(found) => {
+                self.checked += 1;
+                if !found.iter().any(|v| v.cause.is_completeness()) {
+                    self.complete += 1;
+                }
+            }
+        }
+    }
+}
+
+async fn run_checks(args: RunArgs) -> anyhow::Result<()> {
+    let config = crate::config::load(args.config.as_deref())?;
+    check_tenant(
+        &config,
+        &args.tenant,
+        args.since,
+        args.json,
+        &mut std::io::stdout(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `ferry reconcile run`: checks every order of `tenant` accepted since `since` (all when
+/// `None`), the orders Centra lists that Ferry never saw, and every ERP document; writes
+/// the variances to `out` (JSON lines and a summary line with `json`).
+pub async fn check_tenant(
+    config: &ferry_config::Config,
+    tenant: &str,
+    since: Option<NaiveDate>,
+    json: bool,
+    out: &mut (dyn std::io::Write + Send),
+) -> anyhow::Result<Tally> {
+    let tenant = config
+        .tenants
+        .iter()
+        .find(|t| t.id == tenant)
+        .with_context(|| format!("no tenant {tenant:?} in the configuration"))?;
+    let connectors = crate::connectors::build(config)?;
+    let erp = connectors
+        .get(&tenant.id)
+        .and_then(|c| c.read_back.clone())
+        .with_context(|| {
+            format!(
+                "tenant {}'s ERP connector ({}) cannot read documents back: its orders cannot be reconciled",
+                tenant.id, tenant.erp.kind
+            )
+        })?;
+    let store = Store::connect(&config.database)
+        .await
+        .context("connecting to the database")?;
+    store.migrate().await?;
+    // Exceptions are recorded and announced as the service does, for the console.
+    let base = ferry_runtime::ServiceBase::connect(
+        ferry_reconciler::SERVICE,
+        Arc::new(config.runtime()),
+        CancellationToken::new(),
+        ferry_runtime::Readiness::default(),
+    )
+    .await
+    .context("connecting to NATS")?;
+    let sink = ferry_platform::exception_sink(&store, &base);
+    let checker = Checker::for_tenant(
+        tenant,
+        store.clone(),
+        erp.clone(),
+        sink.clone(),
+        &config.reconciler,
+    )?;
+    let since = since.map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+    let due = Due::everything(since);
+    let total = store.orders_in_scope(&tenant.id, since).await?;
+    let bar = progress(json, total);
+    let batch_size = i64::try_from(config.reconciler.batch.max(1)).unwrap_or(200);
+    let mut tally = Tally::default();
+    let mut emit = |found: &[Variance], tally: &mut Tally| -> anyhow::Result<()> {
+        for v in found {
+            tally.variances += 1;
+            if json {
+                serde_json::to_writer(&mut *out, &VarianceLine::from(v))?;
+                writeln!(out)?;
+            } else {
+                bar.suspend(|| {
+                    writeln!(
+                        out,
+                        "order {:>10}  {:<24} {:<16} {:>14}  {}",
+                        VarianceLine::from(v)
+                            .order
+                            .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                        v.cause.as_str(),
+                        v.owner.as_str(),
+                        ferry_domain::Currency::from_code(&v.currency)
+                            .map(|c| c.format(v.money_minor))
+                            .unwrap_or_else(|| format!("{} {}", v.money_minor, v.currency)),
+                        v.detail
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    };
+    let mut after = 0;
+    loop {
+        let batch = store
+            .orders_to_reconcile(&tenant.id, after, due, batch_size)
+            .await?;
+        let Some(last) = batch.last() else { break };
+        after = last.row.order_number;
+        let checked = checker.check(&batch, Utc::now()).await?;
+        for c in &checked {
+            tally.add(&c.verdict);
+            emit(c.verdict.variances(), &mut tally)?;
+        }
+        bar.inc(checked.len() as u64);
+    }
+    bar.set_message("Centra's orders Ferry never saw");
+    if let Some(live_since) = store.first_order_day(&tenant.id).await? {
+        let from = since.unwrap_or_else(|| {
+            live_since
+                .and_hms_opt(0, 0, 0)
+                .unwrap_or_default()
+                .and_utc()
+        });
+        for c in checker.check_unseen(from, live_since, Utc::now()).await? {
+            tally.add(&c.verdict);
+            emit(c.verdict.variances(), &mut tally)?;
+        }
+    }
+    bar.set_message("the ERP's documents");
+    let documents = Documents {
+        tenant: tenant.id.clone(),
+        store: store.clone(),
+        erp,
+        sink,
+    };
+    let mut cursor = String::new();
+    loop {
+        let (pass, found) = documents.walk(&cursor).await?;
+        emit(&found, &mut tally)?;
+        if !pass.more || pass.cursor == cursor {
+            break;
+        }
+        cursor = pass.cursor;
+    }
+    bar.finish_and_clear();
+    let summary = format!(
+        "{{\"checked\":{},\"complete_pct\":{},\"accurate_pct\":{},\"variances\":{},\"pending\":{}}}",
+        tally.checked,
+        percent(tally.complete, tally.checked),
+        percent(tally.accurate, tally.checked),
+        tally.variances,
+        tally.pending
+    );
+    if json {
+        writeln!(out, "{summary}")?;
+    } else {
+        writeln!(
+            out,
+            "{} orders checked: {} % complete, {} % accurate; {} variances; {} pending (inside their grace or held in Centra)",
+            tally.checked,
+            percent(tally.complete, tally.checked),
+            percent(tally.accurate, tally.checked),
+            tally.variances,
+            tally.pending
+        )?;
+    }
+    out.flush()?;
+    Ok(tally)
+}
+
+/// A progress bar on a terminal (standard error), none otherwise or with `--json`.
+fn progress(json: bool, total: i64) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new(u64::try_from(total).unwrap_or(0));
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {wide_bar} {pos}/{len} orders ({per_sec}, {eta} left) {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// One line of `--json`: the documented fields, in this order.
+#[derive(serde::Serialize)]
+struct VarianceLine<'a> {
+    order: Option<i64>,
+    cause: &'static str,
+    owner: &'static str,
+    money_minor: i64,
+    currency: &'a str,
+    detail: &'a str,
+    erp_reference: Option<&'a str>,
+}
+
+impl<'a> From<&'a Variance> for VarianceLine<'a> {
+    fn from(v: &'a Variance) -> Self {
+        VarianceLine {
+            // An ERP document no order explains concerns no order.
+            order: (v.cause != ferry_reconciler::compare::Cause::Unexplained).then_some(v.order),
+            cause: v.cause.as_str(),
+            owner: v.owner.as_str(),
+            money_minor: v.money_minor,
+            currency: &v.currency,
+            detail: &v.detail,
+            erp_reference: v.erp_reference.as_deref(),
+        }
+    }
+}
+
+async fn report(args: ReportArgs) -> anyhow::Result<()> {
+    let period = Period::month(&args.period)?;
+    anyhow::ensure!(
+        ferry_config::is_token(&args.tenant),
+        "{:?} is not a tenant id",
+        args.tenant
+    );
+    let config = crate::config::load(args.config.as_deref())?;
+    let store = Store::connect(&config.database)
+        .await
+        .context("connecting to the database")?;
+    store.migrate().await?;
+    let report = month_report(&store, &args.tenant, period).await?;
+    let text = match args.format {
+        Format::Html => html(&report),
+        Format::Csv => report.csv()?,
+        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+    };
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => std::io::stdout().write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+/// The month-end report of `tenant` for `period`, from the checks as recorded.
+pub async fn month_report(store: &Store, tenant: &str, period: Period) -> anyhow::Result<Report> {
+    let orders = store
+        .checked_orders(tenant, period.first, period.last)
+        .await?;
+    let unexplained = store
+        .unexplained_documents(tenant, period.first, period.last)
+        .await?;
+    Ok(Report::build(tenant, period, &orders, &unexplained))
+}

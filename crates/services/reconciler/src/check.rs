@@ -1,0 +1,308 @@
+//! The check of a batch of orders, shared by the service's feed and `ferry reconcile run`:
+//! read each order again from Centra (within the reconciler's share of the brand's Centra
+//! quota) and from the ERP (its documents read back), judge it, tell the teams, and record
+//! the verdict with the figures each source holds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ferry_centra::{CentraClient, CentraError};
+use ferry_config::{ReconcilerConfig, TenantConfig};
+use ferry_domain::{ExceptionKind, NewException, Snapshot};
+use ferry_erp::ReadBack;
+use ferry_runtime::{ExceptionSink, FeedError};
+use ferry_store::Store;
+use ferry_store::reconciliation::{DueOrder, VerdictRecord};
+use futures::{StreamExt, TryStreamExt};
+use secrecy::ExposeSecret;
+
+use crate::compare::{Variance, Verdict};
+use crate::expected::{Judgement, judge};
+use crate::figures::order_day;
+use crate::service::{CHECK_FEED, ReconcilerError, SERVICE};
+use crate::tell::tell;
+
+/// Orders never seen by Ferry judged per batch.
+const UNSEEN_BATCH: usize = 100;
+
+/// Checks one tenant's orders.
+pub struct Checker {
+    pub tenant: TenantConfig,
+    pub store: Store,
+    /// Paced for the reconciler's share of the tenant's Centra quota.
+    pub client: CentraClient,
+    pub erp: Arc<dyn ReadBack>,
+    pub sink: Arc<dyn ExceptionSink>,
+    pub grace: chrono::Duration,
+    pub erp_reads_in_flight: usize,
+}
+
+/// One order checked.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub order: i64,
+    pub verdict: Verdict,
+}
+
+impl Checker {
+    /// The checker of one tenant, its Centra client paced for the reconciler's share of
+    /// the tenant's quota.
+    pub fn for_tenant(
+        tenant: &TenantConfig,
+        store: Store,
+        erp: Arc<dyn ReadBack>,
+        sink: Arc<dyn ExceptionSink>,
+        settings: &ReconcilerConfig,
+    ) -> Result<Checker, ReconcilerError> {
+        let client = CentraClient::paced(
+            tenant.centra.url.clone(),
+            tenant.centra.token.expose_secret().to_owned().into(),
+            tenant
+                .centra
+                .pacing_for(ferry_config::CentraCaller::Reconciler),
+            tenant.centra.timeout,
+        );
+        Ok(Checker {
+            tenant: tenant.clone(),
+            store,
+            client,
+            erp,
+            sink,
+            grace: span(settings.grace, "grace")?,
+            erp_reads_in_flight: settings.erp_reads_in_flight,
+        })
+    }
+
+    /// Checks `due` (one batch): every verdict is recorded, and every variance told, before
+    /// this returns; a failure leaves the batch to be checked again whole.
+    pub async fn check(
+        &self,
+        due: &[DueOrder],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Checked>, FeedError> {
+        let orders: Vec<(i64, Option<&DueOrder>)> =
+            due.iter().map(|d| (d.row.order_number, Some(d))).collect();
+        self.judge_all(&orders, None, now).await
+    }
+
+    /// Completeness from Centra's side: the orders Centra lists as changed since `since`
+    /// that the ledger does not hold. Each is judged without a ledger row — pending inside
+    /// its grace (or while Centra holds it), missing after — and recorded; orders placed
+    /// before `live_since` (Centra's date of the earliest order checked) are history from
+    /// before Ferry, left alone.
+    pub async fn check_unseen(
+        &self,
+        since: DateTime<Utc>,
+        live_since: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Checked>, FeedError> {
+        let tenant = self.tenant.id.as_str();
+        let listed = self
+            .client
+            .orders_changed_since(since)
+            .await
+            .map_err(|e| centra_error(e, tenant))?;
+        let known = self
+            .store
+            .orders_in_ledger(tenant, &listed)
+            .await
+            .map_err(FeedError::transient)?;
+        let mut unseen: Vec<i64> = listed.into_iter().filter(|n| !known.contains(n)).collect();
+        unseen.sort_unstable();
+        unseen.dedup();
+        let mut checked = Vec::new();
+        for chunk in unseen.chunks(UNSEEN_BATCH) {
+            let orders: Vec<(i64, Option<&DueOrder>)> = chunk.iter().map(|&n| (n, None)).collect();
+            checked.extend(self.judge_all(&orders, Some(live_since), now).await?);
+        }
+        Ok(checked)
+    }
+
+    /// Reads `orders` from Centra and the ERP, judges, tells and records each. An order
+    /// the ledger does not hold (`None`) placed before `history_before` is skipped.
+    async fn judge_all(
+        &self,
+        orders: &[(i64, Option<&DueOrder>)],
+        history_before: Option<NaiveDate>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Checked>, FeedError> {
+        let tenant = self.tenant.id.as_str();
+        let numbers: Vec<i64> = orders.iter().map(|(n, _)| *n).collect();
+        let snapshots: HashMap<i64, Vec<u8>> = self
+            .client
+            .order_snapshots(&numbers)
+            .await
+            .map_err(|e| centra_error(e, tenant))?
+            .into_iter()
+            .map(|s| (s.number, s.json))
+            .collect();
+        let documents: Vec<_> = futures::stream::iter(numbers.iter().copied())
+            .map(|n| {
+                let erp = self.erp.clone();
+                async move { erp.read_sales_orders(&n.to_string()).await }
+            })
+            .buffered(self.erp_reads_in_flight.max(1))
+            .try_collect()
+            .await
+            .map_err(|e: ferry_erp::ErpError| FeedError::Transient {
+                retry_after: e.retry_after(),
+                reason: format!("reading the ERP's documents: {e}"),
+            })?;
+        let items = self
+            .store
+            .sku_map(tenant)
+            .await
+            .map_err(FeedError::transient)?;
+        let mut checked = Vec::with_capacity(orders.len());
+        let mut records = Vec::with_capacity(orders.len());
+        for (&(number, due), documents) in orders.iter().zip(&documents) {
+            let Some(snapshot) = snapshots
+                .get(&number)
+                .and_then(|json| Snapshot::parse(json).ok())
+            else {
+                // Centra no longer answers for it (or not readably): nothing to compare
+                // with; the next check tries again.
+                tracing::warn!(
+                    tenant,
+                    order = number,
+                    "Centra has no readable snapshot of the order"
+                );
+                records.push(pending(number, due));
+                checked.push(Checked {
+                    order: number,
+                    verdict: Verdict::Pending,
+                });
+                continue;
+            };
+            if due.is_none()
+                && let Some(before) = history_before
+                && snapshot
+                    .order_date
+                    .as_deref()
+                    .and_then(order_day)
+                    .is_some_and(|day| day < before)
+            {
+                continue;
+            }
+            let judgement = judge(
+                &snapshot,
+                &self.tenant.rules,
+                &items,
+                due.map(|d| &d.row),
+                documents,
+                now,
+                self.grace,
+            );
+            count(tenant, &judgement.verdict);
+            tell(
+                &self.store,
+                self.sink.as_ref(),
+                tenant,
+                number,
+                &judgement.verdict,
+            )
+            .await?;
+            records.push(record(number, &judgement, due));
+            checked.push(Checked {
+                order: number,
+                verdict: judgement.verdict,
+            });
+        }
+        self.store
+            .record_verdicts(tenant, &records)
+            .await
+            .map_err(FeedError::transient)?;
+        Ok(checked)
+    }
+}
+
+/// A setting as a span of time the clock arithmetic takes.
+pub fn span(
+    setting: std::time::Duration,
+    name: &'static str,
+) -> Result<chrono::Duration, ReconcilerError> {
+    chrono::Duration::from_std(setting).map_err(|_| ReconcilerError::Setting(name))
+}
+
+/// The record of a check that could not judge: no figures, no variances.
+fn pending(number: i64, order: Option<&DueOrder>) -> VerdictRecord {
+    VerdictRecord {
+        order_number: number,
+        verdict: Verdict::Pending.as_str(),
+        causes: Vec::new(),
+        money_minor: 0,
+        currency: order.map(|o| o.row.currency.clone()).unwrap_or_default(),
+        ledger_version: order.map(|o| o.ledger_version),
+        order_date: None,
+        figures: serde_json::json!({}),
+        variances: serde_json::json!([]),
+    }
+}
+
+fn record(number: i64, judgement: &Judgement, order: Option<&DueOrder>) -> VerdictRecord {
+    let variances = judgement.verdict.variances();
+    let mut causes: Vec<String> = variances
+        .iter()
+        .map(|v| v.cause.as_str().to_owned())
+        .collect();
+    causes.sort();
+    causes.dedup();
+    VerdictRecord {
+        order_number: number,
+        verdict: judgement.verdict.as_str(),
+        causes,
+        money_minor: variances.iter().map(|v| v.money_minor).sum(),
+        currency: judgement.expected.currency.clone(),
+        ledger_version: order.map(|o| o.ledger_version),
+        order_date: judgement.order_day,
+        figures: serde_json::to_value(&judgement.figures).unwrap_or_default(),
+        variances: serde_json::to_value(variances).unwrap_or_default(),
+    }
+}
+
+/// `ferry_reconcile_orders_checked_total` and `ferry_reconcile_variances_total` by cause
+/// and owner.
+fn count(tenant: &str, verdict: &Verdict) {
+    metrics::counter!("ferry_reconcile_orders_checked_total", "tenant" => tenant.to_owned(), "verdict" => verdict.as_str())
+        .increment(1);
+    for v in verdict.variances() {
+        count_variance(tenant, v);
+    }
+}
+
+pub fn count_variance(tenant: &str, v: &Variance) {
+    metrics::counter!(
+        "ferry_reconcile_variances_total",
+        "tenant" => tenant.to_owned(),
+        "cause" => v.cause.as_str(),
+        "owner" => v.owner.as_str()
+    )
+    .increment(1);
+}
+
+fn centra_error(e: CentraError, tenant: &str) -> FeedError {
+    if e.is_transient() || matches!(e, CentraError::GraphQl { .. }) {
+        return FeedError::Transient {
+            retry_after: e.retry_after(),
+            reason: format!("reading order snapshots from Centra: {e}"),
+        };
+    }
+    FeedError::Permanent(Box::new(NewException {
+        tenant: tenant.to_owned(),
+        kind: ExceptionKind::FeedFailed,
+        key: format!("feed:{CHECK_FEED}"),
+        message: format!(
+            "Ferry cannot read Centra's orders to check them against the ERP: {e}. Orders \
+             still flow, but nothing proves they arrived whole until this is fixed. Check the \
+             integration token's permissions in Centra."
+        ),
+        reason: e.to_string(),
+        order_number: None,
+        amount_minor: None,
+        currency: None,
+        service: SERVICE.to_owned(),
+        source_subject: None,
+        payload: Vec::new(),
+    }))
+}
