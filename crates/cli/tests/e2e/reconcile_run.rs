@@ -247,9 +247,61 @@ async fn a_run_finds_every_variance_resumes_after_a_crash_and_the_month_end_repo
     assert_eq!(again.csv().expect("csv"), deleted_month.csv().expect("csv"));
     let page = html(&again);
     assert!(page.contains("deleted_in_erp"), "the variance is listed");
+    opens_and_prints_in_chromium(&page, &env.prefix);
 
     stack.shutdown().await;
     env.cleanup().await;
+}
+
+/// The report as a controller gets it: opened in a real (headless) Chromium, it is the
+/// document Ferry wrote — every table row and both charts, nothing the parser had to mend
+/// — and it prints to PDF.
+fn opens_and_prints_in_chromium(page: &str, name: &str) {
+    let dir = std::env::temp_dir().join(format!("ferry-report-{name}"));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let file = dir.join("report.html");
+    std::fs::write(&file, page).expect("the report written");
+    let url = format!("file://{}", file.display());
+    let chromium = |extra: &[&str]| {
+        let out = std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-pdf-header-footer",
+            ])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("chromium runs (scripts/setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let dom = String::from_utf8(chromium(&["--dump-dom"]).stdout).expect("utf-8");
+    for tag in ["<tr", "<svg", "<table", "<polyline", "<rect"] {
+        let written = page.matches(tag).count();
+        assert!(written > 0, "{tag} in the report");
+        assert_eq!(dom.matches(tag).count(), written, "{tag} as written");
+    }
+    let pdf = dir.join("report.pdf");
+    chromium(&[&format!("--print-to-pdf={}", pdf.display())]);
+    let printed = std::fs::read(&pdf).expect("the PDF");
+    assert!(printed.starts_with(b"%PDF"), "a PDF");
+    // Page objects, not the page tree (`/Type /Pages`).
+    let pages = printed
+        .windows(12)
+        .filter(|w| w.starts_with(b"/Type /Page") && w[11] != b's')
+        .count();
+    assert!(pages >= 1, "at least one page");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Two brands in one database, each with its own Centra and ERP: a change in one brand's

@@ -145,9 +145,10 @@ fn days_chart(report: &Report) -> String {
             yy + 4.0
         );
     }
-    for (name, colour, pick) in [
-        ("complete", "#2b6cb0", 0usize),
-        ("accurate", "#c05621", 1usize),
+    // Complete is drawn wide beneath accurate: where the two agree, both stay visible.
+    for (name, colour, width, pick) in [
+        ("complete", "#90cdf4", 6, 0usize),
+        ("accurate", "#c05621", 2, 1usize),
     ] {
         let points: Vec<String> = report
             .days
@@ -160,7 +161,7 @@ fn days_chart(report: &Report) -> String {
             .collect();
         let _ = write!(
             svg,
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"><title>{name}</title></polyline>",
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"{width}\" points=\"{}\"><title>{name}</title></polyline>",
             points.join(" ")
         );
         for p in &points {
@@ -188,7 +189,7 @@ fn days_chart(report: &Report) -> String {
     }
     let _ = write!(
         svg,
-        "<text x=\"{left}\" y=\"{ht}\" font-size=\"11\" fill=\"#2b6cb0\">■ complete</text><text x=\"{}\" y=\"{ht}\" font-size=\"11\" fill=\"#c05621\">■ accurate</text></svg>",
+        "<text x=\"{left}\" y=\"{ht}\" font-size=\"11\" fill=\"#3182ce\">■ complete</text><text x=\"{}\" y=\"{ht}\" font-size=\"11\" fill=\"#c05621\">■ accurate</text></svg>",
         left + 90.0
     );
     svg
