@@ -100,6 +100,23 @@ pub trait ReadBack: Erp {
     /// or deleted since), one, or more (a duplicate).
     async fn read_sales_orders(&self, external_ref: &str) -> Result<Vec<ReadDocument>, ErpError>;
 
+    /// [`ReadBack::read_sales_orders`] for each of `external_refs`, in their order. An ERP
+    /// that reads many at once overrides this; the default reads one at a time, at most
+    /// `in_flight` together.
+    async fn read_many(
+        &self,
+        external_refs: &[String],
+        in_flight: usize,
+    ) -> Result<Vec<Vec<ReadDocument>>, ErpError> {
+        use futures::{StreamExt as _, TryStreamExt as _};
+        // By index: a closure over borrowed items trips the Send check of async_trait.
+        futures::stream::iter(0..external_refs.len())
+            .map(|i| self.read_sales_orders(&external_refs[i]))
+            .buffered(in_flight.max(1))
+            .try_collect()
+            .await
+    }
+
     /// Every sales order the ERP holds — those Ferry posted and those it did not — oldest
     /// first, after `cursor` ("" = from the beginning), at most `limit`.
     async fn sales_orders_since(&self, cursor: &str, limit: usize) -> Result<ReadPage, ErpError>;

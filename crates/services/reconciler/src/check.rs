@@ -14,7 +14,6 @@ use ferry_erp::ReadBack;
 use ferry_runtime::{ExceptionSink, FeedError};
 use ferry_store::Store;
 use ferry_store::reconciliation::{DueOrder, VerdictRecord};
-use futures::{StreamExt, TryStreamExt};
 use secrecy::ExposeSecret;
 
 use crate::compare::{Variance, Verdict};
@@ -137,15 +136,12 @@ impl Checker {
             .into_iter()
             .map(|s| (s.number, s.json))
             .collect();
-        let documents: Vec<_> = futures::stream::iter(numbers.iter().copied())
-            .map(|n| {
-                let erp = self.erp.clone();
-                async move { erp.read_sales_orders(&n.to_string()).await }
-            })
-            .buffered(self.erp_reads_in_flight.max(1))
-            .try_collect()
+        let refs: Vec<String> = numbers.iter().map(i64::to_string).collect();
+        let documents = self
+            .erp
+            .read_many(&refs, self.erp_reads_in_flight)
             .await
-            .map_err(|e: ferry_erp::ErpError| FeedError::Transient {
+            .map_err(|e| FeedError::Transient {
                 retry_after: e.retry_after(),
                 reason: format!("reading the ERP's documents: {e}"),
             })?;

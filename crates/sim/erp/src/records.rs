@@ -169,6 +169,9 @@ fn document(order: &SalesOrder) -> Document {
 pub(crate) struct DocumentsQuery {
     #[serde(default)]
     external_ref: Option<String>,
+    /// Many at once: comma-separated, at most 500.
+    #[serde(default)]
+    external_refs: Option<String>,
     #[serde(default)]
     after: String,
     #[serde(default = "default_page")]
@@ -197,21 +200,34 @@ pub(crate) async fn documents(
     if let Some(answer) = before(&sim).await {
         return answer;
     }
+    if let Some(refs) = &q.external_refs
+        && refs.split(',').count() > 500
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "external_refs: at most 500 references per request",
+        );
+    }
     let book = sim.book.lock();
-    let page = match q.external_ref {
-        Some(external_ref) => DocumentPage {
-            documents: book
-                .by_ref
-                .get(&external_ref)
-                .into_iter()
-                .flatten()
-                .map(|&i| &book.orders[i])
-                .filter(|o| !o.deleted)
-                .map(document)
-                .collect(),
+    let one = |external_ref: &str| {
+        book.by_ref
+            .get(external_ref)
+            .into_iter()
+            .flatten()
+            .map(|&i| &book.orders[i])
+            .filter(|o| !o.deleted)
+            .map(document)
+    };
+    let page = match (q.external_ref, q.external_refs) {
+        (_, Some(refs)) => DocumentPage {
+            documents: refs.split(',').flat_map(one).collect(),
             next_cursor: String::new(),
         },
-        None => {
+        (Some(external_ref), None) => DocumentPage {
+            documents: one(&external_ref).collect(),
+            next_cursor: String::new(),
+        },
+        (None, None) => {
             let start = q.after.parse::<usize>().unwrap_or(0).min(book.orders.len());
             let end = start
                 .saturating_add(q.limit.clamp(1, 5_000))

@@ -428,6 +428,9 @@ impl From<WireLine> for ReadLine {
     }
 }
 
+/// References read per request by [`ReadBack::read_many`] (the API's limit).
+pub const READ_MANY: usize = 500;
+
 #[async_trait]
 impl ReadBack for HttpErp {
     async fn read_sales_orders(&self, external_ref: &str) -> Result<Vec<ReadDocument>, ErpError> {
@@ -439,6 +442,32 @@ impl ReadBack for HttpErp {
             .map_err(transport)?;
         let page: WirePage = read_json(response, "read-back").await?;
         Ok(page.documents.into_iter().map(ReadDocument::from).collect())
+    }
+
+    /// One request per [`READ_MANY`] references (`?external_refs=a,b,…`).
+    async fn read_many(
+        &self,
+        external_refs: &[String],
+        _in_flight: usize,
+    ) -> Result<Vec<Vec<ReadDocument>>, ErpError> {
+        let mut out = Vec::with_capacity(external_refs.len());
+        for chunk in external_refs.chunks(READ_MANY) {
+            let response = self
+                .request(reqwest::Method::GET, "/api/sales-orders/documents")
+                .query(&[("external_refs", chunk.join(","))])
+                .send()
+                .await
+                .map_err(transport)?;
+            let page: WirePage = read_json(response, "read-back").await?;
+            let mut by_ref: std::collections::HashMap<String, Vec<ReadDocument>> =
+                std::collections::HashMap::with_capacity(chunk.len());
+            for d in page.documents {
+                let d = ReadDocument::from(d);
+                by_ref.entry(d.external_ref.clone()).or_default().push(d);
+            }
+            out.extend(chunk.iter().map(|r| by_ref.remove(r).unwrap_or_default()));
+        }
+        Ok(out)
     }
 
     async fn sales_orders_since(&self, cursor: &str, limit: usize) -> Result<ReadPage, ErpError> {

@@ -446,6 +446,23 @@ async fn documents_are_read_back_as_recorded_whatever_happened_to_them() {
     assert_eq!(read("8").await.unwrap()[0].state, DocumentState::Cancelled);
     assert!(read("unknown").await.unwrap().is_empty());
 
+    // Many at once, in the order asked, across requests of at most 500 references: the
+    // same documents as one by one.
+    let mut refs: Vec<String> = (1..=8).map(|n| n.to_string()).collect();
+    refs.extend((1000..2100).map(|n| n.to_string()));
+    refs.push("6".into());
+    let reads_before = sim.stats().reads;
+    let many = erp.read_many(&refs, 1).await.expect("read many");
+    assert_eq!(sim.stats().reads - reads_before, 3, "1,109 references in 3 requests");
+    assert_eq!(many.len(), refs.len());
+    for (r, documents) in refs.iter().zip(&many).filter(|(r, _)| r.len() == 1) {
+        assert_eq!(documents, &erp.read_sales_orders(r).await.unwrap(), "{r}");
+    }
+    assert_eq!(many[5].len(), 2, "the duplicate");
+    assert!(many[6].is_empty(), "the deleted one");
+    assert!(many[8..many.len() - 1].iter().all(Vec::is_empty));
+    assert_eq!(many.last().map(Vec::len), Some(2));
+
     // A document entered by hand, and the whole book page by page.
     let by_hand = sim.enter_by_hand(ferry_sim_erp::NewSalesOrder {
         external_ref: String::new(),
