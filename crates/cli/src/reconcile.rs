@@ -13,6 +13,7 @@ use ferry_reconciler::report::{Period, Report, html, percent};
 use ferry_reconciler::service::Documents;
 use ferry_store::Store;
 use ferry_store::reconciliation::Due;
+use futures::TryStreamExt as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
@@ -195,28 +196,67 @@ pub async fn check_tenant(
         }
         Ok(())
     };
-    let mut after = 0;
-    loop {
-        let batch = store
-            .orders_to_reconcile(&tenant.id, after, due, batch_size)
-            .await?;
-        let Some(last) = batch.last() else { break };
-        after = last.row.order_number;
-        let checked = checker.check(&batch, Utc::now()).await?;
+    // Pages of the ledger are read one after another, and checked `batches_in_flight`
+    // at a time, so Centra's answer to one batch is judged while the next is read.
+    // Owned values in the stream's closures: borrowed ones defeat the proof that this
+    // future is Send.
+    let checker = Arc::new(checker);
+    let (pages_store, pages_tenant) = (store.clone(), tenant.id.clone());
+    let pages = futures::stream::try_unfold(Some(0i64), move |after| {
+        let (store, tenant) = (pages_store.clone(), pages_tenant.clone());
+        async move {
+            let Some(after) = after else {
+                return Ok::<_, anyhow::Error>(None);
+            };
+            let batch = store
+                .orders_to_reconcile(&tenant, after, due, batch_size)
+                .await?;
+            let next = batch
+                .last()
+                .filter(|_| batch.len() as i64 >= batch_size)
+                .map(|d| d.row.order_number);
+            Ok((!batch.is_empty()).then_some((batch, next)))
+        }
+    });
+    let batch_checker = checker.clone();
+    let mut checks = std::pin::pin!(
+        pages
+            .map_ok(move |batch| {
+                let checker = batch_checker.clone();
+                async move { Ok::<_, anyhow::Error>(checker.check(&batch, Utc::now()).await?) }
+            })
+            .try_buffered(config.reconciler.batches_in_flight.max(1))
+    );
+    while let Some(checked) = checks.try_next().await? {
         for c in &checked {
             tally.add(&c.verdict);
             emit(c.verdict.variances(), &mut tally)?;
         }
         bar.inc(checked.len() as u64);
     }
+
+    // Orders Ferry never saw: numbers missing from the ledger between its first and last
+    // order (Centra's documentation does not promise contiguous numbers: a number Centra
+    // does not know costs a lookup and is passed over), then the orders Centra lists as
+    // changed since the last one reached Ferry (or since `--since`).
     bar.set_message("Centra's orders Ferry never saw");
     if let Some(live_since) = store.first_order_day(&tenant.id).await? {
-        let from = since.unwrap_or_else(|| {
-            live_since
-                .and_hms_opt(0, 0, 0)
-                .unwrap_or_default()
-                .and_utc()
-        });
+        let gaps = store.ledger_gaps(&tenant.id, since, MAX_GAPS).await?;
+        if gaps.len() as i64 >= MAX_GAPS {
+            tracing::warn!(
+                tenant = %tenant.id,
+                "more than {MAX_GAPS} order numbers missing from the ledger: only the first are looked up"
+            );
+        }
+        for c in checker.check_numbers(&gaps, live_since, Utc::now()).await? {
+            tally.add(&c.verdict);
+            emit(c.verdict.variances(), &mut tally)?;
+        }
+        let last = store
+            .last_order_at(&tenant.id)
+            .await?
+            .unwrap_or_else(Utc::now);
+        let from = since.unwrap_or(last - checker.grace);
         for c in checker.check_unseen(from, live_since, Utc::now()).await? {
             tally.add(&c.verdict);
             emit(c.verdict.variances(), &mut tally)?;
@@ -263,6 +303,9 @@ pub async fn check_tenant(
     out.flush()?;
     Ok(tally)
 }
+
+/// Order numbers missing from the ledger looked up in Centra per run, at most.
+const MAX_GAPS: i64 = 100_000;
 
 /// A progress bar on a terminal (standard error), none otherwise or with `--json`.
 fn progress(json: bool, total: i64) -> ProgressBar {

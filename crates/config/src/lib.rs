@@ -157,8 +157,11 @@ pub struct ReconcilerConfig {
     /// How long to wait after a pass that found nothing due.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
-    /// ERP reads in flight per tenant.
+    /// ERP reads in flight per tenant, for connectors that read one document at a time.
     pub erp_reads_in_flight: usize,
+    /// Batches checked at once by `ferry reconcile run` (each: one Centra request, one ERP
+    /// read, one write), so reading one source overlaps judging another's answer.
+    pub batches_in_flight: usize,
 }
 
 impl Default for ReconcilerConfig {
@@ -170,6 +173,7 @@ impl Default for ReconcilerConfig {
             batch: 200,
             interval: Duration::from_secs(30),
             erp_reads_in_flight: 8,
+            batches_in_flight: 2,
         }
     }
 }

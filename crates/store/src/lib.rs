@@ -274,13 +274,27 @@ impl Store {
         keep: &[String],
         reason: &str,
     ) -> Result<u64, StoreError> {
+        self.resolve_orders_exceptions(tenant, &[order_number], kinds, keep, reason)
+            .await
+    }
+
+    /// [`Store::resolve_order_exceptions`] for many orders in one statement (`keep` holds
+    /// the keys still a problem for any of them: keys name their order).
+    pub async fn resolve_orders_exceptions(
+        &self,
+        tenant: &str,
+        order_numbers: &[i64],
+        kinds: &[&str],
+        keep: &[String],
+        reason: &str,
+    ) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE exceptions SET state = 'resolved', resolved_at = now(), state_reason = $5
-             WHERE tenant = $1 AND order_number = $2 AND kind = ANY($3)
+             WHERE tenant = $1 AND order_number = ANY($2) AND kind = ANY($3)
                AND state IN ('open', 'retrying') AND NOT (dedupe_key = ANY($4))",
         )
         .bind(tenant)
-        .bind(order_number)
+        .bind(order_numbers)
         .bind(kinds)
         .bind(keep)
         .bind(reason)

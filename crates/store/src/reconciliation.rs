@@ -202,6 +202,33 @@ impl Store {
         .await?)
     }
 
+    /// Order numbers between the tenant's lowest and highest in the ledger (of orders
+    /// accepted at or after `accepted_from`, when set) that the ledger does not hold, at
+    /// most `limit`, in order.
+    pub async fn ledger_gaps(
+        &self,
+        tenant: &str,
+        accepted_from: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "WITH span AS (
+                 SELECT min(order_number) AS low, max(order_number) AS high FROM order_ledger
+                 WHERE tenant = $1
+                   AND ($2::timestamptz IS NULL
+                        OR COALESCE(first_accepted_at, received_at) >= $2))
+             SELECT n FROM span, generate_series(span.low, span.high) AS n
+             WHERE NOT EXISTS (SELECT 1 FROM order_ledger l
+                               WHERE l.tenant = $1 AND l.order_number = n)
+             ORDER BY n LIMIT $3",
+        )
+        .bind(tenant)
+        .bind(accepted_from)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Which of `numbers` the tenant's ledger holds.
     pub async fn orders_in_ledger(
         &self,
@@ -223,6 +250,16 @@ impl Store {
     pub async fn first_order_at(&self, tenant: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT min(received_at) FROM order_ledger WHERE tenant = $1")
+                .bind(tenant)
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
+
+    /// When the tenant's latest order reached Ferry.
+    pub async fn last_order_at(&self, tenant: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT max(received_at) FROM order_ledger WHERE tenant = $1")
                 .bind(tenant)
                 .fetch_one(self.pool())
                 .await?,

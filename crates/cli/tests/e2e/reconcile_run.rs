@@ -12,6 +12,7 @@ use ferry_reconciler::report::{Period, Report, html};
 use ferry_sim_centra::OrderMix;
 use ferry_sim_erp::Change;
 use ferry_testing::TestEnv;
+use secrecy::ExposeSecret as _;
 
 /// A run with `--json`: the variance lines, and the summary line.
 async fn run_json(
@@ -81,14 +82,31 @@ async fn a_run_finds_every_variance_resumes_after_a_crash_and_the_month_end_repo
     let stack = Stack::start(config, options).await.expect("stack starts");
     let config = (*stack.config).clone();
     let store = env.store().await;
-    let numbers = stack.centra.generate(30, &OrderMix::default());
+    // Two orders Ferry never hears of (their webhooks lost, no resync runs): one between
+    // orders it has (a gap in its numbers), one after the last.
+    let mut numbers = stack.centra.generate(15, &OrderMix::default());
+    let posted =
+        ferry_testing::wait_for_state(&store, "acme", "posted", 15, Duration::from_secs(60)).await;
+    assert_eq!(posted, 15);
+    stack.centra.configure_webhooks(None);
+    let lost_between = stack.centra.generate(1, &OrderMix::default())[0];
+    stack
+        .centra
+        .configure_webhooks(Some(ferry_sim_centra::WebhookConfig {
+            url: stack.webhook_url.clone(),
+            secret: config.tenants[0]
+                .centra
+                .webhook_secret
+                .expose_secret()
+                .to_owned(),
+            ..ferry_sim_centra::WebhookConfig::default()
+        }));
+    numbers.extend(stack.centra.generate(15, &OrderMix::default()));
     let posted =
         ferry_testing::wait_for_state(&store, "acme", "posted", 30, Duration::from_secs(60)).await;
     assert_eq!(posted, 30);
-
-    // An order Ferry never hears of: its webhook is lost and no resync runs.
     stack.centra.configure_webhooks(None);
-    let lost = stack.centra.generate(1, &OrderMix::default())[0];
+    let lost_after = stack.centra.generate(1, &OrderMix::default())[0];
     // Behind Ferry's back, in the ERP.
     assert!(
         stack
@@ -145,42 +163,44 @@ async fn a_run_finds_every_variance_resumes_after_a_crash_and_the_month_end_repo
         ("altered_in_erp", Some(numbers[0])),
         ("deleted_in_erp", Some(numbers[1])),
         ("duplicate", Some(numbers[2])),
-        ("missing", Some(lost)),
+        ("missing", Some(lost_between)),
+        ("missing", Some(lost_after)),
         ("unexplained", None),
     ]
     .into_iter()
-    .map(|(c, n)| (c.to_owned(), vec![n]))
-    .collect();
+    .fold(BTreeMap::new(), |mut want, (c, n)| {
+        want.entry(c.to_owned()).or_insert_with(Vec::new).push(n);
+        want
+    });
     assert_eq!(found, want, "every variance once, nothing else");
-    // 31 orders: 3 incomplete (deleted, duplicated, never posted), 4 inaccurate.
+    // 32 orders: 4 incomplete (deleted, duplicated, two never posted), 5 inaccurate.
     assert_eq!(
         summary,
         serde_json::json!({
-            "checked": 31, "complete_pct": 90.32, "accurate_pct": 87.10,
-            "variances": 5, "pending": 0
+            "checked": 32, "complete_pct": 87.50, "accurate_pct": 84.38,
+            "variances": 6, "pending": 0
         })
     );
     assert_eq!(
         (tally.checked, tally.complete, tally.accurate),
-        (31, 28, 27)
+        (32, 28, 27)
     );
     let counts = store.verdict_counts("acme").await.expect("counts");
-    assert_eq!((counts.reconciled, counts.variance), (27, 4));
+    assert_eq!((counts.reconciled, counts.variance), (27, 5));
 
     // Each is an exception for the team that acts; a second run raises none twice.
     let open = store.open_exceptions("acme").await.expect("exceptions");
-    let missing = open
-        .iter()
-        .find(|e| e.kind == "order_missing_in_erp")
-        .expect("the lost order is an exception");
-    assert_eq!(
-        (missing.owner.as_str(), missing.order_number),
-        ("engineering", Some(lost))
-    );
-    assert!(
-        missing.reason.contains("never seen by Ferry"),
-        "{missing:?}"
-    );
+    for lost in [lost_between, lost_after] {
+        let missing = open
+            .iter()
+            .find(|e| e.kind == "order_missing_in_erp" && e.order_number == Some(lost))
+            .expect("each lost order is an exception");
+        assert_eq!(missing.owner, "engineering");
+        assert!(
+            missing.reason.contains("never seen by Ferry"),
+            "{missing:?}"
+        );
+    }
     let (_, again, _) = run_json(&config, "acme").await;
     assert_eq!(again, summary);
     assert_eq!(
@@ -203,11 +223,11 @@ async fn a_run_finds_every_variance_resumes_after_a_crash_and_the_month_end_repo
         .flat_map(|r| &r.currencies)
         .map(|c| c.centra.orders + c.centra.cancelled)
         .sum();
-    assert_eq!(orders, 31);
+    assert_eq!(orders, 32);
     let listed: usize = reports.iter().map(|r| r.variances.len()).sum();
-    assert_eq!(listed, 5);
+    assert_eq!(listed, 6);
     let checked: u64 = reports.iter().map(|r| r.standing.checked).sum();
-    assert_eq!(checked, 31);
+    assert_eq!(checked, 32);
     let mut agreeing = 0;
     for r in &reports {
         for c in &r.currencies {

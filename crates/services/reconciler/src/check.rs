@@ -22,8 +22,8 @@ use crate::figures::order_day;
 use crate::service::{CHECK_FEED, ReconcilerError, SERVICE};
 use crate::tell::tell;
 
-/// Orders never seen by Ferry judged per batch.
-const UNSEEN_BATCH: usize = 100;
+/// Orders never seen by Ferry judged per batch (one Centra request).
+const UNSEEN_BATCH: usize = 200;
 
 /// Checks one tenant's orders.
 pub struct Checker {
@@ -110,8 +110,19 @@ impl Checker {
         let mut unseen: Vec<i64> = listed.into_iter().filter(|n| !known.contains(n)).collect();
         unseen.sort_unstable();
         unseen.dedup();
+        self.check_numbers(&unseen, live_since, now).await
+    }
+
+    /// Checks orders the ledger does not hold by number: those Centra has (placed since
+    /// `live_since`) are judged and recorded; numbers Centra does not know are skipped.
+    pub async fn check_numbers(
+        &self,
+        numbers: &[i64],
+        live_since: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Checked>, FeedError> {
         let mut checked = Vec::new();
-        for chunk in unseen.chunks(UNSEEN_BATCH) {
+        for chunk in numbers.chunks(UNSEEN_BATCH) {
             let orders: Vec<(i64, Option<&DueOrder>)> = chunk.iter().map(|&n| (n, None)).collect();
             checked.extend(self.judge_all(&orders, Some(live_since), now).await?);
         }
@@ -157,6 +168,10 @@ impl Checker {
                 .get(&number)
                 .and_then(|json| Snapshot::parse(json).ok())
             else {
+                if due.is_none() {
+                    // Not an order of Centra's: nothing to check.
+                    continue;
+                }
                 // Centra no longer answers for it (or not readably): nothing to compare
                 // with; the next check tries again.
                 tracing::warn!(
@@ -191,20 +206,14 @@ impl Checker {
                 self.grace,
             );
             count(tenant, &judgement.verdict);
-            tell(
-                &self.store,
-                self.sink.as_ref(),
-                tenant,
-                number,
-                &judgement.verdict,
-            )
-            .await?;
             records.push(record(number, &judgement, due));
             checked.push(Checked {
                 order: number,
                 verdict: judgement.verdict,
             });
         }
+        let told: Vec<(i64, &Verdict)> = checked.iter().map(|c| (c.order, &c.verdict)).collect();
+        tell(&self.store, self.sink.as_ref(), tenant, &told).await?;
         self.store
             .record_verdicts(tenant, &records)
             .await

@@ -9,29 +9,35 @@ use ferry_store::Store;
 use crate::compare::{Cause, Variance, Verdict};
 use crate::service::SERVICE;
 
-/// Raises an exception for each variance of one order's verdict and resolves the
-/// reconciler's earlier ones for the order that this check no longer finds (fixed in the
-/// ERP). A pending verdict says nothing either way.
+/// Raises an exception for each variance of a batch of verdicts and resolves the
+/// reconciler's earlier ones for those orders that these checks no longer find (fixed in
+/// the ERP), in one statement. A pending verdict says nothing either way.
 pub async fn tell(
     store: &Store,
     sink: &dyn ExceptionSink,
     tenant: &str,
-    number: i64,
-    verdict: &Verdict,
+    verdicts: &[(i64, &Verdict)],
 ) -> Result<(), FeedError> {
-    if *verdict == Verdict::Pending {
-        return Ok(());
-    }
     let mut keep = Vec::new();
-    for variance in verdict.variances() {
-        let Some(kind) = variance.cause.exception_kind() else {
+    let mut judged = Vec::with_capacity(verdicts.len());
+    for &(number, verdict) in verdicts {
+        if *verdict == Verdict::Pending {
             continue;
-        };
-        let exception = exception(tenant, kind, variance);
-        keep.push(exception.key.clone());
-        sink.record(&exception)
-            .await
-            .map_err(FeedError::transient)?;
+        }
+        judged.push(number);
+        for variance in verdict.variances() {
+            let Some(kind) = variance.cause.exception_kind() else {
+                continue;
+            };
+            let exception = exception(tenant, kind, variance);
+            keep.push(exception.key.clone());
+            sink.record(&exception)
+                .await
+                .map_err(FeedError::transient)?;
+        }
+    }
+    if judged.is_empty() {
+        return Ok(());
     }
     let kinds: Vec<&str> = Cause::ALL
         .iter()
@@ -39,9 +45,9 @@ pub async fn tell(
         .map(|k| k.as_str())
         .collect();
     store
-        .resolve_order_exceptions(
+        .resolve_orders_exceptions(
             tenant,
-            number,
+            &judged,
             &kinds,
             &keep,
             "the reconciler found the order in the ERP as Centra charged it",

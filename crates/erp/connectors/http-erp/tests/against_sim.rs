@@ -453,7 +453,11 @@ async fn documents_are_read_back_as_recorded_whatever_happened_to_them() {
     refs.push("6".into());
     let reads_before = sim.stats().reads;
     let many = erp.read_many(&refs, 1).await.expect("read many");
-    assert_eq!(sim.stats().reads - reads_before, 3, "1,109 references in 3 requests");
+    assert_eq!(
+        sim.stats().reads - reads_before,
+        3,
+        "1,109 references in 3 requests"
+    );
     assert_eq!(many.len(), refs.len());
     for (r, documents) in refs.iter().zip(&many).filter(|(r, _)| r.len() == 1) {
         assert_eq!(documents, &erp.read_sales_orders(r).await.unwrap(), "{r}");
