@@ -8,7 +8,8 @@ use ferry_config::{Config, ConfigError};
 use figment::providers::Env;
 
 pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-    let environment = Env::prefixed("FERRY_").split("__");
+    // FERRY_CONFIG names the file (the commands' `--config`), it is not a setting.
+    let environment = Env::prefixed("FERRY_").ignore(&["CONFIG"]).split("__");
     let mut config = Config::from_figment(Config::figment(file).merge(environment))?;
     let rust_log = std::env::var("RUST_LOG");
     if let Ok(filter) = rust_log
