@@ -93,6 +93,9 @@ enum Bench {
     /// ERP stock to Centra: a million updates ingested and coalesced against a bare feed
     /// read, Centra calls per changed SKU, selling-out latency under a backlog.
     Inventory(ferry::bench_inventory::InventoryArgs),
+    /// A full reconciliation sweep of a million orders with planted variances of every
+    /// cause, against reading the three sources alone.
+    Reconcile(ferry::bench_reconcile::ReconcileArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -167,6 +170,10 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Inventory(args),
         } => ferry::bench_inventory::inventory(args).await,
+        #[cfg(feature = "dev")]
+        Command::Bench {
+            bench: Bench::Reconcile(args),
+        } => ferry::bench_reconcile::reconcile(args).await,
         Command::Migrate { config } => {
             let config = ferry::config::load(config.as_deref())?;
             let store = ferry_store::Store::connect(&config.database).await?;

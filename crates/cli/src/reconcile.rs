@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use chrono::{NaiveDate, Utc};
-use ferry_reconciler::check::Checker;
+use ferry_reconciler::check::{Checked, Checker};
 use ferry_reconciler::compare::{Variance, Verdict};
 use ferry_reconciler::report::{Period, Report, html, percent};
 use ferry_reconciler::service::Documents;
@@ -106,7 +106,10 @@ impl Tally {
 }
 
 async fn run_checks(args: RunArgs) -> anyhow::Result<()> {
-    let config = crate::config::load(args.config.as_deref())?;
+    let mut config = crate::config::load(args.config.as_deref())?;
+    // Warnings and the phases' timings on standard error: the run's output is stdout.
+    config.telemetry.log_to_stderr = true;
+    let _telemetry = ferry_runtime::telemetry::init(&config.telemetry, "ferry-reconcile")?;
     check_tenant(
         &config,
         &args.tenant,
@@ -170,6 +173,7 @@ pub async fn check_tenant(
     let bar = progress(json, total);
     let batch_size = i64::try_from(config.reconciler.batch.max(1)).unwrap_or(200);
     let mut tally = Tally::default();
+    let started = std::time::Instant::now();
     let mut emit = |found: &[Variance], tally: &mut Tally| -> anyhow::Result<()> {
         for v in found {
             tally.variances += 1;
@@ -196,37 +200,24 @@ pub async fn check_tenant(
         }
         Ok(())
     };
-    // Pages of the ledger are read one after another, and checked `batches_in_flight`
-    // at a time, so Centra's answer to one batch is judged while the next is read.
-    // Owned values in the stream's closures: borrowed ones defeat the proof that this
-    // future is Send.
     let checker = Arc::new(checker);
-    let (pages_store, pages_tenant) = (store.clone(), tenant.id.clone());
-    let pages = futures::stream::try_unfold(Some(0i64), move |after| {
-        let (store, tenant) = (pages_store.clone(), pages_tenant.clone());
-        async move {
-            let Some(after) = after else {
-                return Ok::<_, anyhow::Error>(None);
-            };
-            let batch = store
-                .orders_to_reconcile(&tenant, after, due, batch_size)
-                .await?;
-            let next = batch
-                .last()
-                .filter(|_| batch.len() as i64 >= batch_size)
-                .map(|d| d.row.order_number);
-            Ok((!batch.is_empty()).then_some((batch, next)))
-        }
-    });
-    let batch_checker = checker.clone();
-    let mut checks = std::pin::pin!(
-        pages
-            .map_ok(move |batch| {
-                let checker = batch_checker.clone();
-                async move { Ok::<_, anyhow::Error>(checker.check(&batch, Utc::now()).await?) }
-            })
-            .try_buffered(config.reconciler.batches_in_flight.max(1))
-    );
+    // The ERP's documents are walked (for ones no order explains) beside the orders.
+    let documents = tokio::spawn(walk_documents(Documents {
+        tenant: tenant.id.clone(),
+        store: store.clone(),
+        erp,
+        sink,
+        page: DOCUMENTS_PAGE,
+        live_since: tokio::sync::OnceCell::new(),
+    }));
+    let mut checks = std::pin::pin!(check_ledger(
+        store.clone(),
+        checker.clone(),
+        tenant.id.clone(),
+        due,
+        batch_size,
+        config.reconciler.batches_in_flight,
+    ));
     while let Some(checked) = checks.try_next().await? {
         for c in &checked {
             tally.add(&c.verdict);
@@ -234,6 +225,12 @@ pub async fn check_tenant(
         }
         bar.inc(checked.len() as u64);
     }
+
+    tracing::info!(
+        tenant = %tenant.id,
+        seconds = started.elapsed().as_secs_f64(),
+        "the ledger's orders checked"
+    );
 
     // Orders Ferry never saw: numbers missing from the ledger between its first and last
     // order (Centra's documentation does not promise contiguous numbers: a number Centra
@@ -248,37 +245,31 @@ pub async fn check_tenant(
                 "more than {MAX_GAPS} order numbers missing from the ledger: only the first are looked up"
             );
         }
-        for c in checker.check_numbers(&gaps, live_since, Utc::now()).await? {
-            tally.add(&c.verdict);
-            emit(c.verdict.variances(), &mut tally)?;
-        }
         let last = store
             .last_order_at(&tenant.id)
             .await?
             .unwrap_or_else(Utc::now);
         let from = since.unwrap_or(last - checker.grace);
-        for c in checker.check_unseen(from, live_since, Utc::now()).await? {
+        let mut numbers = gaps;
+        numbers.extend(checker.unseen_since(from).await?);
+        numbers.sort_unstable();
+        numbers.dedup();
+        for c in checker
+            .check_numbers(&numbers, live_since, Utc::now())
+            .await?
+        {
             tally.add(&c.verdict);
             emit(c.verdict.variances(), &mut tally)?;
         }
     }
     bar.set_message("the ERP's documents");
-    let documents = Documents {
-        tenant: tenant.id.clone(),
-        store: store.clone(),
-        erp,
-        sink,
-    };
-    let mut cursor = String::new();
-    loop {
-        let (pass, found) = documents.walk(&cursor).await?;
-        emit(&found, &mut tally)?;
-        if !pass.more || pass.cursor == cursor {
-            break;
-        }
-        cursor = pass.cursor;
-    }
+    emit(&documents.await??, &mut tally)?;
     bar.finish_and_clear();
+    tracing::info!(
+        tenant = %tenant.id,
+        seconds = started.elapsed().as_secs_f64(),
+        "the ERP's documents read"
+    );
     let summary = format!(
         "{{\"checked\":{},\"complete_pct\":{},\"accurate_pct\":{},\"variances\":{},\"pending\":{}}}",
         tally.checked,
@@ -303,6 +294,69 @@ pub async fn check_tenant(
     out.flush()?;
     Ok(tally)
 }
+
+/// The ledger's orders in scope, read a page after another and checked `in_flight` pages
+/// at a time, each on the runtime's threads: Centra's answer to one page is judged while
+/// the next is read.
+fn check_ledger(
+    store: Store,
+    checker: Arc<Checker>,
+    tenant: String,
+    due: Due,
+    batch_size: i64,
+    in_flight: usize,
+) -> impl futures::Stream<Item = anyhow::Result<Vec<Checked>>> {
+    futures::stream::try_unfold((Some(0i64), 0u64), move |(after, pages)| {
+        let (store, tenant) = (store.clone(), tenant.clone());
+        async move {
+            let Some(after) = after else {
+                return Ok::<_, anyhow::Error>(None);
+            };
+            // The first run of a brand fills `reconciliation` from nothing: the planner's
+            // statistics are kept current as it grows (ADR 0019), or each page would read
+            // the whole brand.
+            if pages % STATISTICS_EVERY == 0 {
+                store.refresh_statistics().await?;
+            }
+            let batch = store
+                .orders_to_reconcile(&tenant, after, due, batch_size)
+                .await?;
+            let next = batch
+                .last()
+                .filter(|_| batch.len() as i64 >= batch_size)
+                .map(|d| d.row.order_number);
+            Ok((!batch.is_empty()).then_some((batch, (next, pages + 1))))
+        }
+    })
+    .map_ok(move |batch| {
+        let checker = checker.clone();
+        async move {
+            let checked = tokio::spawn(async move { checker.check(&batch, Utc::now()).await });
+            Ok::<_, anyhow::Error>(checked.await??)
+        }
+    })
+    .try_buffered(in_flight.max(1))
+}
+
+/// Every ERP document, a page after another: those no order explains.
+async fn walk_documents(documents: Documents) -> anyhow::Result<Vec<Variance>> {
+    let mut found = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (pass, unexplained) = documents.walk(&cursor).await?;
+        found.extend(unexplained);
+        if !pass.more || pass.cursor == cursor {
+            return Ok(found);
+        }
+        cursor = pass.cursor;
+    }
+}
+
+/// Pages between two looks at the planner's statistics.
+const STATISTICS_EVERY: u64 = 50;
+
+/// ERP documents read per request by a run (the HTTP ERP's largest page).
+const DOCUMENTS_PAGE: usize = 5_000;
 
 /// Order numbers missing from the ledger looked up in Centra per run, at most.
 const MAX_GAPS: i64 = 100_000;

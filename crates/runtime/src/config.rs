@@ -114,6 +114,9 @@ pub struct TelemetryConfig {
     pub otlp_endpoint: Option<String>,
     #[serde(with = "humantime_serde")]
     pub otlp_metrics_interval: Duration,
+    /// Log to standard error instead of standard output: commands whose output is data
+    /// (`ferry reconcile run --json`) set it.
+    pub log_to_stderr: bool,
 }
 
 impl Default for TelemetryConfig {
@@ -123,6 +126,7 @@ impl Default for TelemetryConfig {
             log_filter: "info".to_owned(),
             otlp_endpoint: None,
             otlp_metrics_interval: Duration::from_secs(30),
+            log_to_stderr: false,
         }
     }
 }

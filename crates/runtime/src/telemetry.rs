@@ -132,16 +132,28 @@ pub fn init(config: &TelemetryConfig, service: &str) -> Result<Telemetry, Teleme
             .with_tracer(provider.tracer("ferry"))
             .boxed()
     });
-    let fmt_layer = match config.log_format {
-        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+    let fmt_layer = match (config.log_format, config.log_to_stderr) {
+        (LogFormat::Pretty, false) => tracing_subscriber::fmt::layer()
             .with_target(false)
             .compact()
             .boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer()
+        (LogFormat::Pretty, true) => tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .compact()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        (LogFormat::Json, false) => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .boxed(),
+        (LogFormat::Json, true) => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
             .boxed(),
     };
     // A second subscriber in the same process (tests) is not an error worth failing on.

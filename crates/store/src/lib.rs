@@ -15,12 +15,14 @@ pub mod fulfilment;
 pub mod inventory;
 pub mod ledger;
 pub mod reconciliation;
+pub mod sku_cache;
 pub mod statistics;
 
 pub use ledger::{
     BeginPosting, LedgerRow, LedgerState, PostedRecord, PostingClaim, SnapshotOutcome,
     SnapshotRecord,
 };
+pub use sku_cache::SkuCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -288,9 +290,18 @@ impl Store {
         keep: &[String],
         reason: &str,
     ) -> Result<u64, StoreError> {
+        let (Some(low), Some(high)) = (
+            order_numbers.iter().min().copied(),
+            order_numbers.iter().max().copied(),
+        ) else {
+            return Ok(0);
+        };
+        // The range lets the (tenant, order_number) index bound the scan: a batch of a
+        // sweep is a run of consecutive numbers.
         let done = sqlx::query(
             "UPDATE exceptions SET state = 'resolved', resolved_at = now(), state_reason = $5
-             WHERE tenant = $1 AND order_number = ANY($2) AND kind = ANY($3)
+             WHERE tenant = $1 AND order_number BETWEEN $6 AND $7
+               AND order_number = ANY($2) AND kind = ANY($3)
                AND state IN ('open', 'retrying') AND NOT (dedupe_key = ANY($4))",
         )
         .bind(tenant)
@@ -298,6 +309,8 @@ impl Store {
         .bind(kinds)
         .bind(keep)
         .bind(reason)
+        .bind(low)
+        .bind(high)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())

@@ -56,10 +56,10 @@ pub struct VerdictRecord {
     pub ledger_version: Option<DateTime<Utc>>,
     /// Centra's order date, when known: the month-end report's period.
     pub order_date: Option<NaiveDate>,
-    /// What each source holds, in figures (the reconciler's `Figures`).
-    pub figures: serde_json::Value,
-    /// The variances found (the reconciler's `Variance`s).
-    pub variances: serde_json::Value,
+    /// What each source holds, in figures (the reconciler's `Figures`), as JSON text.
+    pub figures: String,
+    /// The variances found (the reconciler's `Variance`s), as JSON text.
+    pub variances: String,
 }
 
 /// One order's recorded check, as the month-end report reads it.
@@ -145,17 +145,17 @@ impl Store {
         let versions: Vec<Option<DateTime<Utc>>> =
             verdicts.iter().map(|v| v.ledger_version).collect();
         let dates: Vec<Option<NaiveDate>> = verdicts.iter().map(|v| v.order_date).collect();
-        let figures: Vec<serde_json::Value> = verdicts.iter().map(|v| v.figures.clone()).collect();
-        let variances: Vec<serde_json::Value> =
-            verdicts.iter().map(|v| v.variances.clone()).collect();
+        // JSON text, made jsonb by the server: no document tree built on either side.
+        let figures: Vec<&str> = verdicts.iter().map(|v| v.figures.as_str()).collect();
+        let variances: Vec<&str> = verdicts.iter().map(|v| v.variances.as_str()).collect();
         sqlx::query(
             "INSERT INTO reconciliation
                  (tenant, order_number, verdict, causes, money_minor, currency, ledger_version,
                   order_date, figures, variances, checked_at)
              SELECT $1, v.n, v.verdict, COALESCE(string_to_array(NULLIF(v.causes, ''), ','), '{}'),
-                    v.money, v.currency, v.version, v.day, v.figures, v.variances, now()
+                    v.money, v.currency, v.version, v.day, v.figures::jsonb, v.variances::jsonb, now()
              FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[],
-                         $7::timestamptz[], $8::date[], $9::jsonb[], $10::jsonb[])
+                         $7::timestamptz[], $8::date[], $9::text[], $10::text[])
                   AS v(n, verdict, causes, money, currency, version, day, figures, variances)
              ORDER BY v.n
              ON CONFLICT (tenant, order_number) DO UPDATE SET
@@ -235,11 +235,19 @@ impl Store {
         tenant: &str,
         numbers: &[i64],
     ) -> Result<std::collections::HashSet<i64>, StoreError> {
+        let (Some(low), Some(high)) = (numbers.iter().min(), numbers.iter().max()) else {
+            return Ok(std::collections::HashSet::new());
+        };
+        // The range bounds an index scan: asked for thousands of numbers at once, the
+        // planner would otherwise read the whole table for them.
         let found: Vec<i64> = sqlx::query_scalar(
-            "SELECT order_number FROM order_ledger WHERE tenant = $1 AND order_number = ANY($2)",
+            "SELECT order_number FROM order_ledger
+             WHERE tenant = $1 AND order_number BETWEEN $3 AND $4 AND order_number = ANY($2)",
         )
         .bind(tenant)
         .bind(numbers)
+        .bind(low)
+        .bind(high)
         .fetch_all(self.pool())
         .await?;
         Ok(found.into_iter().collect())

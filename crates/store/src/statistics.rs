@@ -38,6 +38,10 @@ const KEYED_TABLES: &[(&str, &str)] = &[
         "ANALYZE (SKIP_LOCKED) stock_levels (tenant, warehouse, sku)",
     ),
     (
+        "reconciliation",
+        "ANALYZE (SKIP_LOCKED) reconciliation (tenant, order_number, verdict)",
+    ),
+    (
         "shipment_ledger",
         "ANALYZE (SKIP_LOCKED) shipment_ledger (tenant, erp_shipment_id, order_number, state)",
     ),

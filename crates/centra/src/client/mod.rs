@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use crate::ratelimit::{Pacing, RateLimiter, parse_retry_after};
 
 mod events;
+mod parsed;
 mod shipments;
 mod stock;
 

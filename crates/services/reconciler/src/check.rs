@@ -3,7 +3,7 @@
 //! quota) and from the ERP (its documents read back), judge it, tell the teams, and record
 //! the verdict with the figures each source holds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -12,11 +12,11 @@ use ferry_config::{ReconcilerConfig, TenantConfig};
 use ferry_domain::{ExceptionKind, NewException, Snapshot};
 use ferry_erp::ReadBack;
 use ferry_runtime::{ExceptionSink, FeedError};
-use ferry_store::Store;
 use ferry_store::reconciliation::{DueOrder, VerdictRecord};
+use ferry_store::{SkuCache, Store};
 use secrecy::ExposeSecret;
 
-use crate::compare::{Variance, Verdict};
+use crate::compare::{Cause, Variance, Verdict};
 use crate::expected::{Judgement, judge};
 use crate::figures::order_day;
 use crate::service::{CHECK_FEED, ReconcilerError, SERVICE};
@@ -35,6 +35,9 @@ pub struct Checker {
     pub sink: Arc<dyn ExceptionSink>,
     pub grace: chrono::Duration,
     pub erp_reads_in_flight: usize,
+    /// The brand's SKU mapping, read again every few seconds (the transform's view of
+    /// what Centra charged depends on it).
+    pub items: SkuCache,
 }
 
 /// One order checked.
@@ -70,6 +73,7 @@ impl Checker {
             sink,
             grace: span(settings.grace, "grace")?,
             erp_reads_in_flight: settings.erp_reads_in_flight,
+            items: SkuCache::new(std::time::Duration::from_secs(10)),
         })
     }
 
@@ -96,6 +100,13 @@ impl Checker {
         live_since: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<Vec<Checked>, FeedError> {
+        let unseen = self.unseen_since(since).await?;
+        self.check_numbers(&unseen, live_since, now).await
+    }
+
+    /// The orders Centra lists as changed since `since` that the ledger does not hold, in
+    /// order.
+    pub async fn unseen_since(&self, since: DateTime<Utc>) -> Result<Vec<i64>, FeedError> {
         let tenant = self.tenant.id.as_str();
         let listed = self
             .client
@@ -110,7 +121,7 @@ impl Checker {
         let mut unseen: Vec<i64> = listed.into_iter().filter(|n| !known.contains(n)).collect();
         unseen.sort_unstable();
         unseen.dedup();
-        self.check_numbers(&unseen, live_since, now).await
+        Ok(unseen)
     }
 
     /// Checks orders the ledger does not hold by number: those Centra has (placed since
@@ -139,13 +150,13 @@ impl Checker {
     ) -> Result<Vec<Checked>, FeedError> {
         let tenant = self.tenant.id.as_str();
         let numbers: Vec<i64> = orders.iter().map(|(n, _)| *n).collect();
-        let snapshots: HashMap<i64, Vec<u8>> = self
+        let mut snapshots: HashMap<i64, Snapshot> = self
             .client
-            .order_snapshots(&numbers)
+            .order_snapshots_parsed(&numbers)
             .await
             .map_err(|e| centra_error(e, tenant))?
             .into_iter()
-            .map(|s| (s.number, s.json))
+            .map(|s| (s.number, s))
             .collect();
         let refs: Vec<String> = numbers.iter().map(i64::to_string).collect();
         let documents = self
@@ -157,17 +168,14 @@ impl Checker {
                 reason: format!("reading the ERP's documents: {e}"),
             })?;
         let items = self
-            .store
-            .sku_map(tenant)
+            .items
+            .get(&self.store, tenant, false)
             .await
             .map_err(FeedError::transient)?;
         let mut checked = Vec::with_capacity(orders.len());
         let mut records = Vec::with_capacity(orders.len());
         for (&(number, due), documents) in orders.iter().zip(&documents) {
-            let Some(snapshot) = snapshots
-                .get(&number)
-                .and_then(|json| Snapshot::parse(json).ok())
-            else {
+            let Some(snapshot) = snapshots.remove(&number) else {
                 if due.is_none() {
                     // Not an order of Centra's: nothing to check.
                     continue;
@@ -199,19 +207,19 @@ impl Checker {
             let judgement = judge(
                 &snapshot,
                 &self.tenant.rules,
-                &items,
+                items.as_ref(),
                 due.map(|d| &d.row),
                 documents,
                 now,
                 self.grace,
             );
-            count(tenant, &judgement.verdict);
             records.push(record(number, &judgement, due));
             checked.push(Checked {
                 order: number,
                 verdict: judgement.verdict,
             });
         }
+        count(tenant, &checked);
         let told: Vec<(i64, &Verdict)> = checked.iter().map(|c| (c.order, &c.verdict)).collect();
         tell(&self.store, self.sink.as_ref(), tenant, &told).await?;
         self.store
@@ -240,8 +248,8 @@ fn pending(number: i64, order: Option<&DueOrder>) -> VerdictRecord {
         currency: order.map(|o| o.row.currency.clone()).unwrap_or_default(),
         ledger_version: order.map(|o| o.ledger_version),
         order_date: None,
-        figures: serde_json::json!({}),
-        variances: serde_json::json!([]),
+        figures: "{}".to_owned(),
+        variances: "[]".to_owned(),
     }
 }
 
@@ -261,18 +269,34 @@ fn record(number: i64, judgement: &Judgement, order: Option<&DueOrder>) -> Verdi
         currency: judgement.expected.currency.clone(),
         ledger_version: order.map(|o| o.ledger_version),
         order_date: judgement.order_day,
-        figures: serde_json::to_value(&judgement.figures).unwrap_or_default(),
-        variances: serde_json::to_value(variances).unwrap_or_default(),
+        figures: serde_json::to_string(&judgement.figures).unwrap_or_else(|_| "{}".to_owned()),
+        variances: serde_json::to_string(variances).unwrap_or_else(|_| "[]".to_owned()),
     }
 }
 
-/// `ferry_reconcile_orders_checked_total` and `ferry_reconcile_variances_total` by cause
-/// and owner.
-fn count(tenant: &str, verdict: &Verdict) {
-    metrics::counter!("ferry_reconcile_orders_checked_total", "tenant" => tenant.to_owned(), "verdict" => verdict.as_str())
-        .increment(1);
-    for v in verdict.variances() {
-        count_variance(tenant, v);
+/// `ferry_reconcile_orders_checked_total` by verdict and `ferry_reconcile_variances_total`
+/// by cause and owner, for a batch at once (a counter's labels are looked up per call).
+fn count(tenant: &str, checked: &[Checked]) {
+    let mut verdicts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut causes: BTreeMap<Cause, u64> = BTreeMap::new();
+    for c in checked {
+        *verdicts.entry(c.verdict.as_str()).or_default() += 1;
+        for v in c.verdict.variances() {
+            *causes.entry(v.cause).or_default() += 1;
+        }
+    }
+    for (verdict, n) in verdicts {
+        metrics::counter!("ferry_reconcile_orders_checked_total", "tenant" => tenant.to_owned(), "verdict" => verdict)
+            .increment(n);
+    }
+    for (cause, n) in causes {
+        metrics::counter!(
+            "ferry_reconcile_variances_total",
+            "tenant" => tenant.to_owned(),
+            "cause" => cause.as_str(),
+            "owner" => cause.owner().as_str()
+        )
+        .increment(n);
     }
 }
 

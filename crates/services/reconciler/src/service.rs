@@ -28,7 +28,7 @@ pub const CENTRA_FEED: &str = "reconcile-centra-orders";
 /// The feed that reads every ERP document for those no Centra order explains.
 pub const DOCUMENTS_FEED: &str = "reconcile-erp-documents";
 /// ERP documents read per pass of the documents feed.
-const DOCUMENTS_PAGE: usize = 500;
+pub const DOCUMENTS_PAGE: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcilerError {
@@ -62,6 +62,8 @@ pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), Recon
             store: store.clone(),
             erp: erp.clone(),
             sink: sink.clone(),
+            page: DOCUMENTS_PAGE,
+            live_since: tokio::sync::OnceCell::new(),
         };
         feeds.spawn(
             FeedSpec::source(SERVICE, &tenant.id, DOCUMENTS_FEED, settings.interval),
@@ -236,6 +238,11 @@ pub struct Documents {
     pub store: Store,
     pub erp: Arc<dyn ReadBack>,
     pub sink: Arc<dyn ExceptionSink>,
+    /// Documents read per request.
+    pub page: usize,
+    /// When the tenant's first order reached Ferry, once known: it never changes after
+    /// (ledger rows stay), and finding it reads the whole ledger.
+    pub live_since: tokio::sync::OnceCell<chrono::DateTime<Utc>>,
 }
 
 #[async_trait]
@@ -250,18 +257,22 @@ impl Documents {
     /// (each recorded, and raised as an exception, before this returns).
     pub async fn walk(&self, cursor: &str) -> Result<(Pass, Vec<Variance>), FeedError> {
         let mut found = Vec::new();
-        let Some(live_since) = self
-            .store
-            .first_order_at(&self.tenant)
-            .await
-            .map_err(FeedError::transient)?
-        else {
-            // No order yet: whatever the ERP holds is history.
-            return Ok((Pass::idle(cursor), found));
+        let live_since = match self.live_since.get() {
+            Some(at) => *at,
+            None => match self
+                .store
+                .first_order_at(&self.tenant)
+                .await
+                .map_err(FeedError::transient)?
+            {
+                Some(at) => *self.live_since.get_or_init(|| async { at }).await,
+                // No order yet: whatever the ERP holds is history.
+                None => return Ok((Pass::idle(cursor), found)),
+            },
         };
         let page = self
             .erp
-            .sales_orders_since(cursor, DOCUMENTS_PAGE)
+            .headers_since(cursor, self.page)
             .await
             .map_err(|e| FeedError::Transient {
                 retry_after: e.retry_after(),
@@ -329,7 +340,8 @@ impl Documents {
         }
         let pass = Pass {
             items: page.documents.len() as u64,
-            more: page.documents.len() >= DOCUMENTS_PAGE,
+            // Not the page's length: an ERP leaves deleted documents out of a page.
+            more: page.next_cursor != cursor,
             cursor: page.next_cursor,
             ..Pass::default()
         };

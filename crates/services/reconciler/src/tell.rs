@@ -5,9 +5,13 @@
 use ferry_domain::{ExceptionKind, NewException};
 use ferry_runtime::{ExceptionSink, FeedError};
 use ferry_store::Store;
+use futures::{StreamExt as _, TryStreamExt as _};
 
 use crate::compare::{Cause, Variance, Verdict};
 use crate::service::SERVICE;
+
+/// Exceptions recorded at once.
+const RECORDED_IN_FLIGHT: usize = 16;
 
 /// Raises an exception for each variance of a batch of verdicts and resolves the
 /// reconciler's earlier ones for those orders that these checks no longer find (fixed in
@@ -20,6 +24,7 @@ pub async fn tell(
 ) -> Result<(), FeedError> {
     let mut keep = Vec::new();
     let mut judged = Vec::with_capacity(verdicts.len());
+    let mut raised = Vec::new();
     for &(number, verdict) in verdicts {
         if *verdict == Verdict::Pending {
             continue;
@@ -31,11 +36,17 @@ pub async fn tell(
             };
             let exception = exception(tenant, kind, variance);
             keep.push(exception.key.clone());
-            sink.record(&exception)
-                .await
-                .map_err(FeedError::transient)?;
+            raised.push(exception);
         }
     }
+    // Recorded a few at a time: each is a write and an announcement. By index: a closure
+    // over borrowed items trips the Send check of the feed's future.
+    futures::stream::iter(0..raised.len())
+        .map(|i| sink.record(&raised[i]))
+        .buffer_unordered(RECORDED_IN_FLIGHT)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(FeedError::transient)?;
     if judged.is_empty() {
         return Ok(());
     }

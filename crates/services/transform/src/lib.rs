@@ -2,9 +2,8 @@
 //! and exceptions out. It records every decision in the ledger before acknowledging, so a
 //! redelivered snapshot changes nothing and a stale one never overwrites a newer one.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -19,9 +18,9 @@ use ferry_proto::order::v1 as order_pb;
 use ferry_runtime::coalesce::Coalescer;
 use ferry_runtime::consumer::{Delivery, Handler, HandlerError, Runner};
 use ferry_runtime::{ExceptionSink, FeedSpec, Outgoing, ServiceBase, StreamKind};
+use ferry_store::SkuCache;
 use ferry_store::{LedgerState, SnapshotOutcome, SnapshotRecord, Store};
 use prost::Message as _;
-use tokio::sync::RwLock;
 
 pub mod amend;
 pub mod convert;
@@ -65,7 +64,7 @@ pub async fn run(platform: Platform) -> Result<(), TransformError> {
             store: store.clone(),
             base: base.clone(),
             sink: sink.clone(),
-            items: SkuCache::new(),
+            items: SkuCache::new(SKU_CACHE_TTL),
         });
         let runner = Runner::builder(
             &base,
@@ -117,42 +116,8 @@ fn recorder(store: Store) -> Recorder {
     })
 }
 
-/// The tenant's SKU map, reloaded from the database at most every few seconds.
-struct SkuCache {
-    map: RwLock<(Instant, Arc<HashMap<String, String>>)>,
-}
-
+/// How stale the SKU map may be: a mapping imported is used within this.
 const SKU_CACHE_TTL: Duration = Duration::from_secs(2);
-
-impl SkuCache {
-    fn new() -> Self {
-        let stale = Instant::now()
-            .checked_sub(SKU_CACHE_TTL * 2)
-            .unwrap_or_else(Instant::now);
-        Self {
-            map: RwLock::new((stale, Arc::new(HashMap::new()))),
-        }
-    }
-
-    async fn get(
-        &self,
-        store: &Store,
-        tenant: &str,
-        fresh: bool,
-    ) -> Result<Arc<HashMap<String, String>>, ferry_store::StoreError> {
-        if !fresh {
-            let cached = self.map.read().await;
-            if cached.0.elapsed() < SKU_CACHE_TTL {
-                return Ok(cached.1.clone());
-            }
-        }
-        let mut cached = self.map.write().await;
-        if fresh || cached.0.elapsed() >= SKU_CACHE_TTL {
-            *cached = (Instant::now(), Arc::new(store.sku_map(tenant).await?));
-        }
-        Ok(cached.1.clone())
-    }
-}
 
 struct TransformHandler {
     tenant: TenantConfig,

@@ -466,6 +466,17 @@ impl ErpSim {
         self.sim.change(external_ref, change).is_some()
     }
 
+    /// Imports sales orders in bulk, as a data migration into the ERP would: recorded as
+    /// given, with no idempotency key and no stock promised (a benchmark loads a book of a
+    /// million orders this way). Returns how many the book holds now.
+    pub fn import(&self, orders: impl IntoIterator<Item = NewSalesOrder>) -> usize {
+        let mut book = self.sim.book.lock();
+        for order in orders {
+            book.push(None, SalesOrder::from_new(order));
+        }
+        book.orders.len()
+    }
+
     /// Enters a sales order by hand (no Centra order behind it); its ERP reference.
     pub fn enter_by_hand(&self, order: NewSalesOrder) -> String {
         let i = self.sim.enter_by_hand(order);

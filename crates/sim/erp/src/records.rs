@@ -154,13 +154,21 @@ pub(crate) struct Document {
 
 fn document(order: &SalesOrder) -> Document {
     Document {
+        lines: order.lines.clone(),
+        ..header(order)
+    }
+}
+
+/// A document without its lines (`lines=false`).
+fn header(order: &SalesOrder) -> Document {
+    Document {
         reference: order.reference.clone(),
         external_ref: order.external_ref.clone(),
         currency: order.currency.clone(),
         state: order.state(),
         gross_minor: order.gross_minor,
         tax_minor: order.tax_minor,
-        lines: order.lines.clone(),
+        lines: Vec::new(),
         created_at: order.created_at.clone(),
     }
 }
@@ -176,10 +184,17 @@ pub(crate) struct DocumentsQuery {
     after: String,
     #[serde(default = "default_page")]
     limit: usize,
+    /// `false`: the listing leaves each document's lines out.
+    #[serde(default = "default_lines")]
+    lines: bool,
 }
 
 fn default_page() -> usize {
     500
+}
+
+fn default_lines() -> bool {
+    true
 }
 
 #[derive(Serialize)]
@@ -232,11 +247,12 @@ pub(crate) async fn documents(
             let end = start
                 .saturating_add(q.limit.clamp(1, 5_000))
                 .min(book.orders.len());
+            let shown = if q.lines { document } else { header };
             DocumentPage {
                 documents: book.orders[start..end]
                     .iter()
                     .filter(|o| !o.deleted)
-                    .map(document)
+                    .map(shown)
                     .collect(),
                 next_cursor: end.to_string(),
             }

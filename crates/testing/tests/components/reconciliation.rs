@@ -63,8 +63,8 @@ fn verdict(
         currency: "SEK".into(),
         ledger_version: Some(version),
         order_date: None,
-        figures: serde_json::json!({}),
-        variances: serde_json::json!([]),
+        figures: "{}".to_owned(),
+        variances: "[]".to_owned(),
     }
 }
 
@@ -192,8 +192,8 @@ async fn checks_keep_their_figures_and_the_period_reads_them_back() {
     let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 11, d).expect("day");
     let checked = |n: i64, on: u32, v: &'static str, causes: &[&str]| VerdictRecord {
         order_date: Some(day(on)),
-        figures: serde_json::json!({ "centra": { "gross": n * 1000 } }),
-        variances: serde_json::json!([{ "order": n }]),
+        figures: serde_json::json!({ "centra": { "gross": n * 1000 } }).to_string(),
+        variances: serde_json::json!([{ "order": n }]).to_string(),
         ..verdict(n, v, causes, an_hour_ago)
     };
     store

@@ -428,6 +428,27 @@ impl From<WireLine> for ReadLine {
     }
 }
 
+impl HttpErp {
+    /// `GET /api/sales-orders/documents?after=…&limit=…`, with or without the lines.
+    async fn list(&self, cursor: &str, limit: usize, lines: bool) -> Result<ReadPage, ErpError> {
+        let response = self
+            .request(reqwest::Method::GET, "/api/sales-orders/documents")
+            .query(&[
+                ("after", cursor),
+                ("limit", &limit.to_string()),
+                ("lines", if lines { "true" } else { "false" }),
+            ])
+            .send()
+            .await
+            .map_err(transport)?;
+        let page: WirePage = read_json(response, "document list").await?;
+        Ok(ReadPage {
+            documents: page.documents.into_iter().map(ReadDocument::from).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+}
+
 /// References read per request by [`ReadBack::read_many`] (the API's limit).
 pub const READ_MANY: usize = 500;
 
@@ -471,16 +492,10 @@ impl ReadBack for HttpErp {
     }
 
     async fn sales_orders_since(&self, cursor: &str, limit: usize) -> Result<ReadPage, ErpError> {
-        let response = self
-            .request(reqwest::Method::GET, "/api/sales-orders/documents")
-            .query(&[("after", cursor), ("limit", &limit.to_string())])
-            .send()
-            .await
-            .map_err(transport)?;
-        let page: WirePage = read_json(response, "document list").await?;
-        Ok(ReadPage {
-            documents: page.documents.into_iter().map(ReadDocument::from).collect(),
-            next_cursor: page.next_cursor,
-        })
+        self.list(cursor, limit, true).await
+    }
+
+    async fn headers_since(&self, cursor: &str, limit: usize) -> Result<ReadPage, ErpError> {
+        self.list(cursor, limit, false).await
     }
 }
