@@ -496,3 +496,22 @@ pub async fn wait_for_state(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Waits (up to `within`) for an open exception of `tenant` that `wanted` accepts, and
+/// returns the open exceptions as they then stand. An exception is recorded by whichever
+/// task meets the problem, in its own time: a test that looked once would race it.
+pub async fn wait_for_exception(
+    store: &ferry_store::Store,
+    tenant: &str,
+    wanted: impl Fn(&ferry_store::ExceptionRow) -> bool,
+    within: Duration,
+) -> Vec<ferry_store::ExceptionRow> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let open = store.open_exceptions(tenant).await.unwrap_or_default();
+        if open.iter().any(&wanted) || tokio::time::Instant::now() > deadline {
+            return open;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -466,13 +466,14 @@ async fn unknown_orders_and_overshipments_become_exceptions() {
             .state
             .ops(|o| o.shipments_of(more[0]).is_empty())
     );
+    let unmappable = |e: &ferry_store::ExceptionRow| {
+        e.message.contains("no longer holds") && e.order_number == Some(more[0])
+    };
+    let open =
+        ferry_testing::wait_for_exception(&store, "acme", unmappable, Duration::from_secs(10))
+            .await;
     assert!(
-        store
-            .open_exceptions("acme")
-            .await
-            .unwrap()
-            .iter()
-            .any(|e| e.message.contains("no longer holds") && e.order_number == Some(more[0])),
+        open.iter().any(unmappable),
         "the unmappable shipment is an exception"
     );
     stack.shutdown().await;

@@ -116,7 +116,13 @@ async fn a_snapshot_becomes_a_ready_order_and_a_broken_one_an_exception() {
             .all(|l| l.net_minor == l.gross_minor - l.tax_minor)
     );
 
-    let open = store.open_exceptions("acme").await.unwrap();
+    let open = ferry_testing::wait_for_exception(
+        store,
+        "acme",
+        |e| e.kind == "invalid_snapshot",
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0].kind, "invalid_snapshot");
 
