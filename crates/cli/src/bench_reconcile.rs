@@ -403,36 +403,13 @@ async fn load(
         }
     }
     for k in 0..per {
-        let reference = erp.enter_by_hand(sale_by_hand(k));
+        let reference = erp.enter_by_hand(NewSalesOrder::counter_sale(
+            "COUNTER-SALE",
+            10_000 + k as i64,
+        ));
         planted.documents.insert(reference, Cause::Unexplained);
     }
     Ok(planted)
-}
-
-fn sale_by_hand(k: usize) -> NewSalesOrder {
-    let gross = 10_000 + k as i64;
-    NewSalesOrder {
-        external_ref: String::new(),
-        currency: "SEK".into(),
-        order_date: String::new(),
-        customer: serde_json::Value::Null,
-        lines: vec![ferry_sim_erp::Line {
-            kind: "item".into(),
-            erp_item: "COUNTER-SALE".into(),
-            sku: None,
-            centra_line_id: None,
-            quantity: 1,
-            tax_rate: "25".into(),
-            tax_code: None,
-            gross_minor: gross,
-            tax_minor: gross / 5,
-            net_minor: gross - gross / 5,
-            description: "Sold at the counter".into(),
-        }],
-        payment_term: None,
-        carrier: None,
-        sales_channel: None,
-    }
 }
 
 /// Ledger rows in one statement: accepted an hour ago (settled), reaching Ferry now.
@@ -574,23 +551,12 @@ async fn baseline(
     ));
     let batch = args.batch as i64;
     let started = Instant::now();
-    let pages_store = store.clone();
-    let pages = futures::stream::try_unfold(Some(0i64), move |after| {
-        let store = pages_store.clone();
-        async move {
-            let Some(after) = after else {
-                return Ok::<_, anyhow::Error>(None);
-            };
-            let page = store
-                .orders_to_reconcile(TENANT, after, Due::everything(None), batch)
-                .await?;
-            let next = page
-                .last()
-                .filter(|_| page.len() as i64 >= batch)
-                .map(|d| d.row.order_number);
-            Ok((!page.is_empty()).then_some((page, next)))
-        }
-    });
+    let pages = crate::reconcile::ledger_pages(
+        store.clone(),
+        TENANT.to_owned(),
+        Due::everything(None),
+        batch,
+    );
     let mut reads = std::pin::pin!(
         pages
             .map_ok(move |page| {

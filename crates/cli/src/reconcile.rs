@@ -12,7 +12,7 @@ use ferry_reconciler::compare::{Variance, Verdict};
 use ferry_reconciler::report::{Period, Report, html, percent};
 use ferry_reconciler::service::Documents;
 use ferry_store::Store;
-use ferry_store::reconciliation::Due;
+use ferry_store::reconciliation::{Due, DueOrder};
 use futures::TryStreamExt as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
@@ -306,6 +306,25 @@ fn check_ledger(
     batch_size: i64,
     in_flight: usize,
 ) -> impl futures::Stream<Item = anyhow::Result<Vec<Checked>>> {
+    ledger_pages(store, tenant, due, batch_size)
+        .map_ok(move |batch| {
+            let checker = checker.clone();
+            async move {
+                let checked = tokio::spawn(async move { checker.check(&batch, Utc::now()).await });
+                Ok::<_, anyhow::Error>(checked.await??)
+            }
+        })
+        .try_buffered(in_flight.max(1))
+}
+
+/// The ledger's orders in scope, a page of `batch_size` after another (also what the
+/// benchmark's baseline reads).
+pub fn ledger_pages(
+    store: Store,
+    tenant: String,
+    due: Due,
+    batch_size: i64,
+) -> impl futures::Stream<Item = anyhow::Result<Vec<DueOrder>>> {
     futures::stream::try_unfold((Some(0i64), 0u64), move |(after, pages)| {
         let (store, tenant) = (store.clone(), tenant.clone());
         async move {
@@ -328,14 +347,6 @@ fn check_ledger(
             Ok((!batch.is_empty()).then_some((batch, (next, pages + 1))))
         }
     })
-    .map_ok(move |batch| {
-        let checker = checker.clone();
-        async move {
-            let checked = tokio::spawn(async move { checker.check(&batch, Utc::now()).await });
-            Ok::<_, anyhow::Error>(checked.await??)
-        }
-    })
-    .try_buffered(in_flight.max(1))
 }
 
 /// Every ERP document, a page after another: those no order explains.

@@ -249,28 +249,12 @@ async fn the_reconciler_service_checks_every_order_and_its_sweep_finds_changes()
     assert_eq!(open.len(), 2);
 
     // A sale entered by hand in the ERP: no Centra order explains it.
-    let by_hand = stack.erp.enter_by_hand(ferry_sim_erp::NewSalesOrder {
-        external_ref: String::new(),
-        currency: "SEK".into(),
-        order_date: String::new(),
-        customer: serde_json::Value::Null,
-        lines: vec![ferry_sim_erp::Line {
-            kind: "item".into(),
-            erp_item: "COUNTER-SALE".into(),
-            sku: None,
-            centra_line_id: None,
-            quantity: 1,
-            tax_rate: "25".into(),
-            tax_code: None,
-            gross_minor: 50_000,
-            tax_minor: 10_000,
-            net_minor: 40_000,
-            description: "Sold at the counter".into(),
-        }],
-        payment_term: None,
-        carrier: None,
-        sales_channel: None,
-    });
+    let by_hand = stack
+        .erp
+        .enter_by_hand(ferry_sim_erp::NewSalesOrder::counter_sale(
+            "COUNTER-SALE",
+            50_000,
+        ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let unexplained = loop {
         let open = store.open_exceptions("acme").await.expect("exceptions");

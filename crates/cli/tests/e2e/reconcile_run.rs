@@ -32,31 +32,6 @@ async fn run_json(
     (lines, summary, tally)
 }
 
-fn sale_by_hand(gross_minor: i64) -> ferry_sim_erp::NewSalesOrder {
-    ferry_sim_erp::NewSalesOrder {
-        external_ref: String::new(),
-        currency: "SEK".into(),
-        order_date: String::new(),
-        customer: serde_json::Value::Null,
-        lines: vec![ferry_sim_erp::Line {
-            kind: "item".into(),
-            erp_item: "COUNTER-SALE".into(),
-            sku: None,
-            centra_line_id: None,
-            quantity: 1,
-            tax_rate: "25".into(),
-            tax_code: None,
-            gross_minor,
-            tax_minor: gross_minor / 5,
-            net_minor: gross_minor - gross_minor / 5,
-            description: "Sold at the counter".into(),
-        }],
-        payment_term: None,
-        carrier: None,
-        sales_channel: None,
-    }
-}
-
 /// Every month of the simulator's order dates (2025), and the month the sale by hand was
 /// entered in (now).
 fn months() -> Vec<Period> {
@@ -115,7 +90,12 @@ async fn a_run_finds_every_variance_resumes_after_a_crash_and_the_month_end_repo
     );
     assert!(stack.erp.change(&numbers[1].to_string(), Change::Delete));
     assert!(stack.erp.change(&numbers[2].to_string(), Change::Duplicate));
-    let by_hand = stack.erp.enter_by_hand(sale_by_hand(50_000));
+    let by_hand = stack
+        .erp
+        .enter_by_hand(ferry_sim_erp::NewSalesOrder::counter_sale(
+            "COUNTER-SALE",
+            50_000,
+        ));
 
     // A run that dies after its first batches (the process killed): what it recorded
     // stands, and nothing is counted twice when it runs again.

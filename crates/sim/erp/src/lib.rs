@@ -66,6 +66,36 @@ pub struct NewSalesOrder {
     pub sales_channel: Option<String>,
 }
 
+impl NewSalesOrder {
+    /// A sale entered by hand at the counter: one SEK line of `item`, 25 % tax inside
+    /// `gross_minor`, no Centra order behind it (what the reconciler must call unexplained).
+    pub fn counter_sale(item: &str, gross_minor: i64) -> NewSalesOrder {
+        let tax_minor = gross_minor / 5;
+        NewSalesOrder {
+            external_ref: String::new(),
+            currency: "SEK".into(),
+            order_date: String::new(),
+            customer: serde_json::Value::Null,
+            lines: vec![Line {
+                kind: "item".into(),
+                erp_item: item.into(),
+                sku: None,
+                centra_line_id: None,
+                quantity: 1,
+                tax_rate: "25".into(),
+                tax_code: None,
+                gross_minor,
+                tax_minor,
+                net_minor: gross_minor - tax_minor,
+                description: "Sold at the counter".into(),
+            }],
+            payment_term: None,
+            carrier: None,
+            sales_channel: None,
+        }
+    }
+}
+
 /// Where a document stands (`state` in the API): booked, still being booked (an ERP that
 /// imports orders through a queue), or cancelled in the ERP.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

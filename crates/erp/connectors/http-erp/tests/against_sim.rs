@@ -468,28 +468,7 @@ async fn documents_are_read_back_as_recorded_whatever_happened_to_them() {
     assert_eq!(many.last().map(Vec::len), Some(2));
 
     // A document entered by hand, and the whole book page by page.
-    let by_hand = sim.enter_by_hand(ferry_sim_erp::NewSalesOrder {
-        external_ref: String::new(),
-        currency: "SEK".into(),
-        order_date: String::new(),
-        customer: serde_json::Value::Null,
-        lines: vec![ferry_sim_erp::Line {
-            kind: "item".into(),
-            erp_item: "A".into(),
-            sku: None,
-            centra_line_id: None,
-            quantity: 1,
-            tax_rate: "25".into(),
-            tax_code: None,
-            gross_minor: 5000,
-            tax_minor: 1000,
-            net_minor: 4000,
-            description: "Sold at the counter".into(),
-        }],
-        payment_term: None,
-        carrier: None,
-        sales_channel: None,
-    });
+    let by_hand = sim.enter_by_hand(ferry_sim_erp::NewSalesOrder::counter_sale("A", 5000));
     let mut cursor = String::new();
     let mut listed = Vec::new();
     loop {
