@@ -357,6 +357,7 @@ async fn walk_documents(documents: Documents) -> anyhow::Result<Vec<Variance>> {
         let (pass, unexplained) = documents.walk(&cursor).await?;
         found.extend(unexplained);
         if !pass.more || pass.cursor == cursor {
+            documents.settle(&found).await?;
             return Ok(found);
         }
         cursor = pass.cursor;

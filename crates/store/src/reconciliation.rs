@@ -365,6 +365,43 @@ impl Store {
         Ok(())
     }
 
+    /// After a walk through all of a tenant's ERP documents: those recorded as unexplained
+    /// that the walk no longer found so (deleted, cancelled, or now explained by an order)
+    /// are forgotten, and their exceptions (`kind`, keyed `erp:<reference>`) resolved with
+    /// `reason`. Returns how many were forgotten.
+    pub async fn forget_unexplained_documents(
+        &self,
+        tenant: &str,
+        still: &[String],
+        kind: &str,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let gone: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM unexplained_documents
+             WHERE tenant = $1 AND NOT (erp_reference = ANY($2))
+             RETURNING erp_reference",
+        )
+        .bind(tenant)
+        .bind(still)
+        .fetch_all(&mut *tx)
+        .await?;
+        let keys: Vec<String> = gone.iter().map(|r| format!("erp:{r}")).collect();
+        sqlx::query(
+            "UPDATE exceptions SET state = 'resolved', resolved_at = now(), state_reason = $4
+             WHERE tenant = $1 AND kind = $2 AND dedupe_key = ANY($3)
+               AND state IN ('open', 'retrying')",
+        )
+        .bind(tenant)
+        .bind(kind)
+        .bind(&keys)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(gone.len() as u64)
+    }
+
     /// The unexplained ERP documents of a tenant dated in `from..=to`, by reference.
     pub async fn unexplained_documents(
         &self,

@@ -17,4 +17,5 @@ mod sources;
 mod traces;
 mod tryton;
 mod tryton_readback;
+mod tryton_reconcile;
 mod up;

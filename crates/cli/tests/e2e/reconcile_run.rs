@@ -15,7 +15,7 @@ use ferry_testing::TestEnv;
 use secrecy::ExposeSecret as _;
 
 /// A run with `--json`: the variance lines, and the summary line.
-async fn run_json(
+pub(crate) async fn run_json(
     config: &ferry_config::Config,
     tenant: &str,
 ) -> (Vec<serde_json::Value>, serde_json::Value, Tally) {

@@ -31,7 +31,7 @@ pub(crate) fn unique_prefix() -> String {
 }
 
 /// The tenant's `[erp]` table for the run's Tryton.
-fn tryton_erp(t: &ferry_testing::TrytonInfra, url: String, prefix: String) -> ErpConfig {
+pub(crate) fn tryton_erp(t: &ferry_testing::TrytonInfra, url: String, prefix: String) -> ErpConfig {
     ErpConfig::new(
         "tryton",
         serde_json::json!({
@@ -45,7 +45,7 @@ fn tryton_erp(t: &ferry_testing::TrytonInfra, url: String, prefix: String) -> Er
     )
 }
 
-fn connector(prefix: &str) -> Tryton {
+pub(crate) fn connector(prefix: &str) -> Tryton {
     let t = ferry_testing::tryton().expect("Tryton runs (scripts/tryton.sh)");
     Tryton::new(TrytonConfig {
         reference_prefix: prefix.to_owned(),

@@ -347,4 +347,24 @@ impl Documents {
         };
         Ok((pass, found))
     }
+
+    /// After a walk through every document (`found`, all it reported): the documents
+    /// recorded as unexplained that it no longer found so — deleted or cancelled in the
+    /// ERP since — are forgotten and their exceptions resolved. Only a whole walk knows
+    /// this; the service's incremental walk never forgets.
+    pub async fn settle(&self, found: &[Variance]) -> Result<u64, FeedError> {
+        let still: Vec<String> = found
+            .iter()
+            .filter_map(|v| v.erp_reference.clone())
+            .collect();
+        self.store
+            .forget_unexplained_documents(
+                &self.tenant,
+                &still,
+                ExceptionKind::UnexplainedErpDocument.as_str(),
+                "the reconciler no longer finds the document in the ERP (deleted or cancelled)",
+            )
+            .await
+            .map_err(FeedError::transient)
+    }
 }
