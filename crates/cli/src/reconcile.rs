@@ -84,11 +84,16 @@ pub struct Tally {
     pub pending: u64,
     /// Variances found, ERP documents no order explains included.
     pub variances: u64,
+    /// Orders with a step past the brand's target.
+    pub late: u64,
 }
 
 impl Tally {
-    fn add(&mut self, verdict: &Verdict) {
-        match verdict {
+    fn add(&mut self, checked: &Checked) {
+        if !checked.late.is_empty() {
+            self.late += 1;
+        }
+        match &checked.verdict {
             Verdict::Pending => self.pending += 1,
             Verdict::Reconciled => {
                 self.checked += 1;
@@ -220,7 +225,7 @@ pub async fn check_tenant(
     ));
     while let Some(checked) = checks.try_next().await? {
         for c in &checked {
-            tally.add(&c.verdict);
+            tally.add(c);
             emit(c.verdict.variances(), &mut tally)?;
         }
         bar.inc(checked.len() as u64);
@@ -258,7 +263,7 @@ pub async fn check_tenant(
             .check_numbers(&numbers, live_since, Utc::now())
             .await?
         {
-            tally.add(&c.verdict);
+            tally.add(&c);
             emit(c.verdict.variances(), &mut tally)?;
         }
     }
@@ -271,24 +276,26 @@ pub async fn check_tenant(
         "the ERP's documents read"
     );
     let summary = format!(
-        "{{\"checked\":{},\"complete_pct\":{},\"accurate_pct\":{},\"variances\":{},\"pending\":{}}}",
+        "{{\"checked\":{},\"complete_pct\":{},\"accurate_pct\":{},\"variances\":{},\"pending\":{},\"late\":{}}}",
         tally.checked,
         percent(tally.complete, tally.checked),
         percent(tally.accurate, tally.checked),
         tally.variances,
-        tally.pending
+        tally.pending,
+        tally.late
     );
     if json {
         writeln!(out, "{summary}")?;
     } else {
         writeln!(
             out,
-            "{} orders checked: {} % complete, {} % accurate; {} variances; {} pending (inside their grace or held in Centra)",
+            "{} orders checked: {} % complete, {} % accurate; {} variances; {} pending (inside their grace or held in Centra); {} late on a step",
             tally.checked,
             percent(tally.complete, tally.checked),
             percent(tally.accurate, tally.checked),
             tally.variances,
-            tally.pending
+            tally.pending,
+            tally.late
         )?;
     }
     out.flush()?;

@@ -104,6 +104,8 @@ pub struct StackOptions {
     /// How the demo tenant's stock reaches Centra: the ERP simulator's `Main` warehouse
     /// feeds Centra's warehouse 1; ordinary changes go each second.
     pub inventory: ferry_config::InventoryConfig,
+    /// What the reconciler holds the demo tenant to.
+    pub targets: ferry_config::TargetsConfig,
 }
 
 impl Default for StackOptions {
@@ -133,6 +135,7 @@ impl Default for StackOptions {
                 drift_interval: Duration::from_secs(5),
                 ..Default::default()
             },
+            targets: ferry_config::TargetsConfig::default(),
         }
     }
 }
@@ -228,6 +231,7 @@ impl Stack {
                 rules: options.rules.clone(),
                 fulfilment: options.fulfilment.clone(),
                 inventory: options.inventory.clone(),
+                targets: options.targets.clone(),
             });
         }
         config.validate()?;

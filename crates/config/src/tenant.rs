@@ -24,6 +24,8 @@ pub struct TenantConfig {
     pub fulfilment: FulfilmentConfig,
     #[serde(default)]
     pub inventory: InventoryConfig,
+    #[serde(default)]
+    pub targets: TargetsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +106,40 @@ impl CentraConfig {
 
 fn default_share_percent() -> u64 {
     100
+}
+
+/// What the reconciler holds the brand's flows to (`[targets]` in a tenant file): how
+/// soon each step should follow the one before, and how far Centra's sellable stock may
+/// stray from what Ferry expects before it is listed as drift.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetsConfig {
+    /// Centra accepted the order → Ferry posted it to the ERP.
+    #[serde(with = "humantime_serde")]
+    pub posted_within: Duration,
+    /// The ERP shipped → Centra has the shipment with its tracking number (and, where the
+    /// brand sends it, the customer's shipping e-mail).
+    #[serde(with = "humantime_serde")]
+    pub shipped_within: Duration,
+    /// The ERP shipped → the payment is captured (brands whose `[fulfilment]` captures).
+    #[serde(with = "humantime_serde")]
+    pub captured_within: Duration,
+    /// Stock drift is listed when Centra differs from what Ferry expects by more than
+    /// this many units *and* more than `stock_drift_percent` of what Ferry expects.
+    pub stock_drift_units: i64,
+    pub stock_drift_percent: i64,
+}
+
+impl Default for TargetsConfig {
+    fn default() -> Self {
+        Self {
+            posted_within: Duration::from_secs(15 * 60),
+            shipped_within: Duration::from_secs(60 * 60),
+            captured_within: Duration::from_secs(60 * 60),
+            stock_drift_units: 5,
+            stock_drift_percent: 5,
+        }
+    }
 }
 
 /// How shipments are told to Centra (`[fulfilment]` in a tenant file).

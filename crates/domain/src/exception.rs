@@ -119,10 +119,15 @@ pub enum ExceptionKind {
     OneSidedCancellation,
     /// The reconciler: an ERP sales order no Centra order that Ferry knows explains.
     UnexplainedErpDocument,
+    /// The reconciler: the ERP shipped, and past the brand's target Centra has no shipment
+    /// for it (the customer has had no shipping e-mail).
+    ShipmentNotInCentra,
+    /// The reconciler: one ERP shipment is more than one shipment in Centra.
+    DuplicateCentraShipment,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 29] = [
+    pub const ALL: [ExceptionKind; 31] = [
         ExceptionKind::UnmappedSku,
         ExceptionKind::UnmappedCurrency,
         ExceptionKind::UnmappedTaxRate,
@@ -152,6 +157,8 @@ impl ExceptionKind {
         ExceptionKind::ErpCurrencyMismatch,
         ExceptionKind::OneSidedCancellation,
         ExceptionKind::UnexplainedErpDocument,
+        ExceptionKind::ShipmentNotInCentra,
+        ExceptionKind::DuplicateCentraShipment,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -185,6 +192,8 @@ impl ExceptionKind {
             ExceptionKind::ErpCurrencyMismatch => "erp_currency_mismatch",
             ExceptionKind::OneSidedCancellation => "one_sided_cancellation",
             ExceptionKind::UnexplainedErpDocument => "unexplained_erp_document",
+            ExceptionKind::ShipmentNotInCentra => "shipment_not_in_centra",
+            ExceptionKind::DuplicateCentraShipment => "duplicate_centra_shipment",
         }
     }
 
@@ -198,6 +207,8 @@ impl ExceptionKind {
             | ExceptionKind::StockRefused => Owner::Operations,
             ExceptionKind::ShipmentRefused
             | ExceptionKind::TrackingMissing
+            | ExceptionKind::ShipmentNotInCentra
+            | ExceptionKind::DuplicateCentraShipment
             | ExceptionKind::OneSidedCancellation => Owner::CustomerService,
             ExceptionKind::CaptureFailed
             | ExceptionKind::ErpDocumentDeleted
@@ -250,11 +261,14 @@ impl ExceptionKind {
             | ExceptionKind::ShipmentRefused
             | ExceptionKind::OrderMissingInErp => 1,
             ExceptionKind::ShipmentQuantityMismatch
+            | ExceptionKind::ShipmentNotInCentra
             | ExceptionKind::CaptureFailed
             | ExceptionKind::StockDrift
             | ExceptionKind::ErpRecordUnreadable
             | ExceptionKind::StockRefused => 4,
-            ExceptionKind::ShipmentForUnknownOrder | ExceptionKind::TrackingMissing => 24,
+            ExceptionKind::ShipmentForUnknownOrder
+            | ExceptionKind::TrackingMissing
+            | ExceptionKind::DuplicateCentraShipment => 24,
             ExceptionKind::UnmappedSku
             | ExceptionKind::PoisonMessage
             | ExceptionKind::InvalidSnapshot
@@ -300,6 +314,8 @@ impl ExceptionKind {
                 | ExceptionKind::ErpCurrencyMismatch
                 | ExceptionKind::OneSidedCancellation
                 | ExceptionKind::UnexplainedErpDocument
+                | ExceptionKind::ShipmentNotInCentra
+                | ExceptionKind::DuplicateCentraShipment
         )
     }
 }

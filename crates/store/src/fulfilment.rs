@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
+/// The JSON column type of [`ShipmentRow::items`], for those who build rows.
+pub use sqlx::types::Json;
 
 use crate::{Store, StoreError};
 
@@ -182,6 +184,25 @@ impl Store {
         .bind(tenant)
         .bind(erp_shipment_id)
         .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Every ERP shipment of `order_numbers` (for the reconciler), by order and shipment.
+    pub async fn shipments_of_orders(
+        &self,
+        tenant: &str,
+        order_numbers: &[i64],
+    ) -> Result<Vec<ShipmentRow>, StoreError> {
+        Ok(sqlx::query_as::<_, ShipmentRow>(
+            "SELECT tenant, erp_shipment_id, order_number, state, items, carrier, tracking_number,
+                    erp_shipped_at, centra_shipment_id, centra_completed_at, email_sent, captured,
+                    attempts, first_seen_at
+             FROM shipment_ledger WHERE tenant = $1 AND order_number = ANY($2)
+             ORDER BY order_number, erp_shipment_id",
+        )
+        .bind(tenant)
+        .bind(order_numbers)
+        .fetch_all(self.pool())
         .await?)
     }
 

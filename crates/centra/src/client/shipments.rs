@@ -154,19 +154,51 @@ impl CentraClient {
         &self,
         order_id: &str,
     ) -> Result<Vec<CentraShipment>, CentraError> {
+        self.shipments_of_orders(&[order_id]).await
+    }
+
+    /// The shipments of many orders (Centra's hash ids) in as few requests as Centra's
+    /// page size allows. A shipment's order is in its number, `"<order number>-<n>"`
+    /// ([`CentraShipment::order_number`]).
+    pub async fn shipments_of_orders(
+        &self,
+        order_ids: &[&str],
+    ) -> Result<Vec<CentraShipment>, CentraError> {
         #[derive(Deserialize)]
         struct Data {
             #[serde(deserialize_with = "crate::decode::list")]
             shipments: Vec<CentraShipment>,
         }
-        let data = self
-            .execute(
-                ops::ORDER_SHIPMENTS,
-                serde_json::json!({ "orderId": order_id }),
-            )
-            .await?;
-        let data: Data =
-            serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
-        Ok(data.shipments)
+        let mut all = Vec::new();
+        if order_ids.is_empty() {
+            return Ok(all);
+        }
+        for page in 1.. {
+            let data = self
+                .execute(
+                    ops::ORDER_SHIPMENTS,
+                    serde_json::json!({ "orderIds": order_ids, "page": page }),
+                )
+                .await?;
+            let data: Data =
+                serde_json::from_slice(&data).map_err(|e| CentraError::Decode(e.to_string()))?;
+            let full = data.shipments.len() >= SHIPMENTS_PAGE;
+            all.extend(data.shipments);
+            if !full {
+                break;
+            }
+        }
+        Ok(all)
+    }
+}
+
+/// Shipments per page of [`CentraClient::shipments_of_orders`] (the query's `limit`).
+const SHIPMENTS_PAGE: usize = 100;
+
+impl CentraShipment {
+    /// The order the shipment belongs to, from its number: Centra documents shipment
+    /// numbers as `"<order number>-<n>"` (e.g. `"39790-1"`).
+    pub fn order_number(&self) -> Option<i64> {
+        self.number.rsplit_once('-')?.0.parse().ok()
     }
 }

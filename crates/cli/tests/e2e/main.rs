@@ -11,6 +11,7 @@ mod fulfilment;
 mod inventory;
 mod pipeline;
 mod reconcile;
+mod reconcile_journey;
 mod reconcile_run;
 mod release;
 mod sources;

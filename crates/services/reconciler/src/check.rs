@@ -7,20 +7,24 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use ferry_centra::CentraShipment;
 use ferry_centra::{CentraClient, CentraError};
 use ferry_config::{ReconcilerConfig, TenantConfig};
 use ferry_domain::{ExceptionKind, NewException, Snapshot};
 use ferry_erp::ReadBack;
 use ferry_runtime::{ExceptionSink, FeedError};
+use ferry_store::fulfilment::{ShipmentRow, ShipmentState};
 use ferry_store::reconciliation::{DueOrder, VerdictRecord};
-use ferry_store::{SkuCache, Store};
+use ferry_store::{LedgerRow, SkuCache, Store};
 use secrecy::ExposeSecret;
 
 use crate::compare::{Cause, Variance, Verdict};
-use crate::expected::{Judgement, judge};
+use crate::expected::{Judgement, judge, placed_at};
 use crate::figures::order_day;
 use crate::service::{CHECK_FEED, ReconcilerError, SERVICE};
+use crate::shipments::check_shipments;
 use crate::tell::tell;
+use crate::timeliness::{Step, Targets, Times, timing};
 
 /// Orders never seen by Ferry judged per batch (one Centra request).
 const UNSEEN_BATCH: usize = 200;
@@ -38,6 +42,8 @@ pub struct Checker {
     /// The brand's SKU mapping, read again every few seconds (the transform's view of
     /// what Centra charged depends on it).
     pub items: SkuCache,
+    /// How soon each step should follow the one before, for this brand.
+    pub targets: Targets,
 }
 
 /// One order checked.
@@ -45,6 +51,8 @@ pub struct Checker {
 pub struct Checked {
     pub order: i64,
     pub verdict: Verdict,
+    /// The steps of the order's journey past the brand's targets.
+    pub late: Vec<Step>,
 }
 
 impl Checker {
@@ -74,6 +82,7 @@ impl Checker {
             grace: span(settings.grace, "grace")?,
             erp_reads_in_flight: settings.erp_reads_in_flight,
             items: SkuCache::new(std::time::Duration::from_secs(10)),
+            targets: Targets::of(tenant),
         })
     }
 
@@ -172,6 +181,7 @@ impl Checker {
             .get(&self.store, tenant, false)
             .await
             .map_err(FeedError::transient)?;
+        let (mut erp_shipments, mut centra_shipments) = self.shipments(orders).await?;
         let mut checked = Vec::with_capacity(orders.len());
         let mut records = Vec::with_capacity(orders.len());
         for (&(number, due), documents) in orders.iter().zip(&documents) {
@@ -191,6 +201,7 @@ impl Checker {
                 checked.push(Checked {
                     order: number,
                     verdict: Verdict::Pending,
+                    late: Vec::new(),
                 });
                 continue;
             };
@@ -204,7 +215,7 @@ impl Checker {
             {
                 continue;
             }
-            let judgement = judge(
+            let mut judgement = judge(
                 &snapshot,
                 &self.tenant.rules,
                 items.as_ref(),
@@ -213,9 +224,18 @@ impl Checker {
                 now,
                 self.grace,
             );
+            self.journey(
+                &mut judgement,
+                due.map(|d| &d.row),
+                snapshot.order_date.as_deref().and_then(placed_at),
+                &erp_shipments.remove(&number).unwrap_or_default(),
+                &centra_shipments.remove(&number).unwrap_or_default(),
+                now,
+            );
             records.push(record(number, &judgement, due));
             checked.push(Checked {
                 order: number,
+                late: judgement.figures.timing.late.clone(),
                 verdict: judgement.verdict,
             });
         }
@@ -227,6 +247,113 @@ impl Checker {
             .await
             .map_err(FeedError::transient)?;
         Ok(checked)
+    }
+}
+
+type ByOrder<T> = HashMap<i64, Vec<T>>;
+
+impl Checker {
+    /// The ERP's shipments of `orders` as the fulfilment ledger holds them, and Centra's
+    /// shipments of those orders that have any to tell Centra (one request for the batch;
+    /// nothing is asked of Centra for orders not shipped).
+    async fn shipments(
+        &self,
+        orders: &[(i64, Option<&DueOrder>)],
+    ) -> Result<(ByOrder<ShipmentRow>, ByOrder<CentraShipment>), FeedError> {
+        let tenant = self.tenant.id.as_str();
+        let numbers: Vec<i64> = orders
+            .iter()
+            .filter(|(_, due)| due.is_some())
+            .map(|(n, _)| *n)
+            .collect();
+        let mut erp: ByOrder<ShipmentRow> = HashMap::new();
+        for row in self
+            .store
+            .shipments_of_orders(tenant, &numbers)
+            .await
+            .map_err(FeedError::transient)?
+        {
+            erp.entry(row.order_number).or_default().push(row);
+        }
+        let ids: Vec<&str> = orders
+            .iter()
+            .filter_map(|(n, due)| {
+                let rows = erp.get(n)?;
+                rows.iter()
+                    .any(|r| r.state != ShipmentState::Merged)
+                    .then(|| due.map(|d| d.row.centra_order_id.as_str()))?
+            })
+            .collect();
+        let mut centra: ByOrder<CentraShipment> = HashMap::new();
+        if !ids.is_empty() {
+            for shipment in self
+                .client
+                .shipments_of_orders(&ids)
+                .await
+                .map_err(|e| centra_error(e, tenant))?
+            {
+                if let Some(order) = shipment.order_number() {
+                    centra.entry(order).or_default().push(shipment);
+                }
+            }
+        }
+        Ok((erp, centra))
+    }
+
+    /// After the ERP document, the rest of the order's journey: how long each step took
+    /// (recorded with the figures) and whether each ERP shipment is one Centra shipment
+    /// with its tracking number (variances beside the document's, once it is judged).
+    fn journey(
+        &self,
+        judgement: &mut Judgement,
+        row: Option<&LedgerRow>,
+        placed: Option<DateTime<Utc>>,
+        erp: &[ShipmentRow],
+        centra: &[CentraShipment],
+        now: DateTime<Utc>,
+    ) {
+        let expected = &judgement.expected;
+        let captured: Vec<(&ShipmentRow, bool)> = erp
+            .iter()
+            .map(|s| {
+                let in_centra = centra
+                    .iter()
+                    .any(|c| Some(c.id) == s.centra_shipment_id && c.is_captured);
+                (s, in_centra)
+            })
+            .collect();
+        // An order Ferry never saw is timed from when the customer placed it.
+        let accepted_at = row
+            .map(|r| r.first_accepted_at.unwrap_or(r.received_at))
+            .or(placed);
+        if let Some(accepted_at) = accepted_at {
+            let times = Times {
+                accepted_at,
+                posted_at: row.and_then(|r| r.posted_at),
+                should_post: !expected.cancelled && !expected.awaiting_centra,
+            };
+            judgement.figures.timing = timing(&times, &captured, &self.targets, now);
+        }
+        let found = check_shipments(
+            expected.order_number,
+            &expected.currency,
+            &expected.lines,
+            erp,
+            centra,
+            self.targets.shipped,
+            now,
+        );
+        if found.is_empty() {
+            return;
+        }
+        judgement.verdict = match std::mem::replace(&mut judgement.verdict, Verdict::Pending) {
+            Verdict::Pending => Verdict::Pending,
+            Verdict::Reconciled => Verdict::Variances(found),
+            Verdict::Variances(mut v) => {
+                v.extend(found);
+                Verdict::Variances(v)
+            }
+        };
     }
 }
 
@@ -274,19 +401,28 @@ fn record(number: i64, judgement: &Judgement, order: Option<&DueOrder>) -> Verdi
     }
 }
 
-/// `ferry_reconcile_orders_checked_total` by verdict and `ferry_reconcile_variances_total`
-/// by cause and owner, for a batch at once (a counter's labels are looked up per call).
+/// `ferry_reconcile_orders_checked_total` by verdict, `ferry_reconcile_variances_total`
+/// by cause and owner and `ferry_reconcile_late_total` by step (each check of an order
+/// past its target counts), for a batch at once (a counter's labels are looked up per call).
 fn count(tenant: &str, checked: &[Checked]) {
     let mut verdicts: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut causes: BTreeMap<Cause, u64> = BTreeMap::new();
+    let mut late: BTreeMap<Step, u64> = BTreeMap::new();
     for c in checked {
         *verdicts.entry(c.verdict.as_str()).or_default() += 1;
+        for step in &c.late {
+            *late.entry(*step).or_default() += 1;
+        }
         for v in c.verdict.variances() {
             *causes.entry(v.cause).or_default() += 1;
         }
     }
     for (verdict, n) in verdicts {
         metrics::counter!("ferry_reconcile_orders_checked_total", "tenant" => tenant.to_owned(), "verdict" => verdict)
+            .increment(n);
+    }
+    for (step, n) in late {
+        metrics::counter!("ferry_reconcile_late_total", "tenant" => tenant.to_owned(), "step" => step.as_str())
             .increment(n);
     }
     for (cause, n) in causes {

@@ -40,10 +40,20 @@ pub enum Cause {
     AmendmentNotApplied,
     /// Held past its grace because an item, currency or tax rate has no ERP mapping.
     UnmappedItem,
+    /// The ERP shipped, and past the brand's target Centra has no shipment for it.
+    ShipmentNotInCentra,
+    /// A shipment in Centra has no tracking number, or another than the ERP's, or the ERP
+    /// has given none past the brand's target.
+    TrackingMissing,
+    /// One ERP shipment is more than one shipment in Centra.
+    DuplicateShipment,
+    /// Centra's sellable stock of a SKU differs from what Ferry expects by more than the
+    /// brand's threshold (no order: `order` is 0, the SKU is in the detail).
+    StockDrift,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 11] = [
+    pub const ALL: [Cause; 15] = [
         Cause::Missing,
         Cause::DeletedInErp,
         Cause::Duplicate,
@@ -55,6 +65,10 @@ impl Cause {
         Cause::OneSidedCancellation,
         Cause::AmendmentNotApplied,
         Cause::UnmappedItem,
+        Cause::ShipmentNotInCentra,
+        Cause::TrackingMissing,
+        Cause::DuplicateShipment,
+        Cause::StockDrift,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -70,6 +84,10 @@ impl Cause {
             Cause::OneSidedCancellation => "one_sided_cancellation",
             Cause::AmendmentNotApplied => "amendment_not_applied",
             Cause::UnmappedItem => "unmapped_item",
+            Cause::ShipmentNotInCentra => "shipment_not_in_centra",
+            Cause::TrackingMissing => "tracking_missing",
+            Cause::DuplicateShipment => "duplicate_shipment",
+            Cause::StockDrift => "stock_drift",
         }
     }
 
@@ -88,6 +106,10 @@ impl Cause {
             Cause::OneSidedCancellation => ExceptionKind::OneSidedCancellation,
             Cause::AmendmentNotApplied => ExceptionKind::AmendmentNotApplied,
             Cause::Unexplained => ExceptionKind::UnexplainedErpDocument,
+            Cause::ShipmentNotInCentra => ExceptionKind::ShipmentNotInCentra,
+            Cause::TrackingMissing => ExceptionKind::TrackingMissing,
+            Cause::DuplicateShipment => ExceptionKind::DuplicateCentraShipment,
+            Cause::StockDrift => ExceptionKind::StockDrift,
             Cause::UnmappedItem => return None,
         })
     }
@@ -107,7 +129,8 @@ impl Cause {
     }
 
     /// The team that acts: finance for what the books hold, operations for master data
-    /// and what the warehouse does, engineering for what Ferry failed to do.
+    /// and stock, customer service for what the customer was (or was not) told,
+    /// engineering for what Ferry failed to do.
     pub fn owner(&self) -> Owner {
         match self {
             Cause::Missing => Owner::Engineering,
@@ -120,7 +143,11 @@ impl Cause {
             | Cause::Rounding
             | Cause::Currency
             | Cause::AmendmentNotApplied => Owner::Finance,
-            Cause::OneSidedCancellation => Owner::CustomerService,
+            Cause::OneSidedCancellation
+            | Cause::ShipmentNotInCentra
+            | Cause::TrackingMissing
+            | Cause::DuplicateShipment => Owner::CustomerService,
+            Cause::StockDrift => Owner::Operations,
         }
     }
 }

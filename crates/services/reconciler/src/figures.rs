@@ -18,6 +18,9 @@ pub struct Figures {
     pub erp: Option<ErpFigures>,
     /// What Ferry posted (the ledger's totals of a posted order); `None` when not posted.
     pub ledger: Option<LedgerFigures>,
+    /// How long each step took, and which were late (recorded before this existed: none).
+    #[serde(default)]
+    pub timing: crate::timeliness::Timing,
 }
 
 /// What Centra charged, after the brand's rules (vouchers and bundles allocated).
@@ -106,6 +109,7 @@ impl Figures {
                 gross: r.gross_minor.unwrap_or_default(),
                 tax: r.tax_minor.unwrap_or_default(),
             }),
+            timing: crate::timeliness::Timing::default(),
         }
     }
 }

@@ -8,6 +8,9 @@ pub mod expected;
 pub mod figures;
 pub mod report;
 pub mod service;
+pub mod shipments;
+pub mod stock;
 pub mod tell;
+pub mod timeliness;
 
 pub use service::{ReconcilerError, SERVICE, run};

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::compare::{Cause, Variance};
 use crate::figures::{Figures, RateFigures};
+use crate::timeliness::{Step, Timing};
 
 pub use html::html;
 
@@ -58,6 +59,8 @@ pub struct Report {
     /// Completeness and accuracy day by day (by Centra's order date).
     pub days: Vec<DayStanding>,
     pub by_cause: Vec<CauseTotal>,
+    /// How long each step took over the period's orders, and how many were late.
+    pub timeliness: Vec<StepTimes>,
     /// Every variance of the period, orders first (by number), then ERP documents no
     /// Centra order explains (by reference).
     pub variances: Vec<Variance>,
@@ -135,6 +138,31 @@ pub struct CauseTotal {
     pub money: BTreeMap<String, i64>,
 }
 
+/// One step's times over a period: the orders it was timed for, how many were late
+/// (including those still not done past the target), and the median and slowest times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepTimes {
+    pub step: Step,
+    pub timed: u64,
+    pub late: u64,
+    pub median_s: Option<i64>,
+    pub slowest_s: Option<i64>,
+}
+
+impl StepTimes {
+    fn of(step: Step, mut seconds: Vec<i64>, late: u64) -> StepTimes {
+        seconds.sort_unstable();
+        StepTimes {
+            step,
+            timed: seconds.len() as u64,
+            late,
+            // The lower median: an order's own time, never an average of two.
+            median_s: seconds.get(seconds.len().saturating_sub(1) / 2).copied(),
+            slowest_s: seconds.last().copied(),
+        }
+    }
+}
+
 /// Percent of `part` in `whole` to two decimals, exactly (integer arithmetic, half up).
 pub fn percent(part: u64, whole: u64) -> String {
     if whole == 0 {
@@ -158,6 +186,8 @@ impl Report {
         let mut days: BTreeMap<Option<NaiveDate>, DayStanding> = BTreeMap::new();
         let mut standing = Standing::default();
         let mut variances = Vec::new();
+        let mut seconds: BTreeMap<Step, Vec<i64>> = BTreeMap::new();
+        let mut late: BTreeMap<Step, u64> = BTreeMap::new();
         for order in orders {
             let found: Vec<Variance> =
                 serde_json::from_value(order.variances.clone()).unwrap_or_default();
@@ -191,6 +221,7 @@ impl Report {
                             ..CurrencyFigures::default()
                         });
                 add(entry, &figures);
+                time(&figures.timing, &mut seconds, &mut late);
             }
             variances.extend(found);
         }
@@ -221,6 +252,16 @@ impl Report {
             currencies: currencies.into_values().collect(),
             days: days.into_values().collect(),
             by_cause: by_cause.into_values().collect(),
+            timeliness: Step::ALL
+                .iter()
+                .map(|&step| {
+                    StepTimes::of(
+                        step,
+                        seconds.remove(&step).unwrap_or_default(),
+                        late.get(&step).copied().unwrap_or(0),
+                    )
+                })
+                .collect(),
             variances,
         }
     }
@@ -262,6 +303,29 @@ impl Report {
                 ])?;
             }
         }
+        for t in &self.timeliness {
+            let text = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_default();
+            out.write_record([
+                "timeliness",
+                "",
+                t.step.as_str(),
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                &format!(
+                    "timed {}; late {}; median {} s; slowest {} s",
+                    t.timed,
+                    t.late,
+                    text(t.median_s),
+                    text(t.slowest_s)
+                ),
+            ])?;
+        }
         for v in &self.variances {
             out.write_record([
                 "variance",
@@ -280,6 +344,22 @@ impl Report {
         }
         let bytes = out.into_inner().map_err(|e| e.into_error())?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+fn time(t: &Timing, seconds: &mut BTreeMap<Step, Vec<i64>>, late: &mut BTreeMap<Step, u64>) {
+    for (step, took) in [
+        (Step::Posted, t.posted_s),
+        (Step::Shipped, t.shipped_s),
+        (Step::Email, t.email_s),
+        (Step::Captured, t.captured_s),
+    ] {
+        if let Some(took) = took {
+            seconds.entry(step).or_default().push(took);
+        }
+    }
+    for step in &t.late {
+        *late.entry(*step).or_default() += 1;
     }
 }
 

@@ -122,6 +122,30 @@ pub fn exception(tenant: &str, kind: ExceptionKind, v: &Variance) -> NewExceptio
              if it duplicates a Centra order, cancel it."
         ),
         Cause::UnmappedItem => v.detail.clone(),
+        Cause::ShipmentNotInCentra => format!(
+            "The warehouse shipped order {order} (ERP shipment {document}, {money} of goods) \
+             and Centra still has no shipment for it: the customer has had no shipping e-mail \
+             and the payment may not be captured. Tell the customer, and create the shipment \
+             in Centra with its tracking number."
+        ),
+        Cause::TrackingMissing => format!(
+            "Order {order} shipped (ERP shipment {document}, {money} of goods) but the \
+             customer cannot follow it: {}. Get the tracking number from the warehouse and \
+             put it on the shipment in Centra.",
+            v.detail
+        ),
+        Cause::DuplicateShipment => format!(
+            "Order {order} shipped once (ERP shipment {document}) and is shipped more than \
+             once in Centra: the customer may have had two e-mails, and a payment may be \
+             captured twice ({money} each time). Remove the extra shipment in Centra and \
+             check the payment."
+        ),
+        Cause::StockDrift => format!(
+            "Centra's sellable stock of {document} is not what Ferry expects: {}. Customers \
+             may be offered stock that is not there, or be refused stock that is. Find what \
+             else changes this stock in Centra; Ferry's next stock sweep sets it again.",
+            v.detail
+        ),
     };
     NewException {
         tenant: tenant.to_owned(),
@@ -130,11 +154,13 @@ pub fn exception(tenant: &str, kind: ExceptionKind, v: &Variance) -> NewExceptio
             // The same problem the writer reports when the ERP answers so at posting.
             Cause::RecordedDifferently => format!("order:{order}:totals"),
             Cause::Unexplained => format!("erp:{document}"),
+            // The inventory pusher's key for the same SKU: one exception, whoever finds it.
+            Cause::StockDrift => format!("sku:{document}"),
             cause => format!("order:{order}:{}", cause.as_str()),
         },
         message,
         reason: v.detail.clone(),
-        order_number: (v.cause != Cause::Unexplained).then_some(order),
+        order_number: (!matches!(v.cause, Cause::Unexplained | Cause::StockDrift)).then_some(order),
         amount_minor: Some(v.money_minor),
         currency: Some(v.currency.clone()),
         service: SERVICE.to_owned(),

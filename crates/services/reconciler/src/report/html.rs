@@ -67,6 +67,7 @@ pub fn html(report: &Report) -> String {
     figures(&mut h, report);
     h.push_str("<h2>Completeness and accuracy by day</h2>");
     h.push_str(&days_chart(report));
+    timeliness(&mut h, report);
     h.push_str("<h2>Variances by cause</h2>");
     causes(&mut h, report);
     variances(&mut h, report);
@@ -243,6 +244,42 @@ fn causes(h: &mut String, report: &Report) {
         );
     }
     h.push_str("</table>");
+}
+
+fn timeliness(h: &mut String, report: &Report) {
+    h.push_str("<h2>Timeliness</h2><table><tr><th>Step</th><th class=\"n\">Orders timed</th><th class=\"n\">Late</th><th class=\"n\">Median</th><th class=\"n\">Slowest</th></tr>");
+    for t in &report.timeliness {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(step_words(t.step)),
+            t.timed,
+            t.late,
+            duration(t.median_s),
+            duration(t.slowest_s)
+        );
+    }
+    h.push_str("</table>");
+}
+
+fn step_words(step: crate::timeliness::Step) -> &'static str {
+    use crate::timeliness::Step;
+    match step {
+        Step::Posted => "Centra accepted → in the ERP",
+        Step::Shipped => "ERP shipped → shipment in Centra with tracking",
+        Step::Email => "ERP shipped → customer's shipping e-mail",
+        Step::Captured => "ERP shipped → payment captured",
+    }
+}
+
+/// Seconds as a person reads them: `45 s`, `12 min`, `3.5 h`; a dash when not timed.
+fn duration(seconds: Option<i64>) -> String {
+    match seconds {
+        None => "—".into(),
+        Some(s) if s < 120 => format!("{s} s"),
+        Some(s) if s < 2 * 3600 => format!("{} min", s / 60),
+        Some(s) => format!("{}.{} h", s / 3600, s % 3600 * 10 / 3600),
+    }
 }
 
 fn variances(h: &mut String, report: &Report) {

@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::figures::{CentraFigures, ErpFigures, LedgerFigures};
+use crate::timeliness::{Step, Timing};
 
 fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, d).expect("a day of November")
@@ -54,6 +55,15 @@ fn checked(
             tax: g / 5,
         }),
         ledger: Some(LedgerFigures { gross, tax }),
+        timing: Timing {
+            posted_s: Some(order % 100),
+            late: if order % 2 == 0 {
+                vec![Step::Posted]
+            } else {
+                vec![]
+            },
+            ..Timing::default()
+        },
     };
     CheckedOrder {
         order_number: order,
@@ -257,4 +267,36 @@ proptest! {
         prop_assert!((p - exact).abs() <= 0.005 + 1e-9);
         prop_assert!((0.0..=100.0).contains(&p));
     }
+}
+
+#[test]
+fn timeliness_counts_each_step_over_the_period() {
+    let r = report();
+    let posted = r
+        .timeliness
+        .iter()
+        .find(|t| t.step == Step::Posted)
+        .expect("posted");
+    // Orders 1–4 posted after 1–4 s (the pending one has no figures); 2 and 4 were late.
+    assert_eq!(
+        (posted.timed, posted.late, posted.median_s, posted.slowest_s),
+        (4, 2, Some(2), Some(4))
+    );
+    let shipped = r
+        .timeliness
+        .iter()
+        .find(|t| t.step == Step::Shipped)
+        .expect("shipped");
+    assert_eq!(
+        (shipped.timed, shipped.late, shipped.median_s),
+        (0, 0, None)
+    );
+    assert_eq!(r.timeliness.len(), Step::ALL.len());
+    let page = html(&r);
+    assert!(page.contains("Centra accepted → in the ERP"), "{page}");
+    let csv = r.csv().expect("csv");
+    assert!(
+        csv.contains("timeliness,,posted,,,,,,,,,timed 4; late 2; median 2 s; slowest 4 s"),
+        "{csv}"
+    );
 }
