@@ -11,6 +11,7 @@ use ferry_reconciler::check::{Checked, Checker};
 use ferry_reconciler::compare::{Variance, Verdict};
 use ferry_reconciler::report::{Period, Report, html, percent};
 use ferry_reconciler::service::Documents;
+use ferry_reconciler::stock::{STOCK_PAGE, StockCheck};
 use ferry_store::Store;
 use ferry_store::reconciliation::{Due, DueOrder};
 use futures::TryStreamExt as _;
@@ -206,6 +207,7 @@ pub async fn check_tenant(
         Ok(())
     };
     let checker = Arc::new(checker);
+    let stock = StockCheck::for_tenant(tenant, store.clone(), sink.clone(), STOCK_PAGE);
     // The ERP's documents are walked (for ones no order explains) beside the orders.
     let documents = tokio::spawn(walk_documents(Documents {
         tenant: tenant.id.clone(),
@@ -269,6 +271,10 @@ pub async fn check_tenant(
     }
     bar.set_message("the ERP's documents");
     emit(&documents.await??, &mut tally)?;
+    if let Some(stock) = stock {
+        bar.set_message("Centra's stock");
+        emit(&walk_stock(&stock).await?, &mut tally)?;
+    }
     bar.finish_and_clear();
     tracing::info!(
         tenant = %tenant.id,
@@ -371,6 +377,20 @@ async fn walk_documents(documents: Documents) -> anyhow::Result<Vec<Variance>> {
     }
 }
 
+/// Every SKU Ferry pushes, a page after another: those whose stock in Centra drifted.
+async fn walk_stock(stock: &StockCheck) -> anyhow::Result<Vec<Variance>> {
+    let mut found = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (pass, drifting) = stock.walk(&cursor).await?;
+        found.extend(drifting);
+        if !pass.more {
+            return Ok(found);
+        }
+        cursor = pass.cursor;
+    }
+}
+
 /// Pages between two looks at the planner's statistics.
 const STATISTICS_EVERY: u64 = 50;
 
@@ -409,8 +429,8 @@ struct VarianceLine<'a> {
 impl<'a> From<&'a Variance> for VarianceLine<'a> {
     fn from(v: &'a Variance) -> Self {
         VarianceLine {
-            // An ERP document no order explains concerns no order.
-            order: (v.cause != ferry_reconciler::compare::Cause::Unexplained).then_some(v.order),
+            // An ERP document no order explains, or a SKU's stock, concerns no order.
+            order: v.cause.concerns_order().then_some(v.order),
             cause: v.cause.as_str(),
             owner: v.owner.as_str(),
             money_minor: v.money_minor,
@@ -456,5 +476,11 @@ pub async fn month_report(store: &Store, tenant: &str, period: Period) -> anyhow
     let unexplained = store
         .unexplained_documents(tenant, period.first, period.last)
         .await?;
-    Ok(Report::build(tenant, period, &orders, &unexplained))
+    // Drift first found in the month (UTC days), cleared since or not.
+    let start = period.first.and_time(chrono::NaiveTime::MIN).and_utc();
+    let end = (period.last + chrono::Duration::days(1))
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc();
+    let stock = store.stock_drift_found(tenant, start, end).await?;
+    Ok(Report::build(tenant, period, &orders, &unexplained, &stock))
 }

@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod reconciliation;
 pub mod sku_cache;
 pub mod statistics;
+pub mod stock_drift;
 
 pub use ledger::{
     BeginPosting, LedgerRow, LedgerState, PostedRecord, PostingClaim, SnapshotOutcome,
@@ -314,6 +315,42 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+}
+
+/// Resolves a tenant's open exceptions of `kind` whose keys are among `keys` (a problem
+/// found gone by whoever looked last), with `reason`.
+pub(crate) async fn resolve_keyed_exceptions<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    tenant: &str,
+    kind: &str,
+    keys: &[String],
+    reason: &str,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE exceptions SET state = 'resolved', resolved_at = now(), state_reason = $4
+         WHERE tenant = $1 AND kind = $2 AND dedupe_key = ANY($3)
+           AND state IN ('open', 'retrying')",
+    )
+    .bind(tenant)
+    .bind(kind)
+    .bind(keys)
+    .bind(reason)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+impl Store {
+    /// [`resolve_keyed_exceptions`] on the pool.
+    pub async fn resolve_exceptions_by_key(
+        &self,
+        tenant: &str,
+        kind: &str,
+        keys: &[String],
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        resolve_keyed_exceptions(&self.pool, tenant, kind, keys, reason).await
     }
 }
 

@@ -387,17 +387,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let keys: Vec<String> = gone.iter().map(|r| format!("erp:{r}")).collect();
-        sqlx::query(
-            "UPDATE exceptions SET state = 'resolved', resolved_at = now(), state_reason = $4
-             WHERE tenant = $1 AND kind = $2 AND dedupe_key = ANY($3)
-               AND state IN ('open', 'retrying')",
-        )
-        .bind(tenant)
-        .bind(kind)
-        .bind(&keys)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await?;
+        crate::resolve_keyed_exceptions(&mut *tx, tenant, kind, &keys, reason).await?;
         tx.commit().await?;
         Ok(gone.len() as u64)
     }

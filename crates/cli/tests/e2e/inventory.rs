@@ -14,7 +14,7 @@ use ferry_testing::TestEnv;
 
 const MAIN: &str = ferry_sim_erp::SALES_WAREHOUSE;
 
-fn options(seed: u64) -> StackOptions {
+pub(crate) fn options(seed: u64) -> StackOptions {
     let mut options = StackOptions {
         tenant: "acme".into(),
         seed,
@@ -25,7 +25,7 @@ fn options(seed: u64) -> StackOptions {
     options
 }
 
-fn set_erp(stack: &Stack, levels: &[(&str, i64)]) {
+pub(crate) fn set_erp(stack: &Stack, levels: &[(&str, i64)]) {
     let levels: Vec<SimLevel> = levels
         .iter()
         .map(|(item, available)| SimLevel {
@@ -46,7 +46,7 @@ fn centra_fta(stack: &Stack, sku: &str) -> i64 {
 }
 
 /// Waits until every SKU shows the wanted free-to-allocate stock in Centra.
-async fn wait_fta(stack: &Stack, want: &BTreeMap<String, i64>, within: Duration) {
+pub(crate) async fn wait_fta(stack: &Stack, want: &BTreeMap<String, i64>, within: Duration) {
     let start = Instant::now();
     loop {
         let seen: BTreeMap<String, i64> = want
@@ -100,7 +100,7 @@ fn ferry_calls(stack: &Stack) -> usize {
     })
 }
 
-fn catalogue_skus(stack: &Stack, n: usize) -> Vec<String> {
+pub(crate) fn catalogue_skus(stack: &Stack, n: usize) -> Vec<String> {
     stack.centra.state.ops(|o| {
         o.sizes
             .iter()

@@ -216,3 +216,126 @@ async fn shipments_are_checked_against_centra_and_every_step_is_timed() {
     stack.shutdown().await;
     env.cleanup().await;
 }
+
+/// The stock variances of a run, as (SKU in the detail, owner, order).
+fn stock_lines(found: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    found
+        .iter()
+        .filter(|v| v["cause"] == "stock_drift")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_drift_is_listed_per_sku_and_clears_when_centra_is_put_right() {
+    use super::inventory::{catalogue_skus, options, set_erp, wait_fta};
+
+    let env = TestEnv::new().await;
+    let mut options = options(61);
+    // The pusher's own drift check would correct Centra: the reconciler looks alone.
+    options.inventory.drift_interval = Duration::ZERO;
+    let stack = Stack::start(env.config(), options)
+        .await
+        .expect("stack starts");
+    let config = (*stack.config).clone();
+    let store = env.store().await;
+    let skus = catalogue_skus(&stack, 3);
+    let levels: Vec<(&str, i64)> = skus.iter().map(|s| (s.as_str(), 100)).collect();
+    set_erp(&stack, &levels);
+    let at = |n: i64| skus.iter().map(|s| (s.clone(), n)).collect();
+    wait_fta(&stack, &at(100), Duration::from_secs(15)).await;
+    // Pushed and recorded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM stock_levels WHERE tenant = 'acme' AND pushed_sellable = 100",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("count")
+        < 3
+    {
+        assert!(tokio::time::Instant::now() < deadline, "pushes recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (found, _, _) = run_json(&config, "acme").await;
+    assert!(stock_lines(&found).is_empty(), "no drift: {found:?}");
+
+    // By hand in Centra: 30 more of one size, 30 fewer of another, 2 more of a third
+    // (within the brand's 5 units).
+    let set = |levels: [i64; 3]| {
+        stack.centra.state.ops_mut(|o| {
+            for (sku, physical) in skus.iter().zip(levels) {
+                let size = o.size_by_sku(sku).expect("known SKU");
+                o.set_stock(1, "by hand", false, &[(size, physical)]);
+            }
+        })
+    };
+    set([130, 70, 102]);
+    let (found, summary, _) = run_json(&config, "acme").await;
+    let drift = stock_lines(&found);
+    assert_eq!(drift.len(), 2, "{drift:#?}");
+    for (sku, words) in [
+        (&skus[0], "30 more than Ferry expects"),
+        (&skus[1], "30 fewer than Ferry expects"),
+    ] {
+        let line = drift
+            .iter()
+            .find(|l| l["erp_reference"] == format!("1:{sku}"))
+            .unwrap_or_else(|| panic!("{sku} in {drift:#?}"));
+        assert_eq!(line["order"], serde_json::Value::Null, "{line}");
+        assert_eq!(line["owner"], "operations");
+        assert_eq!(line["erp_reference"], format!("1:{sku}"));
+        let detail = line["detail"].as_str().expect("detail");
+        assert!(
+            detail.contains(sku.as_str()) && detail.contains(words),
+            "{detail}"
+        );
+    }
+    assert_eq!(summary["variances"], 2);
+    let mut open: Vec<String> = store
+        .open_exceptions("acme")
+        .await
+        .expect("exceptions")
+        .into_iter()
+        .filter(|e| e.kind == "stock_drift")
+        .map(|e| {
+            assert_eq!(e.owner, "operations");
+            e.dedupe_key
+        })
+        .collect();
+    open.sort();
+    let mut want = vec![format!("sku:1:{}", skus[0]), format!("sku:1:{}", skus[1])];
+    want.sort();
+    assert_eq!(open, want);
+
+    // Put right: the drift closes, its exceptions resolve, and the month's report lists
+    // it as first found, cleared.
+    set([100, 100, 100]);
+    let (found, _, _) = run_json(&config, "acme").await;
+    assert!(stock_lines(&found).is_empty(), "{found:?}");
+    assert!(
+        store
+            .open_exceptions("acme")
+            .await
+            .expect("exceptions")
+            .iter()
+            .all(|e| e.kind != "stock_drift")
+    );
+    let month = Period::month(&chrono::Utc::now().format("%Y-%m").to_string()).expect("month");
+    let report = month_report(&store, "acme", month).await.expect("report");
+    let mut listed: Vec<(&str, i64, i64, bool)> = report
+        .stock_drift
+        .iter()
+        .map(|d| (d.sku.as_str(), d.expected, d.centra, d.cleared_at.is_some()))
+        .collect();
+    listed.sort();
+    let mut want = vec![
+        (skus[0].as_str(), 100, 130, true),
+        (skus[1].as_str(), 100, 70, true),
+    ];
+    want.sort();
+    assert_eq!(listed, want);
+
+    stack.shutdown().await;
+    env.cleanup().await;
+}

@@ -114,6 +114,12 @@ impl Cause {
         })
     }
 
+    /// Whether a variance of this cause is about one order (not an ERP document no order
+    /// explains, nor a SKU's stock).
+    pub fn concerns_order(&self) -> bool {
+        !matches!(self, Cause::Unexplained | Cause::StockDrift)
+    }
+
     /// A cause that makes an order incomplete in the ERP (absent, there twice, or there
     /// when it should not be), as opposed to there once but inaccurate.
     pub fn is_completeness(&self) -> bool {

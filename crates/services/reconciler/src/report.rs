@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate};
 use ferry_store::reconciliation::{CheckedOrder, UnexplainedDocument};
+use ferry_store::stock_drift::StockDriftRow;
 use serde::Serialize;
 
 use crate::compare::{Cause, Variance};
@@ -61,6 +62,9 @@ pub struct Report {
     pub by_cause: Vec<CauseTotal>,
     /// How long each step took over the period's orders, and how many were late.
     pub timeliness: Vec<StepTimes>,
+    /// Stock drift first found in the period (UTC days), as first found, and when it
+    /// cleared if it has.
+    pub stock_drift: Vec<StockDrift>,
     /// Every variance of the period, orders first (by number), then ERP documents no
     /// Centra order explains (by reference).
     pub variances: Vec<Variance>,
@@ -138,6 +142,31 @@ pub struct CauseTotal {
     pub money: BTreeMap<String, i64>,
 }
 
+/// One SKU's drift as the stock check first found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StockDrift {
+    pub warehouse: i64,
+    pub sku: String,
+    pub expected: i64,
+    pub centra: i64,
+    pub found_at: String,
+    pub cleared_at: Option<String>,
+}
+
+impl From<&StockDriftRow> for StockDrift {
+    fn from(r: &StockDriftRow) -> Self {
+        let at = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+        StockDrift {
+            warehouse: r.warehouse,
+            sku: r.sku.clone(),
+            expected: r.expected,
+            centra: r.centra,
+            found_at: at(r.found_at),
+            cleared_at: r.cleared_at.map(at),
+        }
+    }
+}
+
 /// One step's times over a period: the orders it was timed for, how many were late
 /// (including those still not done past the target), and the median and slowest times.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -174,13 +203,14 @@ pub fn percent(part: u64, whole: u64) -> String {
 }
 
 impl Report {
-    /// The report of `period` from the recorded checks of its orders and the unexplained
-    /// ERP documents dated in it.
+    /// The report of `period` from the recorded checks of its orders, the unexplained ERP
+    /// documents dated in it and the stock drift first found in it.
     pub fn build(
         tenant: &str,
         period: Period,
         orders: &[CheckedOrder],
         unexplained: &[UnexplainedDocument],
+        stock: &[StockDriftRow],
     ) -> Report {
         let mut currencies: BTreeMap<String, CurrencyFigures> = BTreeMap::new();
         let mut days: BTreeMap<Option<NaiveDate>, DayStanding> = BTreeMap::new();
@@ -262,6 +292,7 @@ impl Report {
                     )
                 })
                 .collect(),
+            stock_drift: stock.iter().map(StockDrift::from).collect(),
             variances,
         }
     }
@@ -326,6 +357,32 @@ impl Report {
                 ),
             ])?;
         }
+        for d in &self.stock_drift {
+            out.write_record([
+                "stock_drift",
+                "",
+                d.sku.as_str(),
+                "",
+                "",
+                "",
+                "",
+                Cause::StockDrift.as_str(),
+                Cause::StockDrift.owner().as_str(),
+                "",
+                &format!("{}:{}", d.warehouse, d.sku),
+                &format!(
+                    "Centra warehouse {}: Centra offered {}, Ferry expected {}; found {}{}",
+                    d.warehouse,
+                    d.centra,
+                    d.expected,
+                    d.found_at,
+                    d.cleared_at
+                        .as_deref()
+                        .map(|c| format!(", cleared {c}"))
+                        .unwrap_or_default()
+                ),
+            ])?;
+        }
         for v in &self.variances {
             out.write_record([
                 "variance",
@@ -365,10 +422,10 @@ fn time(t: &Timing, seconds: &mut BTreeMap<Step, Vec<i64>>, late: &mut BTreeMap<
 
 /// The order a variance concerns, blank for an ERP document no order explains.
 fn order_text(v: &Variance) -> String {
-    if v.cause == Cause::Unexplained {
-        String::new()
-    } else {
+    if v.cause.concerns_order() {
         v.order.to_string()
+    } else {
+        String::new()
     }
 }
 

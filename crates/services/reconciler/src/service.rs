@@ -18,6 +18,7 @@ use ferry_store::reconciliation::{Due, UnexplainedDocument};
 use crate::check::{Checker, count_variance, span};
 use crate::compare::{Cause, Variance};
 use crate::figures::order_day;
+use crate::stock::{STOCK_PAGE, StockCheck};
 use crate::tell::exception;
 
 pub const SERVICE: &str = "reconciler";
@@ -27,6 +28,8 @@ pub const CHECK_FEED: &str = "reconcile-orders";
 pub const CENTRA_FEED: &str = "reconcile-centra-orders";
 /// The feed that reads every ERP document for those no Centra order explains.
 pub const DOCUMENTS_FEED: &str = "reconcile-erp-documents";
+/// The feed that compares Centra's sellable stock with what Ferry expects.
+pub const STOCK_FEED: &str = "reconcile-stock";
 /// ERP documents read per pass of the documents feed.
 pub const DOCUMENTS_PAGE: usize = 500;
 
@@ -50,6 +53,16 @@ pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), Recon
     let recheck = span(settings.recheck, "recheck")?;
     let sweep = span(settings.sweep, "sweep")?;
     for tenant in &config.tenants {
+        // Stock is checked for every brand whose stock Ferry pushes, a page per pass; the
+        // walk starts again from the first SKU once per recheck interval.
+        if let Some(stock) = StockCheck::for_tenant(tenant, store.clone(), sink.clone(), STOCK_PAGE)
+        {
+            feeds.spawn(
+                FeedSpec::source(SERVICE, &tenant.id, STOCK_FEED, settings.recheck),
+                Arc::new(stock),
+                base.shutdown.clone(),
+            );
+        }
         let Some(erp) = connectors.get(&tenant.id).and_then(|c| c.read_back.clone()) else {
             tracing::warn!(
                 tenant = %tenant.id,

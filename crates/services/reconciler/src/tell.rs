@@ -160,9 +160,10 @@ pub fn exception(tenant: &str, kind: ExceptionKind, v: &Variance) -> NewExceptio
         },
         message,
         reason: v.detail.clone(),
-        order_number: (!matches!(v.cause, Cause::Unexplained | Cause::StockDrift)).then_some(order),
-        amount_minor: Some(v.money_minor),
-        currency: Some(v.currency.clone()),
+        order_number: v.cause.concerns_order().then_some(order),
+        // Stock carries no price Ferry knows.
+        amount_minor: (v.cause != Cause::StockDrift).then_some(v.money_minor),
+        currency: (v.cause != Cause::StockDrift).then(|| v.currency.clone()),
         service: SERVICE.to_owned(),
         source_subject: None,
         payload: serde_json::to_vec(v).unwrap_or_default(),

@@ -71,6 +71,7 @@ pub fn html(report: &Report) -> String {
     h.push_str("<h2>Variances by cause</h2>");
     causes(&mut h, report);
     variances(&mut h, report);
+    stock_drift(&mut h, report);
     h.push_str("</body></html>\n");
     h
 }
@@ -257,6 +258,26 @@ fn timeliness(h: &mut String, report: &Report) {
             t.late,
             duration(t.median_s),
             duration(t.slowest_s)
+        );
+    }
+    h.push_str("</table>");
+}
+
+fn stock_drift(h: &mut String, report: &Report) {
+    if report.stock_drift.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Stock drift found in the period</h2><p class=\"muted\">Centra's sellable stock against what Ferry expects, as first found. Operations finds what else changes the stock; Ferry's stock sweep sets it again.</p><table><tr><th>Centra warehouse</th><th>SKU</th><th class=\"n\">Ferry expected</th><th class=\"n\">Centra offered</th><th>Found</th><th>Cleared</th></tr>");
+    for d in &report.stock_drift {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+            d.warehouse,
+            esc(&d.sku),
+            d.expected,
+            d.centra,
+            esc(&d.found_at),
+            esc(d.cleared_at.as_deref().unwrap_or("not yet"))
         );
     }
     h.push_str("</table>");

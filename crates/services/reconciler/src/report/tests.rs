@@ -125,6 +125,7 @@ fn report() -> Report {
         Period::month("2026-11").expect("period"),
         &orders,
         &unexplained,
+        &[stock_drift()],
     )
 }
 
@@ -297,6 +298,45 @@ fn timeliness_counts_each_step_over_the_period() {
     let csv = r.csv().expect("csv");
     assert!(
         csv.contains("timeliness,,posted,,,,,,,,,timed 4; late 2; median 2 s; slowest 4 s"),
+        "{csv}"
+    );
+}
+
+fn stock_drift() -> ferry_store::stock_drift::StockDriftRow {
+    use chrono::TimeZone;
+    let at = |d| {
+        chrono::Utc
+            .with_ymd_and_hms(2026, 11, d, 8, 0, 0)
+            .single()
+            .expect("time")
+    };
+    ferry_store::stock_drift::StockDriftRow {
+        warehouse: 1,
+        sku: "JACKET-<M>".into(),
+        expected: 10,
+        centra: 25,
+        found_at: at(4),
+        last_expected: 10,
+        last_centra: 30,
+        cleared_at: Some(at(5)),
+    }
+}
+
+#[test]
+fn stock_drift_is_listed_as_first_found_in_every_format() {
+    let r = report();
+    assert_eq!(r.stock_drift.len(), 1);
+    let d = &r.stock_drift[0];
+    assert_eq!(
+        (d.expected, d.centra, d.cleared_at.as_deref()),
+        (10, 25, Some("2026-11-05 08:00 UTC"))
+    );
+    let page = html(&r);
+    assert!(page.contains("JACKET-&lt;M&gt;"), "escaped: {page}");
+    assert!(page.contains("Stock drift found in the period"));
+    let csv = r.csv().expect("csv");
+    assert!(
+        csv.contains("stock_drift,,JACKET-<M>,,,,,stock_drift,operations,,1:JACKET-<M>,"),
         "{csv}"
     );
 }

@@ -53,7 +53,7 @@ async fn every_client_operation_is_valid_against_the_schema() {
             "where": { "number": [1] }, "limit": 10, "page": 1,
             "from": "2020-01-01T00:00:00Z", "ids": [1], "orderNumber": 1,
             "skus": ["X"], "warehouse": 1, "input": input, "id": 1,
-            "orderId": "no-such-order", "s0": "X", "s1": "Y",
+            "orderId": "no-such-order", "orderIds": ["no-such-order"], "s0": "X", "s1": "Y",
         });
         // Variables the operation does not declare are ignored by GraphQL.
         let result = c.execute(&query, variables).await;
