@@ -412,7 +412,7 @@ async fn load(
     Ok(planted)
 }
 
-/// Ledger rows in one statement: accepted an hour ago (settled), reaching Ferry now.
+/// Ledger rows in one statement: accepted an hour ago (settled), posted two seconds later.
 async fn write_ledger(store: &Store, rows: Vec<LedgerLine>) -> anyhow::Result<()> {
     let numbers: Vec<i64> = rows.iter().map(|r| r.number).collect();
     let states: Vec<&str> = rows.iter().map(|r| r.state).collect();
@@ -430,7 +430,7 @@ async fn write_ledger(store: &Store, rows: Vec<LedgerLine>) -> anyhow::Result<()
               first_accepted_at, received_at, posted_at)
          SELECT $1, x.n, x.state, 'bench', now(), x.fp, x.cur, x.g, x.t, NULLIF(x.r, ''),
                 x.eg, x.et, now() - interval '1 hour', now(),
-                CASE WHEN x.state = 'posted' THEN now() END
+                CASE WHEN x.state = 'posted' THEN now() - interval '1 hour' + interval '2 seconds' END
          FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[],
                      $7::bigint[], $8::text[], $9::bigint[], $10::bigint[])
               AS x(n, state, fp, cur, g, t, r, eg, et)",
