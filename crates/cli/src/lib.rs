@@ -23,11 +23,13 @@ pub mod bench_writer;
 pub mod centra_check;
 pub mod config;
 pub mod connectors;
+pub mod exceptions;
 pub mod mapping;
 pub mod reconcile;
 pub mod services;
 #[cfg(feature = "dev")]
 pub mod stack;
+pub mod tokens;
 pub mod transform_cmd;
 #[cfg(feature = "dev")]
 pub mod up;

@@ -48,6 +48,16 @@ enum Command {
         #[command(subcommand)]
         command: ferry::reconcile::ReconcileCommand,
     },
+    /// Work the exceptions inbox through the operations API.
+    Exceptions {
+        #[command(subcommand)]
+        command: ferry::exceptions::ExceptionsCommand,
+    },
+    /// The operations API's tokens (straight in the database: for administrators).
+    Tokens {
+        #[command(subcommand)]
+        command: ferry::tokens::TokensCommand,
+    },
     /// Manage a tenant's Centra SKU → ERP item mapping.
     Mapping {
         #[command(subcommand)]
@@ -109,6 +119,8 @@ enum Service {
     #[value(name = "inventory-pusher")]
     InventoryPusher,
     Reconciler,
+    /// The operations API (gRPC).
+    Ops,
 }
 
 fn main() -> ExitCode {
@@ -141,6 +153,8 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         #[cfg(feature = "dev")]
         Command::Up(args) => ferry::up::run(args).await,
         Command::Mapping { command } => ferry::mapping::run(command).await,
+        Command::Exceptions { command } => ferry::exceptions::run(command).await,
+        Command::Tokens { command } => ferry::tokens::run(command).await,
         Command::Reconcile { command } => ferry::reconcile::run(command).await,
         Command::Centra {
             command: CentraCommand::Check(args),
@@ -194,6 +208,7 @@ async fn run_service(service: Service, config: Option<PathBuf>) -> anyhow::Resul
         Service::FulfilmentFeedback => ferry_fulfilment::SERVICE,
         Service::InventoryPusher => ferry_inventory::SERVICE,
         Service::Reconciler => ferry_reconciler::SERVICE,
+        Service::Ops => ferry_ops::SERVICE,
     };
     let booted = ferry_runtime::service::boot_with(
         name,

@@ -9,19 +9,22 @@ use ferry_platform::Platform;
 use tokio::task::JoinHandle;
 
 /// Every service, in the order the stack starts them.
-pub const ALL: [&str; 6] = [
+pub const ALL: [&str; 7] = [
     ferry_ingest::SERVICE,
     ferry_transform::SERVICE,
     ferry_erp_writer::SERVICE,
     ferry_fulfilment::SERVICE,
     ferry_inventory::SERVICE,
     ferry_reconciler::SERVICE,
+    ferry_ops::SERVICE,
 ];
 
 /// A started service.
 pub struct Running {
     /// Where ingest receives Centra's webhooks (ingest only).
     pub webhook_addr: Option<SocketAddr>,
+    /// Where the operations API listens (ops only).
+    pub api_addr: Option<SocketAddr>,
     /// Ends when the service has stopped (after the base's shutdown).
     pub task: JoinHandle<anyhow::Result<()>>,
 }
@@ -30,6 +33,7 @@ pub struct Running {
 pub async fn start(name: &str, platform: Platform) -> anyhow::Result<Running> {
     let connectors = crate::connectors::build(&platform.config)?;
     let mut webhook_addr = None;
+    let mut api_addr = None;
     let task: JoinHandle<anyhow::Result<()>> = match name {
         ferry_ingest::SERVICE => {
             let ingest = ferry_ingest::Ingest::start(&platform).await?;
@@ -51,7 +55,16 @@ pub async fn start(name: &str, platform: Platform) -> anyhow::Result<Running> {
         ferry_reconciler::SERVICE => {
             tokio::spawn(async move { Ok(ferry_reconciler::run(platform, connectors).await?) })
         }
+        ferry_ops::SERVICE => {
+            let ops = ferry_ops::Ops::start(&platform).await?;
+            api_addr = Some(ops.addr);
+            tokio::spawn(async move { Ok(ops.wait().await?) })
+        }
         other => anyhow::bail!("unknown service {other}"),
     };
-    Ok(Running { webhook_addr, task })
+    Ok(Running {
+        webhook_addr,
+        api_addr,
+        task,
+    })
 }

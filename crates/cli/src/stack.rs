@@ -162,6 +162,8 @@ pub struct Stack {
     pub centra: CentraSim,
     pub erp: ErpSim,
     pub webhook_url: String,
+    /// The operations API (gRPC), `http://127.0.0.1:<port>`.
+    pub api_url: String,
     pub ops_addr: std::net::SocketAddr,
     pub telemetry: Telemetry,
     sims: CancellationToken,
@@ -251,6 +253,7 @@ impl Stack {
             centra,
             erp,
             webhook_url: String::new(),
+            api_url: String::new(),
             ops_addr,
             telemetry,
             sims,
@@ -290,6 +293,9 @@ impl Stack {
                 "http://{addr}/webhooks/centra/{}",
                 self.config.tenants[0].id
             );
+        }
+        if let Some(addr) = running.api_addr {
+            self.api_url = format!("http://{addr}");
         }
         let task = running.task;
         self.services.insert(
@@ -417,5 +423,6 @@ pub fn local_config(infra: &LocalInfra) -> anyhow::Result<Config> {
     config.database.url = SecretString::from(infra.database_url.clone());
     config.ops.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     config.ingest.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.api.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     Ok(config)
 }

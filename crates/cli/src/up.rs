@@ -93,7 +93,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         println!("  {service:<22} ready");
     }
     let store = ferry_store::Store::connect(&stack.config.database).await?;
-    print_map(&stack, &infra, tryton.as_ref());
+    // A token to try the operations API with: every tenant, every action.
+    let (_, token) = crate::tokens::create(
+        &store,
+        "demo-admin",
+        ferry_ops::access::Role::Admin,
+        &["*".to_owned()],
+    )
+    .await?;
+    print_map(&stack, &infra, tryton.as_ref(), &token);
 
     let shutdown = ferry_runtime::shutdown::on_signals();
     if let Some(seconds) = args.duration {
@@ -174,7 +182,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_map(stack: &Stack, infra: &LocalInfra, tryton: Option<&ferry_testing::PrivateTryton>) {
+fn print_map(
+    stack: &Stack,
+    infra: &LocalInfra,
+    tryton: Option<&ferry_testing::PrivateTryton>,
+    token: &str,
+) {
     let tenant = stack.tenant();
     println!();
     println!("Ferry is running (tenant `{tenant}`). Where to look:");
@@ -183,6 +196,11 @@ fn print_map(stack: &Stack, infra: &LocalInfra, tryton: Option<&ferry_testing::P
         stack.ops_addr
     );
     println!("  webhook endpoint              {}", stack.webhook_url);
+    println!("  operations API (gRPC)         {}", stack.api_url);
+    println!(
+        "    try: FERRY_API__URL={} FERRY_API__TOKEN={token} ferry exceptions list",
+        stack.api_url
+    );
     println!(
         "  Centra simulator (GraphQL)    {}  (token: sim-token)",
         stack.centra.graphql_url()

@@ -53,9 +53,32 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub erp_writer: ErpWriterConfig,
     pub reconciler: ReconcilerConfig,
+    pub api: ApiConfig,
     /// Extra tenant files (`*.toml`, one brand each) are read from this directory.
     pub tenants_dir: Option<PathBuf>,
     pub tenants: Vec<TenantConfig>,
+}
+
+/// The operations API (`ferry run ops`): gRPC for the CLI and the console.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Where the gRPC API listens (plain HTTP/2: TLS is the ingress's or the mesh's).
+    pub listen: SocketAddr,
+    /// Where the CLI finds it (`ferry exceptions …`); `FERRY_API__URL` overrides.
+    pub url: String,
+    /// The CLI's token (`ferry tokens create`); `FERRY_API__TOKEN` overrides. Secret.
+    pub token: Option<SecretString>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            url: "http://127.0.0.1:50051".to_owned(),
+            token: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -27,6 +27,17 @@ pub mod erp {
     }
 }
 
+/// The operations API (gRPC server and client).
+pub mod ops {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/ferry.ops.v1.rs"));
+    }
+}
+
+/// Every file descriptor of Ferry's protos (for the operations API's server reflection).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ferry_descriptor.bin"));
+
 pub use prost::Message;
 pub use prost_types::Timestamp;
 

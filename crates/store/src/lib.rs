@@ -14,6 +14,7 @@ use sqlx::{PgPool, Row};
 pub mod fulfilment;
 pub mod inventory;
 pub mod ledger;
+pub mod ops;
 pub mod reconciliation;
 pub mod sku_cache;
 pub mod statistics;

@@ -249,6 +249,7 @@ impl TestEnv {
         config.ops.shutdown_grace = Duration::from_secs(5);
         config.ingest.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         config.ingest.batch_wait = Duration::from_millis(20);
+        config.api.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         config
     }
 

@@ -9,6 +9,7 @@ mod erp_faults;
 mod file_drop;
 mod fulfilment;
 mod inventory;
+mod ops_api;
 mod pipeline;
 mod reconcile;
 mod reconcile_journey;

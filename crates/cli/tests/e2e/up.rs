@@ -54,6 +54,11 @@ async fn ferry_up_prints_what_a_newcomer_needs_and_nothing_else() {
     }
     assert!(text.contains("Ferry is running"), "{text}");
     assert!(text.contains("webhook endpoint"), "{text}");
+    assert!(text.contains("operations API (gRPC)"), "{text}");
+    assert!(
+        text.contains("FERRY_API__TOKEN=ferry_"),
+        "a token to try it with\n{text}"
+    );
     assert!(posted(&text) > 0, "orders reached the ERP\n{text}");
     for noise in [
         "INFO",

@@ -1,0 +1,344 @@
+//! `ferry exceptions list|show|resolve|ignore|assign|comment`: the operations API from a
+//! terminal — tables for people, `--json` (one object per line) for scripts. The API's
+//! address and token come from `[api]` in the configuration or `FERRY_API__URL` and
+//! `FERRY_API__TOKEN`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use ferry_proto::ops::v1 as pb;
+use ferry_proto::ops::v1::exception_service_client::ExceptionServiceClient;
+use secrecy::ExposeSecret as _;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+#[derive(clap::Args, Debug)]
+pub struct ApiArgs {
+    #[arg(long, env = "FERRY_CONFIG")]
+    config: Option<PathBuf>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ExceptionsCommand {
+    /// The exceptions you may see, most overdue first.
+    List {
+        /// One tenant (default: every tenant your token may see).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// e.g. `owner = finance AND state = open AND overdue = true`, `text : "48170"`.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Exceptions per page.
+        #[arg(long, default_value_t = 50)]
+        page_size: i32,
+        /// Every page, not only the first.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// One exception with its payload and who did what.
+    Show {
+        /// `tenants/<tenant>/exceptions/<id>` (as `list` prints it).
+        name: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Close it: the problem is fixed.
+    Resolve {
+        name: String,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Close it: nothing will be done (a reason is required).
+    Ignore {
+        name: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Give it to a person or a team (`--to ""` gives it back to the team's inbox).
+    Assign {
+        name: String,
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Add a comment to its audit.
+    Comment {
+        name: String,
+        #[arg(long)]
+        text: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+pub type Client = ExceptionServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// Presents the token on every call.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// A client of the API at `url` presenting `token`.
+pub async fn connect(url: &str, token: &str) -> anyhow::Result<Client> {
+    let channel = Channel::from_shared(url.to_owned())
+        .with_context(|| format!("{url:?} is not an address"))?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to the operations API at {url}"))?;
+    let header = format!("Bearer {token}")
+        .parse()
+        .context("the token is not a valid header value")?;
+    Ok(ExceptionServiceClient::with_interceptor(
+        channel,
+        Bearer(header),
+    ))
+}
+
+async fn client(args: &ApiArgs) -> anyhow::Result<Client> {
+    let config = crate::config::load(args.config.as_deref())?;
+    let token = config
+        .api
+        .token
+        .as_ref()
+        .map(|t| t.expose_secret().to_owned())
+        .context("no API token: set FERRY_API__TOKEN (ferry tokens create makes one)")?;
+    connect(&config.api.url, &token).await
+}
+
+/// The API's refusal in words for a person.
+fn refused(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+}
+
+pub async fn run(command: ExceptionsCommand) -> anyhow::Result<()> {
+    let mut out = std::io::stdout();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (api, shown) = match command {
+        ExceptionsCommand::List {
+            tenant,
+            filter,
+            page_size,
+            all,
+            api,
+        } => {
+            let mut c = client(&api).await?;
+            let parent = format!("tenants/{}", tenant.as_deref().unwrap_or("-"));
+            let mut page_token = String::new();
+            if !api.json {
+                writeln!(
+                    out,
+                    "{:<17} {:<9} {:<16} {:<28} {:>10} {:>14}  name",
+                    "due", "state", "owner", "kind", "order", "at stake"
+                )?;
+            }
+            loop {
+                let page = c
+                    .list_exceptions(pb::ListExceptionsRequest {
+                        parent: parent.clone(),
+                        page_size,
+                        page_token: page_token.clone(),
+                        filter: filter.clone(),
+                    })
+                    .await
+                    .map_err(refused)?
+                    .into_inner();
+                for e in &page.exceptions {
+                    if api.json {
+                        writeln!(out, "{}", json(e))?;
+                    } else {
+                        writeln!(
+                            out,
+                            "{:<17} {:<9} {:<16} {:<28} {:>10} {:>14}  {}",
+                            due(e),
+                            e.state,
+                            e.owner,
+                            e.kind,
+                            e.order_number.map(|n| n.to_string()).unwrap_or_default(),
+                            money(e),
+                            e.name
+                        )?;
+                    }
+                }
+                if !all || page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            return Ok(());
+        }
+        ExceptionsCommand::Show { name, api } => {
+            let e = client(&api)
+                .await?
+                .get_exception(pb::GetExceptionRequest { name })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            (api, e)
+        }
+        ExceptionsCommand::Resolve { name, note, api } => {
+            let e = client(&api)
+                .await?
+                .resolve_exception(pb::ResolveExceptionRequest {
+                    name,
+                    note,
+                    request_id,
+                })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            (api, e)
+        }
+        ExceptionsCommand::Ignore { name, reason, api } => {
+            let e = client(&api)
+                .await?
+                .ignore_exception(pb::IgnoreExceptionRequest {
+                    name,
+                    reason,
+                    request_id,
+                })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            (api, e)
+        }
+        ExceptionsCommand::Assign { name, to, api } => {
+            let e = client(&api)
+                .await?
+                .assign_exception(pb::AssignExceptionRequest {
+                    name,
+                    assignee: to,
+                    request_id,
+                })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            (api, e)
+        }
+        ExceptionsCommand::Comment { name, text, api } => {
+            let e = client(&api)
+                .await?
+                .comment_exception(pb::CommentExceptionRequest {
+                    name,
+                    text,
+                    request_id,
+                })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            (api, e)
+        }
+    };
+    if api.json {
+        writeln!(out, "{}", json(&shown))?;
+    } else {
+        describe(&mut out, &shown)?;
+    }
+    Ok(())
+}
+
+fn time(t: Option<&prost_types::Timestamp>) -> String {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+fn due(e: &pb::Exception) -> String {
+    let at = time(e.sla_due.as_ref());
+    if e.overdue { format!("{at}!") } else { at }
+}
+
+fn money(e: &pb::Exception) -> String {
+    match (
+        e.amount_minor,
+        ferry_domain::Currency::from_code(&e.currency),
+    ) {
+        (Some(minor), Some(c)) => c.format(minor),
+        (Some(minor), None) => format!("{minor} {}", e.currency),
+        (None, _) => String::new(),
+    }
+}
+
+/// One exception as a JSON object (the payload as base64).
+pub fn json(e: &pb::Exception) -> serde_json::Value {
+    use base64::Engine as _;
+    serde_json::json!({
+        "name": e.name, "tenant": e.tenant, "kind": e.kind, "owner": e.owner,
+        "severity": e.severity, "state": e.state, "message": e.message, "reason": e.reason,
+        "order": e.order_number, "amount_minor": e.amount_minor, "currency": e.currency,
+        "service": e.service, "first_seen": time(e.first_seen.as_ref()),
+        "last_seen": time(e.last_seen.as_ref()), "seen_count": e.seen_count,
+        "sla_due": time(e.sla_due.as_ref()), "overdue": e.overdue, "assignee": e.assignee,
+        "state_reason": e.state_reason,
+        "payload": base64::engine::general_purpose::STANDARD.encode(&e.payload),
+        "audit": e.audit.iter().map(|a| serde_json::json!({
+            "at": time(a.at.as_ref()), "actor": a.actor, "action": a.action, "note": a.note,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn describe(out: &mut impl std::io::Write, e: &pb::Exception) -> std::io::Result<()> {
+    writeln!(out, "{}", e.name)?;
+    writeln!(
+        out,
+        "  {} · {} · {} · {}",
+        e.kind, e.owner, e.severity, e.state
+    )?;
+    if !e.assignee.is_empty() {
+        writeln!(out, "  assigned to {}", e.assignee)?;
+    }
+    writeln!(
+        out,
+        "  due {}{}",
+        due(e),
+        if e.overdue { " (overdue)" } else { "" }
+    )?;
+    if let Some(n) = e.order_number {
+        writeln!(out, "  order {n}  {}", money(e))?;
+    }
+    writeln!(out, "\n  {}\n", e.message)?;
+    writeln!(out, "  reason: {}", e.reason)?;
+    if !e.state_reason.is_empty() {
+        writeln!(out, "  closed: {}", e.state_reason)?;
+    }
+    if !e.payload.is_empty() {
+        writeln!(
+            out,
+            "  payload: {} bytes (--json shows it)",
+            e.payload.len()
+        )?;
+    }
+    for a in &e.audit {
+        writeln!(
+            out,
+            "  {}  {:<24} {:<8} {}",
+            time(a.at.as_ref()),
+            a.actor,
+            a.action,
+            a.note
+        )?;
+    }
+    Ok(())
+}

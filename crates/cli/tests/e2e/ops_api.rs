@@ -1,0 +1,462 @@
+//! The operations API against the real service, nats-server and PostgreSQL: who may do
+//! what (every role against every team's exception), tenants kept apart (another tenant's
+//! exception does not exist for the caller), a retried call acting once, filters and pages,
+//! and the health and reflection services beside it.
+
+use std::time::Duration;
+
+use ferry::exceptions::connect;
+use ferry::stack::{Stack, StackOptions};
+use ferry_domain::{ExceptionKind, NewException};
+use ferry_ops::access::Role;
+use ferry_proto::ops::v1 as pb;
+use ferry_testing::TestEnv;
+use tonic::Code;
+
+fn exception(tenant: &str, kind: ExceptionKind, order: i64) -> NewException {
+    NewException {
+        tenant: tenant.into(),
+        kind,
+        key: format!("order:{order}:{}", kind.as_str()),
+        message: format!("Order {order} needs {} to act", kind.owner()),
+        reason: format!("planted for the API test ({order})"),
+        order_number: Some(order),
+        amount_minor: Some(12_500),
+        currency: Some("SEK".into()),
+        service: "test".into(),
+        source_subject: None,
+        payload: format!("{{\"order\":{order}}}").into_bytes(),
+    }
+}
+
+/// One exception per team in acme (orders 1–4), and one in globex (order 9).
+const KINDS: [ExceptionKind; 4] = [
+    ExceptionKind::ErpTotalsMismatch, // finance
+    ExceptionKind::UnmappedSku,       // operations
+    ExceptionKind::ShipmentRefused,   // customer service
+    ExceptionKind::ErpRejected,       // engineering
+];
+
+async fn names(
+    c: &mut ferry::exceptions::Client,
+    parent: &str,
+    filter: &str,
+) -> Result<Vec<String>, tonic::Status> {
+    let page = c
+        .list_exceptions(pb::ListExceptionsRequest {
+            parent: parent.into(),
+            page_size: 100,
+            page_token: String::new(),
+            filter: filter.into(),
+        })
+        .await?
+        .into_inner();
+    Ok(page.exceptions.into_iter().map(|e| e.name).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_may_do_what_its_team_owns_and_tenants_stay_apart() {
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    let mut by_owner = Vec::new();
+    for (i, kind) in KINDS.iter().enumerate() {
+        let (id, _) = store
+            .upsert_exception(&exception("acme", *kind, i as i64 + 1))
+            .await
+            .expect("recorded");
+        by_owner.push((
+            kind.owner().as_str(),
+            format!("tenants/acme/exceptions/{id}"),
+        ));
+    }
+    let (other, _) = store
+        .upsert_exception(&exception("globex", ExceptionKind::ErpTotalsMismatch, 9))
+        .await
+        .expect("recorded");
+    let globex_name = format!("tenants/globex/exceptions/{other}");
+
+    // Every role against every team's exception: read and comment, all; act, the owning
+    // team, engineering and admins.
+    for role in Role::ALL {
+        let (_, secret) =
+            ferry::tokens::create(&store, &format!("{role}@acme"), role, &["acme".into()])
+                .await
+                .expect("token");
+        let mut c = connect(&stack.api_url, &secret).await.expect("client");
+        for (owner, name) in &by_owner {
+            let got = c
+                .get_exception(pb::GetExceptionRequest { name: name.clone() })
+                .await
+                .expect("everyone reads")
+                .into_inner();
+            assert_eq!(&got.owner, owner);
+            assert!(!got.payload.is_empty(), "the stored payload");
+            c.comment_exception(pb::CommentExceptionRequest {
+                name: name.clone(),
+                text: format!("{role} looked"),
+                request_id: String::new(),
+            })
+            .await
+            .expect("everyone comments");
+            let may = matches!(role, Role::Admin | Role::Engineering)
+                || role.team().is_some_and(|t| t.as_str() == *owner);
+            let assigned = c
+                .assign_exception(pb::AssignExceptionRequest {
+                    name: name.clone(),
+                    assignee: format!("{role}@acme"),
+                    request_id: String::new(),
+                })
+                .await;
+            match assigned {
+                Ok(e) => {
+                    assert!(may, "{role} assigned {owner}'s exception");
+                    let e = e.into_inner();
+                    assert_eq!(
+                        (e.state.as_str(), e.assignee.as_str()),
+                        ("assigned", format!("{role}@acme").as_str())
+                    );
+                }
+                Err(s) => {
+                    assert!(!may, "{role} refused on {owner}'s: {s:?}");
+                    assert_eq!(s.code(), Code::PermissionDenied);
+                }
+            }
+        }
+        // Another tenant's exception does not exist for this caller.
+        let hidden = c
+            .get_exception(pb::GetExceptionRequest {
+                name: globex_name.clone(),
+            })
+            .await
+            .expect_err("globex is not acme's");
+        assert_eq!(hidden.code(), Code::NotFound);
+        let listed = names(&mut c, "tenants/-", "").await.expect("list");
+        assert_eq!(listed.len(), 4, "{role}: acme's only");
+        assert_eq!(
+            names(&mut c, "tenants/globex", "")
+                .await
+                .expect_err("globex")
+                .code(),
+            Code::NotFound
+        );
+    }
+
+    // The audit holds who did what, in order.
+    let mut admin = {
+        let (_, secret) = ferry::tokens::create(&store, "root@ops", Role::Admin, &["*".into()])
+            .await
+            .expect("token");
+        connect(&stack.api_url, &secret).await.expect("client")
+    };
+    let finance = by_owner[0].1.clone();
+    let shown = admin
+        .get_exception(pb::GetExceptionRequest {
+            name: finance.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    let actions: Vec<(String, String)> = shown
+        .audit
+        .iter()
+        .map(|a| (a.actor.clone(), a.action.clone()))
+        .collect();
+    assert_eq!(
+        actions.len(),
+        5 + 3,
+        "five comments, three assignments: {actions:?}"
+    );
+    assert_eq!(actions[0], ("finance@acme".into(), "comment".into()));
+    // An admin of every tenant sees both.
+    assert_eq!(
+        names(&mut admin, "tenants/-", "")
+            .await
+            .expect("list")
+            .len(),
+        5
+    );
+
+    // A retried call acts once; resolving a resolved exception is a no-op.
+    for _ in 0..2 {
+        admin
+            .comment_exception(pb::CommentExceptionRequest {
+                name: finance.clone(),
+                text: "called the ERP team".into(),
+                request_id: "req-1".into(),
+            })
+            .await
+            .expect("comment");
+    }
+    for _ in 0..2 {
+        let e = admin
+            .resolve_exception(pb::ResolveExceptionRequest {
+                name: finance.clone(),
+                note: "corrected in the ERP".into(),
+                request_id: String::new(),
+            })
+            .await
+            .expect("resolve")
+            .into_inner();
+        assert_eq!(e.state, "resolved");
+        assert!(e.state_reason.contains("corrected in the ERP"), "{e:?}");
+    }
+    let audit = store
+        .exception_audit(
+            uuid::Uuid::parse_str(finance.rsplit('/').next().expect("id")).expect("uuid"),
+        )
+        .await
+        .expect("audit");
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.note == "called the ERP team")
+            .count(),
+        1
+    );
+    assert_eq!(audit.iter().filter(|a| a.action == "resolve").count(), 1);
+    // The audit cannot be rewritten.
+    assert!(
+        sqlx::query("UPDATE exception_audit SET note = 'nothing happened'")
+            .execute(store.pool())
+            .await
+            .is_err(),
+        "append-only"
+    );
+
+    // Bad input: a clear InvalidArgument; no token or a revoked one: Unauthenticated.
+    let bad = names(&mut admin, "tenants/acme", "colour = red")
+        .await
+        .expect_err("bad filter");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("unknown field"), "{bad:?}");
+    let ignore = admin
+        .ignore_exception(pb::IgnoreExceptionRequest {
+            name: by_owner[1].1.clone(),
+            reason: " ".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("a reason is required");
+    assert_eq!(ignore.code(), Code::InvalidArgument);
+    let mut stranger = connect(&stack.api_url, "ferry_0000").await.expect("client");
+    assert_eq!(
+        names(&mut stranger, "tenants/-", "")
+            .await
+            .expect_err("unknown")
+            .code(),
+        Code::Unauthenticated
+    );
+    let (id, secret) =
+        ferry::tokens::create(&store, "leaver@acme", Role::Finance, &["acme".into()])
+            .await
+            .expect("token");
+    let mut leaver = connect(&stack.api_url, &secret).await.expect("client");
+    names(&mut leaver, "tenants/-", "")
+        .await
+        .expect("works before");
+    assert!(store.revoke_token(id).await.expect("revoke"));
+    assert_eq!(
+        names(&mut leaver, "tenants/-", "")
+            .await
+            .expect_err("revoked")
+            .code(),
+        Code::Unauthenticated
+    );
+
+    stack.shutdown().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_and_pages_find_each_exception_once_most_overdue_first() {
+    let env = TestEnv::new().await;
+    let stack = Stack::start(
+        env.config(),
+        StackOptions {
+            tenant: "acme".into(),
+            ..StackOptions::default()
+        },
+    )
+    .await
+    .expect("stack");
+    let store = env.store().await;
+    for order in 1..=7 {
+        let kind = if order % 2 == 0 {
+            ExceptionKind::UnmappedSku
+        } else {
+            ExceptionKind::ErpTotalsMismatch
+        };
+        store
+            .upsert_exception(&exception("acme", kind, order))
+            .await
+            .expect("recorded");
+    }
+    // Two overdue already.
+    sqlx::query(
+        "UPDATE exceptions SET sla_due = now() - interval '1 hour' WHERE order_number IN (6, 7)",
+    )
+    .execute(store.pool())
+    .await
+    .expect("overdue");
+    let (_, secret) = ferry::tokens::create(&store, "ops@acme", Role::Operations, &["acme".into()])
+        .await
+        .expect("token");
+    let mut c = connect(&stack.api_url, &secret).await.expect("client");
+
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = c
+            .list_exceptions(pb::ListExceptionsRequest {
+                parent: "tenants/acme".into(),
+                page_size: 3,
+                page_token: token.clone(),
+                filter: String::new(),
+            })
+            .await
+            .expect("page")
+            .into_inner();
+        pages += 1;
+        seen.extend(page.exceptions);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(pages, 3);
+    let orders: Vec<i64> = seen.iter().filter_map(|e| e.order_number).collect();
+    assert_eq!(orders.len(), 7);
+    let mut unique = orders.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 7, "each once: {orders:?}");
+    assert!(seen[0].overdue && seen[1].overdue, "most overdue first");
+    assert!(seen.windows(2).all(|w| {
+        let due = |e: &pb::Exception| e.sla_due.as_ref().map(|t| (t.seconds, t.nanos));
+        due(&w[0]) <= due(&w[1])
+    }));
+
+    let count = |filter: &'static str| {
+        let mut c = c.clone();
+        async move {
+            names(&mut c, "tenants/acme", filter)
+                .await
+                .expect(filter)
+                .len()
+        }
+    };
+    assert_eq!(count("owner = operations").await, 3);
+    assert_eq!(count("owner = finance AND overdue = true").await, 1);
+    assert_eq!(count("overdue = true").await, 2);
+    assert_eq!(count("order = 4").await, 1);
+    assert_eq!(count(r#"text : "order 5 needs""#).await, 1);
+    assert_eq!(count("text : \"50%_\"").await, 0, "% and _ are literal");
+    assert_eq!(count("state = open AND kind = unmapped_sku").await, 3);
+    assert_eq!(count("state = resolved").await, 0);
+
+    // The CLI on the API: JSON lines for scripts, a table for people, actions by name.
+    let ferry = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .env_remove("FERRY_CONFIG")
+            .env("FERRY_API__URL", &stack.api_url)
+            .env("FERRY_API__TOKEN", &secret)
+            .output()
+            .expect("ferry runs");
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    let listed: Vec<serde_json::Value> = ferry(&[
+        "exceptions",
+        "list",
+        "--json",
+        "--all",
+        "--page-size",
+        "2",
+        "--filter",
+        "owner = operations",
+    ])
+    .lines()
+    .map(|l| serde_json::from_str(l).expect("a JSON line"))
+    .collect();
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().all(|e| e["owner"] == "operations"));
+    let name = listed[0]["name"].as_str().expect("name").to_owned();
+    let table = ferry(&["exceptions", "list", "--tenant", "acme"]);
+    assert!(
+        table.lines().count() == 8 && table.contains(&name),
+        "{table}"
+    );
+    let resolved = ferry(&[
+        "exceptions",
+        "resolve",
+        &name,
+        "--note",
+        "mapping added",
+        "--json",
+    ]);
+    let resolved: serde_json::Value = serde_json::from_str(resolved.trim()).expect("json");
+    assert_eq!(resolved["state"], "resolved");
+    assert_eq!(resolved["audit"][0]["actor"], "ops@acme");
+    let shown = ferry(&["exceptions", "show", &name]);
+    assert!(
+        shown.contains("mapping added") && shown.contains("resolve"),
+        "{shown}"
+    );
+
+    // grpc.health.v1 and server reflection answer beside the API.
+    let channel = tonic::transport::Channel::from_shared(stack.api_url.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("channel");
+    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "ferry.ops.v1.ExceptionService".into(),
+        })
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = ServerReflectionClient::new(channel)
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let answer = tokio::time::timeout(Duration::from_secs(5), answers.message())
+        .await
+        .expect("in time")
+        .expect("answer")
+        .expect("a message");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("a service list: {answer:?}");
+    };
+    let services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        services.contains(&"ferry.ops.v1.ExceptionService".to_owned()),
+        "{services:?}"
+    );
+
+    stack.shutdown().await;
+    env.cleanup().await;
+}

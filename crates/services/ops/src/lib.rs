@@ -1,0 +1,84 @@
+//! The operations API: a tonic gRPC service through which people — with the CLI or the
+//! console — work Ferry's exceptions and follow its orders, each call checked against the
+//! caller's token (role and tenants) on the server. `grpc.health.v1` and server reflection
+//! are served beside it.
+
+pub mod access;
+pub mod convert;
+pub mod filter;
+pub mod server;
+pub mod tokens;
+
+use std::net::SocketAddr;
+
+use ferry_platform::Platform;
+use ferry_proto::ops::v1::exception_service_server::ExceptionServiceServer;
+use tokio::task::JoinHandle;
+
+pub use server::OpsApi;
+
+pub const SERVICE: &str = "ops";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("the operations API cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the operations API stopped: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// The API, listening.
+pub struct Ops {
+    pub addr: SocketAddr,
+    task: JoinHandle<Result<(), OpsError>>,
+}
+
+impl Ops {
+    /// Binds `[api] listen` and serves until the platform's shutdown.
+    pub async fn start(platform: &Platform) -> Result<Ops, OpsError> {
+        let want = platform.config.api.listen;
+        let listener = tokio::net::TcpListener::bind(want)
+            .await
+            .map_err(|source| OpsError::Listen { addr: want, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| OpsError::Listen { addr: want, source })?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<ExceptionServiceServer<OpsApi>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let api = ExceptionServiceServer::new(OpsApi::new(platform.store.clone()));
+        let shutdown = platform.base.shutdown.clone();
+        tracing::info!(%addr, "operations API listening");
+        let task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(health_service)
+                .add_service(reflection)
+                .add_service(api)
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    shutdown.cancelled_owned(),
+                )
+                .await?;
+            Ok(())
+        });
+        Ok(Ops { addr, task })
+    }
+
+    /// Ends when the server has stopped.
+    pub async fn wait(self) -> Result<(), OpsError> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::error!(error = %e, "the operations API task failed");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The gRPC service: each call authenticated by its bearer token, checked against the
+//! caller's role and tenants, then answered from the store. A tenant the caller may not
+//! see answers NotFound, as if the exception did not exist.
+
+use chrono::Utc;
+use ferry_proto::ops::v1 as pb;
+use ferry_proto::ops::v1::exception_service_server::ExceptionService;
+use ferry_store::Store;
+use ferry_store::ops::{ExceptionAction, ExceptionQuery, OpsException};
+use tonic::{Request, Response, Status};
+
+use crate::access::{Action, Principal, Role};
+use crate::convert::{exception, page_token, parse_exception_name, parse_page_token, parse_parent};
+use crate::filter;
+use crate::tokens;
+
+/// A page when the caller does not say, and the most a caller may ask for.
+const DEFAULT_PAGE: i32 = 50;
+const MAX_PAGE: i32 = 500;
+
+/// The operations API over the store.
+#[derive(Clone)]
+pub struct OpsApi {
+    store: Store,
+}
+
+impl OpsApi {
+    pub fn new(store: Store) -> OpsApi {
+        OpsApi { store }
+    }
+
+    /// The caller of `request`, from its `authorization: Bearer <token>`. Refusals are
+    /// logged without the token.
+    async fn caller<T>(&self, request: &Request<T>, method: &str) -> Result<Principal, Status> {
+        let secret = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                tracing::warn!(method, "refused: no bearer token");
+                Status::unauthenticated("a bearer token is required (ferry tokens create)")
+            })?;
+        let row = self
+            .store
+            .token_by_hash(&tokens::hash(secret))
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| {
+                tracing::warn!(method, "refused: unknown or revoked token");
+                Status::unauthenticated("the token is unknown or revoked")
+            })?;
+        let role = Role::parse(&row.role)
+            .ok_or_else(|| Status::internal(format!("token {} has an unknown role", row.id)))?;
+        Ok(Principal {
+            name: row.name,
+            role,
+            tenants: row.tenants,
+        })
+    }
+
+    /// The exception `name` if the caller may see its tenant (NotFound otherwise).
+    async fn visible(&self, who: &Principal, name: &str) -> Result<OpsException, Status> {
+        let (tenant, id) = parse_exception_name(name)?;
+        let not_found = || Status::not_found(format!("no exception {name}"));
+        if !who.can_see(&tenant) {
+            return Err(not_found());
+        }
+        match self.store.exception_by_id(id).await.map_err(internal)? {
+            Some(e) if e.tenant == tenant => Ok(e),
+            _ => Err(not_found()),
+        }
+    }
+
+    /// Does `action` to the exception `name` for the caller, and answers it as it is now.
+    async fn act<T>(
+        &self,
+        request: Request<T>,
+        method: &str,
+        name: impl Fn(&T) -> &str,
+        request_id: impl Fn(&T) -> &str,
+        action: impl Fn(&T) -> Result<ExceptionAction, Status>,
+    ) -> Result<Response<pb::Exception>, Status> {
+        let who = self.caller(&request, method).await?;
+        let body = request.into_inner();
+        let found = self.visible(&who, name(&body)).await?;
+        let action = action(&body)?;
+        let needs = match action {
+            ExceptionAction::Comment { .. } => Action::Comment,
+            _ => Action::Act,
+        };
+        if !who.may(needs, &found.owner) {
+            tracing::warn!(method, actor = %who.name, role = %who.role, owner = %found.owner, "refused: not the owning team");
+            return Err(Status::permission_denied(format!(
+                "{} may not {} an exception owned by {}",
+                who.role,
+                action.name(),
+                found.owner
+            )));
+        }
+        let id = found.id;
+        let request_id = Some(request_id(&body)).filter(|r| !r.is_empty());
+        self.store
+            .act_on_exception(id, &who.name, &action, request_id)
+            .await
+            .map_err(internal)?;
+        self.answer(id, true).await
+    }
+
+    async fn answer(&self, id: uuid::Uuid, full: bool) -> Result<Response<pb::Exception>, Status> {
+        let e = self
+            .store
+            .exception_by_id(id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found("the exception is gone"))?;
+        let audit = if full {
+            self.store.exception_audit(id).await.map_err(internal)?
+        } else {
+            Vec::new()
+        };
+        Ok(Response::new(exception(e, audit, full, Utc::now())))
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    tracing::error!(error = %e, "operations API: store error");
+    Status::unavailable("the database did not answer; try again")
+}
+
+fn required(value: &str, what: &str) -> Result<String, Status> {
+    if value.trim().is_empty() {
+        Err(Status::invalid_argument(format!("{what} is required")))
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+#[tonic::async_trait]
+impl ExceptionService for OpsApi {
+    async fn list_exceptions(
+        &self,
+        request: Request<pb::ListExceptionsRequest>,
+    ) -> Result<Response<pb::ListExceptionsResponse>, Status> {
+        let who = self.caller(&request, "ListExceptions").await?;
+        let body = request.into_inner();
+        let tenants = match parse_parent(&body.parent)? {
+            // A tenant the caller may not see holds nothing it may list.
+            Some(t) if !who.can_see(&t) => {
+                return Err(Status::not_found(format!("no tenant {t}")));
+            }
+            Some(t) => Some(vec![t]),
+            None if who.sees_every_tenant() => None,
+            None => Some(who.tenants.clone()),
+        };
+        let f = filter::parse(&body.filter).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let size = match body.page_size {
+            0 => DEFAULT_PAGE,
+            n if n < 0 => return Err(Status::invalid_argument("page_size is negative")),
+            n => n.min(MAX_PAGE),
+        };
+        let query = ExceptionQuery {
+            tenants,
+            owner: f.owner,
+            kind: f.kind,
+            state: f.state,
+            order: f.order,
+            assignee: f.assignee,
+            overdue: f.overdue,
+            text: f.text,
+            after: parse_page_token(&body.page_token)?,
+            // One more than the page: whether there is a next one.
+            limit: i64::from(size) + 1,
+        };
+        let mut rows = self.store.list_exceptions(&query).await.map_err(internal)?;
+        let more = rows.len() > size as usize;
+        rows.truncate(size as usize);
+        let next_page_token = if more {
+            rows.last().map(page_token).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let now = Utc::now();
+        Ok(Response::new(pb::ListExceptionsResponse {
+            exceptions: rows
+                .into_iter()
+                .map(|e| exception(e, Vec::new(), false, now))
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_exception(
+        &self,
+        request: Request<pb::GetExceptionRequest>,
+    ) -> Result<Response<pb::Exception>, Status> {
+        let who = self.caller(&request, "GetException").await?;
+        let found = self.visible(&who, &request.get_ref().name).await?;
+        self.answer(found.id, true).await
+    }
+
+    async fn resolve_exception(
+        &self,
+        request: Request<pb::ResolveExceptionRequest>,
+    ) -> Result<Response<pb::Exception>, Status> {
+        self.act(
+            request,
+            "ResolveException",
+            |b| &b.name,
+            |b| &b.request_id,
+            |b| {
+                Ok(ExceptionAction::Resolve {
+                    note: b.note.clone(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn ignore_exception(
+        &self,
+        request: Request<pb::IgnoreExceptionRequest>,
+    ) -> Result<Response<pb::Exception>, Status> {
+        self.act(
+            request,
+            "IgnoreException",
+            |b| &b.name,
+            |b| &b.request_id,
+            |b| {
+                Ok(ExceptionAction::Ignore {
+                    reason: required(&b.reason, "reason")?,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn assign_exception(
+        &self,
+        request: Request<pb::AssignExceptionRequest>,
+    ) -> Result<Response<pb::Exception>, Status> {
+        self.act(
+            request,
+            "AssignException",
+            |b| &b.name,
+            |b| &b.request_id,
+            |b| {
+                Ok(ExceptionAction::Assign {
+                    assignee: Some(b.assignee.trim().to_owned()).filter(|a| !a.is_empty()),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn comment_exception(
+        &self,
+        request: Request<pb::CommentExceptionRequest>,
+    ) -> Result<Response<pb::Exception>, Status> {
+        self.act(
+            request,
+            "CommentException",
+            |b| &b.name,
+            |b| &b.request_id,
+            |b| {
+                Ok(ExceptionAction::Comment {
+                    text: required(&b.text, "text")?,
+                })
+            },
+        )
+        .await
+    }
+}

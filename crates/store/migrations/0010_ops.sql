@@ -1,0 +1,49 @@
+-- The operations API (ADR 0031): who may act (API tokens, stored hashed), to whom an
+-- exception is given, and the append-only audit of every action on an exception.
+
+-- A person or a team the exception is given to; "assigned" is an open exception with one.
+ALTER TABLE exceptions ADD COLUMN assignee text;
+
+CREATE TABLE exception_audit (
+    id           bigserial   PRIMARY KEY,
+    exception_id uuid        NOT NULL REFERENCES exceptions (id),
+    tenant       text        NOT NULL,
+    at           timestamptz NOT NULL DEFAULT now(),
+    -- The token's name: a person, or a system.
+    actor        text        NOT NULL,
+    -- resolve | ignore | assign | comment
+    action       text        NOT NULL,
+    note         text        NOT NULL DEFAULT '',
+    -- The caller's id for the call: the same call retried acts once.
+    request_id   text
+);
+CREATE INDEX exception_audit_exception ON exception_audit (exception_id, id);
+CREATE UNIQUE INDEX exception_audit_request ON exception_audit (actor, request_id)
+    WHERE request_id IS NOT NULL;
+
+-- Append-only: what was done stays as it was recorded.
+CREATE FUNCTION exception_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'exception_audit is append-only';
+END;
+$$;
+CREATE TRIGGER exception_audit_append_only BEFORE UPDATE OR DELETE ON exception_audit
+    FOR EACH ROW EXECUTE FUNCTION exception_audit_append_only();
+
+CREATE TABLE api_tokens (
+    id           uuid        PRIMARY KEY,
+    -- Who holds it (a person's e-mail, or a system's name): the actor in the audit.
+    name         text        NOT NULL,
+    role         text        NOT NULL,
+    -- The tenants the holder may see; '{*}' for every tenant.
+    tenants      text[]      NOT NULL,
+    -- SHA-256 of the secret: the secret itself is shown once, at creation.
+    secret_hash  bytea       NOT NULL UNIQUE,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    revoked_at   timestamptz,
+    CONSTRAINT api_tokens_role CHECK
+        (role IN ('finance', 'operations', 'customer_service', 'engineering', 'admin'))
+);
+
+-- The inbox's order: most overdue first.
+CREATE INDEX exceptions_sla_idx ON exceptions (tenant, sla_due) WHERE state IN ('open', 'retrying');

@@ -1,0 +1,319 @@
+//! The operations API's reads and writes: exceptions listed by filter a page at a time,
+//! the actions people take on one (each with its audit row, a retried call acting once),
+//! and the API tokens that say who they are.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::{Store, StoreError};
+
+/// Which exceptions a List asks for; every field set must hold.
+#[derive(Debug, Clone, Default)]
+pub struct ExceptionQuery {
+    /// `None`: every tenant.
+    pub tenants: Option<Vec<String>>,
+    pub owner: Option<String>,
+    pub kind: Option<String>,
+    /// open (with no assignee), assigned (open, with one), retrying, resolved, ignored.
+    pub state: Option<String>,
+    pub order: Option<i64>,
+    pub assignee: Option<String>,
+    pub overdue: Option<bool>,
+    pub text: Option<String>,
+    /// The last row of the previous page: (due time, id).
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+/// One exception as the API shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpsException {
+    pub id: Uuid,
+    pub tenant: String,
+    pub kind: String,
+    pub owner: String,
+    pub severity: String,
+    pub message: String,
+    pub reason: String,
+    pub order_number: Option<i64>,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub service: String,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub assignee: Option<String>,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub seen_count: i64,
+    pub sla_due: DateTime<Utc>,
+    pub payload: Vec<u8>,
+}
+
+/// One line of an exception's audit.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditRow {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub note: String,
+}
+
+/// What a person does to an exception.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExceptionAction {
+    Resolve { note: String },
+    Ignore { reason: String },
+    Assign { assignee: Option<String> },
+    Comment { text: String },
+}
+
+impl ExceptionAction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ExceptionAction::Resolve { .. } => "resolve",
+            ExceptionAction::Ignore { .. } => "ignore",
+            ExceptionAction::Assign { .. } => "assign",
+            ExceptionAction::Comment { .. } => "comment",
+        }
+    }
+
+    fn note(&self) -> String {
+        match self {
+            ExceptionAction::Resolve { note } => note.clone(),
+            ExceptionAction::Ignore { reason } => reason.clone(),
+            ExceptionAction::Assign { assignee } => assignee.clone().unwrap_or_default(),
+            ExceptionAction::Comment { text } => text.clone(),
+        }
+    }
+}
+
+/// An API token as stored (its secret only as a hash).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TokenRow {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub tenants: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of [`OpsException`] (a macro: sqlx takes only literal SQL).
+macro_rules! columns {
+    () => {
+        "id, tenant, kind, owner, severity, message, reason, order_number, amount_minor,
+         currency, service, state, state_reason, assignee, first_seen, last_seen, seen_count,
+         sla_due, payload"
+    };
+}
+
+impl Store {
+    /// A page of exceptions, most overdue first (by due time, then id).
+    pub async fn list_exceptions(
+        &self,
+        q: &ExceptionQuery,
+    ) -> Result<Vec<OpsException>, StoreError> {
+        let (after_due, after_id) = q.after.unzip();
+        // Every condition is bound; an absent one is NULL and holds.
+        let sql = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM exceptions
+             WHERE ($1::text[] IS NULL OR tenant = ANY($1))
+               AND ($2::text IS NULL OR owner = $2)
+               AND ($3::text IS NULL OR kind = $3)
+               AND ($4::text IS NULL
+                    OR ($4 = 'open' AND state = 'open' AND assignee IS NULL)
+                    OR ($4 = 'assigned' AND state = 'open' AND assignee IS NOT NULL)
+                    OR ($4 NOT IN ('open', 'assigned') AND state = $4))
+               AND ($5::bigint IS NULL OR order_number = $5)
+               AND ($6::text IS NULL OR assignee = $6)
+               AND ($7::boolean IS NULL
+                    OR $7 = (state IN ('open', 'retrying') AND sla_due < now()))
+               AND ($8::text IS NULL OR message ILIKE '%' || $8 || '%' OR reason ILIKE '%' || $8 || '%')
+               AND ($9::timestamptz IS NULL OR (sla_due, id) > ($9, $10))
+             ORDER BY sla_due, id
+             LIMIT $11"
+        );
+        Ok(sqlx::query_as::<_, OpsException>(sql)
+            .bind(&q.tenants)
+            .bind(&q.owner)
+            .bind(&q.kind)
+            .bind(&q.state)
+            .bind(q.order)
+            .bind(&q.assignee)
+            .bind(q.overdue)
+            .bind(q.text.as_deref().map(escape_like))
+            .bind(after_due)
+            .bind(after_id)
+            .bind(q.limit)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    pub async fn exception_by_id(&self, id: Uuid) -> Result<Option<OpsException>, StoreError> {
+        Ok(sqlx::query_as::<_, OpsException>(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM exceptions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Who did what to an exception, oldest first.
+    pub async fn exception_audit(&self, id: Uuid) -> Result<Vec<AuditRow>, StoreError> {
+        Ok(sqlx::query_as::<_, AuditRow>(
+            "SELECT at, actor, action, note FROM exception_audit
+             WHERE exception_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Does `action` to exception `id` as `actor`, with its audit row, in one transaction.
+    /// A call whose `request_id` this actor used before does nothing again; resolving or
+    /// ignoring an exception already closed changes nothing and records nothing. Returns
+    /// whether anything was done.
+    pub async fn act_on_exception(
+        &self,
+        id: Uuid,
+        actor: &str,
+        action: &ExceptionAction,
+        request_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        // One action at a time on an exception: the row lock orders them.
+        let row = sqlx::query("SELECT tenant, state FROM exceptions WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let tenant: String = row.try_get("tenant")?;
+        let state: String = row.try_get("state")?;
+        if let Some(request_id) = request_id {
+            let seen: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM exception_audit WHERE actor = $1 AND request_id = $2",
+            )
+            .bind(actor)
+            .bind(request_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if seen.is_some() {
+                return Ok(false);
+            }
+        }
+        let closed = state == "resolved" || state == "ignored";
+        let changed = match action {
+            ExceptionAction::Resolve { note } | ExceptionAction::Ignore { reason: note } => {
+                if closed {
+                    return Ok(false);
+                }
+                let to = if matches!(action, ExceptionAction::Resolve { .. }) {
+                    "resolved"
+                } else {
+                    "ignored"
+                };
+                sqlx::query(
+                    "UPDATE exceptions SET state = $2, state_reason = $3, resolved_at = now()
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(to)
+                .bind(format!("{}: {note}", actor))
+                .execute(&mut *tx)
+                .await?;
+                true
+            }
+            ExceptionAction::Assign { assignee } => {
+                sqlx::query("UPDATE exceptions SET assignee = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(assignee)
+                    .execute(&mut *tx)
+                    .await?;
+                true
+            }
+            ExceptionAction::Comment { .. } => true,
+        };
+        sqlx::query(
+            "INSERT INTO exception_audit (exception_id, tenant, actor, action, note, request_id)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(&tenant)
+        .bind(actor)
+        .bind(action.name())
+        .bind(action.note())
+        .bind(request_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Stores a new token (its secret already hashed by the caller).
+    pub async fn create_token(
+        &self,
+        name: &str,
+        role: &str,
+        tenants: &[String],
+        secret_hash: &[u8],
+    ) -> Result<Uuid, StoreError> {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, role, tenants, secret_hash)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(role)
+        .bind(tenants)
+        .bind(secret_hash)
+        .execute(self.pool())
+        .await?;
+        Ok(id)
+    }
+
+    /// The live (not revoked) token whose secret hashes to `secret_hash`.
+    pub async fn token_by_hash(&self, secret_hash: &[u8]) -> Result<Option<TokenRow>, StoreError> {
+        Ok(sqlx::query_as::<_, TokenRow>(
+            "SELECT id, name, role, tenants, created_at, revoked_at FROM api_tokens
+             WHERE secret_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(secret_hash)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        Ok(sqlx::query_as::<_, TokenRow>(
+            "SELECT id, name, role, tenants, created_at, revoked_at FROM api_tokens
+             ORDER BY created_at",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Revokes a token; returns whether a live one was revoked.
+    pub async fn revoke_token(&self, id: Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+/// `text` matched literally by ILIKE: its `%`, `_` and `\` are not patterns.
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
