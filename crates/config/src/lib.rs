@@ -395,6 +395,29 @@ mod tests {
         assert!(Config::from_toml("[ingest]\nsnapshot_batch = 500").is_err());
     }
 
+    /// The configuration the Helm chart mounts is one Ferry reads (a key after a table
+    /// header belongs to that table: `tenants_dir` once sat under `[ingest]`).
+    #[test]
+    fn the_charts_configuration_is_read() {
+        let values = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../helm/ferry/values.yaml"),
+        )
+        .expect("values.yaml");
+        let block: String = values
+            .lines()
+            .skip_while(|l| !l.starts_with("config: |"))
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with("  "))
+            .map(|l| format!("{}\n", l.get(2..).unwrap_or("")))
+            .collect();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = block.replace("/etc/ferry/tenants", &dir.path().display().to_string());
+        let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(c.tenants_dir.as_deref(), Some(dir.path()));
+        assert_eq!(c.api.listen.port(), 50051);
+        assert_eq!(c.ingest.listen.port(), 8080);
+    }
+
     #[test]
     fn durations_are_human() {
         let c = Config::from_toml("[consumer]\nack_wait = \"45s\"\nbackoff_max = \"2m\"")
