@@ -1,4 +1,4 @@
-//! `ferry exceptions list|show|resolve|ignore|assign|comment`: the operations API from a
+//! `ferry exceptions list|show|resolve|ignore|assign|retry|comment`: the operations API from a
 //! terminal — tables for people, `--json` (one object per line) for scripts. The API's
 //! address and token come from `[api]` in the configuration or `FERRY_API__URL` and
 //! `FERRY_API__TOKEN`.
@@ -70,6 +70,12 @@ pub enum ExceptionsCommand {
         name: String,
         #[arg(long)]
         to: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Re-drive the blocked work through today's code (after the cause is fixed).
+    Retry {
+        name: String,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -232,6 +238,15 @@ pub async fn run(command: ExceptionsCommand) -> anyhow::Result<()> {
                     assignee: to,
                     request_id,
                 })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            (api, e)
+        }
+        ExceptionsCommand::Retry { name, api } => {
+            let e = client(&api)
+                .await?
+                .retry_exception(pb::RetryExceptionRequest { name, request_id })
                 .await
                 .map_err(refused)?
                 .into_inner();

@@ -3,6 +3,8 @@
 
 -- A person or a team the exception is given to; "assigned" is an open exception with one.
 ALTER TABLE exceptions ADD COLUMN assignee text;
+-- When someone last had Ferry re-drive the blocked work (state `retrying` since).
+ALTER TABLE exceptions ADD COLUMN retried_at timestamptz;
 
 CREATE TABLE exception_audit (
     id           bigserial   PRIMARY KEY,
@@ -11,7 +13,7 @@ CREATE TABLE exception_audit (
     at           timestamptz NOT NULL DEFAULT now(),
     -- The token's name: a person, or a system.
     actor        text        NOT NULL,
-    -- resolve | ignore | assign | comment
+    -- resolve | ignore | assign | comment | retry
     action       text        NOT NULL,
     note         text        NOT NULL DEFAULT '',
     -- The caller's id for the call: the same call retried acts once.

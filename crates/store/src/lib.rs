@@ -142,6 +142,8 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (tenant, kind, dedupe_key) WHERE state IN ('open', 'retrying')
              DO UPDATE SET last_seen = now(), seen_count = exceptions.seen_count + 1,
+                           -- Raised again while being retried: the retry failed.
+                           state = 'open',
                            message = EXCLUDED.message, reason = EXCLUDED.reason,
                            payload = EXCLUDED.payload, amount_minor = EXCLUDED.amount_minor
              RETURNING id, seen_count",

@@ -40,6 +40,8 @@ pub struct OpsException {
     pub amount_minor: Option<i64>,
     pub currency: Option<String>,
     pub service: String,
+    /// Where the blocked message came from (re-driven there on retry).
+    pub source_subject: Option<String>,
     pub state: String,
     pub state_reason: Option<String>,
     pub assignee: Option<String>,
@@ -62,10 +64,20 @@ pub struct AuditRow {
 /// What a person does to an exception.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExceptionAction {
-    Resolve { note: String },
-    Ignore { reason: String },
-    Assign { assignee: Option<String> },
-    Comment { text: String },
+    Resolve {
+        note: String,
+    },
+    Ignore {
+        reason: String,
+    },
+    Assign {
+        assignee: Option<String>,
+    },
+    Comment {
+        text: String,
+    },
+    /// The work is being re-driven: `retrying` until it succeeds or fails again.
+    Retry,
 }
 
 impl ExceptionAction {
@@ -75,6 +87,7 @@ impl ExceptionAction {
             ExceptionAction::Ignore { .. } => "ignore",
             ExceptionAction::Assign { .. } => "assign",
             ExceptionAction::Comment { .. } => "comment",
+            ExceptionAction::Retry => "retry",
         }
     }
 
@@ -84,6 +97,7 @@ impl ExceptionAction {
             ExceptionAction::Ignore { reason } => reason.clone(),
             ExceptionAction::Assign { assignee } => assignee.clone().unwrap_or_default(),
             ExceptionAction::Comment { text } => text.clone(),
+            ExceptionAction::Retry => String::new(),
         }
     }
 }
@@ -103,8 +117,8 @@ pub struct TokenRow {
 macro_rules! columns {
     () => {
         "id, tenant, kind, owner, severity, message, reason, order_number, amount_minor,
-         currency, service, state, state_reason, assignee, first_seen, last_seen, seen_count,
-         sla_due, payload"
+         currency, service, source_subject, state, state_reason, assignee, first_seen,
+         last_seen, seen_count, sla_due, payload"
     };
 }
 
@@ -239,6 +253,18 @@ impl Store {
                 true
             }
             ExceptionAction::Comment { .. } => true,
+            ExceptionAction::Retry => {
+                if closed {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE exceptions SET state = 'retrying', retried_at = now() WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                true
+            }
         };
         sqlx::query(
             "INSERT INTO exception_audit (exception_id, tenant, actor, action, note, request_id)
@@ -254,6 +280,79 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(changed)
+    }
+
+    /// Whether `actor` already made a call with `request_id` (it acts once).
+    pub async fn request_seen(&self, actor: &str, request_id: &str) -> Result<bool, StoreError> {
+        let seen: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM exception_audit WHERE actor = $1 AND request_id = $2",
+        )
+        .bind(actor)
+        .bind(request_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(seen.is_some())
+    }
+
+    /// An order the ERP refused, made ready to post again (its exception being retried).
+    /// Returns whether it was rejected.
+    pub async fn ready_rejected_order(
+        &self,
+        tenant: &str,
+        order_number: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE order_ledger SET state = 'ready', updated_at = now()
+             WHERE tenant = $1 AND order_number = $2 AND state = 'rejected'",
+        )
+        .bind(tenant)
+        .bind(order_number)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Closes the tenant's retries that worked: an order the ERP refused that is now
+    /// posted, and any other retry not raised again within `quiet` (the re-driven message
+    /// went through). Returns how many were resolved.
+    pub async fn settle_retries(
+        &self,
+        tenant: &str,
+        quiet: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE exceptions e SET state = 'resolved', resolved_at = now(),
+                    state_reason = CASE WHEN e.kind = 'erp_rejected'
+                        THEN 'posted to the ERP after a retry'
+                        ELSE 'retried; the work went through' END
+             WHERE e.tenant = $1 AND e.state = 'retrying'
+               AND CASE WHEN e.kind = 'erp_rejected' THEN EXISTS (
+                       SELECT 1 FROM order_ledger l
+                       WHERE l.tenant = e.tenant AND l.order_number = e.order_number
+                         AND l.state = 'posted')
+                   ELSE e.retried_at < now() - make_interval(secs => $2)
+                        AND e.last_seen < e.retried_at END",
+        )
+        .bind(tenant)
+        .bind(quiet.as_secs_f64())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Overdue open exceptions of a tenant by (owner, kind).
+    pub async fn overdue_exceptions(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT owner, kind, count(*) FROM exceptions
+             WHERE tenant = $1 AND state IN ('open', 'retrying') AND sla_due < now()
+             GROUP BY owner, kind ORDER BY owner, kind",
+        )
+        .bind(tenant)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// Stores a new token (its secret already hashed by the caller).

@@ -360,6 +360,26 @@ async fn filters_and_pages_find_each_exception_once_most_overdue_first() {
     assert_eq!(count("state = open AND kind = unmapped_sku").await, 3);
     assert_eq!(count("state = resolved").await, 0);
 
+    // Overdue exceptions are counted for alerting, by team and kind.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = stack.telemetry.render_metrics();
+        let overdue = |owner: &str, kind: &str| {
+            metrics.lines().any(|l| {
+                l.starts_with("ferry_exceptions_overdue{")
+                    && l.contains("tenant=\"acme\"")
+                    && l.contains(&format!("owner=\"{owner}\""))
+                    && l.contains(&format!("kind=\"{kind}\""))
+                    && l.ends_with(" 1")
+            })
+        };
+        if overdue("finance", "erp_totals_mismatch") && overdue("operations", "unmapped_sku") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // The CLI on the API: JSON lines for scripts, a table for people, actions by name.
     let ferry = |args: &[&str]| {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -456,6 +476,122 @@ async fn filters_and_pages_find_each_exception_once_most_overdue_first() {
         services.contains(&"ferry.ops.v1.ExceptionService".to_owned()),
         "{services:?}"
     );
+
+    stack.shutdown().await;
+    env.cleanup().await;
+}
+
+/// An order the ERP refused (its accounting period closed), retried once the ERP takes
+/// orders again: posted exactly once, its exception resolved by itself, the retry audited;
+/// an exception with nothing to re-drive says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_order_retried_after_the_erp_is_fixed_is_posted_once() {
+    let env = TestEnv::new().await;
+    let stack = Stack::start(
+        env.config(),
+        StackOptions {
+            tenant: "acme".into(),
+            seed: 71,
+            centra_requests_per_10s: 1000,
+            ..StackOptions::default()
+        },
+    )
+    .await
+    .expect("stack");
+    let store = env.store().await;
+    stack.erp.set_faults(ferry_sim_erp::Faults {
+        refuse_new: Some("the accounting period 2026-12 is closed".into()),
+        ..Default::default()
+    });
+    let numbers = stack
+        .centra
+        .generate(2, &ferry_sim_centra::OrderMix::default());
+    for n in &numbers {
+        let found = ferry_testing::wait_for_exception(
+            &store,
+            "acme",
+            |e| e.kind == "erp_rejected" && e.order_number == Some(*n),
+            Duration::from_secs(60),
+        )
+        .await;
+        let e = found
+            .iter()
+            .find(|e| e.kind == "erp_rejected" && e.order_number == Some(*n))
+            .expect("refused");
+        assert!(e.message.contains("period 2026-12 is closed"), "{e:?}");
+    }
+    assert!(stack.erp.orders().is_empty());
+    stack.erp.set_faults(ferry_sim_erp::Faults::default());
+
+    let (_, secret) =
+        ferry::tokens::create(&store, "dev@ferry", Role::Engineering, &["acme".into()])
+            .await
+            .expect("token");
+    let mut c = connect(&stack.api_url, &secret).await.expect("client");
+    let open = |n: i64| format!("kind = erp_rejected AND order = {n}");
+    for n in &numbers {
+        let name = names(&mut c, "tenants/acme", &open(*n))
+            .await
+            .expect("list")[0]
+            .clone();
+        // Twice with one request id: one re-drive.
+        for _ in 0..2 {
+            let e = c
+                .retry_exception(pb::RetryExceptionRequest {
+                    name: name.clone(),
+                    request_id: format!("retry-{n}"),
+                })
+                .await
+                .expect("retry")
+                .into_inner();
+            assert!(matches!(e.state.as_str(), "retrying" | "resolved"), "{e:?}");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let resolved = loop {
+            let e = c
+                .get_exception(pb::GetExceptionRequest { name: name.clone() })
+                .await
+                .expect("get")
+                .into_inner();
+            if e.state == "resolved" {
+                break e;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "resolved: {e:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(resolved.state_reason, "posted to the ERP after a retry");
+        assert_eq!(
+            resolved
+                .audit
+                .iter()
+                .filter(|a| a.action == "retry" && a.actor == "dev@ferry")
+                .count(),
+            1
+        );
+    }
+    let posted =
+        ferry_testing::wait_for_state(&store, "acme", "posted", 2, Duration::from_secs(30)).await;
+    assert_eq!(posted, 2);
+    assert_eq!(stack.erp.orders().len(), 2, "one document per order");
+    assert!(stack.erp.duplicated_refs().is_empty());
+
+    // Nothing stored to re-drive: FailedPrecondition, saying what to do.
+    let (id, _) = store
+        .upsert_exception(&NewException {
+            payload: Vec::new(),
+            ..exception("acme", ExceptionKind::UnmappedSku, 99)
+        })
+        .await
+        .expect("recorded");
+    let refused = c
+        .retry_exception(pb::RetryExceptionRequest {
+            name: format!("tenants/acme/exceptions/{id}"),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("nothing to re-drive");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("fix the cause"), "{refused:?}");
 
     stack.shutdown().await;
     env.cleanup().await;

@@ -8,16 +8,23 @@ pub mod convert;
 pub mod filter;
 pub mod server;
 pub mod tokens;
+pub mod upkeep;
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use ferry_platform::Platform;
 use ferry_proto::ops::v1::exception_service_server::ExceptionServiceServer;
+use ferry_runtime::FeedSpec;
 use tokio::task::JoinHandle;
 
 pub use server::OpsApi;
 
 pub const SERVICE: &str = "ops";
+/// The feed that settles retries and counts overdue exceptions, per tenant.
+pub const UPKEEP_FEED: &str = "exceptions-upkeep";
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
@@ -53,7 +60,25 @@ impl Ops {
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
-        let api = ExceptionServiceServer::new(OpsApi::new(platform.store.clone()));
+        let api = ExceptionServiceServer::new(OpsApi::new(
+            platform.store.clone(),
+            platform.base.publisher.clone(),
+        ));
+        // A re-driven message has gone through once the consumer runner would have given
+        // up on it.
+        let consumer = &platform.config.consumer;
+        let quiet = consumer.ack_wait * u32::try_from(consumer.max_deliver.max(1)).unwrap_or(1);
+        for tenant in &platform.config.tenants {
+            platform.feeds.spawn(
+                FeedSpec::periodic(SERVICE, &tenant.id, UPKEEP_FEED, UPKEEP_EVERY, true),
+                Arc::new(upkeep::Upkeep::new(
+                    &tenant.id,
+                    platform.store.clone(),
+                    quiet,
+                )),
+                platform.base.shutdown.clone(),
+            );
+        }
         let shutdown = platform.base.shutdown.clone();
         tracing::info!(%addr, "operations API listening");
         let task = tokio::spawn(async move {

@@ -5,6 +5,7 @@
 use chrono::Utc;
 use ferry_proto::ops::v1 as pb;
 use ferry_proto::ops::v1::exception_service_server::ExceptionService;
+use ferry_runtime::nats::{Outgoing, Publisher};
 use ferry_store::Store;
 use ferry_store::ops::{ExceptionAction, ExceptionQuery, OpsException};
 use tonic::{Request, Response, Status};
@@ -18,15 +19,16 @@ use crate::tokens;
 const DEFAULT_PAGE: i32 = 50;
 const MAX_PAGE: i32 = 500;
 
-/// The operations API over the store.
+/// The operations API over the store (and JetStream, where retries re-drive work).
 #[derive(Clone)]
 pub struct OpsApi {
     store: Store,
+    publisher: Publisher,
 }
 
 impl OpsApi {
-    pub fn new(store: Store) -> OpsApi {
-        OpsApi { store }
+    pub fn new(store: Store, publisher: Publisher) -> OpsApi {
+        OpsApi { store, publisher }
     }
 
     /// The caller of `request`, from its `authorization: Bearer <token>`. Refusals are
@@ -251,6 +253,77 @@ impl ExceptionService for OpsApi {
             },
         )
         .await
+    }
+
+    async fn retry_exception(
+        &self,
+        request: Request<pb::RetryExceptionRequest>,
+    ) -> Result<Response<pb::Exception>, Status> {
+        let who = self.caller(&request, "RetryException").await?;
+        let body = request.into_inner();
+        let found = self.visible(&who, &body.name).await?;
+        if !who.may(Action::Act, &found.owner) {
+            tracing::warn!(actor = %who.name, role = %who.role, owner = %found.owner, "refused: not the owning team");
+            return Err(Status::permission_denied(format!(
+                "{} may not retry an exception owned by {}",
+                who.role, found.owner
+            )));
+        }
+        let request_id = Some(body.request_id.as_str()).filter(|r| !r.is_empty());
+        if let Some(r) = request_id
+            && self
+                .store
+                .request_seen(&who.name, r)
+                .await
+                .map_err(internal)?
+        {
+            return self.answer(found.id, true).await;
+        }
+        if matches!(found.state.as_str(), "resolved" | "ignored") {
+            return self.answer(found.id, true).await;
+        }
+        let subject = found
+            .source_subject
+            .clone()
+            .filter(|_| !found.payload.is_empty())
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "{} has no stored work to re-drive: fix the cause (the message says what) \
+                     and Ferry picks it up by itself, then resolve it",
+                    found.kind
+                ))
+            })?;
+        if found.kind == ferry_domain::ExceptionKind::ErpRejected.as_str()
+            && let Some(order) = found.order_number
+        {
+            self.store
+                .ready_rejected_order(&found.tenant, order)
+                .await
+                .map_err(internal)?;
+        }
+        // Durable before it is recorded: a call that fails after this is retried, and the
+        // same id makes JetStream drop the second copy (consumers are idempotent anyway).
+        let msg_id = format!(
+            "retry-{}-{}",
+            found.id,
+            request_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+        );
+        self.publisher
+            .publish(&Outgoing {
+                subject,
+                msg_id,
+                payload: found.payload.clone().into(),
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "retry: the work could not be re-driven");
+                Status::unavailable("the message broker did not take the work; try again")
+            })?;
+        self.store
+            .act_on_exception(found.id, &who.name, &ExceptionAction::Retry, request_id)
+            .await
+            .map_err(internal)?;
+        self.answer(found.id, true).await
     }
 
     async fn comment_exception(

@@ -206,6 +206,10 @@ pub struct Faults {
     pub wrong_currency_per_mille: u32,
     /// Record this share of new orders twice (two documents, one external reference).
     pub duplicate_per_mille: u32,
+    /// Refuse every new order (`422`) with this reason, as an ERP does whose accounting
+    /// period is closed or whose customer is blocked: a refusal retrying cannot fix until
+    /// someone changes the ERP.
+    pub refuse_new: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]

@@ -164,6 +164,11 @@ pub(crate) fn create_one(
     }
     let faults = sim.faults.read().clone();
     let mut book = sim.book.lock();
+    if let Some(reason) = &faults.refuse_new
+        && !book.by_key.contains_key(&key)
+    {
+        return Err(reason.clone());
+    }
     let existing = if faults.ignore_idempotency_key {
         None
     } else {
