@@ -107,8 +107,8 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
-/// A client of the API at `url` presenting `token`.
-pub async fn connect(url: &str, token: &str) -> anyhow::Result<Client> {
+/// A channel to the API at `url`, and the interceptor presenting `token`.
+pub async fn channel(url: &str, token: &str) -> anyhow::Result<(Channel, Bearer)> {
     let channel = Channel::from_shared(url.to_owned())
         .with_context(|| format!("{url:?} is not an address"))?
         .connect()
@@ -117,25 +117,34 @@ pub async fn connect(url: &str, token: &str) -> anyhow::Result<Client> {
     let header = format!("Bearer {token}")
         .parse()
         .context("the token is not a valid header value")?;
-    Ok(ExceptionServiceClient::with_interceptor(
-        channel,
-        Bearer(header),
-    ))
+    Ok((channel, Bearer(header)))
 }
 
-async fn client(args: &ApiArgs) -> anyhow::Result<Client> {
-    let config = crate::config::load(args.config.as_deref())?;
+/// A client of the API at `url` presenting `token`.
+pub async fn connect(url: &str, token: &str) -> anyhow::Result<Client> {
+    let (channel, bearer) = channel(url, token).await?;
+    Ok(ExceptionServiceClient::with_interceptor(channel, bearer))
+}
+
+/// The API's address and the token, from the configuration (or the environment).
+pub fn endpoint(config: Option<&std::path::Path>) -> anyhow::Result<(String, String)> {
+    let config = crate::config::load(config)?;
     let token = config
         .api
         .token
         .as_ref()
         .map(|t| t.expose_secret().to_owned())
         .context("no API token: set FERRY_API__TOKEN (ferry tokens create makes one)")?;
-    connect(&config.api.url, &token).await
+    Ok((config.api.url, token))
+}
+
+async fn client(args: &ApiArgs) -> anyhow::Result<Client> {
+    let (url, token) = endpoint(args.config.as_deref())?;
+    connect(&url, &token).await
 }
 
 /// The API's refusal in words for a person.
-fn refused(status: tonic::Status) -> anyhow::Error {
+pub fn refused(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", status.code(), status.message())
 }
 
@@ -274,7 +283,7 @@ pub async fn run(command: ExceptionsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn time(t: Option<&prost_types::Timestamp>) -> String {
+pub fn time(t: Option<&prost_types::Timestamp>) -> String {
     t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
         .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_default()
@@ -286,12 +295,14 @@ fn due(e: &pb::Exception) -> String {
 }
 
 fn money(e: &pb::Exception) -> String {
-    match (
-        e.amount_minor,
-        ferry_domain::Currency::from_code(&e.currency),
-    ) {
+    money_of(e.amount_minor, &e.currency)
+}
+
+/// Minor units as a person reads them (`SEK 1 250.00`).
+pub fn money_of(amount: Option<i64>, currency: &str) -> String {
+    match (amount, ferry_domain::Currency::from_code(currency)) {
         (Some(minor), Some(c)) => c.format(minor),
-        (Some(minor), None) => format!("{minor} {}", e.currency),
+        (Some(minor), None) => format!("{minor} {currency}"),
         (None, _) => String::new(),
     }
 }

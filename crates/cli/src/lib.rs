@@ -25,6 +25,7 @@ pub mod config;
 pub mod connectors;
 pub mod exceptions;
 pub mod mapping;
+pub mod orders;
 pub mod reconcile;
 pub mod services;
 #[cfg(feature = "dev")]

@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: ferry::exceptions::ExceptionsCommand,
     },
+    /// Where is this order? Its journey through Ferry (the operations API).
+    Order {
+        #[command(subcommand)]
+        command: ferry::orders::OrderCommand,
+    },
     /// The operations API's tokens (straight in the database: for administrators).
     Tokens {
         #[command(subcommand)]
@@ -155,6 +160,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Mapping { command } => ferry::mapping::run(command).await,
         Command::Exceptions { command } => ferry::exceptions::run(command).await,
         Command::Tokens { command } => ferry::tokens::run(command).await,
+        Command::Order { command } => ferry::orders::run(command).await,
         Command::Reconcile { command } => ferry::reconcile::run(command).await,
         Command::Centra {
             command: CentraCommand::Check(args),

@@ -19,6 +19,7 @@ pub mod reconciliation;
 pub mod sku_cache;
 pub mod statistics;
 pub mod stock_drift;
+pub mod timeline;
 
 pub use ledger::{
     BeginPosting, LedgerRow, LedgerState, PostedRecord, PostingClaim, SnapshotOutcome,

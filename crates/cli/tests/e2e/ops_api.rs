@@ -596,3 +596,161 @@ async fn a_refused_order_retried_after_the_erp_is_fixed_is_posted_once() {
     stack.shutdown().await;
     env.cleanup().await;
 }
+
+/// Customer service's question on the real chain: an order from Centra's webhook to the
+/// captured shipment and the reconciler's verdict, found by its tracking number and its
+/// ERP document, its journey in order; another brand's order does not exist for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orders_timeline_runs_from_the_webhook_to_the_capture() {
+    use ferry_proto::ops::v1::order_service_client::OrderServiceClient;
+
+    let env = TestEnv::new().await;
+    let mut config = env.config();
+    config.reconciler.grace = Duration::ZERO;
+    let stack = Stack::start(
+        config,
+        StackOptions {
+            tenant: "acme".into(),
+            seed: 81,
+            centra_requests_per_10s: 1000,
+            fulfilment: ferry_config::FulfilmentConfig {
+                poll_interval: Duration::from_millis(200),
+                capture: true,
+                ..Default::default()
+            },
+            ..StackOptions::default()
+        },
+    )
+    .await
+    .expect("stack");
+    let store = env.store().await;
+    let number = stack.centra.generate(
+        1,
+        &ferry_sim_centra::OrderMix {
+            bundle_pct: 0,
+            cancellation_pct: 0,
+            markets: vec![1],
+            ..Default::default()
+        },
+    )[0];
+    ferry_testing::wait_for_state(&store, "acme", "posted", 1, Duration::from_secs(60)).await;
+    stack
+        .erp
+        .ship(ferry_sim_erp::ShipRequest {
+            external_ref: number.to_string(),
+            lines: None,
+            carrier: Some("PostNord".into()),
+            tracking_number: Some("PN-TIMELINE".into()),
+        })
+        .expect("shipped");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !stack
+        .centra
+        .state
+        .ops(|o| o.shipments_of(number).iter().any(|s| s.is_shipped))
+    {
+        assert!(tokio::time::Instant::now() < deadline, "shipped in Centra");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The shipment is recorded settled just after Centra has it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, summary, _) = super::reconcile_run::run_json(&stack.config, "acme").await;
+    assert_eq!(summary["checked"], 1);
+
+    let (_, secret) =
+        ferry::tokens::create(&store, "cs@acme", Role::CustomerService, &["acme".into()])
+            .await
+            .expect("token");
+    let (channel, bearer) = ferry::exceptions::channel(&stack.api_url, &secret)
+        .await
+        .expect("channel");
+    let mut orders = OrderServiceClient::with_interceptor(channel, bearer);
+    let erp_reference = store
+        .ledger_row("acme", number)
+        .await
+        .expect("ledger")
+        .expect("row")
+        .erp_reference
+        .expect("posted");
+    for query in ["PN-TIMELINE", erp_reference.as_str(), &number.to_string()] {
+        let found = orders
+            .search_orders(pb::SearchOrdersRequest {
+                parent: "tenants/acme".into(),
+                query: query.into(),
+            })
+            .await
+            .expect("search")
+            .into_inner();
+        assert_eq!(
+            found.orders.iter().map(|o| o.number).collect::<Vec<_>>(),
+            vec![number],
+            "{query}"
+        );
+    }
+    let timeline = orders
+        .get_order_timeline(pb::GetOrderTimelineRequest {
+            name: format!("tenants/acme/orders/{number}"),
+        })
+        .await
+        .expect("timeline")
+        .into_inner();
+    let steps: Vec<&str> = timeline.steps.iter().map(|s| s.step.as_str()).collect();
+    for want in [
+        "seen",
+        "snapshot_fetched",
+        "transformed",
+        "posting",
+        "posted",
+        "shipped_in_erp",
+        "shipment_in_centra",
+        "email_sent",
+        "captured",
+        "reconciled",
+    ] {
+        assert!(steps.contains(&want), "{want} in {steps:?}");
+    }
+    let at = |t: &pb::TimelineStep| t.at.as_ref().map(|a| (a.seconds, a.nanos));
+    assert!(
+        timeline.steps.windows(2).all(|w| at(&w[0]) <= at(&w[1])),
+        "oldest first"
+    );
+    let position = |s: &str| steps.iter().position(|x| *x == s).expect("step");
+    assert!(position("seen") < position("posted"));
+    assert!(position("posted") < position("shipment_in_centra"));
+    assert_eq!(timeline.verdict, "reconciled");
+    let posted = timeline
+        .steps
+        .iter()
+        .find(|s| s.step == "posted")
+        .expect("posted");
+    assert!(posted.detail.contains(&erp_reference), "{posted:?}");
+    let hidden = orders
+        .get_order_timeline(pb::GetOrderTimelineRequest {
+            name: format!("tenants/globex/orders/{number}"),
+        })
+        .await
+        .expect_err("another brand");
+    assert_eq!(hidden.code(), Code::NotFound);
+
+    // The CLI prints the same journey.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["order", "show", "acme", &number.to_string()])
+        .env_remove("FERRY_CONFIG")
+        .env("FERRY_API__URL", &stack.api_url)
+        .env("FERRY_API__TOKEN", &secret)
+        .output()
+        .expect("ferry runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("shipment_in_centra") && text.contains("PN-TIMELINE"),
+        "{text}"
+    );
+
+    stack.shutdown().await;
+    env.cleanup().await;
+}

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod convert;
 pub mod filter;
+pub mod orders;
 pub mod server;
 pub mod tokens;
 pub mod upkeep;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use ferry_platform::Platform;
 use ferry_proto::ops::v1::exception_service_server::ExceptionServiceServer;
+use ferry_proto::ops::v1::order_service_server::OrderServiceServer;
 use ferry_runtime::FeedSpec;
 use tokio::task::JoinHandle;
 
@@ -60,10 +62,19 @@ impl Ops {
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
-        let api = ExceptionServiceServer::new(OpsApi::new(
+        let tenants = platform
+            .config
+            .tenants
+            .iter()
+            .map(|t| t.id.clone())
+            .collect();
+        let ops = OpsApi::new(
             platform.store.clone(),
             platform.base.publisher.clone(),
-        ));
+            tenants,
+        );
+        let api = ExceptionServiceServer::new(ops.clone());
+        let orders = OrderServiceServer::new(ops);
         // A re-driven message has gone through once the consumer runner would have given
         // up on it.
         let consumer = &platform.config.consumer;
@@ -86,6 +97,7 @@ impl Ops {
                 .add_service(health_service)
                 .add_service(reflection)
                 .add_service(api)
+                .add_service(orders)
                 .serve_with_incoming_shutdown(
                     tonic::transport::server::TcpIncoming::from(listener),
                     shutdown.cancelled_owned(),

@@ -24,16 +24,39 @@ const MAX_PAGE: i32 = 500;
 pub struct OpsApi {
     store: Store,
     publisher: Publisher,
+    /// The tenants this deployment serves (what `*` in a token stands for).
+    tenants: Vec<String>,
 }
 
 impl OpsApi {
-    pub fn new(store: Store, publisher: Publisher) -> OpsApi {
-        OpsApi { store, publisher }
+    pub fn new(store: Store, publisher: Publisher, tenants: Vec<String>) -> OpsApi {
+        OpsApi {
+            store,
+            publisher,
+            tenants,
+        }
+    }
+
+    /// The tenants the caller may see, by name.
+    pub(crate) fn tenants_of(&self, who: &Principal) -> Vec<String> {
+        if who.sees_every_tenant() {
+            self.tenants.clone()
+        } else {
+            who.tenants.clone()
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The caller of `request`, from its `authorization: Bearer <token>`. Refusals are
     /// logged without the token.
-    async fn caller<T>(&self, request: &Request<T>, method: &str) -> Result<Principal, Status> {
+    pub(crate) async fn caller<T>(
+        &self,
+        request: &Request<T>,
+        method: &str,
+    ) -> Result<Principal, Status> {
         let secret = request
             .metadata()
             .get("authorization")
@@ -125,7 +148,7 @@ impl OpsApi {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> Status {
+pub(crate) fn internal(e: impl std::fmt::Display) -> Status {
     tracing::error!(error = %e, "operations API: store error");
     Status::unavailable("the database did not answer; try again")
 }
