@@ -17,6 +17,8 @@ pub mod bench_fulfilment;
 #[cfg(feature = "dev")]
 pub mod bench_inventory;
 #[cfg(feature = "dev")]
+pub mod bench_ops;
+#[cfg(feature = "dev")]
 pub mod bench_reconcile;
 #[cfg(feature = "dev")]
 pub mod bench_writer;

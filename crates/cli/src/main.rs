@@ -111,6 +111,9 @@ enum Bench {
     /// A full reconciliation sweep of a million orders with planted variances of every
     /// cause, against reading the three sources alone.
     Reconcile(ferry::bench_reconcile::ReconcileArgs),
+    /// The operations API with a million orders and 100,000 open exceptions: a filtered
+    /// page and an order's timeline, against the same reads from the store.
+    Ops(ferry::bench_ops::OpsArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -194,6 +197,10 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Reconcile(args),
         } => ferry::bench_reconcile::reconcile(args).await,
+        #[cfg(feature = "dev")]
+        Command::Bench {
+            bench: Bench::Ops(args),
+        } => ferry::bench_ops::ops(args).await,
         Command::Migrate { config } => {
             let config = ferry::config::load(config.as_deref())?;
             let store = ferry_store::Store::connect(&config.database).await?;

@@ -1,0 +1,256 @@
+//! `ferry bench ops`: the operations API with a brand's worth of history — a million
+//! orders in the ledger (their shipments, verdicts and stock held) and 100,000 open
+//! exceptions — answering people one call at a time over gRPC: a filtered page of 50
+//! exceptions (first pages and the pages after), and an order's timeline. The baseline,
+//! measured in the same run, is the same reads straight from the store (no gRPC, no token
+//! check). The last line is one JSON object.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ferry_ops::access::Role;
+use ferry_proto::ops::v1 as pb;
+use ferry_proto::ops::v1::order_service_client::OrderServiceClient;
+use ferry_store::Store;
+use ferry_store::ops::ExceptionQuery;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::stack::{LocalInfra, local_config};
+
+const TENANT: &str = "bench";
+/// The filter of every List call: one team's open inbox.
+const FILTER: &str = "owner = finance AND state = open";
+
+#[derive(clap::Args, Debug)]
+pub struct OpsArgs {
+    /// Orders in the ledger.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub orders: i64,
+    /// Open exceptions.
+    #[arg(long, default_value_t = 100_000)]
+    pub exceptions: i64,
+    /// Calls measured of each kind.
+    #[arg(long, default_value_t = 2_000)]
+    pub calls: usize,
+}
+
+#[derive(Serialize)]
+struct Outcome {
+    orders: i64,
+    exceptions: i64,
+    list_p50_ms: f64,
+    list_p99_ms: f64,
+    timeline_p50_ms: f64,
+    timeline_p99_ms: f64,
+    /// Not measured yet: bulk operations are still to come (issue 17).
+    bulk_retry_per_sec: Option<f64>,
+    baseline_list_p99_ms: f64,
+    baseline_timeline_p99_ms: f64,
+    setup_seconds: f64,
+}
+
+pub async fn ops(args: OpsArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("ferry-bench-ops-{}", std::process::id()));
+    let infra = LocalInfra::start(dir.join("infra")).await?;
+    let mut config = local_config(&infra)?;
+    config.nats.prefix = "benchops".into();
+    let store = Store::connect(&config.database).await?;
+    store.migrate().await?;
+    let started = Instant::now();
+    load(&store, &args).await?;
+    let setup_seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    eprintln!("loaded in {setup_seconds} s");
+
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let platform = ferry_platform::Platform::open(
+        ferry_ops::SERVICE,
+        std::sync::Arc::new(config),
+        shutdown.clone(),
+        ferry_runtime::Readiness::default(),
+    )
+    .await?;
+    let api = ferry_ops::Ops::start(&platform).await?;
+    let url = format!("http://{}", api.addr);
+    let (_, secret) =
+        crate::tokens::create(&store, "bench@ops", Role::Finance, &[TENANT.into()]).await?;
+    let mut exceptions = crate::exceptions::connect(&url, &secret).await?;
+    let (channel, bearer) = crate::exceptions::channel(&url, &secret).await?;
+    let mut orders = OrderServiceClient::with_interceptor(channel, bearer);
+
+    // Warm both paths (connections, plans, caches) before measuring.
+    let mut list = Vec::with_capacity(args.calls);
+    let mut token = String::new();
+    for i in 0..args.calls + 100 {
+        let t = Instant::now();
+        let page = exceptions
+            .list_exceptions(pb::ListExceptionsRequest {
+                parent: format!("tenants/{TENANT}"),
+                page_size: 50,
+                page_token: token.clone(),
+                filter: FILTER.into(),
+            })
+            .await
+            .context("list")?
+            .into_inner();
+        if i >= 100 {
+            list.push(t.elapsed());
+        }
+        anyhow::ensure!(page.exceptions.len() == 50, "a full page");
+        // Ten pages deep, then from the first again: inboxes are read from the top.
+        token = if i % 10 == 9 {
+            String::new()
+        } else {
+            page.next_page_token
+        };
+    }
+    let mut timeline = Vec::with_capacity(args.calls);
+    for i in 0..args.calls + 100 {
+        let number = 1 + (i as i64 * 7_919) % args.orders;
+        let t = Instant::now();
+        let answer = orders
+            .get_order_timeline(pb::GetOrderTimelineRequest {
+                name: format!("tenants/{TENANT}/orders/{number}"),
+            })
+            .await
+            .context("timeline")?
+            .into_inner();
+        if i >= 100 {
+            timeline.push(t.elapsed());
+        }
+        anyhow::ensure!(answer.steps.len() >= 5, "a posted order's steps");
+    }
+
+    // The baseline: the same reads from the store, no gRPC, no token.
+    let mut base_list = Vec::with_capacity(args.calls);
+    for _ in 0..args.calls {
+        let t = Instant::now();
+        store
+            .list_exceptions(&ExceptionQuery {
+                tenants: Some(vec![TENANT.into()]),
+                owner: Some("finance".into()),
+                state: Some("open".into()),
+                limit: 51,
+                ..ExceptionQuery::default()
+            })
+            .await?;
+        base_list.push(t.elapsed());
+    }
+    let mut base_timeline = Vec::with_capacity(args.calls);
+    for i in 0..args.calls {
+        let number = 1 + (i as i64 * 7_919) % args.orders;
+        let t = Instant::now();
+        store.order_timeline(TENANT, number).await?;
+        base_timeline.push(t.elapsed());
+    }
+
+    let outcome = Outcome {
+        orders: args.orders,
+        exceptions: args.exceptions,
+        list_p50_ms: ms(&mut list, 0.50),
+        list_p99_ms: ms(&mut list, 0.99),
+        timeline_p50_ms: ms(&mut timeline, 0.50),
+        timeline_p99_ms: ms(&mut timeline, 0.99),
+        bulk_retry_per_sec: None,
+        baseline_list_p99_ms: ms(&mut base_list, 0.99),
+        baseline_timeline_p99_ms: ms(&mut base_timeline, 0.99),
+        setup_seconds,
+    };
+    shutdown.cancel();
+    api.wait().await?;
+    drop(infra);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{}", serde_json::to_string(&outcome)?);
+    Ok(())
+}
+
+/// The `q` quantile in milliseconds, to a tenth.
+fn ms(samples: &mut [Duration], q: f64) -> f64 {
+    samples.sort_unstable();
+    let Some(last) = samples.len().checked_sub(1) else {
+        return 0.0;
+    };
+    let i = ((last as f64) * q).round() as usize;
+    (samples[i].as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+/// A brand's history in a few statements: every order posted, one in ten shipped with a
+/// tracking number, every one checked by the reconciler, stock held for the last 10,000,
+/// and the exceptions spread over the teams, kinds and due times (one in ten overdue),
+/// each with two audit rows.
+async fn load(store: &Store, args: &OpsArgs) -> anyhow::Result<()> {
+    let pool = store.pool();
+    let statements = [
+        "INSERT INTO order_ledger (tenant, order_number, state, snapshot_hash, snapshot_fetched_at,
+                                   order_fingerprint, currency, gross_minor, tax_minor, erp_reference,
+                                   erp_gross_minor, erp_tax_minor, first_accepted_at, received_at,
+                                   transformed_at, posting_started_at, posted_at)
+         SELECT $1, n, 'posted', md5(n::text), now() - interval '2 days', md5(n::text), 'SEK',
+                10000 + n % 90000, 2000, 'SO-' || n, 10000 + n % 90000, 2000,
+                now() - interval '2 days', now() - interval '2 days', now() - interval '2 days',
+                now() - interval '2 days', now() - interval '2 days' + interval '2 seconds'
+         FROM generate_series(1, $2::bigint) AS n",
+        "INSERT INTO shipment_ledger (tenant, erp_shipment_id, order_number, state, items, carrier,
+                                      tracking_number, erp_shipped_at, centra_shipment_id,
+                                      centra_completed_at, email_sent, captured, first_seen_at)
+         SELECT $1, 'SH-' || n, n, 'sent', '{\"ITEM\": 1}', 'PostNord', 'PN' || n,
+                to_char(now() - interval '1 day', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), n,
+                now() - interval '1 day', true, true, now() - interval '1 day'
+         FROM generate_series(1, $2::bigint, 10) AS n",
+        "INSERT INTO reconciliation (tenant, order_number, verdict, checked_at, order_date)
+         SELECT $1, n, 'reconciled', now() - interval '1 day', current_date - 2
+         FROM generate_series(1, $2::bigint) AS n",
+        "INSERT INTO order_commitments (tenant, order_number, erp_items, skus, quantities)
+         SELECT $1, n, '{ITEM}', '{SKU}', '{1}'
+         FROM generate_series(greatest($2::bigint - 9999, 1), $2::bigint) AS n",
+    ];
+    for sql in statements {
+        sqlx::query(sql)
+            .bind(TENANT)
+            .bind(args.orders)
+            .execute(pool)
+            .await
+            .with_context(|| sql.lines().next().unwrap_or_default().to_owned())?;
+    }
+    let kinds = [
+        ("erp_totals_mismatch", "finance"),
+        ("unmapped_sku", "operations"),
+        ("shipment_refused", "customer_service"),
+        ("erp_rejected", "engineering"),
+    ];
+    for (i, (kind, owner)) in kinds.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO exceptions (id, tenant, kind, owner, severity, dedupe_key, message,
+                                     reason, order_number, amount_minor, currency, service,
+                                     payload, sla_due, first_seen, last_seen)
+             SELECT gen_random_uuid(), $1, $2, $3, 'error', 'order:' || n || ':' || $2,
+                    'Order ' || n || ' needs ' || $3, 'planted by the benchmark',
+                    n, 10000 + n % 90000, 'SEK', 'bench', '\\x', now() + (n % 100 - 10) * interval '1 hour',
+                    now() - interval '1 hour', now() - interval '1 hour'
+             FROM generate_series($4::bigint, $5::bigint, 4) AS g(k),
+                  LATERAL (SELECT 1 + (k * 7919) % $6::bigint AS n) o",
+        )
+        .bind(TENANT)
+        .bind(kind)
+        .bind(owner)
+        .bind(i as i64)
+        .bind(args.exceptions - 1)
+        .bind(args.orders)
+        .execute(pool)
+        .await
+        .context("exceptions")?;
+    }
+    sqlx::query(
+        "INSERT INTO exception_audit (exception_id, tenant, actor, action, note)
+         SELECT id, tenant, 'anna@brand', a.action, 'planted'
+         FROM exceptions, (VALUES ('assign'), ('comment')) AS a(action)
+         WHERE tenant = $1",
+    )
+    .bind(TENANT)
+    .execute(pool)
+    .await
+    .context("audit")?;
+    sqlx::query("ANALYZE").execute(pool).await?;
+    Ok(())
+}
