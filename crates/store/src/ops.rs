@@ -355,6 +355,26 @@ impl Store {
         .await?)
     }
 
+    /// The SKUs holding orders back (open `unmapped_sku` exceptions, keyed
+    /// `order:<n>:sku:<sku>`): per SKU and currency, the orders and their money.
+    pub async fn unmapped_skus(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<(String, String, i64, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT substring(dedupe_key from ':sku:(.*)$') AS sku, COALESCE(currency, ''),
+                    count(DISTINCT order_number), COALESCE(sum(amount_minor), 0)::bigint
+             FROM exceptions
+             WHERE tenant = $1 AND kind = 'unmapped_sku' AND state IN ('open', 'retrying')
+               AND dedupe_key LIKE '%:sku:%'
+             GROUP BY 1, 2
+             ORDER BY 4 DESC, 1",
+        )
+        .bind(tenant)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Stores a new token (its secret already hashed by the caller).
     pub async fn create_token(
         &self,

@@ -754,3 +754,125 @@ async fn an_orders_timeline_runs_from_the_webhook_to_the_capture() {
     stack.shutdown().await;
     env.cleanup().await;
 }
+
+/// Operations sees which SKUs hold orders back and how much money they block, adds the
+/// mappings through the API, and the orders go to the ERP; finance may look, not change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmapped_skus_are_listed_with_their_money_and_an_import_releases_the_orders() {
+    use ferry_proto::ops::v1::mapping_service_client::MappingServiceClient;
+
+    let env = TestEnv::new().await;
+    let stack = Stack::start(
+        env.config(),
+        StackOptions {
+            tenant: "acme".into(),
+            seed: 91,
+            centra_requests_per_10s: 1000,
+            // No SKU is an ERP item by itself: every order waits for its mapping.
+            rules: ferry_domain::Rules::default(),
+            ..StackOptions::default()
+        },
+    )
+    .await
+    .expect("stack");
+    let store = env.store().await;
+    let numbers = stack.centra.generate(
+        4,
+        &ferry_sim_centra::OrderMix {
+            bundle_pct: 0,
+            markets: vec![1],
+            ..Default::default()
+        },
+    );
+    let held =
+        ferry_testing::wait_for_state(&store, "acme", "rejected", 4, Duration::from_secs(60)).await;
+    assert_eq!(held, 4, "every order held for its mapping");
+
+    let client = |role: Role| {
+        let store = store.clone();
+        let url = stack.api_url.clone();
+        async move {
+            let (_, secret) =
+                ferry::tokens::create(&store, &format!("{role}@acme"), role, &["acme".into()])
+                    .await
+                    .expect("token");
+            let (channel, bearer) = ferry::exceptions::channel(&url, &secret)
+                .await
+                .expect("channel");
+            MappingServiceClient::with_interceptor(channel, bearer)
+        }
+    };
+    let mut operations = client(Role::Operations).await;
+    let mut finance = client(Role::Finance).await;
+    let unmapped = operations
+        .list_unmapped_skus(pb::ListUnmappedSkusRequest {
+            parent: "tenants/acme".into(),
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .skus;
+    assert!(!unmapped.is_empty());
+    let total_orders: i64 = unmapped.iter().map(|u| u.orders).max().unwrap_or(0);
+    assert!(total_orders >= 1 && total_orders <= 4, "{unmapped:?}");
+    for u in &unmapped {
+        assert!(
+            u.blocked
+                .iter()
+                .all(|m| m.currency == "SEK" && m.amount_minor > 0),
+            "{u:?}"
+        );
+    }
+    let money = |u: &pb::UnmappedSku| u.blocked.iter().map(|m| m.amount_minor).sum::<i64>();
+    assert!(
+        unmapped.windows(2).all(|w| money(&w[0]) >= money(&w[1])),
+        "most money first"
+    );
+    let rows: Vec<pb::Mapping> = unmapped
+        .iter()
+        .map(|u| pb::Mapping {
+            centra_sku: u.sku.clone(),
+            erp_item: u.sku.clone(),
+        })
+        .collect();
+    let refused = finance
+        .import_mappings(pb::ImportMappingsRequest {
+            parent: "tenants/acme".into(),
+            mappings: rows.clone(),
+        })
+        .await
+        .expect_err("finance may not");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let written = operations
+        .import_mappings(pb::ImportMappingsRequest {
+            parent: "tenants/acme".into(),
+            mappings: rows,
+        })
+        .await
+        .expect("import")
+        .into_inner()
+        .written;
+    assert_eq!(written as usize, unmapped.len());
+    let posted =
+        ferry_testing::wait_for_state(&store, "acme", "posted", 4, Duration::from_secs(60)).await;
+    assert_eq!(posted, 4, "released and posted: {numbers:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = operations
+            .list_unmapped_skus(pb::ListUnmappedSkusRequest {
+                parent: "tenants/acme".into(),
+            })
+            .await
+            .expect("list")
+            .into_inner()
+            .skus;
+        if left.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    stack.shutdown().await;
+    env.cleanup().await;
+}

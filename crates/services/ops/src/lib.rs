@@ -6,6 +6,7 @@
 pub mod access;
 pub mod convert;
 pub mod filter;
+pub mod mappings;
 pub mod orders;
 pub mod server;
 pub mod tokens;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use ferry_platform::Platform;
 use ferry_proto::ops::v1::exception_service_server::ExceptionServiceServer;
+use ferry_proto::ops::v1::mapping_service_server::MappingServiceServer;
 use ferry_proto::ops::v1::order_service_server::OrderServiceServer;
 use ferry_runtime::FeedSpec;
 use tokio::task::JoinHandle;
@@ -74,7 +76,8 @@ impl Ops {
             tenants,
         );
         let api = ExceptionServiceServer::new(ops.clone());
-        let orders = OrderServiceServer::new(ops);
+        let orders = OrderServiceServer::new(ops.clone());
+        let mappings = MappingServiceServer::new(ops);
         // A re-driven message has gone through once the consumer runner would have given
         // up on it.
         let consumer = &platform.config.consumer;
@@ -98,6 +101,7 @@ impl Ops {
                 .add_service(reflection)
                 .add_service(api)
                 .add_service(orders)
+                .add_service(mappings)
                 .serve_with_incoming_shutdown(
                     // Small answers go at once: with Nagle's algorithm each waited ~40 ms
                     // for the client's delayed acknowledgement.
