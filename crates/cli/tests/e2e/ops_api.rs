@@ -814,7 +814,7 @@ async fn unmapped_skus_are_listed_with_their_money_and_an_import_releases_the_or
         .skus;
     assert!(!unmapped.is_empty());
     let total_orders: i64 = unmapped.iter().map(|u| u.orders).max().unwrap_or(0);
-    assert!(total_orders >= 1 && total_orders <= 4, "{unmapped:?}");
+    assert!((1..=4).contains(&total_orders), "{unmapped:?}");
     for u in &unmapped {
         assert!(
             u.blocked
