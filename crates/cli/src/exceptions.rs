@@ -1,4 +1,4 @@
-//! `ferry exceptions list|show|resolve|ignore|assign|retry|comment`: the operations API from a
+//! `ferry exceptions list|show|resolve|ignore|assign|retry|bulk|comment`: the operations API from a
 //! terminal — tables for people, `--json` (one object per line) for scripts. The API's
 //! address and token come from `[api]` in the configuration or `FERRY_API__URL` and
 //! `FERRY_API__TOKEN`.
@@ -76,6 +76,22 @@ pub enum ExceptionsCommand {
     /// Re-drive the blocked work through today's code (after the cause is fixed).
     Retry {
         name: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Retry, resolve or ignore every exception a filter finds, and follow the operation.
+    Bulk {
+        #[arg(long)]
+        tenant: String,
+        /// As for `list`, e.g. `kind = erp_rejected AND state = open`.
+        #[arg(long)]
+        filter: String,
+        /// retry, resolve or ignore.
+        #[arg(long)]
+        action: String,
+        /// The note (resolve) or reason (ignore).
+        #[arg(long, default_value = "")]
+        note: String,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -251,6 +267,71 @@ pub async fn run(command: ExceptionsCommand) -> anyhow::Result<()> {
                 .map_err(refused)?
                 .into_inner();
             (api, e)
+        }
+        ExceptionsCommand::Bulk {
+            tenant,
+            filter,
+            action,
+            note,
+            api,
+        } => {
+            let (url, token) = endpoint(api.config.as_deref())?;
+            let started = connect(&url, &token)
+                .await?
+                .bulk_act_on_exceptions(pb::BulkActRequest {
+                    parent: format!("tenants/{tenant}"),
+                    filter,
+                    action,
+                    note,
+                    request_id,
+                })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            let (ch, bearer) = channel(&url, &token).await?;
+            let mut operations =
+                ferry_proto::ops::v1::operation_service_client::OperationServiceClient::with_interceptor(
+                    ch, bearer,
+                );
+            let bar = indicatif::ProgressBar::new(u64::try_from(started.total).unwrap_or(0));
+            if api.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            let op = loop {
+                let op = operations
+                    .get_operation(pb::GetOperationRequest {
+                        name: started.name.clone(),
+                    })
+                    .await
+                    .map_err(refused)?
+                    .into_inner();
+                bar.set_position(u64::try_from(op.succeeded + op.failed).unwrap_or(0));
+                if op.state != "running" {
+                    break op;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            };
+            bar.finish_and_clear();
+            if api.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({
+                        "name": op.name, "state": op.state, "total": op.total,
+                        "succeeded": op.succeeded, "failed": op.failed, "errors": op.errors,
+                    })
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{}: {} — {} of {} done, {} failed",
+                    op.name, op.state, op.succeeded, op.total, op.failed
+                )?;
+                for e in &op.errors {
+                    writeln!(out, "  {e}")?;
+                }
+            }
+            return Ok(());
         }
         ExceptionsCommand::Retry { name, api } => {
             let e = client(&api)

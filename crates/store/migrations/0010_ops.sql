@@ -49,3 +49,32 @@ CREATE TABLE api_tokens (
 
 -- The inbox's order: most overdue first.
 CREATE INDEX exceptions_sla_idx ON exceptions (tenant, sla_due) WHERE state IN ('open', 'retrying');
+
+-- Bulk actions over a filter, run by the ops service and followed by their progress.
+CREATE TABLE bulk_operations (
+    id               uuid        PRIMARY KEY,
+    tenant           text        NOT NULL,
+    action           text        NOT NULL,
+    filter           text        NOT NULL,
+    note             text        NOT NULL DEFAULT '',
+    created_by       text        NOT NULL,
+    -- The creator's role when it started (what it may act on).
+    role             text        NOT NULL,
+    request_id       text,
+    -- running | done | cancelled
+    state            text        NOT NULL DEFAULT 'running',
+    total            bigint      NOT NULL DEFAULT 0,
+    succeeded        bigint      NOT NULL DEFAULT 0,
+    failed           bigint      NOT NULL DEFAULT 0,
+    -- The first failures: ["<exception name>: <why>", …].
+    errors           jsonb       NOT NULL DEFAULT '[]',
+    -- The last exception handled (due time, id): a resumed operation goes on after it.
+    after_due        timestamptz,
+    after_id         uuid,
+    cancel_requested boolean     NOT NULL DEFAULT false,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    finished_at      timestamptz
+);
+CREATE UNIQUE INDEX bulk_operations_request ON bulk_operations (created_by, request_id)
+    WHERE request_id IS NOT NULL;

@@ -11,6 +11,7 @@ use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
+pub mod bulk;
 pub mod fulfilment;
 pub mod inventory;
 pub mod ledger;

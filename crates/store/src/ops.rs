@@ -113,6 +113,24 @@ pub struct TokenRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// The conditions of an [`ExceptionQuery`], `$1`–`$8` (a macro: sqlx takes only literal
+/// SQL). Every condition is bound; an absent one is NULL and holds.
+macro_rules! exception_filter {
+    () => {
+        "($1::text[] IS NULL OR tenant = ANY($1))
+         AND ($2::text IS NULL OR owner = $2)
+         AND ($3::text IS NULL OR kind = $3)
+         AND ($4::text IS NULL
+              OR ($4 = 'open' AND state = 'open' AND assignee IS NULL)
+              OR ($4 = 'assigned' AND state = 'open' AND assignee IS NOT NULL)
+              OR ($4 NOT IN ('open', 'assigned') AND state = $4))
+         AND ($5::bigint IS NULL OR order_number = $5)
+         AND ($6::text IS NULL OR assignee = $6)
+         AND ($7::boolean IS NULL OR $7 = (state IN ('open', 'retrying') AND sla_due < now()))
+         AND ($8::text IS NULL OR message ILIKE '%' || $8 || '%' OR reason ILIKE '%' || $8 || '%')"
+    };
+}
+
 /// The columns of [`OpsException`] (a macro: sqlx takes only literal SQL).
 macro_rules! columns {
     () => {
@@ -133,20 +151,9 @@ impl Store {
         let sql = concat!(
             "SELECT ",
             columns!(),
-            " FROM exceptions
-             WHERE ($1::text[] IS NULL OR tenant = ANY($1))
-               AND ($2::text IS NULL OR owner = $2)
-               AND ($3::text IS NULL OR kind = $3)
-               AND ($4::text IS NULL
-                    OR ($4 = 'open' AND state = 'open' AND assignee IS NULL)
-                    OR ($4 = 'assigned' AND state = 'open' AND assignee IS NOT NULL)
-                    OR ($4 NOT IN ('open', 'assigned') AND state = $4))
-               AND ($5::bigint IS NULL OR order_number = $5)
-               AND ($6::text IS NULL OR assignee = $6)
-               AND ($7::boolean IS NULL
-                    OR $7 = (state IN ('open', 'retrying') AND sla_due < now()))
-               AND ($8::text IS NULL OR message ILIKE '%' || $8 || '%' OR reason ILIKE '%' || $8 || '%')
-               AND ($9::timestamptz IS NULL OR (sla_due, id) > ($9, $10))
+            " FROM exceptions WHERE ",
+            exception_filter!(),
+            " AND ($9::timestamptz IS NULL OR (sla_due, id) > ($9, $10))
              ORDER BY sla_due, id
              LIMIT $11"
         );
@@ -164,6 +171,24 @@ impl Store {
             .bind(q.limit)
             .fetch_all(self.pool())
             .await?)
+    }
+
+    /// How many exceptions `q` finds (its page bounds ignored).
+    pub async fn count_exceptions(&self, q: &ExceptionQuery) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(concat!(
+            "SELECT count(*) FROM exceptions WHERE ",
+            exception_filter!()
+        ))
+        .bind(&q.tenants)
+        .bind(&q.owner)
+        .bind(&q.kind)
+        .bind(&q.state)
+        .bind(q.order)
+        .bind(&q.assignee)
+        .bind(q.overdue)
+        .bind(q.text.as_deref().map(escape_like))
+        .fetch_one(self.pool())
+        .await?)
     }
 
     pub async fn exception_by_id(&self, id: Uuid) -> Result<Option<OpsException>, StoreError> {

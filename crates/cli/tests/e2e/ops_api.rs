@@ -876,3 +876,195 @@ async fn unmapped_skus_are_listed_with_their_money_and_an_import_releases_the_or
     stack.shutdown().await;
     env.cleanup().await;
 }
+
+/// A bulk retry of a thousand exceptions over a filter, one of which has nothing to
+/// re-drive: an operation whose progress ends at 999 re-driven and one failure with its
+/// reason; the same request again starts nothing; a team acting in bulk on another team's
+/// exceptions fails each, changing none; an operation can be cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_retry_reports_its_progress_and_its_failures() {
+    use ferry_proto::ops::v1::operation_service_client::OperationServiceClient;
+
+    let env = TestEnv::new().await;
+    let stack = Stack::start(
+        env.config(),
+        StackOptions {
+            tenant: "acme".into(),
+            ..StackOptions::default()
+        },
+    )
+    .await
+    .expect("stack");
+    let store = env.store().await;
+    // Where the re-driven messages land (a stream of the test's own).
+    let js = async_nats::jetstream::new(env.nats().await);
+    let subjects = format!("{}.acme.testretry.>", env.prefix);
+    let mut stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: format!("{}_TESTRETRY", env.prefix.to_uppercase()),
+            subjects: vec![subjects],
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    for n in 1..=1000i64 {
+        let mut e = exception("acme", ExceptionKind::DeliveryExhausted, n);
+        e.source_subject = Some(format!("{}.acme.testretry.{n}", env.prefix));
+        if n == 500 {
+            e.payload = Vec::new();
+        }
+        store.upsert_exception(&e).await.expect("recorded");
+    }
+    let tokens = |role: Role| {
+        let store = store.clone();
+        async move {
+            ferry::tokens::create(&store, &format!("{role}@acme"), role, &["acme".into()])
+                .await
+                .expect("token")
+                .1
+        }
+    };
+    let engineering = tokens(Role::Engineering).await;
+    let mut c = connect(&stack.api_url, &engineering).await.expect("client");
+    let (channel, bearer) = ferry::exceptions::channel(&stack.api_url, &engineering)
+        .await
+        .expect("channel");
+    let mut operations = OperationServiceClient::with_interceptor(channel, bearer);
+    let bulk = |action: &str, filter: &str, request_id: &str| pb::BulkActRequest {
+        parent: "tenants/acme".into(),
+        filter: filter.into(),
+        action: action.into(),
+        note: "bulk".into(),
+        request_id: request_id.into(),
+    };
+    let started = c
+        .bulk_act_on_exceptions(bulk(
+            "retry",
+            "kind = delivery_exhausted AND state = open",
+            "b-1",
+        ))
+        .await
+        .expect("bulk")
+        .into_inner();
+    assert_eq!(started.total, 1000);
+    let watcher = operations.clone();
+    let wait_done = move |name: String| {
+        let mut operations = watcher.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            let mut seen = Vec::new();
+            loop {
+                let op = operations
+                    .get_operation(pb::GetOperationRequest { name: name.clone() })
+                    .await
+                    .expect("get")
+                    .into_inner();
+                seen.push(op.succeeded + op.failed);
+                if op.state != "running" {
+                    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "progress only grows");
+                    return op;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "{op:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let done = wait_done(started.name.clone()).await;
+    assert_eq!(
+        (done.state.as_str(), done.succeeded, done.failed),
+        ("done", 999, 1),
+        "{done:?}"
+    );
+    assert_eq!(done.errors.len(), 1);
+    assert!(
+        done.errors[0].contains("no stored work"),
+        "{:?}",
+        done.errors
+    );
+    assert_eq!(stream.info().await.expect("info").state.messages, 999);
+    assert_eq!(
+        names(&mut c, "tenants/acme", "state = retrying")
+            .await
+            .expect("list")
+            .len(),
+        100,
+        "(a page of the 999)"
+    );
+    // The same request: the same operation, nothing done again.
+    let again = c
+        .bulk_act_on_exceptions(bulk(
+            "retry",
+            "kind = delivery_exhausted AND state = open",
+            "b-1",
+        ))
+        .await
+        .expect("bulk")
+        .into_inner();
+    assert_eq!(again.name, started.name);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stream.info().await.expect("info").state.messages, 999);
+
+    // Finance acting in bulk on engineering's exceptions: each fails, none changes.
+    let finance = tokens(Role::Finance).await;
+    let mut f = connect(&stack.api_url, &finance).await.expect("client");
+    let theirs = f
+        .bulk_act_on_exceptions(bulk(
+            "resolve",
+            "kind = delivery_exhausted AND state = retrying",
+            "",
+        ))
+        .await
+        .expect("bulk")
+        .into_inner();
+    let theirs = wait_done(theirs.name).await;
+    assert_eq!((theirs.succeeded, theirs.failed), (0, 999), "{theirs:?}");
+    assert!(
+        theirs.errors[0].contains("may not act"),
+        "{:?}",
+        theirs.errors
+    );
+
+    // Cancelled: it stops, and what it did stays done.
+    let resolving = c
+        .bulk_act_on_exceptions(bulk(
+            "resolve",
+            "kind = delivery_exhausted AND state = retrying",
+            "",
+        ))
+        .await
+        .expect("bulk")
+        .into_inner();
+    let cancelled = operations
+        .cancel_operation(pb::CancelOperationRequest {
+            name: resolving.name.clone(),
+        })
+        .await
+        .expect("cancel")
+        .into_inner();
+    assert!(
+        matches!(cancelled.state.as_str(), "running" | "done"),
+        "{cancelled:?}"
+    );
+    let ended = wait_done(resolving.name).await;
+    assert!(
+        matches!(ended.state.as_str(), "cancelled" | "done"),
+        "{ended:?}"
+    );
+    let resolved = names(&mut c, "tenants/acme", "state = resolved")
+        .await
+        .expect("list")
+        .len() as i64;
+    assert!(
+        resolved <= ended.succeeded.max(100),
+        "{resolved} vs {ended:?}"
+    );
+    // Bad input says so.
+    let bad = c
+        .bulk_act_on_exceptions(bulk("delete", "", ""))
+        .await
+        .expect_err("no such action");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+
+    stack.shutdown().await;
+    env.cleanup().await;
+}

@@ -4,6 +4,7 @@
 //! are served beside it.
 
 pub mod access;
+pub mod bulk;
 pub mod convert;
 pub mod filter;
 pub mod mappings;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use ferry_platform::Platform;
 use ferry_proto::ops::v1::exception_service_server::ExceptionServiceServer;
 use ferry_proto::ops::v1::mapping_service_server::MappingServiceServer;
+use ferry_proto::ops::v1::operation_service_server::OperationServiceServer;
 use ferry_proto::ops::v1::order_service_server::OrderServiceServer;
 use ferry_runtime::FeedSpec;
 use tokio::task::JoinHandle;
@@ -61,6 +63,9 @@ impl Ops {
             .map_err(|source| OpsError::Listen { addr: want, source })?;
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<ExceptionServiceServer<OpsApi>>().await;
+        health.set_serving::<OrderServiceServer<OpsApi>>().await;
+        health.set_serving::<MappingServiceServer<OpsApi>>().await;
+        health.set_serving::<OperationServiceServer<OpsApi>>().await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
@@ -77,7 +82,8 @@ impl Ops {
         );
         let api = ExceptionServiceServer::new(ops.clone());
         let orders = OrderServiceServer::new(ops.clone());
-        let mappings = MappingServiceServer::new(ops);
+        let mappings = MappingServiceServer::new(ops.clone());
+        let operations = OperationServiceServer::new(ops.clone());
         // A re-driven message has gone through once the consumer runner would have given
         // up on it.
         let consumer = &platform.config.consumer;
@@ -85,11 +91,7 @@ impl Ops {
         for tenant in &platform.config.tenants {
             platform.feeds.spawn(
                 FeedSpec::periodic(SERVICE, &tenant.id, UPKEEP_FEED, UPKEEP_EVERY, true),
-                Arc::new(upkeep::Upkeep::new(
-                    &tenant.id,
-                    platform.store.clone(),
-                    quiet,
-                )),
+                Arc::new(upkeep::Upkeep::new(&tenant.id, ops.clone(), quiet)),
                 platform.base.shutdown.clone(),
             );
         }
@@ -102,6 +104,7 @@ impl Ops {
                 .add_service(api)
                 .add_service(orders)
                 .add_service(mappings)
+                .add_service(operations)
                 .serve_with_incoming_shutdown(
                     // Small answers go at once: with Nagle's algorithm each waited ~40 ms
                     // for the client's delayed acknowledgement.

@@ -85,7 +85,11 @@ impl OpsApi {
     }
 
     /// The exception `name` if the caller may see its tenant (NotFound otherwise).
-    async fn visible(&self, who: &Principal, name: &str) -> Result<OpsException, Status> {
+    pub(crate) async fn visible(
+        &self,
+        who: &Principal,
+        name: &str,
+    ) -> Result<OpsException, Status> {
         let (tenant, id) = parse_exception_name(name)?;
         let not_found = || Status::not_found(format!("no exception {name}"));
         if !who.can_see(&tenant) {
@@ -145,6 +149,63 @@ impl OpsApi {
             Vec::new()
         };
         Ok(Response::new(exception(e, audit, full, Utc::now())))
+    }
+}
+
+impl OpsApi {
+    /// Re-drives one exception's stored work as `actor` (its permission already checked):
+    /// a closed exception is left alone; one with nothing stored is FailedPrecondition.
+    pub(crate) async fn retry_one(
+        &self,
+        found: &OpsException,
+        actor: &str,
+        request_id: Option<&str>,
+    ) -> Result<(), Status> {
+        if matches!(found.state.as_str(), "resolved" | "ignored") {
+            return Ok(());
+        }
+        let subject = found
+            .source_subject
+            .clone()
+            .filter(|_| !found.payload.is_empty())
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "{} has no stored work to re-drive: fix the cause (the message says what) \
+                     and Ferry picks it up by itself, then resolve it",
+                    found.kind
+                ))
+            })?;
+        if found.kind == ferry_domain::ExceptionKind::ErpRejected.as_str()
+            && let Some(order) = found.order_number
+        {
+            self.store
+                .ready_rejected_order(&found.tenant, order)
+                .await
+                .map_err(internal)?;
+        }
+        // Durable before it is recorded: a call that fails after this is retried, and the
+        // same id makes JetStream drop the second copy (consumers are idempotent anyway).
+        let msg_id = format!(
+            "retry-{}-{}",
+            found.id,
+            request_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+        );
+        self.publisher
+            .publish(&Outgoing {
+                subject,
+                msg_id,
+                payload: found.payload.clone().into(),
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "retry: the work could not be re-driven");
+                Status::unavailable("the message broker did not take the work; try again")
+            })?;
+        self.store
+            .act_on_exception(found.id, actor, &ExceptionAction::Retry, request_id)
+            .await
+            .map_err(internal)?;
+        Ok(())
     }
 }
 
@@ -302,51 +363,16 @@ impl ExceptionService for OpsApi {
         {
             return self.answer(found.id, true).await;
         }
-        if matches!(found.state.as_str(), "resolved" | "ignored") {
-            return self.answer(found.id, true).await;
-        }
-        let subject = found
-            .source_subject
-            .clone()
-            .filter(|_| !found.payload.is_empty())
-            .ok_or_else(|| {
-                Status::failed_precondition(format!(
-                    "{} has no stored work to re-drive: fix the cause (the message says what) \
-                     and Ferry picks it up by itself, then resolve it",
-                    found.kind
-                ))
-            })?;
-        if found.kind == ferry_domain::ExceptionKind::ErpRejected.as_str()
-            && let Some(order) = found.order_number
-        {
-            self.store
-                .ready_rejected_order(&found.tenant, order)
-                .await
-                .map_err(internal)?;
-        }
-        // Durable before it is recorded: a call that fails after this is retried, and the
-        // same id makes JetStream drop the second copy (consumers are idempotent anyway).
-        let msg_id = format!(
-            "retry-{}-{}",
-            found.id,
-            request_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
-        );
-        self.publisher
-            .publish(&Outgoing {
-                subject,
-                msg_id,
-                payload: found.payload.clone().into(),
-            })
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "retry: the work could not be re-driven");
-                Status::unavailable("the message broker did not take the work; try again")
-            })?;
-        self.store
-            .act_on_exception(found.id, &who.name, &ExceptionAction::Retry, request_id)
-            .await
-            .map_err(internal)?;
+        self.retry_one(&found, &who.name, request_id).await?;
         self.answer(found.id, true).await
+    }
+
+    async fn bulk_act_on_exceptions(
+        &self,
+        request: Request<pb::BulkActRequest>,
+    ) -> Result<Response<pb::Operation>, Status> {
+        let who = self.caller(&request, "BulkActOnExceptions").await?;
+        self.start_bulk(who, request.into_inner()).await
     }
 
     async fn comment_exception(

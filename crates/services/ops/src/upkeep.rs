@@ -1,6 +1,6 @@
 //! The exceptions' upkeep, per tenant and on the feed runner: retries that worked are
-//! resolved, and overdue exceptions are counted for alerting
-//! (`ferry_exceptions_overdue{tenant,owner,kind}`).
+//! resolved, bulk operations whose runner stopped are resumed, and overdue exceptions are
+//! counted for alerting (`ferry_exceptions_overdue{tenant,owner,kind}`).
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -10,10 +10,16 @@ use async_trait::async_trait;
 use ferry_runtime::{Feed, FeedError, Pass};
 use ferry_store::Store;
 
+use crate::server::OpsApi;
+
+/// A running bulk operation not moved for this long has lost its runner.
+const BULK_IDLE: Duration = Duration::from_secs(30);
+
 /// One tenant's upkeep.
 pub struct Upkeep {
     pub tenant: String,
     pub store: Store,
+    api: OpsApi,
     /// How long a re-driven message must go without failing again to count as through:
     /// the time the consumer runner takes to give up on a message.
     pub quiet: Duration,
@@ -22,10 +28,11 @@ pub struct Upkeep {
 }
 
 impl Upkeep {
-    pub fn new(tenant: &str, store: Store, quiet: Duration) -> Upkeep {
+    pub fn new(tenant: &str, api: OpsApi, quiet: Duration) -> Upkeep {
         Upkeep {
             tenant: tenant.to_owned(),
-            store,
+            store: api.store().clone(),
+            api,
             quiet,
             shown: Mutex::new(BTreeSet::new()),
         }
@@ -42,6 +49,23 @@ impl Feed for Upkeep {
             .map_err(FeedError::transient)?;
         if settled > 0 {
             tracing::info!(tenant = %self.tenant, settled, "retries went through");
+        }
+        for id in self
+            .store
+            .stalled_bulks(&self.tenant, BULK_IDLE)
+            .await
+            .map_err(FeedError::transient)?
+        {
+            // Taken (moved) before it is resumed: another replica's upkeep passes it by.
+            if self
+                .store
+                .touch_bulk(id)
+                .await
+                .map_err(FeedError::transient)?
+            {
+                tracing::info!(tenant = %self.tenant, operation = %id, "resuming a bulk operation");
+                self.api.spawn_bulk(id);
+            }
         }
         let overdue = self
             .store
