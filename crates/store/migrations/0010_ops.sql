@@ -47,8 +47,9 @@ CREATE TABLE api_tokens (
         (role IN ('finance', 'operations', 'customer_service', 'engineering', 'admin'))
 );
 
--- The inbox's order: most overdue first.
-CREATE INDEX exceptions_sla_idx ON exceptions (tenant, sla_due) WHERE state IN ('open', 'retrying');
+-- The inbox's order, most overdue first: a team's exceptions in a state, and every open one.
+CREATE INDEX exceptions_inbox_due_idx ON exceptions (tenant, owner, state, sla_due, id);
+CREATE INDEX exceptions_sla_idx ON exceptions (tenant, sla_due, id) WHERE state IN ('open', 'retrying');
 
 -- Bulk actions over a filter, run by the ops service and followed by their progress.
 CREATE TABLE bulk_operations (

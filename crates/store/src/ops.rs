@@ -3,7 +3,7 @@
 //! and the API tokens that say who they are.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::{Store, StoreError};
@@ -113,24 +113,6 @@ pub struct TokenRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// The conditions of an [`ExceptionQuery`], `$1`–`$8` (a macro: sqlx takes only literal
-/// SQL). Every condition is bound; an absent one is NULL and holds.
-macro_rules! exception_filter {
-    () => {
-        "($1::text[] IS NULL OR tenant = ANY($1))
-         AND ($2::text IS NULL OR owner = $2)
-         AND ($3::text IS NULL OR kind = $3)
-         AND ($4::text IS NULL
-              OR ($4 = 'open' AND state = 'open' AND assignee IS NULL)
-              OR ($4 = 'assigned' AND state = 'open' AND assignee IS NOT NULL)
-              OR ($4 NOT IN ('open', 'assigned') AND state = $4))
-         AND ($5::bigint IS NULL OR order_number = $5)
-         AND ($6::text IS NULL OR assignee = $6)
-         AND ($7::boolean IS NULL OR $7 = (state IN ('open', 'retrying') AND sla_due < now()))
-         AND ($8::text IS NULL OR message ILIKE '%' || $8 || '%' OR reason ILIKE '%' || $8 || '%')"
-    };
-}
-
 /// The columns of [`OpsException`] (a macro: sqlx takes only literal SQL).
 macro_rules! columns {
     () => {
@@ -146,49 +128,30 @@ impl Store {
         &self,
         q: &ExceptionQuery,
     ) -> Result<Vec<OpsException>, StoreError> {
-        let (after_due, after_id) = q.after.unzip();
-        // Every condition is bound; an absent one is NULL and holds.
-        let sql = concat!(
-            "SELECT ",
-            columns!(),
-            " FROM exceptions WHERE ",
-            exception_filter!(),
-            " AND ($9::timestamptz IS NULL OR (sla_due, id) > ($9, $10))
-             ORDER BY sla_due, id
-             LIMIT $11"
-        );
-        Ok(sqlx::query_as::<_, OpsException>(sql)
-            .bind(&q.tenants)
-            .bind(&q.owner)
-            .bind(&q.kind)
-            .bind(&q.state)
-            .bind(q.order)
-            .bind(&q.assignee)
-            .bind(q.overdue)
-            .bind(q.text.as_deref().map(escape_like))
-            .bind(after_due)
-            .bind(after_id)
-            .bind(q.limit)
+        let mut sql = QueryBuilder::new(concat!("SELECT ", columns!(), " FROM exceptions"));
+        push_conditions(&mut sql, q);
+        if let Some((due, id)) = q.after {
+            sql.push(" AND (sla_due, id) > (")
+                .push_bind(due)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        sql.push(" ORDER BY sla_due, id LIMIT ").push_bind(q.limit);
+        Ok(sql
+            .build_query_as::<OpsException>()
             .fetch_all(self.pool())
             .await?)
     }
 
     /// How many exceptions `q` finds (its page bounds ignored).
     pub async fn count_exceptions(&self, q: &ExceptionQuery) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(concat!(
-            "SELECT count(*) FROM exceptions WHERE ",
-            exception_filter!()
-        ))
-        .bind(&q.tenants)
-        .bind(&q.owner)
-        .bind(&q.kind)
-        .bind(&q.state)
-        .bind(q.order)
-        .bind(&q.assignee)
-        .bind(q.overdue)
-        .bind(q.text.as_deref().map(escape_like))
-        .fetch_one(self.pool())
-        .await?)
+        let mut sql = QueryBuilder::new("SELECT count(*) FROM exceptions");
+        push_conditions(&mut sql, q);
+        Ok(sql
+            .build_query_scalar::<i64>()
+            .fetch_one(self.pool())
+            .await?)
     }
 
     pub async fn exception_by_id(&self, id: Uuid) -> Result<Option<OpsException>, StoreError> {
@@ -452,6 +415,64 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+/// The conditions of `q`, only those it sets (every value bound): a statement the planner
+/// can fit to an index — a catch-all one (`$n IS NULL OR …`) cannot use the inbox indexes.
+fn push_conditions(sql: &mut QueryBuilder<Postgres>, q: &ExceptionQuery) {
+    sql.push(" WHERE true");
+    match q.tenants.as_deref() {
+        Some([one]) => {
+            sql.push(" AND tenant = ").push_bind(one.clone());
+        }
+        Some(many) => {
+            sql.push(" AND tenant = ANY(")
+                .push_bind(many.to_vec())
+                .push(")");
+        }
+        None => {}
+    }
+    if let Some(owner) = &q.owner {
+        sql.push(" AND owner = ").push_bind(owner.clone());
+    }
+    if let Some(kind) = &q.kind {
+        sql.push(" AND kind = ").push_bind(kind.clone());
+    }
+    match q.state.as_deref() {
+        Some("open") => {
+            sql.push(" AND state = 'open' AND assignee IS NULL");
+        }
+        Some("assigned") => {
+            sql.push(" AND state = 'open' AND assignee IS NOT NULL");
+        }
+        Some(state) => {
+            sql.push(" AND state = ").push_bind(state.to_owned());
+        }
+        None => {}
+    }
+    if let Some(order) = q.order {
+        sql.push(" AND order_number = ").push_bind(order);
+    }
+    if let Some(assignee) = &q.assignee {
+        sql.push(" AND assignee = ").push_bind(assignee.clone());
+    }
+    match q.overdue {
+        Some(true) => {
+            sql.push(" AND state IN ('open', 'retrying') AND sla_due < now()");
+        }
+        Some(false) => {
+            sql.push(" AND NOT (state IN ('open', 'retrying') AND sla_due < now())");
+        }
+        None => {}
+    }
+    if let Some(text) = &q.text {
+        let pattern = format!("%{}%", escape_like(text));
+        sql.push(" AND (message ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR reason ILIKE ")
+            .push_bind(pattern)
+            .push(")");
     }
 }
 
