@@ -74,6 +74,8 @@ enum Command {
         #[command(subcommand)]
         bench: Bench,
     },
+    /// Print a shell completion script: `ferry completions bash > /etc/bash_completion.d/ferry`.
+    Completions { shell: clap_complete::Shell },
     /// Apply the database migrations and exit.
     Migrate {
         #[arg(long, env = "FERRY_CONFIG")]
@@ -133,6 +135,22 @@ enum Service {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Completions are written from the command's own definition: no runtime needed.
+    if let Command::Completions { shell } = &cli.command {
+        use clap::CommandFactory as _;
+        use std::io::Write as _;
+        // Into memory first (clap_complete panics when its writer fails, e.g. a closed pipe).
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut Cli::command(), "ferry", &mut script);
+        return match std::io::stdout().write_all(&script) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ferry: writing the completion script: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // `transform` is a pure function of its inputs: no runtime, no telemetry.
     if let Command::Transform(args) = &cli.command {
         return ferry::transform_cmd::run(args);
@@ -208,7 +226,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Transform(_) => Ok(()),
+        Command::Transform(_) | Command::Completions { .. } => Ok(()),
     }
 }
 

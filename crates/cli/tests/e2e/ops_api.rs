@@ -428,6 +428,11 @@ async fn filters_and_pages_find_each_exception_once_most_overdue_first() {
     let resolved: serde_json::Value = serde_json::from_str(resolved.trim()).expect("json");
     assert_eq!(resolved["state"], "resolved");
     assert_eq!(resolved["audit"][0]["actor"], "ops@acme");
+    let bash = ferry(&["completions", "bash"]);
+    assert!(
+        bash.contains("exceptions") && bash.contains("tokens") && bash.contains("--filter"),
+        "shell completions know the commands"
+    );
     let shown = ferry(&["exceptions", "show", &name]);
     assert!(
         shown.contains("mapping added") && shown.contains("resolve"),
