@@ -39,6 +39,13 @@ if [[ ! -x "$VENV/bin/nats-server" ]] || ! "$VENV/bin/nats-server" --version 2>/
 fi
 "$VENV/bin/nats-server" --version >&2
 
+# aiosmtpd: a real SMTP server for the notification tests, pinned.
+AIOSMTPD_VERSION="1.4.6"
+if ! "$VENV/bin/python" -c "import aiosmtpd, sys; sys.exit(aiosmtpd.__version__ != '$AIOSMTPD_VERSION')" 2>/dev/null; then
+  log "installing aiosmtpd $AIOSMTPD_VERSION into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION"
+fi
+
 # PostgreSQL server binaries (initdb, pg_ctl); Ferry runs its own throw-away clusters.
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   apt_install postgresql postgresql-contrib

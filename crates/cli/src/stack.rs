@@ -106,6 +106,8 @@ pub struct StackOptions {
     pub inventory: ferry_config::InventoryConfig,
     /// What the reconciler holds the demo tenant to.
     pub targets: ferry_config::TargetsConfig,
+    /// Who hears about the demo tenant's exceptions (nobody by default).
+    pub notifications: ferry_config::NotificationsConfig,
 }
 
 impl Default for StackOptions {
@@ -136,6 +138,7 @@ impl Default for StackOptions {
                 ..Default::default()
             },
             targets: ferry_config::TargetsConfig::default(),
+            notifications: ferry_config::NotificationsConfig::default(),
         }
     }
 }
@@ -234,6 +237,7 @@ impl Stack {
                 fulfilment: options.fulfilment.clone(),
                 inventory: options.inventory.clone(),
                 targets: options.targets.clone(),
+                notifications: options.notifications.clone(),
             });
         }
         config.validate()?;

@@ -3,6 +3,7 @@
 //! order-to-cash rules). Layered defaults < a TOML file < the `FERRY_*` environment (added
 //! by the binary), validated once at start-up; secrets are [`SecretString`]s.
 
+mod notify;
 mod tenant;
 
 use std::collections::BTreeSet;
@@ -19,6 +20,7 @@ pub use ferry_runtime::config::{
     ConsumerConfig, FeedsConfig, LogFormat, NatsConfig, OpsConfig, RuntimeConfig, TelemetryConfig,
     is_token,
 };
+pub use notify::*;
 pub use tenant::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,8 @@ pub struct Config {
     pub erp_writer: ErpWriterConfig,
     pub reconciler: ReconcilerConfig,
     pub api: ApiConfig,
+    /// The SMTP server exception notifications are e-mailed through.
+    pub smtp: SmtpConfig,
     /// Extra tenant files (`*.toml`, one brand each) are read from this directory.
     pub tenants_dir: Option<PathBuf>,
     pub tenants: Vec<TenantConfig>,
@@ -306,6 +310,9 @@ impl Config {
             if t.erp.kind.is_empty() {
                 return bad(format!("tenant {}: erp.kind is missing", t.id));
             }
+            if let Err(m) = t.notifications.validate(&self.smtp) {
+                return bad(format!("tenant {}: {m}", t.id));
+            }
         }
         Ok(())
     }
@@ -393,6 +400,44 @@ mod tests {
         assert!(Config::from_toml("[nats]\nprefix = \"a b\"").is_err());
         assert!(Config::from_toml("[nats]\nunknown = 1").is_err());
         assert!(Config::from_toml("[ingest]\nsnapshot_batch = 500").is_err());
+    }
+
+    #[test]
+    fn notification_channels_are_checked_and_their_webhooks_kept_secret() {
+        let channels = r#"
+        [tenants.notifications]
+        window = "30s"
+        [[tenants.notifications.channels]]
+        name = "finance-chat"
+        team = "finance"
+        webhook = "https://hooks.example/T000/secret-path"
+        [[tenants.notifications.channels]]
+        name = "cfo"
+        team = "finance"
+        email = ["cfo@brand.example"]
+        events = ["overdue"]
+        "#;
+        let without_smtp = format!("{TENANT}{channels}");
+        assert!(
+            matches!(Config::from_toml(&without_smtp), Err(ConfigError::Invalid(m)) if m.contains("[smtp]"))
+        );
+        let with_smtp = format!("[smtp]\nhost = \"mail.brand.example\"\n{without_smtp}");
+        let config = Config::from_toml(&with_smtp).expect("valid");
+        let n = &config.tenant("acme").expect("tenant").notifications;
+        assert_eq!(n.window, Duration::from_secs(30));
+        assert_eq!(n.channels[1].events, vec![NoticeEvent::Overdue]);
+        assert_eq!(n.channels[0].team, ferry_domain::Owner::Finance);
+        assert!(!format!("{config:?}").contains("secret-path"));
+        let both = with_smtp.replace("events = [\"overdue\"]", "webhook = \"https://x\"");
+        assert!(
+            Config::from_toml(&both).is_err(),
+            "a webhook and e-mail in one channel"
+        );
+        let no_team = with_smtp.replace(
+            "team = \"finance\"\n        webhook",
+            "team = \"sales\"\n        webhook",
+        );
+        assert!(Config::from_toml(&no_team).is_err(), "no such team");
     }
 
     /// The configuration the Helm chart mounts is one Ferry reads (a key after a table

@@ -26,6 +26,9 @@ pub struct TenantConfig {
     pub inventory: InventoryConfig,
     #[serde(default)]
     pub targets: TargetsConfig,
+    /// Who hears about this brand's exceptions, and where.
+    #[serde(default)]
+    pub notifications: crate::NotificationsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -27,6 +27,38 @@ impl Owner {
     }
 }
 
+impl Owner {
+    pub const ALL: [Owner; 4] = [
+        Owner::Finance,
+        Owner::Operations,
+        Owner::CustomerService,
+        Owner::Engineering,
+    ];
+
+    /// The team's name as people say it.
+    pub fn team_name(&self) -> &'static str {
+        match self {
+            Owner::Finance => "Finance",
+            Owner::Operations => "Operations",
+            Owner::CustomerService => "Customer service",
+            Owner::Engineering => "Engineering",
+        }
+    }
+}
+
+impl FromStr for Owner {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Owner::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| {
+                format!("no team called `{s}` (finance, operations, customer_service, engineering)")
+            })
+    }
+}
+
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -194,6 +226,43 @@ impl ExceptionKind {
             ExceptionKind::UnexplainedErpDocument => "unexplained_erp_document",
             ExceptionKind::ShipmentNotInCentra => "shipment_not_in_centra",
             ExceptionKind::DuplicateCentraShipment => "duplicate_centra_shipment",
+        }
+    }
+
+    /// The kind in the owning team's words, for notifications and the console.
+    pub fn title(&self) -> &'static str {
+        match self {
+            ExceptionKind::UnmappedSku => "Items not mapped to an ERP item",
+            ExceptionKind::UnmappedCurrency => "Orders in a currency the ERP is not set up for",
+            ExceptionKind::UnmappedTaxRate => "Tax rates without an ERP tax code",
+            ExceptionKind::SnapshotInconsistent => "Orders whose Centra totals do not add up",
+            ExceptionKind::InvalidSnapshot => "Orders Centra sent incomplete",
+            ExceptionKind::PoisonMessage => "Messages Ferry could not read",
+            ExceptionKind::DeliveryExhausted => "Work that kept failing and was set aside",
+            ExceptionKind::ErpRejected => "Orders the ERP refused",
+            ExceptionKind::ErpTotalsMismatch => "ERP totals differ from what the customer paid",
+            ExceptionKind::ErpDocumentCancelled => "Sales orders cancelled in the ERP",
+            ExceptionKind::AmendmentNotApplied => "Order changes not applied in the ERP",
+            ExceptionKind::OrderNotFound => "Orders Centra no longer knows",
+            ExceptionKind::ShipmentForUnknownOrder => "Shipments for orders Ferry never posted",
+            ExceptionKind::ShipmentQuantityMismatch => "Shipments that do not match their order",
+            ExceptionKind::ShipmentRefused => "Shipments Centra refused (customer not told)",
+            ExceptionKind::CaptureFailed => "Payments not captured after shipping",
+            ExceptionKind::TrackingMissing => "Shipments without a tracking number",
+            ExceptionKind::StockDrift => "Centra stock differs from the ERP",
+            ExceptionKind::StockRefused => "Stock levels Centra refused",
+            ExceptionKind::FeedFailed => "A feed from the ERP or Centra has stopped",
+            ExceptionKind::ErpRecordUnreadable => "ERP records Ferry could not read",
+            ExceptionKind::OrderMissingInErp => "Orders missing from the ERP",
+            ExceptionKind::ErpDocumentDeleted => "Posted orders deleted from the ERP",
+            ExceptionKind::DuplicateErpDocument => "Orders booked twice in the ERP",
+            ExceptionKind::ErpDocumentAltered => "Posted orders changed in the ERP",
+            ExceptionKind::TaxRoundingDifference => "Tax rounded differently in the ERP",
+            ExceptionKind::ErpCurrencyMismatch => "ERP documents in the wrong currency",
+            ExceptionKind::OneSidedCancellation => "Orders cancelled on one side only",
+            ExceptionKind::UnexplainedErpDocument => "ERP sales orders no Centra order explains",
+            ExceptionKind::ShipmentNotInCentra => "Shipped, but the customer has not been told",
+            ExceptionKind::DuplicateCentraShipment => "Shipments told to Centra twice",
         }
     }
 

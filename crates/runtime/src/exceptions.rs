@@ -61,6 +61,7 @@ impl ExceptionSink for RecordAndAnnounce {
             raised_at: Some(ferry_proto::timestamp(std::time::SystemTime::now())),
             source_subject: exception.source_subject.clone().unwrap_or_default(),
             payload: exception.payload.clone(),
+            seen_count: count,
         };
         let outgoing = Outgoing {
             subject: self

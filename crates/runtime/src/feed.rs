@@ -13,6 +13,7 @@
 //! | `Transient` | waits what it asked for, else backon's next delay |
 //! | `Permanent` | records the exception (with its payload), then waits like a failure |
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,7 +110,7 @@ pub struct FeedSpec {
     pub service: &'static str,
     pub tenant: String,
     /// The feed's name (`erp-shipments`, `centra-events`, …): metrics, spans, lease, cursor.
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// How long to wait after a pass that found nothing new.
     pub every: Duration,
     /// Only one replica runs it at a time.
@@ -128,13 +129,13 @@ impl FeedSpec {
     pub fn source(
         service: &'static str,
         tenant: &str,
-        name: &'static str,
+        name: impl Into<Cow<'static, str>>,
         every: Duration,
     ) -> Self {
         FeedSpec {
             service,
             tenant: tenant.to_owned(),
-            name,
+            name: name.into(),
             every,
             leader: true,
             cursor: true,
@@ -147,7 +148,7 @@ impl FeedSpec {
     pub fn periodic(
         service: &'static str,
         tenant: &str,
-        name: &'static str,
+        name: impl Into<Cow<'static, str>>,
         every: Duration,
         leader: bool,
     ) -> Self {
@@ -275,7 +276,7 @@ impl Meters {
         let labels = [
             ("service", spec.service.to_owned()),
             ("tenant", spec.tenant.clone()),
-            ("feed", spec.name.to_owned()),
+            ("feed", spec.name.to_string()),
         ];
         let outcome = |o: &'static str| {
             let mut l = labels.to_vec();
@@ -353,7 +354,7 @@ impl FeedRunner {
                 .as_ref()
                 .map_or_else(CancellationToken::new, Lease::lost);
             meters.leading.set(1.0);
-            tracing::info!(service = spec.service, tenant = %spec.tenant, feed = spec.name, "feed leading");
+            tracing::info!(service = spec.service, tenant = %spec.tenant, feed = %spec.name, "feed leading");
             if self.begin(&spec, feed.as_ref(), &lost, &shutdown).await {
                 leading.set(true);
                 self.lead(&spec, &key, feed.as_ref(), &meters, &lost, &shutdown)
@@ -386,13 +387,13 @@ impl FeedRunner {
                     reason,
                     retry_after,
                 }) => {
-                    tracing::warn!(feed = spec.name, tenant = %spec.tenant, reason = %reason, "feed cannot start; retrying");
+                    tracing::warn!(feed = %spec.name, tenant = %spec.tenant, reason = %reason, "feed cannot start; retrying");
                     retry_after.or_else(|| delays.next())
                 }
                 Err(FeedError::Permanent(exception)) => {
-                    tracing::warn!(feed = spec.name, tenant = %spec.tenant, reason = %exception.reason, "feed cannot start");
+                    tracing::warn!(feed = %spec.name, tenant = %spec.tenant, reason = %exception.reason, "feed cannot start");
                     if let Err(e) = self.sink.record(&exception).await {
-                        tracing::error!(feed = spec.name, error = %e, "cannot record the feed's exception; trying again");
+                        tracing::error!(feed = %spec.name, error = %e, "cannot record the feed's exception; trying again");
                     }
                     delays.next()
                 }
@@ -444,7 +445,7 @@ impl FeedRunner {
                 match self.cursors.read(key).await {
                     Ok(p) => position = Some(p),
                     Err(e) => {
-                        tracing::warn!(feed = spec.name, tenant = %spec.tenant, error = %e, "cannot read the feed's cursor");
+                        tracing::warn!(feed = %spec.name, tenant = %spec.tenant, error = %e, "cannot read the feed's cursor");
                         if !nap(shutdown, lost, delays.next().unwrap_or(backoff_max)).await {
                             return;
                         }
@@ -459,7 +460,7 @@ impl FeedRunner {
                     otel.name = %format!("{} pass", spec.name),
                     ferry.service = spec.service,
                     ferry.tenant = %spec.tenant,
-                    ferry.feed = spec.name,
+                    ferry.feed = %spec.name,
                     ferry.items = tracing::field::Empty,
                 )
             } else {
@@ -468,7 +469,7 @@ impl FeedRunner {
                     otel.name = %format!("{} pass", spec.name),
                     ferry.service = spec.service,
                     ferry.tenant = %spec.tenant,
-                    ferry.feed = spec.name,
+                    ferry.feed = %spec.name,
                     ferry.items = tracing::field::Empty,
                 )
             };
@@ -484,7 +485,7 @@ impl FeedRunner {
                     span.record("ferry.items", pass.items);
                     if let Err(e) = self.record_all(&pass.exceptions).await {
                         // Not recorded: the cursor stays, and the pass comes again.
-                        tracing::warn!(feed = spec.name, tenant = %spec.tenant, error = %e, "cannot record what the pass went on without; passing again");
+                        tracing::warn!(feed = %spec.name, tenant = %spec.tenant, error = %e, "cannot record what the pass went on without; passing again");
                         meters.failed.increment(1);
                         if !nap(shutdown, lost, delays.next().unwrap_or(backoff_max)).await {
                             return;
@@ -498,7 +499,7 @@ impl FeedRunner {
                             Err(e) => {
                                 // Someone else moved it (we lost the lead) or the bucket is
                                 // away: read it again; the work done is idempotent.
-                                tracing::warn!(feed = spec.name, tenant = %spec.tenant, error = %e, "cursor not stored");
+                                tracing::warn!(feed = %spec.name, tenant = %spec.tenant, error = %e, "cursor not stored");
                                 meters.failed.increment(1);
                                 position = None;
                                 if !nap(shutdown, lost, delays.next().unwrap_or(backoff_max)).await
@@ -525,14 +526,14 @@ impl FeedRunner {
                 }) => {
                     meters.failed.increment(1);
                     let wait = retry_after.or_else(|| delays.next()).unwrap_or(backoff_max);
-                    tracing::warn!(feed = spec.name, tenant = %spec.tenant, reason = %reason, retry_in = ?wait, "feed pass failed; retrying");
+                    tracing::warn!(feed = %spec.name, tenant = %spec.tenant, reason = %reason, retry_in = ?wait, "feed pass failed; retrying");
                     wait
                 }
                 Err(FeedError::Permanent(exception)) => {
                     meters.failed.increment(1);
-                    tracing::warn!(feed = spec.name, tenant = %spec.tenant, kind = %exception.kind, reason = %exception.reason, "feed pass failed for good");
+                    tracing::warn!(feed = %spec.name, tenant = %spec.tenant, kind = %exception.kind, reason = %exception.reason, "feed pass failed for good");
                     if let Err(e) = self.sink.record(&exception).await {
-                        tracing::error!(feed = spec.name, error = %e, "cannot record the feed's exception; trying again");
+                        tracing::error!(feed = %spec.name, error = %e, "cannot record the feed's exception; trying again");
                     }
                     delays.next().unwrap_or(backoff_max)
                 }

@@ -15,6 +15,7 @@ pub mod bulk;
 pub mod fulfilment;
 pub mod inventory;
 pub mod ledger;
+pub mod notify;
 pub mod ops;
 pub mod reconciliation;
 pub mod sku_cache;
@@ -269,6 +270,26 @@ impl Store {
         .bind(tenant)
         .bind(limit)
         .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The snapshot the ledger kept for an order (bodies are kept for orders that wait,
+    /// not for those that went straight to the ERP).
+    pub async fn kept_snapshot(
+        &self,
+        tenant: &str,
+        order_number: i64,
+    ) -> Result<Option<BlockedOrder>, StoreError> {
+        Ok(sqlx::query_as::<_, BlockedOrder>(
+            "SELECT l.order_number, l.snapshot_hash, l.snapshot_fetched_at, l.first_accepted_at, s.body
+             FROM order_ledger l
+             JOIN order_snapshots s ON s.tenant = l.tenant AND s.order_number = l.order_number
+                                   AND s.snapshot_hash = l.snapshot_hash
+             WHERE l.tenant = $1 AND l.order_number = $2",
+        )
+        .bind(tenant)
+        .bind(order_number)
+        .fetch_optional(&self.pool)
         .await?)
     }
 

@@ -10,6 +10,7 @@
 )]
 
 pub mod infra;
+pub mod mail;
 pub mod rpc_proxy;
 
 use std::io::{Read, Seek, Write};

@@ -9,6 +9,7 @@ mod erp_faults;
 mod file_drop;
 mod fulfilment;
 mod inventory;
+mod notifications;
 mod ops_api;
 mod pipeline;
 mod reconcile;

@@ -8,6 +8,7 @@ pub mod bulk;
 pub mod convert;
 pub mod filter;
 pub mod mappings;
+pub mod notify;
 pub mod orders;
 pub mod server;
 pub mod tokens;
@@ -49,6 +50,8 @@ pub enum OpsError {
 pub struct Ops {
     pub addr: SocketAddr,
     task: JoinHandle<Result<(), OpsError>>,
+    /// The notice consumers (one per tenant with notification channels).
+    notices: tokio::task::JoinSet<()>,
 }
 
 impl Ops {
@@ -69,16 +72,11 @@ impl Ops {
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
-        let tenants = platform
-            .config
-            .tenants
-            .iter()
-            .map(|t| t.id.clone())
-            .collect();
         let ops = OpsApi::new(
             platform.store.clone(),
             platform.base.publisher.clone(),
-            tenants,
+            platform.base.topology.clone(),
+            &platform.config.tenants,
         );
         let api = ExceptionServiceServer::new(ops.clone());
         let orders = OrderServiceServer::new(ops.clone());
@@ -88,12 +86,24 @@ impl Ops {
         // up on it.
         let consumer = &platform.config.consumer;
         let quiet = consumer.ack_wait * u32::try_from(consumer.max_deliver.max(1)).unwrap_or(1);
+        let mut notices = tokio::task::JoinSet::new();
         for tenant in &platform.config.tenants {
+            let escalates = tenant
+                .notifications
+                .channels
+                .iter()
+                .any(|c| c.events.contains(&ferry_config::NoticeEvent::Overdue));
             platform.feeds.spawn(
                 FeedSpec::periodic(SERVICE, &tenant.id, UPKEEP_FEED, UPKEEP_EVERY, true),
-                Arc::new(upkeep::Upkeep::new(&tenant.id, ops.clone(), quiet)),
+                Arc::new(upkeep::Upkeep::new(
+                    &tenant.id,
+                    ops.clone(),
+                    quiet,
+                    escalates,
+                )),
                 platform.base.shutdown.clone(),
             );
+            notify::start(platform, tenant, &mut notices);
         }
         let shutdown = platform.base.shutdown.clone();
         tracing::info!(%addr, "operations API listening");
@@ -114,11 +124,16 @@ impl Ops {
                 .await?;
             Ok(())
         });
-        Ok(Ops { addr, task })
+        Ok(Ops {
+            addr,
+            task,
+            notices,
+        })
     }
 
     /// Ends when the server has stopped.
-    pub async fn wait(self) -> Result<(), OpsError> {
+    pub async fn wait(mut self) -> Result<(), OpsError> {
+        while self.notices.join_next().await.is_some() {}
         match self.task.await {
             Ok(result) => result,
             Err(e) => {

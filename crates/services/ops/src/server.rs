@@ -2,10 +2,14 @@
 //! caller's role and tenants, then answered from the store. A tenant the caller may not
 //! see answers NotFound, as if the exception did not exist.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use chrono::Utc;
+use ferry_domain::Rules;
 use ferry_proto::ops::v1 as pb;
 use ferry_proto::ops::v1::exception_service_server::ExceptionService;
-use ferry_runtime::nats::{Outgoing, Publisher};
+use ferry_runtime::nats::{Outgoing, Publisher, Topology};
 use ferry_store::Store;
 use ferry_store::ops::{ExceptionAction, ExceptionQuery, OpsException};
 use tonic::{Request, Response, Status};
@@ -24,17 +28,45 @@ const MAX_PAGE: i32 = 500;
 pub struct OpsApi {
     store: Store,
     publisher: Publisher,
+    topology: Topology,
     /// The tenants this deployment serves (what `*` in a token stands for).
     tenants: Vec<String>,
+    /// Each tenant's order-to-cash rules, for replays.
+    rules: Arc<BTreeMap<String, Rules>>,
 }
 
 impl OpsApi {
-    pub fn new(store: Store, publisher: Publisher, tenants: Vec<String>) -> OpsApi {
+    pub fn new(
+        store: Store,
+        publisher: Publisher,
+        topology: Topology,
+        tenants: &[ferry_config::TenantConfig],
+    ) -> OpsApi {
         OpsApi {
             store,
             publisher,
-            tenants,
+            topology,
+            tenants: tenants.iter().map(|t| t.id.clone()).collect(),
+            rules: Arc::new(
+                tenants
+                    .iter()
+                    .map(|t| (t.id.clone(), t.rules.clone()))
+                    .collect(),
+            ),
         }
+    }
+
+    pub(crate) fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    pub(crate) fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// A tenant's rules; `None` for a tenant this deployment does not serve.
+    pub(crate) fn rules(&self, tenant: &str) -> Option<&Rules> {
+        self.rules.get(tenant)
     }
 
     /// The tenants the caller may see, by name.

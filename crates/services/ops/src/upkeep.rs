@@ -14,6 +14,8 @@ use crate::server::OpsApi;
 
 /// A running bulk operation not moved for this long has lost its runner.
 const BULK_IDLE: Duration = Duration::from_secs(30);
+/// Queued notices are kept this long: every channel has long sent them.
+const NOTICES_KEPT_DAYS: i32 = 14;
 
 /// One tenant's upkeep.
 pub struct Upkeep {
@@ -23,17 +25,20 @@ pub struct Upkeep {
     /// How long a re-driven message must go without failing again to count as through:
     /// the time the consumer runner takes to give up on a message.
     pub quiet: Duration,
+    /// Some channel of the tenant hears of overdue exceptions: queue their notices.
+    escalates: bool,
     /// The (owner, kind) gauges set last pass, so those no longer overdue go to zero.
     shown: Mutex<BTreeSet<(String, String)>>,
 }
 
 impl Upkeep {
-    pub fn new(tenant: &str, api: OpsApi, quiet: Duration) -> Upkeep {
+    pub fn new(tenant: &str, api: OpsApi, quiet: Duration, escalates: bool) -> Upkeep {
         Upkeep {
             tenant: tenant.to_owned(),
             store: api.store().clone(),
             api,
             quiet,
+            escalates,
             shown: Mutex::new(BTreeSet::new()),
         }
     }
@@ -88,11 +93,27 @@ impl Feed for Upkeep {
         for (owner, kind, n) in &overdue {
             gauge(owner, kind, *n as f64);
         }
-        let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
-        for (owner, kind) in shown.difference(&now) {
-            gauge(owner, kind, 0.0);
+        {
+            let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
+            for (owner, kind) in shown.difference(&now) {
+                gauge(owner, kind, 0.0);
+            }
+            *shown = now;
         }
-        *shown = now;
+        if self.escalates {
+            let queued = self
+                .store
+                .queue_overdue_notices(&self.tenant)
+                .await
+                .map_err(FeedError::transient)?;
+            if queued > 0 {
+                tracing::info!(tenant = %self.tenant, queued, "overdue exceptions escalated");
+            }
+        }
+        self.store
+            .prune_notices(&self.tenant, NOTICES_KEPT_DAYS)
+            .await
+            .map_err(FeedError::transient)?;
         Ok(Pass::idle(cursor))
     }
 }
