@@ -58,6 +58,10 @@ enum Command {
         #[command(subcommand)]
         command: ferry::orders::OrderCommand,
     },
+    /// Run an order through today's mapping and rules: `--dry-run` shows the difference
+    /// from what was posted; without it the order goes on (posted, or an amendment —
+    /// never a second sales order).
+    Replay(ferry::orders::ReplayArgs),
     /// The operations API's tokens (straight in the database: for administrators).
     Tokens {
         #[command(subcommand)]
@@ -182,6 +186,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Exceptions { command } => ferry::exceptions::run(command).await,
         Command::Tokens { command } => ferry::tokens::run(command).await,
         Command::Order { command } => ferry::orders::run(command).await,
+        Command::Replay(args) => ferry::orders::replay(args).await,
         Command::Reconcile { command } => ferry::reconcile::run(command).await,
         Command::Centra {
             command: CentraCommand::Check(args),

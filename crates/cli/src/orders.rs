@@ -1,4 +1,4 @@
-//! `ferry order show|search`: customer service's "where is this order?" from a terminal,
+//! `ferry order show|search` and `ferry replay`: customer service's "where is this order?" from a terminal,
 //! through the operations API (`[api]` or `FERRY_API__URL` / `FERRY_API__TOKEN`).
 
 use std::io::Write as _;
@@ -116,6 +116,105 @@ pub async fn run(command: OrderCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    pub tenant: String,
+    pub number: i64,
+    /// Only show what would change; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, env = "FERRY_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let (url, token) = endpoint(args.config.as_deref())?;
+    let (ch, bearer) = channel(&url, &token).await?;
+    let r = OrderServiceClient::with_interceptor(ch, bearer)
+        .replay_order(pb::ReplayOrderRequest {
+            name: format!("tenants/{}/orders/{}", args.tenant, args.number),
+            dry_run: args.dry_run,
+            request_id: String::new(),
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    let mut out = std::io::stdout();
+    if args.json {
+        writeln!(out, "{}", replay_json(&r))?;
+        return Ok(());
+    }
+    let money = |m: i64| money_of(Some(m), &r.currency);
+    writeln!(
+        out,
+        "order {} — today: {} — compared with: {} — {}",
+        args.number,
+        r.release,
+        r.compared_with,
+        match (r.action.as_str(), r.applied) {
+            ("post", true) => "sent on to the ERP",
+            ("post", false) => "would be sent to the ERP",
+            ("amend", true) => "sent on as an amendment of the posted order",
+            ("amend", false) => "would be an amendment of the posted order",
+            ("hold", _) => "still held back",
+            _ => "nothing differs; nothing sent",
+        }
+    )?;
+    for p in &r.problems {
+        writeln!(out, "  problem: {p}")?;
+    }
+    for l in &r.lines {
+        writeln!(
+            out,
+            "  {:<8} {:<9} {:<18} item {} → {}  qty {} → {}  {} → {}  tax {} → {}",
+            l.change,
+            l.kind,
+            l.sku,
+            or_dash(&l.previous_erp_item),
+            or_dash(&l.erp_item),
+            l.previous_quantity,
+            l.quantity,
+            money(l.previous_gross_minor),
+            money(l.gross_minor),
+            money(l.previous_tax_minor),
+            money(l.tax_minor)
+        )?;
+    }
+    writeln!(
+        out,
+        "  total {} → {}  tax {} → {}",
+        money(r.previous_gross_minor),
+        money(r.gross_minor),
+        money(r.previous_tax_minor),
+        money(r.tax_minor)
+    )?;
+    Ok(())
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
+}
+
+/// A replay's answer as a JSON object.
+pub fn replay_json(r: &pb::ReplayOrderResponse) -> serde_json::Value {
+    serde_json::json!({
+        "release": r.release, "problems": r.problems, "compared_with": r.compared_with,
+        "currency": r.currency, "action": r.action, "applied": r.applied,
+        "previous_gross_minor": r.previous_gross_minor, "gross_minor": r.gross_minor,
+        "previous_tax_minor": r.previous_tax_minor, "tax_minor": r.tax_minor,
+        "lines": r.lines.iter().map(|l| serde_json::json!({
+            "change": l.change, "kind": l.kind, "sku": l.sku,
+            "previous_erp_item": l.previous_erp_item, "erp_item": l.erp_item,
+            "previous_quantity": l.previous_quantity, "quantity": l.quantity,
+            "previous_gross_minor": l.previous_gross_minor, "gross_minor": l.gross_minor,
+            "previous_tax_minor": l.previous_tax_minor, "tax_minor": l.tax_minor,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// A timeline as a JSON object.

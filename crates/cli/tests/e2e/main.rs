@@ -16,6 +16,7 @@ mod reconcile;
 mod reconcile_journey;
 mod reconcile_run;
 mod release;
+mod replay;
 mod sources;
 mod traces;
 mod tryton;

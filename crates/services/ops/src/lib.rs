@@ -10,6 +10,7 @@ pub mod filter;
 pub mod mappings;
 pub mod notify;
 pub mod orders;
+pub mod replay;
 pub mod server;
 pub mod tokens;
 pub mod upkeep;

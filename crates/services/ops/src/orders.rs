@@ -8,6 +8,7 @@ use ferry_store::ops::ExceptionQuery;
 use ferry_store::timeline::OrderFound;
 use tonic::{Request, Response, Status};
 
+use crate::access::Role;
 use crate::convert::{exception, parse_parent, timestamp};
 use crate::server::{OpsApi, internal};
 
@@ -70,6 +71,33 @@ impl OrderService for OpsApi {
         Ok(Response::new(pb::SearchOrdersResponse {
             orders: found.into_iter().map(summary).collect(),
         }))
+    }
+
+    async fn replay_order(
+        &self,
+        request: Request<pb::ReplayOrderRequest>,
+    ) -> Result<Response<pb::ReplayOrderResponse>, Status> {
+        let who = self.caller(&request, "ReplayOrder").await?;
+        let r = request.into_inner();
+        let (tenant, number) = parse_order_name(&r.name)?;
+        // Applying changes what reaches the ERP: the teams that own order data, not
+        // customer service (who may look at the difference).
+        if !r.dry_run && who.role == Role::CustomerService && who.can_see(&tenant) {
+            tracing::warn!(caller = %who.name, order = %r.name, "replay refused: role");
+            return Err(Status::permission_denied(
+                "customer service may look at a replay's difference (dry run) but not apply it",
+            ));
+        }
+        let mut answer = self
+            .replay(&who, &r.name, &tenant, number, r.dry_run, &r.request_id)
+            .await?;
+        answer.order = self
+            .store()
+            .order_timeline(&tenant, number)
+            .await
+            .map_err(internal)?
+            .map(|t| summary(t.order));
+        Ok(Response::new(answer))
     }
 
     async fn get_order_timeline(

@@ -200,6 +200,21 @@ impl Handler for TransformHandler {
             .map_err(HandlerError::transient)?;
 
         match outcome {
+            // Replayed by a person (`ferry replay`) after the order reached the ERP: the
+            // same Centra data may now make a different order (a mapping changed), which
+            // is an amendment like any change after posting.
+            SnapshotOutcome::AlreadyApplied(state) if replay && state.reached_erp() => {
+                let posted = self
+                    .store
+                    .ledger_row(&self.tenant.id, order.order_number)
+                    .await
+                    .map_err(store_error)?
+                    .map(|r| r.order_fingerprint)
+                    .unwrap_or_default();
+                if posted != fingerprint && order.release != Release::Held {
+                    self.amendment(&order, state, delivery, &message).await?;
+                }
+            }
             SnapshotOutcome::Applied
             | SnapshotOutcome::Changed(_)
             | SnapshotOutcome::AlreadyApplied(_) => {
