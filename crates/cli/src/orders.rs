@@ -68,13 +68,16 @@ pub async fn run(command: OrderCommand) -> anyhow::Result<()> {
                 )?;
             }
             for s in &t.steps {
+                // The trace's first 8 digits: enough to find it in the tracing UI.
+                let trace = s.trace_id.get(..8).map(|t| format!("  [trace {t}…]"));
                 writeln!(
                     out,
-                    "  {}  {:<20} {:<22} {}",
+                    "  {}  {:<20} {:<22} {}{}",
                     time(s.at.as_ref()),
                     s.step,
                     s.by,
-                    s.detail
+                    s.detail,
+                    trace.unwrap_or_default()
                 )?;
             }
             if !t.verdict.is_empty() {
@@ -226,6 +229,7 @@ pub fn timeline_json(t: &pb::OrderTimeline) -> serde_json::Value {
         })),
         "steps": t.steps.iter().map(|s| serde_json::json!({
             "at": time(s.at.as_ref()), "step": s.step, "by": s.by, "detail": s.detail,
+            "trace_id": s.trace_id,
         })).collect::<Vec<_>>(),
         "verdict": t.verdict,
         "causes": t.causes,

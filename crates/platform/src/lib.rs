@@ -101,8 +101,9 @@ struct StoreExceptions(Store);
 #[async_trait]
 impl ExceptionStore for StoreExceptions {
     async fn upsert(&self, exception: &NewException) -> Result<(String, i64), SinkError> {
+        let trace = ferry_runtime::telemetry::current_trace_id();
         self.0
-            .upsert_exception(exception)
+            .upsert_traced_exception(exception, Some(trace.as_str()).filter(|t| !t.is_empty()))
             .await
             .map_err(|e| SinkError(e.to_string()))
     }

@@ -95,6 +95,8 @@ pub struct ShipmentSeen<'a> {
     pub carrier: Option<&'a str>,
     pub tracking_number: Option<&'a str>,
     pub erp_shipped_at: &'a str,
+    /// The trace the shipment is handled in (`None` without OpenTelemetry).
+    pub trace_id: Option<&'a str>,
 }
 
 /// Who may spend the Centra mutation budget first.
@@ -217,13 +219,14 @@ impl Store {
                  SELECT state FROM shipment_ledger WHERE tenant = $1 AND erp_shipment_id = $2
              ), upsert AS (
                  INSERT INTO shipment_ledger (tenant, erp_shipment_id, order_number, state, items,
-                                              carrier, tracking_number, erp_shipped_at, attempts)
-                 VALUES ($1, $2, $3, 'sending', $4, $5, $6, $7, 1)
+                                              carrier, tracking_number, erp_shipped_at, attempts, trace_id)
+                 VALUES ($1, $2, $3, 'sending', $4, $5, $6, $7, 1, $8)
                  ON CONFLICT (tenant, erp_shipment_id) DO UPDATE
                  SET state = 'sending', attempts = shipment_ledger.attempts + 1,
                      items = EXCLUDED.items, carrier = EXCLUDED.carrier,
                      tracking_number = EXCLUDED.tracking_number,
-                     erp_shipped_at = EXCLUDED.erp_shipped_at, updated_at = now()
+                     erp_shipped_at = EXCLUDED.erp_shipped_at, updated_at = now(),
+                     trace_id = COALESCE(EXCLUDED.trace_id, shipment_ledger.trace_id)
                  WHERE shipment_ledger.state IN ('sending', 'waiting_tracking')
                  RETURNING 1
              )
@@ -236,6 +239,7 @@ impl Store {
         .bind(seen.carrier)
         .bind(seen.tracking_number)
         .bind(seen.erp_shipped_at)
+        .bind(seen.trace_id)
         .fetch_one(self.pool())
         .await?;
         let previous: Option<String> = row.try_get("previous")?;

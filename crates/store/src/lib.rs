@@ -137,18 +137,28 @@ impl Store {
     /// Records an exception, or bumps the open one with the same (tenant, kind, key).
     /// Returns its id and how often it has now been seen.
     pub async fn upsert_exception(&self, e: &NewException) -> Result<(String, i64), StoreError> {
+        self.upsert_traced_exception(e, None).await
+    }
+
+    /// [`Store::upsert_exception`], remembering the trace it was raised in.
+    pub async fn upsert_traced_exception(
+        &self,
+        e: &NewException,
+        trace_id: Option<&str>,
+    ) -> Result<(String, i64), StoreError> {
         let sla_due = Utc::now() + chrono::Duration::hours(i64::from(e.kind.sla_hours()));
         let row = sqlx::query(
             "INSERT INTO exceptions (id, tenant, kind, owner, severity, dedupe_key, message, reason,
                                      order_number, amount_minor, currency, service, source_subject,
-                                     payload, sla_due)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                                     payload, sla_due, trace_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
              ON CONFLICT (tenant, kind, dedupe_key) WHERE state IN ('open', 'retrying')
              DO UPDATE SET last_seen = now(), seen_count = exceptions.seen_count + 1,
                            -- Raised again while being retried: the retry failed.
                            state = 'open',
                            message = EXCLUDED.message, reason = EXCLUDED.reason,
-                           payload = EXCLUDED.payload, amount_minor = EXCLUDED.amount_minor
+                           payload = EXCLUDED.payload, amount_minor = EXCLUDED.amount_minor,
+                           trace_id = COALESCE(EXCLUDED.trace_id, exceptions.trace_id)
              RETURNING id, seen_count",
         )
         .bind(uuid::Uuid::now_v7())
@@ -166,6 +176,7 @@ impl Store {
         .bind(&e.source_subject)
         .bind(&e.payload)
         .bind(sla_due)
+        .bind(trace_id)
         .fetch_one(&self.pool)
         .await?;
         let id: uuid::Uuid = row.try_get("id")?;

@@ -24,6 +24,9 @@ pub struct Step {
     pub step: String,
     pub by: String,
     pub detail: String,
+    /// The trace the step was taken in (empty: none recorded — a person's action, or a
+    /// deployment without OpenTelemetry).
+    pub trace_id: String,
 }
 
 /// An order's journey.
@@ -73,24 +76,39 @@ impl Store {
         let Some(row) = self.ledger_row(tenant, number).await? else {
             return Ok(None);
         };
+        // The order's own trace runs from the webhook through the transform to the writer.
+        let order_trace: Option<String> = sqlx::query_scalar(
+            "SELECT trace_id FROM order_ledger WHERE tenant = $1 AND order_number = $2",
+        )
+        .bind(tenant)
+        .bind(number)
+        .fetch_one(self.pool())
+        .await?;
+        let order_trace = order_trace.unwrap_or_default();
+        let shipment_traces: std::collections::HashMap<String, String> =
+            sqlx::query_as::<_, (String, Option<String>)>(
+                "SELECT erp_shipment_id, trace_id FROM shipment_ledger
+             WHERE tenant = $1 AND order_number = $2",
+            )
+            .bind(tenant)
+            .bind(number)
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(|(id, trace)| (id, trace.unwrap_or_default()))
+            .collect();
         let mut steps = Vec::new();
-        let mut step = |at: Option<DateTime<Utc>>, step: &str, by: &str, detail: String| {
-            if let Some(at) = at {
-                steps.push(Step {
-                    at,
-                    step: step.to_owned(),
-                    by: by.to_owned(),
-                    detail,
-                });
-            }
-        };
-        step(
+        push(
+            &mut steps,
+            &order_trace,
             Some(row.first_accepted_at.unwrap_or(row.received_at)),
             "seen",
             "ingest",
             "Centra's order reached Ferry (webhook, Events or resync)".into(),
         );
-        step(
+        push(
+            &mut steps,
+            &order_trace,
             Some(row.snapshot_fetched_at),
             "snapshot_fetched",
             "ingest",
@@ -99,19 +117,25 @@ impl Store {
                 short(&row.snapshot_hash)
             ),
         );
-        step(
+        push(
+            &mut steps,
+            &order_trace,
             row.transformed_at,
             "transformed",
             "transform",
             format!("now {}", row.state),
         );
-        step(
+        push(
+            &mut steps,
+            &order_trace,
             row.posting_started_at,
             "posting",
             "erp-writer",
             format!("attempt {}", row.post_attempts),
         );
-        step(
+        push(
+            &mut steps,
+            &order_trace,
             row.posted_at,
             "posted",
             "erp-writer",
@@ -127,7 +151,9 @@ impl Store {
         .bind(number)
         .fetch_optional(self.pool())
         .await?;
-        step(
+        push(
+            &mut steps,
+            &order_trace,
             committed,
             "stock_committed",
             "inventory-pusher",
@@ -138,13 +164,21 @@ impl Store {
                 .tracking_number
                 .as_deref()
                 .unwrap_or("no tracking number yet");
-            step(
+            let trace = shipment_traces
+                .get(&s.erp_shipment_id)
+                .map(String::as_str)
+                .unwrap_or_default();
+            push(
+                &mut steps,
+                trace,
                 Some(s.first_seen_at),
                 "shipped_in_erp",
                 "fulfilment-feedback",
                 format!("ERP shipment {} ({tracking})", s.erp_shipment_id),
             );
-            step(
+            push(
+                &mut steps,
+                trace,
                 s.centra_completed_at,
                 "shipment_in_centra",
                 "fulfilment-feedback",
@@ -156,7 +190,9 @@ impl Store {
                 ),
             );
             if s.email_sent {
-                step(
+                push(
+                    &mut steps,
+                    trace,
                     s.centra_completed_at,
                     "email_sent",
                     "fulfilment-feedback",
@@ -164,7 +200,9 @@ impl Store {
                 );
             }
             if s.captured {
-                step(
+                push(
+                    &mut steps,
+                    trace,
                     s.centra_completed_at,
                     "captured",
                     "fulfilment-feedback",
@@ -181,7 +219,9 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         if let Some((v, causes, at)) = &verdict {
-            step(
+            push(
+                &mut steps,
+                "",
                 Some(*at),
                 "reconciled",
                 "reconciler",
@@ -192,16 +232,23 @@ impl Store {
                 },
             );
         }
-        let exceptions: Vec<(uuid::Uuid, String, String, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT id, kind, service, first_seen FROM exceptions
+        let exceptions: Vec<RaisedOn> = sqlx::query_as(
+            "SELECT id, kind, service, first_seen, trace_id FROM exceptions
              WHERE tenant = $1 AND order_number = $2 ORDER BY first_seen",
         )
         .bind(tenant)
         .bind(number)
         .fetch_all(self.pool())
         .await?;
-        for (_, kind, service, at) in &exceptions {
-            step(Some(*at), "exception", service, kind.clone());
+        for (_, kind, service, at, trace) in &exceptions {
+            push(
+                &mut steps,
+                trace.as_deref().unwrap_or_default(),
+                Some(*at),
+                "exception",
+                service,
+                kind.clone(),
+            );
         }
         let ids: Vec<uuid::Uuid> = exceptions.iter().map(|e| e.0).collect();
         let audit: Vec<(DateTime<Utc>, String, String, String)> = sqlx::query_as(
@@ -212,7 +259,7 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         for (at, actor, action, note) in audit {
-            step(Some(at), &action, &actor, note);
+            push(&mut steps, "", Some(at), &action, &actor, note);
         }
         steps.sort_by_key(|s| s.at);
         let (verdict, causes) = verdict.map_or((None, Vec::new()), |(v, c, _)| (Some(v), c));
@@ -230,6 +277,29 @@ impl Store {
             causes,
             exception_ids: ids,
         }))
+    }
+}
+
+/// An exception of the order: id, kind, raising service, when, its trace.
+type RaisedOn = (uuid::Uuid, String, String, DateTime<Utc>, Option<String>);
+
+/// Adds a step that happened (`at` set), taken in `trace`.
+fn push(
+    steps: &mut Vec<Step>,
+    trace: &str,
+    at: Option<DateTime<Utc>>,
+    step: &str,
+    by: &str,
+    detail: String,
+) {
+    if let Some(at) = at {
+        steps.push(Step {
+            at,
+            step: step.to_owned(),
+            by: by.to_owned(),
+            detail,
+            trace_id: trace.to_owned(),
+        });
     }
 }
 

@@ -1,5 +1,6 @@
 //! One order is one trace: the W3C trace context travels in NATS headers from the webhook
-//! through ingest, transform and the erp-writer, and reaches a real OTLP receiver.
+//! through ingest, transform and the erp-writer, and reaches a real OTLP receiver; the
+//! order's timeline names that trace.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -91,6 +92,11 @@ async fn one_trace_spans_ingest_transform_and_erp_writer() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let timeline = store
+        .order_timeline("acme", numbers[0])
+        .await
+        .expect("timeline")
+        .expect("the order");
     stack.telemetry.shutdown();
 
     let spans = receiver.spans.lock().map(|s| s.clone()).unwrap_or_default();
@@ -112,6 +118,15 @@ async fn one_trace_spans_ingest_transform_and_erp_writer() {
             in_trace.iter().any(|n| n == name),
             "{name} missing from the order's trace {order_trace}: {in_trace:?}"
         );
+    }
+    // The order's timeline names that trace on its steps, for people to follow.
+    for step in ["seen", "transformed", "posted"] {
+        let s = timeline
+            .steps
+            .iter()
+            .find(|s| s.step == step)
+            .unwrap_or_else(|| panic!("no {step} step: {:?}", timeline.steps));
+        assert_eq!(s.trace_id, order_trace, "the {step} step's trace");
     }
     // The order's trace links back to the webhook that announced it.
     let webhook_trace = links.first().expect("the order span links to its cause");

@@ -142,6 +142,7 @@ async fn a_ready_order_is_posted_once_and_announced() {
             currency: "SEK".into(),
             gross_minor: Some(104_700),
             tax_minor: Some(20_940),
+            trace_id: None,
             body: Bytes::new(),
         })
         .await

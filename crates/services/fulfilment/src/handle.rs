@@ -169,6 +169,7 @@ impl Feedback {
         {
             return Ok(ControlFlow::Break(Outcome::AlreadyHandled));
         }
+        let trace = ferry_runtime::telemetry::current_trace_id();
         let seen = ShipmentSeen {
             tenant,
             erp_shipment_id: &s.id,
@@ -177,6 +178,7 @@ impl Feedback {
             carrier: s.carrier.as_deref(),
             tracking_number: s.tracking_number.as_deref(),
             erp_shipped_at: &s.shipped_at,
+            trace_id: Some(trace.as_str()).filter(|t| !t.is_empty()),
         };
         let previous = self.store.begin_shipment(&seen).await?;
         if previous.is_some_and(|p| p.is_settled()) {

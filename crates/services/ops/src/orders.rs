@@ -138,6 +138,7 @@ impl OrderService for OpsApi {
                     step: s.step,
                     by: s.by,
                     detail: s.detail,
+                    trace_id: s.trace_id,
                 })
                 .collect(),
             verdict: timeline.verdict.unwrap_or_default(),

@@ -193,6 +193,8 @@ impl Handler for TransformHandler {
                 currency: order.currency.clone(),
                 gross_minor: order.grand_total,
                 tax_minor: (order.release != Release::Rejected).then_some(order.totals.tax),
+                trace_id: Some(ferry_runtime::telemetry::current_trace_id())
+                    .filter(|t| !t.is_empty()),
                 body: message.snapshot_json.clone(),
             })
             .await

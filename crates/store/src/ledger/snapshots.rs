@@ -36,6 +36,8 @@ pub struct SnapshotRecord {
     pub currency: String,
     pub gross_minor: Option<i64>,
     pub tax_minor: Option<i64>,
+    /// The trace the transform judged it in (`None` without OpenTelemetry).
+    pub trace_id: Option<String>,
     /// The snapshot as read from Centra; kept (and sent to the database) only for orders
     /// that wait, not for `Ready` ones.
     pub body: bytes::Bytes,
@@ -111,9 +113,9 @@ impl Store {
                     "WITH input AS (
                          SELECT $1::text AS tenant, i.* FROM UNNEST($2::int8[], $3::text[], $4::text[],
                                               $5::timestamptz[], $6::timestamptz[], $7::text[], $8::text[],
-                                              $9::int8[], $10::int8[], $11::text[], $12::bytea[])
+                                              $9::int8[], $10::int8[], $11::text[], $12::bytea[], $13::text[])
                            AS i(order_number, centra_order_id, snapshot_hash, fetched_at, first_accepted_at,
-                                state, currency, gross_minor, tax_minor, order_fingerprint, body)
+                                state, currency, gross_minor, tax_minor, order_fingerprint, body, trace_id)
                      ),
                      body AS (
                          -- Kept for orders that wait (held, rejected, cancelled): they are
@@ -127,9 +129,9 @@ impl Store {
                      applied AS (
                          INSERT INTO order_ledger (tenant, order_number, centra_order_id, snapshot_hash,
                                                    snapshot_fetched_at, first_accepted_at, state, currency,
-                                                   gross_minor, tax_minor, order_fingerprint, transformed_at)
+                                                   gross_minor, tax_minor, order_fingerprint, transformed_at, trace_id)
                          SELECT tenant, order_number, centra_order_id, snapshot_hash, fetched_at, first_accepted_at,
-                                state, currency, gross_minor, tax_minor, order_fingerprint, now()
+                                state, currency, gross_minor, tax_minor, order_fingerprint, now(), trace_id
                          FROM input
                          ON CONFLICT (tenant, order_number) DO UPDATE SET
                              previous_state = order_ledger.state,
@@ -143,6 +145,7 @@ impl Store {
                              tax_minor = EXCLUDED.tax_minor,
                              order_fingerprint = EXCLUDED.order_fingerprint,
                              transformed_at = now(),
+                             trace_id = COALESCE(EXCLUDED.trace_id, order_ledger.trace_id),
                              updated_at = now()
                          WHERE order_ledger.state NOT IN ('posting', 'possibly_created', 'posted')
                            AND (order_ledger.snapshot_fetched_at < EXCLUDED.snapshot_fetched_at
@@ -177,6 +180,7 @@ impl Store {
                         })
                         .collect::<Vec<_>>(),
                 )
+                .bind(group.iter().map(|i| records[*i].trace_id.clone()).collect::<Vec<_>>())
                 .fetch_all(self.pool())
                 .await?;
             for (n, previous) in written {

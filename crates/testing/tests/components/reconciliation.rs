@@ -20,6 +20,7 @@ fn record(number: i64, hash: &str, accepted: DateTime<Utc>) -> SnapshotRecord {
         currency: "SEK".into(),
         gross_minor: Some(1000),
         tax_minor: Some(200),
+        trace_id: None,
         body: bytes::Bytes::new(),
     }
 }
