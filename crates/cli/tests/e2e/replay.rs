@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use ferry::stack::{Stack, StackOptions};
 use ferry_ops::access::Role;
+use ferry_proto::Message as _;
 use ferry_proto::ops::v1 as pb;
 use ferry_proto::ops::v1::mapping_service_client::MappingServiceClient;
 use ferry_proto::ops::v1::order_service_client::OrderServiceClient;
 use ferry_sim_centra::OrderMix;
 use ferry_testing::TestEnv;
+use futures::StreamExt;
 use tonic::Code;
 
 type Orders = OrderServiceClient<
@@ -159,6 +161,12 @@ async fn a_dry_run_shows_the_remapped_line_and_applying_it_amends_never_reposts(
         .expect_err("no such order");
     assert_eq!(unknown.code(), Code::NotFound);
 
+    let client = env.nats().await;
+    let mut amended = client
+        .subscribe(ferry_runtime::Topology::new(&env.prefix).amended_subject("acme", number))
+        .await
+        .expect("subscribe");
+    client.flush().await.expect("flush");
     let applied = ops
         .replay_order(replay(number, false))
         .await
@@ -179,6 +187,26 @@ async fn a_dry_run_shows_the_remapped_line_and_applying_it_amends_never_reposts(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let amendment = amendment.expect("the posted order became an amendment");
+    // The amendment says what the ERP was given and what it should hold now.
+    let message = tokio::time::timeout(Duration::from_secs(20), amended.next())
+        .await
+        .expect("an amendment event")
+        .expect("message");
+    let event = ferry_proto::order::v1::OrderAmended::decode(message.payload.as_ref())
+        .expect("OrderAmended");
+    assert!(event.lines_known);
+    let remapped: Vec<_> = event
+        .changes
+        .iter()
+        .map(|c| {
+            (
+                c.previous_erp_item.as_str(),
+                c.erp_item.as_str(),
+                c.quantity - c.previous_quantity,
+            )
+        })
+        .collect();
+    assert_eq!(remapped, [(sku.as_str(), format!("NEW-{sku}").as_str(), 0)]);
     assert_eq!(amendment.owner, "finance");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(stack.erp.orders().len(), 1, "never a second sales order");

@@ -6,122 +6,47 @@
 //! one-document-per-order rule means never a second sales order.
 
 use bytes::Bytes;
-use ferry_domain::transform::LineKind;
-use ferry_domain::{Release, SalesOrder, Snapshot, transform};
+use ferry_domain::{Release, Snapshot, transform};
 use ferry_proto::centra::v1 as centra_pb;
 use ferry_proto::ops::v1 as pb;
 use ferry_proto::order::v1 as order_pb;
 use ferry_runtime::{Outgoing, StreamKind};
+use ferry_transform::amend::posted_changes;
 use prost::Message as _;
 use tonic::Status;
 
 use crate::access::Principal;
 use crate::server::{OpsApi, internal};
 
-/// One line as posted or as it would be posted now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    pub kind: &'static str,
-    pub centra_line_id: Option<i64>,
-    pub sku: String,
-    pub erp_item: String,
-    pub quantity: i64,
-    pub gross: i64,
-    pub tax: i64,
-}
-
-impl Line {
-    fn key(&self) -> (&'static str, Option<i64>, &str) {
-        (self.kind, self.centra_line_id, &self.sku)
-    }
-}
-
-fn kind_name(k: LineKind) -> &'static str {
-    match k {
-        LineKind::Item => "item",
-        LineKind::Shipping => "shipping",
-        LineKind::Handling => "handling",
-    }
-}
-
-/// The lines of the sales order Ferry posted.
-pub fn posted_lines(order: &order_pb::SalesOrder) -> Vec<Line> {
-    order
-        .lines
-        .iter()
-        .map(|l| Line {
-            kind: match order_pb::LineKind::try_from(l.kind) {
-                Ok(order_pb::LineKind::Shipping) => "shipping",
-                Ok(order_pb::LineKind::Handling) => "handling",
-                _ => "item",
-            },
-            centra_line_id: l.centra_line_id,
-            sku: l.sku.clone().unwrap_or_default(),
-            erp_item: l.erp_item.clone(),
-            quantity: l.quantity,
-            gross: l.gross_minor,
-            tax: l.tax_minor,
-        })
-        .collect()
-}
-
-/// The lines the transform makes of the order today.
-pub fn current_lines(order: &SalesOrder) -> Vec<Line> {
-    order
-        .lines
-        .iter()
-        .map(|l| Line {
-            kind: kind_name(l.kind),
-            centra_line_id: l.centra_line_id,
-            sku: l.sku.clone().unwrap_or_default(),
-            erp_item: l.erp_item.clone().unwrap_or_default(),
-            quantity: l.quantity,
-            gross: l.gross,
-            tax: l.tax,
-        })
-        .collect()
-}
-
-/// The lines that differ, matched by (kind, Centra line, SKU): posted ones first, in
-/// their order, then the added ones.
-pub fn diff(before: &[Line], after: &[Line]) -> Vec<pb::LineDiff> {
-    let mut out = Vec::new();
-    let entry = |change: &str, b: Option<&Line>, a: Option<&Line>| {
-        let any = b.or(a);
-        pb::LineDiff {
-            change: change.to_owned(),
-            kind: any.map(|l| l.kind).unwrap_or_default().to_owned(),
-            sku: any.map(|l| l.sku.clone()).unwrap_or_default(),
-            previous_erp_item: b.map(|l| l.erp_item.clone()).unwrap_or_default(),
-            erp_item: a.map(|l| l.erp_item.clone()).unwrap_or_default(),
-            previous_quantity: b.map_or(0, |l| l.quantity),
-            quantity: a.map_or(0, |l| l.quantity),
-            previous_gross_minor: b.map_or(0, |l| l.gross),
-            gross_minor: a.map_or(0, |l| l.gross),
-            previous_tax_minor: b.map_or(0, |l| l.tax),
-            tax_minor: a.map_or(0, |l| l.tax),
-        }
+/// A line change as the API shows it.
+fn line_diff(c: order_pb::LineChange) -> pb::LineDiff {
+    let change = match order_pb::LineChangeKind::try_from(c.change) {
+        Ok(order_pb::LineChangeKind::Added) => "added",
+        Ok(order_pb::LineChangeKind::Removed) => "removed",
+        _ => "changed",
     };
-    for b in before {
-        match after.iter().find(|a| a.key() == b.key()) {
-            None => out.push(entry("removed", Some(b), None)),
-            Some(a) if a != b => out.push(entry("changed", Some(b), Some(a))),
-            Some(_) => {}
-        }
+    let kind = match order_pb::LineKind::try_from(c.kind) {
+        Ok(order_pb::LineKind::Shipping) => "shipping",
+        Ok(order_pb::LineKind::Handling) => "handling",
+        _ => "item",
+    };
+    pb::LineDiff {
+        change: change.to_owned(),
+        kind: kind.to_owned(),
+        sku: c.sku.unwrap_or_default(),
+        previous_erp_item: c.previous_erp_item,
+        erp_item: if change == "removed" {
+            String::new()
+        } else {
+            c.erp_item
+        },
+        previous_quantity: c.previous_quantity,
+        quantity: c.quantity,
+        previous_gross_minor: c.previous_gross_minor,
+        gross_minor: c.gross_minor,
+        previous_tax_minor: c.previous_tax_minor,
+        tax_minor: c.tax_minor,
     }
-    for a in after
-        .iter()
-        .filter(|a| !before.iter().any(|b| b.key() == a.key()))
-    {
-        out.push(entry("added", None, Some(a)));
-    }
-    out
-}
-
-fn totals(lines: &[Line]) -> (i64, i64) {
-    lines
-        .iter()
-        .fold((0, 0), |(g, t), l| (g + l.gross, t + l.tax))
 }
 
 impl OpsApi {
@@ -209,37 +134,43 @@ impl OpsApi {
             .map_err(|e| Status::failed_precondition(format!("order {number}'s snapshot: {e}")))?;
         let items = self.store().sku_map(tenant).await.map_err(internal)?;
         let now = transform(&snapshot, rules, &items);
-        let after = current_lines(&now);
         let reached_erp = matches!(
             row.state.as_str(),
             "posting" | "possibly_created" | "posted"
         );
-        let (compared_with, before, previous) = if reached_erp {
-            match self.posted_order(tenant, number).await {
-                Some(posted) => {
-                    let lines = posted_lines(&posted);
-                    let sums = totals(&lines);
-                    ("posted", lines, sums)
-                }
-                None => (
-                    "totals",
-                    Vec::new(),
-                    (row.gross_minor.unwrap_or(0), row.tax_minor.unwrap_or(0)),
-                ),
-            }
+        let posted = if reached_erp {
+            self.posted_order(tenant, number).await
         } else {
-            ("nothing", Vec::new(), (0, 0))
+            None
         };
-        let lines = if compared_with == "totals" {
+        let (compared_with, previous) = match (&posted, reached_erp) {
+            (Some(p), _) => {
+                let t = p.totals.unwrap_or_default();
+                ("posted", (t.gross_minor, t.tax_minor))
+            }
+            (None, true) => (
+                "totals",
+                (row.gross_minor.unwrap_or(0), row.tax_minor.unwrap_or(0)),
+            ),
+            (None, false) => ("nothing", (0, 0)),
+        };
+        // A cancelled order holds nothing: every posted line is removed.
+        let mut after = now.clone();
+        if now.release == Release::Cancelled {
+            after.lines.clear();
+        }
+        let lines: Vec<pb::LineDiff> = if compared_with == "totals" {
             Vec::new()
         } else {
-            diff(&before, &after)
+            posted_changes(posted.as_ref(), &after)
+                .into_iter()
+                .map(line_diff)
+                .collect()
         };
-        let (gross, tax) = if now.release == Release::Cancelled {
-            (0, 0)
-        } else {
-            totals(&after)
-        };
+        let (gross, tax) = after
+            .lines
+            .iter()
+            .fold((0, 0), |(g, t), l| (g + l.gross, t + l.tax));
         let action = match (now.release, reached_erp) {
             (Release::Rejected | Release::Held, false) => "hold",
             (Release::Cancelled, false) => "none",
@@ -292,75 +223,5 @@ impl OpsApi {
             action: action.to_owned(),
             applied,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn line(id: i64, item: &str, q: i64) -> Line {
-        Line {
-            kind: "item",
-            centra_line_id: Some(id),
-            sku: format!("SKU-{id}"),
-            erp_item: item.into(),
-            quantity: q,
-            gross: 10_000 * q,
-            tax: 2_000 * q,
-        }
-    }
-
-    #[test]
-    fn a_remapped_item_a_new_line_and_a_dropped_one() {
-        let before = [line(1, "A", 1), line(2, "B", 2)];
-        let after = [line(1, "A2", 1), line(3, "C", 1)];
-        let d = diff(&before, &after);
-        let summary: Vec<(&str, &str, &str, &str)> = d
-            .iter()
-            .map(|l| {
-                (
-                    l.change.as_str(),
-                    l.sku.as_str(),
-                    l.previous_erp_item.as_str(),
-                    l.erp_item.as_str(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                ("changed", "SKU-1", "A", "A2"),
-                ("removed", "SKU-2", "B", ""),
-                ("added", "SKU-3", "", "C"),
-            ]
-        );
-        assert_eq!((d[1].previous_quantity, d[1].quantity), (2, 0));
-        assert_eq!((d[2].gross_minor, d[2].tax_minor), (10_000, 2_000));
-    }
-
-    proptest! {
-        /// No difference from itself; against nothing, every line is added; and the money
-        /// the differences carry is exactly the change in totals.
-        #[test]
-        fn differences_account_for_the_totals(
-            a in proptest::collection::vec((0i64..20, 0u8..3, 1i64..5), 0..12),
-            b in proptest::collection::vec((0i64..20, 0u8..3, 1i64..5), 0..12),
-        ) {
-            let lines = |v: &Vec<(i64, u8, i64)>| {
-                let mut seen = std::collections::BTreeSet::new();
-                v.iter()
-                    .filter(|(id, _, _)| seen.insert(*id))
-                    .map(|(id, item, q)| line(*id, ["A", "B", "C"][*item as usize], *q))
-                    .collect::<Vec<_>>()
-            };
-            let (before, after) = (lines(&a), lines(&b));
-            prop_assert!(diff(&before, &before).is_empty());
-            prop_assert_eq!(diff(&[], &after).len(), after.len());
-            let d = diff(&before, &after);
-            let moved: i64 = d.iter().map(|l| l.gross_minor - l.previous_gross_minor).sum();
-            prop_assert_eq!(moved, totals(&after).0 - totals(&before).0);
-        }
     }
 }

@@ -62,52 +62,130 @@ fn totals(o: &SalesOrder) -> pb::Totals {
     }
 }
 
-/// The lines that differ, matched by (kind, Centra line, SKU).
-pub fn changes(before: &SalesOrder, after: &SalesOrder) -> Vec<pb::LineChange> {
-    let key = |l: &ferry_domain::OrderLine| (l.kind as u8, l.centra_line_id, l.sku.clone());
+/// A line as the ERP was sent it, or would be sent it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct View {
+    kind: pb::LineKind,
+    centra_line_id: Option<i64>,
+    sku: Option<String>,
+    erp_item: String,
+    quantity: i64,
+    gross: i64,
+    tax: i64,
+}
+
+impl View {
+    fn key(&self) -> (pb::LineKind, Option<i64>, &Option<String>) {
+        (self.kind, self.centra_line_id, &self.sku)
+    }
+}
+
+fn views(o: &SalesOrder) -> Vec<View> {
+    o.lines
+        .iter()
+        .map(|l| View {
+            kind: kind(l.kind),
+            centra_line_id: l.centra_line_id,
+            sku: l.sku.clone(),
+            erp_item: l.erp_item.clone().unwrap_or_default(),
+            quantity: l.quantity,
+            gross: l.gross,
+            tax: l.tax,
+        })
+        .collect()
+}
+
+/// The lines of the sales order as the writer was sent it.
+fn posted_views(o: &pb::SalesOrder) -> Vec<View> {
+    o.lines
+        .iter()
+        .map(|l| View {
+            kind: pb::LineKind::try_from(l.kind).unwrap_or(pb::LineKind::Item),
+            centra_line_id: l.centra_line_id,
+            sku: l.sku.clone(),
+            erp_item: l.erp_item.clone(),
+            quantity: l.quantity,
+            gross: l.gross_minor,
+            tax: l.tax_minor,
+        })
+        .collect()
+}
+
+fn change(b: Option<&View>, a: Option<&View>) -> pb::LineChange {
+    let any = a.or(b);
+    let kind = match (b, a) {
+        (None, _) => pb::LineChangeKind::Added,
+        (_, None) => pb::LineChangeKind::Removed,
+        _ => pb::LineChangeKind::Changed,
+    };
+    pb::LineChange {
+        change: kind as i32,
+        kind: any.map_or(pb::LineKind::Item, |l| l.kind) as i32,
+        centra_line_id: any.and_then(|l| l.centra_line_id),
+        sku: any.and_then(|l| l.sku.clone()),
+        erp_item: any.map(|l| l.erp_item.clone()).unwrap_or_default(),
+        previous_erp_item: b.map(|l| l.erp_item.clone()).unwrap_or_default(),
+        previous_quantity: b.map_or(0, |l| l.quantity),
+        quantity: a.map_or(0, |l| l.quantity),
+        previous_gross_minor: b.map_or(0, |l| l.gross),
+        gross_minor: a.map_or(0, |l| l.gross),
+        previous_tax_minor: b.map_or(0, |l| l.tax),
+        tax_minor: a.map_or(0, |l| l.tax),
+    }
+}
+
+/// The lines that differ — in quantity, money, tax or ERP item — matched by (kind,
+/// Centra line, SKU).
+fn line_changes(before: &[View], after: &[View]) -> Vec<pb::LineChange> {
     let mut out = Vec::new();
-    for b in &before.lines {
-        let a = after.lines.iter().find(|a| key(a) == key(b));
-        let (quantity, gross, tax) = a.map(|a| (a.quantity, a.gross, a.tax)).unwrap_or((0, 0, 0));
-        if (quantity, gross, tax) != (b.quantity, b.gross, b.tax) {
-            out.push(pb::LineChange {
-                kind: kind(b.kind) as i32,
-                centra_line_id: b.centra_line_id,
-                sku: b.sku.clone(),
-                erp_item: b.erp_item.clone().unwrap_or_default(),
-                previous_quantity: b.quantity,
-                quantity,
-                previous_gross_minor: b.gross,
-                gross_minor: gross,
-                previous_tax_minor: b.tax,
-                tax_minor: tax,
-            });
+    for b in before {
+        match after.iter().find(|a| a.key() == b.key()) {
+            Some(a) if a == b => {}
+            a => out.push(change(Some(b), a)),
         }
     }
     for a in after
-        .lines
         .iter()
-        .filter(|a| !before.lines.iter().any(|b| key(b) == key(a)))
+        .filter(|a| !before.iter().any(|b| b.key() == a.key()))
     {
-        out.push(pb::LineChange {
-            kind: kind(a.kind) as i32,
-            centra_line_id: a.centra_line_id,
-            sku: a.sku.clone(),
-            erp_item: a.erp_item.clone().unwrap_or_default(),
-            previous_quantity: 0,
-            quantity: a.quantity,
-            previous_gross_minor: 0,
-            gross_minor: a.gross,
-            previous_tax_minor: 0,
-            tax_minor: a.tax,
-        });
+        out.push(change(None, Some(a)));
     }
     out
+}
+
+/// The lines that differ between two versions of an order.
+pub fn changes(before: &SalesOrder, after: &SalesOrder) -> Vec<pb::LineChange> {
+    line_changes(&views(before), &views(after))
+}
+
+/// The lines that differ between what Ferry posted (`None`: nothing) and an order as the
+/// transform makes it now.
+pub fn posted_changes(posted: Option<&pb::SalesOrder>, now: &SalesOrder) -> Vec<pb::LineChange> {
+    let before = posted.map(posted_views).unwrap_or_default();
+    line_changes(&before, &views(now))
+}
+
+/// The sales order Ferry sent the ERP: the order's last `OrderReady` (the ORDERS stream
+/// keeps it 14 days).
+pub async fn posted_order(base: &ServiceBase, tenant: &str, number: i64) -> Option<pb::SalesOrder> {
+    let stream = base
+        .js
+        .get_stream(base.topology.stream_name(StreamKind::Orders))
+        .await
+        .ok()?;
+    let message = stream
+        .get_last_raw_message_by_subject(&base.topology.ready_subject(tenant, number))
+        .await
+        .ok()?;
+    pb::OrderReady::decode(message.payload.as_ref()).ok()?.order
 }
 
 /// What the ledger knows about the version in the ERP.
 pub struct Posted<'a> {
     pub erp_reference: &'a str,
+    /// The sales order as the writer was sent it, if still kept: its lines are exactly
+    /// what the ERP was given (the earlier snapshot through today's mapping may not be).
+    pub order: Option<&'a pb::SalesOrder>,
     /// The earlier snapshot's bytes, if still stored.
     pub snapshot: Option<&'a [u8]>,
     /// Gross and tax the ledger recorded for it.
@@ -124,43 +202,118 @@ pub fn amendment(
     after: &SalesOrder,
     snapshot_hash: &str,
 ) -> pb::OrderAmended {
-    let (earlier, erp_reference, known_totals) = (
-        posted.snapshot,
-        posted.erp_reference,
-        (posted.gross_minor, posted.tax_minor),
-    );
-    let before = earlier
-        .and_then(|bytes| Snapshot::parse(bytes).ok())
-        .map(|s| transform(&s, rules, items));
+    // What the ERP was given: the posted order itself, else the earlier snapshot through
+    // today's mapping (right unless the mapping changed since).
+    let before: Option<(Vec<View>, pb::Totals)> = match posted.order {
+        Some(order) => Some((posted_views(order), order.totals.unwrap_or_default())),
+        None => posted
+            .snapshot
+            .and_then(|bytes| Snapshot::parse(bytes).ok())
+            .map(|s| transform(&s, rules, items))
+            .map(|o| (views(&o), totals(&o))),
+    };
     let cancelled = after.release == ferry_domain::Release::Cancelled;
     let after_totals = if cancelled {
         pb::Totals::default()
     } else {
         totals(after)
     };
+    let after_lines = if cancelled { Vec::new() } else { views(after) };
+    let (gross, tax) = (
+        posted.gross_minor.unwrap_or_default(),
+        posted.tax_minor.unwrap_or_default(),
+    );
     pb::OrderAmended {
         tenant: tenant.to_owned(),
         order_number: after.order_number,
-        erp_reference: erp_reference.to_owned(),
+        erp_reference: posted.erp_reference.to_owned(),
         currency: after.currency.clone(),
-        previous_totals: Some(before.as_ref().map(totals).unwrap_or(pb::Totals {
-            gross_minor: known_totals.0.unwrap_or_default(),
-            tax_minor: known_totals.1.unwrap_or_default(),
-            net_minor: known_totals.0.unwrap_or_default() - known_totals.1.unwrap_or_default(),
+        previous_totals: Some(before.as_ref().map(|b| b.1).unwrap_or(pb::Totals {
+            gross_minor: gross,
+            tax_minor: tax,
+            net_minor: gross - tax,
         })),
         totals: Some(after_totals),
         changes: before
             .as_ref()
-            .map(|b| {
-                let mut emptied = after.clone();
-                if cancelled {
-                    emptied.lines.clear();
-                }
-                changes(b, &emptied)
-            })
+            .map(|(b, _)| line_changes(b, &after_lines))
             .unwrap_or_default(),
         cancelled,
         snapshot_hash: snapshot_hash.to_owned(),
         lines_known: before.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line(id: i64, item: &str, q: i64) -> View {
+        View {
+            kind: pb::LineKind::Item,
+            centra_line_id: Some(id),
+            sku: Some(format!("SKU-{id}")),
+            erp_item: item.into(),
+            quantity: q,
+            gross: 10_000 * q,
+            tax: 2_000 * q,
+        }
+    }
+
+    #[test]
+    fn a_remapped_item_a_new_line_and_a_dropped_one() {
+        let before = [line(1, "A", 1), line(2, "B", 2)];
+        let after = [line(1, "A2", 1), line(3, "C", 1)];
+        let d = line_changes(&before, &after);
+        let summary: Vec<(i32, Option<&str>, &str, &str)> = d
+            .iter()
+            .map(|l| {
+                (
+                    l.change,
+                    l.sku.as_deref(),
+                    l.previous_erp_item.as_str(),
+                    l.erp_item.as_str(),
+                )
+            })
+            .collect();
+        use pb::LineChangeKind::{Added, Changed, Removed};
+        assert_eq!(
+            summary,
+            [
+                (Changed as i32, Some("SKU-1"), "A", "A2"),
+                (Removed as i32, Some("SKU-2"), "B", "B"),
+                (Added as i32, Some("SKU-3"), "", "C"),
+            ]
+        );
+        assert_eq!((d[1].previous_quantity, d[1].quantity), (2, 0));
+        assert_eq!((d[2].gross_minor, d[2].tax_minor), (10_000, 2_000));
+    }
+
+    proptest! {
+        /// No difference from itself; against nothing, every line is added; and the money
+        /// the differences carry is exactly the change in totals.
+        #[test]
+        fn differences_account_for_the_totals(
+            a in proptest::collection::vec((0i64..20, 0usize..3, 1i64..5), 0..12),
+            b in proptest::collection::vec((0i64..20, 0usize..3, 1i64..5), 0..12),
+        ) {
+            let lines = |v: &Vec<(i64, usize, i64)>| {
+                let mut seen = std::collections::BTreeSet::new();
+                v.iter()
+                    .filter(|(id, _, _)| seen.insert(*id))
+                    .map(|(id, item, q)| line(*id, ["A", "B", "C"][*item], *q))
+                    .collect::<Vec<_>>()
+            };
+            let (before, after) = (lines(&a), lines(&b));
+            prop_assert!(line_changes(&before, &before).is_empty());
+            prop_assert_eq!(line_changes(&[], &after).len(), after.len());
+            let sum = |v: &[View]| v.iter().map(|l| l.gross).sum::<i64>();
+            let moved: i64 = line_changes(&before, &after)
+                .iter()
+                .map(|l| l.gross_minor - l.previous_gross_minor)
+                .sum();
+            prop_assert_eq!(moved, sum(&after) - sum(&before));
+        }
     }
 }

@@ -393,8 +393,11 @@ impl TransformHandler {
             .get(&self.store, &self.tenant.id, false)
             .await
             .map_err(store_error)?;
+        let posted_order =
+            amend::posted_order(&self.base, &self.tenant.id, order.order_number).await;
         let posted = amend::Posted {
             erp_reference: &erp_reference,
+            order: posted_order.as_ref(),
             snapshot: earlier.as_deref(),
             gross_minor: totals.0,
             tax_minor: totals.1,
