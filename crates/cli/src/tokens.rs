@@ -57,6 +57,10 @@ pub async fn create(
     tenants: &[String],
 ) -> anyhow::Result<(uuid::Uuid, String)> {
     anyhow::ensure!(!name.trim().is_empty(), "a token needs a name");
+    anyhow::ensure!(
+        name.trim() != "ferry",
+        "`ferry` is the name Ferry's own actions carry in the audit; choose another"
+    );
     for t in tenants {
         anyhow::ensure!(
             t == "*" || ferry_config::is_token(t),

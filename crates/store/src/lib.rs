@@ -337,10 +337,14 @@ impl Store {
         // The range lets the (tenant, order_number) index bound the scan: a batch of a
         // sweep is a run of consecutive numbers.
         let done = sqlx::query(
-            "UPDATE exceptions SET state = 'resolved', resolved_at = now(), state_reason = $5
-             WHERE tenant = $1 AND order_number BETWEEN $6 AND $7
-               AND order_number = ANY($2) AND kind = ANY($3)
-               AND state IN ('open', 'retrying') AND NOT (dedupe_key = ANY($4))",
+            "WITH closed AS (
+                 UPDATE exceptions SET state = 'resolved', resolved_at = now(), state_reason = $5
+                 WHERE tenant = $1 AND order_number BETWEEN $6 AND $7
+                   AND order_number = ANY($2) AND kind = ANY($3)
+                   AND state IN ('open', 'retrying') AND NOT (dedupe_key = ANY($4))
+                 RETURNING id, tenant)
+             INSERT INTO exception_audit (exception_id, tenant, actor, action, note)
+             SELECT id, tenant, 'ferry', 'resolve', $5 FROM closed",
         )
         .bind(tenant)
         .bind(order_numbers)
@@ -365,9 +369,13 @@ pub(crate) async fn resolve_keyed_exceptions<'e, E: sqlx::PgExecutor<'e>>(
     reason: &str,
 ) -> Result<u64, StoreError> {
     let done = sqlx::query(
-        "UPDATE exceptions SET state = 'resolved', resolved_at = now(), state_reason = $4
-         WHERE tenant = $1 AND kind = $2 AND dedupe_key = ANY($3)
-           AND state IN ('open', 'retrying')",
+        "WITH closed AS (
+             UPDATE exceptions SET state = 'resolved', resolved_at = now(), state_reason = $4
+             WHERE tenant = $1 AND kind = $2 AND dedupe_key = ANY($3)
+               AND state IN ('open', 'retrying')
+             RETURNING id, tenant)
+         INSERT INTO exception_audit (exception_id, tenant, actor, action, note)
+         SELECT id, tenant, 'ferry', 'resolve', $4 FROM closed",
     )
     .bind(tenant)
     .bind(kind)

@@ -309,17 +309,22 @@ impl Store {
         quiet: std::time::Duration,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE exceptions e SET state = 'resolved', resolved_at = now(),
-                    state_reason = CASE WHEN e.kind = 'erp_rejected'
-                        THEN 'posted to the ERP after a retry'
-                        ELSE 'retried; the work went through' END
-             WHERE e.tenant = $1 AND e.state = 'retrying'
-               AND CASE WHEN e.kind = 'erp_rejected' THEN EXISTS (
-                       SELECT 1 FROM order_ledger l
-                       WHERE l.tenant = e.tenant AND l.order_number = e.order_number
-                         AND l.state = 'posted')
-                   ELSE e.retried_at < now() - make_interval(secs => $2)
-                        AND e.last_seen < e.retried_at END",
+            "WITH closed AS (
+                 UPDATE exceptions e SET state = 'resolved', resolved_at = now(),
+                        state_reason = CASE WHEN e.kind = 'erp_rejected'
+                            THEN 'posted to the ERP after a retry'
+                            ELSE 'retried; the work went through' END
+                 WHERE e.tenant = $1 AND e.state = 'retrying'
+                   AND CASE WHEN e.kind = 'erp_rejected' THEN EXISTS (
+                           SELECT 1 FROM order_ledger l
+                           WHERE l.tenant = e.tenant AND l.order_number = e.order_number
+                             AND l.state = 'posted')
+                       ELSE e.retried_at < now() - make_interval(secs => $2)
+                            AND e.last_seen < e.retried_at END
+                 RETURNING e.id, e.tenant, e.state_reason)
+             -- Ferry's own actions are audited like people's ('ferry' is no token's name).
+             INSERT INTO exception_audit (exception_id, tenant, actor, action, note)
+             SELECT id, tenant, 'ferry', 'resolve', state_reason FROM closed",
         )
         .bind(tenant)
         .bind(quiet.as_secs_f64())

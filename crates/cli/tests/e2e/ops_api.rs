@@ -565,6 +565,14 @@ async fn a_refused_order_retried_after_the_erp_is_fixed_is_posted_once() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         assert_eq!(resolved.state_reason, "posted to the ERP after a retry");
+        // Ferry's own resolution is in the audit beside the person's retry.
+        assert!(
+            resolved.audit.iter().any(|a| a.action == "resolve"
+                && a.actor == "ferry"
+                && a.note == "posted to the ERP after a retry"),
+            "{:?}",
+            resolved.audit
+        );
         assert_eq!(
             resolved
                 .audit
