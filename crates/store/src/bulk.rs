@@ -173,4 +173,46 @@ impl Store {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    /// A page of a bulk retry, recorded at once: the orders the ERP refused made `ready`
+    /// again (before their work is re-driven).
+    pub async fn ready_rejected_orders(
+        &self,
+        tenant: &str,
+        orders: &[i64],
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE order_ledger SET state = 'ready', updated_at = now()
+             WHERE tenant = $1 AND order_number = ANY($2) AND state = 'rejected'",
+        )
+        .bind(tenant)
+        .bind(orders)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// A page of a bulk retry, recorded at once once its work is re-driven: the open
+    /// exceptions among `ids` become `retrying`, each with its audit row.
+    pub async fn mark_retrying(
+        &self,
+        ids: &[Uuid],
+        actor: &str,
+        note: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "WITH moved AS (
+                 UPDATE exceptions SET state = 'retrying', retried_at = now()
+                 WHERE id = ANY($1) AND state IN ('open', 'retrying')
+                 RETURNING id, tenant)
+             INSERT INTO exception_audit (exception_id, tenant, actor, action, note)
+             SELECT id, tenant, $2, 'retry', $3 FROM moved",
+        )
+        .bind(ids)
+        .bind(actor)
+        .bind(note)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
 }

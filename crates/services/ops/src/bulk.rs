@@ -4,10 +4,12 @@
 //! progress and first failures after every page, stops when asked, and is resumed by the
 //! upkeep if its runner stopped.
 
+use ferry_domain::ExceptionKind;
 use ferry_proto::ops::v1 as pb;
 use ferry_proto::ops::v1::operation_service_server::OperationService;
+use ferry_runtime::Outgoing;
 use ferry_store::bulk::{BulkRow, NewBulk};
-use ferry_store::ops::{ExceptionAction, ExceptionQuery};
+use ferry_store::ops::{ExceptionAction, ExceptionQuery, OpsException};
 use futures::StreamExt as _;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -15,7 +17,7 @@ use uuid::Uuid;
 use crate::access::{Action, Principal, Role};
 use crate::convert::{exception_name, parse_parent, timestamp};
 use crate::filter;
-use crate::server::{OpsApi, internal};
+use crate::server::{OpsApi, internal, nothing_to_redrive};
 
 /// Exceptions handled between two progress records.
 const PAGE: i64 = 100;
@@ -123,13 +125,17 @@ impl OpsApi {
                 role: Role::parse(&op.role).unwrap_or(Role::Finance),
                 tenants: vec![op.tenant.clone()],
             };
-            // A few at a time: each is a publish acknowledged by JetStream and a write.
-            // By index: a closure over borrowed items trips the Send check of the task.
-            let outcomes: Vec<Result<(), Status>> = futures::stream::iter(0..page.len())
-                .map(|i| self.bulk_item(&op, &who, &page[i]))
-                .buffered(IN_FLIGHT)
-                .collect()
-                .await;
+            let outcomes: Vec<Result<(), Status>> = if op.action == "retry" {
+                self.retry_page(&op, &who, &page).await
+            } else {
+                // A few at a time: each is a transaction with its audit row.
+                // By index: a closure over borrowed items trips the Send check of the task.
+                futures::stream::iter(0..page.len())
+                    .map(|i| self.bulk_item(&op, &who, &page[i]))
+                    .buffered(IN_FLIGHT)
+                    .collect()
+                    .await
+            };
             let (mut succeeded, mut failed, mut errors) = (0i64, 0i64, Vec::new());
             for (e, outcome) in page.iter().zip(outcomes) {
                 match outcome {
@@ -159,41 +165,113 @@ impl OpsApi {
         e: &ferry_store::ops::OpsException,
     ) -> Result<(), Status> {
         if !who.may(Action::Act, &e.owner) {
-            return Err(Status::permission_denied(format!(
-                "{} may not act on an exception owned by {}",
-                who.role, e.owner
-            )));
+            return Err(refused(who, e));
         }
         self.bulk_one(op, who, e).await
     }
 
+    /// A page of a bulk retry, each exception checked as one call would be, its work
+    /// re-driven and recorded a page at a time (one ledger update, the publishes
+    /// pipelined, one update with its audit rows): a retry one by one took five round
+    /// trips an exception.
+    async fn retry_page(
+        &self,
+        op: &BulkRow,
+        who: &Principal,
+        page: &[OpsException],
+    ) -> Vec<Result<(), Status>> {
+        let mut outcomes = Vec::with_capacity(page.len());
+        let mut go = Vec::new();
+        for (i, e) in page.iter().enumerate() {
+            outcomes.push(if !who.may(Action::Act, &e.owner) {
+                Err(refused(who, e))
+            } else if matches!(e.state.as_str(), "resolved" | "ignored") {
+                // Closed meanwhile: nothing to re-drive.
+                Ok(())
+            } else if e.source_subject.is_none() || e.payload.is_empty() {
+                Err(nothing_to_redrive(&e.kind))
+            } else {
+                go.push(i);
+                Ok(())
+            });
+        }
+        if let Err(status) = self.redrive(op, who, page, &go).await {
+            for i in go {
+                outcomes[i] = Err(status.clone());
+            }
+        }
+        outcomes
+    }
+
+    async fn redrive(
+        &self,
+        op: &BulkRow,
+        who: &Principal,
+        page: &[OpsException],
+        go: &[usize],
+    ) -> Result<(), Status> {
+        if go.is_empty() {
+            return Ok(());
+        }
+        let refused_orders: Vec<i64> = go
+            .iter()
+            .map(|&i| &page[i])
+            .filter(|e| e.kind == ExceptionKind::ErpRejected.as_str())
+            .filter_map(|e| e.order_number)
+            .collect();
+        if !refused_orders.is_empty() {
+            self.store()
+                .ready_rejected_orders(&op.tenant, &refused_orders)
+                .await
+                .map_err(internal)?;
+        }
+        // The operation's id in the message id: a page resumed after a crash re-sends
+        // what JetStream then drops as a duplicate.
+        let messages: Vec<Outgoing> = go
+            .iter()
+            .map(|&i| &page[i])
+            .filter_map(|e| {
+                Some(Outgoing {
+                    subject: e.source_subject.clone()?,
+                    msg_id: format!("retry-{}-{}", e.id, op.id),
+                    payload: e.payload.clone().into(),
+                })
+            })
+            .collect();
+        self.publisher().publish_all(&messages).await.map_err(|e| {
+            tracing::error!(error = %e, "bulk retry: the work could not be re-driven");
+            Status::unavailable("the message broker did not take the work; try again")
+        })?;
+        let ids: Vec<Uuid> = go.iter().map(|&i| page[i].id).collect();
+        self.store()
+            .mark_retrying(&ids, &who.name, &op.note)
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    /// Resolves or ignores one exception (a resumed page meets exceptions it already
+    /// closed: a no-op).
     async fn bulk_one(
         &self,
         op: &BulkRow,
         who: &Principal,
         e: &ferry_store::ops::OpsException,
     ) -> Result<(), Status> {
-        // A resumed page meets exceptions it already closed (a no-op) or retried (now
-        // `retrying`, not matched by an `open` filter).
-        match op.action.as_str() {
-            "retry" => self.retry_one(e, &who.name, None).await,
-            action => {
-                let action = if action == "resolve" {
-                    ExceptionAction::Resolve {
-                        note: op.note.clone(),
-                    }
-                } else {
-                    ExceptionAction::Ignore {
-                        reason: op.note.clone(),
-                    }
-                };
-                self.store()
-                    .act_on_exception(e.id, &who.name, &action, None)
-                    .await
-                    .map_err(internal)?;
-                Ok(())
+        let action = if op.action == "resolve" {
+            ExceptionAction::Resolve {
+                note: op.note.clone(),
             }
-        }
+        } else {
+            ExceptionAction::Ignore {
+                reason: op.note.clone(),
+            }
+        };
+        self.store()
+            .act_on_exception(e.id, &who.name, &action, None)
+            .await
+            .map_err(internal)?;
+        Ok(())
     }
 
     pub(crate) async fn operation(&self, id: Uuid) -> Result<Response<pb::Operation>, Status> {
@@ -223,6 +301,13 @@ impl OpsApi {
 }
 
 /// The list query of a bulk operation's filter, within its tenant.
+fn refused(who: &Principal, e: &OpsException) -> Status {
+    Status::permission_denied(format!(
+        "{} may not act on an exception owned by {}",
+        who.role, e.owner
+    ))
+}
+
 fn query(tenant: &str, text: &str) -> Result<ExceptionQuery, Status> {
     let f = filter::parse(text).map_err(|e| Status::invalid_argument(e.to_string()))?;
     Ok(ExceptionQuery {

@@ -200,13 +200,7 @@ impl OpsApi {
             .source_subject
             .clone()
             .filter(|_| !found.payload.is_empty())
-            .ok_or_else(|| {
-                Status::failed_precondition(format!(
-                    "{} has no stored work to re-drive: fix the cause (the message says what) \
-                     and Ferry picks it up by itself, then resolve it",
-                    found.kind
-                ))
-            })?;
+            .ok_or_else(|| nothing_to_redrive(&found.kind))?;
         if found.kind == ferry_domain::ExceptionKind::ErpRejected.as_str()
             && let Some(order) = found.order_number
         {
@@ -239,6 +233,14 @@ impl OpsApi {
             .map_err(internal)?;
         Ok(())
     }
+}
+
+/// A retry of an exception that stored no work.
+pub(crate) fn nothing_to_redrive(kind: &str) -> Status {
+    Status::failed_precondition(format!(
+        "{kind} has no stored work to re-drive: fix the cause (the message says what) \
+         and Ferry picks it up by itself, then resolve it"
+    ))
 }
 
 pub(crate) fn internal(e: impl std::fmt::Display) -> Status {
