@@ -498,6 +498,9 @@ mod tests {
         assert_eq!(inventory.warehouses.get("WH"), Some(&1));
         assert_eq!(inventory.buffer.for_sku(1, "JKT-BLK-M"), 2);
         assert_eq!(inventory.buffer.for_sku(1, "TEE-BLK-M"), 0);
+        let channels = &c.tenants[0].notifications.channels;
+        assert_eq!(channels.len(), 1);
+        assert_eq!(channels[0].team, ferry_domain::Owner::Operations);
     }
 
     #[test]
