@@ -36,6 +36,9 @@ pub struct OpsArgs {
     /// Exceptions retried in one bulk operation.
     #[arg(long, default_value_t = 10_000)]
     pub bulk: i64,
+    /// Orders the ERP simulator refused, then bulk-retried into it (0: skip that part).
+    #[arg(long, default_value_t = 10_000)]
+    pub downstream: usize,
 }
 
 #[derive(Serialize)]
@@ -46,9 +49,15 @@ struct Outcome {
     list_p99_ms: f64,
     timeline_p50_ms: f64,
     timeline_p99_ms: f64,
-    /// One bulk retry operation: exceptions re-driven (published, acknowledged by
-    /// JetStream, recorded) per second, from its start to its end.
+    /// One bulk retry of orders the ERP refused, with every service and the ERP
+    /// simulator downstream: orders in the ERP per second, from the retry's start until
+    /// the ERP holds every one.
     bulk_retry_per_sec: f64,
+    /// The same operation's own duration (re-driving, before the writer's work ends).
+    bulk_operation_seconds: f64,
+    /// One bulk retry of `--bulk` exceptions into a stream of the bench's own (no
+    /// service behind it): re-driven per second.
+    bulk_redrive_per_sec: f64,
     baseline_list_p99_ms: f64,
     baseline_timeline_p99_ms: f64,
     setup_seconds: f64,
@@ -58,6 +67,7 @@ pub async fn ops(args: OpsArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("ferry-bench-ops-{}", std::process::id()));
     let infra = LocalInfra::start(dir.join("infra")).await?;
     let mut config = local_config(&infra)?;
+    let downstream_config = config.clone();
     config.nats.prefix = "benchops".into();
     let store = Store::connect(&config.database).await?;
     store.migrate().await?;
@@ -127,7 +137,12 @@ pub async fn ops(args: OpsArgs) -> anyhow::Result<()> {
     }
 
     // A bulk retry of `--bulk` exceptions, each re-driven to a stream of the bench's own.
-    let bulk_retry_per_sec = bulk_retry(&store, &platform, &url, args.bulk).await?;
+    let bulk_redrive_per_sec = bulk_retry(&store, &platform, &url, args.bulk).await?;
+    let (bulk_retry_per_sec, bulk_operation_seconds) = if args.downstream > 0 {
+        crate::bench_ops_downstream::retry_into_erp(&downstream_config, args.downstream).await?
+    } else {
+        (0.0, 0.0)
+    };
 
     // The baseline: the same reads from the store, no gRPC, no token.
     let mut base_list = Vec::with_capacity(args.calls);
@@ -160,6 +175,8 @@ pub async fn ops(args: OpsArgs) -> anyhow::Result<()> {
         timeline_p50_ms: ms(&mut timeline, 0.50),
         timeline_p99_ms: ms(&mut timeline, 0.99),
         bulk_retry_per_sec,
+        bulk_operation_seconds,
+        bulk_redrive_per_sec,
         baseline_list_p99_ms: ms(&mut base_list, 0.99),
         baseline_timeline_p99_ms: ms(&mut base_timeline, 0.99),
         setup_seconds,

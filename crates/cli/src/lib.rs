@@ -19,6 +19,8 @@ pub mod bench_inventory;
 #[cfg(feature = "dev")]
 pub mod bench_ops;
 #[cfg(feature = "dev")]
+pub mod bench_ops_downstream;
+#[cfg(feature = "dev")]
 pub mod bench_reconcile;
 #[cfg(feature = "dev")]
 pub mod bench_writer;
