@@ -50,9 +50,19 @@ pub struct Commitment {
     /// Units of these orders Centra has recorded shipped (it lowered its physical stock by
     /// them); only grows while the orders' rows are kept.
     pub shipped: i64,
-    /// Of `posted_unshipped`, the orders posted recently: (when, µs since the epoch; units).
-    /// A stock level read before an order was posted may not show it yet.
-    pub recent: Vec<(i64, i64)>,
+    /// Of `posted_unshipped`, the orders posted recently. A stock level read before an
+    /// order was posted may not show it yet.
+    pub recent: Vec<RecentPost>,
+}
+
+/// An order posted recently, for one SKU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecentPost {
+    /// When the ledger recorded it posted, µs since the epoch.
+    pub posted_at: i64,
+    /// When its posting began (the ERP cannot have had it before), µs since the epoch.
+    pub started_at: i64,
+    pub units: i64,
 }
 
 /// The item units of one Centra order: (ERP item, SKU, units), one entry per pair.
@@ -262,6 +272,11 @@ impl Store {
                         FILTER (WHERE l.state = 'posted'
                                 AND l.posted_at > now() - make_interval(secs => $2)),
                         '{}') AS recent_at,
+                    coalesce(array_agg((extract(epoch FROM coalesce(l.posting_started_at, l.posted_at))
+                                        * 1000000)::bigint)
+                        FILTER (WHERE l.state = 'posted'
+                                AND l.posted_at > now() - make_interval(secs => $2)),
+                        '{}') AS recent_started,
                     coalesce(array_agg(greatest(x.quantity - coalesce(sh.units, 0), 0)::bigint)
                         FILTER (WHERE l.state = 'posted'
                                 AND l.posted_at > now() - make_interval(secs => $2)),
@@ -287,8 +302,17 @@ impl Store {
                     shipped: r.try_get("shipped")?,
                     recent: {
                         let at: Vec<i64> = r.try_get("recent_at")?;
+                        let started: Vec<i64> = r.try_get("recent_started")?;
                         let units: Vec<i64> = r.try_get("recent_units")?;
-                        at.into_iter().zip(units).collect()
+                        at.into_iter()
+                            .zip(started)
+                            .zip(units)
+                            .map(|((posted_at, started_at), units)| RecentPost {
+                                posted_at,
+                                started_at,
+                                units,
+                            })
+                            .collect()
                     },
                 })
             })

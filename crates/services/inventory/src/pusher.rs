@@ -12,6 +12,7 @@ use ferry_config::TenantConfig;
 use ferry_runtime::{ExceptionSink, Feed, FeedError, Pass};
 use ferry_store::Store;
 use ferry_store::fulfilment::{MutationBudget, Priority};
+use ferry_store::inventory::RecentPost;
 use parking_lot::RwLock;
 use tokio::sync::Mutex;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -79,24 +80,36 @@ pub(crate) struct Entry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Held {
     pub reserved: Reserved,
-    /// Of `posted_unshipped`, orders posted recently: (when, µs; units).
-    pub recent: Vec<(i64, i64)>,
+    /// Of `posted_unshipped`, orders posted recently.
+    pub recent: Vec<RecentPost>,
 }
 
 impl Held {
-    /// What counts against a level read at `read_at`: orders posted after it may not show
-    /// in it yet, so they count as pending (Centra offers less for a moment, never more).
-    pub fn against(&self, read_at: i64) -> Reserved {
+    /// What counts against a level read at `read_at` (µs), seen at `now`: an order posted
+    /// after the read may not show in it yet, so it counts as pending (Centra offers less
+    /// for a moment, never more) — unless the read came after its posting began and
+    /// `settle` has passed since it was posted with no newer level: the ERP's change
+    /// would have brought a newer one by then, so this one shows the order.
+    pub fn against(&self, read_at: i64, now: i64, settle: i64) -> Reserved {
         let unseen: i64 = self
             .recent
             .iter()
-            .filter(|(posted_at, _)| *posted_at > read_at)
-            .map(|(_, units)| units)
+            .filter(|r| r.posted_at > read_at)
+            .filter(|r| !(read_at >= r.started_at && now >= r.posted_at.saturating_add(settle)))
+            .map(|r| r.units)
             .sum();
         Reserved {
             pending: self.reserved.pending + unseen,
             posted_unshipped: (self.reserved.posted_unshipped - unseen).max(0),
         }
+    }
+
+    /// Whether one of its orders settled (see [`Held::against`]) in `(after, until]`.
+    fn settled_between(&self, after: i64, until: i64, settle: i64) -> bool {
+        self.recent.iter().any(|r| {
+            let at = r.posted_at.saturating_add(settle);
+            after < at && at <= until
+        })
     }
 }
 
@@ -286,8 +299,18 @@ impl Pusher {
         if self.entries.is_empty() || fresh {
             return Ok(());
         }
+        let (before, now) = (self.reserved.read_wall, now_micros());
+        let settle = self.settle_micros();
+        if self
+            .reserved
+            .by_sku
+            .values()
+            .any(|h| h.settled_between(before, now, settle))
+        {
+            self.rounds.dirty = true;
+        }
         self.reserved.read_at = Some(Instant::now());
-        self.reserved.read_wall = now_micros();
+        self.reserved.read_wall = now;
         let commitments = self.store.commitments(&self.tenant.id, RECENT).await?;
         let shipped: HashMap<String, i64> = commitments
             .iter()
@@ -332,12 +355,19 @@ impl Pusher {
         Ok(())
     }
 
+    /// How long after posting an order a level read since its posting began is taken to
+    /// show it: two ERP polls and a second (the change would have brought a newer level).
+    fn settle_micros(&self) -> i64 {
+        let poll = self.tenant.inventory.poll_interval * 2 + Duration::from_secs(1);
+        i64::try_from(poll.as_micros()).unwrap_or(i64::MAX)
+    }
+
     pub(crate) fn target_of(&self, key: &Key, entry: &Entry) -> Target {
         let reserved = if key.0 == self.allocation_warehouse {
             self.reserved
                 .by_sku
                 .get(&key.1)
-                .map(|held| held.against(entry.erp_read_at))
+                .map(|held| held.against(entry.erp_read_at, now_micros(), self.settle_micros()))
                 .unwrap_or_default()
         } else {
             Reserved::default()
@@ -408,6 +438,14 @@ impl Feed for PusherFeed {
 mod tests {
     use super::*;
 
+    fn post(posted_at: i64, started_at: i64, units: i64) -> RecentPost {
+        RecentPost {
+            posted_at,
+            started_at,
+            units,
+        }
+    }
+
     #[test]
     fn an_order_posted_after_the_level_was_read_still_counts_as_pending() {
         let held = Held {
@@ -415,11 +453,12 @@ mod tests {
                 pending: 1,
                 posted_unshipped: 5,
             },
-            recent: vec![(1_000, 2), (3_000, 3)],
+            recent: vec![post(1_000, 900, 2), post(3_000, 2_900, 3)],
         };
+        let soon = |read| held.against(read, 3_100, 10_000);
         // Read before both: both still count pending.
         assert_eq!(
-            held.against(500),
+            soon(500),
             Reserved {
                 pending: 6,
                 posted_unshipped: 0
@@ -427,17 +466,40 @@ mod tests {
         );
         // Read between: the later one does.
         assert_eq!(
-            held.against(2_000),
+            soon(2_000),
             Reserved {
                 pending: 4,
                 posted_unshipped: 2
             }
         );
         // Read after both: as the ledger says.
-        assert_eq!(held.against(5_000), held.reserved);
+        assert_eq!(soon(5_000), held.reserved);
         // The total Centra holds never changes.
         for at in [0, 2_000, 9_000] {
-            assert_eq!(held.against(at).total(), held.reserved.total());
+            assert_eq!(soon(at).total(), held.reserved.total());
         }
+    }
+
+    #[test]
+    fn a_level_read_while_the_order_was_being_posted_shows_it_once_settled() {
+        let held = Held {
+            reserved: Reserved {
+                pending: 0,
+                posted_unshipped: 3,
+            },
+            recent: vec![post(3_000, 2_000, 3)],
+        };
+        // Read at 2,500: after the posting began, before the ledger said posted.
+        let unsettled = held.against(2_500, 3_500, 1_000);
+        assert_eq!(unsettled.pending, 3, "less for a moment");
+        assert_eq!(
+            held.against(2_500, 4_000, 1_000),
+            held.reserved,
+            "then settled"
+        );
+        // Read before the posting began: the ERP cannot have had it, however long ago.
+        assert_eq!(held.against(1_500, 99_000, 1_000).pending, 3);
+        assert!(held.settled_between(3_900, 4_000, 1_000));
+        assert!(!held.settled_between(4_000, 9_000, 1_000));
     }
 }
