@@ -22,7 +22,7 @@ pub enum OrderCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Orders by number, ERP document number or tracking number.
+    /// Orders by number, ERP document number, tracking number or customer e-mail.
     Search {
         tenant: String,
         query: String,

@@ -7,6 +7,7 @@
 mod bundles;
 pub mod exception;
 pub mod http;
+pub mod lookup;
 pub mod money;
 pub mod quota;
 pub mod rules;

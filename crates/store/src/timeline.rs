@@ -40,20 +40,26 @@ pub struct Timeline {
 }
 
 impl Store {
-    /// Orders of `tenants` whose number, ERP reference or shipment tracking number is
-    /// `query` (at most 50).
+    /// Orders of `tenants` whose number, ERP reference, shipment tracking number or
+    /// customer e-mail is `query` (at most 50).
     pub async fn search_orders(
         &self,
         tenants: &[String],
         query: &str,
     ) -> Result<Vec<OrderFound>, StoreError> {
         let number: Option<i64> = query.trim().parse().ok();
+        // An e-mail address is matched by its brand-scoped key: the ledger keeps no address.
+        let email_keys: Vec<Vec<u8>> = tenants
+            .iter()
+            .filter_map(|t| ferry_domain::lookup::email_key(t, query))
+            .collect();
         Ok(sqlx::query_as::<_, OrderFound>(
             "SELECT l.tenant, l.order_number, l.state, l.erp_reference, l.gross_minor, l.currency
              FROM order_ledger l
              WHERE l.tenant = ANY($1)
                AND (l.order_number = $2
                     OR l.erp_reference = $3
+                    OR l.customer_email_key = ANY($4)
                     OR EXISTS (SELECT 1 FROM shipment_ledger s
                                WHERE s.tenant = l.tenant AND s.order_number = l.order_number
                                  AND s.tracking_number = $3))
@@ -63,6 +69,7 @@ impl Store {
         .bind(tenants)
         .bind(number)
         .bind(query.trim())
+        .bind(&email_keys)
         .fetch_all(self.pool())
         .await?)
     }

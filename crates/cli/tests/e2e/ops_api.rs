@@ -685,7 +685,30 @@ async fn an_orders_timeline_runs_from_the_webhook_to_the_capture() {
         .expect("row")
         .erp_reference
         .expect("posted");
-    for query in ["PN-TIMELINE", erp_reference.as_str(), &number.to_string()] {
+    // Customer service's e-mail search: the address as the customer says it, in any case.
+    let email = stack
+        .centra
+        .state
+        .order(number)
+        .expect("order")
+        .customer
+        .email
+        .to_uppercase();
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM order_ledger WHERE customer_email_key IS NOT NULL
+           AND position(convert_to($1, 'UTF8') in customer_email_key) = 0",
+    )
+    .bind(email.to_lowercase())
+    .fetch_one(store.pool())
+    .await
+    .expect("ledger");
+    assert_eq!(stored, 1, "a key, never the address itself");
+    for query in [
+        "PN-TIMELINE",
+        erp_reference.as_str(),
+        &number.to_string(),
+        email.as_str(),
+    ] {
         let found = orders
             .search_orders(pb::SearchOrdersRequest {
                 parent: "tenants/acme".into(),

@@ -143,6 +143,7 @@ async fn a_ready_order_is_posted_once_and_announced() {
             gross_minor: Some(104_700),
             tax_minor: Some(20_940),
             trace_id: None,
+            customer_email_key: None,
             body: Bytes::new(),
         })
         .await

@@ -53,7 +53,8 @@ impl OrderService for OpsApi {
         let body = request.into_inner();
         if body.query.trim().is_empty() {
             return Err(Status::invalid_argument(
-                "query is required: an order number, an ERP document number or a tracking number",
+                "query is required: an order number, an ERP document number, a tracking number \
+                 or the customer's e-mail",
             ));
         }
         let tenants = match parse_parent(&body.parent)? {

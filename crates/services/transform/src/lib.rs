@@ -195,6 +195,10 @@ impl Handler for TransformHandler {
                 tax_minor: (order.release != Release::Rejected).then_some(order.totals.tax),
                 trace_id: Some(ferry_runtime::telemetry::current_trace_id())
                     .filter(|t| !t.is_empty()),
+                customer_email_key: ferry_domain::lookup::email_key(
+                    &self.tenant.id,
+                    &order.party.email,
+                ),
                 body: message.snapshot_json.clone(),
             })
             .await

@@ -38,6 +38,8 @@ pub struct SnapshotRecord {
     pub tax_minor: Option<i64>,
     /// The trace the transform judged it in (`None` without OpenTelemetry).
     pub trace_id: Option<String>,
+    /// The customer's e-mail as a lookup key (`ferry_domain::lookup::email_key`).
+    pub customer_email_key: Option<Vec<u8>>,
     /// The snapshot as read from Centra; kept (and sent to the database) only for orders
     /// that wait, not for `Ready` ones.
     pub body: bytes::Bytes,
@@ -113,9 +115,10 @@ impl Store {
                     "WITH input AS (
                          SELECT $1::text AS tenant, i.* FROM UNNEST($2::int8[], $3::text[], $4::text[],
                                               $5::timestamptz[], $6::timestamptz[], $7::text[], $8::text[],
-                                              $9::int8[], $10::int8[], $11::text[], $12::bytea[], $13::text[])
+                                              $9::int8[], $10::int8[], $11::text[], $12::bytea[], $13::text[], $14::bytea[])
                            AS i(order_number, centra_order_id, snapshot_hash, fetched_at, first_accepted_at,
-                                state, currency, gross_minor, tax_minor, order_fingerprint, body, trace_id)
+                                state, currency, gross_minor, tax_minor, order_fingerprint, body, trace_id,
+                                customer_email_key)
                      ),
                      body AS (
                          -- Kept for orders that wait (held, rejected, cancelled): they are
@@ -129,9 +132,11 @@ impl Store {
                      applied AS (
                          INSERT INTO order_ledger (tenant, order_number, centra_order_id, snapshot_hash,
                                                    snapshot_fetched_at, first_accepted_at, state, currency,
-                                                   gross_minor, tax_minor, order_fingerprint, transformed_at, trace_id)
+                                                   gross_minor, tax_minor, order_fingerprint, transformed_at, trace_id,
+                                                   customer_email_key)
                          SELECT tenant, order_number, centra_order_id, snapshot_hash, fetched_at, first_accepted_at,
-                                state, currency, gross_minor, tax_minor, order_fingerprint, now(), trace_id
+                                state, currency, gross_minor, tax_minor, order_fingerprint, now(), trace_id,
+                                customer_email_key
                          FROM input
                          ON CONFLICT (tenant, order_number) DO UPDATE SET
                              previous_state = order_ledger.state,
@@ -146,6 +151,8 @@ impl Store {
                              order_fingerprint = EXCLUDED.order_fingerprint,
                              transformed_at = now(),
                              trace_id = COALESCE(EXCLUDED.trace_id, order_ledger.trace_id),
+                             customer_email_key = COALESCE(EXCLUDED.customer_email_key,
+                                                           order_ledger.customer_email_key),
                              updated_at = now()
                          WHERE order_ledger.state NOT IN ('posting', 'possibly_created', 'posted')
                            AND (order_ledger.snapshot_fetched_at < EXCLUDED.snapshot_fetched_at
@@ -181,6 +188,12 @@ impl Store {
                         .collect::<Vec<_>>(),
                 )
                 .bind(group.iter().map(|i| records[*i].trace_id.clone()).collect::<Vec<_>>())
+                .bind(
+                    group
+                        .iter()
+                        .map(|i| records[*i].customer_email_key.as_deref())
+                        .collect::<Vec<_>>(),
+                )
                 .fetch_all(self.pool())
                 .await?;
             for (n, previous) in written {

@@ -25,6 +25,7 @@ fn record(number: i64, hash: &str, fetched: i64, state: LedgerState) -> Snapshot
         gross_minor: Some(1000),
         tax_minor: Some(200),
         trace_id: None,
+        customer_email_key: None,
         body: format!("{{\"number\":{number}}}").into_bytes().into(),
     }
 }

@@ -21,6 +21,7 @@ fn record(number: i64, hash: &str, accepted: DateTime<Utc>) -> SnapshotRecord {
         gross_minor: Some(1000),
         tax_minor: Some(200),
         trace_id: None,
+        customer_email_key: None,
         body: bytes::Bytes::new(),
     }
 }
