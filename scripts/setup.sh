@@ -64,6 +64,9 @@ command -v flock >/dev/null || apt_install util-linux
 # browser.
 command -v chromium >/dev/null || apt_install chromium
 
+# promtool checks and unit-tests the chart's alert rules (scripts/check-helm.sh).
+command -v promtool >/dev/null || apt_install prometheus
+
 # cargo-nextest runs the tests.
 if ! cargo nextest --version >/dev/null 2>&1; then
   log "installing cargo-nextest"

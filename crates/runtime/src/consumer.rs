@@ -352,6 +352,9 @@ struct Meters {
     retry: metrics::Counter,
     exception: metrics::Counter,
     seconds: metrics::Histogram,
+    /// Messages waiting for this consumer after the last one it took (its backlog, as
+    /// the server said): what the backlog alert and autoscaling watch.
+    pending: metrics::Gauge,
 }
 
 impl Meters {
@@ -363,6 +366,12 @@ impl Meters {
             retry: outcome("retry"),
             exception: outcome("exception"),
             seconds: metrics::histogram!("ferry_message_seconds", "service" => service),
+            pending: metrics::gauge!(
+                "ferry_consumer_pending",
+                "service" => service,
+                "tenant" => spec.tenant.clone(),
+                "consumer" => spec.durable.clone()
+            ),
         }
     }
 }
@@ -429,6 +438,7 @@ impl Shared {
         }
         .increment(1);
         self.meters.seconds.record(started.elapsed().as_secs_f64());
+        self.meters.pending.set(pending as f64);
     }
 
     async fn settle(
