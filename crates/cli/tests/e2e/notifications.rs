@@ -161,7 +161,12 @@ async fn a_storm_is_one_message_per_channel_and_overdue_escalates() {
             text.contains("Items not mapped to an ERP item: 5,000"),
             "{text}"
         );
-        assert!(text.contains("ferry exceptions list acme"), "{text}");
+        assert!(
+            text.contains(
+                "ferry exceptions list --tenant acme --filter 'owner = operations AND state = open'"
+            ),
+            "{text}"
+        );
     }
     let mail = smtp.messages();
     assert_eq!(mail.len(), 1, "one e-mail to operations");

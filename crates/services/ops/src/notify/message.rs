@@ -217,7 +217,7 @@ pub fn compose(to: &Audience<'_>, notices: &[Notice]) -> Option<Message> {
         &overdue,
     );
     let _ = write!(body, "\n{}\n", advice(to.team));
-    let filter = format!("owner = \"{}\" AND state != \"resolved\"", to.team.as_str());
+    let filter = format!("owner = {} AND state = open", to.team.as_str());
     match to.console_url {
         Some(url) => {
             let _ = writeln!(
@@ -231,7 +231,7 @@ pub fn compose(to: &Audience<'_>, notices: &[Notice]) -> Option<Message> {
         None => {
             let _ = writeln!(
                 body,
-                "Your inbox: ferry exceptions list {} --filter '{filter}'",
+                "Your inbox: ferry exceptions list --tenant {} --filter '{filter}'",
                 to.tenant
             );
         }
@@ -348,6 +348,23 @@ mod tests {
         );
         assert!(m.body.contains("Compare the order in Centra with the ERP"));
         assert_eq!(slack_body(&m)["text"], m.body);
+    }
+
+    #[test]
+    fn the_inbox_command_is_one_the_api_takes() {
+        let m = compose(
+            &ops(),
+            &[notice(1, ExceptionKind::UnmappedSku, "raised", 5, "open")],
+        )
+        .expect("message");
+        let filter = m
+            .body
+            .split("--filter '")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .expect("a filter");
+        let parsed = crate::filter::parse(filter).expect("the API's filter syntax");
+        assert_eq!(parsed.owner.as_deref(), Some("operations"));
     }
 
     proptest! {
