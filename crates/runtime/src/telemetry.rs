@@ -402,3 +402,46 @@ impl Recorder for FanoutRecorder {
         }
     }
 }
+
+#[cfg(test)]
+mod metric_names {
+    use std::path::{Path, PathBuf};
+
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Every metric the chart's alerts and the metrics reference name is one a service
+    /// really registers (by its literal name in the code).
+    #[test]
+    fn alerts_and_docs_name_only_metrics_ferry_exports() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut files = Vec::new();
+        sources(&root.join("crates"), &mut files);
+        let code: String = files
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .collect();
+        for doc in ["helm/ferry/files/alerts.yaml", "docs/operations/metrics.md"] {
+            let text = std::fs::read_to_string(root.join(doc)).expect(doc);
+            let named: std::collections::BTreeSet<&str> = text
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("ferry_") && w.len() > 6)
+                .collect();
+            assert!(!named.is_empty(), "{doc} names no metric");
+            for name in named {
+                assert!(
+                    code.contains(&format!("\"{name}\"")),
+                    "{doc} names {name}, which no service registers"
+                );
+            }
+        }
+    }
+}
