@@ -16,6 +16,9 @@ fi
 [[ -x "$TOOLS/venv/bin/kubernetes-validate" ]] || "$TOOLS/venv/bin/pip" install -q kubernetes-validate==1.37.0
 "$TOOLS/bin/helm" lint --strict "$ROOT/helm/ferry"
 "$TOOLS/bin/helm" template ferry "$ROOT/helm/ferry" | "$TOOLS/venv/bin/kubernetes-validate" --strict -k 1.33.0 -
+# The optional core resources too.
+"$TOOLS/bin/helm" template ferry "$ROOT/helm/ferry" --set networkPolicy.enabled=true \
+  --show-only templates/networkpolicy.yaml | "$TOOLS/venv/bin/kubernetes-validate" --strict -k 1.33.0 -
 # The alerts: promtool (Debian's prometheus package, installed by scripts/setup.sh) checks
 # the rules and runs their unit tests; the PrometheusRule the chart renders carries the same
 # rules with the runbook links filled in.
