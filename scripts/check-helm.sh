@@ -16,6 +16,10 @@ fi
 [[ -x "$TOOLS/venv/bin/kubernetes-validate" ]] || "$TOOLS/venv/bin/pip" install -q kubernetes-validate==1.37.0
 "$TOOLS/bin/helm" lint --strict "$ROOT/helm/ferry"
 "$TOOLS/bin/helm" template ferry "$ROOT/helm/ferry" | "$TOOLS/venv/bin/kubernetes-validate" --strict -k 1.33.0 -
+# values.schema.json refuses a misspelt value instead of ignoring it.
+if "$TOOLS/bin/helm" template ferry "$ROOT/helm/ferry" --set services.ingest.replica=2 >/dev/null 2>&1; then
+  echo "values.schema.json let a misspelt value through" >&2; exit 1
+fi
 # The optional core resources too.
 "$TOOLS/bin/helm" template ferry "$ROOT/helm/ferry" --set networkPolicy.enabled=true \
   --show-only templates/networkpolicy.yaml | "$TOOLS/venv/bin/kubernetes-validate" --strict -k 1.33.0 -
