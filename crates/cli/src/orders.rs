@@ -28,6 +28,9 @@ pub enum OrderCommand {
         query: String,
         #[arg(long, env = "FERRY_CONFIG")]
         config: Option<PathBuf>,
+        /// One JSON object per order instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -95,6 +98,7 @@ pub async fn run(command: OrderCommand) -> anyhow::Result<()> {
             tenant,
             query,
             config,
+            json,
         } => {
             let (url, token) = endpoint(config.as_deref())?;
             let (ch, bearer) = channel(&url, &token).await?;
@@ -107,6 +111,10 @@ pub async fn run(command: OrderCommand) -> anyhow::Result<()> {
                 .map_err(refused)?
                 .into_inner();
             for o in &found.orders {
+                if json {
+                    writeln!(out, "{}", summary_json(o))?;
+                    continue;
+                }
                 writeln!(
                     out,
                     "{:>10}  {:<16} {:>14}  {}",
@@ -220,13 +228,18 @@ pub fn replay_json(r: &pb::ReplayOrderResponse) -> serde_json::Value {
     })
 }
 
+/// An order's summary as a JSON object.
+fn summary_json(o: &pb::OrderSummary) -> serde_json::Value {
+    serde_json::json!({
+        "name": o.name, "number": o.number, "state": o.state,
+        "erp_reference": o.erp_reference, "gross_minor": o.gross_minor, "currency": o.currency,
+    })
+}
+
 /// A timeline as a JSON object.
 pub fn timeline_json(t: &pb::OrderTimeline) -> serde_json::Value {
     serde_json::json!({
-        "order": t.order.as_ref().map(|o| serde_json::json!({
-            "name": o.name, "number": o.number, "state": o.state,
-            "erp_reference": o.erp_reference, "gross_minor": o.gross_minor, "currency": o.currency,
-        })),
+        "order": t.order.as_ref().map(summary_json),
         "steps": t.steps.iter().map(|s| serde_json::json!({
             "at": time(s.at.as_ref()), "step": s.step, "by": s.by, "detail": s.detail,
             "trace_id": s.trace_id,

@@ -786,6 +786,16 @@ async fn an_orders_timeline_runs_from_the_webhook_to_the_capture() {
         text.contains("shipment_in_centra") && text.contains("PN-TIMELINE"),
         "{text}"
     );
+    // And finds it by the customer's e-mail, for scripts.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["order", "search", "acme", &email, "--json"])
+        .env_remove("FERRY_CONFIG")
+        .env("FERRY_API__URL", &stack.api_url)
+        .env("FERRY_API__TOKEN", &secret)
+        .output()
+        .expect("ferry runs");
+    let found: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(found["number"], number, "{found}");
 
     stack.shutdown().await;
     env.cleanup().await;
