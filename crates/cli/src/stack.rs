@@ -205,7 +205,14 @@ impl Stack {
         )
         .await
         .context("starting the ERP simulator")?;
-        let webhook_secret = format!("whsec-{}", uuid_like(options.seed));
+        // Random: one derived from the process id could be guessed by anyone on the machine.
+        let webhook_secret = format!(
+            "whsec-{}",
+            rand::random::<[u8; 16]>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
         point_at_simulators(&mut config, &centra.graphql_url(), &erp.url());
         if config.tenant(&options.tenant).is_none() {
             config.tenants.push(TenantConfig {
@@ -410,14 +417,6 @@ fn point_at_simulators(config: &mut Config, centra_url: &str, erp_url: &str) {
             tenant.erp.settings.insert("url".to_owned(), erp_url.into());
         }
     }
-}
-
-fn uuid_like(seed: u64) -> String {
-    format!(
-        "{:016x}{:08x}",
-        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        std::process::id()
-    )
 }
 
 /// A configuration for a local stack on `infra`, with a private prefix and free ports.

@@ -9,6 +9,7 @@ pub mod dead_letters;
 pub mod exceptions;
 pub mod feed;
 pub mod lease;
+pub mod log_limit;
 pub mod nats;
 pub mod ops;
 pub mod service;

@@ -30,11 +30,14 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
+use ferry_runtime::log_limit::LogLimit;
+
 #[derive(Clone)]
 struct WebhookState {
     base: ServiceBase,
     config: Arc<Config>,
     tenants: Arc<HashMap<String, TenantConfig>>,
+    quiet: Arc<LogLimit>,
 }
 
 /// Binds the webhook endpoint and serves it until shutdown; returns the bound address.
@@ -49,6 +52,7 @@ pub async fn serve(base: ServiceBase, config: Arc<Config>) -> std::io::Result<So
                 .collect(),
         ),
         base: base.clone(),
+        quiet: Arc::new(LogLimit::new(REFUSALS_LOGGED_EVERY)),
     };
     let app = Router::new()
         .route("/webhooks/centra/{tenant}", post(receive))
@@ -66,10 +70,21 @@ pub async fn serve(base: ServiceBase, config: Arc<Config>) -> std::io::Result<So
     Ok(addr)
 }
 
-fn refuse(tenant: &str, status: StatusCode, outcome: &'static str, why: &str) -> Response {
+/// A refusal of each kind per tenant is logged at most this often.
+const REFUSALS_LOGGED_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn refuse(
+    quiet: &LogLimit,
+    tenant: &str,
+    status: StatusCode,
+    outcome: &'static str,
+    why: &str,
+) -> Response {
     metrics::counter!("ferry_webhooks_total", "tenant" => tenant.to_owned(), "outcome" => outcome)
         .increment(1);
-    tracing::warn!(tenant, outcome, why, "webhook refused");
+    if let Some(unlogged) = quiet.admit(tenant, outcome, std::time::Instant::now()) {
+        tracing::warn!(tenant, outcome, why, unlogged, "webhook refused");
+    }
     (status, format!("{why}\n")).into_response()
 }
 
@@ -82,6 +97,7 @@ async fn receive(
     let Some(tenant) = state.tenants.get(&tenant_id) else {
         // Not echoing the unknown id keeps arbitrary input out of logs and metrics labels.
         return refuse(
+            &state.quiet,
             "unknown",
             StatusCode::NOT_FOUND,
             "unknown_tenant",
@@ -92,6 +108,7 @@ async fn receive(
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return refuse(
+                &state.quiet,
                 &tenant.id,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
@@ -100,6 +117,7 @@ async fn receive(
         }
         Err(_) => {
             return refuse(
+                &state.quiet,
                 &tenant.id,
                 StatusCode::BAD_REQUEST,
                 "malformed",
@@ -122,6 +140,7 @@ async fn receive(
         state.config.ingest.replay_window.as_secs() as i64,
     ) {
         return refuse(
+            &state.quiet,
             &tenant.id,
             StatusCode::UNAUTHORIZED,
             e.label(),
@@ -132,6 +151,7 @@ async fn receive(
         Ok(p) => p,
         Err(e @ WebhookError::Malformed(_)) => {
             return refuse(
+                &state.quiet,
                 &tenant.id,
                 StatusCode::BAD_REQUEST,
                 "malformed",
@@ -140,6 +160,7 @@ async fn receive(
         }
         Err(e) => {
             return refuse(
+                &state.quiet,
                 &tenant.id,
                 StatusCode::BAD_REQUEST,
                 "malformed",
@@ -169,6 +190,7 @@ async fn receive(
         Err(e) => {
             tracing::error!(tenant = %tenant.id, error = %e, "webhook events not stored");
             refuse(
+                &state.quiet,
                 &tenant.id,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not_stored",
