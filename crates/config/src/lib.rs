@@ -123,6 +123,10 @@ pub struct IngestConfig {
     /// How long the fetcher waits to fill a batch before querying Centra anyway.
     #[serde(with = "humantime_serde")]
     pub batch_wait: Duration,
+    /// A webhook's request headers must arrive within this: a client sending them a byte
+    /// at a time (slowloris) is cut off instead of holding a connection.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
 }
 
 impl Default for IngestConfig {
@@ -133,6 +137,7 @@ impl Default for IngestConfig {
             replay_window: Duration::from_secs(300),
             snapshot_batch: 200,
             batch_wait: Duration::from_millis(100),
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The ingest service on its own, against a real nats-server, PostgreSQL and the Centra
 //! simulator (no transform, no writer): each order Centra announces by a signed webhook
 //! arrives on `centra.order.v1` once, as Centra sent it, with its content hash as identity;
-//! a webhook with a forged signature is refused and publishes nothing.
+//! a webhook with a forged signature is refused and publishes nothing; a client sending its
+//! headers a byte at a time (slowloris) is cut off.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
 
@@ -50,6 +51,7 @@ async fn webhooks_become_snapshots_once_and_a_forged_one_is_refused() {
     config.tenants = ferry_config::Config::from_toml(&tenant(&centra.graphql_url()))
         .expect("tenant")
         .tenants;
+    config.ingest.header_read_timeout = Duration::from_secs(1);
     let platform = Platform::open(
         ferry_ingest::SERVICE,
         Arc::new(config),
@@ -158,6 +160,39 @@ async fn webhooks_become_snapshots_once_and_a_forged_one_is_refused() {
     assert!(
         counts.iter().all(|(subject, _)| *subject != forged_subject),
         "the forged webhook led to a fetch"
+    );
+
+    // Slowloris: a request line, then a header a byte at a time. The connection is closed
+    // once the headers are late (1 s here), however patient the client.
+    let started = std::time::Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(ingest.webhook_addr)
+        .await
+        .expect("connect");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    slow.write_all(b"POST /webhooks/centra/acme HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("request line");
+    let mut closed = false;
+    for byte in b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if slow.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(1), slow.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(closed, "a slow client kept its connection");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut off after {:?}",
+        started.elapsed()
     );
 
     shutdown.cancel();
