@@ -28,13 +28,6 @@ impl Owner {
 }
 
 impl Owner {
-    pub const ALL: [Owner; 4] = [
-        Owner::Finance,
-        Owner::Operations,
-        Owner::CustomerService,
-        Owner::Engineering,
-    ];
-
     /// The team's name as people say it.
     pub fn team_name(&self) -> &'static str {
         match self {
@@ -43,19 +36,6 @@ impl Owner {
             Owner::CustomerService => "Customer service",
             Owner::Engineering => "Engineering",
         }
-    }
-}
-
-impl FromStr for Owner {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Owner::ALL
-            .into_iter()
-            .find(|o| o.as_str() == s)
-            .ok_or_else(|| {
-                format!("no team called `{s}` (finance, operations, customer_service, engineering)")
-            })
     }
 }
 

@@ -108,7 +108,8 @@ impl fmt::Display for Currency {
     }
 }
 
-fn group_thousands(digits: &str) -> String {
+/// Digits grouped by thousands with commas: "1234567" → "1,234,567".
+pub fn group_thousands(digits: &str) -> String {
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {

@@ -282,24 +282,6 @@ impl Store {
         Ok(seen.is_some())
     }
 
-    /// An order the ERP refused, made ready to post again (its exception being retried).
-    /// Returns whether it was rejected.
-    pub async fn ready_rejected_order(
-        &self,
-        tenant: &str,
-        order_number: i64,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE order_ledger SET state = 'ready', updated_at = now()
-             WHERE tenant = $1 AND order_number = $2 AND state = 'rejected'",
-        )
-        .bind(tenant)
-        .bind(order_number)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// Closes the tenant's retries that worked: an order the ERP refused that is now
     /// posted, and any other retry not raised again within `quiet` (the re-driven message
     /// went through). Returns how many were resolved.

@@ -300,7 +300,6 @@ impl OpsApi {
     }
 }
 
-/// The list query of a bulk operation's filter, within its tenant.
 fn refused(who: &Principal, e: &OpsException) -> Status {
     Status::permission_denied(format!(
         "{} may not act on an exception owned by {}",
@@ -308,20 +307,10 @@ fn refused(who: &Principal, e: &OpsException) -> Status {
     ))
 }
 
+/// The list query of a bulk operation's filter, within its tenant.
 fn query(tenant: &str, text: &str) -> Result<ExceptionQuery, Status> {
     let f = filter::parse(text).map_err(|e| Status::invalid_argument(e.to_string()))?;
-    Ok(ExceptionQuery {
-        tenants: Some(vec![tenant.to_owned()]),
-        owner: f.owner,
-        kind: f.kind,
-        state: f.state,
-        order: f.order,
-        assignee: f.assignee,
-        overdue: f.overdue,
-        text: f.text,
-        after: None,
-        limit: PAGE,
-    })
+    Ok(f.query(Some(vec![tenant.to_owned()]), None, PAGE))
 }
 
 fn to_pb(op: BulkRow) -> pb::Operation {

@@ -16,6 +16,29 @@ pub struct ExceptionFilter {
     pub text: Option<String>,
 }
 
+impl ExceptionFilter {
+    /// The store's query for this filter over `tenants` (`None`: every tenant).
+    pub fn query(
+        self,
+        tenants: Option<Vec<String>>,
+        after: Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)>,
+        limit: i64,
+    ) -> ferry_store::ops::ExceptionQuery {
+        ferry_store::ops::ExceptionQuery {
+            tenants,
+            owner: self.owner,
+            kind: self.kind,
+            state: self.state,
+            order: self.order,
+            assignee: self.assignee,
+            overdue: self.overdue,
+            text: self.text,
+            after,
+            limit,
+        }
+    }
+}
+
 pub const STATES: [&str; 5] = ["open", "assigned", "retrying", "resolved", "ignored"];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use ferry_proto::centra::v1 as centra_pb;
 use ferry_proto::ops::v1 as pb;
 use ferry_proto::order::v1 as order_pb;
 use ferry_runtime::{Outgoing, StreamKind};
-use ferry_transform::amend::posted_changes;
+use ferry_transform::amend::{posted_changes, posted_order};
 use prost::Message as _;
 use tonic::Status;
 
@@ -88,24 +88,6 @@ impl OpsApi {
         }))
     }
 
-    /// The sales order Ferry posted: the last `OrderReady` of the order.
-    async fn posted_order(&self, tenant: &str, number: i64) -> Option<order_pb::SalesOrder> {
-        let topology = self.topology();
-        let stream = self
-            .publisher()
-            .context()
-            .get_stream(topology.stream_name(StreamKind::Orders))
-            .await
-            .ok()?;
-        let message = stream
-            .get_last_raw_message_by_subject(&topology.ready_subject(tenant, number))
-            .await
-            .ok()?;
-        order_pb::OrderReady::decode(message.payload.as_ref())
-            .ok()?
-            .order
-    }
-
     pub(crate) async fn replay(
         &self,
         who: &Principal,
@@ -139,7 +121,7 @@ impl OpsApi {
             "posting" | "possibly_created" | "posted"
         );
         let posted = if reached_erp {
-            self.posted_order(tenant, number).await
+            posted_order(self.publisher().context(), self.topology(), tenant, number).await
         } else {
             None
         };

@@ -11,7 +11,7 @@ use ferry_proto::ops::v1 as pb;
 use ferry_proto::ops::v1::exception_service_server::ExceptionService;
 use ferry_runtime::nats::{Outgoing, Publisher, Topology};
 use ferry_store::Store;
-use ferry_store::ops::{ExceptionAction, ExceptionQuery, OpsException};
+use ferry_store::ops::{ExceptionAction, OpsException};
 use tonic::{Request, Response, Status};
 
 use crate::access::{Action, Principal, Role};
@@ -205,7 +205,7 @@ impl OpsApi {
             && let Some(order) = found.order_number
         {
             self.store
-                .ready_rejected_order(&found.tenant, order)
+                .ready_rejected_orders(&found.tenant, &[order])
                 .await
                 .map_err(internal)?;
         }
@@ -279,19 +279,12 @@ impl ExceptionService for OpsApi {
             n if n < 0 => return Err(Status::invalid_argument("page_size is negative")),
             n => n.min(MAX_PAGE),
         };
-        let query = ExceptionQuery {
+        // One more than the page: whether there is a next one.
+        let query = f.query(
             tenants,
-            owner: f.owner,
-            kind: f.kind,
-            state: f.state,
-            order: f.order,
-            assignee: f.assignee,
-            overdue: f.overdue,
-            text: f.text,
-            after: parse_page_token(&body.page_token)?,
-            // One more than the page: whether there is a next one.
-            limit: i64::from(size) + 1,
-        };
+            parse_page_token(&body.page_token)?,
+            i64::from(size) + 1,
+        );
         let mut rows = self.store.list_exceptions(&query).await.map_err(internal)?;
         let more = rows.len() > size as usize;
         rows.truncate(size as usize);

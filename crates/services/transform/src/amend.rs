@@ -9,7 +9,7 @@ use ferry_domain::transform::LineKind;
 use ferry_domain::{ItemMap, Rules, SalesOrder, Snapshot, transform};
 use ferry_proto::centra::v1 as centra_pb;
 use ferry_proto::order::v1 as pb;
-use ferry_runtime::{ServiceBase, StreamKind};
+use ferry_runtime::{ServiceBase, StreamKind, Topology};
 use prost::Message as _;
 
 /// Finds the snapshot with `hash` among the ones stored for the order.
@@ -167,14 +167,18 @@ pub fn posted_changes(posted: Option<&pb::SalesOrder>, now: &SalesOrder) -> Vec<
 
 /// The sales order Ferry sent the ERP: the order's last `OrderReady` (the ORDERS stream
 /// keeps it 14 days).
-pub async fn posted_order(base: &ServiceBase, tenant: &str, number: i64) -> Option<pb::SalesOrder> {
-    let stream = base
-        .js
-        .get_stream(base.topology.stream_name(StreamKind::Orders))
+pub async fn posted_order(
+    js: &async_nats::jetstream::Context,
+    topology: &Topology,
+    tenant: &str,
+    number: i64,
+) -> Option<pb::SalesOrder> {
+    let stream = js
+        .get_stream(topology.stream_name(StreamKind::Orders))
         .await
         .ok()?;
     let message = stream
-        .get_last_raw_message_by_subject(&base.topology.ready_subject(tenant, number))
+        .get_last_raw_message_by_subject(&topology.ready_subject(tenant, number))
         .await
         .ok()?;
     pb::OrderReady::decode(message.payload.as_ref()).ok()?.order

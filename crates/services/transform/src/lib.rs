@@ -397,8 +397,13 @@ impl TransformHandler {
             .get(&self.store, &self.tenant.id, false)
             .await
             .map_err(store_error)?;
-        let posted_order =
-            amend::posted_order(&self.base, &self.tenant.id, order.order_number).await;
+        let posted_order = amend::posted_order(
+            &self.base.js,
+            &self.base.topology,
+            &self.tenant.id,
+            order.order_number,
+        )
+        .await;
         let posted = amend::Posted {
             erp_reference: &erp_reference,
             order: posted_order.as_ref(),

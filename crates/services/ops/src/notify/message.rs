@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use ferry_domain::money::Currency;
+use ferry_domain::money::{Currency, group_thousands};
 use ferry_domain::{ExceptionKind, Owner};
 use ferry_store::notify::Notice;
 
@@ -108,15 +108,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 fn group(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
+    group_thousands(&n.to_string())
 }
 
 /// Cuts a line people wrote (or a service did) to `max` characters.
