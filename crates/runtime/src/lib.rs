@@ -8,6 +8,7 @@ pub mod consumer;
 pub mod dead_letters;
 pub mod exceptions;
 pub mod feed;
+pub mod http;
 pub mod lease;
 pub mod log_limit;
 pub mod nats;

@@ -67,11 +67,13 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-    });
+    tokio::spawn(crate::http::serve_guarded(
+        "ops endpoint",
+        listener,
+        app,
+        crate::http::HEADER_READ_TIMEOUT,
+        shutdown,
+    ));
     Ok(addr)
 }
 

@@ -60,7 +60,8 @@ pub async fn serve(base: ServiceBase, config: Arc<Config>) -> std::io::Result<So
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(config.ingest.listen).await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(serve_guarded(
+    tokio::spawn(ferry_runtime::http::serve_guarded(
+        "webhook",
         listener,
         app,
         config.ingest.header_read_timeout,
@@ -68,57 +69,6 @@ pub async fn serve(base: ServiceBase, config: Arc<Config>) -> std::io::Result<So
     ));
     tracing::info!(%addr, "webhook endpoint listening");
     Ok(addr)
-}
-
-/// Serves `app` connection by connection until `shutdown`, each with a deadline for its
-/// request headers (`axum::serve` sets none: headers sent a byte at a time held a
-/// connection open indefinitely). On shutdown, connections finish what they are answering.
-async fn serve_guarded(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    header_read_timeout: std::time::Duration,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::service::TowerToHyperService;
-
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors, say: pause rather than spin.
-                    tracing::warn!(error = %e, "webhook connection not accepted");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let app = app.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout);
-            let connection =
-                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
-            tokio::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                _ = shutdown.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(e) = ended {
-                tracing::debug!(error = %e, "webhook connection ended");
-            }
-        });
-    }
 }
 
 /// A refusal of each kind per tenant is logged at most this often.
