@@ -63,6 +63,8 @@ command -v flock >/dev/null || apt_install util-linux
 # Headless Chromium: the month-end report (and the console's pages) are tested in a real
 # browser.
 command -v chromium >/dev/null || apt_install chromium
+# chromedriver drives it for the console's tests (WebDriver).
+command -v chromedriver >/dev/null || apt_install chromium-driver
 
 # promtool checks and unit-tests the chart's alert rules (scripts/check-helm.sh).
 command -v promtool >/dev/null || apt_install prometheus

@@ -381,11 +381,9 @@ fn money(e: &pb::Exception) -> String {
 
 /// Minor units as a person reads them (`SEK 1 250.00`).
 pub fn money_of(amount: Option<i64>, currency: &str) -> String {
-    match (amount, ferry_domain::Currency::from_code(currency)) {
-        (Some(minor), Some(c)) => c.format(minor),
-        (Some(minor), None) => format!("{minor} {currency}"),
-        (None, _) => String::new(),
-    }
+    amount.map_or_else(String::new, |minor| {
+        ferry_domain::money::format_minor(minor, currency)
+    })
 }
 
 /// One exception as a JSON object (the payload as base64).

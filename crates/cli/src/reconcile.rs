@@ -468,19 +468,7 @@ async fn report(args: ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The month-end report of `tenant` for `period`, from the checks as recorded.
+/// The month-end report of `tenant` for `period` (the reconciler's, shared with the console).
 pub async fn month_report(store: &Store, tenant: &str, period: Period) -> anyhow::Result<Report> {
-    let orders = store
-        .checked_orders(tenant, period.first, period.last)
-        .await?;
-    let unexplained = store
-        .unexplained_documents(tenant, period.first, period.last)
-        .await?;
-    // Drift first found in the month (UTC days), cleared since or not.
-    let start = period.first.and_time(chrono::NaiveTime::MIN).and_utc();
-    let end = (period.last + chrono::Duration::days(1))
-        .and_time(chrono::NaiveTime::MIN)
-        .and_utc();
-    let stock = store.stock_drift_found(tenant, start, end).await?;
-    Ok(Report::build(tenant, period, &orders, &unexplained, &stock))
+    Ok(ferry_reconciler::report::month_report(store, tenant, period).await?)
 }

@@ -25,6 +25,8 @@ pub struct Running {
     pub webhook_addr: Option<SocketAddr>,
     /// Where the operations API listens (ops only).
     pub api_addr: Option<SocketAddr>,
+    /// Where the web console listens (ops only).
+    pub console_addr: Option<SocketAddr>,
     /// Ends when the service has stopped (after the base's shutdown).
     pub task: JoinHandle<anyhow::Result<()>>,
 }
@@ -34,6 +36,7 @@ pub async fn start(name: &str, platform: Platform) -> anyhow::Result<Running> {
     let connectors = crate::connectors::build(&platform.config)?;
     let mut webhook_addr = None;
     let mut api_addr = None;
+    let mut console_addr = None;
     let task: JoinHandle<anyhow::Result<()>> = match name {
         ferry_ingest::SERVICE => {
             let ingest = ferry_ingest::Ingest::start(&platform).await?;
@@ -58,6 +61,7 @@ pub async fn start(name: &str, platform: Platform) -> anyhow::Result<Running> {
         ferry_ops::SERVICE => {
             let ops = ferry_ops::Ops::start(&platform).await?;
             api_addr = Some(ops.addr);
+            console_addr = Some(ops.console_addr);
             tokio::spawn(async move { Ok(ops.wait().await?) })
         }
         other => anyhow::bail!("unknown service {other}"),
@@ -65,6 +69,7 @@ pub async fn start(name: &str, platform: Platform) -> anyhow::Result<Running> {
     Ok(Running {
         webhook_addr,
         api_addr,
+        console_addr,
         task,
     })
 }

@@ -167,6 +167,8 @@ pub struct Stack {
     pub webhook_url: String,
     /// The operations API (gRPC), `http://127.0.0.1:<port>`.
     pub api_url: String,
+    /// The web console's address (`http://127.0.0.1:PORT/`).
+    pub console_url: String,
     pub ops_addr: std::net::SocketAddr,
     pub telemetry: Telemetry,
     sims: CancellationToken,
@@ -265,6 +267,7 @@ impl Stack {
             erp,
             webhook_url: String::new(),
             api_url: String::new(),
+            console_url: String::new(),
             ops_addr,
             telemetry,
             sims,
@@ -307,6 +310,9 @@ impl Stack {
         }
         if let Some(addr) = running.api_addr {
             self.api_url = format!("http://{addr}");
+        }
+        if let Some(addr) = running.console_addr {
+            self.console_url = format!("http://{addr}/");
         }
         let task = running.task;
         self.services.insert(
@@ -427,5 +433,6 @@ pub fn local_config(infra: &LocalInfra) -> anyhow::Result<Config> {
     config.ops.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     config.ingest.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     config.api.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.console.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     Ok(config)
 }

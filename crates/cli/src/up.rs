@@ -195,6 +195,8 @@ fn print_map(
         "  ops (livez, readyz, metrics)  http://{}/metrics",
         stack.ops_addr
     );
+    println!("  console                       {}", stack.console_url);
+    println!("    sign in with the access key {token} (demo-admin)");
     println!("  webhook endpoint              {}", stack.webhook_url);
     println!("  operations API (gRPC)         {}", stack.api_url);
     println!(

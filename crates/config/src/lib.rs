@@ -56,6 +56,7 @@ pub struct Config {
     pub erp_writer: ErpWriterConfig,
     pub reconciler: ReconcilerConfig,
     pub api: ApiConfig,
+    pub console: ConsoleConfig,
     /// The SMTP server exception notifications are e-mailed through.
     pub smtp: SmtpConfig,
     /// Extra tenant files (`*.toml`, one brand each) are read from this directory.
@@ -81,6 +82,30 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             url: "http://127.0.0.1:50051".to_owned(),
             token: None,
+        }
+    }
+}
+
+/// The web console (served by `ferry run ops` beside the gRPC API).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Where the console's web pages are served (plain HTTP: TLS is the ingress's).
+    pub listen: SocketAddr,
+    /// Marks the session cookie `Secure` (only sent over HTTPS): on wherever people reach
+    /// the console through TLS, as in the chart.
+    pub secure_cookies: bool,
+    /// How long a sign-in lasts.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            secure_cookies: false,
+            session_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }

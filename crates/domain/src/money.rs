@@ -108,6 +108,14 @@ impl fmt::Display for Currency {
     }
 }
 
+/// `minor` units of `currency` as a person reads them (`SEK 1,250.00`); a currency Ferry
+/// does not know is shown in minor units, saying so.
+pub fn format_minor(minor: i64, currency: &str) -> String {
+    Currency::from_code(currency)
+        .map(|c| c.format(minor))
+        .unwrap_or_else(|| format!("{minor} {currency} (minor units)"))
+}
+
 /// Digits grouped by thousands with commas: "1234567" → "1,234,567".
 pub fn group_thousands(digits: &str) -> String {
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);

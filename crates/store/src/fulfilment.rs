@@ -394,3 +394,50 @@ impl Store {
         Ok(None)
     }
 }
+
+/// What is left of one of Centra's mutation buckets now (refilled since its last use),
+/// of what Ferry allows itself (the quota times `safety_pct`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetLeft {
+    pub bucket: &'static str,
+    pub left: u64,
+    pub capacity: u64,
+}
+
+impl Store {
+    /// The tenant's mutation buckets as they stand (full where nothing was used yet),
+    /// read without taking anything.
+    pub async fn mutation_budget_left(
+        &self,
+        tenant: &str,
+        budget: &MutationBudget,
+    ) -> Result<Vec<BudgetLeft>, StoreError> {
+        let rows = sqlx::query_as::<_, (String, i64, i64)>(
+            "SELECT bucket, micro_tokens,
+                    (EXTRACT(EPOCH FROM (now() - refilled_at)) * 1000000)::bigint
+             FROM centra_budget WHERE tenant = $1",
+        )
+        .bind(tenant)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(budget
+            .buckets()
+            .into_iter()
+            .map(|(bucket, capacity, interval)| {
+                let now = rows.iter().find(|(b, _, _)| b == bucket).map_or(
+                    capacity,
+                    |(_, tokens, elapsed)| {
+                        let refill = i128::from((*elapsed).max(0)) * capacity / interval.max(1);
+                        (i128::from(*tokens) + refill).min(capacity)
+                    },
+                );
+                let whole = |micro: i128| u64::try_from(micro.max(0) / MICRO).unwrap_or(u64::MAX);
+                BudgetLeft {
+                    bucket,
+                    left: whole(now),
+                    capacity: whole(capacity),
+                }
+            })
+            .collect())
+    }
+}

@@ -12,7 +12,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
 pub mod bulk;
+pub mod console;
 pub mod fulfilment;
+pub mod health;
 pub mod inventory;
 pub mod ledger;
 pub mod notify;

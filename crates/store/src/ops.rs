@@ -15,7 +15,8 @@ pub struct ExceptionQuery {
     pub tenants: Option<Vec<String>>,
     pub owner: Option<String>,
     pub kind: Option<String>,
-    /// open (with no assignee), assigned (open, with one), retrying, resolved, ignored.
+    /// open (with no assignee), assigned (open, with one), retrying, resolved, ignored;
+    /// active: open, assigned or retrying.
     pub state: Option<String>,
     pub order: Option<i64>,
     pub assignee: Option<String>,
@@ -432,6 +433,9 @@ fn push_conditions(sql: &mut QueryBuilder<Postgres>, q: &ExceptionQuery) {
         }
         Some("assigned") => {
             sql.push(" AND state = 'open' AND assignee IS NOT NULL");
+        }
+        Some("active") => {
+            sql.push(" AND state IN ('open', 'retrying')");
         }
         Some(state) => {
             sql.push(" AND state = ").push_bind(state.to_owned());

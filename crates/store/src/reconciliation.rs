@@ -473,3 +473,73 @@ pub struct UnexplainedDocument {
     pub gross_minor: i64,
     pub variance: serde_json::Value,
 }
+
+/// One day of a period as the console charts it (by Centra's order date).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DayFigures {
+    pub day: NaiveDate,
+    pub checked: i64,
+    pub complete: i64,
+    pub accurate: i64,
+    pub pending: i64,
+}
+
+/// Orders and money a cause accounts for over a period, per currency.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CauseFigures {
+    pub cause: String,
+    pub currency: String,
+    pub orders: i64,
+    pub money_minor: i64,
+}
+
+impl Store {
+    /// A period's standing day by day, counted in the database (the console's chart: a
+    /// month of a busy brand is too many rows to read for a page).
+    pub async fn reconciliation_days(
+        &self,
+        tenant: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        completeness_causes: &[&str],
+    ) -> Result<Vec<DayFigures>, StoreError> {
+        Ok(sqlx::query_as::<_, DayFigures>(
+            "SELECT order_date AS day,
+                    count(*) FILTER (WHERE verdict <> 'pending') AS checked,
+                    count(*) FILTER (WHERE verdict <> 'pending' AND NOT causes && $4::text[])
+                        AS complete,
+                    count(*) FILTER (WHERE verdict = 'reconciled') AS accurate,
+                    count(*) FILTER (WHERE verdict = 'pending') AS pending
+             FROM reconciliation
+             WHERE tenant = $1 AND order_date BETWEEN $2 AND $3
+             GROUP BY order_date ORDER BY order_date",
+        )
+        .bind(tenant)
+        .bind(from)
+        .bind(to)
+        .bind(completeness_causes)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// A period's variances by cause: orders and money at stake per currency.
+    pub async fn reconciliation_causes(
+        &self,
+        tenant: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<CauseFigures>, StoreError> {
+        Ok(sqlx::query_as::<_, CauseFigures>(
+            "SELECT cause, currency, count(*) AS orders, COALESCE(sum(money_minor), 0)::bigint
+                    AS money_minor
+             FROM reconciliation, unnest(causes) AS cause
+             WHERE tenant = $1 AND order_date BETWEEN $2 AND $3 AND verdict = 'variance'
+             GROUP BY cause, currency ORDER BY money_minor DESC, cause",
+        )
+        .bind(tenant)
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}

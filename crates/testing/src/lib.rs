@@ -251,6 +251,7 @@ impl TestEnv {
         config.ingest.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         config.ingest.batch_wait = Duration::from_millis(20);
         config.api.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        config.console.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         config
     }
 

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test says what broke
 
 mod amend;
+mod browser;
+mod console;
 mod erp_faults;
 mod file_drop;
 mod fulfilment;

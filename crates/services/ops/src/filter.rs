@@ -39,7 +39,40 @@ impl ExceptionFilter {
     }
 }
 
-pub const STATES: [&str; 5] = ["open", "assigned", "retrying", "resolved", "ignored"];
+/// The filter as the API reads it, every value quoted: what the console sends for the
+/// fields a person picked, so a value with spaces or quotes cannot become another condition.
+impl std::fmt::Display for ExceptionFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quoted = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+        let mut parts: Vec<String> = Vec::new();
+        for (field, value) in [
+            ("owner", &self.owner),
+            ("kind", &self.kind),
+            ("state", &self.state),
+            ("assignee", &self.assignee),
+        ] {
+            if let Some(v) = value {
+                parts.push(format!("{field} = {}", quoted(v)));
+            }
+        }
+        if let Some(n) = self.order {
+            parts.push(format!("order = {n}"));
+        }
+        if let Some(b) = self.overdue {
+            parts.push(format!("overdue = {b}"));
+        }
+        if let Some(t) = &self.text {
+            parts.push(format!("text : {}", quoted(t)));
+        }
+        f.write_str(&parts.join(" AND "))
+    }
+}
+
+/// The states a filter names; `active` is every one still to be worked (open, assigned or
+/// retrying), the console's inbox.
+pub const STATES: [&str; 6] = [
+    "open", "assigned", "retrying", "resolved", "ignored", "active",
+];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("filter: {0}")]
@@ -235,6 +268,28 @@ mod tests {
         #[test]
         fn any_text_is_read_or_refused_never_a_panic(text in ".{0,60}") {
             let _ = parse(&text);
+        }
+
+        #[test]
+        fn a_written_filter_reads_back_as_itself(
+            owner in proptest::option::of("[a-z_]{1,12}"),
+            kind in proptest::option::of("[a-z_ \"\\\\]{1,12}"),
+            state in proptest::option::of(proptest::sample::select(STATES.to_vec())),
+            assignee in proptest::option::of(".{1,12}"),
+            order in proptest::option::of(any::<i64>()),
+            overdue in proptest::option::of(any::<bool>()),
+            text in proptest::option::of(".{1,20}"),
+        ) {
+            let f = ExceptionFilter {
+                owner,
+                kind,
+                state: state.map(str::to_owned),
+                assignee,
+                order,
+                overdue,
+                text,
+            };
+            prop_assert_eq!(parse(&f.to_string()).expect("its own text"), f);
         }
 
         #[test]

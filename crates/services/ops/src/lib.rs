@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod bulk;
+pub mod console;
 pub mod convert;
 pub mod filter;
 pub mod mappings;
@@ -36,7 +37,7 @@ const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
-    #[error("the operations API cannot listen on {addr}: {source}")]
+    #[error("the operations API (or its console) cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
@@ -50,6 +51,8 @@ pub enum OpsError {
 /// The API, listening.
 pub struct Ops {
     pub addr: SocketAddr,
+    /// Where the web console listens.
+    pub console_addr: SocketAddr,
     task: JoinHandle<Result<(), OpsError>>,
     /// The notice consumers (one per tenant with notification channels).
     notices: tokio::task::JoinSet<()>,
@@ -106,6 +109,18 @@ impl Ops {
             );
             notify::start(platform, tenant, &mut notices);
         }
+        let console_addr = console::start(
+            ops.clone(),
+            &platform.config,
+            platform.base.publisher.context().clone(),
+            platform.base.topology.clone(),
+            platform.base.shutdown.clone(),
+        )
+        .await
+        .map_err(|source| OpsError::Listen {
+            addr: platform.config.console.listen,
+            source,
+        })?;
         let shutdown = platform.base.shutdown.clone();
         tracing::info!(%addr, "operations API listening");
         let task = tokio::spawn(async move {
@@ -127,6 +142,7 @@ impl Ops {
         });
         Ok(Ops {
             addr,
+            console_addr,
             task,
             notices,
         })

@@ -16,7 +16,29 @@ use crate::compare::{Cause, Variance};
 use crate::figures::{Figures, RateFigures};
 use crate::timeliness::{Step, Timing};
 
-pub use html::html;
+pub use html::{days_chart, html};
+
+/// The month-end report of `tenant` for `period`, from the checks as recorded (the CLI's
+/// `ferry reconcile report` and the console's download).
+pub async fn month_report(
+    store: &ferry_store::Store,
+    tenant: &str,
+    period: Period,
+) -> Result<Report, ferry_store::StoreError> {
+    let orders = store
+        .checked_orders(tenant, period.first, period.last)
+        .await?;
+    let unexplained = store
+        .unexplained_documents(tenant, period.first, period.last)
+        .await?;
+    // Drift first found in the month (UTC days), cleared since or not.
+    let start = period.first.and_time(chrono::NaiveTime::MIN).and_utc();
+    let end = (period.last + chrono::Duration::days(1))
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc();
+    let stock = store.stock_drift_found(tenant, start, end).await?;
+    Ok(Report::build(tenant, period, &orders, &unexplained, &stock))
+}
 
 /// A calendar month, `2026-11`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

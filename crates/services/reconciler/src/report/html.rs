@@ -4,8 +4,6 @@
 
 use std::fmt::Write as _;
 
-use ferry_domain::Currency;
-
 use super::{Report, figure_rows};
 
 const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;color:#1d2330;margin:2rem auto;max-width:68rem;padding:0 1rem}
@@ -32,9 +30,7 @@ fn esc(text: &str) -> String {
 }
 
 fn money(currency: &str, minor: i64) -> String {
-    Currency::from_code(currency)
-        .map(|c| c.format(minor))
-        .unwrap_or_else(|| format!("{minor} {currency} (minor units)"))
+    ferry_domain::money::format_minor(minor, currency)
 }
 
 /// The report as HTML.
@@ -119,7 +115,7 @@ fn figures(h: &mut String, report: &Report) {
 }
 
 /// Two lines, complete % and accurate %, one point per day with orders.
-fn days_chart(report: &Report) -> String {
+pub fn days_chart(report: &Report) -> String {
     let (w, ht, left, top) = (720.0_f64, 220.0_f64, 48.0_f64, 12.0_f64);
     let plot_w = w - left - 12.0;
     let plot_h = ht - top - 32.0;
