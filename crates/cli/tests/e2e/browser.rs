@@ -61,11 +61,21 @@ impl Driver {
         let serde_json::Value::Object(caps) = caps else {
             unreachable!("an object")
         };
-        ClientBuilder::new(HttpConnector::new())
+        let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(caps)
             .connect(&self.url)
             .await
-            .expect("a browser session")
+            .expect("a browser session");
+        // Elements of a page still loading are waited for, not missed.
+        client
+            .update_timeouts(fantoccini::wd::TimeoutConfiguration::new(
+                None,
+                None,
+                Some(Duration::from_secs(10)),
+            ))
+            .await
+            .expect("timeouts set");
+        client
     }
 }
 
@@ -99,8 +109,26 @@ pub async fn sign_in(c: &Client, console: &str, secret: &str) {
         .click()
         .await
         .expect("signed in");
-    let url = c.current_url().await.expect("url");
-    assert_eq!(url.path(), "/", "the inbox after signing in");
+    for _ in 0..100 {
+        if c.current_url().await.expect("url").path() == "/" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not in the inbox 10 s after signing in: {}", text(c).await);
+}
+
+/// The page's text once it says `needle` (a click's page may still be on its way).
+pub async fn wait_for(c: &Client, needle: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = text(c).await;
+        if last.contains(needle) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the page never said {needle:?}: {last}");
 }
 
 /// The visible text of the page's main part (read in one script: a page that reloads

@@ -16,7 +16,7 @@ use ferry_sim_centra::OrderMix;
 use ferry_sim_erp::ShipRequest;
 use ferry_testing::TestEnv;
 
-use crate::browser::{Driver, csrf, post_from_page, screenshot, sign_in, text};
+use crate::browser::{Driver, csrf, post_from_page, screenshot, sign_in, text, wait_for};
 
 fn finance_exception(order: i64) -> NewException {
     NewException {
@@ -98,7 +98,7 @@ async fn people_work_their_exceptions_in_the_console() {
     sign_in(&ops, &console, &token("olle@acme", Role::Operations).await).await;
     screenshot(&ops, "inbox").await;
     ops.goto(&format!("{console}mappings")).await.unwrap();
-    let before = text(&ops).await;
+    let before = wait_for(&ops, "SKUs without an ERP item").await;
     assert!(before.contains("SKUs without an ERP item"), "{before}");
     for n in &numbers {
         assert!(
@@ -134,11 +134,7 @@ async fn people_work_their_exceptions_in_the_console() {
         .click()
         .await
         .unwrap();
-    let said = text(&ops).await;
-    assert!(
-        said.contains(&format!("Imported {} mappings", skus.len())),
-        "{said}"
-    );
+    wait_for(&ops, &format!("Imported {} mappings", skus.len())).await;
     // The page follows the release by itself (it reloads while orders wait).
     eventually("the console shows every order released", || async {
         let t = text(&ops).await;
@@ -211,7 +207,7 @@ async fn people_work_their_exceptions_in_the_console() {
     cs.goto(&format!("{console}orders/acme/{shipped}/replay"))
         .await
         .unwrap();
-    let replay = text(&cs).await;
+    let replay = wait_for(&cs, "nothing sent yet").await;
     assert!(
         replay.contains("nothing sent yet") && replay.contains("Posted (left) and now (right)"),
         "{replay}"
@@ -230,8 +226,8 @@ async fn people_work_their_exceptions_in_the_console() {
         &token("frida@acme", Role::Finance).await,
     )
     .await;
-    let inbox = text(&finance).await;
-    assert!(inbox.starts_with("Finance's inbox"), "{inbox}");
+    let inbox = wait_for(&finance, "Inbox · Finance").await;
+    assert!(inbox.starts_with("Inbox · Finance"), "{inbox}");
     assert!(inbox.contains("the ERP's total differs"), "{inbox}");
     assert!(inbox.contains("125.50 SEK"), "the money at stake: {inbox}");
     assert!(
@@ -252,10 +248,7 @@ async fn people_work_their_exceptions_in_the_console() {
     cs.goto(&format!("{console}{}", &exception_path[1..]))
         .await
         .unwrap();
-    assert!(
-        text(&cs).await.contains("you may comment"),
-        "no actions offered"
-    );
+    wait_for(&cs, "you may comment").await;
     let cs_csrf = csrf(&cs).await;
     let refused = post_from_page(
         &cs,
@@ -293,8 +286,7 @@ async fn people_work_their_exceptions_in_the_console() {
         .click()
         .await
         .unwrap();
-    let after = text(&finance).await;
-    assert!(after.contains("Resolved: it has left the inbox"), "{after}");
+    let after = wait_for(&finance, "Resolved: it has left the inbox").await;
     assert!(
         !after.contains("the ERP's total differs"),
         "gone from the inbox: {after}"
@@ -315,7 +307,7 @@ async fn people_work_their_exceptions_in_the_console() {
         ("health", "health", "Backlog per flow"),
     ] {
         finance.goto(&format!("{console}{path}")).await.unwrap();
-        assert!(text(&finance).await.contains(says), "{path}");
+        wait_for(&finance, says).await;
         screenshot(&finance, name).await;
     }
     let weight = finance

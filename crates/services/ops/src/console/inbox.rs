@@ -96,8 +96,8 @@ pub(crate) async fn page(
         .into_inner();
     let tenants = console.api.tenants_of(&session.who);
     let title = match filter.owner.as_deref() {
-        Some(owner) => format!("{}'s inbox", layout::team(owner)),
-        None => "Every team's inbox".to_owned(),
+        Some(owner) => format!("Inbox · {}", layout::team(owner)),
+        None => "Inbox · every team".to_owned(),
     };
     let body = html! {
         h1 { (title) }
