@@ -56,6 +56,16 @@ async fn ferry_up_prints_what_a_newcomer_needs_and_nothing_else() {
     assert!(text.contains("webhook endpoint"), "{text}");
     assert!(text.contains("operations API (gRPC)"), "{text}");
     assert!(
+        text.lines().any(|l| l.trim_start().starts_with("console")
+            && l.trim_end().starts_with("  console")
+            && l.contains("http://127.0.0.1:")),
+        "the console's address on a line of its own\n{text}"
+    );
+    assert!(
+        text.contains("sign in with the access key ferry_"),
+        "a key to sign in to the console with\n{text}"
+    );
+    assert!(
         text.contains("FERRY_API__TOKEN=ferry_"),
         "a token to try it with\n{text}"
     );
