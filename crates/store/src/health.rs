@@ -46,3 +46,43 @@ impl Store {
         .await?)
     }
 }
+
+impl Store {
+    /// Records a replica's ERP breaker for `tenant` (open: posting paused), keeping the
+    /// time it last changed.
+    pub async fn record_breaker(
+        &self,
+        tenant: &str,
+        replica: uuid::Uuid,
+        open: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO erp_breakers (tenant, replica, open) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant, replica) DO UPDATE
+             SET since = CASE WHEN erp_breakers.open = EXCLUDED.open THEN erp_breakers.since
+                              ELSE now() END,
+                 open = EXCLUDED.open, seen_at = now()",
+        )
+        .bind(tenant)
+        .bind(replica)
+        .bind(open)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Since when posting to `tenant`'s ERP has been paused by a live replica's open
+    /// breaker; `None` while every breaker is closed.
+    pub async fn erp_breaker_open_since(
+        &self,
+        tenant: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT min(since) FROM erp_breakers
+             WHERE tenant = $1 AND open AND seen_at > now() - interval '1 minute'",
+        )
+        .bind(tenant)
+        .fetch_one(self.pool())
+        .await?)
+    }
+}

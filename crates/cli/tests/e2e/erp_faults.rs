@@ -82,10 +82,23 @@ async fn an_outage_429s_and_lost_answers_still_post_every_order_once() {
         (1..=60).contains(&probes),
         "the breaker probes the ERP's health with backoff: {probes} probes in 50 s"
     );
+    assert!(
+        store
+            .erp_breaker_open_since("acme")
+            .await
+            .unwrap()
+            .is_some_and(|since| since.timestamp() <= chrono::Utc::now().timestamp() - 40),
+        "the console's sync health sees posting paused since the outage began"
+    );
 
     let all = wait_posted(&store, ORDERS, Duration::from_secs(300)).await;
     let recovered_in = outage_started.elapsed();
     assert_eq!(all, ORDERS, "every order posted after the outage");
+    assert_eq!(
+        store.erp_breaker_open_since("acme").await.unwrap(),
+        None,
+        "and flowing again once the ERP answers"
+    );
     let stats = stack.erp.stats();
     assert_eq!(stats.orders, ORDERS as usize, "one ERP document per order");
     assert!(

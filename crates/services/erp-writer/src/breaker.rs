@@ -40,20 +40,42 @@ pub struct Breaker {
     failures: AtomicU32,
     /// true while traffic may flow (the breaker is closed).
     open_for_traffic: watch::Sender<bool>,
+    /// Where the breaker's state is recorded for people (the console's sync health), as
+    /// this replica.
+    record: Option<(ferry_store::Store, uuid::Uuid)>,
 }
 
 /// The probe's feed name.
 pub const PROBE_FEED: &str = "erp-health-probe";
 
 impl Breaker {
-    pub fn new(tenant: &str, config: BreakerConfig, erp: Arc<dyn Erp>) -> Arc<Self> {
+    pub fn new(
+        tenant: &str,
+        config: BreakerConfig,
+        erp: Arc<dyn Erp>,
+        store: Option<ferry_store::Store>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             tenant: tenant.to_owned(),
             config,
             erp,
             failures: AtomicU32::new(0),
             open_for_traffic: watch::Sender::new(true),
+            record: store.map(|s| (s, uuid::Uuid::new_v4())),
         })
+    }
+
+    /// Records the breaker's state (best effort, in the background: what people see must
+    /// never hold up posting).
+    fn tell(&self, open: bool) {
+        if let Some((store, replica)) = self.record.clone() {
+            let tenant = self.tenant.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.record_breaker(&tenant, replica, open).await {
+                    tracing::debug!(error = %e, "the ERP breaker's state was not recorded");
+                }
+            });
+        }
     }
 
     /// How the probe runs: in every replica (each has its own breaker), looking each
@@ -109,6 +131,7 @@ impl Breaker {
         if opened {
             tracing::warn!(tenant = %self.tenant, failures = n, "ERP unavailable: pausing posts and probing its health");
             metrics::gauge!("ferry_erp_breaker_open", "tenant" => self.tenant.clone()).set(1.0);
+            self.tell(true);
         }
     }
 
@@ -116,6 +139,7 @@ impl Breaker {
         self.failures.store(0, Ordering::Relaxed);
         self.open_for_traffic.send_replace(true);
         metrics::gauge!("ferry_erp_breaker_open", "tenant" => self.tenant.clone()).set(0.0);
+        self.tell(false);
         tracing::info!(tenant = %self.tenant, "ERP answers again: posting resumes");
     }
 }
@@ -128,6 +152,8 @@ impl Feed for Breaker {
         if self.is_open() {
             return Ok(Pass::default());
         }
+        // Still open: say so again, so a replica that went away stops counting.
+        self.tell(true);
         self.erp.health().await.map_err(FeedError::transient)?;
         self.close();
         Ok(Pass {

@@ -75,6 +75,7 @@ pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), Write
             &tenant.id,
             breaker::BreakerConfig::default(),
             connector.erp.clone(),
+            Some(store.clone()),
         );
         feeds.spawn(
             breaker.probe_spec(SERVICE),

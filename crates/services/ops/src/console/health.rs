@@ -1,6 +1,7 @@
 //! Sync health at a glance: orders per minute over the last hour, the backlog of every
 //! flow (each durable consumer's unread and unacknowledged messages, from JetStream
-//! itself), what is left of Centra's mutation quota, and the stock drift still open.
+//! itself), whether posting to the ERP is paused (the writer's breaker), what is left of
+//! Centra's mutation quota, and the stock drift still open.
 
 use std::collections::BTreeMap;
 
@@ -102,6 +103,10 @@ pub(crate) async fn page(
         None => Vec::new(),
     };
     let (drifting, units_apart) = store.open_stock_drift(&tenant).await.map_err(internal)?;
+    let paused_since = store
+        .erp_breaker_open_since(&tenant)
+        .await
+        .map_err(internal)?;
     // Every minute of the hour, at zero where no order came.
     let now = Utc::now()
         .duration_trunc(chrono::Duration::minutes(1))
@@ -129,7 +134,14 @@ pub(crate) async fn page(
             button type="submit" { "Show" }
         }
         div data-refresh="10" {
+            @if let Some(since) = paused_since {
+                p.notice.error role="alert" {
+                    "Posting to the ERP is paused since " (since.format("%Y-%m-%d %H:%M UTC"))
+                    ": the ERP does not answer. Orders wait in their flow and go as soon as it answers again."
+                }
+            }
             dl.figures {
+                div { dt { "ERP" } dd { @if paused_since.is_some() { "paused" } @else { "posting" } } }
                 div { dt { "Orders in the last minute" } dd { (last) } }
                 div { dt { "Waiting in every flow" } dd { (total_pending) } }
                 div { dt { "SKUs with stock drift" } dd { (drifting) } }
