@@ -60,6 +60,10 @@ struct Outcome {
     bulk_redrive_per_sec: f64,
     baseline_list_p99_ms: f64,
     baseline_timeline_p99_ms: f64,
+    /// Each console page's p99 (to the last byte over loopback), signed in as finance.
+    console_p99_ms: std::collections::BTreeMap<String, f64>,
+    /// The inbox with its stylesheet and script, as first loaded.
+    console_first_load_bytes: usize,
     setup_seconds: f64,
 }
 
@@ -136,6 +140,30 @@ pub async fn ops(args: OpsArgs) -> anyhow::Result<()> {
         anyhow::ensure!(answer.steps.len() >= 5, "a posted order's steps");
     }
 
+    // The console's pages, with the same history behind them.
+    let planted: (uuid::Uuid,) =
+        sqlx::query_as("SELECT id FROM exceptions WHERE tenant = $1 AND owner = 'finance' LIMIT 1")
+            .bind(TENANT)
+            .fetch_one(store.pool())
+            .await?;
+    let some_order = args.orders / 2;
+    let console = crate::bench_console::pages(
+        &format!("http://{}/", api.console_addr),
+        &secret,
+        &[
+            ("inbox", String::new()),
+            ("inbox_overdue", "?overdue=true&text=needs".into()),
+            ("exception", format!("exceptions/{TENANT}/{}", planted.0)),
+            ("order", format!("orders/{TENANT}/{some_order}")),
+            ("search", format!("orders?q={some_order}")),
+            ("mappings", format!("mappings?tenant={TENANT}")),
+            ("reconciliation", format!("reconciliation?tenant={TENANT}")),
+            ("health", format!("health?tenant={TENANT}")),
+        ],
+        (args.calls / 10).max(20),
+    )
+    .await?;
+
     // A bulk retry of `--bulk` exceptions, each re-driven to a stream of the bench's own.
     let bulk_redrive_per_sec = bulk_retry(&store, &platform, &url, args.bulk).await?;
     let (bulk_retry_per_sec, bulk_operation_seconds) = if args.downstream > 0 {
@@ -179,6 +207,8 @@ pub async fn ops(args: OpsArgs) -> anyhow::Result<()> {
         bulk_redrive_per_sec,
         baseline_list_p99_ms: ms(&mut base_list, 0.99),
         baseline_timeline_p99_ms: ms(&mut base_timeline, 0.99),
+        console_p99_ms: console.p99_ms,
+        console_first_load_bytes: console.first_load_bytes,
         setup_seconds,
     };
     shutdown.cancel();

@@ -308,6 +308,17 @@ impl Config {
                     t.id
                 ));
             }
+            for (carrier, url) in &t.fulfilment.tracking_urls {
+                if !(url.starts_with("https://") || url.starts_with("http://"))
+                    || !url.contains("{tracking}")
+                {
+                    return bad(format!(
+                        "tenant {}: fulfilment.tracking_urls.{carrier} must be an http(s) URL \
+                         with {{tracking}} where the tracking number goes",
+                        t.id
+                    ));
+                }
+            }
             let inventory = &t.inventory;
             if inventory.batch_size == 0 || inventory.batch_size > 1000 {
                 return bad(format!(
@@ -430,6 +441,28 @@ mod tests {
         assert!(Config::from_toml("[nats]\nprefix = \"a b\"").is_err());
         assert!(Config::from_toml("[nats]\nunknown = 1").is_err());
         assert!(Config::from_toml("[ingest]\nsnapshot_batch = 500").is_err());
+    }
+
+    #[test]
+    fn tracking_pages_take_the_number_encoded_and_must_say_where_it_goes() {
+        let with = format!(
+            "{TENANT}\n[tenants.fulfilment.tracking_urls]\nPostNord = \"https://track.example/?id={{tracking}}\"\n"
+        );
+        let config = Config::from_toml(&with).expect("valid");
+        let f = &config.tenants[0].fulfilment;
+        assert_eq!(
+            f.tracking_url("PostNord", "PN 12/3").as_deref(),
+            Some("https://track.example/?id=PN%2012%2F3")
+        );
+        assert_eq!(f.tracking_url("DHL", "1"), None, "no page named: no link");
+        for bad in ["ftp://track.example/{tracking}", "https://track.example/"] {
+            let text =
+                format!("{TENANT}\n[tenants.fulfilment.tracking_urls]\nPostNord = \"{bad}\"\n");
+            assert!(
+                matches!(Config::from_toml(&text), Err(ConfigError::Invalid(m)) if m.contains("tracking_urls")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

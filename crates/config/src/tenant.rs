@@ -159,6 +159,30 @@ pub struct FulfilmentConfig {
     /// How often the ERP's shipment feed is read when it had nothing new.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// Carrier (as the ERP names it) → its tracking page, `{tracking}` where the tracking
+    /// number goes: the console links each shipment to it. Centra's API carries no tracking
+    /// URL, so the brand says where its carriers track parcels.
+    pub tracking_urls: BTreeMap<String, String>,
+}
+
+impl FulfilmentConfig {
+    /// The tracking page of `number` with `carrier`, if the brand named one.
+    pub fn tracking_url(&self, carrier: &str, number: &str) -> Option<String> {
+        let template = self.tracking_urls.get(carrier)?;
+        Some(template.replace("{tracking}", &percent_encode(number)))
+    }
+}
+
+/// `text` safe inside a URL: unreserved characters as they are, every other byte as `%XX`.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 impl Default for FulfilmentConfig {
@@ -168,6 +192,7 @@ impl Default for FulfilmentConfig {
             capture: false,
             tracking_grace: Duration::from_secs(24 * 3600),
             poll_interval: Duration::from_secs(5),
+            tracking_urls: BTreeMap::new(),
         }
     }
 }

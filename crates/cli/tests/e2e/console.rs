@@ -57,6 +57,14 @@ async fn people_work_their_exceptions_in_the_console() {
         centra_requests_per_10s: 1000,
         // Every SKU must be mapped, and none is: the orders wait for operations.
         rules: ferry_domain::Rules::default(),
+        fulfilment: ferry_config::FulfilmentConfig {
+            tracking_urls: [(
+                "PostNord".to_owned(),
+                "https://tracking.example/parcel?id={tracking}".to_owned(),
+            )]
+            .into(),
+            ..ferry_config::FulfilmentConfig::default()
+        },
         ..StackOptions::default()
     };
     let stack = Stack::start(env.config(), options).await.expect("stack");
@@ -203,6 +211,17 @@ async fn people_work_their_exceptions_in_the_console() {
         text(&cs).await.contains("PN-CONSOLE-1")
     })
     .await;
+    let link = cs
+        .find(Locator::LinkText("PN-CONSOLE-1"))
+        .await
+        .expect("the tracking number links to the carrier's page")
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(
+        link.as_deref(),
+        Some("https://tracking.example/parcel?id=PN-CONSOLE-1")
+    );
     screenshot(&cs, "order").await;
     cs.goto(&format!("{console}orders/acme/{shipped}/replay"))
         .await

@@ -118,6 +118,29 @@ impl OrderService for OpsApi {
             .await
             .map_err(internal)?
             .ok_or_else(not_found)?;
+        let shipments = self
+            .store()
+            .shipments_of_orders(&tenant, &[number])
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|s| {
+                let carrier = s.carrier.unwrap_or_default();
+                let tracking_number = s.tracking_number.unwrap_or_default();
+                pb::Shipment {
+                    tracking_url: if tracking_number.is_empty() {
+                        String::new()
+                    } else {
+                        self.tracking_url(&tenant, &carrier, &tracking_number)
+                    },
+                    erp_shipment_id: s.erp_shipment_id,
+                    carrier,
+                    tracking_number,
+                    shipped_at: Some(timestamp(s.first_seen_at)),
+                    in_centra_at: s.centra_completed_at.map(timestamp),
+                }
+            })
+            .collect();
         let exceptions = self
             .store()
             .list_exceptions(&ExceptionQuery {
@@ -148,6 +171,7 @@ impl OrderService for OpsApi {
                 .into_iter()
                 .map(|e| exception(e, Vec::new(), false, now))
                 .collect(),
+            shipments,
         }))
     }
 }

@@ -33,6 +33,8 @@ pub struct OpsApi {
     tenants: Vec<String>,
     /// Each tenant's order-to-cash rules, for replays.
     rules: Arc<BTreeMap<String, Rules>>,
+    /// Each tenant's fulfilment settings (its carriers' tracking pages).
+    fulfilment: Arc<BTreeMap<String, ferry_config::FulfilmentConfig>>,
 }
 
 impl OpsApi {
@@ -53,7 +55,21 @@ impl OpsApi {
                     .map(|t| (t.id.clone(), t.rules.clone()))
                     .collect(),
             ),
+            fulfilment: Arc::new(
+                tenants
+                    .iter()
+                    .map(|t| (t.id.clone(), t.fulfilment.clone()))
+                    .collect(),
+            ),
         }
+    }
+
+    /// The tracking page of a shipment, where the tenant names one for its carrier.
+    pub(crate) fn tracking_url(&self, tenant: &str, carrier: &str, number: &str) -> String {
+        self.fulfilment
+            .get(tenant)
+            .and_then(|f| f.tracking_url(carrier, number))
+            .unwrap_or_default()
     }
 
     pub(crate) fn publisher(&self) -> &Publisher {

@@ -156,6 +156,22 @@ pub(crate) async fn timeline(
                 @if !t.causes.is_empty() { " — " (t.causes.join(", ")) }
             }
         }
+        h2 { "Shipments" }
+        @if t.shipments.is_empty() { p.empty { "Not shipped yet." } } @else {
+            table {
+                thead { tr { th scope="col" { "Shipped" } th scope="col" { "Carrier" } th scope="col" { "Tracking" } th scope="col" { "In Centra" } } }
+                tbody { @for s in &t.shipments { tr {
+                    td { (layout::time(s.shipped_at.as_ref())) }
+                    td { (s.carrier) }
+                    td {
+                        @if s.tracking_number.is_empty() { "no tracking number yet" }
+                        @else if s.tracking_url.is_empty() { (s.tracking_number) }
+                        @else { a href=(s.tracking_url) rel="noreferrer" target="_blank" { (s.tracking_number) } }
+                    }
+                    td { (layout::time(s.in_centra_at.as_ref())) }
+                } } }
+            }
+        }
         p { a.button href=(format!("/orders/{tenant}/{number}/replay")) { "Replay (shows the difference first)" } }
         h2 { "Journey" }
         (steps(&t.steps))
