@@ -320,6 +320,66 @@ async fn people_work_their_exceptions_in_the_console() {
         "audited as the person: {audit:?}"
     );
 
+    // A bulk action over a filter, followed to its end: two more of finance's exceptions
+    // resolved at once, after the page asked.
+    for n in [numbers[1], numbers[2]] {
+        store
+            .upsert_exception(&finance_exception(n))
+            .await
+            .expect("planted");
+    }
+    finance
+        .goto(&format!("{console}?tenant=acme&kind=erp_totals_mismatch"))
+        .await
+        .unwrap();
+    wait_for(&finance, "Act on everything this filter shows").await;
+    finance
+        .find(Locator::Css("section.bulk select[name=action]"))
+        .await
+        .unwrap()
+        .select_by_value("resolve")
+        .await
+        .unwrap();
+    finance
+        .find(Locator::Css("section.bulk input[name=note]"))
+        .await
+        .unwrap()
+        .send_keys("month-end: ERP rounding, checked")
+        .await
+        .unwrap();
+    finance
+        .find(Locator::Css("section.bulk button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    finance.accept_alert().await.expect("the page asks first");
+    let op = wait_for(&finance, "2 of 2 done (2 succeeded, 0 failed) — done").await;
+    assert!(op.contains("Bulk resolve"), "{op}");
+    screenshot(&finance, "bulk").await;
+    finance.goto(&console).await.unwrap();
+    let inbox = wait_for(&finance, "Inbox · Finance").await;
+    assert!(inbox.contains("Nothing to do here."), "{inbox}");
+
+    // On a tablet the inbox fits the screen: nothing scrolls sideways.
+    finance.set_window_size(768, 1024).await.unwrap();
+    finance
+        .goto(&format!("{console}orders/acme/{shipped}"))
+        .await
+        .unwrap();
+    wait_for(&finance, "Journey").await;
+    let fits = finance
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fits, serde_json::Value::Bool(true), "no sideways scrolling");
+    screenshot(&finance, "order-tablet").await;
+    finance.set_window_size(1280, 900).await.unwrap();
+
     // The other pages answer for a signed-in person; the first load stays small.
     for (path, name, says) in [
         ("reconciliation", "reconciliation", "Reconciliation"),

@@ -64,7 +64,7 @@ pub(crate) async fn page(
             dt { "Team" } dd { (layout::team(&e.owner)) }
             dt { "State" } dd { (e.state) @if !e.assignee.is_empty() { " · assigned to " (e.assignee) } @if !e.state_reason.is_empty() { " — " (e.state_reason) } }
             dt { "Due" } dd { (layout::time(e.sla_due.as_ref())) " (" (layout::sla(e.sla_due.as_ref(), e.overdue, Utc::now())) ")" }
-            dt { "Seen" } dd { (e.seen_count) " times, first " (layout::time(e.first_seen.as_ref())) ", last " (layout::time(e.last_seen.as_ref())) " by " (e.service) }
+            dt { "Seen" } dd { (e.seen_count) @if e.seen_count == 1 { " time" } @else { " times" } ", first " (layout::time(e.first_seen.as_ref())) ", last " (layout::time(e.last_seen.as_ref())) " by " (e.service) }
         }
         @if open {
             (actions(&session, &here, may_act, &e.owner))
