@@ -281,6 +281,16 @@ pub async fn check_tenant(
         seconds = started.elapsed().as_secs_f64(),
         "the ERP's documents read"
     );
+    // The console's day-by-day figures, as the reconciler keeps them after a pass.
+    let (from, to) = ferry_reconciler::service::counted_days(Utc::now().date_naive());
+    store
+        .refresh_reconciliation_days(
+            &tenant.id,
+            from,
+            to,
+            &ferry_reconciler::service::completeness_causes(),
+        )
+        .await?;
     let summary = format!(
         "{{\"checked\":{},\"complete_pct\":{},\"accurate_pct\":{},\"variances\":{},\"pending\":{},\"late\":{}}}",
         tally.checked,

@@ -494,9 +494,10 @@ pub struct CauseFigures {
 }
 
 impl Store {
-    /// A period's standing day by day, counted in the database (the console's chart: a
-    /// month of a busy brand is too many rows to read for a page).
-    pub async fn reconciliation_days(
+    /// A period's standing day by day, counted from the verdicts (a month of a busy
+    /// brand is a million rows: the reconciler counts it once per pass, see
+    /// [`Store::refresh_reconciliation_days`]).
+    pub async fn count_reconciliation_days(
         &self,
         tenant: &str,
         from: NaiveDate,
@@ -520,6 +521,76 @@ impl Store {
         .bind(completeness_causes)
         .fetch_all(self.pool())
         .await?)
+    }
+
+    /// Counts `from..=to` day by day and keeps the figures for the console (the
+    /// reconciler, at the end of each pass through the brand's orders).
+    pub async fn refresh_reconciliation_days(
+        &self,
+        tenant: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        completeness_causes: &[&str],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO reconciliation_days
+                 (tenant, day, checked, complete, accurate, pending, counted_at)
+             SELECT $1, order_date,
+                    count(*) FILTER (WHERE verdict <> 'pending'),
+                    count(*) FILTER (WHERE verdict <> 'pending' AND NOT causes && $4::text[]),
+                    count(*) FILTER (WHERE verdict = 'reconciled'),
+                    count(*) FILTER (WHERE verdict = 'pending'),
+                    now()
+             FROM reconciliation
+             WHERE tenant = $1 AND order_date BETWEEN $2 AND $3
+             GROUP BY order_date
+             ON CONFLICT (tenant, day) DO UPDATE
+             SET checked = EXCLUDED.checked, complete = EXCLUDED.complete,
+                 accurate = EXCLUDED.accurate, pending = EXCLUDED.pending,
+                 counted_at = EXCLUDED.counted_at",
+        )
+        .bind(tenant)
+        .bind(from)
+        .bind(to)
+        .bind(completeness_causes)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A period's standing day by day as last counted, and when it was counted (`None`:
+    /// never counted for this period).
+    pub async fn reconciliation_days(
+        &self,
+        tenant: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<(Vec<DayFigures>, Option<DateTime<Utc>>), StoreError> {
+        let rows = sqlx::query_as::<_, (NaiveDate, i64, i64, i64, i64, DateTime<Utc>)>(
+            "SELECT day, checked, complete, accurate, pending, counted_at
+             FROM reconciliation_days
+             WHERE tenant = $1 AND day BETWEEN $2 AND $3 ORDER BY day",
+        )
+        .bind(tenant)
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.pool())
+        .await?;
+        let counted = rows.iter().map(|r| r.5).min();
+        Ok((
+            rows.into_iter()
+                .map(
+                    |(day, checked, complete, accurate, pending, _)| DayFigures {
+                        day,
+                        checked,
+                        complete,
+                        accurate,
+                        pending,
+                    },
+                )
+                .collect(),
+            counted,
+        ))
     }
 
     /// A period's variances by cause: orders and money at stake per currency.

@@ -53,16 +53,23 @@ impl Store {
             .iter()
             .filter_map(|t| ferry_domain::lookup::email_key(t, query))
             .collect();
+        // One lookup per way of finding an order, each by its own index (an OR of them
+        // read every row of the ledger).
         Ok(sqlx::query_as::<_, OrderFound>(
             "SELECT l.tenant, l.order_number, l.state, l.erp_reference, l.gross_minor, l.currency
              FROM order_ledger l
-             WHERE l.tenant = ANY($1)
-               AND (l.order_number = $2
-                    OR l.erp_reference = $3
-                    OR l.customer_email_key = ANY($4)
-                    OR EXISTS (SELECT 1 FROM shipment_ledger s
-                               WHERE s.tenant = l.tenant AND s.order_number = l.order_number
-                                 AND s.tracking_number = $3))
+             WHERE (l.tenant, l.order_number) IN (
+                 SELECT tenant, order_number FROM order_ledger
+                 WHERE tenant = ANY($1) AND order_number = $2
+                 UNION
+                 SELECT tenant, order_number FROM order_ledger
+                 WHERE tenant = ANY($1) AND erp_reference = $3
+                 UNION
+                 SELECT tenant, order_number FROM order_ledger
+                 WHERE tenant = ANY($1) AND customer_email_key = ANY($4)
+                 UNION
+                 SELECT tenant, order_number FROM shipment_ledger
+                 WHERE tenant = ANY($1) AND tracking_number = $3)
              ORDER BY l.tenant, l.order_number
              LIMIT 50",
         )

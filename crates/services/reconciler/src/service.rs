@@ -208,10 +208,17 @@ impl Feed for Unseen {
 }
 
 /// `ferry_reconcile_complete_ratio`, `_accurate_ratio`, `_money_at_stake_minor` by currency
-/// and `_last_sweep_timestamp_seconds`, from the tenant's verdicts as recorded.
+/// and `_last_sweep_timestamp_seconds`, from the tenant's verdicts as recorded; and the
+/// day-by-day figures of this month and the last, as the console shows them.
 async fn publish_standing(store: &Store, tenant: &str) -> Result<(), FeedError> {
+    let causes = completeness_causes();
     let standing = store
-        .standing(tenant, &completeness_causes())
+        .standing(tenant, &causes)
+        .await
+        .map_err(FeedError::transient)?;
+    let (from, to) = counted_days(Utc::now().date_naive());
+    store
+        .refresh_reconciliation_days(tenant, from, to, &causes)
         .await
         .map_err(FeedError::transient)?;
     let ratio = |n: i64| {
@@ -232,6 +239,18 @@ async fn publish_standing(store: &Store, tenant: &str) -> Result<(), FeedError> 
     metrics::gauge!("ferry_reconcile_last_sweep_timestamp_seconds", "tenant" => tenant.to_owned())
         .set(Utc::now().timestamp() as f64);
     Ok(())
+}
+
+/// The days whose figures the reconciler keeps counted: from the first of last month (a
+/// month is closed in the days after it ends) to today.
+pub fn counted_days(today: chrono::NaiveDate) -> (chrono::NaiveDate, chrono::NaiveDate) {
+    use chrono::Datelike as _;
+    let first_of_this = today.with_day(1).unwrap_or(today);
+    let first_of_last = first_of_this
+        .pred_opt()
+        .and_then(|d| d.with_day(1))
+        .unwrap_or(first_of_this);
+    (first_of_last, today)
 }
 
 /// The names of the causes that make an order incomplete.
@@ -379,5 +398,29 @@ impl Documents {
             )
             .await
             .map_err(FeedError::transient)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::counted_days;
+
+    #[test]
+    fn this_month_and_the_last_are_kept_counted() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("a day");
+        assert_eq!(
+            counted_days(day(2026, 12, 6)),
+            (day(2026, 11, 1), day(2026, 12, 6))
+        );
+        assert_eq!(
+            counted_days(day(2027, 1, 1)),
+            (day(2026, 12, 1), day(2027, 1, 1))
+        );
+        assert_eq!(
+            counted_days(day(2028, 3, 31)),
+            (day(2028, 2, 1), day(2028, 3, 31))
+        );
     }
 }

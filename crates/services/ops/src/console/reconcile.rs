@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use ferry_reconciler::report::{Period, html as report_html, month_report, percent};
-use ferry_reconciler::service::completeness_causes;
+use ferry_reconciler::service::{completeness_causes, counted_days};
 use maud::html;
 use serde::Deserialize;
 use tonic::Status;
@@ -60,10 +60,21 @@ pub(crate) async fn page(
 ) -> Result<Response, Refused> {
     let (tenant, period) = scope(&console, &session, &q)?;
     let store = console.api.store();
-    let days = store
-        .reconciliation_days(&tenant, period.first, period.last, &completeness_causes())
-        .await
-        .map_err(internal)?;
+    // This month and the last as the reconciler last counted them; older months are
+    // counted now (closed months, rarely opened).
+    let (counted_from, _) = counted_days(Utc::now().date_naive());
+    let (days, counted_at) = if period.last >= counted_from {
+        store
+            .reconciliation_days(&tenant, period.first, period.last)
+            .await
+            .map_err(internal)?
+    } else {
+        let days = store
+            .count_reconciliation_days(&tenant, period.first, period.last, &completeness_causes())
+            .await
+            .map_err(internal)?;
+        (days, Some(Utc::now()))
+    };
     let causes = store
         .reconciliation_causes(&tenant, period.first, period.last)
         .await
@@ -108,6 +119,7 @@ pub(crate) async fn page(
             div { dt { "Waiting (inside their grace, or held)" } dd { (pending) } }
         }
         h2 { "Day by day" }
+        @if let Some(at) = counted_at { p.hint { "As counted at " (at.format("%Y-%m-%d %H:%M UTC")) " (the reconciler counts again after each pass through the orders)." } }
         @if days.is_empty() { p.empty { "No order of this month has been checked yet." } } @else {
             (chart::lines("Completeness and accuracy by day, in percent", &[
                 series("complete", "complete", |d| d.complete),
