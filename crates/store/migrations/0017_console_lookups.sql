@@ -19,6 +19,10 @@ CREATE TABLE reconciliation_days (
     complete    bigint      NOT NULL,
     accurate    bigint      NOT NULL,
     pending     bigint      NOT NULL,
+    -- Per step of the journey (posted, shipped, email, captured, in that order): orders
+    -- timed, and those late against the brand's targets.
+    timed       bigint[]    NOT NULL,
+    late        bigint[]    NOT NULL,
     counted_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant, day)
 );

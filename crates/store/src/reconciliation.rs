@@ -474,6 +474,30 @@ pub struct UnexplainedDocument {
     pub variance: serde_json::Value,
 }
 
+/// The steps of an order's journey the reconciler times, in the order the day figures
+/// keep them (the reconciler's `Step`, as it writes them in `figures.timing`).
+pub const TIMED_STEPS: [&str; 4] = ["posted", "shipped", "email", "captured"];
+
+/// A day's figures counted from its verdicts (`$4`: the completeness causes), in the
+/// columns of [`DayFigures`]; steps timed and late as `figures.timing` records them.
+macro_rules! day_figures {
+    () => {
+        "order_date AS day,
+         count(*) FILTER (WHERE verdict <> 'pending') AS checked,
+         count(*) FILTER (WHERE verdict <> 'pending' AND NOT causes && $4::text[]) AS complete,
+         count(*) FILTER (WHERE verdict = 'reconciled') AS accurate,
+         count(*) FILTER (WHERE verdict = 'pending') AS pending,
+         ARRAY[count(*) FILTER (WHERE figures->'timing' ? 'posted_s'),
+               count(*) FILTER (WHERE figures->'timing' ? 'shipped_s'),
+               count(*) FILTER (WHERE figures->'timing' ? 'email_s'),
+               count(*) FILTER (WHERE figures->'timing' ? 'captured_s')] AS timed,
+         ARRAY[count(*) FILTER (WHERE figures->'timing'->'late' ? 'posted'),
+               count(*) FILTER (WHERE figures->'timing'->'late' ? 'shipped'),
+               count(*) FILTER (WHERE figures->'timing'->'late' ? 'email'),
+               count(*) FILTER (WHERE figures->'timing'->'late' ? 'captured')] AS late"
+    };
+}
+
 /// One day of a period as the console charts it (by Centra's order date).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DayFigures {
@@ -482,6 +506,9 @@ pub struct DayFigures {
     pub complete: i64,
     pub accurate: i64,
     pub pending: i64,
+    /// Per step of [`TIMED_STEPS`]: orders timed, and those late.
+    pub timed: Vec<i64>,
+    pub late: Vec<i64>,
 }
 
 /// Orders and money a cause accounts for over a period, per currency.
@@ -504,17 +531,13 @@ impl Store {
         to: NaiveDate,
         completeness_causes: &[&str],
     ) -> Result<Vec<DayFigures>, StoreError> {
-        Ok(sqlx::query_as::<_, DayFigures>(
-            "SELECT order_date AS day,
-                    count(*) FILTER (WHERE verdict <> 'pending') AS checked,
-                    count(*) FILTER (WHERE verdict <> 'pending' AND NOT causes && $4::text[])
-                        AS complete,
-                    count(*) FILTER (WHERE verdict = 'reconciled') AS accurate,
-                    count(*) FILTER (WHERE verdict = 'pending') AS pending
-             FROM reconciliation
-             WHERE tenant = $1 AND order_date BETWEEN $2 AND $3
-             GROUP BY order_date ORDER BY order_date",
-        )
+        Ok(sqlx::query_as::<_, DayFigures>(concat!(
+            "SELECT ",
+            day_figures!(),
+            " FROM reconciliation
+                 WHERE tenant = $1 AND order_date BETWEEN $2 AND $3
+                 GROUP BY order_date ORDER BY order_date"
+        ))
         .bind(tenant)
         .bind(from)
         .bind(to)
@@ -532,23 +555,19 @@ impl Store {
         to: NaiveDate,
         completeness_causes: &[&str],
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query(concat!(
             "INSERT INTO reconciliation_days
-                 (tenant, day, checked, complete, accurate, pending, counted_at)
-             SELECT $1, order_date,
-                    count(*) FILTER (WHERE verdict <> 'pending'),
-                    count(*) FILTER (WHERE verdict <> 'pending' AND NOT causes && $4::text[]),
-                    count(*) FILTER (WHERE verdict = 'reconciled'),
-                    count(*) FILTER (WHERE verdict = 'pending'),
-                    now()
-             FROM reconciliation
-             WHERE tenant = $1 AND order_date BETWEEN $2 AND $3
-             GROUP BY order_date
-             ON CONFLICT (tenant, day) DO UPDATE
-             SET checked = EXCLUDED.checked, complete = EXCLUDED.complete,
-                 accurate = EXCLUDED.accurate, pending = EXCLUDED.pending,
-                 counted_at = EXCLUDED.counted_at",
-        )
+                     (day, checked, complete, accurate, pending, timed, late, tenant)
+                 SELECT ",
+            day_figures!(),
+            ", $1 FROM reconciliation
+                 WHERE tenant = $1 AND order_date BETWEEN $2 AND $3
+                 GROUP BY order_date
+                 ON CONFLICT (tenant, day) DO UPDATE
+                 SET checked = EXCLUDED.checked, complete = EXCLUDED.complete,
+                     accurate = EXCLUDED.accurate, pending = EXCLUDED.pending,
+                     timed = EXCLUDED.timed, late = EXCLUDED.late, counted_at = now()"
+        ))
         .bind(tenant)
         .bind(from)
         .bind(to)
@@ -566,8 +585,17 @@ impl Store {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<(Vec<DayFigures>, Option<DateTime<Utc>>), StoreError> {
-        let rows = sqlx::query_as::<_, (NaiveDate, i64, i64, i64, i64, DateTime<Utc>)>(
-            "SELECT day, checked, complete, accurate, pending, counted_at
+        let counted: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT min(counted_at) FROM reconciliation_days
+             WHERE tenant = $1 AND day BETWEEN $2 AND $3",
+        )
+        .bind(tenant)
+        .bind(from)
+        .bind(to)
+        .fetch_one(self.pool())
+        .await?;
+        let days = sqlx::query_as::<_, DayFigures>(
+            "SELECT day, checked, complete, accurate, pending, timed, late
              FROM reconciliation_days
              WHERE tenant = $1 AND day BETWEEN $2 AND $3 ORDER BY day",
         )
@@ -576,21 +604,7 @@ impl Store {
         .bind(to)
         .fetch_all(self.pool())
         .await?;
-        let counted = rows.iter().map(|r| r.5).min();
-        Ok((
-            rows.into_iter()
-                .map(
-                    |(day, checked, complete, accurate, pending, _)| DayFigures {
-                        day,
-                        checked,
-                        complete,
-                        accurate,
-                        pending,
-                    },
-                )
-                .collect(),
-            counted,
-        ))
+        Ok((days, counted))
     }
 
     /// A period's variances by cause: orders and money at stake per currency.

@@ -176,6 +176,37 @@ async fn shipments_are_checked_against_centra_and_every_step_is_timed() {
     };
     // Orders of other months in the simulator's year: at least these.
     assert!(timed(Step::Posted).0 >= 1);
+    // The console's day figures, counted as the reconciler counts them after a pass,
+    // say the same as the report: every step's orders timed and late.
+    store
+        .refresh_reconciliation_days(
+            "acme",
+            month.first,
+            month.last,
+            &ferry_reconciler::service::completeness_causes(),
+        )
+        .await
+        .expect("counted");
+    let (days, counted) = store
+        .reconciliation_days("acme", month.first, month.last)
+        .await
+        .expect("the day figures");
+    assert!(counted.is_some());
+    for (i, step) in Step::ALL.iter().enumerate() {
+        let sum = |pick: fn(&ferry_store::reconciliation::DayFigures) -> &Vec<i64>| {
+            days.iter().map(|d| pick(d)[i]).sum::<i64>() as u64
+        };
+        assert_eq!(
+            (sum(|d| &d.timed), sum(|d| &d.late)),
+            timed(*step),
+            "{step:?} as the report counts it"
+        );
+    }
+    assert_eq!(
+        days.iter().map(|d| d.checked).sum::<i64>() as u64,
+        report.standing.checked,
+        "checked as the report counts"
+    );
     let all_months: u64 = {
         let mut n = 0;
         for m in 1..=12 {

@@ -16,7 +16,7 @@ use crate::compare::{Cause, Variance};
 use crate::figures::{Figures, RateFigures};
 use crate::timeliness::{Step, Timing};
 
-pub use html::{days_chart, html};
+pub use html::{days_chart, html, step_words};
 
 /// The month-end report of `tenant` for `period`, from the checks as recorded (the CLI's
 /// `ferry reconcile report` and the console's download).

@@ -408,6 +408,15 @@ mod tests {
     use super::counted_days;
 
     #[test]
+    fn the_stores_day_figures_keep_the_steps_in_their_order() {
+        let steps: Vec<&str> = crate::timeliness::Step::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(steps, ferry_store::reconciliation::TIMED_STEPS);
+    }
+
+    #[test]
     fn this_month_and_the_last_are_kept_counted() {
         let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("a day");
         assert_eq!(

@@ -1,13 +1,14 @@
 //! Reconciliation: how complete, accurate and timely a brand's orders were over a month,
-//! day by day, the variances by cause with the money at stake, and the month-end report
+//! day by day, each step's late orders, the variances by cause with the money at stake, and the month-end report
 //! (the reconciler's own, as `ferry reconcile report` writes it) to download.
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use ferry_reconciler::report::{Period, html as report_html, month_report, percent};
+use ferry_reconciler::report::{Period, html as report_html, month_report, percent, step_words};
 use ferry_reconciler::service::{completeness_causes, counted_days};
+use ferry_reconciler::timeliness::Step;
 use maud::html;
 use serde::Deserialize;
 use tonic::Status;
@@ -131,6 +132,17 @@ pub(crate) async fn page(
                     thead { tr { th scope="col" { "Day" } th scope="col" { "Checked" } th scope="col" { "Complete" } th scope="col" { "Accurate" } th scope="col" { "Waiting" } } }
                     tbody { @for d in &days { tr { td { (d.day) } td { (d.checked) } td { (d.complete) } td { (d.accurate) } td { (d.pending) } } } }
                 }
+            }
+        }
+        h2 { "On time" }
+        @if days.is_empty() { p.empty { "Nothing timed yet." } } @else {
+            table {
+                thead { tr { th scope="col" { "Step" } th scope="col" { "Orders timed" } th scope="col" { "Late against the targets" } } }
+                tbody { @for (i, step) in Step::ALL.iter().enumerate() { tr {
+                    td { (step_words(*step)) }
+                    td { (days.iter().map(|d| d.timed.get(i).copied().unwrap_or(0)).sum::<i64>()) }
+                    td { (days.iter().map(|d| d.late.get(i).copied().unwrap_or(0)).sum::<i64>()) }
+                } } }
             }
         }
         h2 { "Variances by cause" }

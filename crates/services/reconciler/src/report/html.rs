@@ -279,7 +279,8 @@ fn stock_drift(h: &mut String, report: &Report) {
     h.push_str("</table>");
 }
 
-fn step_words(step: crate::timeliness::Step) -> &'static str {
+/// A step of the journey as people say it.
+pub fn step_words(step: crate::timeliness::Step) -> &'static str {
     use crate::timeliness::Step;
     match step {
         Step::Posted => "Centra accepted → in the ERP",
