@@ -189,3 +189,23 @@ pub async fn screenshot(c: &Client, name: &str) {
             .expect("the screenshot written");
     }
 }
+
+/// Every field of the page has a label a screen reader reads out, and the page has one
+/// main heading.
+pub async fn assert_labelled(c: &Client) {
+    let unlabelled = c
+        .execute(
+            "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                 .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+                 .map(e => e.outerHTML);",
+            vec![],
+        )
+        .await
+        .expect("the script ran");
+    assert_eq!(unlabelled, serde_json::json!([]), "fields without a label");
+    let headings = c
+        .execute("return document.querySelectorAll('h1').length;", vec![])
+        .await
+        .expect("the script ran");
+    assert_eq!(headings, serde_json::json!(1), "one main heading");
+}

@@ -16,7 +16,9 @@ use ferry_sim_centra::OrderMix;
 use ferry_sim_erp::ShipRequest;
 use ferry_testing::TestEnv;
 
-use crate::browser::{Driver, csrf, post_from_page, screenshot, sign_in, text, wait_for};
+use crate::browser::{
+    Driver, assert_labelled, csrf, post_from_page, screenshot, sign_in, text, wait_for,
+};
 
 fn finance_exception(order: i64) -> NewException {
     NewException {
@@ -105,6 +107,7 @@ async fn people_work_their_exceptions_in_the_console() {
     let ops = driver.browser("operations").await;
     sign_in(&ops, &console, &token("olle@acme", Role::Operations).await).await;
     screenshot(&ops, "inbox").await;
+    assert_labelled(&ops).await;
     ops.goto(&format!("{console}mappings")).await.unwrap();
     let before = wait_for(&ops, "SKUs without an ERP item").await;
     assert!(before.contains("SKUs without an ERP item"), "{before}");
@@ -115,6 +118,7 @@ async fn people_work_their_exceptions_in_the_console() {
         );
     }
     screenshot(&ops, "mappings").await;
+    assert_labelled(&ops).await;
     let mut skus = BTreeSet::new();
     for n in &numbers {
         for line in &stack.centra.state.order(*n).unwrap().lines {
@@ -223,6 +227,7 @@ async fn people_work_their_exceptions_in_the_console() {
         Some("https://tracking.example/parcel?id=PN-CONSOLE-1")
     );
     screenshot(&cs, "order").await;
+    assert_labelled(&cs).await;
     cs.goto(&format!("{console}orders/acme/{shipped}/replay"))
         .await
         .unwrap();
@@ -236,6 +241,7 @@ async fn people_work_their_exceptions_in_the_console() {
         "customer service does not apply replays: {replay}"
     );
     screenshot(&cs, "replay").await;
+    assert_labelled(&cs).await;
 
     // Finance: only finance's work in the inbox; resolving the exception takes it away.
     let finance = driver.browser("finance").await;
@@ -261,6 +267,7 @@ async fn people_work_their_exceptions_in_the_console() {
         .await
         .unwrap();
     screenshot(&finance, "exception").await;
+    assert_labelled(&finance).await;
     // Customer service, with a valid session and CSRF value, may not resolve it: the
     // server refuses (the page never offered it).
     let exception_path = format!("/exceptions/acme/{planted}");
@@ -358,6 +365,7 @@ async fn people_work_their_exceptions_in_the_console() {
     let op = wait_for(&finance, "2 of 2 done (2 succeeded, 0 failed) — done").await;
     assert!(op.contains("Bulk resolve"), "{op}");
     screenshot(&finance, "bulk").await;
+    assert_labelled(&finance).await;
     finance.goto(&console).await.unwrap();
     let inbox = wait_for(&finance, "Inbox · Finance").await;
     assert!(inbox.contains("Nothing to do here."), "{inbox}");
@@ -378,6 +386,7 @@ async fn people_work_their_exceptions_in_the_console() {
         .unwrap();
     assert_eq!(fits, serde_json::Value::Bool(true), "no sideways scrolling");
     screenshot(&finance, "order-tablet").await;
+    assert_labelled(&finance).await;
     finance.set_window_size(1280, 900).await.unwrap();
 
     // The other pages answer for a signed-in person; the first load stays small.
@@ -388,6 +397,7 @@ async fn people_work_their_exceptions_in_the_console() {
         finance.goto(&format!("{console}{path}")).await.unwrap();
         wait_for(&finance, says).await;
         screenshot(&finance, name).await;
+        assert_labelled(&finance).await;
     }
     let weight = finance
         .execute(
@@ -419,6 +429,7 @@ async fn people_work_their_exceptions_in_the_console() {
             .starts_with("/login")
     );
     screenshot(&finance, "sign-in").await;
+    assert_labelled(&finance).await;
 
     for c in [ops, cs, finance] {
         let _ = c.close().await;

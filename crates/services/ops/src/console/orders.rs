@@ -100,7 +100,8 @@ pub(crate) fn steps(steps: &[pb::TimelineStep]) -> Markup {
                     " "
                     strong.step { (step_words(&s.step)) }
                     " · " span.by { (s.by) }
-                    @if !s.detail.is_empty() { div.detail { (s.detail) } }
+                    @if s.step == "exception" { div.detail { (layout::kind_title(&s.detail)) } }
+                    @else if !s.detail.is_empty() { div.detail { (s.detail) } }
                     @if !s.trace_id.is_empty() { div.trace { "trace " code { (s.trace_id) } } }
                 }
             }
