@@ -80,7 +80,8 @@ enum Command {
     },
     /// Print a shell completion script: `ferry completions bash > /etc/bash_completion.d/ferry`.
     Completions { shell: clap_complete::Shell },
-    /// Apply the database migrations and exit.
+    /// Apply the database migrations and provision the JetStream streams, then exit (the
+    /// chart runs it as a hook before the services start or are upgraded).
     Migrate {
         #[arg(long, env = "FERRY_CONFIG")]
         config: Option<PathBuf>,
@@ -229,6 +230,11 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let store = ferry_store::Store::connect(&config.database).await?;
             store.migrate().await?;
             println!("migrations applied");
+            let client = ferry_runtime::nats::connect(&config.nats, "ferry-migrate").await?;
+            let js = ferry_runtime::nats::jetstream(client);
+            let topology = ferry_runtime::nats::Topology::new(&config.nats.prefix);
+            ferry_runtime::nats::provision_streams(&js, &topology, &config.nats).await?;
+            println!("streams provisioned (prefix {})", config.nats.prefix);
             Ok(())
         }
         Command::Transform(_) | Command::Completions { .. } => Ok(()),

@@ -121,6 +121,9 @@ pub struct DatabaseConfig {
     /// statistics (`0s` leaves it to autovacuum alone).
     #[serde(with = "humantime_serde")]
     pub analyze_interval: Duration,
+    /// Each service applies pending migrations when it starts (under an advisory lock); off
+    /// where a job applies them first (`ferry migrate`, the chart's hook).
+    pub migrate_on_start: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -130,6 +133,7 @@ impl Default for DatabaseConfig {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
             analyze_interval: Duration::from_secs(2),
+            migrate_on_start: true,
         }
     }
 }

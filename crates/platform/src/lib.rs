@@ -52,7 +52,9 @@ impl Platform {
     /// [`Platform::open`] on a base already connected.
     pub async fn on(base: ServiceBase, config: Arc<Config>) -> Result<Platform, PlatformError> {
         let store = Store::connect(&config.database).await?;
-        store.migrate().await?;
+        if config.database.migrate_on_start {
+            store.migrate().await?;
+        }
         base.readiness.add(Arc::new(DatabaseReady(store.clone())));
         let sink = exception_sink(&store, &base);
         let feeds = FeedRunner::open(&base, sink.clone()).await?;

@@ -78,6 +78,10 @@ pub struct NatsConfig {
     pub duplicate_window: Duration,
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Each service creates or updates the streams when it starts; off where a job does it
+    /// before the services start (`ferry migrate`, the chart's hook), and services then
+    /// only check the streams are there.
+    pub provision_on_start: bool,
 }
 
 impl Default for NatsConfig {
@@ -91,6 +95,7 @@ impl Default for NatsConfig {
             stream_max_age: Duration::from_secs(14 * 24 * 3600),
             duplicate_window: Duration::from_secs(30 * 60),
             connect_timeout: Duration::from_secs(5),
+            provision_on_start: true,
         }
     }
 }

@@ -318,6 +318,23 @@ pub fn jetstream(client: async_nats::Client) -> jetstream::Context {
 /// Creates or updates the streams: file storage, `discard: new` with a byte limit
 /// (a full stream refuses publishes instead of dropping old orders), a maximum age, and a
 /// duplicate window for `Nats-Msg-Id`.
+/// Checks every stream of the deployment exists (where a job provisions them, not the
+/// services): a missing one says what to run.
+pub async fn check_streams(js: &jetstream::Context, topology: &Topology) -> Result<(), NatsError> {
+    for kind in StreamKind::ALL {
+        let name = topology.stream_name(kind);
+        js.get_stream(&name)
+            .await
+            .map_err(|e| NatsError::Stream {
+                stream: name.clone(),
+                reason: format!(
+                    "{e}: nats.provision_on_start is off and the stream is missing — run `ferry migrate`"
+                ),
+            })?;
+    }
+    Ok(())
+}
+
 pub async fn provision_streams(
     js: &jetstream::Context,
     topology: &Topology,

@@ -57,7 +57,8 @@ pub struct ServiceBase {
 }
 
 impl ServiceBase {
-    /// Connects to NATS and provisions the streams (idempotent).
+    /// Connects to NATS and provisions the streams (idempotent), or checks they are there
+    /// where a job provisions them.
     pub async fn connect(
         name: &'static str,
         config: Arc<RuntimeConfig>,
@@ -67,7 +68,11 @@ impl ServiceBase {
         let client = nats::connect(&config.nats, &format!("ferry-{name}")).await?;
         let js = nats::jetstream(client.clone());
         let topology = Topology::new(&config.nats.prefix);
-        nats::provision_streams(&js, &topology, &config.nats).await?;
+        if config.nats.provision_on_start {
+            nats::provision_streams(&js, &topology, &config.nats).await?;
+        } else {
+            nats::check_streams(&js, &topology).await?;
+        }
         readiness.add(Arc::new(NatsReady(js.clone())));
         Ok(ServiceBase {
             name,
