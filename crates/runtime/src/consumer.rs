@@ -394,13 +394,26 @@ impl Shared {
             stream_sequence,
             pending,
         };
+        // OpenTelemetry's messaging conventions: `process {destination}` named after the
+        // consumer's filter (low cardinality), the subject itself as an attribute.
+        let msg_id = delivery
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(crate::nats::MSG_ID))
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default();
         let span = tracing::info_span!(
-            "consume",
+            "process",
             otel.kind = "consumer",
-            otel.name = %format!("{} consume", self.spec.service),
+            otel.name = %format!("process {}", self.spec.filter_subject),
             messaging.system = "nats",
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
             messaging.destination.name = %delivery.subject,
+            messaging.destination.template = %self.spec.filter_subject,
             messaging.consumer.group.name = %self.spec.durable,
+            messaging.message.id = %msg_id,
+            ferry.service = self.spec.service,
             ferry.tenant = %self.spec.tenant,
             ferry.delivered = delivered,
         );

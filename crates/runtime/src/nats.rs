@@ -10,6 +10,7 @@ use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use futures::future::join_all;
 use secrecy::ExposeSecret;
+use tracing::Instrument as _;
 
 use crate::config::{ConsumerConfig, NatsConfig};
 use crate::telemetry;
@@ -243,6 +244,20 @@ impl Topology {
     }
 }
 
+/// A subject without its identifying tokens, written as the consumers' filters write it —
+/// `<prefix>.<tenant>.<kind>.<type>.v1` then `*` for one token (an order number, a shipment
+/// id) or `>` for more (a warehouse and an item): the low-cardinality destination a span
+/// is named after.
+pub fn subject_template(subject: &str) -> String {
+    match subject.splitn(6, '.').collect::<Vec<_>>().as_slice() {
+        [head @ .., rest] if head.len() == 5 => {
+            let wildcard = if rest.contains('.') { ">" } else { "*" };
+            format!("{}.{wildcard}", head.join("."))
+        }
+        _ => subject.to_owned(),
+    }
+}
+
 /// An ERP's identifier as one subject token, reversibly: letters, digits, `-` and `_` stay,
 /// every other byte becomes `~` and two hex digits (ids hold dots, slashes and spaces; two
 /// ids never share a token).
@@ -434,18 +449,33 @@ impl Publisher {
         &self.js
     }
 
-    /// Publishes one message and waits for JetStream's acknowledgement.
+    /// Publishes one message and waits for JetStream's acknowledgement, in a producer span
+    /// named and described by OpenTelemetry's messaging conventions; the consumer's span
+    /// continues its trace.
     pub async fn publish(
         &self,
         message: &Outgoing,
     ) -> Result<jetstream::publish::PublishAck, NatsError> {
+        let template = subject_template(&message.subject);
+        let span = tracing::info_span!(
+            "publish",
+            otel.kind = "producer",
+            otel.name = %format!("publish {template}"),
+            messaging.system = "nats",
+            messaging.operation.type = "send",
+            messaging.operation.name = "publish",
+            messaging.destination.name = %message.subject,
+            messaging.destination.template = %template,
+            messaging.message.id = %message.msg_id,
+        );
         let mut headers = HeaderMap::new();
-        telemetry::inject_context(&mut headers);
+        span.in_scope(|| telemetry::inject_context(&mut headers));
         headers.insert(MSG_ID, message.msg_id.as_str());
         (|| self.publish_once(message, headers.clone()))
             .retry(self.retry)
             .when(|e: &NatsError| !e.is_permanent())
             .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "publish failed; retrying"))
+            .instrument(span)
             .await
     }
 
@@ -485,6 +515,32 @@ impl Publisher {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn span_destinations_drop_the_identifying_tokens() {
+        let t = Topology::new("ferry");
+        assert_eq!(
+            subject_template(&t.ready_subject("acme", 7)),
+            t.ready_filter("acme")
+        );
+        assert_eq!(
+            subject_template(&t.snapshot_subject("acme", 48170)),
+            t.snapshots_filter("acme")
+        );
+        assert_eq!(
+            subject_template(&t.stock_subject("acme", "WH", "SKU-1")),
+            t.stock_filter("acme")
+        );
+        assert_eq!(
+            subject_template(&t.shipment_subject("acme", "SH/7")),
+            t.shipments_filter("acme")
+        );
+        // Subjects with nothing identifying stay as they are.
+        let notices = t.notices_subject("acme");
+        assert_eq!(subject_template(&notices), notices);
+        let exception = t.exception_subject("acme", "unmapped_sku");
+        assert_eq!(subject_template(&exception), exception);
+    }
 
     #[test]
     fn ids_become_one_token_each() {

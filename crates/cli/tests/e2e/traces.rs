@@ -21,6 +21,8 @@ type Exported = (String, String, Vec<String>);
 #[derive(Clone, Default)]
 struct Receiver {
     spans: Arc<Mutex<Vec<Exported>>>,
+    /// Each span's string attributes, by span name (the last exported of that name).
+    attributes: Arc<Mutex<std::collections::HashMap<String, Vec<(String, String)>>>>,
 }
 
 #[tonic::async_trait]
@@ -37,6 +39,20 @@ impl TraceService for Receiver {
             for scope in resource.scope_spans {
                 for span in scope.spans {
                     let links = span.links.iter().map(|l| hex(&l.trace_id)).collect();
+                    let attributes = span
+                        .attributes
+                        .iter()
+                        .filter_map(|kv| {
+                            use opentelemetry_proto::tonic::common::v1::any_value::Value;
+                            match kv.value.as_ref()?.value.as_ref()? {
+                                Value::StringValue(v) => Some((kv.key.clone(), v.clone())),
+                                _ => None,
+                            }
+                        })
+                        .collect();
+                    if let Ok(mut by_name) = self.attributes.lock() {
+                        by_name.insert(span.name.clone(), attributes);
+                    }
                     spans.push((hex(&span.trace_id), span.name, links));
                 }
             }
@@ -113,12 +129,46 @@ async fn one_trace_spans_ingest_transform_and_erp_writer() {
             .collect()
     };
     let in_trace = names_in(&order_trace);
-    for name in ["centra.order", "transform consume", "erp-writer consume"] {
+    // Named by OpenTelemetry's messaging conventions: `{operation} {destination}`.
+    let topology = ferry_runtime::nats::Topology::new(&env.prefix);
+    let transform = format!("process {}", topology.snapshots_filter("acme"));
+    let writer = format!("process {}", topology.ready_filter("acme"));
+    let published = format!("publish {}", topology.ready_filter("acme"));
+    for name in ["centra.order", &transform, &published, &writer] {
         assert!(
             in_trace.iter().any(|n| n == name),
             "{name} missing from the order's trace {order_trace}: {in_trace:?}"
         );
     }
+    // Each carries the messaging attributes an SRE's tools group and search by.
+    let attributes = receiver
+        .attributes
+        .lock()
+        .map(|a| a.clone())
+        .unwrap_or_default();
+    let of = |span: &str, key: &str| {
+        attributes
+            .get(span)
+            .and_then(|a| a.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+            .unwrap_or_default()
+    };
+    for (span, operation) in [(&writer, "process"), (&published, "send")] {
+        assert_eq!(of(span, "messaging.system"), "nats", "{span}");
+        assert_eq!(of(span, "messaging.operation.type"), operation, "{span}");
+        assert_eq!(
+            of(span, "messaging.destination.name"),
+            topology.ready_subject("acme", numbers[0]),
+            "{span}"
+        );
+        assert!(
+            !of(span, "messaging.message.id").is_empty(),
+            "{span}: a message id"
+        );
+    }
+    assert_eq!(
+        of(&writer, "messaging.consumer.group.name"),
+        "erp-writer-acme"
+    );
     // The order's timeline names that trace on its steps, for people to follow.
     for step in ["seen", "transformed", "posted"] {
         let s = timeline
@@ -131,7 +181,8 @@ async fn one_trace_spans_ingest_transform_and_erp_writer() {
     // The order's trace links back to the webhook that announced it.
     let webhook_trace = links.first().expect("the order span links to its cause");
     let cause = names_in(webhook_trace);
-    for name in ["centra.webhook", "ingest consume"] {
+    let ingest = format!("process {}", topology.notices_subject("acme"));
+    for name in ["centra.webhook", &ingest] {
         assert!(
             cause.iter().any(|n| n == name),
             "{name} missing from the webhook's trace: {cause:?}"
