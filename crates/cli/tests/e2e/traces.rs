@@ -17,12 +17,14 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 
 /// (trace id, span name, trace ids the span links to)
 type Exported = (String, String, Vec<String>);
+/// Each span's string attributes, by span name.
+type Attributes = std::collections::HashMap<String, Vec<(String, String)>>;
 
 #[derive(Clone, Default)]
 struct Receiver {
     spans: Arc<Mutex<Vec<Exported>>>,
     /// Each span's string attributes, by span name (the last exported of that name).
-    attributes: Arc<Mutex<std::collections::HashMap<String, Vec<(String, String)>>>>,
+    attributes: Arc<Mutex<Attributes>>,
 }
 
 #[tonic::async_trait]
