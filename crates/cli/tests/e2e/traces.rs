@@ -70,7 +70,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_trace_spans_ingest_transform_and_erp_writer() {
+async fn one_trace_per_order_from_webhook_to_erp_and_one_per_shipment_to_centra() {
     let receiver = Receiver::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -105,6 +105,26 @@ async fn one_trace_spans_ingest_transform_and_erp_writer() {
     for _ in 0..200 {
         let row = store.ledger_row("acme", numbers[0]).await.expect("ledger");
         if row.is_some_and(|r| r.state == "posted") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The warehouse ships it: the shipment travels from the ERP's feed to Centra.
+    stack
+        .erp
+        .ship(ferry_sim_erp::ShipRequest {
+            external_ref: numbers[0].to_string(),
+            lines: None,
+            carrier: Some("PostNord".into()),
+            tracking_number: Some("PN-TRACE-1".into()),
+        })
+        .expect("shipped in the ERP");
+    for _ in 0..300 {
+        let shipped = store
+            .shipments_of_orders("acme", &[numbers[0]])
+            .await
+            .expect("shipments");
+        if shipped.iter().any(|s| s.centra_completed_at.is_some()) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -180,6 +200,30 @@ async fn one_trace_spans_ingest_transform_and_erp_writer() {
             .unwrap_or_else(|| panic!("no {step} step: {:?}", timeline.steps));
         assert_eq!(s.trace_id, order_trace, "the {step} step's trace");
     }
+    // The shipment is a trace of its own: read from the ERP's feed, published, handled by
+    // fulfilment — and its timeline steps name it.
+    let (shipment_trace, _, _) = spans
+        .iter()
+        .find(|(_, name, _)| name == "erp.shipment")
+        .cloned()
+        .expect("a shipment span was exported");
+    assert_ne!(shipment_trace, order_trace);
+    let in_shipment = names_in(&shipment_trace);
+    for name in [
+        format!("publish {}", topology.shipments_filter("acme")),
+        format!("process {}", topology.shipments_filter("acme")),
+    ] {
+        assert!(
+            in_shipment.contains(&name),
+            "{name} missing from the shipment's trace: {in_shipment:?}"
+        );
+    }
+    let step = timeline
+        .steps
+        .iter()
+        .find(|s| s.step == "shipment_in_centra")
+        .expect("the shipment reached Centra");
+    assert_eq!(step.trace_id, shipment_trace, "the shipment step's trace");
     // The order's trace links back to the webhook that announced it.
     let webhook_trace = links.first().expect("the order span links to its cause");
     let cause = names_in(webhook_trace);

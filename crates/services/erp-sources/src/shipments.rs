@@ -10,6 +10,7 @@ use ferry_erp::{ErpShipment, ShipmentFeed};
 use ferry_runtime::{Feed, FeedError, Outgoing, Pass, Publisher, Topology};
 use prost::Message;
 use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
 
 /// The feed's name: its lease, cursor, metrics and spans.
 pub const FEED: &str = "erp-shipments";
@@ -33,16 +34,25 @@ impl Feed for ShipmentSource {
             .await
             .map_err(|e| crate::feed_error(e, &self.tenant, self.service, "shipment"))?;
         let read_at = SystemTime::now();
-        let messages: Vec<Outgoing> = page
-            .shipments
-            .iter()
-            .map(|s| self.message(s, read_at))
-            .collect();
-        // The cursor moves only once JetStream holds every shipment of the page.
-        self.publisher
-            .publish_all(&messages)
-            .await
-            .map_err(FeedError::transient)?;
+        // Each shipment is its own trace from here to Centra, linked to the pass that read
+        // it. The cursor moves only once JetStream holds every shipment of the page.
+        let pass = tracing::Span::current();
+        let publishes = page.shipments.iter().map(|s| {
+            let span = tracing::info_span!(
+                parent: None,
+                "erp.shipment",
+                otel.kind = "producer",
+                ferry.tenant = %self.tenant,
+                erp.shipment = %s.id,
+            );
+            ferry_runtime::telemetry::add_link(&span, &pass);
+            let message = self.message(s, read_at);
+            let publisher = self.publisher.clone();
+            async move { publisher.publish(&message).await }.instrument(span)
+        });
+        for published in futures::future::join_all(publishes).await {
+            published.map_err(FeedError::transient)?;
+        }
         let now = chrono::Utc::now();
         let unreadable = page.unreadable.len();
         Ok(Pass {
