@@ -40,10 +40,14 @@ pub struct Breaker {
     failures: AtomicU32,
     /// true while traffic may flow (the breaker is closed).
     open_for_traffic: watch::Sender<bool>,
-    /// Where the breaker's state is recorded for people (the console's sync health), as
-    /// this replica.
-    record: Option<(ferry_store::Store, uuid::Uuid)>,
+    /// The state to record for people (the console's sync health): the latest wins, one
+    /// writer per breaker, so an older state can never land after a newer one.
+    recorded: Option<watch::Sender<bool>>,
 }
+
+/// How often an open breaker says again that it is open (a replica that went away stops
+/// counting after a minute).
+const STILL_OPEN_EVERY: Duration = Duration::from_secs(10);
 
 /// The probe's feed name.
 pub const PROBE_FEED: &str = "erp-health-probe";
@@ -55,26 +59,26 @@ impl Breaker {
         erp: Arc<dyn Erp>,
         store: Option<ferry_store::Store>,
     ) -> Arc<Self> {
+        let recorded = store.map(|store| {
+            let (tx, rx) = watch::channel(false);
+            tokio::spawn(record_breaker(store, tenant.to_owned(), rx));
+            tx
+        });
         Arc::new(Self {
             tenant: tenant.to_owned(),
             config,
             erp,
             failures: AtomicU32::new(0),
             open_for_traffic: watch::Sender::new(true),
-            record: store.map(|s| (s, uuid::Uuid::new_v4())),
+            recorded,
         })
     }
 
-    /// Records the breaker's state (best effort, in the background: what people see must
-    /// never hold up posting).
+    /// Has the breaker's state recorded (in the background: what people see must never
+    /// hold up posting).
     fn tell(&self, open: bool) {
-        if let Some((store, replica)) = self.record.clone() {
-            let tenant = self.tenant.clone();
-            tokio::spawn(async move {
-                if let Err(e) = store.record_breaker(&tenant, replica, open).await {
-                    tracing::debug!(error = %e, "the ERP breaker's state was not recorded");
-                }
-            });
+        if let Some(recorded) = &self.recorded {
+            recorded.send_replace(open);
         }
     }
 
@@ -144,6 +148,37 @@ impl Breaker {
     }
 }
 
+/// Writes a breaker's state as this replica each time it changes, and every
+/// [`STILL_OPEN_EVERY`] while open; ends with the breaker. Nothing is written before it
+/// first opens.
+async fn record_breaker(
+    store: ferry_store::Store,
+    tenant: String,
+    mut state: watch::Receiver<bool>,
+) {
+    let replica = uuid::Uuid::new_v4();
+    if state.changed().await.is_err() {
+        return;
+    }
+    loop {
+        let open = *state.borrow_and_update();
+        if let Err(e) = store.record_breaker(&tenant, replica, open).await {
+            tracing::debug!(error = %e, "the ERP breaker's state was not recorded");
+        }
+        let next = if open {
+            match tokio::time::timeout(STILL_OPEN_EVERY, state.changed()).await {
+                Ok(changed) => changed,
+                Err(_) => Ok(()),
+            }
+        } else {
+            state.changed().await
+        };
+        if next.is_err() {
+            return;
+        }
+    }
+}
+
 /// The breaker's probe: nothing to do while traffic flows; while the breaker is open, one
 /// health request per pass, failures retried with the runner's backoff.
 #[async_trait]
@@ -152,8 +187,6 @@ impl Feed for Breaker {
         if self.is_open() {
             return Ok(Pass::default());
         }
-        // Still open: say so again, so a replica that went away stops counting.
-        self.tell(true);
         self.erp.health().await.map_err(FeedError::transient)?;
         self.close();
         Ok(Pass {
