@@ -395,13 +395,8 @@ impl Shared {
             pending,
         };
         // OpenTelemetry's messaging conventions: `process {destination}` named after the
-        // consumer's filter (low cardinality), the subject itself as an attribute.
-        let msg_id = delivery
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(crate::nats::MSG_ID))
-            .map(|v| v.as_str().to_owned())
-            .unwrap_or_default();
+        // consumer's filter (low cardinality), the subject itself as an attribute. Field
+        // values are only computed for a span something records.
         let span = tracing::info_span!(
             "process",
             otel.kind = "consumer",
@@ -412,11 +407,19 @@ impl Shared {
             messaging.destination.name = %delivery.subject,
             messaging.destination.template = %self.spec.filter_subject,
             messaging.consumer.group.name = %self.spec.durable,
-            messaging.message.id = %msg_id,
+            messaging.message.id = tracing::field::Empty,
             ferry.service = self.spec.service,
             ferry.tenant = %self.spec.tenant,
             ferry.delivered = delivered,
         );
+        if !span.is_disabled()
+            && let Some(id) = delivery
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(crate::nats::MSG_ID))
+        {
+            span.record("messaging.message.id", id.as_str());
+        }
         telemetry::set_parent_from(&span, delivery.headers.as_ref());
 
         // Progress acks from the same task (no task or timer per message until one is due):

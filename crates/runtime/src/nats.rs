@@ -456,18 +456,24 @@ impl Publisher {
         &self,
         message: &Outgoing,
     ) -> Result<jetstream::publish::PublishAck, NatsError> {
-        let template = subject_template(&message.subject);
+        // Every publish passes here: the template is worked out only for a span something
+        // records.
         let span = tracing::info_span!(
             "publish",
             otel.kind = "producer",
-            otel.name = %format!("publish {template}"),
+            otel.name = tracing::field::Empty,
             messaging.system = "nats",
             messaging.operation.type = "send",
             messaging.operation.name = "publish",
             messaging.destination.name = %message.subject,
-            messaging.destination.template = %template,
+            messaging.destination.template = tracing::field::Empty,
             messaging.message.id = %message.msg_id,
         );
+        if !span.is_disabled() {
+            let template = subject_template(&message.subject);
+            span.record("otel.name", format!("publish {template}"));
+            span.record("messaging.destination.template", template);
+        }
         let mut headers = HeaderMap::new();
         span.in_scope(|| telemetry::inject_context(&mut headers));
         headers.insert(MSG_ID, message.msg_id.as_str());
