@@ -45,10 +45,6 @@ pub struct Breaker {
     recorded: Option<watch::Sender<bool>>,
 }
 
-/// How often an open breaker says again that it is open (a replica that went away stops
-/// counting after a minute).
-const STILL_OPEN_EVERY: Duration = Duration::from_secs(10);
-
 /// The probe's feed name.
 pub const PROBE_FEED: &str = "erp-health-probe";
 
@@ -148,8 +144,8 @@ impl Breaker {
     }
 }
 
-/// Writes a breaker's state as this replica each time it changes, and every
-/// [`STILL_OPEN_EVERY`] while open; ends with the breaker. Nothing is written before it
+/// Writes the latest state told, as this replica, each time it is told (so an older state
+/// never lands after a newer one); ends with the breaker. Nothing is written before it
 /// first opens.
 async fn record_breaker(
     store: ferry_store::Store,
@@ -157,24 +153,10 @@ async fn record_breaker(
     mut state: watch::Receiver<bool>,
 ) {
     let replica = uuid::Uuid::new_v4();
-    if state.changed().await.is_err() {
-        return;
-    }
-    loop {
+    while state.changed().await.is_ok() {
         let open = *state.borrow_and_update();
         if let Err(e) = store.record_breaker(&tenant, replica, open).await {
             tracing::debug!(error = %e, "the ERP breaker's state was not recorded");
-        }
-        let next = if open {
-            match tokio::time::timeout(STILL_OPEN_EVERY, state.changed()).await {
-                Ok(changed) => changed,
-                Err(_) => Ok(()),
-            }
-        } else {
-            state.changed().await
-        };
-        if next.is_err() {
-            return;
         }
     }
 }
@@ -187,6 +169,9 @@ impl Feed for Breaker {
         if self.is_open() {
             return Ok(Pass::default());
         }
+        // Still open: said again on every probe (at most the probe's backoff apart), so a
+        // replica that went away stops counting within a minute.
+        self.tell(true);
         self.erp.health().await.map_err(FeedError::transient)?;
         self.close();
         Ok(Pass {
