@@ -77,7 +77,15 @@ pub async fn serve(
     Ok(addr)
 }
 
+/// Answers the kubelet's probe, and keeps its answer as `ferry_ready` (1 or 0) for the
+/// alert on a service that stays unready (the kubelet asks every few seconds).
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
+    let (status, report) = readiness(&state).await;
+    metrics::gauge!("ferry_ready").set(if status == StatusCode::OK { 1.0 } else { 0.0 });
+    (status, report)
+}
+
+async fn readiness(state: &OpsState) -> (StatusCode, String) {
     if state.shutdown.is_cancelled() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

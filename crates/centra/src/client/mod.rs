@@ -162,6 +162,9 @@ pub struct CentraClient {
     url: String,
     token: SecretString,
     limiter: Arc<RateLimiter>,
+    /// Centra's 429s: each means the pacing and Centra's count disagree (another
+    /// integration spending the shared quota, or a plan smaller than configured).
+    throttled: metrics::Counter,
 }
 
 impl std::fmt::Debug for CentraClient {
@@ -200,7 +203,17 @@ impl CentraClient {
             url: url.into(),
             token,
             limiter: Arc::new(RateLimiter::paced(pacing)),
+            throttled: metrics::Counter::noop(),
         }
+    }
+
+    /// Counts Centra's 429s to this client as the tenant's
+    /// (`ferry_centra_throttled_total{tenant}`), for the alert that says the quota is
+    /// being overspent.
+    pub fn for_tenant(mut self, tenant: &str) -> Self {
+        self.throttled =
+            metrics::counter!("ferry_centra_throttled_total", "tenant" => tenant.to_owned());
+        self
     }
 
     pub fn limiter(&self) -> &RateLimiter {
@@ -243,6 +256,7 @@ impl CentraClient {
                 .and_then(|v| parse_retry_after(v, SystemTime::now()))
                 .unwrap_or(Duration::from_secs(1));
             self.limiter.block_for(retry_after);
+            self.throttled.increment(1);
             return Err(CentraError::RateLimited { retry_after });
         }
         if status.is_server_error() {

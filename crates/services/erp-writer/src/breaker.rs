@@ -60,6 +60,8 @@ impl Breaker {
             tokio::spawn(record_breaker(store, tenant.to_owned(), rx));
             tx
         });
+        // Closed from the start, so the alert's series exists before the first outage.
+        metrics::gauge!("ferry_erp_breaker_open", "tenant" => tenant.to_owned()).set(0.0);
         Arc::new(Self {
             tenant: tenant.to_owned(),
             config,

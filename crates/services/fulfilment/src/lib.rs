@@ -124,4 +124,5 @@ fn centra(tenant: &TenantConfig) -> CentraClient {
             .pacing_for(ferry_config::CentraCaller::FulfilmentFeedback),
         tenant.centra.timeout,
     )
+    .for_tenant(&tenant.id)
 }

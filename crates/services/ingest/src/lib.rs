@@ -58,7 +58,8 @@ impl Ingest {
                 tenant.centra.token.expose_secret().to_owned().into(),
                 tenant.centra.pacing_for(ferry_config::CentraCaller::Ingest),
                 tenant.centra.timeout,
-            );
+            )
+            .for_tenant(&tenant.id);
             // One client per tenant: the fetcher and both pull sources share its pacing,
             // so together they stay within Centra's request quota.
             if tenant.centra.events {

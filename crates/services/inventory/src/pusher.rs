@@ -194,7 +194,8 @@ impl Pusher {
                     .centra
                     .pacing_for(ferry_config::CentraCaller::InventoryPusher),
                 tenant.centra.timeout,
-            ),
+            )
+            .for_tenant(&tenant.id),
             budget: Budget {
                 budget: MutationBudget::for_tenant(&tenant),
                 wait: None,

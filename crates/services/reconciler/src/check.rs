@@ -72,7 +72,8 @@ impl Checker {
                 .centra
                 .pacing_for(ferry_config::CentraCaller::Reconciler),
             tenant.centra.timeout,
-        );
+        )
+        .for_tenant(&tenant.id);
         Ok(Checker {
             tenant: tenant.clone(),
             store,

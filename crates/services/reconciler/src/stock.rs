@@ -63,7 +63,8 @@ impl StockCheck {
                     .centra
                     .pacing_for(ferry_config::CentraCaller::Reconciler),
                 tenant.centra.timeout,
-            ),
+            )
+            .for_tenant(&tenant.id),
             sink,
             units: tenant.targets.stock_drift_units,
             percent: tenant.targets.stock_drift_percent,
