@@ -30,18 +30,19 @@ fi
 # The optional core resources too: the NetworkPolicy, the CPU autoscalers (where KEDA is
 # not installed) and the Grafana dashboard's ConfigMap (its JSON parsed).
 "$TOOLS/bin/helm" template ferry "$ROOT/helm/ferry" --set networkPolicy.enabled=true \
-  --set autoscaling.enabled=true --set dashboards.enabled=true \
+  --set autoscaling.enabled=true --set dashboards.enabled=true --set serviceMonitor.enabled=true \
   --show-only templates/networkpolicy.yaml --show-only templates/autoscaling.yaml \
-  --show-only templates/dashboard.yaml | "$TOOLS/venv/bin/kubernetes-validate" --strict -k 1.33.0 -
+  --show-only templates/dashboard.yaml --show-only templates/service.yaml | "$TOOLS/venv/bin/kubernetes-validate" --strict -k 1.33.0 -
 python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["panels"]' \
   "$ROOT/helm/ferry/files/dashboard.json"
 # The custom resources against their schemas: KEDA's ScaledObjects on JetStream lag, the
-# PodMonitor and the PrometheusRule.
+# PodMonitor, the ServiceMonitor and the PrometheusRule.
 "$TOOLS/bin/helm" template ferry "$ROOT/helm/ferry" --set keda.enabled=true \
   --set keda.natsMonitoringEndpoint=nats.nats.svc:8222 --set 'keda.tenants={acme,globex}' \
-  --set podMonitor.enabled=true --set prometheusRule.enabled=true \
+  --set podMonitor.enabled=true --set serviceMonitor.enabled=true --set prometheusRule.enabled=true \
   --set prometheusRule.runbookBaseUrl=https://runbooks.example/alerts.md \
   --show-only templates/autoscaling.yaml --show-only templates/podmonitor.yaml \
+  --show-only templates/servicemonitor.yaml \
   --show-only templates/prometheusrule.yaml \
   | FERRY_NODE_MODULES="$NODE_MODULES" node "$ROOT/scripts/validate-crs.mjs"
 # With KEDA or the CPU autoscaler on, the scaled Deployments leave their replica count to

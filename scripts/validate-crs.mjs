@@ -1,5 +1,5 @@
 // Validates the chart's custom resources (KEDA ScaledObjects, the Prometheus operator's
-// PodMonitor and PrometheusRule) against their own schemas, from the npm packages
+// PodMonitor, ServiceMonitor and PrometheusRule) against their own schemas, from the npm packages
 // @kubernetes-models/keda and @kubernetes-models/prometheus-operator (scripts/check-helm.sh
 // installs them into .tools/node). Reads the rendered manifests on stdin; a document of a
 // kind it does not know is an error (the core kinds are kubernetes-validate's). Exits
@@ -13,6 +13,7 @@ const load = (name) => import(createRequire(path.join(modules, "x.js")).resolve(
 const kinds = {
   "keda.sh/v1alpha1/ScaledObject": ["@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject", "ScaledObject"],
   "monitoring.coreos.com/v1/PodMonitor": ["@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor", "PodMonitor"],
+  "monitoring.coreos.com/v1/ServiceMonitor": ["@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor", "ServiceMonitor"],
   "monitoring.coreos.com/v1/PrometheusRule": ["@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule", "PrometheusRule"],
 };
 
