@@ -11,6 +11,7 @@ mod erp_faults;
 mod file_drop;
 mod fulfilment;
 mod inventory;
+mod metrics;
 mod migrate;
 mod notifications;
 mod ops_api;
