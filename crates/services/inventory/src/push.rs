@@ -10,6 +10,7 @@ use ferry_domain::ExceptionKind;
 use ferry_store::fulfilment::Priority;
 use ferry_store::inventory::Pushed;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::RESERVED_REQUESTS;
 use crate::plan::{self, Target, Urgency};
@@ -137,7 +138,31 @@ impl Pusher {
         }
     }
 
+    /// One `setStock`, a trace of its own (the pusher's ticks are too frequent to trace;
+    /// a push that sends something is what an SRE follows).
     async fn send(
+        &mut self,
+        warehouse: i64,
+        batch: &[(String, Target)],
+        priority: Priority,
+    ) -> Result<(), StepError> {
+        let span = tracing::info_span!(
+            parent: None,
+            "centra.set_stock",
+            otel.name = "setStock centra",
+            otel.kind = "client",
+            ferry.service = crate::SERVICE,
+            ferry.tenant = %self.tenant.id,
+            centra.warehouse = warehouse,
+            ferry.sizes = batch.len(),
+            ferry.priority = ?priority,
+        );
+        self.send_batch(warehouse, batch, priority)
+            .instrument(span)
+            .await
+    }
+
+    async fn send_batch(
         &mut self,
         warehouse: i64,
         batch: &[(String, Target)],
