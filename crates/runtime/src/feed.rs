@@ -538,6 +538,9 @@ impl FeedRunner {
                     delays.next().unwrap_or(backoff_max)
                 }
             };
+            // The pass's span ends with the pass: exported now, not after the nap (a
+            // reconciler's pass would show up an interval late, and the last one never).
+            drop(span);
             if !wait.is_zero() && !nap(shutdown, lost, wait).await {
                 return;
             }

@@ -88,9 +88,6 @@ async fn one_trace_per_order_from_webhook_to_erp_and_one_per_shipment_to_centra(
     let env = TestEnv::new().await;
     let mut config = env.config();
     config.telemetry.otlp_endpoint = Some(format!("http://{addr}"));
-    // The reconciler passes again while the order travels (each feed's first pass, at
-    // start, is not among the exported spans: see docs/operations/sre.md, Traces).
-    config.reconciler.interval = Duration::from_secs(1);
     let options = StackOptions {
         tenant: "acme".into(),
         centra_requests_per_10s: 1000,
