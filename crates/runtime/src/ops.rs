@@ -40,6 +40,9 @@ impl ReadinessCheck for NatsReady {
     }
 }
 
+/// How long one readiness check may take (the chart's probe allows 3 s).
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 #[derive(Clone)]
 struct OpsState {
     telemetry: Telemetry,
@@ -71,7 +74,7 @@ pub async fn serve(
         "ops endpoint",
         listener,
         app,
-        crate::http::HEADER_READ_TIMEOUT,
+        crate::http::Deadlines::default(),
         shutdown,
     ));
     Ok(addr)
@@ -92,12 +95,18 @@ async fn readiness(state: &OpsState) -> (StatusCode, String) {
             "shutting down\n".to_owned(),
         );
     }
+    // All at once, each bounded: a probe must answer within the kubelet's timeout even
+    // when every dependency is away.
+    let checks = state.readiness.checks();
+    let results = futures::future::join_all(checks.iter().map(|check| async move {
+        tokio::time::timeout(CHECK_TIMEOUT, check.check())
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {CHECK_TIMEOUT:?}")))
+    }))
+    .await;
     let mut report = String::new();
     let mut ready = true;
-    for check in state.readiness.checks() {
-        let result = tokio::time::timeout(Duration::from_secs(2), check.check())
-            .await
-            .unwrap_or_else(|_| Err("no answer within 2s".to_owned()));
+    for (check, result) in checks.iter().zip(results) {
         match result {
             Ok(()) => report.push_str(&format!("{}: ok\n", check.name())),
             Err(e) => {
