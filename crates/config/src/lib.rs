@@ -156,6 +156,15 @@ pub struct IngestConfig {
     /// at a time (slowloris) is cut off instead of holding a connection.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
+    /// A webhook must be answered within this from its headers, its body included: a body
+    /// sent a byte at a time is answered 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How long a webhook waits for JetStream to store its events before it is answered
+    /// 503: within Centra's own send timeout (5 s by default), so Centra hears "failed"
+    /// (and retries, if set to) instead of timing out on its side.
+    #[serde(with = "humantime_serde")]
+    pub publish_timeout: Duration,
 }
 
 impl Default for IngestConfig {
@@ -167,6 +176,8 @@ impl Default for IngestConfig {
             snapshot_batch: 200,
             batch_wait: Duration::from_millis(100),
             header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            publish_timeout: Duration::from_secs(4),
         }
     }
 }

@@ -64,7 +64,10 @@ pub async fn serve(base: ServiceBase, config: Arc<Config>) -> std::io::Result<So
         "webhook",
         listener,
         app,
-        config.ingest.header_read_timeout,
+        ferry_runtime::http::Deadlines {
+            header_read: config.ingest.header_read_timeout,
+            request: config.ingest.request_timeout,
+        },
         base.shutdown.clone(),
     ));
     tracing::info!(%addr, "webhook endpoint listening");
@@ -178,18 +181,38 @@ async fn receive(
     );
     let message = notices(&state.base, &tenant.id, &payload.events, &body, accepted_at);
     let publisher = state.base.publisher.clone();
-    match async move { publisher.publish(&message).await }
-        .instrument(span)
-        .await
+    // Bounded: with JetStream away the publish would retry for a long while, and Centra
+    // stops waiting after 5 s. Events stored after the 503 are not lost either way (a
+    // retried webhook has the same message id; the resync finds what was announced).
+    let stored = match tokio::time::timeout(
+        state.config.ingest.publish_timeout,
+        async move { publisher.publish(&message).await }.instrument(span),
+    )
+    .await
     {
-        Ok(_) => {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "JetStream did not store them within {:?}",
+            state.config.ingest.publish_timeout
+        )),
+    };
+    match stored {
+        Ok(()) => {
             metrics::counter!("ferry_webhooks_total", "tenant" => tenant.id.clone(), "outcome" => "accepted").increment(1);
             metrics::counter!("ferry_webhook_events_total", "tenant" => tenant.id.clone())
                 .increment(payload.events.len() as u64);
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => {
-            tracing::error!(tenant = %tenant.id, error = %e, "webhook events not stored");
+            // Logged at the refusals' bounded rate: an outage must not flood the log.
+            if let Some(unlogged) =
+                state
+                    .quiet
+                    .admit(&tenant.id, "not_stored_why", std::time::Instant::now())
+            {
+                tracing::error!(tenant = %tenant.id, error = %e, unlogged, "webhook events not stored");
+            }
             refuse(
                 &state.quiet,
                 &tenant.id,

@@ -199,3 +199,95 @@ async fn webhooks_become_snapshots_once_and_a_forged_one_is_refused() {
     ingest.wait().await.expect("ingest stops cleanly");
     env.cleanup().await;
 }
+
+/// With the broker gone, a webhook is answered 503 within `ingest.publish_timeout` (Centra
+/// stops waiting after 5 s), and `/readyz` says "not ready" within the probe's 3 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nats_down_a_webhook_is_refused_within_centras_timeout() {
+    let env = TestEnv::new().await;
+    let shutdown = CancellationToken::new();
+    let dir = tempfile::tempdir().expect("a directory");
+    let mut nats = ferry_testing::infra::start_nats(dir.path(), false).expect("nats-server");
+    let mut config = env.config();
+    config.nats.url = nats.url.clone();
+    config.tenants = ferry_config::Config::from_toml(&tenant("http://127.0.0.1:9/graphql"))
+        .expect("tenant")
+        .tenants;
+    config.ingest.publish_timeout = Duration::from_secs(1);
+    let readiness = Readiness::default();
+    let platform = Platform::open(
+        ferry_ingest::SERVICE,
+        Arc::new(config),
+        shutdown.clone(),
+        readiness.clone(),
+    )
+    .await
+    .expect("platform");
+    let ingest = ferry_ingest::Ingest::start(&platform)
+        .await
+        .expect("ingest");
+    let ops = ferry_runtime::ops::serve(
+        "127.0.0.1:0".parse().expect("address"),
+        ferry_runtime::telemetry::init(&Default::default(), "test").expect("telemetry"),
+        readiness,
+        shutdown.clone(),
+    )
+    .await
+    .expect("ops endpoint");
+    let http = reqwest::Client::new();
+    let ready = http
+        .get(format!("http://{ops}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status().as_u16(), 200, "ready while NATS runs");
+
+    nats.stop();
+    let body = ferry_centra::webhook::encode_body(&ferry_centra::webhook::WebhookPayload {
+        events: vec![ferry_centra::webhook::WebhookEvent {
+            object_type: "order".into(),
+            action: "insert".into(),
+            date: String::new(),
+            id: 1001,
+        }],
+    });
+    let signed = ferry_centra::webhook::signature_header(
+        SECRET.as_bytes(),
+        chrono::Utc::now().timestamp(),
+        body.as_bytes(),
+    );
+    let started = std::time::Instant::now();
+    let answer = http
+        .post(format!(
+            "http://{}/webhooks/centra/acme",
+            ingest.webhook_addr
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-centra-signature", signed)
+        .body(body)
+        .send()
+        .await
+        .expect("the webhook endpoint answers");
+    let took = started.elapsed();
+    assert_eq!(answer.status().as_u16(), 503);
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+
+    let started = std::time::Instant::now();
+    let ready = http
+        .get(format!("http://{ops}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    let took = started.elapsed();
+    assert_eq!(ready.status().as_u16(), 503);
+    assert!(
+        took < Duration::from_secs(3),
+        "readyz answered after {took:?}"
+    );
+    let report = ready.text().await.expect("report");
+    assert!(report.contains("nats:"), "{report}");
+
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), ingest.wait()).await;
+    env.cleanup().await;
+}

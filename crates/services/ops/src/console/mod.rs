@@ -76,7 +76,7 @@ pub(crate) async fn start(
         "console",
         listener,
         router(state),
-        ferry_runtime::http::HEADER_READ_TIMEOUT,
+        ferry_runtime::http::Deadlines::default(),
         shutdown,
     ));
     tracing::info!(%addr, "console listening");
