@@ -441,10 +441,8 @@ impl PrivatePostgres {
     }
 
     /// Starts it again where it was.
-    pub fn restart(&self) -> Result<(), String> {
-        infra::start_postgres_on(&self.dir, false, Some(self.process.port))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.process.restart().map_err(|e| e.to_string())
     }
 }
 

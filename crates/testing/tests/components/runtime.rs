@@ -557,7 +557,7 @@ async fn a_cursor_moved_elsewhere_is_read_again_not_overwritten() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_parked_while_the_database_was_down_is_recorded_once_it_is_back() {
     let env = TestEnv::new().await;
-    let pg = ferry_testing::PrivatePostgres::start().expect("a private PostgreSQL");
+    let mut pg = ferry_testing::PrivatePostgres::start().expect("a private PostgreSQL");
     let mut config = env.config();
     config.database.url = pg.process.url.clone().into();
     config.database.acquire_timeout = Duration::from_millis(500);
