@@ -63,6 +63,31 @@ impl LocalInfra {
         })
     }
 
+    /// Starts again, on the same port and data, a server of ours that has died (a crash,
+    /// a kill); says what it did. An error means one could not be started again.
+    pub fn revive(&mut self) -> anyhow::Result<Vec<String>> {
+        let mut done = Vec::new();
+        if let Some(nats) = &mut self.nats
+            && let Some(how) = nats.exited()
+        {
+            nats.restart()
+                .with_context(|| format!("nats-server exited ({how}) and did not start again"))?;
+            done.push(format!(
+                "nats-server exited ({how}); started again on the same port and store"
+            ));
+        }
+        if let Some(pg) = &mut self.postgres
+            && let Some(how) = pg.exited()
+        {
+            pg.restart()
+                .with_context(|| format!("PostgreSQL exited ({how}) and did not start again"))?;
+            done.push(format!(
+                "PostgreSQL exited ({how}); started again on the same port and data"
+            ));
+        }
+        Ok(done)
+    }
+
     pub fn stop(&mut self) {
         if let Some(nats) = &mut self.nats {
             nats.stop();

@@ -58,8 +58,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     config.database.url = secrecy::SecretString::from(infra.database_url.clone());
     // A newcomer sees the services come up and the status line; the services' own log
     // lines from warnings up (RUST_LOG, where set, says otherwise).
+    // PostgreSQL's notices are left out: a ROLLBACK that finds its transaction already
+    // ended by a cancelled commit at shutdown says so at WARNING, which asks nothing of
+    // anyone.
     if std::env::var("RUST_LOG").is_err() {
-        config.telemetry.log_filter = args.log.clone();
+        config.telemetry.log_filter = format!("{},sqlx::postgres::notice=error", args.log);
     }
     let tryton = match args.erp {
         ErpChoice::Simulator => None,
@@ -135,6 +138,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut seconds: u64 = 0;
     let mut shipped = std::collections::HashSet::new();
+    let mut failed = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -166,6 +170,20 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 seconds,
             );
         }
+        // Our servers are watched: one that died is started again where it was; if it
+        // cannot be, the run stops saying why.
+        match tokio::task::block_in_place(|| infra.revive()) {
+            Ok(revived) => {
+                for line in revived {
+                    println!("ferry up: {line}");
+                }
+            }
+            Err(e) => {
+                println!("ferry up: {e:#}; stopping");
+                failed = Some(e);
+                break;
+            }
+        }
         if seconds.is_multiple_of(10) {
             print_status(&stack, &store).await;
         }
@@ -179,7 +197,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     if fresh {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 fn print_map(
@@ -246,7 +264,10 @@ fn ship_new_orders(stack: &Stack, shipped: &mut std::collections::HashSet<String
 
 async fn print_status(stack: &Stack, store: &ferry_store::Store) {
     let tenant = stack.tenant();
-    let states = store.count_by_state(tenant).await.unwrap_or_default();
+    let (states, ledger_error) = match store.count_by_state(tenant).await {
+        Ok(states) => (states, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     let mut by_kind: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for e in store.open_exceptions(tenant).await.unwrap_or_default() {
         *by_kind.entry(e.kind).or_insert(0) += 1;
@@ -279,7 +300,9 @@ async fn print_status(stack: &Stack, store: &ferry_store::Store) {
     println!(
         "orders in Centra {} | ledger: {} | posted to the ERP {} | shipping e-mails {} | stock pushes {} ({} selling out) | open exceptions {}",
         stack.centra.state.order_count(),
-        if states.is_empty() {
+        if let Some(e) = ledger_error {
+            format!("unreachable ({e})")
+        } else if states.is_empty() {
             "empty".to_owned()
         } else {
             states.join(", ")

@@ -99,3 +99,120 @@ async fn ferry_up_with_tryton_posts_orders_into_tryton() {
         assert!(!text.contains(noise), "{noise:?} in the output:\n{text}");
     }
 }
+
+/// The processes `pid` started (from every thread's `children` list).
+fn children(pid: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in list
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            let name = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+            found.push((child, name.trim().to_owned()));
+        }
+    }
+    found
+}
+
+/// Running, not a zombie waiting to be reaped.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("State:"))
+            .is_some_and(|l| !l.contains('Z'))
+    })
+}
+
+/// `ferry up` watches its servers: a nats-server killed with SIGKILL is started again and
+/// orders keep reaching the ERP; and when `ferry up` itself is killed, its nats-server and
+/// PostgreSQL die with it instead of living on as orphans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferry_up_restarts_a_dead_server_and_its_servers_die_with_it() {
+    use tokio::io::AsyncBufReadExt;
+    let mut up = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["up", "--duration", "120", "--orders-per-sec", "2"])
+        .env_remove("RUST_LOG")
+        .env_remove("FERRY_CONFIG")
+        .env_remove("FERRY_NATS__URL")
+        .env_remove("FERRY_DATABASE__URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ferry up runs");
+    let pid = up.id().expect("a pid");
+    let mut lines = tokio::io::BufReader::new(up.stdout.take().expect("stdout")).lines();
+    let mut seen = String::new();
+    let mut next_line = async || -> String {
+        let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+            .await
+            .expect("ferry up keeps talking")
+            .expect("its output")
+            .expect("ferry up still runs");
+        line
+    };
+    while !seen.contains("Press Ctrl-C to stop.") {
+        seen.push_str(&next_line().await);
+        seen.push('\n');
+    }
+    let servers = children(pid);
+    let nats = servers
+        .iter()
+        .find(|(_, name)| name == "nats-server")
+        .map(|(p, _)| *p)
+        .unwrap_or_else(|| panic!("a nats-server among {servers:?}"));
+    assert!(
+        servers.iter().any(|(_, name)| name == "postgres"),
+        "a postgres among {servers:?}"
+    );
+    // Orders flow, then the broker is killed.
+    loop {
+        let line = next_line().await;
+        if posted(&line) > 0 {
+            break;
+        }
+    }
+    ferry_testing::infra::owned::kill_hard(nats);
+    loop {
+        let line = next_line().await;
+        assert!(!line.contains("stopping"), "{line}");
+        if line.contains("nats-server exited") {
+            break;
+        }
+    }
+    let before = loop {
+        let line = next_line().await;
+        if line.starts_with("orders in Centra") {
+            break posted(&line);
+        }
+    };
+    let after = loop {
+        let line = next_line().await;
+        if line.starts_with("orders in Centra") && posted(&line) > before {
+            break posted(&line);
+        }
+    };
+    assert!(after > before, "orders reach the ERP after the restart");
+
+    // Now ferry up itself is killed: its servers must not outlive it.
+    let servers = children(pid);
+    assert!(servers.len() >= 2, "{servers:?}");
+    ferry_testing::infra::owned::kill_hard(pid);
+    let _ = up.wait().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    for (server, name) in servers {
+        while alive(server) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} ({server}) outlived ferry up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
