@@ -150,12 +150,11 @@ async fn ferry_up_restarts_a_dead_server_and_its_servers_die_with_it() {
     let mut lines = tokio::io::BufReader::new(up.stdout.take().expect("stdout")).lines();
     let mut seen = String::new();
     let mut next_line = async || -> String {
-        let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+        tokio::time::timeout(Duration::from_secs(120), lines.next_line())
             .await
             .expect("ferry up keeps talking")
             .expect("its output")
-            .expect("ferry up still runs");
-        line
+            .expect("ferry up still runs")
     };
     while !seen.contains("Press Ctrl-C to stop.") {
         seen.push_str(&next_line().await);

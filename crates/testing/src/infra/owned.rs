@@ -116,6 +116,10 @@ mod tests {
             .unwrap();
             std::fs::write(&pid_file, child.id().to_string()).unwrap();
             std::thread::sleep(Duration::from_secs(60));
+            // Not reached: the harness kills this process first.
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
             return;
         }
         let dir = tempfile::tempdir().unwrap();
