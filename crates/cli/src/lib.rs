@@ -13,6 +13,8 @@ pub mod bench;
 #[cfg(feature = "dev")]
 pub mod bench_centra;
 #[cfg(feature = "dev")]
+pub mod bench_chaos;
+#[cfg(feature = "dev")]
 pub mod bench_console;
 #[cfg(feature = "dev")]
 pub mod bench_fulfilment;

@@ -104,6 +104,9 @@ enum Bench {
     Pipeline(ferry::bench::PipelineArgs),
     /// Each service as its own process: time to ready and idle memory.
     Idle(ferry::bench::IdleArgs),
+    /// Real faults: every service a process (two replicas), SIGKILLs, broker and database
+    /// restarts, an ERP outage, 429 storms; proves nothing lost or doubled.
+    Chaos(ferry::bench_chaos::ChaosArgs),
     /// The Centra simulator at scale: a million orders, snapshot latency, requests/s.
     Centra(ferry::bench_centra::CentraArgs),
     /// The erp-writer draining a backlog into the ERP simulator, against a bare HTTP client
@@ -201,6 +204,10 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Idle(args),
         } => ferry::bench::idle(args).await,
+        #[cfg(feature = "dev")]
+        Command::Bench {
+            bench: Bench::Chaos(args),
+        } => ferry::bench_chaos::chaos(args).await,
         #[cfg(feature = "dev")]
         Command::Bench {
             bench: Bench::Centra(args),

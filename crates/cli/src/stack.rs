@@ -172,7 +172,8 @@ impl Default for StackOptions {
 /// (Centra's first documented figures, which the tests and benchmarks were measured at),
 /// with the request and complexity buckets raised in proportion when the demo or a
 /// benchmark raises the request quota (as a brand can ask Centra to).
-fn sim_quotas(per_10s: u32) -> ferry_sim_centra::Quotas {
+/// Quotas for the Centra simulator scaled to `per_10s` requests per 10 s.
+pub fn sim_quotas(per_10s: u32) -> ferry_sim_centra::Quotas {
     let defaults = ferry_sim_centra::Quotas::plan(ferry_sim_centra::Plan::Fresh);
     let scale = (u64::from(per_10s) / defaults.request_count_10s).max(1);
     ferry_sim_centra::Quotas {

@@ -6,6 +6,7 @@
 
 mod amend;
 mod browser;
+mod chaos;
 mod console;
 mod erp_faults;
 mod file_drop;

@@ -59,7 +59,7 @@ fn setpriv() -> Option<PathBuf> {
 
 /// A command running `program` that dies with this process; as the `postgres` user when
 /// `as_postgres` and we are root (PostgreSQL refuses to run as root).
-pub(crate) fn command(program: &Path, as_postgres: bool) -> Command {
+pub fn command(program: &Path, as_postgres: bool) -> Command {
     let root = as_postgres && super::running_as_root();
     match setpriv() {
         Some(setpriv) => {
