@@ -197,6 +197,8 @@ pub struct Stack {
     pub console_url: String,
     pub ops_addr: std::net::SocketAddr,
     pub telemetry: Telemetry,
+    /// The tenant wired to the simulators (others may come from the configuration).
+    demo_tenant: String,
     sims: CancellationToken,
     services: HashMap<&'static str, RunningService>,
 }
@@ -296,6 +298,7 @@ impl Stack {
             console_url: String::new(),
             ops_addr,
             telemetry,
+            demo_tenant: options.tenant.clone(),
             sims,
             services: HashMap::new(),
         };
@@ -329,10 +332,7 @@ impl Stack {
         if let Some(addr) = running.webhook_addr
             && self.webhook_url.is_empty()
         {
-            self.webhook_url = format!(
-                "http://{addr}/webhooks/centra/{}",
-                self.config.tenants[0].id
-            );
+            self.webhook_url = format!("http://{addr}/webhooks/centra/{}", self.demo_tenant);
         }
         if let Some(addr) = running.api_addr {
             self.api_url = format!("http://{addr}");
@@ -392,7 +392,7 @@ impl Stack {
     }
 
     pub fn tenant(&self) -> &str {
-        &self.config.tenants[0].id
+        &self.demo_tenant
     }
 
     /// A JetStream context on the stack's broker (for tests and benchmarks that look in).

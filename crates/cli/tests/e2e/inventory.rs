@@ -80,7 +80,7 @@ fn ferry_changes(stack: &Stack) -> Vec<(String, String, i64)> {
 }
 
 /// Adds `n` synthetic sizes to Centra's catalogue and returns their SKUs.
-fn synthetic_skus(stack: &Stack, n: usize) -> Vec<String> {
+pub(crate) fn synthetic_skus(stack: &Stack, n: usize) -> Vec<String> {
     stack.centra.state.ops_mut(|o| {
         let end = o.add_synthetic_sizes(n, 0);
         o.sizes[end - n..end]
