@@ -4,86 +4,17 @@
 //! Centra; a stock change one from the ERP's feed to the pusher's store, and each push to
 //! Centra one more; the reconciler's passes are traced with their tenant.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry::stack::{Stack, StackOptions};
 use ferry_sim_centra::{OrderMix, WebhookConfig};
 use ferry_testing::TestEnv;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 
-/// (trace id, span name, trace ids the span links to)
-type Exported = (String, String, Vec<String>);
-/// Each span's string attributes, by span name.
-type Attributes = std::collections::HashMap<String, Vec<(String, String)>>;
-
-#[derive(Clone, Default)]
-struct Receiver {
-    spans: Arc<Mutex<Vec<Exported>>>,
-    /// Each span's string attributes, by span name (the last exported of that name).
-    attributes: Arc<Mutex<Attributes>>,
-}
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self
-            .spans
-            .lock()
-            .map_err(|_| tonic::Status::internal("poisoned"))?;
-        for resource in request.into_inner().resource_spans {
-            for scope in resource.scope_spans {
-                for span in scope.spans {
-                    let links = span.links.iter().map(|l| hex(&l.trace_id)).collect();
-                    let attributes = span
-                        .attributes
-                        .iter()
-                        .filter_map(|kv| {
-                            use opentelemetry_proto::tonic::common::v1::any_value::Value;
-                            match kv.value.as_ref()?.value.as_ref()? {
-                                Value::StringValue(v) => Some((kv.key.clone(), v.clone())),
-                                _ => None,
-                            }
-                        })
-                        .collect();
-                    if let Ok(mut by_name) = self.attributes.lock() {
-                        by_name.insert(span.name.clone(), attributes);
-                    }
-                    spans.push((hex(&span.trace_id), span.name, links));
-                }
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::otlp::Receiver;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_per_order_from_webhook_to_erp_and_one_per_shipment_to_centra() {
-    let receiver = Receiver::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let service = TraceServiceServer::new(receiver.clone());
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream_listener(listener)),
-    );
+    let (receiver, addr) = Receiver::start().await;
 
     let env = TestEnv::new().await;
     let mut config = env.config();
@@ -275,13 +206,4 @@ async fn one_trace_per_order_from_webhook_to_erp_and_one_per_shipment_to_centra(
     }
     stack.shutdown().await;
     env.cleanup().await;
-}
-
-fn tokio_stream_listener(
-    listener: tokio::net::TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    futures::stream::unfold(listener, |listener| async move {
-        let accepted = listener.accept().await.map(|(stream, _)| stream);
-        Some((accepted, listener))
-    })
 }
