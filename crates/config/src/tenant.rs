@@ -159,6 +159,11 @@ pub struct FulfilmentConfig {
     /// How often the ERP's shipment feed is read when it had nothing new.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// How long a shipment waits for its order to be recorded as posted (the ERP has the
+    /// document a moment before Ferry's ledger says so) before operations hear of a
+    /// shipment for an order Ferry never posted.
+    #[serde(with = "humantime_serde")]
+    pub unposted_grace: Duration,
     /// Carrier (as the ERP names it) → its tracking page, `{tracking}` where the tracking
     /// number goes: the console links each shipment to it. Centra's API carries no tracking
     /// URL, so the brand says where its carriers track parcels.
@@ -192,6 +197,7 @@ impl Default for FulfilmentConfig {
             capture: false,
             tracking_grace: Duration::from_secs(24 * 3600),
             poll_interval: Duration::from_secs(5),
+            unposted_grace: Duration::from_secs(10 * 60),
             tracking_urls: BTreeMap::new(),
         }
     }

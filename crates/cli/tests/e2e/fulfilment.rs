@@ -910,3 +910,73 @@ async fn a_new_consumer_of_erp_shipments_sees_every_shipment() {
     stack.shutdown().await;
     env.cleanup().await;
 }
+
+/// The warehouse can ship an order the moment the ERP has it, before Ferry's ledger says
+/// posted (found by the chaos run: a writer killed between the ERP's answer and the
+/// ledger). The shipment waits for the order instead of failing, and reaches Centra once
+/// the order is recorded as posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shipment_waits_for_an_order_still_being_posted() {
+    let env = TestEnv::new().await;
+    let mut options = StackOptions {
+        tenant: "acme".into(),
+        seed: 27,
+        centra_requests_per_10s: 1000,
+        ..StackOptions::default()
+    };
+    // Retried each second (the grace spread over the test harness's deliveries).
+    options.fulfilment.unposted_grace = Duration::from_secs(8);
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    let n = stack.centra.generate(
+        1,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            ..OrderMix::default()
+        },
+    )[0];
+    posted(&store, 1).await;
+    // As the ledger stands when the writer stopped between the ERP's answer and its record.
+    sqlx::query("UPDATE order_ledger SET state = 'posting' WHERE tenant = 'acme'")
+        .execute(store.pool())
+        .await
+        .expect("the ledger set back");
+    stack
+        .erp
+        .ship(ShipRequest {
+            external_ref: n.to_string(),
+            lines: None,
+            carrier: Some("PostNord".into()),
+            tracking_number: Some("PN-EARLY".into()),
+        })
+        .expect("shipped in the ERP");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        stack.centra.state.ops(|o| o.shipments_of(n).is_empty()),
+        "nothing told to Centra before the order is posted"
+    );
+    let open = store.open_exceptions("acme").await.expect("exceptions");
+    assert!(open.is_empty(), "no exception while it waits: {open:#?}");
+    sqlx::query("UPDATE order_ledger SET state = 'posted' WHERE tenant = 'acme'")
+        .execute(store.pool())
+        .await
+        .expect("posted");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while stack.centra.state.ops(|o| o.shipments_of(n).is_empty()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the shipment reached Centra"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tracking = stack.centra.state.ops(|o| {
+        o.shipments_of(n)
+            .iter()
+            .filter_map(|s| s.tracking_number.clone())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(tracking, vec!["PN-EARLY"]);
+    stack.shutdown().await;
+    env.cleanup().await;
+}

@@ -33,6 +33,8 @@ pub(crate) enum PassError {
     Centra(#[from] CentraError),
     #[error("the database: {0}")]
     Store(#[from] ferry_store::StoreError),
+    #[error("order {order} is not posted yet ({state}); waiting for it")]
+    NotPostedYet { order: i64, state: String },
     #[error("{0}")]
     Other(String),
 }
@@ -90,7 +92,19 @@ impl Handler for Feedback {
             .map_err(|e| delivery.poison("shipment", &e))?;
         let shipment = ferry_erp_sources::shipment_of(recorded);
         let _turn = self.orders.lock(order_number(&shipment)).await;
-        let outcome = self.handle_shipment(&shipment).await?;
+        let outcome = match self.handle_shipment(&shipment).await {
+            Err(e @ PassError::NotPostedYet { .. }) => {
+                // Spread over the grace, so the grace (not the delivery count) decides.
+                let deliveries = (self.base.config.consumer.max_deliver - 2).max(1) as u32;
+                let every = (self.tenant.fulfilment.unposted_grace / deliveries)
+                    .clamp(Duration::from_secs(1), Duration::from_secs(60));
+                return Err(HandlerError::Transient {
+                    reason: e.to_string(),
+                    retry_after: Some(every),
+                });
+            }
+            other => other?,
+        };
         metrics::counter!(
             "ferry_shipments_total",
             "tenant" => self.tenant.id.clone(),
@@ -192,7 +206,25 @@ impl Feedback {
         let ledger = self.store.ledger_row(&self.tenant.id, number).await?;
         match ledger {
             Some(row) if row.state == "posted" => Ok(ControlFlow::Continue(row.centra_order_id)),
-            _ => {
+            ledger => {
+                // An order Ferry knows but has not recorded as posted may be in the ERP
+                // already (and shipped by the warehouse): the ERP has the document a moment
+                // before the ledger says posted — longer when the writer stopped between
+                // the two. The shipment waits for it on the runner's backoff, for a while.
+                if let Some(row) = ledger {
+                    let waited = self
+                        .store
+                        .shipment(&self.tenant.id, &s.id)
+                        .await?
+                        .and_then(|r| (chrono::Utc::now() - r.first_seen_at).to_std().ok())
+                        .unwrap_or_default();
+                    if waited < self.tenant.fulfilment.unposted_grace {
+                        return Err(PassError::NotPostedYet {
+                            order: number,
+                            state: row.state,
+                        });
+                    }
+                }
                 let message = format!(
                     "The warehouse shipped {} for order {}, but Ferry never sent that order to \
                      the ERP, so Centra has not been told and the customer has no shipping \
