@@ -95,8 +95,10 @@ pub fn verify(
     if signatures.is_empty() {
         return Err(WebhookError::BadSignatureHeader);
     }
-    let age = now - t;
-    if age.abs() > window_secs {
+    // Saturating: a timestamp far out (i64::MIN, found by the fuzz seeds) must be stale,
+    // not an overflow.
+    let age = now.saturating_sub(t);
+    if age.unsigned_abs() > window_secs.unsigned_abs() {
         return Err(WebhookError::Stale {
             age_secs: age,
             window_secs,
@@ -210,6 +212,14 @@ mod tests {
             verify(b"test123", Some(&header), BODY, 699, 300),
             Err(WebhookError::Stale { .. })
         ));
+        // Timestamps at the ends of the range are stale, not an overflow.
+        for t in [i64::MIN, i64::MAX] {
+            let far = format!("t={t},v1=00");
+            assert!(matches!(
+                verify(b"test123", Some(&far), BODY, 1300, 300),
+                Err(WebhookError::Stale { .. })
+            ));
+        }
         assert_eq!(
             verify(b"other", Some(&header), BODY, 1000, 300),
             Err(WebhookError::BadSignature)
