@@ -115,7 +115,14 @@ pub fn start_postgres_with(
         run(initdb, "initdb")?;
     }
     let mut last = None;
-    for _ in 0..5 {
+    // A restart after a crash may find the old postmaster's backends still attached to its
+    // shared memory for a moment ("pre-existing shared memory block is still in use"):
+    // on a fixed port, keep trying for a while.
+    let attempts = if options.port.is_some() { 60 } else { 5 };
+    for attempt in 0..attempts {
+        if attempt > 0 && options.port.is_some() {
+            std::thread::sleep(Duration::from_millis(250));
+        }
         let port = match options.port {
             Some(port) => port,
             None => free_port()?,
