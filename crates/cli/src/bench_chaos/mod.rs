@@ -96,6 +96,37 @@ impl ChaosReport {
     }
 }
 
+/// What a run lets a test see of it (by default: warnings only, no traces, nothing kept).
+#[derive(Debug, Clone)]
+pub struct Observe {
+    /// The services' log filter (their lines go to `<service>-<replica>.log`).
+    pub log_filter: String,
+    /// Where the services send their traces.
+    pub otlp_endpoint: Option<String>,
+    /// Where the services' log files are copied at the end.
+    pub keep_logs: Option<PathBuf>,
+}
+
+impl Default for Observe {
+    fn default() -> Self {
+        Self {
+            log_filter: "warn".to_owned(),
+            otlp_endpoint: None,
+            keep_logs: None,
+        }
+    }
+}
+
+/// What must never appear in a log line or a span: the run's secrets and the personal data
+/// of every customer whose order went through.
+#[derive(Debug, Default)]
+pub struct Evidence {
+    pub secrets: Vec<String>,
+    pub personal: Vec<String>,
+    /// Centra's order numbers (which logs and spans may carry).
+    pub orders: Vec<i64>,
+}
+
 pub async fn chaos(args: ChaosArgs) -> anyhow::Result<()> {
     let report = run(&args).await?;
     println!("{}", serde_json::to_string(&report)?);
@@ -115,6 +146,16 @@ struct World {
 }
 
 pub async fn run(args: &ChaosArgs) -> anyhow::Result<ChaosReport> {
+    run_observed(args, &Observe::default())
+        .await
+        .map(|(report, _)| report)
+}
+
+/// [`run`], observed as `observe` says; also returns what must not have leaked.
+pub async fn run_observed(
+    args: &ChaosArgs,
+    observe: &Observe,
+) -> anyhow::Result<(ChaosReport, Evidence)> {
     let started = Instant::now();
     let dir = std::env::temp_dir().join(format!("ferry-chaos-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -142,10 +183,13 @@ pub async fn run(args: &ChaosArgs) -> anyhow::Result<ChaosReport> {
         mutation_count_1h: 10_000_000,
         ..crate::stack::sim_quotas(5_000)
     };
+    // Distinctive secrets, so a test can look for them in every log line and span.
+    let token = format!("centra-token-{:032x}", rand::random::<u128>());
     let centra = CentraSim::start(
         SimConfig {
             seed: args.seed,
             quotas,
+            tokens: vec![ferry_sim_centra::ApiToken::all(&token, "ferry")],
             ..SimConfig::default()
         },
         sims.clone(),
@@ -159,7 +203,18 @@ pub async fn run(args: &ChaosArgs) -> anyhow::Result<ChaosReport> {
     };
     erp.set_faults(naive.clone());
     let secret = format!("whsec-{:032x}", rand::random::<u128>());
-    let shared = shared_config(&nats.url, &pg.url, &centra, &erp, &secret, &quotas);
+    let shared = shared_config(
+        &Shared {
+            nats: &nats.url,
+            database: &pg.url,
+            centra: &centra,
+            erp: &erp,
+            token: &token,
+            secret: &secret,
+            quotas: &quotas,
+        },
+        observe,
+    );
     let mut config = crate::config::load(None)?;
     config.database.url = secrecy::SecretString::from(pg.url.clone());
     let store = ferry_store::Store::connect(&config.database).await?;
@@ -363,11 +418,45 @@ pub async fn run(args: &ChaosArgs) -> anyhow::Result<ChaosReport> {
 
     fleet.stop().await;
     world.store.pool().close().await;
+    let evidence = Evidence {
+        secrets: vec![token, secret],
+        personal: personal_data(&world),
+        orders: world.orders.clone(),
+    };
     sims.cancel();
     nats.stop();
     pg.stop();
+    if let Some(keep) = &observe.keep_logs {
+        std::fs::create_dir_all(keep)?;
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                std::fs::copy(&path, keep.join(entry.file_name()))?;
+            }
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(report)
+    Ok((report, evidence))
+}
+
+/// Every customer's e-mail, full name, street addresses and phone numbers.
+fn personal_data(world: &World) -> Vec<String> {
+    let mut found = std::collections::BTreeSet::new();
+    for number in &world.orders {
+        if let Some(order) = world.centra.state.order(*number) {
+            found.insert(order.customer.email.clone());
+            found.insert(format!(
+                "{} {}",
+                order.customer.first_name, order.customer.last_name
+            ));
+            for address in [&order.shipping_address, &order.billing_address] {
+                found.insert(address.address1.clone());
+                found.insert(address.phone_number.clone());
+                found.insert(address.email.clone());
+            }
+        }
+    }
+    found.into_iter().filter(|s| s.len() >= 6).collect()
 }
 
 fn round1(x: f64) -> f64 {
@@ -421,15 +510,25 @@ fn change_stock(world: &mut World, rng: &mut rand::rngs::StdRng, n: usize) {
     world.erp.set_stock(&levels);
 }
 
+/// What the replicas' configuration is made of.
+struct Shared<'a> {
+    nats: &'a str,
+    database: &'a str,
+    centra: &'a CentraSim,
+    erp: &'a ErpSim,
+    token: &'a str,
+    secret: &'a str,
+    quotas: &'a ferry_sim_centra::Quotas,
+}
+
 /// The configuration every replica shares (each adds its own listen ports).
-fn shared_config(
-    nats: &str,
-    database: &str,
-    centra: &CentraSim,
-    erp: &ErpSim,
-    secret: &str,
-    quotas: &ferry_sim_centra::Quotas,
-) -> String {
+fn shared_config(s: &Shared<'_>, observe: &Observe) -> String {
+    let otlp = observe
+        .otlp_endpoint
+        .as_ref()
+        .map(|e| format!("otlp_endpoint = \"{e}\"\n"))
+        .unwrap_or_default();
+    let quotas = s.quotas;
     format!(
         r#"
 [nats]
@@ -439,18 +538,22 @@ prefix = "chaos"
 url = "{database}"
 max_connections = 6
 [telemetry]
-log_filter = "warn"
+log_filter = "{filter}"
+log_to_stderr = true
+{otlp}
 [reconciler]
 grace = "20s"
 recheck = "3s"
 interval = "1s"
+batch = 1000
+erp_reads_in_flight = 32
 
 [[tenants]]
 id = "{TENANT}"
 display_name = "Chaos Brand"
 [tenants.centra]
 url = "{centra}"
-token = "sim-token"
+token = "{token}"
 webhook_secret = "{secret}"
 share_percent = 100
 requests_per_10s = {r10}
@@ -475,8 +578,13 @@ warehouses = {{ "{warehouse}" = 1 }}
 push_interval = "1s"
 poll_interval = "500ms"
 "#,
-        centra = centra.graphql_url(),
-        erp = erp.url(),
+        nats = s.nats,
+        database = s.database,
+        filter = observe.log_filter,
+        token = s.token,
+        secret = s.secret,
+        centra = s.centra.graphql_url(),
+        erp = s.erp.url(),
         r10 = quotas.request_count_10s,
         r1h = quotas.request_count_1h,
         c10 = quotas.complexity_10s,
