@@ -93,7 +93,11 @@ pub fn snapshot(data: &[u8]) {
     );
     if order.release == Release::Ready {
         let gross: i64 = order.lines.iter().map(|l| l.gross).sum();
-        assert_eq!(Some(gross), order.grand_total, "lines add up to what was paid");
+        assert_eq!(
+            Some(gross),
+            order.grand_total,
+            "lines add up to what was paid"
+        );
         for l in &order.lines {
             assert_eq!(l.net, l.gross - l.tax, "net = gross - tax");
         }
