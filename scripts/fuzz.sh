@@ -5,6 +5,10 @@
 #   scripts/fuzz.sh [seconds per target (600)] [target ...]
 #   FUZZ_SEEDS=1 scripts/fuzz.sh ...   # then minimise what was found into fuzz/seeds/
 #
+# Answers are long (JSON): inputs up to 16 KB from the start (-len_control=0), not grown
+# slowly from a few bytes. The targets that go through HTTP run at tens to hundreds of
+# inputs a second; give them the machine to themselves.
+#
 # Builds on the stable toolchain (RUSTC_BOOTSTRAP lets cargo fuzz pass its flags) without a
 # sanitizer: the code is safe Rust, and what is looked for is a panic, a hang (-timeout) or
 # runaway memory (-rss_limit_mb). Inputs that reach new code stay in fuzz/corpus/<target>;
@@ -24,6 +28,7 @@ for target in "${TARGETS[@]}"; do
   echo "== $target: ${SECONDS_PER_TARGET} s"
   cargo +stable fuzz run -s none -O "$target" "corpus/$target" "seeds/$target" -- \
     -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -max_len=16384 -len_control=0 \
     2>&1 | grep -E '^(#[0-9]+ +DONE|Done|stat::number_of_executed_units|stat::peak_rss_mb|==|.*panicked|.*deadly signal|.*Timeout|SUMMARY)' || true
   # cargo fuzz leaves a crash's input in artifacts/<target>/: a finding.
   if compgen -G "artifacts/$target/*" >/dev/null; then
