@@ -66,13 +66,10 @@ pub struct ChaosReport {
     pub kills: usize,
     pub broker_restarts: usize,
     pub db_restarts: usize,
-    pub lost: usize,
-    pub duplicates: usize,
-    pub shipments_missing: usize,
-    pub stock_diverged: usize,
+    /// What the sources say (lost, duplicates, shipments missing, stock diverged, …).
+    #[serde(flatten)]
+    pub verdict: Verdict,
     pub seconds: f64,
-    pub ledger_unposted: usize,
-    pub unreconciled: usize,
     /// Service processes that ended without being killed.
     pub crashes: usize,
     /// Services killed at least once.
@@ -86,13 +83,7 @@ pub struct ChaosReport {
 
 impl ChaosReport {
     pub fn clean(&self) -> bool {
-        self.lost == 0
-            && self.duplicates == 0
-            && self.shipments_missing == 0
-            && self.stock_diverged == 0
-            && self.ledger_unposted == 0
-            && self.unreconciled == 0
-            && self.crashes == 0
+        self.verdict.clean() && self.crashes == 0
     }
 }
 
@@ -281,13 +272,8 @@ pub async fn run_observed(
         kills: 0,
         broker_restarts: 0,
         db_restarts: 0,
-        lost: 0,
-        duplicates: 0,
-        shipments_missing: 0,
-        stock_diverged: 0,
+        verdict: Verdict::default(),
         seconds: 0.0,
-        ledger_unposted: 0,
-        unreconciled: 0,
         crashes: 0,
         services_hit: 0,
         shipments: 0,
@@ -406,12 +392,7 @@ pub async fn run_observed(
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
     report.converged_secs = round1(last_order.elapsed().as_secs_f64());
-    report.lost = verdict.lost;
-    report.duplicates = verdict.duplicates;
-    report.shipments_missing = verdict.shipments_missing;
-    report.stock_diverged = verdict.stock_diverged;
-    report.ledger_unposted = verdict.ledger_unposted;
-    report.unreconciled = verdict.unreconciled;
+    report.verdict = verdict;
     report.services_hit = hit.len();
     report.shipments = world.shipped.len();
     report.seconds = round1(started.elapsed().as_secs_f64());
