@@ -81,6 +81,69 @@ pub async fn serve_guarded(
     }
 }
 
+/// What an HTTP/2 client sends first (RFC 9113 §3.4).
+const HTTP2_PREFACE_LEN: usize = 24;
+
+/// Accepted connections for an HTTP/2 (gRPC) server, each handed on only once its client has
+/// sent the connection preface within `header_read`: hyper's HTTP/2 server has no deadline
+/// before its handshake, so a client that connected and sent nothing (or a byte at a time)
+/// kept its connection. After the handshake the server's keep-alive pings, request timeout
+/// and connection age bound it (see the operations API). Ends at `shutdown`.
+pub fn http2_incoming(
+    what: &'static str,
+    listener: tokio::net::TcpListener,
+    header_read: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel::<tokio::net::TcpStream>(64);
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, what, "connection not accepted");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(header_read, preface_sent(&stream)).await {
+                    Ok(Ok(())) => {
+                        // Small answers go at once: with Nagle's algorithm each waited
+                        // ~40 ms for the client's delayed acknowledgement.
+                        let _ = stream.set_nodelay(true);
+                        let _ = tx.send(stream).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, what, "connection ended"),
+                    Err(_) => tracing::debug!(what, "no HTTP/2 preface in time: closed"),
+                }
+            });
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|stream| (Ok(stream), rx))
+    })
+}
+
+/// Waits until the connection's first [`HTTP2_PREFACE_LEN`] bytes have arrived (read
+/// without consuming them: the server reads them again).
+async fn preface_sent(stream: &tokio::net::TcpStream) -> std::io::Result<()> {
+    let mut buf = [0u8; HTTP2_PREFACE_LEN];
+    loop {
+        stream.readable().await?;
+        match stream.peek(&mut buf).await? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n if n >= HTTP2_PREFACE_LEN => return Ok(()),
+            // Part of it: the socket stays readable, so wait a little before looking again.
+            _ => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -185,5 +248,45 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn an_http2_connection_is_handed_on_only_after_its_preface() {
+        use futures::StreamExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let incoming = super::http2_incoming("test", listener, DEADLINE, shutdown.clone());
+        tokio::pin!(incoming);
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let mut trickle = TcpStream::connect(addr).await.unwrap();
+        trickle.write_all(b"PRI * HTTP/2.0").await.unwrap();
+        let mut good = TcpStream::connect(addr).await.unwrap();
+        good.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        let handed = tokio::time::timeout(Duration::from_secs(2), incoming.next())
+            .await
+            .expect("the client that sent its preface")
+            .unwrap()
+            .unwrap();
+        assert_eq!(handed.peer_addr().unwrap(), good.local_addr().unwrap());
+        // The other two are closed at the deadline and never handed on.
+        assert!(
+            closed_after(&mut silent, Duration::from_secs(3))
+                .await
+                .is_some()
+        );
+        assert!(
+            closed_after(&mut trickle, Duration::from_secs(3))
+                .await
+                .is_some()
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), incoming.next())
+                .await
+                .is_err()
+        );
+        shutdown.cancel();
     }
 }

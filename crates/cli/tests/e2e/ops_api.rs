@@ -62,6 +62,11 @@ async fn every_role_may_do_what_its_team_owns_and_tenants_stay_apart() {
         ..StackOptions::default()
     };
     let stack = Stack::start(env.config(), options).await.expect("stack");
+    // A client that connects and says nothing is not kept (checked at the end).
+    let api_addr = stack.api_url.trim_start_matches("http://").to_owned();
+    let mut silent = tokio::net::TcpStream::connect(&api_addr)
+        .await
+        .expect("connect");
     let store = env.store().await;
     let mut by_owner = Vec::new();
     for (i, kind) in KINDS.iter().enumerate() {
@@ -267,6 +272,18 @@ async fn every_role_may_do_what_its_team_owns_and_tenants_stay_apart() {
             .code(),
         Code::Unauthenticated
     );
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(15), async {
+        use tokio::io::AsyncReadExt as _;
+        loop {
+            match silent.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "a silent connection kept past its deadline");
 
     stack.shutdown().await;
     env.cleanup().await;

@@ -34,6 +34,12 @@ pub const SERVICE: &str = "ops";
 /// The feed that settles retries and counts overdue exceptions, per tenant.
 pub const UPKEEP_FEED: &str = "exceptions-upkeep";
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// gRPC connection upkeep: a ping every 20 s, answered within 10 s, and a connection
+/// closed (gracefully, then after 30 s for good) once 30 minutes old.
+const GRPC_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(20);
+const GRPC_KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const GRPC_CONNECTION_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+const GRPC_CONNECTION_AGE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
@@ -123,20 +129,30 @@ impl Ops {
         })?;
         let shutdown = platform.base.shutdown.clone();
         tracing::info!(%addr, "operations API listening");
+        let deadlines = ferry_runtime::http::Deadlines::default();
+        let incoming = ferry_runtime::http::http2_incoming(
+            "operations API",
+            listener,
+            deadlines.header_read,
+            shutdown.clone(),
+        );
         let task = tokio::spawn(async move {
             tonic::transport::Server::builder()
+                // Past the handshake (which `http2_incoming` bounds): a call answers within
+                // its deadline, a peer that stops answering pings is dropped, and no
+                // connection, idle or busy, outlives its age (clients reconnect at once).
+                .timeout(deadlines.request)
+                .http2_keepalive_interval(Some(GRPC_KEEPALIVE))
+                .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT))
+                .max_connection_age(GRPC_CONNECTION_AGE)
+                .max_connection_age_grace(GRPC_CONNECTION_AGE_GRACE)
                 .add_service(health_service)
                 .add_service(reflection)
                 .add_service(api)
                 .add_service(orders)
                 .add_service(mappings)
                 .add_service(operations)
-                .serve_with_incoming_shutdown(
-                    // Small answers go at once: with Nagle's algorithm each waited ~40 ms
-                    // for the client's delayed acknowledgement.
-                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                    shutdown.cancelled_owned(),
-                )
+                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
                 .await?;
             Ok(())
         });
