@@ -29,6 +29,10 @@ pub struct PipelineArgs {
     /// Skip the baseline (for quick runs).
     #[arg(long)]
     pub no_baseline: bool,
+    /// Production durability: JetStream `sync_interval: always`, PostgreSQL fsync and
+    /// synchronous commit on (the baseline runs on the same servers).
+    #[arg(long)]
+    pub durable: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,6 +45,7 @@ struct Result {
     ratio: f64,
     lost: usize,
     duplicates: usize,
+    durable: bool,
 }
 
 fn round1(x: f64) -> f64 {
@@ -49,7 +54,7 @@ fn round1(x: f64) -> f64 {
 
 pub async fn pipeline(args: PipelineArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("ferry-bench-{}", std::process::id()));
-    let mut infra = LocalInfra::start(dir.clone()).await?;
+    let mut infra = LocalInfra::start_with(dir.clone(), args.durable).await?;
     let baseline = if args.no_baseline {
         0.0
     } else {
@@ -161,6 +166,7 @@ pub async fn pipeline(args: PipelineArgs) -> anyhow::Result<()> {
         },
         lost: args.orders.saturating_sub(posted.len()),
         duplicates,
+        durable: args.durable,
     };
     eprintln!(
         "pipeline: {} posted in {:.1}s = {:.0} orders/s; latency p50 {:.0} ms, p99 {:.0} ms; ERP documents {erp_documents}",

@@ -13,7 +13,10 @@ use ferry_runtime::Telemetry;
 use ferry_runtime::service::Readiness;
 use ferry_sim_centra::{CentraSim, SimConfig, WebhookConfig};
 use ferry_sim_erp::ErpSim;
-use ferry_testing::infra::{NatsProcess, PostgresProcess, start_nats, start_postgres};
+use ferry_testing::infra::{
+    NatsOptions, NatsProcess, PostgresOptions, PostgresProcess, start_nats_with,
+    start_postgres_with,
+};
 use secrecy::SecretString;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -34,22 +37,45 @@ impl LocalInfra {
     /// Starts whatever `config` does not point at already: a nats-server unless
     /// `FERRY_NATS__URL` is set, a PostgreSQL cluster unless `FERRY_DATABASE__URL` is set.
     pub async fn start(dir: PathBuf) -> anyhow::Result<LocalInfra> {
+        Self::start_with(dir, false).await
+    }
+
+    /// [`LocalInfra::start`]; `durable` runs the servers as production does: JetStream
+    /// with `sync_interval: always`, PostgreSQL with fsync and synchronous commit on
+    /// (slower, and the honest figure for sizing).
+    pub async fn start_with(dir: PathBuf, durable: bool) -> anyhow::Result<LocalInfra> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let nats_dir = dir.join("nats");
         let pg_dir = dir.join("pg");
         let (nats_url, nats) = match std::env::var("FERRY_NATS__URL") {
             Ok(url) => (url, None),
             Err(_) => {
-                let process =
-                    tokio::task::spawn_blocking(move || start_nats(&nats_dir, false)).await??;
+                let process = tokio::task::spawn_blocking(move || {
+                    start_nats_with(
+                        &nats_dir,
+                        NatsOptions {
+                            sync_always: durable,
+                            ..NatsOptions::default()
+                        },
+                    )
+                })
+                .await??;
                 (process.url.clone(), Some(process))
             }
         };
         let (database_url, postgres) = match std::env::var("FERRY_DATABASE__URL") {
             Ok(url) => (url, None),
             Err(_) => {
-                let process =
-                    tokio::task::spawn_blocking(move || start_postgres(&pg_dir, false)).await??;
+                let process = tokio::task::spawn_blocking(move || {
+                    start_postgres_with(
+                        &pg_dir,
+                        PostgresOptions {
+                            durable,
+                            ..PostgresOptions::default()
+                        },
+                    )
+                })
+                .await??;
                 let url = process.database_url("postgres");
                 (url, Some(process))
             }
