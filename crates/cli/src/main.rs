@@ -107,6 +107,9 @@ enum Bench {
     /// Real faults: every service a process (two replicas), SIGKILLs, broker and database
     /// restarts, an ERP outage, 429 storms; proves nothing lost or doubled.
     Chaos(ferry::bench_chaos::ChaosArgs),
+    /// An hour at a steady rate: every service's memory, descriptors and database
+    /// connections flat once warmed up.
+    Soak(ferry::bench_chaos::soak::SoakArgs),
     /// The Centra simulator at scale: a million orders, snapshot latency, requests/s.
     Centra(ferry::bench_centra::CentraArgs),
     /// The erp-writer draining a backlog into the ERP simulator, against a bare HTTP client
@@ -208,6 +211,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Chaos(args),
         } => ferry::bench_chaos::chaos(args).await,
+        Command::Bench {
+            bench: Bench::Soak(args),
+        } => ferry::bench_chaos::soak::soak(args).await,
         #[cfg(feature = "dev")]
         Command::Bench {
             bench: Bench::Centra(args),

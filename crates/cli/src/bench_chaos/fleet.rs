@@ -102,6 +102,11 @@ impl Fleet {
         Ok(())
     }
 
+    /// Replica `i`'s process id, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.replicas[i].child.as_ref().and_then(Child::id)
+    }
+
     /// Waits until every replica's `/readyz` answers 200.
     pub async fn ready(&self, within: Duration) -> anyhow::Result<()> {
         let http = reqwest::Client::new();

@@ -421,6 +421,21 @@ impl ErpSim {
         self.sim.book.lock().orders.clone()
     }
 
+    /// The external references of the documents from the `from`th on, in the order they
+    /// were created, and how many documents there are (where to read from next time):
+    /// a long run looks at each new document once instead of copying them all.
+    pub fn external_refs_from(&self, from: usize) -> (Vec<String>, usize) {
+        let book = self.sim.book.lock();
+        let refs = book
+            .orders
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .map(|o| o.external_ref.clone())
+            .collect();
+        (refs, book.orders.len())
+    }
+
     /// External references that have more than one document (only possible when the
     /// idempotency key is ignored).
     pub fn duplicated_refs(&self) -> Vec<String> {
