@@ -275,12 +275,20 @@ pub async fn run_observed(
 
     // Faults over: everything must arrive, once.
     let deadline = Instant::now() + Duration::from_secs(args.settle_secs);
+    let mut next_progress = Instant::now() + Duration::from_secs(30);
     let verdict = loop {
         ship_new(&mut rig.world, usize::MAX);
         report.crashes += rig.fleet.restart_crashed()?;
         let v = rig.world.judge().await;
         if v.clean() || Instant::now() > deadline {
             break v;
+        }
+        if Instant::now() >= next_progress {
+            next_progress += Duration::from_secs(30);
+            eprintln!(
+                "chaos: {:>5.0} s after the last order: {v:?}",
+                last_order.elapsed().as_secs_f64()
+            );
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     };

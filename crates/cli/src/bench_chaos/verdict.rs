@@ -24,8 +24,12 @@ pub struct Verdict {
     pub stock_diverged: usize,
     /// Orders the ledger does not say are posted.
     pub ledger_unposted: usize,
-    /// Orders the reconciler has not judged reconciled.
+    /// Orders the reconciler has not judged reconciled: of those, judged pending (inside
+    /// their grace or awaiting a step), judged with a variance, and not judged yet.
     pub unreconciled: usize,
+    pub reconcile_pending: usize,
+    pub reconcile_variances: usize,
+    pub reconcile_unchecked: usize,
 }
 
 impl Verdict {
@@ -58,13 +62,15 @@ pub async fn judge(
             .map_or(0, |(_, n)| *n as usize),
         Err(_) => 0,
     };
-    let reconciled = store
-        .verdict_counts(tenant)
-        .await
-        .map_or(0, |c| c.reconciled as usize);
+    let counts = store.verdict_counts(tenant).await.unwrap_or_default();
+    let count = |n: i64| usize::try_from(n).unwrap_or(0);
+    let judged = count(counts.reconciled + counts.pending + counts.variance);
     Verdict {
         ledger_unposted: orders.len().saturating_sub(posted),
-        unreconciled: orders.len().saturating_sub(reconciled),
+        unreconciled: orders.len().saturating_sub(count(counts.reconciled)),
+        reconcile_pending: count(counts.pending),
+        reconcile_variances: count(counts.variance),
+        reconcile_unchecked: orders.len().saturating_sub(judged),
         ..compare(centra, erp, orders, shipped, stock)
     }
 }
