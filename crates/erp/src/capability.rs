@@ -1,14 +1,15 @@
 //! What an ERP can do for Ferry, one trait per capability: a connector implements what its
 //! ERP offers, and each service asks for what it needs (the erp-writer [`PostOrders`], the
 //! shipment source [`ShipmentFeed`], the stock source [`StockFeed`], the reconciler
-//! [`ReadBack`]). Credit notes and order changes join as further traits when connectors
-//! learn them.
+//! [`ReadBack`], the writer's change consumer [`ChangeOrders`]). Credit notes join as a
+//! further trait when connectors learn them.
 
 use async_trait::async_trait;
 
 use crate::error::ErpError;
 use crate::types::{
-    Customer, ErpDocument, PostOrder, ReadDocument, ReadPage, ShipmentPage, StockLevel, StockPage,
+    ChangeOutcome, Customer, ErpDocument, OrderChange, PostOrder, ReadDocument, ReadPage,
+    ShipmentPage, StockLevel, StockPage,
 };
 
 /// Every connector: its name, and whether the ERP answers.
@@ -51,6 +52,17 @@ pub trait PostOrders: Erp {
     ) -> Vec<Result<ErpDocument, ErpError>> {
         create_one_by_one(self, orders).await
     }
+}
+
+/// Changing a posted sales order as Centra's order changed (ADR 0035).
+#[async_trait]
+pub trait ChangeOrders: Erp {
+    /// Makes the document `change.erp_reference` hold `change.order` (lines, quantities,
+    /// prices, tax, address), or cancels it when `change.cancel`. Applying the same change
+    /// again leaves the document as it is. An ERP that cannot change the document answers
+    /// [`ChangeOutcome::Refused`]; errors are for the ERP not answering or not
+    /// understanding (transient or permanent as usual).
+    async fn change_sales_order(&self, change: &OrderChange) -> Result<ChangeOutcome, ErpError>;
 }
 
 /// Customers: so support sees the same history as the warehouse.

@@ -9,7 +9,7 @@ pub mod registry;
 pub mod types;
 
 pub use capability::{
-    Customers, Erp, PostOrders, ReadBack, ShipmentFeed, StockFeed, create_one_by_one,
+    ChangeOrders, Customers, Erp, PostOrders, ReadBack, ShipmentFeed, StockFeed, create_one_by_one,
 };
 pub use error::ErpError;
 pub use registry::{BuildContext, Connector, Connectors, Kind, Registry, RegistryError, Settings};

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::capability::{Customers, Erp, PostOrders, ReadBack, ShipmentFeed, StockFeed};
+use crate::capability::{
+    ChangeOrders, Customers, Erp, PostOrders, ReadBack, ShipmentFeed, StockFeed,
+};
 
 /// A tenant's `[erp]` table: `kind` and the connector's own settings beside it.
 pub type Settings = serde_json::Map<String, serde_json::Value>;
@@ -30,6 +32,7 @@ pub struct Connector {
     pub shipments: Option<Arc<dyn ShipmentFeed>>,
     pub stock: Option<Arc<dyn StockFeed>>,
     pub read_back: Option<Arc<dyn ReadBack>>,
+    pub changes: Option<Arc<dyn ChangeOrders>>,
 }
 
 impl Connector {
@@ -43,6 +46,7 @@ impl Connector {
             shipments: None,
             stock: None,
             read_back: None,
+            changes: None,
         }
     }
 
@@ -71,6 +75,11 @@ impl Connector {
         self
     }
 
+    pub fn changes(mut self, c: Arc<dyn ChangeOrders>) -> Self {
+        self.changes = Some(c);
+        self
+    }
+
     /// Every capability of one value that has them all.
     pub fn full<T>(kind: &'static str, erp: Arc<T>) -> Self
     where
@@ -92,6 +101,7 @@ impl Connector {
             ("shipments", self.shipments.is_some()),
             ("stock", self.stock.is_some()),
             ("read_back", self.read_back.is_some()),
+            ("changes", self.changes.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, has)| has.then_some(name))

@@ -113,6 +113,32 @@ pub struct ErpDocument {
     pub erp_state: String,
 }
 
+/// An order that changed in Centra after it reached the ERP: the document `erp_reference`
+/// must now hold `order` (ADR 0035). Whole, not a difference: applying it twice, or after
+/// a later change was lost, still leaves the document matching the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderChange {
+    /// Names this change: the newer snapshot's content hash. An ERP that records it can
+    /// answer a repeat as it answered the first time.
+    pub change_id: String,
+    /// The document the order was posted as.
+    pub erp_reference: String,
+    /// The whole order as it should now stand; `order.external_ref` names it.
+    pub order: PostOrder,
+    /// The whole order was cancelled in Centra.
+    pub cancel: bool,
+}
+
+/// What the ERP did with an [`OrderChange`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    /// Changed (or cancelled): the document as the ERP holds it afterwards.
+    Applied(ErpDocument),
+    /// The ERP cannot change this document (shipped, invoiced, closed): why, in its
+    /// words. Permanent: finance corrects it another way (a credit note).
+    Refused(String),
+}
+
 /// One outbound shipment as the ERP recorded it (fulfilment feedback reads these).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErpShipment {

@@ -19,6 +19,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+mod changes;
 mod logistics;
 mod orders;
 mod records;
@@ -124,6 +125,9 @@ pub struct SalesOrder {
     /// Deleted in the ERP: kept so references stay stable, never read or looked up.
     #[serde(default)]
     pub deleted: bool,
+    /// The changes applied to it since it was booked (their ids, oldest first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied_changes: Vec<String>,
     /// Until when the order is still being booked (the `booking_ms` fault).
     #[serde(skip)]
     pub booked_at: Option<std::time::Instant>,
@@ -145,6 +149,7 @@ impl SalesOrder {
             created_at: chrono::Utc::now().to_rfc3339(),
             cancelled: false,
             deleted: false,
+            applied_changes: Vec::new(),
             booked_at: None,
         }
     }
@@ -210,6 +215,9 @@ pub struct Faults {
     /// period is closed or whose customer is blocked: a refusal retrying cannot fix until
     /// someone changes the ERP.
     pub refuse_new: Option<String>,
+    /// Refuse every change to a booked order (`409`) with this reason, as an ERP does that
+    /// cannot change invoiced documents.
+    pub refuse_changes: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -230,6 +238,8 @@ pub struct Stats {
     pub altered: u64,
     /// Read-back requests (`GET /api/sales-orders/documents`).
     pub reads: u64,
+    /// Changes applied to booked orders.
+    pub changes: u64,
 }
 
 /// A shipment the warehouse completed (what the shipment feed returns).
@@ -290,6 +300,8 @@ pub const SALES_WAREHOUSE: &str = "Main";
 #[derive(Default)]
 struct Logistics {
     shipments: Vec<Shipment>,
+    /// External references with at least one shipment.
+    shipped_refs: std::collections::HashSet<String>,
     /// (item, warehouse) → available
     stock: BTreeMap<(String, String), i64>,
     /// Every stock change, oldest first; `seq` is the index + 1.
@@ -315,10 +327,19 @@ impl Logistics {
     /// A new sales order promises its items: less is available in the sales warehouse
     /// (only items the warehouse stocks).
     fn reserve(&mut self, lines: &[Line]) {
+        self.reserve_by(lines, 1);
+    }
+
+    /// `sign` 1 promises the lines' items, -1 gives them back (a changed order).
+    fn reserve_by(&mut self, lines: &[Line], sign: i64) {
         for line in lines.iter().filter(|l| l.kind == "item") {
             let key = (line.erp_item.clone(), SALES_WAREHOUSE.to_owned());
             if let Some(level) = self.stock.get(&key).copied() {
-                self.record_stock(&line.erp_item, SALES_WAREHOUSE, level - line.quantity);
+                self.record_stock(
+                    &line.erp_item,
+                    SALES_WAREHOUSE,
+                    level - sign * line.quantity,
+                );
             }
         }
     }
@@ -350,6 +371,7 @@ struct Sim {
     dropped_lines: AtomicU64,
     altered: AtomicU64,
     reads: AtomicU64,
+    changes: AtomicU64,
 }
 
 impl Sim {
@@ -546,6 +568,7 @@ fn stats(sim: &Sim) -> Stats {
         dropped_lines: sim.dropped_lines.load(Ordering::Relaxed),
         altered: sim.altered.load(Ordering::Relaxed),
         reads: sim.reads.load(Ordering::Relaxed),
+        changes: sim.changes.load(Ordering::Relaxed),
     }
 }
 
@@ -556,6 +579,10 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/api/sales-orders/batch", post(create_batch))
         .route("/api/sales-orders/documents", get(documents))
         .route("/api/sales-orders/{reference}", get(by_reference))
+        .route(
+            "/api/sales-orders/{reference}/changes",
+            post(changes::change),
+        )
         .route("/api/shipments", get(shipments))
         .route("/api/stock", get(stock))
         .route("/api/stock/changes", get(stock_changes))

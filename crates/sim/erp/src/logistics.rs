@@ -29,6 +29,7 @@ pub(crate) fn ship(sim: &Sim, request: ShipRequest) -> Option<Shipment> {
         tracking_number: request.tracking_number,
         lines,
     };
+    logistics.shipped_refs.insert(shipment.external_ref.clone());
     logistics.shipments.push(shipment.clone());
     Some(shipment)
 }

@@ -13,6 +13,8 @@ use ferry_erp::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
+mod changes;
+
 /// `[erp] kind = "http"`: the ERP's base URL and, optionally, a bearer token.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,7 +50,8 @@ fn build(settings: &Settings, context: &BuildContext) -> Result<Connector, Strin
         context.timeout,
     )
     .with_batch_limit(s.batch_limit);
-    Ok(Connector::full("http", Arc::new(erp)))
+    let erp = Arc::new(erp);
+    Ok(Connector::full("http", erp.clone()).changes(erp))
 }
 
 pub struct HttpErp {

@@ -510,3 +510,100 @@ async fn documents_are_read_back_as_recorded_whatever_happened_to_them() {
     );
     shutdown.cancel();
 }
+
+/// A posted order changed (a line removed, the rest kept), the same change again, a
+/// cancellation; a shipped order and an ERP that cannot change documents refuse.
+#[tokio::test]
+async fn a_posted_order_is_changed_once_and_a_shipped_one_is_refused() {
+    use ferry_erp::{ChangeOrders, ChangeOutcome, OrderChange};
+    let (sim, erp, shutdown) = sim().await;
+    let posted = erp.create_sales_order(&order(7)).await.expect("posted");
+    let mut newer = order(7);
+    newer.lines.truncate(1);
+    newer.gross_minor = 10000;
+    newer.tax_minor = 2000;
+    let change = OrderChange {
+        change_id: "hash-2".into(),
+        erp_reference: posted.reference.clone(),
+        order: newer,
+        cancel: false,
+    };
+    let ChangeOutcome::Applied(doc) = erp.change_sales_order(&change).await.expect("answers")
+    else {
+        panic!("refused");
+    };
+    assert_eq!(
+        (
+            doc.reference.as_str(),
+            doc.gross_minor,
+            doc.tax_minor,
+            doc.line_count
+        ),
+        (posted.reference.as_str(), 10000, 2000, 1)
+    );
+    // Again: the same document, changed once, no second one.
+    let again = erp.change_sales_order(&change).await.expect("answers");
+    assert_eq!(again, ChangeOutcome::Applied(doc));
+    assert_eq!((sim.stats().changes, sim.orders().len()), (1, 1));
+    let read = erp.read_sales_orders("7").await.expect("read");
+    assert_eq!(read[0].lines.len(), 1);
+
+    let cancel = OrderChange {
+        change_id: "hash-3".into(),
+        cancel: true,
+        ..change.clone()
+    };
+    let ChangeOutcome::Applied(cancelled) = erp.change_sales_order(&cancel).await.unwrap() else {
+        panic!("refused");
+    };
+    assert_eq!(cancelled.state, DocumentState::Cancelled);
+
+    // Shipped: refused, with the ERP's reason.
+    let shipped = erp.create_sales_order(&order(8)).await.expect("posted");
+    sim.ship(ShipRequest {
+        external_ref: "8".into(),
+        tracking_number: None,
+        lines: None,
+        carrier: None,
+    })
+    .expect("shipped");
+    let refused = erp
+        .change_sales_order(&OrderChange {
+            change_id: "hash-8".into(),
+            erp_reference: shipped.reference.clone(),
+            order: order(8),
+            cancel: true,
+        })
+        .await
+        .expect("answers");
+    assert!(
+        matches!(&refused, ChangeOutcome::Refused(why) if why.contains("shipped")),
+        "{refused:?}"
+    );
+    sim.set_faults(Faults {
+        refuse_changes: Some("invoiced: issue a credit note".into()),
+        ..Faults::default()
+    });
+    let posted = erp.create_sales_order(&order(9)).await.expect("posted");
+    let refused = erp
+        .change_sales_order(&OrderChange {
+            change_id: "hash-9".into(),
+            erp_reference: posted.reference,
+            order: order(9),
+            cancel: false,
+        })
+        .await
+        .expect("answers");
+    assert_eq!(
+        refused,
+        ChangeOutcome::Refused("invoiced: issue a credit note".into())
+    );
+    // Outages are errors to retry, not refusals.
+    sim.set_faults(Faults {
+        down: true,
+        ..Faults::default()
+    });
+    let down = erp.change_sales_order(&change).await;
+    assert!(down.is_err_and(|e| e.is_transient()));
+    shutdown.cancel();
+}
