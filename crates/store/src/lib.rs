@@ -11,6 +11,7 @@ use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
+pub mod amendments;
 pub mod bulk;
 pub mod console;
 pub mod fulfilment;

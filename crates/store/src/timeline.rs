@@ -158,6 +158,40 @@ impl Store {
                 row.erp_reference.as_deref().unwrap_or("?")
             ),
         );
+        for a in self.amendments_of(tenant, number).await? {
+            use crate::amendments::AmendmentOutcome;
+            let what = if a.cancelled {
+                "cancellation"
+            } else {
+                "change"
+            };
+            let (step, detail) = match a.outcome {
+                AmendmentOutcome::Applied => (
+                    "changed_in_erp",
+                    format!(
+                        "Centra's {what} (version {}) applied to ERP document {}",
+                        short(&a.snapshot_hash),
+                        a.erp_reference
+                    ),
+                ),
+                AmendmentOutcome::Refused => (
+                    "change_refused",
+                    format!("the ERP refused Centra's {what}: {}", a.reason),
+                ),
+                AmendmentOutcome::Superseded => (
+                    "change_superseded",
+                    format!(
+                        "Centra's {what} (version {}) not sent: a newer one was applied",
+                        short(&a.snapshot_hash)
+                    ),
+                ),
+                AmendmentOutcome::Unsupported => (
+                    "change_not_applied",
+                    format!("Centra's {what}: this ERP connector cannot change orders"),
+                ),
+            };
+            push(&mut steps, "", a.recorded_at, step, "erp-writer", detail);
+        }
         let committed: Option<DateTime<Utc>> = sqlx::query_scalar(
             "SELECT created_at FROM order_commitments WHERE tenant = $1 AND order_number = $2",
         )

@@ -1,5 +1,7 @@
-//! An order changed after it reached the ERP becomes an amendment (the difference), never a
-//! second sales order.
+//! An order changed after it reached the ERP: the amendment (the difference and the whole
+//! newer order) is applied to the ERP document once (ADR 0035) — never a second sales
+//! order, never twice on a redelivery — and a change the ERP refuses (the order shipped)
+//! is finance's exception.
 
 use std::time::Duration;
 
@@ -10,7 +12,7 @@ use ferry_testing::TestEnv;
 use futures::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_line_cancelled_after_posting_is_an_amendment() {
+async fn a_line_cancelled_after_posting_changes_the_erp_document_once() {
     let env = TestEnv::new().await;
     let options = StackOptions {
         tenant: "acme".into(),
@@ -102,29 +104,99 @@ async fn a_line_cancelled_after_posting_is_an_amendment() {
         .expect("the cancelled line changed");
     assert_eq!(change.quantity, change.previous_quantity - 1);
 
-    // The finance exception is recorded just after the event is published.
-    let mut exceptions = Vec::new();
-    for _ in 0..100 {
-        exceptions = store.open_exceptions("acme").await.unwrap();
-        if !exceptions.is_empty() {
+    // The ERP document now holds the newer order: one unit less, the same document.
+    let reference = before.erp_reference.clone().unwrap();
+    let mut document = None;
+    for _ in 0..200 {
+        document = stack
+            .erp
+            .orders()
+            .into_iter()
+            .find(|o| o.reference == reference && o.gross_minor == now.gross_minor);
+        if document.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(exceptions.len(), 1);
+    let document = document.expect("the change applied to the ERP document");
+    assert_eq!(document.tax_minor, now.tax_minor);
+    assert_eq!(stack.erp.orders().len(), 1, "never a second sales order");
+    let applied = store
+        .amendment("acme", number, &event.snapshot_hash)
+        .await
+        .unwrap()
+        .expect("recorded");
     assert_eq!(
-        (exceptions[0].kind.as_str(), exceptions[0].owner.as_str()),
-        ("amendment_not_applied", "finance")
+        (applied.outcome.as_str(), applied.erp_gross_minor),
+        ("applied", Some(now.gross_minor))
     );
+    let timeline = store
+        .order_timeline("acme", number)
+        .await
+        .unwrap()
+        .expect("timeline");
+    assert!(
+        timeline.steps.iter().any(|s| s.step == "changed_in_erp"),
+        "{:?}",
+        timeline.steps
+    );
+
+    // The same event again (a redelivery, a replay past the duplicate window): nothing.
+    let js = ferry_runtime::nats::jetstream(client.clone());
+    js.publish(
+        topology.amended_subject("acme", number),
+        message.payload.clone(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stack.erp.stats().changes, 1, "applied once");
+    assert!(store.open_exceptions("acme").await.unwrap().is_empty());
+
+    // The warehouse ships it; then the customer cancels in Centra: the ERP refuses, and
+    // finance is told with the money at stake.
+    stack
+        .erp
+        .ship(ferry_sim_erp::ShipRequest {
+            external_ref: number.to_string(),
+            tracking_number: Some("PN1SE".into()),
+            lines: None,
+            carrier: None,
+        })
+        .expect("shipped");
+    stack
+        .centra
+        .state
+        .update::<()>(number, |o| {
+            for l in &mut o.lines {
+                l.cancelled_quantity += l.quantity;
+                l.quantity = 0;
+            }
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+    let mut exceptions = Vec::new();
+    for _ in 0..400 {
+        exceptions = store.open_exceptions("acme").await.unwrap();
+        if exceptions.iter().any(|e| e.kind == "amendment_not_applied") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = exceptions
+        .iter()
+        .find(|e| e.kind == "amendment_not_applied")
+        .expect("finance is told");
+    assert_eq!(refused.owner, "finance");
+    assert!(refused.message.contains("shipped"), "{}", refused.message);
     assert_eq!(stack.erp.orders().len(), 1, "never a second sales order");
     assert_eq!(
-        store
-            .ledger_row("acme", number)
-            .await
-            .unwrap()
-            .unwrap()
-            .erp_reference,
-        before.erp_reference
+        stack.erp.stats().changes,
+        1,
+        "the refused change changed nothing"
     );
     stack.shutdown().await;
     env.cleanup().await;

@@ -1,6 +1,6 @@
 //! Replay through the real services, simulators, nats-server and PostgreSQL: after a
 //! mapping change, a posted order's dry run shows the remapped line and sends nothing;
-//! applying it makes an amendment (finance's exception), never a second sales order; an
+//! applying it changes the ERP document (ADR 0035), never a second sales order; an
 //! order held for an unmapped item is posted by its replay once mapped.
 
 use std::time::Duration;
@@ -45,7 +45,8 @@ fn replay(number: i64, dry_run: bool) -> pb::ReplayOrderRequest {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dry_run_shows_the_remapped_line_and_applying_it_amends_never_reposts() {
+async fn a_dry_run_shows_the_remapped_line_and_applying_it_changes_the_erp_document_never_reposts()
+{
     let env = TestEnv::new().await;
     let stack = Stack::start(
         env.config(),
@@ -173,20 +174,19 @@ async fn a_dry_run_shows_the_remapped_line_and_applying_it_amends_never_reposts(
         .expect("applied")
         .into_inner();
     assert_eq!((applied.action.as_str(), applied.applied), ("amend", true));
-    let mut amendment = None;
+    // The change reaches the ERP document (ADR 0035): its line now names the new item.
+    let mut changed = false;
     for _ in 0..200 {
-        amendment = store
-            .open_exceptions("acme")
-            .await
-            .expect("exceptions")
-            .into_iter()
-            .find(|e| e.kind == "amendment_not_applied" && e.order_number == Some(number));
-        if amendment.is_some() {
+        changed = stack.erp.orders().iter().any(|o| {
+            o.external_ref == number.to_string()
+                && o.lines.iter().any(|l| l.erp_item == format!("NEW-{sku}"))
+        });
+        if changed {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let amendment = amendment.expect("the posted order became an amendment");
+    assert!(changed, "the remapped item was applied to the ERP document");
     // The amendment says what the ERP was given and what it should hold now.
     let message = tokio::time::timeout(Duration::from_secs(20), amended.next())
         .await
@@ -207,9 +207,14 @@ async fn a_dry_run_shows_the_remapped_line_and_applying_it_amends_never_reposts(
         })
         .collect();
     assert_eq!(remapped, [(sku.as_str(), format!("NEW-{sku}").as_str(), 0)]);
-    assert_eq!(amendment.owner, "finance");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(stack.erp.orders().len(), 1, "never a second sales order");
+    assert_eq!(stack.erp.stats().changes, 1, "changed once");
+    let open = store.open_exceptions("acme").await.expect("exceptions");
+    assert!(
+        !open.iter().any(|e| e.kind == "amendment_not_applied"),
+        "{open:?}"
+    );
 
     stack.shutdown().await;
     env.cleanup().await;

@@ -31,6 +31,7 @@ use prost::Message as _;
 use tokio::sync::Semaphore;
 
 pub mod breaker;
+pub mod changes;
 pub mod convert;
 
 pub const SERVICE: &str = "erp-writer";
@@ -115,6 +116,15 @@ pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), Write
         .gate(breaker)
         .build();
         tasks.spawn(runner.run(handler, base.shutdown.clone()));
+        let changes = Arc::new(changes::ChangeHandler {
+            tenant: tenant.clone(),
+            erp: connector.changes.clone(),
+            store: store.clone(),
+            sink: sink.clone(),
+        });
+        tasks.spawn(
+            changes::runner(&base, sink.clone(), &tenant.id).run(changes, base.shutdown.clone()),
+        );
     }
     while let Some(done) = tasks.join_next().await {
         done.map_err(|e| WriterError::Join(e.to_string()))??;

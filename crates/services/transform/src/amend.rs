@@ -245,6 +245,8 @@ pub fn amendment(
         cancelled,
         snapshot_hash: snapshot_hash.to_owned(),
         lines_known: before.is_some(),
+        // Set by the caller, which has the snapshot's message.
+        order: None,
     }
 }
 

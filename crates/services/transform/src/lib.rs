@@ -218,7 +218,7 @@ impl Handler for TransformHandler {
                     .map(|r| r.order_fingerprint)
                     .unwrap_or_default();
                 if posted != fingerprint && order.release != Release::Held {
-                    self.amendment(&order, state, delivery, &message).await?;
+                    self.amendment(&order, state, &message).await?;
                 }
             }
             SnapshotOutcome::Applied
@@ -251,7 +251,7 @@ impl Handler for TransformHandler {
             }
             SnapshotOutcome::AfterPosting(state, posted) => {
                 if posted != fingerprint && order.release != Release::Held {
-                    self.amendment(&order, state, delivery, &message).await?;
+                    self.amendment(&order, state, &message).await?;
                 }
             }
         }
@@ -362,13 +362,12 @@ impl TransformHandler {
         Ok(())
     }
 
-    /// A changed order that is already in the ERP. Applying amendments is the ERP
-    /// writer's job once connectors support it; until then finance hears about it.
+    /// A changed order that is already in the ERP: the difference and the whole newer
+    /// order as `order.amended`, which the erp-writer applies (ADR 0035).
     async fn amendment(
         &self,
         order: &SalesOrder,
         state: LedgerState,
-        delivery: &Delivery,
         message: &centra_pb::OrderSnapshot,
     ) -> Result<(), HandlerError> {
         let row = self
@@ -411,14 +410,17 @@ impl TransformHandler {
             gross_minor: totals.0,
             tax_minor: totals.1,
         };
-        let amended = amend::amendment(
-            &self.tenant.id,
-            &posted,
-            &self.tenant.rules,
-            items.as_ref(),
-            order,
-            &message.content_hash,
-        );
+        let amended = order_pb::OrderAmended {
+            order: Some(convert::sales_order(&self.tenant, order, message)),
+            ..amend::amendment(
+                &self.tenant.id,
+                &posted,
+                &self.tenant.rules,
+                items.as_ref(),
+                order,
+                &message.content_hash,
+            )
+        };
         self.base
             .publisher
             .publish(&Outgoing {
@@ -434,34 +436,13 @@ impl TransformHandler {
             })
             .await?;
 
-        let what = match order.release {
-            Release::Cancelled => "was cancelled in Centra".to_owned(),
-            _ => format!("changed in Centra (now {})", order.amount_text()),
-        };
-        let lines = if amended.lines_known {
-            format!(" {} line(s) differ.", amended.changes.len())
-        } else {
-            String::new()
-        };
-        let problem = Problem {
-            kind: ExceptionKind::AmendmentNotApplied,
-            key: format!("amendment:{}", message.content_hash),
-            message: format!(
-                "Order {} {what} after it was sent to the ERP ({state}, {}).{lines} The ERP still \
-                 holds the earlier version: adjust the sales order in the ERP or issue a credit note.",
-                order.order_number,
-                if erp_reference.is_empty() {
-                    "no reference yet"
-                } else {
-                    erp_reference.as_str()
-                },
-            ),
-            reason: format!("fingerprint changed after {state}"),
-        };
-        let exception = self.exception(order, &problem, delivery, &message.snapshot_json);
-        self.sink
-            .record(&exception)
-            .await
-            .map_err(HandlerError::transient)
+        // The erp-writer applies it, or tells finance why it could not (ADR 0035).
+        tracing::info!(
+            tenant = %self.tenant.id,
+            order = order.order_number,
+            state = ?state,
+            "order changed after it reached the ERP: amendment published"
+        );
+        Ok(())
     }
 }
