@@ -139,6 +139,8 @@ pub async fn run_observed(
         skus: args.skus,
         replicas: args.replicas,
         centra_requests_per_10s: 5_000,
+        // 100,000 orders need ~0.5 GB of the CENTRA stream.
+        stream_gib: 1,
         exe: args.exe.clone(),
         observe,
     })

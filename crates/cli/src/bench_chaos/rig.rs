@@ -28,6 +28,10 @@ pub struct RigSpec<'a> {
     pub replicas: usize,
     /// Centra's request quota per 10 s (the other buckets scale with it).
     pub centra_requests_per_10s: u32,
+    /// Each JetStream stream's byte limit (GiB): what a run's orders need for the
+    /// streams' 14 days (the CENTRA stream holds ~4.8 KB per order: about 1.4 snapshots
+    /// of ~3.5 KB), six streams within the server's file store.
+    pub stream_gib: u32,
     /// The `ferry` binary the services run as (default: this one).
     pub exe: Option<PathBuf>,
     pub observe: &'a Observe,
@@ -94,6 +98,7 @@ impl Rig {
                 &dir.join("nats"),
                 NatsOptions {
                     sync_always: true,
+                    max_file_store_gb: Some(spec.stream_gib * 7),
                     ..NatsOptions::default()
                 },
             )
@@ -141,6 +146,7 @@ impl Rig {
                 token: &token,
                 secret: &secret,
                 quotas: &quotas,
+                stream_bytes: u64::from(spec.stream_gib) << 30,
             },
             spec.observe,
         );
@@ -318,6 +324,7 @@ struct Shared<'a> {
     token: &'a str,
     secret: &'a str,
     quotas: &'a ferry_sim_centra::Quotas,
+    stream_bytes: u64,
 }
 
 /// The configuration every replica shares (each adds its own listen ports).
@@ -333,6 +340,7 @@ fn shared_config(s: &Shared<'_>, observe: &Observe) -> String {
 [nats]
 url = "{nats}"
 prefix = "chaos"
+stream_max_bytes = {stream_bytes}
 [database]
 url = "{database}"
 max_connections = 6
@@ -378,6 +386,7 @@ push_interval = "1s"
 poll_interval = "500ms"
 "#,
         nats = s.nats,
+        stream_bytes = s.stream_bytes,
         database = s.database,
         filter = observe.log_filter,
         token = s.token,

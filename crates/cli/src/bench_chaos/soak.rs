@@ -123,6 +123,11 @@ pub async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         skus: args.skus,
         replicas: args.replicas,
         centra_requests_per_10s: args.centra_requests_per_10s,
+        // An hour at 200 orders/s is 720,000 orders: ~3.5 GB in the CENTRA stream.
+        stream_gib: u32::try_from((args.rate as u64 * args.minutes * 60 * 5_000) >> 30)
+            .unwrap_or(u32::MAX)
+            .max(1)
+            + 1,
         exe: args.exe.clone(),
         observe: &observe,
     })

@@ -27,6 +27,9 @@ pub struct NatsOptions {
     /// JetStream's `sync_interval: always`: every acknowledged write is on disk (as
     /// production runs it; Jepsen lost acknowledged writes with the default interval).
     pub sync_always: bool,
+    /// JetStream's file store limit in GB (20 when unset): the sum of the streams' byte
+    /// limits must fit in it.
+    pub max_file_store_gb: Option<u32>,
 }
 
 /// Starts nats-server with JetStream storing in `dir`. `detach` lets it outlive this
@@ -59,11 +62,12 @@ pub fn start_nats_with(dir: &Path, options: NatsOptions) -> Result<NatsProcess, 
         } else {
             ""
         };
+        let store_gb = options.max_file_store_gb.unwrap_or(20);
         std::fs::write(
             &config,
             format!(
                 "listen: \"127.0.0.1:{port}\"\nhttp: \"127.0.0.1:{monitor_port}\"\nmax_payload: 8MB\n\
-                 jetstream {{\n  store_dir: \"{}\"\n  max_file_store: 20GB\n  max_memory_store: 1GB\n{sync}}}\n",
+                 jetstream {{\n  store_dir: \"{}\"\n  max_file_store: {store_gb}GB\n  max_memory_store: 1GB\n{sync}}}\n",
                 store_dir.display()
             ),
         )
