@@ -13,6 +13,7 @@ pub mod notify;
 pub mod orders;
 pub mod replay;
 pub mod server;
+pub mod streams;
 pub mod tokens;
 pub mod upkeep;
 
@@ -34,6 +35,8 @@ pub const SERVICE: &str = "ops";
 /// The feed that settles retries and counts overdue exceptions, per tenant.
 pub const UPKEEP_FEED: &str = "exceptions-upkeep";
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often the streams' usage is read.
+const STREAMS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 /// gRPC connection upkeep: a ping every 20 s, answered within 10 s, and a connection
 /// closed (gracefully, then after 30 s for good) once 30 minutes old.
 const GRPC_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(20);
@@ -97,6 +100,21 @@ impl Ops {
         let consumer = &platform.config.consumer;
         let quiet = consumer.ack_wait * u32::try_from(consumer.max_deliver.max(1)).unwrap_or(1);
         let mut notices = tokio::task::JoinSet::new();
+        platform.feeds.spawn(
+            FeedSpec::periodic(
+                SERVICE,
+                "_deployment",
+                streams::STREAMS_FEED,
+                STREAMS_EVERY,
+                true,
+            )
+            .quiet(),
+            Arc::new(streams::StreamUsage {
+                js: platform.base.js.clone(),
+                topology: platform.base.topology.clone(),
+            }),
+            platform.base.shutdown.clone(),
+        );
         for tenant in &platform.config.tenants {
             let escalates = tenant
                 .notifications
