@@ -53,6 +53,10 @@ pub struct SoakArgs {
     pub exe: Option<std::path::PathBuf>,
 }
 
+/// Descriptors a process may hold beyond the most it held in the first window (pooled
+/// connections opened on demand).
+const FDS_SLACK: i64 = 2;
+
 /// One service process over the run (medians of the first and the last window after the
 /// warm-up).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -249,9 +253,12 @@ pub async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         seconds: round1(rig.started.elapsed().as_secs_f64()),
         processes: figures.processes,
     };
+    // Connection pools open and close connections on demand (sqlx, up to
+    // `database.max_connections` per process): a socket or two more at the end is a pool
+    // breathing, not a leak, which grows without bound.
     let flat = report.rss_growth_pct <= args.max_rss_growth_pct
-        && report.fds_growth <= 0
-        && report.pg_connections_end <= figures.pg_warm_max;
+        && report.fds_growth <= FDS_SLACK
+        && report.pg_connections_end <= figures.pg_warm_max + (figures.pg_warm_max / 10).max(2);
     rig.finish(&observe).await?;
     Ok(SoakReport { flat, ..report })
 }
