@@ -211,6 +211,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Chaos(args),
         } => ferry::bench_chaos::chaos(args).await,
+        #[cfg(feature = "dev")]
         Command::Bench {
             bench: Bench::Soak(args),
         } => ferry::bench_chaos::soak::soak(args).await,
