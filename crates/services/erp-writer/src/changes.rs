@@ -145,7 +145,7 @@ impl Handler for ChangeHandler {
             order: crate::convert::post_order(&self.tenant, order),
             cancel: amended.cancelled,
         };
-        match erp.change_sales_order(&change).await {
+        let (reason, why) = match erp.change_sales_order(&change).await {
             Ok(ChangeOutcome::Applied(document)) => {
                 record.outcome = AmendmentOutcome::Applied;
                 record.erp_gross_minor = Some(document.gross_minor);
@@ -164,35 +164,28 @@ impl Handler for ChangeHandler {
                     .map_err(HandlerError::transient)?;
                 metrics::counter!("ferry_amendments_total", "tenant" => tenant.to_owned(), "outcome" => "applied")
                     .increment(1);
-                Ok(())
+                return Ok(());
             }
             Ok(ChangeOutcome::Refused(reason)) => {
-                record.outcome = AmendmentOutcome::Refused;
-                record.reason = reason.clone();
-                self.record(&record).await?;
-                self.not_applied(
-                    &amended,
-                    Some(&erp_reference),
-                    &format!("the ERP refused the change: {reason}"),
-                )
-                .await
+                let why = format!("the ERP refused the change: {reason}");
+                (reason, why)
             }
-            Err(e) if e.is_transient() => Err(HandlerError::Transient {
-                reason: format!("changing {erp_reference}: {e}"),
-                retry_after: e.retry_after(),
-            }),
-            Err(e) => {
-                record.outcome = AmendmentOutcome::Refused;
-                record.reason = e.to_string();
-                self.record(&record).await?;
-                self.not_applied(
-                    &amended,
-                    Some(&erp_reference),
-                    &format!("the ERP did not accept the change: {e}"),
-                )
-                .await
+            Err(e) if e.is_transient() => {
+                return Err(HandlerError::Transient {
+                    reason: format!("changing {erp_reference}: {e}"),
+                    retry_after: e.retry_after(),
+                });
             }
-        }
+            Err(e) => (
+                e.to_string(),
+                format!("the ERP did not accept the change: {e}"),
+            ),
+        };
+        // Refused, or not accepted at all: either way finance corrects it.
+        record.outcome = AmendmentOutcome::Refused;
+        record.reason = reason;
+        self.record(&record).await?;
+        self.not_applied(&amended, Some(&erp_reference), &why).await
     }
 }
 
