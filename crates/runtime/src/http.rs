@@ -44,19 +44,7 @@ pub async fn serve_guarded(
         axum::http::StatusCode::REQUEST_TIMEOUT,
         deadlines.request,
     ));
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors, say: pause rather than spin.
-                    tracing::warn!(error = %e, what, "connection not accepted");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some(stream) = accept(what, &listener, &shutdown).await {
         let app = app.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -81,6 +69,27 @@ pub async fn serve_guarded(
     }
 }
 
+/// The next connection, or `None` at shutdown.
+async fn accept(
+    what: &'static str,
+    listener: &tokio::net::TcpListener,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Option<tokio::net::TcpStream> {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => return Some(stream),
+                Err(e) => {
+                    // Out of file descriptors, say: pause rather than spin.
+                    tracing::warn!(error = %e, what, "connection not accepted");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
 /// What an HTTP/2 client sends first (RFC 9113 §3.4).
 const HTTP2_PREFACE_LEN: usize = 24;
 
@@ -97,18 +106,7 @@ pub fn http2_incoming(
 ) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<tokio::net::TcpStream>(64);
     tokio::spawn(async move {
-        loop {
-            let stream = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, what, "connection not accepted");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
+        while let Some(stream) = accept(what, &listener, &shutdown).await {
             let tx = tx.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(header_read, preface_sent(&stream)).await {
