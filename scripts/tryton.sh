@@ -28,7 +28,8 @@ PINS=(
   trytond-carrier==8.2.0 trytond-company==8.2.0 trytond-country==8.2.0
   trytond-currency==8.2.0 trytond-party==8.2.0 trytond-product==8.2.0
   trytond-product-measurements==8.2.0 trytond-sale==8.2.0
-  trytond-sale-discount==8.2.0 trytond-sale-shipment-cost==8.2.0
+  trytond-sale-amendment==8.2.0 trytond-sale-discount==8.2.0
+  trytond-sale-history==8.2.0 trytond-sale-shipment-cost==8.2.0
   trytond-stock==8.2.1 trytond-stock-package==8.2.0
   trytond-stock-package-shipping==8.2.0 trytond-stock-shipment-cost==8.2.0
   trytond-stock-shipment-measurements==8.2.0

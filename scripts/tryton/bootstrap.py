@@ -29,6 +29,8 @@ MODULES = [
     'company', 'currency', 'country', 'party', 'product',
     'account', 'account_invoice', 'account_invoice_stock', 'account_product',
     'stock', 'sale', 'sale_discount', 'carrier', 'sale_shipment_cost',
+    # Changes to a sale already being processed (Ferry's order changes after posting).
+    'sale_history', 'sale_amendment',
     'stock_package', 'stock_package_shipping',
 ]
 COMPANY = 'Ferry Demo Brand AB'

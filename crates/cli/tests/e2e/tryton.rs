@@ -88,7 +88,7 @@ pub(crate) fn post_order(
     ferry_erp_writer::convert::post_order(tenant, &pb)
 }
 
-async fn sales_with_reference(tryton: &Tryton, reference: &str) -> usize {
+pub(crate) async fn sales_with_reference(tryton: &Tryton, reference: &str) -> usize {
     tryton
         .rpc()
         .call(
@@ -307,7 +307,11 @@ async fn redelivery_and_a_writer_restart_leave_one_tryton_sale_per_order() {
     env.cleanup().await;
 }
 
-async fn wait_for_posted(store: &ferry_store::Store, want: i64, within: Duration) -> i64 {
+pub(crate) async fn wait_for_posted(
+    store: &ferry_store::Store,
+    want: i64,
+    within: Duration,
+) -> i64 {
     ferry_testing::wait_for_state(store, "acme", "posted", want, within).await
 }
 
@@ -495,7 +499,7 @@ async fn complete_tryton_shipment(tryton: &Tryton, shipment: i64, tracking: &str
 }
 
 /// Ships a sale whole through Tryton's own workflow.
-async fn ship_in_tryton(tryton: &Tryton, reference: &str, tracking: &str) {
+pub(crate) async fn ship_in_tryton(tryton: &Tryton, reference: &str, tracking: &str) {
     let shipment = sale_shipments(tryton, reference).await[0];
     complete_tryton_shipment(tryton, shipment, tracking).await;
 }
@@ -1057,7 +1061,7 @@ async fn tryton_stock_reaches_centra_and_open_orders_are_counted_once() {
 
 /// Tryton's state (`draft`, `quotation`, `confirmed`, `processing`, …) of the sale Ferry
 /// posted under `reference`, and how many shipments it has.
-async fn sale_state(tryton: &Tryton, reference: &str) -> (String, usize) {
+pub(crate) async fn sale_state(tryton: &Tryton, reference: &str) -> (String, usize) {
     let rows = tryton
         .rpc()
         .call(
@@ -1080,7 +1084,7 @@ async fn sale_state(tryton: &Tryton, reference: &str) -> (String, usize) {
 }
 
 /// A stack for tenant `acme` whose erp-writer reaches Tryton at `url` (e.g. through a proxy).
-async fn tryton_stack(env: &TestEnv, url: String, prefix: &str, seed: u64) -> Stack {
+pub(crate) async fn tryton_stack(env: &TestEnv, url: String, prefix: &str, seed: u64) -> Stack {
     let t = ferry_testing::tryton().expect("Tryton");
     let mut config = env.config();
     config.erp_writer.request_timeout = Duration::from_secs(20);
@@ -1094,7 +1098,7 @@ async fn tryton_stack(env: &TestEnv, url: String, prefix: &str, seed: u64) -> St
     Stack::start(config, options).await.expect("stack")
 }
 
-fn one_order() -> OrderMix {
+pub(crate) fn one_order() -> OrderMix {
     OrderMix {
         hold_pct: 0,
         pending_pct: 0,

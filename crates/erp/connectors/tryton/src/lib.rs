@@ -11,6 +11,7 @@
 //! the warehouse has its shipment); one found on the way (draft, quotation, confirmed) is
 //! taken on from there, and one found cancelled is reported, never posted.
 
+mod changes;
 mod feeds;
 mod lookups;
 mod party;
@@ -105,14 +106,14 @@ fn build(settings: &Settings, context: &BuildContext) -> Result<Connector, Strin
     if !s.url.starts_with("http://") && !s.url.starts_with("https://") {
         return Err(format!("url {:?} must be http(s)", s.url));
     }
-    let tryton = Tryton::new(TrytonConfig {
+    let tryton = Arc::new(Tryton::new(TrytonConfig {
         timeout: context.timeout,
         confirm: s.confirm,
         carrier: s.carrier,
         reference_prefix: s.reference_prefix,
         ..TrytonConfig::new(s.url, s.user, s.password)
-    });
-    Ok(Connector::full("tryton", Arc::new(tryton)))
+    }));
+    Ok(Connector::full("tryton", tryton.clone()).changes(tryton))
 }
 
 /// A Tryton database as Ferry's ERP.

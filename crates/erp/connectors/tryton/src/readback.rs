@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::Tryton;
 use crate::rpc::{read_datetime, read_decimal};
-use crate::sale::SaleState;
+use crate::sale::{EMPTIED, SaleState, amended_to_nothing};
 
 const SALE_FIELDS: &[&str] = &[
     "reference",
@@ -146,13 +146,16 @@ impl Tryton {
                     .map(|d| to_minor(d, digits))
                     .unwrap_or_default()
             };
-            let read_lines = by_sale
+            let read_lines: Vec<ReadLine> = by_sale
                 .get(&id)
                 .into_iter()
                 .flatten()
                 .filter(|l| l["type"].as_str() == Some("line"))
                 .map(|l| self.read_line(l, &products, &rates, digits))
                 .collect();
+            // An amendment leaves a removed line at quantity 0: it holds nothing.
+            let emptied = amended_to_nothing(state, read_lines.iter().map(|l| l.quantity));
+            let read_lines = read_lines.into_iter().filter(|l| l.quantity != 0).collect();
             let reference = sale["reference"].as_str().unwrap_or_default();
             documents.push((
                 id,
@@ -166,8 +169,16 @@ impl Tryton {
                         .unwrap_or(reference)
                         .to_owned(),
                     currency,
-                    state: read_state(state, self.config.confirm),
-                    erp_state: state.as_str().to_owned(),
+                    state: if emptied {
+                        DocumentState::Cancelled
+                    } else {
+                        read_state(state, self.config.confirm)
+                    },
+                    erp_state: if emptied {
+                        EMPTIED.to_owned()
+                    } else {
+                        state.as_str().to_owned()
+                    },
                     lines: read_lines,
                     gross_minor: amount("total_amount"),
                     tax_minor: amount("tax_amount"),

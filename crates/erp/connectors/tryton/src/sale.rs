@@ -1,7 +1,7 @@
 //! Sales: created with tax-exclusive lines, read back, balanced to what the customer paid
 //! with an explicit rounding line, and taken as far as the posting policy asks.
 
-use ferry_erp::{DocumentState, ErpDocument, ErpError, LineKind, PostOrder};
+use ferry_erp::{DocumentState, ErpDocument, ErpError, LineKind, PostLine, PostOrder};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -75,6 +75,29 @@ impl Tryton {
             .sum())
     }
 
+    /// The quantity of each of the sale's lines (not its titles or comments).
+    async fn line_quantities(&self, sale: i64) -> Result<Vec<i64>, ErpError> {
+        let rows = self
+            .rpc
+            .call(
+                "model.sale.line.search_read",
+                vec![
+                    json!([["sale", "=", sale], ["type", "=", "line"]]),
+                    json!(0),
+                    Value::Null,
+                    Value::Null,
+                    json!(["quantity"]),
+                ],
+            )
+            .await?;
+        Ok(rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["quantity"].as_f64().map_or(0, |q| q.round() as i64))
+            .collect())
+    }
+
     /// The sale as it stands, without changing it: what a lookup reports.
     pub(crate) async fn sale_as_it_stands(&self, sale: i64) -> Result<ErpDocument, ErpError> {
         let row = self.read_sale(sale).await?;
@@ -131,7 +154,7 @@ impl Tryton {
 
     /// Presses one of the sale's workflow buttons (they answer `null` whatever happened, so
     /// the caller reads the state back).
-    async fn button(&self, sale: i64, name: &str) -> Result<(), ErpError> {
+    pub(crate) async fn button(&self, sale: i64, name: &str) -> Result<(), ErpError> {
         self.rpc
             .call(&format!("model.sale.sale.{name}"), vec![json!([sale])])
             .await
@@ -190,6 +213,14 @@ impl Tryton {
             document_state(state, self.config.confirm)
         };
         document.erp_state = state.as_str().to_owned();
+        // Only a sale worth nothing can have been amended to nothing: the lines are read
+        // for those alone.
+        if document.gross_minor == 0
+            && amended_to_nothing(state, self.line_quantities(sale).await?.into_iter())
+        {
+            document.state = DocumentState::Cancelled;
+            document.erp_state = EMPTIED.to_owned();
+        }
         if let Some(plain) = document
             .external_ref
             .strip_prefix(&self.config.reference_prefix)
@@ -199,14 +230,13 @@ impl Tryton {
         Ok(document)
     }
 
-    /// Creates the sale (after looking for one an earlier attempt made) and finishes it.
-    pub(crate) async fn create_sale(&self, order: &PostOrder) -> Result<ErpDocument, ErpError> {
-        // Tryton has no unique reference: Ferry keeps it idempotent by looking first.
-        let reference = self.reference(&order.external_ref);
-        if let Some(id) = self.sale_id(&reference).await? {
-            return self.finish(id, order.gross_minor).await;
-        }
-        let currency = self.currency(&order.currency).await?;
+    /// The order's lines as Tryton sale lines: each line's net amount as a 4-decimal unit
+    /// price, its tax, and a description that says which are shipping and handling.
+    pub(crate) async fn sale_lines(
+        &self,
+        order: &PostOrder,
+        digits: u32,
+    ) -> Result<Vec<Value>, ErpError> {
         let codes: Vec<&str> = order.lines.iter().map(|l| l.erp_item.as_str()).collect();
         let products = self.products(&codes).await?;
         let mut lines = Vec::with_capacity(order.lines.len());
@@ -219,18 +249,26 @@ impl Tryton {
                 "product": product.id,
                 "unit": product.uom,
                 "quantity": quantity as f64,
-                "unit_price": decimal(net_unit_price(line.net_minor, quantity, currency.digits)),
-                "description": match line.kind {
-                    LineKind::Item => line.description.clone(),
-                    LineKind::Shipping => format!("Shipping: {}", line.description),
-                    LineKind::Handling => format!("Handling: {}", line.description),
-                },
+                "unit_price": decimal(net_unit_price(line.net_minor, quantity, digits)),
+                "description": line_description(line),
             });
             if let Some(tax) = tax {
                 value["taxes"] = json!([["add", [tax]]]);
             }
             lines.push(value);
         }
+        Ok(lines)
+    }
+
+    /// Creates the sale (after looking for one an earlier attempt made) and finishes it.
+    pub(crate) async fn create_sale(&self, order: &PostOrder) -> Result<ErpDocument, ErpError> {
+        // Tryton has no unique reference: Ferry keeps it idempotent by looking first.
+        let reference = self.reference(&order.external_ref);
+        if let Some(id) = self.sale_id(&reference).await? {
+            return self.finish(id, order.gross_minor).await;
+        }
+        let currency = self.currency(&order.currency).await?;
+        let lines = self.sale_lines(order, currency.digits).await?;
         let (party, address) = self.party(&order.customer, &order.external_ref).await?;
         let mut sale = json!({
             "party": party,
@@ -256,6 +294,28 @@ impl Tryton {
             .ok_or_else(|| ErpError::Rejected("Tryton created no sale".into()))?;
         tracing::debug!(order = %order.external_ref, sale = id, "Tryton sale created");
         self.finish(id, order.gross_minor).await
+    }
+}
+
+/// What Ferry calls a sale amended to nothing (Tryton cannot cancel a sale past its
+/// quotation: a cancelled order's sale has every line at quantity 0 and ends `done`).
+pub(crate) const EMPTIED: &str = "amended to nothing";
+
+/// Whether a sale in `state` whose lines hold `quantities` is a cancelled order's.
+pub(crate) fn amended_to_nothing(state: SaleState, quantities: impl Iterator<Item = i64>) -> bool {
+    let mut quantities = quantities.peekable();
+    matches!(state, SaleState::Processing | SaleState::Done)
+        && quantities.peek().is_some()
+        && quantities.all(|q| q == 0)
+}
+
+/// What a sale line says it is: shipping and handling lines are marked so the read-back
+/// tells them from items.
+pub(crate) fn line_description(line: &PostLine) -> String {
+    match line.kind {
+        LineKind::Item => line.description.clone(),
+        LineKind::Shipping => format!("Shipping: {}", line.description),
+        LineKind::Handling => format!("Handling: {}", line.description),
     }
 }
 

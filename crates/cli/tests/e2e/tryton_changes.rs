@@ -1,0 +1,287 @@
+//! Changes after posting into real Tryton through its `sale_amendment` module (ADR 0035):
+//! a line removed after posting amends the sale — the same sale, a new revision, what the
+//! customer now pays as its total — and the same change again amends nothing; a
+//! cancellation amends it to nothing; a shipped sale and a change that adds a line are
+//! refused with Tryton's reason.
+
+use std::time::Duration;
+
+use ferry_domain::Rules;
+use ferry_erp::{
+    ChangeOrders, ChangeOutcome, DocumentState, LineKind, OrderChange, PostOrder, PostOrders,
+    ReadBack,
+};
+use ferry_erp_tryton::Tryton;
+use serde_json::json;
+
+use crate::tryton::{
+    connector, one_order, post_order, sale_state, sales_with_reference, ship_in_tryton, tenant,
+    tryton_stack, unique_prefix,
+};
+
+/// A contract example as the writer would post it.
+fn example(name: &str) -> PostOrder {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/contracts/examples"
+    );
+    let json = std::fs::read(format!("{dir}/{name}.json")).expect("example");
+    let csv = std::fs::read_to_string(format!("{dir}/{name}.map.csv")).expect("map");
+    let items: std::collections::HashMap<String, String> =
+        ferry_domain::rules::parse_mapping_csv(&csv)
+            .expect("csv")
+            .into_iter()
+            .collect();
+    let mut rules = Rules::default();
+    for rate in ["25", "20", "8.875"] {
+        rules.tax_codes.insert(rate.into(), format!("VAT{rate}"));
+    }
+    post_order(&tenant(rules), &json, &items)
+}
+
+/// The order without its first item line, as Centra holds it after the line's cancellation.
+fn without_first_item(order: &PostOrder) -> PostOrder {
+    let mut newer = order.clone();
+    let at = newer
+        .lines
+        .iter()
+        .position(|l| l.kind == LineKind::Item)
+        .expect("an item line");
+    let gone = newer.lines.remove(at);
+    newer.gross_minor -= gone.gross_minor;
+    newer.tax_minor -= gone.tax_minor;
+    newer
+}
+
+fn change(id: &str, reference: &str, order: &PostOrder, cancel: bool) -> OrderChange {
+    OrderChange {
+        change_id: id.to_owned(),
+        erp_reference: reference.to_owned(),
+        order: order.clone(),
+        cancel,
+    }
+}
+
+async fn amendments(tryton: &Tryton, reference: &str) -> usize {
+    tryton
+        .rpc()
+        .call(
+            "model.sale.amendment.search_count",
+            vec![json!([["sale.reference", "=", reference]])],
+        )
+        .await
+        .expect("amendments")
+        .as_u64()
+        .unwrap_or(0) as usize
+}
+
+async fn applied(tryton: &Tryton, c: &OrderChange) -> ferry_erp::ErpDocument {
+    match tryton.change_sales_order(c).await.expect("Tryton answers") {
+        ChangeOutcome::Applied(document) => document,
+        ChangeOutcome::Refused(reason) => panic!("refused: {reason}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_removed_then_the_order_cancelled_amends_the_one_tryton_sale() {
+    let prefix = unique_prefix();
+    let tryton = connector(&prefix);
+    let order = example("04-sek-bundle-voucher");
+    let posted = tryton.create_sales_order(&order).await.expect("posted");
+    let reference = format!("{prefix}{}", order.external_ref);
+    assert_eq!(sale_state(&tryton, &reference).await.0, "processing");
+
+    // A line cancelled in Centra after posting.
+    let newer = without_first_item(&order);
+    assert!(newer.gross_minor < order.gross_minor);
+    let first = change("c1", &posted.reference, &newer, false);
+    let document = applied(&tryton, &first).await;
+    assert_eq!(document.reference, posted.reference, "the same sale");
+    assert_eq!(
+        document.gross_minor, newer.gross_minor,
+        "Tryton's total is what the customer now pays"
+    );
+    assert_eq!(document.state, DocumentState::Complete);
+    assert_eq!(sales_with_reference(&tryton, &reference).await, 1);
+    let amended = amendments(&tryton, &reference).await;
+    assert!(amended >= 1, "an amendment in Tryton's history");
+    let read = tryton
+        .read_sales_orders(&order.external_ref)
+        .await
+        .expect("read back");
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].gross_minor, newer.gross_minor);
+    let items = |lines: &[ferry_erp::ReadLine]| {
+        lines
+            .iter()
+            .filter(|l| l.kind == ferry_erp::ReadLineKind::Item)
+            .count()
+    };
+    assert_eq!(
+        items(&read[0].lines),
+        newer
+            .lines
+            .iter()
+            .filter(|l| l.kind == LineKind::Item)
+            .count(),
+        "the removed line is gone from what the reconciler reads"
+    );
+
+    // The same change again (a redelivery): nothing amended.
+    let again = applied(&tryton, &first).await;
+    assert_eq!(again, document);
+    assert_eq!(amendments(&tryton, &reference).await, amended);
+
+    // A change that adds a line Tryton's sale does not have: refused, nothing amended.
+    let mut grown = order.clone();
+    let mut extra = grown.lines[0].clone();
+    extra.erp_item = "007310".into();
+    extra.description = "Socks added later".into();
+    grown.lines.push(extra);
+    match tryton
+        .change_sales_order(&change("c2", &posted.reference, &grown, false))
+        .await
+        .expect("answers")
+    {
+        ChangeOutcome::Refused(reason) => assert!(reason.contains("add"), "{reason}"),
+        ChangeOutcome::Applied(d) => panic!("a line cannot be added: {d:?}"),
+    }
+    assert_eq!(amendments(&tryton, &reference).await, amended);
+
+    // The whole order cancelled before shipping: the sale holds nothing and reads as
+    // cancelled; its shipment is gone.
+    let cancelled = applied(&tryton, &change("c3", &posted.reference, &newer, true)).await;
+    assert_eq!(cancelled.state, DocumentState::Cancelled);
+    assert_eq!(cancelled.gross_minor, 0);
+    let read = tryton
+        .read_sales_orders(&order.external_ref)
+        .await
+        .expect("read back");
+    assert_eq!(read[0].state, DocumentState::Cancelled);
+    assert_eq!(read[0].erp_state, "amended to nothing");
+    assert_eq!(
+        sale_state(&tryton, &reference).await.1,
+        0,
+        "no shipment left"
+    );
+    assert_eq!(sales_with_reference(&tryton, &reference).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_to_a_shipped_tryton_sale_is_refused_with_tryton_s_reason() {
+    let prefix = unique_prefix();
+    let tryton = connector(&prefix);
+    let order = example("02-gbp-voucher-shipping");
+    let posted = tryton.create_sales_order(&order).await.expect("posted");
+    let reference = format!("{prefix}{}", order.external_ref);
+    ship_in_tryton(&tryton, &reference, "PN-CHANGE-1").await;
+
+    let newer = without_first_item(&order);
+    match tryton
+        .change_sales_order(&change("c1", &posted.reference, &newer, false))
+        .await
+        .expect("answers")
+    {
+        ChangeOutcome::Refused(reason) => {
+            assert!(reason.contains("shipment"), "{reason}");
+            assert!(reason.contains("done"), "{reason}");
+        }
+        ChangeOutcome::Applied(d) => panic!("a shipped sale cannot change: {d:?}"),
+    }
+    assert_eq!(amendments(&tryton, &reference).await, 0);
+    let found = tryton
+        .find_sales_order(&order.external_ref)
+        .await
+        .expect("lookup")
+        .expect("sale");
+    assert_eq!(found.gross_minor, order.gross_minor, "left as it was");
+}
+
+/// Through the whole stack: a unit cancelled in Centra after the order reached Tryton
+/// amends the one sale (the erp-writer's change consumer, ADR 0035), and the ledger
+/// records the change applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_cancelled_in_centra_amends_the_tryton_sale_through_the_stack() {
+    let env = ferry_testing::TestEnv::new().await;
+    let t = ferry_testing::tryton().expect("Tryton");
+    let prefix = unique_prefix();
+    let stack = tryton_stack(&env, t.url.clone(), &prefix, 31).await;
+    let store = env.store().await;
+    // An order with a line of two units or more, so one can be cancelled.
+    let (number, line_id) = loop {
+        let n = stack.centra.generate(1, &one_order())[0];
+        let order = stack.centra.state.order(n).expect("order");
+        if let Some(l) = order.lines.iter().find(|l| l.quantity >= 2) {
+            break (n, l.id);
+        }
+    };
+    let posted = store.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let before = loop {
+        let row = posted.ledger_row("acme", number).await.expect("ledger");
+        if let Some(row) = row.filter(|r| r.state == "posted") {
+            break row;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never posted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let reference = format!("{prefix}{number}");
+    let tryton = connector(&prefix);
+
+    stack
+        .centra
+        .state
+        .update::<()>(number, |o| {
+            let l = o.lines.iter_mut().find(|l| l.id == line_id).expect("line");
+            l.quantity -= 1;
+            l.cancelled_quantity += 1;
+            Ok(())
+        })
+        .expect("order")
+        .expect("updated");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let document = loop {
+        let found = tryton
+            .find_sales_order(&number.to_string())
+            .await
+            .expect("lookup")
+            .expect("sale");
+        if found.gross_minor < before.gross_minor.expect("the gross posted") {
+            break found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never amended");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        Some(document.reference.as_str()),
+        before.erp_reference.as_deref()
+    );
+    assert_eq!(
+        sales_with_reference(&tryton, &reference).await,
+        1,
+        "no second sale"
+    );
+    assert!(amendments(&tryton, &reference).await >= 1);
+    // The writer records the change once Tryton has answered.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let recorded = store
+            .amendments_of("acme", number)
+            .await
+            .expect("amendments");
+        if recorded.iter().any(|a| {
+            a.outcome.as_str() == "applied" && a.erp_gross_minor == Some(document.gross_minor)
+        }) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not recorded: {recorded:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(store.open_exceptions("acme").await.expect("x").is_empty());
+    stack.shutdown().await;
+    env.cleanup().await;
+}
