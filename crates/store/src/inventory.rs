@@ -39,6 +39,15 @@ pub struct Pushed {
     pub sellable: i64,
 }
 
+/// What [`Store::prune_commitments`] forgot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Orders whose commitments went (cancelled, or shipped in full).
+    pub orders: u64,
+    /// Per SKU, the units of the posted orders forgotten (all shipped).
+    pub shipped: std::collections::HashMap<String, i64>,
+}
+
 /// Units of Centra orders per SKU that Centra holds allocated: `pending` are not in the
 /// ERP yet; `posted_unshipped` are in the ERP (so its available stock already excludes
 /// them) but Centra has not recorded them shipped.
@@ -257,9 +266,14 @@ impl Store {
     ) -> Result<Vec<Commitment>, StoreError> {
         let rows = sqlx::query(
             "WITH shipped AS (
+                 -- Only the shipments of orders still committed: the ledger of every
+                 -- shipment ever grows without end.
                  SELECT s.order_number, i.key AS erp_item, sum(i.value::bigint) AS units
-                 FROM shipment_ledger s, jsonb_each_text(s.items) i
-                 WHERE s.tenant = $1 AND s.state = 'sent'
+                 FROM order_commitments oc
+                 JOIN shipment_ledger s
+                   ON s.tenant = oc.tenant AND s.order_number = oc.order_number,
+                 jsonb_each_text(s.items) i
+                 WHERE oc.tenant = $1 AND s.state = 'sent'
                  GROUP BY 1, 2)
              SELECT x.sku,
                     coalesce(sum(x.quantity) FILTER (WHERE l.state <> 'posted'), 0)::bigint
@@ -320,9 +334,11 @@ impl Store {
     }
 
     /// Forgets the commitments of orders that no longer hold stock in Centra: cancelled,
-    /// or posted and shipped in full. Returns how many orders' commitments went.
-    pub async fn prune_commitments(&self, tenant: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query(
+    /// or posted and shipped in full. Returns, per SKU, the units of the forgotten posted
+    /// orders — what [`Store::commitments`] counted `shipped` for them, and no longer will
+    /// — so a reader of that running total can take them off its own.
+    pub async fn prune_commitments(&self, tenant: &str) -> Result<Pruned, StoreError> {
+        let rows = sqlx::query(
             "DELETE FROM order_commitments c
              USING order_ledger l
              WHERE c.tenant = $1 AND l.tenant = c.tenant AND l.order_number = c.order_number
@@ -333,11 +349,27 @@ impl Store {
                             SELECT coalesce(sum((s.items ->> x.erp_item)::bigint), 0)
                             FROM shipment_ledger s
                             WHERE s.tenant = c.tenant AND s.order_number = c.order_number
-                              AND s.state = 'sent'))))",
+                              AND s.state = 'sent'))))
+             RETURNING l.state, c.skus, c.quantities",
         )
         .bind(tenant)
-        .execute(self.pool())
+        .fetch_all(self.pool())
         .await?;
-        Ok(done.rows_affected())
+        let mut pruned = Pruned {
+            orders: rows.len() as u64,
+            ..Pruned::default()
+        };
+        for row in rows {
+            let state: String = row.try_get("state")?;
+            if state != "posted" {
+                continue;
+            }
+            let skus: Vec<String> = row.try_get("skus")?;
+            let quantities: Vec<i64> = row.try_get("quantities")?;
+            for (sku, units) in skus.into_iter().zip(quantities) {
+                *pruned.shipped.entry(sku).or_default() += units;
+            }
+        }
+        Ok(pruned)
     }
 }

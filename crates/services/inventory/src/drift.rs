@@ -25,9 +25,24 @@ impl Pusher {
         }
         self.rounds.ordinary_round = true;
         self.rounds.dirty = true;
-        let pruned = self.store.prune_commitments(&self.tenant.id).await?;
+        let pruned = self.prune().await?;
         tracing::info!(tenant = %self.tenant.id, sizes = self.entries.len(), pruned, "stock sweep");
         Ok(())
+    }
+
+    /// Forgets the commitments of finished orders (every minute, `PRUNE_EVERY`: the commitments
+    /// are read every poll, and reading a day of finished orders each time starved the
+    /// database in the chaos run). The shipped units forgotten come off the running total
+    /// the pusher compares with, so a shipment recorded meanwhile still counts.
+    pub(crate) async fn prune(&mut self) -> Result<u64, StepError> {
+        self.rounds.last_prune = Instant::now();
+        let pruned = self.store.prune_commitments(&self.tenant.id).await?;
+        if let Some(shipped) = self.reserved.shipped.as_mut() {
+            for (sku, units) in pruned.shipped {
+                *shipped.entry(sku).or_default() -= units;
+            }
+        }
+        Ok(pruned.orders)
     }
 
     /// Compares one page of Centra's free-to-allocate stock with what Ferry expects. Centra

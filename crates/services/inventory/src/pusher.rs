@@ -118,7 +118,7 @@ impl Held {
 pub(crate) struct Reservations {
     pub by_sku: HashMap<String, Held>,
     /// Units per SKU Centra recorded shipped, as last read (`None` before the first read).
-    shipped: Option<HashMap<String, i64>>,
+    pub(crate) shipped: Option<HashMap<String, i64>>,
     read_at: Option<Instant>,
     /// The same moment by the wall clock, µs since the epoch.
     read_wall: i64,
@@ -128,12 +128,16 @@ pub(crate) struct Reservations {
 /// pusher, short enough to keep the query small.
 const RECENT: Duration = Duration::from_secs(15 * 60);
 
+/// How often the commitments of finished orders are forgotten.
+pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
 /// When ordinary work, sweeps and drift checks are due.
 pub(crate) struct Rounds {
     pub last_ordinary: Instant,
     /// An ordinary round is under way (started, not everything sent yet).
     pub ordinary_round: bool,
     pub last_sweep: Instant,
+    pub last_prune: Instant,
     /// Something a target depends on changed since targets were last computed.
     pub dirty: bool,
     /// Sizes selling out could not all be sent (budget): compute again next pass.
@@ -211,6 +215,7 @@ impl Pusher {
                 last_ordinary: now,
                 ordinary_round: true,
                 last_sweep: now,
+                last_prune: now,
                 dirty: true,
                 selling_out_waiting: false,
             },
@@ -393,6 +398,8 @@ impl Pusher {
         self.check_drift().await?;
         if self.rounds.last_sweep.elapsed() >= self.tenant.inventory.sweep_interval {
             self.sweep().await?;
+        } else if self.rounds.last_prune.elapsed() >= PRUNE_EVERY {
+            self.prune().await?;
         }
         Ok(())
     }

@@ -2,7 +2,8 @@
 //! pending until posted, posted until Centra records them shipped, nothing once cancelled or
 //! shipped in full; batches and redeliveries replace an order's lines.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use ferry_store::inventory::{Commitment, OrderUnits};
 use ferry_testing::TestEnv;
@@ -120,7 +121,28 @@ async fn units_are_pending_then_posted_then_gone() {
 
     // Shipped in full and cancelled orders are forgotten; the rest stays.
     shipped(&store, "S3", 2, "sent", r#"{"A": 1}"#).await;
-    assert_eq!(store.prune_commitments("acme").await.unwrap(), 2);
+    let total = |c: Vec<Commitment>| c.iter().map(|c| c.shipped).sum::<i64>();
+    let before = total(
+        store
+            .commitments("acme", Duration::from_secs(900))
+            .await
+            .unwrap(),
+    );
+    let pruned = store.prune_commitments("acme").await.unwrap();
+    assert_eq!(pruned.orders, 2);
+    // Order 2's three units, shipped: what the running total of shipped units loses.
+    assert_eq!(pruned.shipped, HashMap::from([("A".to_owned(), 3)]));
+    let after = total(
+        store
+            .commitments("acme", Duration::from_secs(900))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        before - after,
+        3,
+        "the running total drops by what prune reports"
+    );
     let now = by_sku(&store).await;
     assert_eq!(now["A"], (1, 0));
     assert_eq!(now["B"], (4, 0));
@@ -152,7 +174,7 @@ async fn an_order_is_forgotten_only_when_shipped_in_full() {
 
     shipped(&store, "S1", 7, "sent", r#"{"A": 2}"#).await;
     assert_eq!(
-        store.prune_commitments("acme").await.unwrap(),
+        store.prune_commitments("acme").await.unwrap().orders,
         0,
         "B is on its way"
     );
@@ -160,7 +182,12 @@ async fn an_order_is_forgotten_only_when_shipped_in_full() {
     assert_eq!(now["A"], (4, 0));
     assert_eq!(now["B"], (0, 1));
     shipped(&store, "S2", 7, "sent", r#"{"B": 1}"#).await;
-    assert_eq!(store.prune_commitments("acme").await.unwrap(), 1);
+    let pruned = store.prune_commitments("acme").await.unwrap();
+    assert_eq!(pruned.orders, 1);
+    assert_eq!(
+        pruned.shipped,
+        HashMap::from([("A".to_owned(), 2), ("B".to_owned(), 1)])
+    );
     assert!(!by_sku(&store).await.contains_key("B"));
 
     // Order 8's new version has no lines left: it holds nothing.
