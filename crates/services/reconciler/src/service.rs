@@ -130,14 +130,14 @@ impl Feed for Check {
     async fn pass(&self, cursor: &str) -> Result<Pass, FeedError> {
         let checker = &self.checker;
         let tenant = checker.tenant.id.as_str();
-        let after = cursor.parse::<i64>().unwrap_or(0);
         let now = Utc::now();
+        let walk = Walk::parse(cursor);
         let limit = i64::try_from(self.batch).unwrap_or(i64::MAX);
         let due = checker
             .store
             .orders_to_reconcile(
                 tenant,
-                after,
+                walk.after,
                 Due {
                     settled_before: now - checker.grace,
                     recheck_before: now - self.recheck,
@@ -149,23 +149,68 @@ impl Feed for Check {
             .await
             .map_err(FeedError::transient)?;
         if due.is_empty() {
-            // The end of the tenant's orders: every order now has a verdict no older than
-            // the sweep interval. The next pass starts again from the first.
-            if !cursor.is_empty() {
+            // The end of the tenant's orders. New orders come after it (numbers grow), so
+            // the walk waits here for them; it starts again from the first order — for
+            // rechecks, sweeps, a ledger row that changed and an order that settled late —
+            // once per recheck interval or minute, not every pass (a walk reads the whole
+            // ledger: a second at 200,000 orders).
+            if now - walk.started < self.recheck.min(REWALK_AT_MOST) {
+                return Ok(Pass::idle(cursor));
+            }
+            if walk.after > 0 {
                 publish_standing(&checker.store, tenant).await?;
             }
-            return Ok(Pass::idle(""));
+            return Ok(Pass::idle(Walk::from_start(now).to_string()));
         }
         let checked = checker.check(&due, now).await?;
+        let last = checked.last().map_or(walk.after, |c| c.order);
         Ok(Pass {
-            cursor: checked
-                .last()
-                .map(|c| c.order.to_string())
-                .unwrap_or_default(),
+            cursor: Walk {
+                after: last,
+                ..walk
+            }
+            .to_string(),
             items: checked.len() as u64,
             more: due.len() >= self.batch,
             ..Pass::default()
         })
+    }
+}
+
+/// The longest the check walk waits at the end of the ledger before it starts again.
+const REWALK_AT_MOST: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Where the check walk stands: after which order number, and when this walk through the
+/// ledger began (`<after>@<RFC 3339>` as the feed's cursor; a bare number, the form before,
+/// reads as a walk begun long ago).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Walk {
+    after: i64,
+    started: chrono::DateTime<Utc>,
+}
+
+impl Walk {
+    fn from_start(now: chrono::DateTime<Utc>) -> Walk {
+        Walk {
+            after: 0,
+            started: now,
+        }
+    }
+
+    fn parse(cursor: &str) -> Walk {
+        let (after, started) = cursor.split_once('@').unwrap_or((cursor, ""));
+        Walk {
+            after: after.parse().unwrap_or(0),
+            started: chrono::DateTime::parse_from_rfc3339(started)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC),
+        }
+    }
+}
+
+impl std::fmt::Display for Walk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.after, self.started.to_rfc3339())
     }
 }
 
@@ -403,9 +448,9 @@ impl Documents {
 
 #[cfg(test)]
 mod tests {
-    use chrono::NaiveDate;
+    use chrono::{NaiveDate, Utc};
 
-    use super::counted_days;
+    use super::{Walk, counted_days};
 
     #[test]
     fn the_stores_day_figures_keep_the_steps_in_their_order() {
@@ -414,6 +459,23 @@ mod tests {
             .map(|s| s.as_str())
             .collect();
         assert_eq!(steps, ferry_store::reconciliation::TIMED_STEPS);
+    }
+
+    #[test]
+    fn the_walk_cursor_reads_back_and_the_old_form_starts_a_new_walk_soon() {
+        let started = Utc::now();
+        let walk = Walk {
+            after: 4711,
+            started,
+        };
+        let back = Walk::parse(&walk.to_string());
+        assert_eq!(back.after, 4711);
+        assert_eq!(back.started.timestamp_micros(), started.timestamp_micros());
+        // The cursor before walks were timed: a bare number, or nothing at all.
+        let old = Walk::parse("4711");
+        assert_eq!(old.after, 4711);
+        assert_eq!(old.started, chrono::DateTime::<Utc>::MIN_UTC);
+        assert_eq!(Walk::parse("").after, 0);
     }
 
     #[test]
