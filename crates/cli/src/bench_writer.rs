@@ -23,9 +23,16 @@ pub struct WriterArgs {
     /// Posts in flight per tenant (the writer's bound, and the baseline's concurrency).
     #[arg(long, default_value_t = 32)]
     pub in_flight: usize,
-    /// Also post this many orders to a real Tryton (scripts/tryton.sh) and report orders/min.
+    /// Also post this many orders to a real Tryton (scripts/tryton.sh) in batches and report
+    /// orders/min, beside a baseline of `--tryton-baseline` orders posted one by one.
     #[arg(long, default_value_t = 0)]
     pub tryton_orders: usize,
+    /// Orders per Tryton call (the connector's `batch`).
+    #[arg(long, default_value_t = ferry_erp_tryton::DEFAULT_BATCH)]
+    pub tryton_batch: usize,
+    /// Orders posted to Tryton one by one first, the same run's baseline.
+    #[arg(long, default_value_t = 40)]
+    pub tryton_baseline: usize,
     /// Also measure the ERP simulator's own capacity: this many creates at zero latency,
     /// 64 in flight, then lookups; reports requests/s and the process's memory.
     #[arg(long, default_value_t = 0)]
@@ -43,6 +50,9 @@ struct Result {
     duplicates: usize,
     tryton_orders: usize,
     tryton_orders_per_min: f64,
+    tryton_batch: usize,
+    tryton_baseline_orders_per_min: f64,
+    tryton_failed: usize,
     sim_creates_per_sec: f64,
     sim_lookups_per_sec: f64,
     sim_orders_held: usize,
@@ -224,10 +234,10 @@ pub async fn writer(args: WriterArgs) -> anyhow::Result<()> {
     let documents = stack.erp.orders().len() - baseline_documents;
     eprintln!("writer: {orders_per_sec:.0} orders/s; ERP documents {documents}");
 
-    let (tryton_orders, tryton_per_min) = if args.tryton_orders > 0 {
-        tryton(&dir, &stack, args.tryton_orders).await?
+    let tryton = if args.tryton_orders > 0 {
+        tryton(&dir, &stack, &args).await?
     } else {
-        (0, 0.0)
+        TrytonRun::default()
     };
     let (creates, lookups) = if args.sim_capacity > 0 {
         stack.erp.set_faults(ferry_sim_erp::Faults {
@@ -252,8 +262,11 @@ pub async fn writer(args: WriterArgs) -> anyhow::Result<()> {
         baseline_orders_per_sec: (baseline * 10.0).round() / 10.0,
         ratio: (orders_per_sec / baseline * 100.0).round() / 100.0,
         duplicates: documents.saturating_sub(args.orders),
-        tryton_orders,
-        tryton_orders_per_min: (tryton_per_min * 10.0).round() / 10.0,
+        tryton_orders: args.tryton_orders,
+        tryton_orders_per_min: (tryton.per_min * 10.0).round() / 10.0,
+        tryton_batch: args.tryton_batch,
+        tryton_baseline_orders_per_min: (tryton.baseline_per_min * 10.0).round() / 10.0,
+        tryton_failed: tryton.failed,
         sim_creates_per_sec: creates.round(),
         sim_lookups_per_sec: lookups.round(),
         sim_orders_held: stack.erp.stats().orders,
@@ -268,7 +281,19 @@ pub async fn writer(args: WriterArgs) -> anyhow::Result<()> {
 
 /// Posts `n` generated orders to a real Tryton through the connector (create, quote,
 /// confirm, read back), four at a time, and returns orders per minute.
-async fn tryton(dir: &std::path::Path, stack: &Stack, n: usize) -> anyhow::Result<(usize, f64)> {
+#[derive(Debug, Default)]
+struct TrytonRun {
+    per_min: f64,
+    baseline_per_min: f64,
+    failed: usize,
+}
+
+async fn tryton(
+    dir: &std::path::Path,
+    stack: &Stack,
+    args: &WriterArgs,
+) -> anyhow::Result<TrytonRun> {
+    let n = args.tryton_orders + args.tryton_baseline;
     let script = ferry_testing::infra::workspace_root().join("scripts/tryton.sh");
     let tryton_dir = dir.join("tryton");
     let out = tokio::process::Command::new(&script)
@@ -292,6 +317,7 @@ async fn tryton(dir: &std::path::Path, stack: &Stack, n: usize) -> anyhow::Resul
     let connector = Arc::new(ferry_erp_tryton::Tryton::new(
         ferry_erp_tryton::TrytonConfig {
             reference_prefix: format!("bench{}-", std::process::id()),
+            batch: args.tryton_batch.max(1),
             ..ferry_erp_tryton::TrytonConfig::new(
                 value("FERRY_TRYTON_URL"),
                 value("FERRY_TRYTON_USER"),
@@ -327,31 +353,75 @@ async fn tryton(dir: &std::path::Path, stack: &Stack, n: usize) -> anyhow::Resul
         let pb = ferry_transform::convert::sales_order(tenant, &order, &source);
         orders.push(ferry_erp_writer::convert::post_order(tenant, &pb));
     }
-    eprintln!("tryton: posting {n} orders (create, quote, confirm, read back)");
-    let started = Instant::now();
-    let queue = Arc::new(std::sync::Mutex::new(orders));
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..4 {
-        let (queue, connector) = (queue.clone(), connector.clone());
-        workers.spawn(async move {
-            loop {
-                let next = queue.lock().ok().and_then(|mut q| q.pop());
-                let Some(order) = next else {
-                    return Ok::<_, anyhow::Error>(());
-                };
-                ferry_erp::PostOrders::create_sales_order(connector.as_ref(), &order).await?;
-            }
-        });
-    }
-    while let Some(done) = workers.join_next().await {
-        done??;
-    }
-    let per_min = n as f64 * 60.0 / started.elapsed().as_secs_f64();
-    eprintln!("tryton: {per_min:.1} orders/min");
+    let batched = orders.split_off(args.tryton_baseline.min(orders.len()));
+    eprintln!(
+        "tryton: {} orders one by one (the baseline), then {} in batches of {}",
+        orders.len(),
+        batched.len(),
+        args.tryton_batch
+    );
+    let (baseline_per_min, baseline_failed) = post_to_tryton(&connector, orders, 1).await?;
+    eprintln!("tryton: one by one {baseline_per_min:.1} orders/min");
+    let (per_min, failed) = post_to_tryton(&connector, batched, args.tryton_batch).await?;
+    eprintln!("tryton: in batches {per_min:.1} orders/min");
     let _ = tokio::process::Command::new(&script)
         .arg("stop")
         .arg(&tryton_dir)
         .output()
         .await;
-    Ok((n, per_min))
+    Ok(TrytonRun {
+        per_min,
+        baseline_per_min,
+        failed: failed + baseline_failed,
+    })
+}
+
+/// Posts `orders` to Tryton, `batch` per call, four calls in flight (the writer's default
+/// for a batching ERP); orders per minute and how many failed.
+async fn post_to_tryton(
+    connector: &Arc<ferry_erp_tryton::Tryton>,
+    orders: Vec<ferry_erp::PostOrder>,
+    batch: usize,
+) -> anyhow::Result<(f64, usize)> {
+    let n = orders.len();
+    let started = Instant::now();
+    let queue = Arc::new(std::sync::Mutex::new(orders));
+    let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (queue, connector, failed) = (queue.clone(), connector.clone(), failed.clone());
+        workers.spawn(async move {
+            loop {
+                let next: Vec<ferry_erp::PostOrder> = match queue.lock() {
+                    Ok(mut q) => {
+                        let at = q.len().saturating_sub(batch.max(1));
+                        q.split_off(at)
+                    }
+                    Err(_) => Vec::new(),
+                };
+                if next.is_empty() {
+                    return;
+                }
+                let results = if batch > 1 {
+                    ferry_erp::PostOrders::create_sales_orders(connector.as_ref(), &next).await
+                } else {
+                    vec![
+                        ferry_erp::PostOrders::create_sales_order(connector.as_ref(), &next[0])
+                            .await,
+                    ]
+                };
+                for result in results {
+                    if let Err(e) = result {
+                        eprintln!("tryton: {e}");
+                        failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done?;
+    }
+    let per_min = n as f64 * 60.0 / started.elapsed().as_secs_f64().max(0.001);
+    Ok((per_min, failed.load(std::sync::atomic::Ordering::Relaxed)))
 }

@@ -29,6 +29,7 @@ mod sources;
 mod tenants;
 mod traces;
 mod tryton;
+mod tryton_batch;
 mod tryton_changes;
 mod tryton_readback;
 mod tryton_reconcile;

@@ -20,7 +20,7 @@ use crate::tryton::{
 };
 
 /// A contract example as the writer would post it.
-fn example(name: &str) -> PostOrder {
+pub(crate) fn example(name: &str) -> PostOrder {
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/contracts/examples"

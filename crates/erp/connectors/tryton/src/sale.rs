@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::Tryton;
 use crate::rpc::{decimal, read_decimal};
 
-const SALE_FIELDS: &[&str] = &[
+pub(crate) const SALE_FIELDS: &[&str] = &[
     "reference",
     "number",
     "state",
@@ -201,17 +201,30 @@ impl Tryton {
         row: &Value,
         balanced_draft: bool,
     ) -> Result<ErpDocument, ErpError> {
+        let rounding = self.rounding_line(sale).await?;
+        self.document_with(sale, row, rounding)
+            .await
+            .map(|mut document| {
+                if balanced_draft {
+                    document.state = DocumentState::Complete;
+                }
+                document
+            })
+    }
+
+    /// The document for a sale row whose rounding lines come to `rounding`.
+    pub(crate) async fn document_with(
+        &self,
+        sale: i64,
+        row: &Value,
+        rounding: Decimal,
+    ) -> Result<ErpDocument, ErpError> {
         let (code, digits) = self
             .currency_by_id(row["currency"].as_i64().unwrap_or_default())
             .await?;
         let state = SaleState::of(row)?;
-        let rounding = self.rounding_line(sale).await?;
         let mut document = document(row, &code, digits, rounding)?;
-        document.state = if balanced_draft {
-            DocumentState::Complete
-        } else {
-            document_state(state, self.config.confirm)
-        };
+        document.state = document_state(state, self.config.confirm);
         document.erp_state = state.as_str().to_owned();
         // Only a sale worth nothing can have been amended to nothing: the lines are read
         // for those alone.
@@ -260,13 +273,10 @@ impl Tryton {
         Ok(lines)
     }
 
-    /// Creates the sale (after looking for one an earlier attempt made) and finishes it.
-    pub(crate) async fn create_sale(&self, order: &PostOrder) -> Result<ErpDocument, ErpError> {
-        // Tryton has no unique reference: Ferry keeps it idempotent by looking first.
+    /// The new sale of `order` as Tryton's `create` takes it: party (matched or created),
+    /// addresses, currency, reference, carrier and lines.
+    pub(crate) async fn sale_values(&self, order: &PostOrder) -> Result<Value, ErpError> {
         let reference = self.reference(&order.external_ref);
-        if let Some(id) = self.sale_id(&reference).await? {
-            return self.finish(id, order.gross_minor).await;
-        }
         let currency = self.currency(&order.currency).await?;
         let lines = self.sale_lines(order, currency.digits).await?;
         let (party, address) = self.party(&order.customer, &order.external_ref).await?;
@@ -284,6 +294,17 @@ impl Tryton {
         if let Some(carrier) = self.carrier().await? {
             sale["carrier"] = json!(carrier);
         }
+        Ok(sale)
+    }
+
+    /// Creates the sale (after looking for one an earlier attempt made) and finishes it.
+    pub(crate) async fn create_sale(&self, order: &PostOrder) -> Result<ErpDocument, ErpError> {
+        // Tryton has no unique reference: Ferry keeps it idempotent by looking first.
+        let reference = self.reference(&order.external_ref);
+        if let Some(id) = self.sale_id(&reference).await? {
+            return self.finish(id, order.gross_minor).await;
+        }
+        let sale = self.sale_values(order).await?;
         let created = self
             .rpc
             .call("model.sale.sale.create", vec![json!([sale])])

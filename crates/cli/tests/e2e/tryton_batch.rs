@@ -1,0 +1,108 @@
+//! Many orders per Tryton call (issue 21, part 4): each order keeps its own verdict — an
+//! order Tryton cannot take fails alone, a sale an earlier attempt left is finished, not
+//! doubled — the totals are what the customers paid, and a batched step Tryton refuses is
+//! finished sale by sale.
+
+use ferry_erp::{DocumentState, PostOrder, PostOrders};
+use ferry_erp_tryton::{Tryton, TrytonConfig};
+use ferry_testing::rpc_proxy::{RpcFault, RpcProxy};
+use secrecy::SecretString;
+
+use crate::tryton::{sales_with_reference, unique_prefix};
+use crate::tryton_changes::example;
+
+const EXAMPLES: [&str; 4] = [
+    "01-sek-simple",
+    "02-gbp-voucher-shipping",
+    "03-usd-tax-added",
+    "04-sek-bundle-voucher",
+];
+
+fn tryton_at(url: &str, prefix: &str) -> Tryton {
+    let t = ferry_testing::tryton().expect("Tryton runs (scripts/tryton.sh)");
+    Tryton::new(TrytonConfig {
+        reference_prefix: prefix.to_owned(),
+        ..TrytonConfig::new(url, t.user, SecretString::from(t.password))
+    })
+}
+
+/// The examples under fresh order numbers (a prefix per test keeps references apart too).
+fn orders() -> Vec<PostOrder> {
+    EXAMPLES.iter().map(|name| example(name)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_posts_each_order_once_with_its_own_verdict() {
+    let t = ferry_testing::tryton().expect("Tryton");
+    let prefix = unique_prefix();
+    let tryton = tryton_at(&t.url, &prefix);
+    let mut batch = orders();
+    // One order Tryton cannot take: an item it does not have.
+    let mut unknown = batch[0].clone();
+    unknown.external_ref = "990001".into();
+    unknown.lines[0].erp_item = "NO-SUCH-ITEM".into();
+    batch.push(unknown);
+    // One an earlier attempt already posted.
+    let earlier = tryton.create_sales_order(&batch[1]).await.expect("posted");
+
+    let results = tryton.create_sales_orders(&batch).await;
+    assert_eq!(results.len(), batch.len());
+    for (order, result) in batch.iter().zip(&results) {
+        let reference = format!("{prefix}{}", order.external_ref);
+        if order.external_ref == "990001" {
+            let e = result.as_ref().expect_err("an unknown item fails");
+            assert!(e.to_string().contains("NO-SUCH-ITEM"), "{e}");
+            assert_eq!(sales_with_reference(&tryton, &reference).await, 0);
+            continue;
+        }
+        let document = result.as_ref().expect("posted");
+        assert_eq!(document.state, DocumentState::Complete, "{document:?}");
+        assert_eq!(document.erp_state, "processing");
+        assert_eq!(
+            document.gross_minor, order.gross_minor,
+            "order {}: Tryton's total is what the customer paid",
+            order.external_ref
+        );
+        assert_eq!(sales_with_reference(&tryton, &reference).await, 1);
+    }
+    let again = results[1].as_ref().expect("posted");
+    assert_eq!(
+        again.reference, earlier.reference,
+        "the earlier sale, finished"
+    );
+
+    // The whole batch again (a redelivery): the same sales, none new.
+    let repeated = tryton.create_sales_orders(&batch).await;
+    for (first, second) in results.iter().zip(&repeated) {
+        if let (Ok(a), Ok(b)) = (first, second) {
+            assert_eq!(a.reference, b.reference);
+        }
+    }
+    for order in &batch[..EXAMPLES.len()] {
+        let reference = format!("{prefix}{}", order.external_ref);
+        assert_eq!(sales_with_reference(&tryton, &reference).await, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batched_confirm_tryton_refuses_is_finished_sale_by_sale() {
+    let t = ferry_testing::tryton().expect("Tryton");
+    let proxy = RpcProxy::start(&t.url).await.expect("proxy");
+    proxy.fail_next("model.sale.sale.confirm", 1, RpcFault::Refuse);
+    let prefix = unique_prefix();
+    let tryton = tryton_at(&proxy.url(&t.url), &prefix);
+    let batch = orders();
+    let results = tryton.create_sales_orders(&batch).await;
+    assert_eq!(proxy.faults_left(), 0, "the batched confirm was refused");
+    for (order, result) in batch.iter().zip(&results) {
+        let document = result.as_ref().expect("posted after all");
+        assert_eq!(document.state, DocumentState::Complete);
+        assert_eq!(document.gross_minor, order.gross_minor);
+        let reference = format!("{prefix}{}", order.external_ref);
+        assert_eq!(sales_with_reference(&tryton, &reference).await, 1);
+    }
+    assert!(
+        proxy.calls("model.sale.sale.confirm") > 1,
+        "confirmed one by one after the refusal"
+    );
+}
