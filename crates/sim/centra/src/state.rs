@@ -2,7 +2,7 @@
 //! emails, Events queues), the rate-limit buckets, faults, the request log, and the change
 //! log that feeds webhooks.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -127,6 +127,10 @@ pub struct SimState {
     /// The markets this instance sells in.
     pub markets: Vec<crate::model::Market>,
     orders: RwLock<BTreeMap<i64, Arc<Order>>>,
+    /// Order id → number: lookups by id (shipments, the reconciler's reads) were a scan of
+    /// every order, the chaos run's largest cost at 100,000 orders. An order's id never
+    /// changes once it is stored.
+    ids: RwLock<HashMap<String, i64>>,
     ops: Mutex<Ops>,
     generator: Mutex<Generator>,
     next_number: Mutex<i64>,
@@ -141,6 +145,7 @@ pub struct SimState {
 /// Orders and the back office, locked together for one change.
 pub struct World<'a> {
     orders: &'a mut BTreeMap<i64, Arc<Order>>,
+    ids: &'a HashMap<String, i64>,
     pub ops: &'a mut Ops,
 }
 
@@ -153,10 +158,10 @@ impl World<'_> {
     }
 
     pub fn order_by_id(&self, id: &str) -> Result<i64, UserError> {
-        self.orders
-            .values()
-            .find(|o| o.id == id)
-            .map(|o| o.number)
+        self.ids
+            .get(id)
+            .copied()
+            .filter(|n| self.orders.contains_key(n))
             .ok_or_else(|| user_error(format!("Order {id} not found"), &["order"]))
     }
 
@@ -199,6 +204,7 @@ impl SimState {
         Self {
             markets: markets.clone(),
             orders: RwLock::new(BTreeMap::new()),
+            ids: RwLock::new(HashMap::new()),
             ops: Mutex::new(Ops::new()),
             generator: Mutex::new(Generator::with_markets(seed, markets)),
             next_number: Mutex::new(first_number),
@@ -219,8 +225,10 @@ impl SimState {
         let (result, announcements) = {
             let mut orders = self.orders.write();
             let mut ops = self.ops.lock();
+            let ids = self.ids.read();
             let mut world = World {
                 orders: &mut orders,
+                ids: &ids,
                 ops: &mut ops,
             };
             let result = change(&mut world);
@@ -277,6 +285,7 @@ impl SimState {
                 if order.status != OrderStatus::Pending {
                     ops.allocate(&order);
                 }
+                self.ids.write().insert(order.id.clone(), number);
                 orders.insert(number, Arc::new(order));
                 ops.raise(
                     EventObjectType::Order,
@@ -312,6 +321,7 @@ impl SimState {
             if order.status != OrderStatus::Pending {
                 ops.allocate(&order);
             }
+            self.ids.write().insert(order.id.clone(), number);
             orders.insert(number, Arc::new(order));
             ops.raise(
                 EventObjectType::Order,
@@ -329,7 +339,8 @@ impl SimState {
     }
 
     pub fn order_by_id(&self, id: &str) -> Option<Arc<Order>> {
-        self.orders.read().values().find(|o| o.id == id).cloned()
+        let number = *self.ids.read().get(id)?;
+        self.orders.read().get(&number).cloned()
     }
 
     pub fn order_count(&self) -> usize {
@@ -361,6 +372,9 @@ impl SimState {
                         number,
                         None,
                     );
+                    if order.id != current.id {
+                        self.ids.write().insert(order.id.clone(), number);
+                    }
                     let order = Arc::new(order);
                     orders.insert(number, order.clone());
                     Ok(order)
