@@ -9,6 +9,11 @@
 #   scripts/tryton.sh stop DIR      stop the server started in DIR
 #   scripts/tryton.sh run           start in a temporary directory, in the foreground
 #
+# With FERRY_TRYTON_POSTGRES=postgresql://USER@HOST:PORT/ (a PostgreSQL server, e.g. the one
+# `ferry up` or a benchmark runs), `start` puts Tryton's database there instead of SQLite, as
+# brands run it: a fresh database restored from a cached dump of the bootstrapped template
+# (made once per pins and inputs, by bootstrapping on that server).
+#
 # Environment: FERRY_TRYTON_CACHE (default ~/.cache/ferry/tryton), PYTHON (python3),
 # TRYTON_ADMIN_PASSWORD (ferry-admin), FERRY_TRYTON_QUEUE_WORKER=1 (start: hand queued tasks
 # such as processing a confirmed sale to a queue worker, as production set-ups do; none is
@@ -33,6 +38,7 @@ PINS=(
   trytond-stock==8.2.1 trytond-stock-package==8.2.0
   trytond-stock-package-shipping==8.2.0 trytond-stock-shipment-cost==8.2.0
   trytond-stock-shipment-measurements==8.2.0
+  psycopg==3.3.9 psycopg-binary==3.3.9 psycopg-pool==3.3.3
   argon2-cffi==25.1.0 argon2-cffi-bindings==26.2.0 cffi==2.1.1
   defusedxml==0.7.1 Genshi==0.7.12 lxml==6.1.3 MarkupSafe==3.0.4
   polib==1.2.0 puremagic==1.30 pwdlib==0.3.1 pycparser==3.12
@@ -79,6 +85,30 @@ prepare() {
   flock -u 9
 }
 
+# A dump of the template bootstrapped on PostgreSQL (FERRY_TRYTON_POSTGRES), cached beside
+# the SQLite template; made once on the given server.
+prepare_pg() {
+  local server="$1"
+  prepare
+  PG_DUMP="$TEMPLATE/$DB.pg.sql"
+  exec 9>"$CACHE/lock"
+  flock 9
+  if [[ ! -f "$PG_DUMP" ]]; then
+    log "bootstrapping the template on PostgreSQL (once per pins and inputs)"
+    local t0=$SECONDS tpl="ferry_tpl_$$"
+    # bootstrap.py creates it (Tryton lists only databases it has initialised).
+    psql -q "${server}postgres" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $tpl" >&2
+    "$VENV/bin/python" "$ROOT/scripts/tryton/bootstrap.py" --db "$tpl" --uri "$server" \
+      --catalogue "$ROOT/scripts/tryton/catalogue.json" \
+      --maps "$ROOT/tests/contracts/examples/*.map.csv" > /dev/null
+    pg_dump --no-owner --no-privileges -f "$PG_DUMP.tmp" "${server}$tpl"
+    psql -q "${server}postgres" -c "DROP DATABASE $tpl" >&2
+    mv "$PG_DUMP.tmp" "$PG_DUMP"
+    log "PostgreSQL template ready in $((SECONDS - t0))s: $PG_DUMP"
+  fi
+  flock -u 9
+}
+
 free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 alive() { [[ -f "$1/pid" ]] && kill -0 "$(cat "$1/pid")" 2>/dev/null; }
@@ -91,38 +121,54 @@ start() {
   exec 8>"$dir/start.lock"
   flock 8
   if alive "$dir" && [[ -f "$dir/env" ]]; then cat "$dir/env"; return; fi
-  prepare
-  # A fresh data directory: a journal left by a server that was killed would be rolled back
-  # onto the new copy and corrupt it.
-  rm -rf "$dir/data"
-  mkdir -p "$dir/data"
-  cp "$TEMPLATE/$DB.sqlite" "$dir/data/$DB.sqlite"
   local port; port="$(free_port)"
-  cat > "$dir/trytond.conf" <<CONF
+  local db="$DB" server="${FERRY_TRYTON_POSTGRES:-}"
+  if [[ -n "$server" ]]; then
+    [[ "$server" == */ ]] || server="$server/"
+    prepare_pg "$server"
+    # A database of its own on the server, restored from the template's dump.
+    db="ferry_t$port"
+    psql -q "${server}postgres" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >&2
+    psql -q -o /dev/null -v ON_ERROR_STOP=1 -f "$PG_DUMP" "${server}$db" >&2
+    cat > "$dir/trytond.conf" <<CONF
+[web]
+listen = 127.0.0.1:$port
+[database]
+uri = $server
+CONF
+  else
+    prepare
+    # A fresh data directory: a journal left by a server that was killed would be rolled
+    # back onto the new copy and corrupt it.
+    rm -rf "$dir/data"
+    mkdir -p "$dir/data"
+    cp "$TEMPLATE/$DB.sqlite" "$dir/data/$DB.sqlite"
+    cat > "$dir/trytond.conf" <<CONF
 [web]
 listen = 127.0.0.1:$port
 [database]
 uri = sqlite://
 path = $dir/data
 CONF
+  fi
   if [[ "${FERRY_TRYTON_QUEUE_WORKER:-}" == 1 ]]; then
     printf '[queue]\nworker = True\n' >> "$dir/trytond.conf"
   fi
   # The server must not inherit the lock descriptors, or it would hold them for its life.
-  nohup "$VENV/bin/trytond" -c "$dir/trytond.conf" -d "$DB" > "$dir/trytond.log" 2>&1 8>&- 9>&- &
+  nohup "$VENV/bin/trytond" -c "$dir/trytond.conf" -d "$db" > "$dir/trytond.log" 2>&1 8>&- 9>&- &
   echo $! > "$dir/pid"
   local url="http://127.0.0.1:$port"
   local t0=$SECONDS
   until curl -sf -X POST -H 'Content-Type: application/json' \
       -d "{\"id\":1,\"method\":\"common.db.login\",\"params\":[\"admin\",{\"password\":\"$TRYTON_ADMIN_PASSWORD\"},\"en\"]}" \
-      "$url/$DB/rpc/" > /dev/null 2>&1; do
+      "$url/$db/rpc/" > /dev/null 2>&1; do
     alive "$dir" || { log "trytond died:"; tail -20 "$dir/trytond.log" >&2; return 1; }
     (( SECONDS - t0 < 120 )) || { log "trytond did not answer in 120 s"; return 1; }
     sleep 0.2
   done
   log "trytond answering on $url after $((SECONDS - t0))s"
   {
-    echo "FERRY_TRYTON_URL=$url/$DB/"
+    echo "FERRY_TRYTON_URL=$url/$db/"
     echo "FERRY_TRYTON_USER=admin"
     echo "FERRY_TRYTON_PASSWORD=$TRYTON_ADMIN_PASSWORD"
   } > "$dir/env"

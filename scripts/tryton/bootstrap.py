@@ -295,15 +295,20 @@ def bootstrap(db, catalogue, map_items):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--db', required=True)
-    parser.add_argument('--data', required=True, help='SQLite data directory')
+    parser.add_argument('--data', help='SQLite data directory')
+    parser.add_argument('--uri', default='sqlite://',
+                        help='database server: sqlite:// (with --data) or postgresql://USER@HOST:PORT/')
     parser.add_argument('--catalogue', required=True)
     parser.add_argument('--maps', default='', help='glob of SKU→ERP item CSV files')
     parser.add_argument('--admin-password', default=os.environ.get('TRYTON_ADMIN_PASSWORD', 'ferry-admin'))
     args = parser.parse_args()
 
-    os.makedirs(args.data, exist_ok=True)
-    os.environ['TRYTOND_DATABASE__URI'] = 'sqlite://'
-    os.environ['TRYTOND_DATABASE__PATH'] = args.data
+    os.environ['TRYTOND_DATABASE__URI'] = args.uri
+    if args.uri.startswith('sqlite'):
+        if not args.data:
+            parser.error('--data is needed for SQLite')
+        os.makedirs(args.data, exist_ok=True)
+        os.environ['TRYTOND_DATABASE__PATH'] = args.data
     started = time.monotonic()
     if set(MODULES) - ensure_database(args.db):
         run_admin(args.db, args.admin_password)
