@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use secrecy::ExposeSecret as _;
 use serde::Serialize;
 
 use crate::stack::{LocalInfra, Stack, StackOptions, local_config};
@@ -33,6 +34,10 @@ pub struct WriterArgs {
     /// Orders posted to Tryton one by one first, the same run's baseline.
     #[arg(long, default_value_t = 40)]
     pub tryton_baseline: usize,
+    /// Tryton's database on the run's PostgreSQL, as brands run it (default: SQLite, the
+    /// test harness's).
+    #[arg(long)]
+    pub tryton_postgres: bool,
     /// Also measure the ERP simulator's own capacity: this many creates at zero latency,
     /// 64 in flight, then lookups; reports requests/s and the process's memory.
     #[arg(long, default_value_t = 0)]
@@ -53,6 +58,8 @@ struct Result {
     tryton_batch: usize,
     tryton_baseline_orders_per_min: f64,
     tryton_failed: usize,
+    tryton_database: &'static str,
+    tryton_seconds_per_order_by_call: std::collections::BTreeMap<String, f64>,
     sim_creates_per_sec: f64,
     sim_lookups_per_sec: f64,
     sim_orders_held: usize,
@@ -267,6 +274,12 @@ pub async fn writer(args: WriterArgs) -> anyhow::Result<()> {
         tryton_batch: args.tryton_batch,
         tryton_baseline_orders_per_min: (tryton.baseline_per_min * 10.0).round() / 10.0,
         tryton_failed: tryton.failed,
+        tryton_seconds_per_order_by_call: tryton.seconds_per_order_by_call.clone(),
+        tryton_database: if args.tryton_postgres {
+            "postgresql"
+        } else {
+            "sqlite"
+        },
         sim_creates_per_sec: creates.round(),
         sim_lookups_per_sec: lookups.round(),
         sim_orders_held: stack.erp.stats().orders,
@@ -281,11 +294,22 @@ pub async fn writer(args: WriterArgs) -> anyhow::Result<()> {
 
 /// Posts `n` generated orders to a real Tryton through the connector (create, quote,
 /// confirm, read back), four at a time, and returns orders per minute.
+/// The PostgreSQL server of a database URL (`postgres://u@h:p/db` → `postgresql://u@h:p/`),
+/// for Tryton to create its own database on.
+fn server_url(database_url: &str) -> String {
+    let rest = database_url
+        .split_once("://")
+        .map_or(database_url, |(_, rest)| rest);
+    let server = rest.split(['/', '?']).next().unwrap_or(rest);
+    format!("postgresql://{server}/")
+}
+
 #[derive(Debug, Default)]
 struct TrytonRun {
     per_min: f64,
     baseline_per_min: f64,
     failed: usize,
+    seconds_per_order_by_call: std::collections::BTreeMap<String, f64>,
 }
 
 async fn tryton(
@@ -296,12 +320,15 @@ async fn tryton(
     let n = args.tryton_orders + args.tryton_baseline;
     let script = ferry_testing::infra::workspace_root().join("scripts/tryton.sh");
     let tryton_dir = dir.join("tryton");
-    let out = tokio::process::Command::new(&script)
-        .arg("start")
-        .arg(&tryton_dir)
-        .output()
-        .await
-        .context("starting Tryton")?;
+    let mut start = tokio::process::Command::new(&script);
+    start.arg("start").arg(&tryton_dir);
+    if args.tryton_postgres {
+        start.env(
+            "FERRY_TRYTON_POSTGRES",
+            server_url(stack.config.database.url.expose_secret()),
+        );
+    }
+    let out = start.output().await.context("starting Tryton")?;
     anyhow::ensure!(
         out.status.success(),
         "scripts/tryton.sh start: {}",
@@ -362,8 +389,27 @@ async fn tryton(
     );
     let (baseline_per_min, baseline_failed) = post_to_tryton(&connector, orders, 1).await?;
     eprintln!("tryton: one by one {baseline_per_min:.1} orders/min");
+    let before = connector.rpc().timings();
+    let batched_orders = batched.len().max(1);
     let (per_min, failed) = post_to_tryton(&connector, batched, args.tryton_batch).await?;
     eprintln!("tryton: in batches {per_min:.1} orders/min");
+    // Where the batched run's time went, per Tryton method (seconds per order).
+    let mut by_call = std::collections::BTreeMap::new();
+    for (method, (calls, spent)) in connector.rpc().timings() {
+        let (calls_before, spent_before) = before.get(&method).copied().unwrap_or_default();
+        let seconds = (spent - spent_before).as_secs_f64();
+        if calls > calls_before && seconds >= 0.001 {
+            eprintln!(
+                "tryton:   {method}: {} calls, {:.3} s per order",
+                calls - calls_before,
+                seconds / batched_orders as f64
+            );
+            by_call.insert(
+                method.trim_start_matches("model.").to_owned(),
+                (seconds / batched_orders as f64 * 1000.0).round() / 1000.0,
+            );
+        }
+    }
     let _ = tokio::process::Command::new(&script)
         .arg("stop")
         .arg(&tryton_dir)
@@ -373,6 +419,7 @@ async fn tryton(
         per_min,
         baseline_per_min,
         failed: failed + baseline_failed,
+        seconds_per_order_by_call: by_call,
     })
 }
 
@@ -424,4 +471,19 @@ async fn post_to_tryton(
     }
     let per_min = n as f64 * 60.0 / started.elapsed().as_secs_f64().max(0.001);
     Ok((per_min, failed.load(std::sync::atomic::Ordering::Relaxed)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tryton_gets_the_server_of_the_database_url() {
+        assert_eq!(
+            super::server_url("postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
+            "postgresql://postgres@127.0.0.1:5432/"
+        );
+        assert_eq!(
+            super::server_url("postgresql://u:p@db:6543"),
+            "postgresql://u:p@db:6543/"
+        );
+    }
 }

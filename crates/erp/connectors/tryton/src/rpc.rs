@@ -1,6 +1,7 @@
 //! Tryton's JSON-RPC over HTTP: sessions with re-login on 401, the context on every call,
 //! Decimal and date encoding, and error classification at the source.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
@@ -39,6 +40,8 @@ pub struct Rpc {
     session: Mutex<Option<Session>>,
     /// The user's company, found at login; every call carries it.
     company: Mutex<Option<i64>>,
+    /// Calls and seconds per method: where Tryton spends the time (`ferry bench writer`).
+    timings: std::sync::Mutex<BTreeMap<String, (u64, Duration)>>,
 }
 
 impl Rpc {
@@ -54,6 +57,7 @@ impl Rpc {
             password,
             session: Mutex::new(None),
             company: Mutex::new(None),
+            timings: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -79,7 +83,26 @@ impl Rpc {
     }
 
     /// Calls with the context already in `params`.
+    /// Calls and seconds spent per method since the connector was made.
+    pub fn timings(&self) -> BTreeMap<String, (u64, Duration)> {
+        self.timings.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
     pub async fn call_raw(&self, method: &str, params: Value) -> Result<Value, ErpError> {
+        let started = std::time::Instant::now();
+        let result = self.call_timed(method, params).await;
+        let spent = started.elapsed();
+        metrics::histogram!("ferry_tryton_call_seconds", "method" => method.to_owned())
+            .record(spent.as_secs_f64());
+        if let Ok(mut timings) = self.timings.lock() {
+            let entry = timings.entry(method.to_owned()).or_default();
+            entry.0 += 1;
+            entry.1 += spent;
+        }
+        result
+    }
+
+    async fn call_timed(&self, method: &str, params: Value) -> Result<Value, ErpError> {
         // One re-login when the session expired or the server restarted.
         for attempt in 0..2 {
             let header = self.session_header().await?;
