@@ -44,6 +44,8 @@ async fn a_batch_posts_each_order_once_with_its_own_verdict() {
     batch.push(unknown);
     // One an earlier attempt already posted.
     let earlier = tryton.create_sales_order(&batch[1]).await.expect("posted");
+    // One twice in the same batch (a redelivery).
+    batch.push(batch[2].clone());
 
     let results = tryton.create_sales_orders(&batch).await;
     assert_eq!(results.len(), batch.len());
@@ -78,6 +80,14 @@ async fn a_batch_posts_each_order_once_with_its_own_verdict() {
             assert_eq!(a.reference, b.reference);
         }
     }
+    assert_eq!(
+        results[2].as_ref().map(|d| d.reference.clone()).ok(),
+        results[results.len() - 1]
+            .as_ref()
+            .map(|d| d.reference.clone())
+            .ok(),
+        "the copy is the same sale"
+    );
     for order in &batch[..EXAMPLES.len()] {
         let reference = format!("{prefix}{}", order.external_ref);
         assert_eq!(sales_with_reference(&tryton, &reference).await, 1);

@@ -33,7 +33,16 @@ impl Tryton {
         };
         // Built first, so that an order Tryton cannot take fails alone.
         let mut fresh: Vec<(usize, Value)> = Vec::new();
+        // An order twice in one batch (a redelivery) is created once; the copy gets its
+        // result.
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        let mut copies: Vec<(usize, usize)> = Vec::new();
         for (i, order) in orders.iter().enumerate() {
+            if let Some(&j) = first.get(order.external_ref.as_str()) {
+                copies.push((i, j));
+                continue;
+            }
+            first.insert(&order.external_ref, i);
             if let Some(&id) = existing.get(&self.reference(&order.external_ref)) {
                 results[i] = Some(self.finish(id, order.gross_minor).await);
                 continue;
@@ -52,6 +61,9 @@ impl Tryton {
             for (i, result) in self.create_and_finish(&paid, values).await {
                 results[i] = Some(result);
             }
+        }
+        for (copy, of) in copies {
+            results[copy] = results[of].clone();
         }
         results
             .into_iter()
