@@ -215,7 +215,9 @@ impl Pusher {
                 last_ordinary: now,
                 ordinary_round: true,
                 last_sweep: now,
-                last_prune: now,
+                // Due at once: a leader that has just taken over (after a crash) may not live
+                // the minute.
+                last_prune: now.checked_sub(PRUNE_EVERY).unwrap_or(now),
                 dirty: true,
                 selling_out_waiting: false,
             },
