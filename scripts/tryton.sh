@@ -12,7 +12,9 @@
 # With FERRY_TRYTON_POSTGRES=postgresql://USER@HOST:PORT/ (a PostgreSQL server, e.g. the one
 # `ferry up` or a benchmark runs), `start` puts Tryton's database there instead of SQLite, as
 # brands run it: a fresh database restored from a cached dump of the bootstrapped template
-# (made once per pins and inputs, by bootstrapping on that server).
+# (made once per pins and inputs, by bootstrapping on that server). FERRY_TRYTON_WORKERS=N (N > 1,
+# PostgreSQL only) serves it with N worker processes under gunicorn, as production Tryton runs
+# behind a multi-process WSGI server: one trytond process uses one core.
 #
 # Environment: FERRY_TRYTON_CACHE (default ~/.cache/ferry/tryton), PYTHON (python3),
 # TRYTON_ADMIN_PASSWORD (ferry-admin), FERRY_TRYTON_QUEUE_WORKER=1 (start: hand queued tasks
@@ -38,7 +40,7 @@ PINS=(
   trytond-stock==8.2.1 trytond-stock-package==8.2.0
   trytond-stock-package-shipping==8.2.0 trytond-stock-shipment-cost==8.2.0
   trytond-stock-shipment-measurements==8.2.0
-  psycopg==3.3.9 psycopg-binary==3.3.9 psycopg-pool==3.3.3
+  psycopg==3.3.9 psycopg-binary==3.3.9 psycopg-pool==3.3.3 gunicorn==27.0.1
   argon2-cffi==25.1.0 argon2-cffi-bindings==26.2.0 cffi==2.1.1
   defusedxml==0.7.1 Genshi==0.7.12 lxml==6.1.3 MarkupSafe==3.0.4
   polib==1.2.0 puremagic==1.30 pwdlib==0.3.1 pycparser==3.12
@@ -155,7 +157,15 @@ CONF
     printf '[queue]\nworker = True\n' >> "$dir/trytond.conf"
   fi
   # The server must not inherit the lock descriptors, or it would hold them for its life.
-  nohup "$VENV/bin/trytond" -c "$dir/trytond.conf" -d "$db" > "$dir/trytond.log" 2>&1 8>&- 9>&- &
+  local workers="${FERRY_TRYTON_WORKERS:-1}"
+  if (( workers > 1 )); then
+    [[ -n "$server" ]] || { log "FERRY_TRYTON_WORKERS needs FERRY_TRYTON_POSTGRES (SQLite takes one writer)"; return 1; }
+    TRYTOND_CONFIG="$dir/trytond.conf" TRYTOND_DATABASE_NAMES="$db" nohup "$VENV/bin/gunicorn" \
+      --workers "$workers" --bind "127.0.0.1:$port" --timeout 300 trytond.application:app \
+      > "$dir/trytond.log" 2>&1 8>&- 9>&- &
+  else
+    nohup "$VENV/bin/trytond" -c "$dir/trytond.conf" -d "$db" > "$dir/trytond.log" 2>&1 8>&- 9>&- &
+  fi
   echo $! > "$dir/pid"
   local url="http://127.0.0.1:$port"
   local t0=$SECONDS

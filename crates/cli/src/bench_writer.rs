@@ -38,6 +38,10 @@ pub struct WriterArgs {
     /// test harness's).
     #[arg(long)]
     pub tryton_postgres: bool,
+    /// Tryton worker processes (gunicorn; needs `--tryton-postgres`): one trytond process
+    /// uses one core, production runs several.
+    #[arg(long, default_value_t = 1)]
+    pub tryton_workers: usize,
     /// Also measure the ERP simulator's own capacity: this many creates at zero latency,
     /// 64 in flight, then lookups; reports requests/s and the process's memory.
     #[arg(long, default_value_t = 0)]
@@ -59,6 +63,7 @@ struct Result {
     tryton_baseline_orders_per_min: f64,
     tryton_failed: usize,
     tryton_database: &'static str,
+    tryton_workers: usize,
     tryton_seconds_per_order_by_call: std::collections::BTreeMap<String, f64>,
     sim_creates_per_sec: f64,
     sim_lookups_per_sec: f64,
@@ -274,6 +279,7 @@ pub async fn writer(args: WriterArgs) -> anyhow::Result<()> {
         tryton_batch: args.tryton_batch,
         tryton_baseline_orders_per_min: (tryton.baseline_per_min * 10.0).round() / 10.0,
         tryton_failed: tryton.failed,
+        tryton_workers: args.tryton_workers.max(1),
         tryton_seconds_per_order_by_call: tryton.seconds_per_order_by_call.clone(),
         tryton_database: if args.tryton_postgres {
             "postgresql"
