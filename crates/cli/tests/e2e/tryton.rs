@@ -88,6 +88,27 @@ pub(crate) fn post_order(
     ferry_erp_writer::convert::post_order(tenant, &pb)
 }
 
+/// A contract example (`tests/contracts/examples/<name>`) as the writer would post it, with
+/// its SKU map and the tenant's tax codes for 25, 20 and 8.875 %.
+pub(crate) fn example(name: &str) -> PostOrder {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/contracts/examples"
+    );
+    let json = std::fs::read(format!("{dir}/{name}.json")).expect("example");
+    let csv = std::fs::read_to_string(format!("{dir}/{name}.map.csv")).expect("map");
+    let items: std::collections::HashMap<String, String> =
+        ferry_domain::rules::parse_mapping_csv(&csv)
+            .expect("csv")
+            .into_iter()
+            .collect();
+    let mut rules = Rules::default();
+    for rate in ["25", "20", "8.875"] {
+        rules.tax_codes.insert(rate.into(), format!("VAT{rate}"));
+    }
+    post_order(&tenant(rules), &json, &items)
+}
+
 pub(crate) async fn sales_with_reference(tryton: &Tryton, reference: &str) -> usize {
     tryton
         .rpc()
@@ -151,30 +172,14 @@ async fn public_examples_and_generated_orders_reach_tryton_with_what_the_custome
     tryton.health().await.expect("Tryton answers");
     let mut tally = Tally::default();
 
-    // The three public examples, with their SKU maps and the tenant's tax codes.
-    let mut rules = Rules::default();
-    for rate in ["25", "20", "8.875"] {
-        rules.tax_codes.insert(rate.into(), format!("VAT{rate}"));
-    }
-    let tenant_codes = tenant(rules);
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/contracts/examples"
-    );
+    // The public examples, with their SKU maps and the tenant's tax codes.
     for name in [
         "01-sek-simple",
         "02-gbp-voucher-shipping",
         "03-usd-tax-added",
         "04-sek-bundle-voucher",
     ] {
-        let json = std::fs::read(format!("{dir}/{name}.json")).expect("example");
-        let csv = std::fs::read_to_string(format!("{dir}/{name}.map.csv")).expect("map");
-        let items: std::collections::HashMap<String, String> =
-            ferry_domain::rules::parse_mapping_csv(&csv)
-                .expect("csv")
-                .into_iter()
-                .collect();
-        let order = post_order(&tenant_codes, &json, &items);
+        let order = example(name);
         post_and_check(&tryton, &order, &mut tally).await;
         assert_eq!(
             sales_with_reference(&tryton, &format!("{prefix}{}", order.external_ref)).await,
@@ -1194,20 +1199,7 @@ async fn a_confirmed_sale_tryton_never_processed_is_processed_before_it_counts_a
             SecretString::from(own.infra.password.clone()),
         )
     });
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/contracts/examples"
-    );
-    let json = std::fs::read(format!("{dir}/01-sek-simple.json")).expect("example");
-    let csv = std::fs::read_to_string(format!("{dir}/01-sek-simple.map.csv")).expect("map");
-    let items: std::collections::HashMap<String, String> =
-        ferry_domain::rules::parse_mapping_csv(&csv)
-            .expect("csv")
-            .into_iter()
-            .collect();
-    let mut rules = Rules::default();
-    rules.tax_codes.insert("25".into(), "VAT25".into());
-    let order = post_order(&tenant(rules), &json, &items);
+    let order = example("01-sek-simple");
 
     let document = tryton.create_sales_order(&order).await.expect("posted");
     let reference = format!("{prefix}{}", order.external_ref);

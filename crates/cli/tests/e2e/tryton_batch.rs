@@ -8,8 +8,7 @@ use ferry_erp_tryton::{Tryton, TrytonConfig};
 use ferry_testing::rpc_proxy::{RpcFault, RpcProxy};
 use secrecy::SecretString;
 
-use crate::tryton::{sales_with_reference, unique_prefix};
-use crate::tryton_changes::example;
+use crate::tryton::{example, sales_with_reference, unique_prefix};
 
 const EXAMPLES: [&str; 4] = [
     "01-sek-simple",

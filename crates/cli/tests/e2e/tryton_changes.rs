@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use ferry_domain::Rules;
 use ferry_erp::{
     ChangeOrders, ChangeOutcome, DocumentState, LineKind, OrderChange, PostOrder, PostOrders,
     ReadBack,
@@ -15,29 +14,9 @@ use ferry_erp_tryton::Tryton;
 use serde_json::json;
 
 use crate::tryton::{
-    connector, one_order, post_order, sale_state, sales_with_reference, ship_in_tryton, tenant,
-    tryton_stack, unique_prefix,
+    connector, example, one_order, sale_state, sales_with_reference, ship_in_tryton, tryton_stack,
+    unique_prefix,
 };
-
-/// A contract example as the writer would post it.
-pub(crate) fn example(name: &str) -> PostOrder {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/contracts/examples"
-    );
-    let json = std::fs::read(format!("{dir}/{name}.json")).expect("example");
-    let csv = std::fs::read_to_string(format!("{dir}/{name}.map.csv")).expect("map");
-    let items: std::collections::HashMap<String, String> =
-        ferry_domain::rules::parse_mapping_csv(&csv)
-            .expect("csv")
-            .into_iter()
-            .collect();
-    let mut rules = Rules::default();
-    for rate in ["25", "20", "8.875"] {
-        rules.tax_codes.insert(rate.into(), format!("VAT{rate}"));
-    }
-    post_order(&tenant(rules), &json, &items)
-}
 
 /// The order without its first item line, as Centra holds it after the line's cancellation.
 fn without_first_item(order: &PostOrder) -> PostOrder {

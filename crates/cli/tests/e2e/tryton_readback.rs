@@ -3,13 +3,12 @@
 //! own JSON-RPC (a line deleted, a price changed, a sale cancelled, a sale entered by hand)
 //! is what the next read shows.
 
-use ferry_domain::Rules;
 use ferry_erp::{DocumentState, PostOrders, ReadBack, ReadLineKind};
 use ferry_erp_tryton::{Tryton, TrytonConfig};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::tryton::{post_order, tenant, unique_prefix};
+use super::tryton::{example, unique_prefix};
 
 /// Sales left as drafts for review (`confirm = false`): lines a person may still edit.
 fn drafts(prefix: &str) -> Tryton {
@@ -55,29 +54,13 @@ async fn sale_lines(tryton: &Tryton, prefix: &str, external_ref: &str) -> Vec<i6
 async fn tryton_sales_read_back_as_tryton_holds_them() {
     let prefix = unique_prefix();
     let tryton = drafts(&prefix);
-    let mut rules = Rules::default();
-    for rate in ["25", "20", "8.875"] {
-        rules.tax_codes.insert(rate.into(), format!("VAT{rate}"));
-    }
-    let tenant = tenant(rules);
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/contracts/examples"
-    );
     let mut posted = Vec::new();
     for name in [
         "01-sek-simple",
         "02-gbp-voucher-shipping",
         "03-usd-tax-added",
     ] {
-        let json = std::fs::read(format!("{dir}/{name}.json")).expect("example");
-        let csv = std::fs::read_to_string(format!("{dir}/{name}.map.csv")).expect("map");
-        let items: std::collections::HashMap<String, String> =
-            ferry_domain::rules::parse_mapping_csv(&csv)
-                .expect("csv")
-                .into_iter()
-                .collect();
-        let order = post_order(&tenant, &json, &items);
+        let order = example(name);
         tryton.create_sales_order(&order).await.expect("posted");
         posted.push(order);
     }
