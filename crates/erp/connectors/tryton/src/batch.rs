@@ -14,11 +14,9 @@
 use std::collections::HashMap;
 
 use ferry_erp::{ErpDocument, ErpError, PostOrder};
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::Tryton;
-use crate::rpc::{decimal, read_decimal};
 
 impl Tryton {
     /// One result per order, in order.
@@ -195,41 +193,15 @@ impl Tryton {
                 vec![json!(ids), json!(["currency", "total_amount"])],
             )
             .await?;
-        let totals: HashMap<i64, (i64, Decimal)> = rows
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| {
-                Some((
-                    r["id"].as_i64()?,
-                    (
-                        r["currency"].as_i64()?,
-                        read_decimal(&r["total_amount"]).unwrap_or_default(),
-                    ),
-                ))
-            })
-            .collect();
-        let rounding = self.config.rounding_item.clone();
-        let product = self.products(&[rounding.as_str()]).await?[&rounding];
         let mut writes = Vec::new();
-        for &(_, id, paid) in sales {
-            let Some(&(currency, total)) = totals.get(&id) else {
+        for row in rows.as_array().into_iter().flatten() {
+            let id = row["id"].as_i64().unwrap_or_default();
+            let Some(&(_, _, paid)) = sales.iter().find(|(_, sale, _)| *sale == id) else {
                 continue;
             };
-            let (_, digits) = self.currency_by_id(currency).await?;
-            let difference = ferry_domain::money::minor_to_decimal(paid, digits) - total;
-            if difference.is_zero() {
-                continue;
+            if let Some(write) = self.rounding_write(id, row, paid).await? {
+                writes.extend(write);
             }
-            writes.push(json!([id]));
-            writes.push(json!({"lines": [["create", [{
-                "type": "line",
-                "product": product.id,
-                "unit": product.uom,
-                "quantity": 1.0,
-                "unit_price": decimal(difference),
-                "description": "Rounding to the amount the customer paid",
-            }]]]}));
         }
         if writes.is_empty() {
             return Ok(());
@@ -274,33 +246,5 @@ impl Tryton {
             });
         }
         out
-    }
-
-    /// The rounding lines' amounts of each of `sales`.
-    async fn rounding_lines(&self, sales: &[i64]) -> Result<HashMap<i64, Decimal>, ErpError> {
-        let rows = self
-            .rpc
-            .call(
-                "model.sale.line.search_read",
-                vec![
-                    json!([
-                        ["sale", "in", sales],
-                        ["product.code", "=", self.config.rounding_item]
-                    ]),
-                    json!(0),
-                    Value::Null,
-                    Value::Null,
-                    json!(["sale", "amount"]),
-                ],
-            )
-            .await?;
-        let mut out: HashMap<i64, Decimal> = HashMap::new();
-        for row in rows.as_array().into_iter().flatten() {
-            if let (Some(sale), Some(amount)) = (row["sale"].as_i64(), read_decimal(&row["amount"]))
-            {
-                *out.entry(sale).or_default() += amount;
-            }
-        }
-        Ok(out)
     }
 }

@@ -21,11 +21,11 @@ use crate::sale::{SaleState, line_description, net_unit_price};
 
 /// A sale line as the amendment sees it.
 #[derive(Debug, Clone, PartialEq)]
-struct SaleLine {
+pub(crate) struct SaleLine {
     id: i64,
     product: i64,
     unit: i64,
-    quantity: f64,
+    pub(crate) quantity: f64,
     unit_price: Value,
     description: String,
 }
@@ -209,7 +209,10 @@ impl Tryton {
     }
 
     /// The sale's lines in Ferry's order, and its rounding lines apart.
-    async fn amendable_lines(&self, sale: i64) -> Result<(Vec<SaleLine>, Vec<SaleLine>), ErpError> {
+    pub(crate) async fn amendable_lines(
+        &self,
+        sale: i64,
+    ) -> Result<(Vec<SaleLine>, Vec<SaleLine>), ErpError> {
         let rows = self
             .rpc
             .call(

@@ -2,6 +2,8 @@
 //! with an explicit rounding line, and taken as far as the posting policy asks.
 
 use ferry_erp::{DocumentState, ErpDocument, ErpError, LineKind, PostLine, PostOrder};
+use std::collections::HashMap;
+
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -51,50 +53,52 @@ impl Tryton {
     }
 
     pub(crate) async fn rounding_line(&self, sale: i64) -> Result<Decimal, ErpError> {
+        Ok(self
+            .rounding_lines(&[sale])
+            .await?
+            .remove(&sale)
+            .unwrap_or_default())
+    }
+
+    /// The rounding lines' amounts of each of `sales` (one read).
+    pub(crate) async fn rounding_lines(
+        &self,
+        sales: &[i64],
+    ) -> Result<HashMap<i64, Decimal>, ErpError> {
         let rows = self
             .rpc
             .call(
                 "model.sale.line.search_read",
                 vec![
                     json!([
-                        ["sale", "=", sale],
+                        ["sale", "in", sales],
                         ["product.code", "=", self.config.rounding_item]
                     ]),
                     json!(0),
                     Value::Null,
                     Value::Null,
-                    json!(["amount"]),
+                    json!(["sale", "amount"]),
                 ],
             )
             .await?;
-        Ok(rows
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| read_decimal(&r["amount"]))
-            .sum())
+        let mut out: HashMap<i64, Decimal> = HashMap::new();
+        for row in rows.as_array().into_iter().flatten() {
+            if let (Some(sale), Some(amount)) = (row["sale"].as_i64(), read_decimal(&row["amount"]))
+            {
+                *out.entry(sale).or_default() += amount;
+            }
+        }
+        Ok(out)
     }
 
-    /// The quantity of each of the sale's lines (not its titles or comments).
+    /// The quantity of each of the sale's lines (not its titles or comments), its rounding
+    /// lines too.
     async fn line_quantities(&self, sale: i64) -> Result<Vec<i64>, ErpError> {
-        let rows = self
-            .rpc
-            .call(
-                "model.sale.line.search_read",
-                vec![
-                    json!([["sale", "=", sale], ["type", "=", "line"]]),
-                    json!(0),
-                    Value::Null,
-                    Value::Null,
-                    json!(["quantity"]),
-                ],
-            )
-            .await?;
-        Ok(rows
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| r["quantity"].as_f64().map_or(0, |q| q.round() as i64))
+        let (items, rounding) = self.amendable_lines(sale).await?;
+        Ok(items
+            .iter()
+            .chain(&rounding)
+            .map(|l| l.quantity.round() as i64)
             .collect())
     }
 
@@ -164,33 +168,44 @@ impl Tryton {
     /// Adds a rounding line so that the draft's total is what the customer paid (nothing
     /// when it already is, so repeating is harmless).
     async fn balance(&self, sale: i64, row: &Value, paid: i64) -> Result<(), ErpError> {
+        let Some(write) = self.rounding_write(sale, row, paid).await? else {
+            return Ok(());
+        };
+        self.rpc
+            .call("model.sale.sale.write", write.to_vec())
+            .await
+            .map(|_| ())
+    }
+
+    /// The `write` arguments (ids, values) that add the rounding line making the sale of
+    /// `row` (its currency and total) come to `paid`; `None` when it already does.
+    pub(crate) async fn rounding_write(
+        &self,
+        sale: i64,
+        row: &Value,
+        paid: i64,
+    ) -> Result<Option<[Value; 2]>, ErpError> {
         let (_, digits) = self
             .currency_by_id(row["currency"].as_i64().unwrap_or_default())
             .await?;
         let total = read_decimal(&row["total_amount"]).unwrap_or_default();
         let difference = from_minor(paid, digits) - total;
         if difference.is_zero() {
-            return Ok(());
+            return Ok(None);
         }
         let rounding = self.config.rounding_item.clone();
         let product = self.products(&[rounding.as_str()]).await?[&rounding];
-        self.rpc
-            .call(
-                "model.sale.sale.write",
-                vec![
-                    json!([sale]),
-                    json!({"lines": [["create", [{
-                        "type": "line",
-                        "product": product.id,
-                        "unit": product.uom,
-                        "quantity": 1.0,
-                        "unit_price": decimal(difference),
-                        "description": "Rounding to the amount the customer paid",
-                    }]]]}),
-                ],
-            )
-            .await
-            .map(|_| ())
+        Ok(Some([
+            json!([sale]),
+            json!({"lines": [["create", [{
+                "type": "line",
+                "product": product.id,
+                "unit": product.uom,
+                "quantity": 1.0,
+                "unit_price": decimal(difference),
+                "description": "Rounding to the amount the customer paid",
+            }]]]}),
+        ]))
     }
 
     /// The document for a sale row; `balanced_draft` says a draft was just balanced under a
