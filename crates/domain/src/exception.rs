@@ -136,10 +136,15 @@ pub enum ExceptionKind {
     ShipmentNotInCentra,
     /// The reconciler: one ERP shipment is more than one shipment in Centra.
     DuplicateCentraShipment,
+    /// A completed return that did not become a credit document in the ERP: its order
+    /// never reached the ERP, the ERP refused the credit, or its connector cannot credit.
+    ReturnNotCredited,
+    /// A return refunds more than the order has left to refund (units or shipping).
+    RefundExceedsPaid,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 31] = [
+    pub const ALL: [ExceptionKind; 33] = [
         ExceptionKind::UnmappedSku,
         ExceptionKind::UnmappedCurrency,
         ExceptionKind::UnmappedTaxRate,
@@ -171,6 +176,8 @@ impl ExceptionKind {
         ExceptionKind::UnexplainedErpDocument,
         ExceptionKind::ShipmentNotInCentra,
         ExceptionKind::DuplicateCentraShipment,
+        ExceptionKind::ReturnNotCredited,
+        ExceptionKind::RefundExceedsPaid,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -206,6 +213,8 @@ impl ExceptionKind {
             ExceptionKind::UnexplainedErpDocument => "unexplained_erp_document",
             ExceptionKind::ShipmentNotInCentra => "shipment_not_in_centra",
             ExceptionKind::DuplicateCentraShipment => "duplicate_centra_shipment",
+            ExceptionKind::ReturnNotCredited => "return_not_credited",
+            ExceptionKind::RefundExceedsPaid => "refund_exceeds_paid",
         }
     }
 
@@ -243,6 +252,8 @@ impl ExceptionKind {
             ExceptionKind::UnexplainedErpDocument => "ERP sales orders no Centra order explains",
             ExceptionKind::ShipmentNotInCentra => "Shipped, but the customer has not been told",
             ExceptionKind::DuplicateCentraShipment => "Shipments told to Centra twice",
+            ExceptionKind::ReturnNotCredited => "Returns not credited in the ERP",
+            ExceptionKind::RefundExceedsPaid => "Refunds larger than what was paid",
         }
     }
 
@@ -271,7 +282,9 @@ impl ExceptionKind {
             | ExceptionKind::SnapshotInconsistent
             | ExceptionKind::ErpTotalsMismatch
             | ExceptionKind::ErpDocumentCancelled
-            | ExceptionKind::AmendmentNotApplied => Owner::Finance,
+            | ExceptionKind::AmendmentNotApplied
+            | ExceptionKind::ReturnNotCredited
+            | ExceptionKind::RefundExceedsPaid => Owner::Finance,
             ExceptionKind::InvalidSnapshot
             | ExceptionKind::PoisonMessage
             | ExceptionKind::DeliveryExhausted
@@ -334,7 +347,9 @@ impl ExceptionKind {
             | ExceptionKind::OrderNotFound
             | ExceptionKind::ErpDocumentAltered
             | ExceptionKind::TaxRoundingDifference
-            | ExceptionKind::UnexplainedErpDocument => 24,
+            | ExceptionKind::UnexplainedErpDocument
+            | ExceptionKind::ReturnNotCredited
+            | ExceptionKind::RefundExceedsPaid => 24,
         }
     }
 
@@ -365,6 +380,9 @@ impl ExceptionKind {
                 | ExceptionKind::UnexplainedErpDocument
                 | ExceptionKind::ShipmentNotInCentra
                 | ExceptionKind::DuplicateCentraShipment
+                // A return is about an order already in the ERP (or never to be).
+                | ExceptionKind::ReturnNotCredited
+                | ExceptionKind::RefundExceedsPaid
         )
     }
 }

@@ -5,6 +5,7 @@
 #![deny(clippy::float_arithmetic)]
 
 mod bundles;
+pub mod credit;
 pub mod exception;
 pub mod http;
 pub mod lookup;

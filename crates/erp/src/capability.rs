@@ -1,15 +1,15 @@
 //! What an ERP can do for Ferry, one trait per capability: a connector implements what its
 //! ERP offers, and each service asks for what it needs (the erp-writer [`PostOrders`], the
 //! shipment source [`ShipmentFeed`], the stock source [`StockFeed`], the reconciler
-//! [`ReadBack`], the writer's change consumer [`ChangeOrders`]). Credit notes join as a
-//! further trait when connectors learn them.
+//! [`ReadBack`], the writer's change consumer [`ChangeOrders`], its return consumer
+//! [`CreditNotes`]).
 
 use async_trait::async_trait;
 
 use crate::error::ErpError;
 use crate::types::{
-    ChangeOutcome, Customer, ErpDocument, OrderChange, PostOrder, ReadDocument, ReadPage,
-    ShipmentPage, StockLevel, StockPage,
+    ChangeOutcome, CreditOutcome, Customer, ErpDocument, OrderChange, PostCredit, PostOrder,
+    ReadDocument, ReadPage, ShipmentPage, StockLevel, StockPage,
 };
 
 /// Every connector: its name, and whether the ERP answers.
@@ -63,6 +63,17 @@ pub trait ChangeOrders: Erp {
     /// [`ChangeOutcome::Refused`]; errors are for the ERP not answering or not
     /// understanding (transient or permanent as usual).
     async fn change_sales_order(&self, change: &OrderChange) -> Result<ChangeOutcome, ErpError>;
+}
+
+/// Crediting returns (ADR 0037).
+#[async_trait]
+pub trait CreditNotes: Erp {
+    /// Makes the credit document `credit.external_ref` against the sales order
+    /// `credit.order_erp_reference`, or finds the one an earlier attempt made: the same
+    /// credit twice is one document. An ERP that will not credit the order answers
+    /// [`CreditOutcome::Refused`]; errors are for the ERP not answering or not
+    /// understanding (transient or permanent as usual).
+    async fn create_credit_note(&self, credit: &PostCredit) -> Result<CreditOutcome, ErpError>;
 }
 
 /// Customers: so support sees the same history as the warehouse.

@@ -9,7 +9,8 @@ pub mod registry;
 pub mod types;
 
 pub use capability::{
-    ChangeOrders, Customers, Erp, PostOrders, ReadBack, ShipmentFeed, StockFeed, create_one_by_one,
+    ChangeOrders, CreditNotes, Customers, Erp, PostOrders, ReadBack, ShipmentFeed, StockFeed,
+    create_one_by_one,
 };
 pub use error::ErpError;
 pub use registry::{BuildContext, Connector, Connectors, Kind, Registry, RegistryError, Settings};

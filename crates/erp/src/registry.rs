@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::capability::{
-    ChangeOrders, Customers, Erp, PostOrders, ReadBack, ShipmentFeed, StockFeed,
+    ChangeOrders, CreditNotes, Customers, Erp, PostOrders, ReadBack, ShipmentFeed, StockFeed,
 };
 
 /// A tenant's `[erp]` table: `kind` and the connector's own settings beside it.
@@ -33,6 +33,7 @@ pub struct Connector {
     pub stock: Option<Arc<dyn StockFeed>>,
     pub read_back: Option<Arc<dyn ReadBack>>,
     pub changes: Option<Arc<dyn ChangeOrders>>,
+    pub credits: Option<Arc<dyn CreditNotes>>,
 }
 
 impl Connector {
@@ -47,6 +48,7 @@ impl Connector {
             stock: None,
             read_back: None,
             changes: None,
+            credits: None,
         }
     }
 
@@ -80,6 +82,11 @@ impl Connector {
         self
     }
 
+    pub fn credits(mut self, c: Arc<dyn CreditNotes>) -> Self {
+        self.credits = Some(c);
+        self
+    }
+
     /// Every capability of one value that has them all.
     pub fn full<T>(kind: &'static str, erp: Arc<T>) -> Self
     where
@@ -102,6 +109,7 @@ impl Connector {
             ("stock", self.stock.is_some()),
             ("read_back", self.read_back.is_some()),
             ("changes", self.changes.is_some()),
+            ("credits", self.credits.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, has)| has.then_some(name))

@@ -139,6 +139,41 @@ pub enum ChangeOutcome {
     Refused(String),
 }
 
+/// A credit document for a completed Centra return (ADR 0037): the returned part of a
+/// posted order, each line's money as the order charged it (positive amounts; the ERP
+/// books them as a credit). `net = gross − tax` on every line and the lines sum to the
+/// totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostCredit {
+    pub tenant: String,
+    /// `<order number>-R<return id>`: the idempotency key in the ERP.
+    pub external_ref: String,
+    /// The Centra order number the return belongs to.
+    pub order_ref: String,
+    /// The ERP's sales order it credits.
+    pub order_erp_reference: String,
+    pub return_id: i64,
+    pub currency: String,
+    /// When Centra created the return, verbatim.
+    pub date: String,
+    pub lines: Vec<PostLine>,
+    pub gross_minor: i64,
+    pub tax_minor: i64,
+    /// The goods go back on the shelf (Centra's stock action policy); otherwise they are
+    /// written off.
+    pub restock: bool,
+}
+
+/// What the ERP did with a [`PostCredit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreditOutcome {
+    /// The ERP holds the credit document (made now, or found from an earlier attempt).
+    Credited(ErpDocument),
+    /// The ERP will not credit this order (closed, not invoiced, …): why, in its words.
+    /// Permanent: finance credits it another way.
+    Refused(String),
+}
+
 /// One outbound shipment as the ERP recorded it (fulfilment feedback reads these).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErpShipment {

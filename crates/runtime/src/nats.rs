@@ -173,6 +173,24 @@ impl Topology {
         format!("{}.{tenant}.centra.order.v1.*", self.prefix)
     }
 
+    /// `<prefix>.<tenant>.centra.return.v1.<return_id>`: a return and its order, as read.
+    pub fn return_snapshot_subject(&self, tenant: &str, return_id: i64) -> String {
+        format!("{}.{tenant}.centra.return.v1.{return_id}", self.prefix)
+    }
+
+    pub fn return_snapshots_filter(&self, tenant: &str) -> String {
+        format!("{}.{tenant}.centra.return.v1.*", self.prefix)
+    }
+
+    /// `<prefix>.<tenant>.order.return.v1.<return_id>`: a completed return, priced.
+    pub fn return_ready_subject(&self, tenant: &str, return_id: i64) -> String {
+        format!("{}.{tenant}.order.return.v1.{return_id}", self.prefix)
+    }
+
+    pub fn returns_ready_filter(&self, tenant: &str) -> String {
+        format!("{}.{tenant}.order.return.v1.*", self.prefix)
+    }
+
     /// `<prefix>.<tenant>.order.ready.v1.<number>`
     pub fn ready_subject(&self, tenant: &str, number: i64) -> String {
         format!("{}.{tenant}.order.ready.v1.{number}", self.prefix)

@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod notify;
 pub mod ops;
 pub mod reconciliation;
+pub mod returns;
 pub mod sku_cache;
 pub mod statistics;
 pub mod stock_drift;

@@ -52,7 +52,8 @@ impl CentraClient {
         Ok(out)
     }
 
-    /// Listens for order events on this token's integration queue (idempotent).
+    /// Listens for order events, and returns created and completed, on this token's
+    /// integration queue (idempotent).
     pub async fn listen_for_order_events(&self) -> Result<(), CentraError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -73,7 +74,7 @@ impl CentraClient {
         user_errors(data.set_event_listeners.user_errors)
     }
 
-    /// The oldest unconfirmed order events (at most `limit`, ≤ 200).
+    /// The oldest unconfirmed order and return events (at most `limit`, ≤ 200).
     pub async fn order_events(&self, limit: usize) -> Result<Vec<CentraEvent>, CentraError> {
         #[derive(Deserialize)]
         struct Data {

@@ -13,10 +13,12 @@ use crate::ratelimit::{Pacing, RateLimiter, parse_retry_after};
 
 mod events;
 mod parsed;
+mod returns;
 mod shipments;
 mod stock;
 
 pub use events::CentraEvent;
+pub use returns::{CentraReturn, CentraReturnLine};
 pub use shipments::{CentraShipment, NewShipment};
 pub use stock::{CentraStock, STOCK_SKUS_PER_REQUEST};
 
@@ -37,6 +39,7 @@ pub mod ops {
     pub const COMPLETE_SHIPMENT: &str = include_str!("../../graphql/complete-shipment.graphql");
     pub const CAPTURE_SHIPMENT: &str = include_str!("../../graphql/capture-shipment.graphql");
     pub const ORDER_SHIPMENTS: &str = include_str!("../../graphql/order-shipments.graphql");
+    pub const RETURNS: &str = include_str!("../../graphql/returns.graphql");
     pub const SET_STOCK: &str = include_str!("../../graphql/set-stock.graphql");
     /// The field repeated per SKU in [`stock_levels_query`], `$ALIAS` standing for `s0`, `s1`, ….
     const STOCK_LEVEL_FIELD: &str = include_str!("../../graphql/stock-levels.graphql");
@@ -74,6 +77,7 @@ pub mod ops {
             ("complete-shipment", Borrowed(COMPLETE_SHIPMENT)),
             ("capture-shipment", Borrowed(CAPTURE_SHIPMENT)),
             ("order-shipments", Borrowed(ORDER_SHIPMENTS)),
+            ("returns", Borrowed(RETURNS)),
             ("set-stock", Borrowed(SET_STOCK)),
             (
                 "stock-levels",

@@ -25,6 +25,7 @@ mod reconcile_journey;
 mod reconcile_run;
 mod release;
 mod replay;
+mod returns;
 mod sources;
 mod tenants;
 mod traces;

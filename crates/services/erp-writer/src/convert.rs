@@ -40,31 +40,32 @@ pub fn post_order(tenant: &TenantConfig, order: &pb::SalesOrder) -> PostOrder {
             phone_number: billing.phone_number,
             erp_customer,
         },
-        lines: order
-            .lines
-            .iter()
-            .map(|l| PostLine {
-                kind: match pb::LineKind::try_from(l.kind) {
-                    Ok(pb::LineKind::Shipping) => LineKind::Shipping,
-                    Ok(pb::LineKind::Handling) => LineKind::Handling,
-                    _ => LineKind::Item,
-                },
-                erp_item: l.erp_item.clone(),
-                sku: l.sku.clone(),
-                centra_line_id: l.centra_line_id,
-                quantity: l.quantity,
-                tax_rate: l.tax_rate_percent.clone(),
-                tax_code: rules.tax_codes.get(&l.tax_rate_percent).cloned(),
-                gross_minor: l.gross_minor,
-                tax_minor: l.tax_minor,
-                net_minor: l.net_minor,
-                description: l.description.clone(),
-            })
-            .collect(),
+        lines: order.lines.iter().map(|l| post_line(tenant, l)).collect(),
         gross_minor: totals.gross_minor,
         tax_minor: totals.tax_minor,
         payment_term: rules.payment_terms.get(&order.payment_method).cloned(),
         carrier: rules.carriers.get(&order.shipping_option).cloned(),
         sales_channel: rules.sales_channels.get(&order.market).cloned(),
+    }
+}
+
+/// One wire line as the ERP connector posts it, with the tenant's tax code.
+pub fn post_line(tenant: &TenantConfig, l: &pb::SalesOrderLine) -> PostLine {
+    PostLine {
+        kind: match pb::LineKind::try_from(l.kind) {
+            Ok(pb::LineKind::Shipping) => LineKind::Shipping,
+            Ok(pb::LineKind::Handling) => LineKind::Handling,
+            _ => LineKind::Item,
+        },
+        erp_item: l.erp_item.clone(),
+        sku: l.sku.clone(),
+        centra_line_id: l.centra_line_id,
+        quantity: l.quantity,
+        tax_rate: l.tax_rate_percent.clone(),
+        tax_code: tenant.rules.tax_codes.get(&l.tax_rate_percent).cloned(),
+        gross_minor: l.gross_minor,
+        tax_minor: l.tax_minor,
+        net_minor: l.net_minor,
+        description: l.description.clone(),
     }
 }

@@ -33,6 +33,7 @@ use tokio::sync::Semaphore;
 pub mod breaker;
 pub mod changes;
 pub mod convert;
+pub mod returns;
 
 pub const SERVICE: &str = "erp-writer";
 
@@ -124,6 +125,15 @@ pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), Write
         });
         tasks.spawn(
             changes::runner(&base, sink.clone(), &tenant.id).run(changes, base.shutdown.clone()),
+        );
+        let returns = Arc::new(returns::ReturnHandler {
+            tenant: tenant.clone(),
+            erp: connector.credits.clone(),
+            store: store.clone(),
+            sink: sink.clone(),
+        });
+        tasks.spawn(
+            returns::runner(&base, sink.clone(), &tenant.id).run(returns, base.shutdown.clone()),
         );
     }
     while let Some(done) = tasks.join_next().await {

@@ -16,6 +16,7 @@ use ferry_runtime::{FeedSpec, StreamKind};
 use secrecy::ExposeSecret;
 
 pub mod fetcher;
+pub mod returns;
 pub mod sources;
 pub mod webhook;
 
@@ -98,6 +99,25 @@ impl Ingest {
                     base.shutdown.clone(),
                 );
             }
+            // Returns read the same notices through their own consumer: a slow return never
+            // holds up an order.
+            let returns = Arc::new(returns::ReturnHandler {
+                base: base.clone(),
+                tenant: tenant.id.clone(),
+                client: client.clone(),
+            });
+            let runner = Runner::builder(
+                &base,
+                sink.clone(),
+                SERVICE,
+                &tenant.id,
+                StreamKind::Centra,
+                base.topology.notices_subject(&tenant.id),
+            )
+            .durable(base.topology.consumer_name("ingest-returns", &tenant.id))
+            .config(base.config.consumer.clone())
+            .build();
+            tasks.spawn(runner.run(returns, base.shutdown.clone()));
             let handler = Arc::new(fetcher::NoticeHandler::start(
                 base.clone(),
                 config.ingest.clone(),

@@ -21,13 +21,17 @@ fn now_timestamp() -> prost_types::Timestamp {
     prost_types::Timestamp::from(std::time::SystemTime::now())
 }
 
-/// Notices for `numbers`, one message, with an id derived from `identity` so that the same
+/// One change a pull source saw: (Centra's webhook word for the object — "order",
+/// "return" —, its number or id, the action, Centra's event date).
+type Item = (&'static str, i64, String, String);
+
+/// Notices for `items`, one message, with an id derived from `identity` so that the same
 /// batch published twice (a crash before confirming) is dropped by JetStream.
 fn notices(
     base: &ServiceBase,
     tenant: &str,
     source: pb::Source,
-    items: &[(i64, String, String)],
+    items: &[Item],
     identity: &str,
 ) -> Outgoing {
     let accepted_at = now_timestamp();
@@ -36,10 +40,10 @@ fn notices(
         source: source as i32,
         notices: items
             .iter()
-            .map(|(number, action, date)| pb::ChangeNotice {
+            .map(|(object_type, number, action, date)| pb::ChangeNotice {
                 tenant: tenant.to_owned(),
                 source: source as i32,
-                object_type: "order".to_owned(),
+                object_type: (*object_type).to_owned(),
                 action: action.clone(),
                 object_id: *number,
                 event_date: date.clone(),
@@ -100,7 +104,7 @@ fn feed_error(e: CentraError, tenant: &str, feed: &str) -> FeedError {
     }))
 }
 
-/// Centra's Events queue: each page of order events becomes one notices message, and the
+/// Centra's Events queue: each page of order and return events becomes one notices message, and the
 /// events are confirmed only once JetStream holds it (unconfirmed events come again; the
 /// repeat has the same message id and is dropped).
 pub struct EventsFeed {
@@ -133,10 +137,16 @@ impl Feed for EventsFeed {
             return Ok(Pass::default());
         }
         let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
-        let orders: Vec<(i64, String, String)> = events
+        let orders: Vec<Item> = events
             .iter()
-            .filter(|e| e.object_type == "Order")
-            .map(|e| (e.object_reference, action_of(e), String::new()))
+            .filter_map(|e| {
+                let kind = match e.object_type.as_str() {
+                    "Order" => "order",
+                    "Return" => "return",
+                    _ => return None,
+                };
+                Some((kind, e.object_reference, action_of(e), String::new()))
+            })
             .collect();
         if !orders.is_empty() {
             let identity = format!(
@@ -179,9 +189,9 @@ pub async fn resync_once(
         .await
         .map_err(|e| feed_error(e, tenant, RESYNC_FEED))?;
     for (i, chunk) in numbers.chunks(ferry_centra::client::MAX_PAGE).enumerate() {
-        let items: Vec<(i64, String, String)> = chunk
+        let items: Vec<Item> = chunk
             .iter()
-            .map(|n| (*n, "update".to_owned(), String::new()))
+            .map(|n| ("order", *n, "update".to_owned(), String::new()))
             .collect();
         let identity = format!("{tenant}:{}:{i}", started.timestamp_millis());
         let message = notices(base, tenant, pb::Source::Resync, &items, &identity);

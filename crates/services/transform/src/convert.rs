@@ -23,6 +23,28 @@ fn address(a: &PostalAddress) -> pb::Address {
     }
 }
 
+/// One sales-order line on the wire.
+pub fn line(l: &ferry_domain::OrderLine) -> pb::SalesOrderLine {
+    pb::SalesOrderLine {
+        kind: match l.kind {
+            LineKind::Item => pb::LineKind::Item,
+            LineKind::Shipping => pb::LineKind::Shipping,
+            LineKind::Handling => pb::LineKind::Handling,
+        } as i32,
+        centra_line_id: l.centra_line_id,
+        sku: l.sku.clone(),
+        erp_item: l.erp_item.clone().unwrap_or_default(),
+        quantity: l.quantity,
+        tax_rate_percent: l.tax_rate.normalize().to_string(),
+        gross_minor: l.gross,
+        tax_minor: l.tax,
+        net_minor: l.net,
+        bundle_line_id: l.bundle_line_id,
+        bundle_quantity: l.bundle_quantity,
+        description: l.description.clone(),
+    }
+}
+
 pub fn sales_order(
     tenant: &TenantConfig,
     order: &SalesOrder,
@@ -33,28 +55,7 @@ pub fn sales_order(
         order_number: order.order_number,
         centra_order_id: order.centra_order_id.clone(),
         currency: order.currency.clone(),
-        lines: order
-            .lines
-            .iter()
-            .map(|l| pb::SalesOrderLine {
-                kind: match l.kind {
-                    LineKind::Item => pb::LineKind::Item,
-                    LineKind::Shipping => pb::LineKind::Shipping,
-                    LineKind::Handling => pb::LineKind::Handling,
-                } as i32,
-                centra_line_id: l.centra_line_id,
-                sku: l.sku.clone(),
-                erp_item: l.erp_item.clone().unwrap_or_default(),
-                quantity: l.quantity,
-                tax_rate_percent: l.tax_rate.normalize().to_string(),
-                gross_minor: l.gross,
-                tax_minor: l.tax,
-                net_minor: l.net,
-                bundle_line_id: l.bundle_line_id,
-                bundle_quantity: l.bundle_quantity,
-                description: l.description.clone(),
-            })
-            .collect(),
+        lines: order.lines.iter().map(line).collect(),
         totals: Some(pb::Totals {
             gross_minor: order.totals.gross,
             tax_minor: order.totals.tax,

@@ -25,6 +25,7 @@ use prost::Message as _;
 pub mod amend;
 pub mod convert;
 pub mod healer;
+pub mod returns;
 
 pub const SERVICE: &str = "transform";
 
@@ -76,6 +77,15 @@ pub async fn run(platform: Platform) -> Result<(), TransformError> {
         )
         .build();
         tasks.spawn(runner.run(handler, base.shutdown.clone()));
+        let returns = Arc::new(returns::ReturnHandler {
+            tenant: tenant.clone(),
+            store: store.clone(),
+            base: base.clone(),
+            items: SkuCache::new(SKU_CACHE_TTL),
+        });
+        tasks.spawn(
+            returns::runner(&base, sink.clone(), &tenant.id).run(returns, base.shutdown.clone()),
+        );
         feeds.spawn(
             FeedSpec::periodic(
                 SERVICE,

@@ -20,10 +20,12 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 mod changes;
+mod credits;
 mod logistics;
 mod orders;
 mod records;
 
+pub use credits::{CreditNote, NewCreditNote};
 use logistics::*;
 use orders::*;
 pub use records::Change;
@@ -218,6 +220,9 @@ pub struct Faults {
     /// Refuse every change to a booked order (`409`) with this reason, as an ERP does that
     /// cannot change invoiced documents.
     pub refuse_changes: Option<String>,
+    /// Refuse every credit note (`409`) with this reason, as an ERP does whose period is
+    /// closed.
+    pub refuse_credits: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -240,6 +245,8 @@ pub struct Stats {
     pub reads: u64,
     /// Changes applied to booked orders.
     pub changes: u64,
+    /// Credit notes booked.
+    pub credit_notes: usize,
 }
 
 /// A shipment the warehouse completed (what the shipment feed returns).
@@ -357,6 +364,7 @@ struct Book {
 #[derive(Default)]
 struct Sim {
     book: Mutex<Book>,
+    credits: Mutex<credits::Credits>,
     logistics: Mutex<Logistics>,
     faults: RwLock<Faults>,
     down_until: Mutex<Option<std::time::Instant>>,
@@ -548,6 +556,11 @@ impl ErpSim {
         book.orders.len()
     }
 
+    /// Every credit note booked, oldest first.
+    pub fn credit_notes(&self) -> Vec<CreditNote> {
+        self.sim.credits.lock().notes.clone()
+    }
+
     /// Enters a sales order by hand (no Centra order behind it); its ERP reference.
     pub fn enter_by_hand(&self, order: NewSalesOrder) -> String {
         let i = self.sim.enter_by_hand(order);
@@ -569,6 +582,7 @@ fn stats(sim: &Sim) -> Stats {
         altered: sim.altered.load(Ordering::Relaxed),
         reads: sim.reads.load(Ordering::Relaxed),
         changes: sim.changes.load(Ordering::Relaxed),
+        credit_notes: sim.credits.lock().notes.len(),
     }
 }
 
@@ -582,6 +596,10 @@ fn router(sim: Arc<Sim>) -> Router {
         .route(
             "/api/sales-orders/{reference}/changes",
             post(changes::change),
+        )
+        .route(
+            "/api/credit-notes",
+            post(credits::create).get(credits::list),
         )
         .route("/api/shipments", get(shipments))
         .route("/api/stock", get(stock))

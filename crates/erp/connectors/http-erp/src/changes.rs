@@ -20,6 +20,20 @@ struct Refusal {
     error: String,
 }
 
+/// The ERP's reason in a `409` answer (`{"error": …}`), or `fallback` when it gave none.
+pub(crate) async fn refusal(response: reqwest::Response, fallback: &str) -> String {
+    let reason = response
+        .json::<Refusal>()
+        .await
+        .map(|r| r.error)
+        .unwrap_or_default();
+    if reason.is_empty() {
+        fallback.to_owned()
+    } else {
+        reason
+    }
+}
+
 #[async_trait]
 impl ChangeOrders for HttpErp {
     async fn change_sales_order(&self, change: &OrderChange) -> Result<ChangeOutcome, ErpError> {
@@ -39,16 +53,9 @@ impl ChangeOrders for HttpErp {
             .await
             .map_err(transport)?;
         if response.status() == reqwest::StatusCode::CONFLICT {
-            let reason = response
-                .json::<Refusal>()
-                .await
-                .map(|r| r.error)
-                .unwrap_or_default();
-            return Ok(ChangeOutcome::Refused(if reason.is_empty() {
-                "the ERP refused to change the document".to_owned()
-            } else {
-                reason
-            }));
+            return Ok(ChangeOutcome::Refused(
+                refusal(response, "the ERP refused to change the document").await,
+            ));
         }
         let document: ErpDocument = classify(response)
             .await?

@@ -1,6 +1,7 @@
 //! Connector for the generic HTTP JSON ERP (`docs/erp-http-api.md`), the API the ERP
 //! simulator speaks: idempotent sales orders by `Idempotency-Key` (singly or in batches),
-//! lookup by external reference, documents read back as recorded, 429 with `Retry-After`.
+//! lookup by external reference, documents read back as recorded, changes after posting,
+//! credit notes for returns, 429 with `Retry-After`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,6 +15,7 @@ use ferry_erp::{
 use secrecy::{ExposeSecret, SecretString};
 
 mod changes;
+mod credits;
 
 /// `[erp] kind = "http"`: the ERP's base URL and, optionally, a bearer token.
 #[derive(Debug, serde::Deserialize)]
@@ -51,7 +53,9 @@ fn build(settings: &Settings, context: &BuildContext) -> Result<Connector, Strin
     )
     .with_batch_limit(s.batch_limit);
     let erp = Arc::new(erp);
-    Ok(Connector::full("http", erp.clone()).changes(erp))
+    Ok(Connector::full("http", erp.clone())
+        .changes(erp.clone())
+        .credits(erp))
 }
 
 pub struct HttpErp {

@@ -61,6 +61,8 @@ pub struct OrderMix {
     pub handling_pct: u32,
     /// Restrict to these market ids (empty: the markets marked `sample`).
     pub markets: Vec<i64>,
+    /// How many of its bundle a bundle line has (a return can then take some back).
+    pub bundles_per_line: i64,
 }
 
 impl Default for OrderMix {
@@ -73,6 +75,7 @@ impl Default for OrderMix {
             pending_pct: 0,
             handling_pct: 5,
             markets: Vec::new(),
+            bundles_per_line: 1,
         }
     }
 }
@@ -225,7 +228,7 @@ impl Generator {
                 unit_original_price: price,
                 unit_price: price,
                 discount_percent: Decimal::ZERO,
-                quantity: 1,
+                quantity: mix.bundles_per_line.max(1),
                 cancelled_quantity: 0,
                 bundle_items: items,
             });

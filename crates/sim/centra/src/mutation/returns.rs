@@ -4,9 +4,12 @@ use std::sync::Arc;
 
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 
+use rust_decimal::Decimal;
+
 use crate::auth::need;
-use crate::ops::{UserError, UserWarning, user_error};
+use crate::ops::{ShippingRefund, UserError, UserWarning, user_error};
 use crate::queries::ReturnView;
+use crate::schema::MonetaryValueInput;
 use crate::state::SimState;
 
 use super::IdInput;
@@ -23,12 +26,43 @@ pub struct StockPolicyActionInput {
     pub remove_items_from_stock: Option<bool>,
 }
 
+/// `ReturnCostPolicyInput` (`shippingCost`, `handlingCost`, `voucherValue`): an amount, or
+/// what the shipment carried. The simulator keeps the shipping one.
+#[derive(InputObject, Default)]
+pub struct ReturnCostPolicyInput {
+    pub value: Option<MonetaryValueInput>,
+    pub from_shipment: Option<bool>,
+}
+
 #[derive(InputObject)]
 pub struct ReturnCreateInput {
     pub shipment: IdInput,
     pub lines: Vec<ReturnLineCreateInput>,
     pub return_stock_action_policy: StockPolicyActionInput,
+    pub shipping_cost: Option<ReturnCostPolicyInput>,
     pub comment: Option<String>,
+}
+
+/// The shipping refund asked for. Centra's `MonetaryValueInput.value` is a GraphQL `Float`:
+/// it is read as the decimal it was written as, rounded to cents, never computed with.
+fn shipping_refund(
+    policy: Option<&ReturnCostPolicyInput>,
+    order_shipping: Decimal,
+) -> Result<ShippingRefund, UserError> {
+    let Some(policy) = policy else {
+        return Ok(ShippingRefund::None);
+    };
+    match (&policy.value, policy.from_shipment.unwrap_or(false)) {
+        (Some(_), true) => Err(user_error(
+            "Give either a value or fromShipment, not both",
+            &["input", "shippingCost"],
+        )),
+        (Some(v), false) => Decimal::from_str_exact(&v.value.to_string())
+            .map(|d| ShippingRefund::Value(d.round_dp(2)))
+            .map_err(|_| user_error("Not a monetary value", &["input", "shippingCost", "value"])),
+        (None, true) => Ok(ShippingRefund::FromShipment { order_shipping }),
+        (None, false) => Ok(ShippingRefund::None),
+    }
 }
 
 #[derive(InputObject, Default)]
@@ -86,8 +120,23 @@ impl ReturnMutation {
                     .collect();
                 let release = policy.release_items_back_to_warehouse.unwrap_or(false);
                 state.transact(|w| {
-                    w.ops
-                        .create_return(input.shipment.id, &lines, release, input.comment.clone())
+                    let number = w
+                        .ops
+                        .shipments
+                        .get(&input.shipment.id)
+                        .map(|s| s.order_number);
+                    let order_shipping = match number {
+                        Some(n) => w.order(n)?.shipping,
+                        None => Decimal::ZERO,
+                    };
+                    let refund = shipping_refund(input.shipping_cost.as_ref(), order_shipping)?;
+                    w.ops.create_return(
+                        input.shipment.id,
+                        &lines,
+                        release,
+                        refund,
+                        input.comment.clone(),
+                    )
                 })
             }
             _ => Err(user_error(

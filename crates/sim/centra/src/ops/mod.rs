@@ -21,6 +21,7 @@ mod returns;
 mod shipments;
 mod stock;
 
+pub use returns::ShippingRefund;
 pub use shipments::ShipmentInfo;
 
 /// A business error, returned in `userErrors` with HTTP 200.
@@ -146,6 +147,9 @@ pub struct Return {
     pub order_number: i64,
     pub lines: Vec<ReturnLine>,
     pub release_to_stock: bool,
+    /// Shipping cost refunded with this return (`shippingCost` of `createReturn`); zero
+    /// when none.
+    pub shipping_refund: Decimal,
     pub completed: bool,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,

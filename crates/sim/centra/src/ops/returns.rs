@@ -3,6 +3,18 @@
 use super::stock::stocked_parts;
 use super::*;
 
+/// What `createReturn`'s `shippingCost` policy asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShippingRefund {
+    None,
+    /// `{ fromShipment: true }`: what the shipment carried of the order's shipping.
+    FromShipment {
+        order_shipping: Decimal,
+    },
+    /// `{ value: { value, currencyIsoCode } }`: this amount.
+    Value(Decimal),
+}
+
 impl Ops {
     /// Cancels units of a line (`updateDirectToConsumerOrder.cancelLines`).
     pub fn cancel_line(
@@ -87,6 +99,7 @@ impl Ops {
         shipment_id: i64,
         lines: &[(i64, i64)],
         release_to_stock: bool,
+        shipping_refund: ShippingRefund,
         comment: Option<String>,
     ) -> Result<i64, UserError> {
         let Some(s) = self.shipments.get(&shipment_id).cloned() else {
@@ -136,6 +149,26 @@ impl Ops {
                 quantity: *quantity,
             });
         }
+        let shipping_refund = match shipping_refund {
+            ShippingRefund::None => Decimal::ZERO,
+            // [INF] "only one shipment should carry the shipping cost" (Centra): the
+            // order's first shipment carries it, so only a return of that one refunds it.
+            ShippingRefund::FromShipment { order_shipping } => {
+                let first = self.shipments_of(s.order_number).first().map(|f| f.id);
+                if first == Some(shipment_id) {
+                    order_shipping
+                } else {
+                    Decimal::ZERO
+                }
+            }
+            ShippingRefund::Value(v) if v < Decimal::ZERO => {
+                return Err(user_error(
+                    "A shipping refund cannot be negative",
+                    &["input", "shippingCost"],
+                ));
+            }
+            ShippingRefund::Value(v) => v,
+        };
         for l in &mut return_lines {
             l.id = self.id();
         }
@@ -148,6 +181,7 @@ impl Ops {
                 order_number: s.order_number,
                 lines: return_lines,
                 release_to_stock,
+                shipping_refund,
                 completed: false,
                 created_at: Utc::now(),
                 completed_at: None,

@@ -99,6 +99,16 @@ pub struct ShipmentFilter {
 
 /// Refuses a filter field the simulator does not implement (rather than ignore it and
 /// answer with more than was asked for).
+/// `ReturnFilter` [CODE: `returns(where: {id: $id})`, `{customerId, storeType}`,
+/// `{createdAt: {from, to}}`]: the simulator answers by id and creation time.
+#[derive(InputObject, Default)]
+pub struct ReturnFilter {
+    pub id: Option<Vec<i64>>,
+    pub created_at: Option<DateRange>,
+    pub customer_id: Option<Vec<i64>>,
+    pub store_type: Option<crate::schema::StoreType>,
+}
+
 pub(crate) fn not_simulated(set: bool, what: &str) -> async_graphql::Result<()> {
     if set {
         return Err(format!("the simulator does not filter by {what}").into());
@@ -250,6 +260,43 @@ impl OpsQuery {
                 .take(limit)
                 .cloned()
                 .map(|s| ShipmentView(s).into())
+                .collect()
+        }))
+    }
+
+    #[graphql(complexity = "limit.max(1) as usize * child_complexity + 1")]
+    async fn returns(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<ReturnFilter>,
+        #[graphql(default = 20)] limit: i32,
+        #[graphql(default = 1)] page: i32,
+    ) -> async_graphql::Result<Vec<ReturnView>> {
+        need(ctx, "Return:read", "returns")?;
+        let (limit, skip) = page_bounds(limit, page)?;
+        let state = ctx.data::<Arc<SimState>>()?;
+        let filter = filter.unwrap_or_default();
+        not_simulated(filter.customer_id.is_some(), "customerId")?;
+        let direct_to_consumer = filter
+            .store_type
+            .is_none_or(|t| t == crate::schema::StoreType::DirectToConsumer);
+        Ok(state.ops(|o| {
+            let by_id: Box<dyn Iterator<Item = &ops::Return>> = match &filter.id {
+                Some(ids) => Box::new(ids.iter().filter_map(|id| o.returns.get(id))),
+                None => Box::new(o.returns.values()),
+            };
+            by_id
+                .filter(|_| direct_to_consumer)
+                .filter(|r| {
+                    filter
+                        .created_at
+                        .as_ref()
+                        .is_none_or(|range| range.contains(r.created_at))
+                })
+                .skip(skip)
+                .take(limit)
+                .cloned()
+                .map(ReturnView)
                 .collect()
         }))
     }

@@ -166,9 +166,30 @@ pub enum ReturnStatus {
 
 pub struct ReturnView(pub(crate) ops::Return);
 
+/// A return's money besides its lines (the simulator keeps the shipping refund only).
+pub struct ReturnTotals {
+    order: Arc<crate::model::Order>,
+    shipping: rust_decimal::Decimal,
+}
+
+#[Object]
+impl ReturnTotals {
+    async fn shipping(&self) -> crate::schema::MonetaryValue {
+        crate::schema::MonetaryValue::of(&self.order, self.shipping)
+    }
+}
+
 impl ReturnView {
     pub fn load(state: &SimState, id: i64) -> Option<ReturnView> {
         state.ops(|o| o.returns.get(&id).cloned().map(ReturnView))
+    }
+
+    fn state(&self) -> ReturnStatus {
+        if self.0.completed {
+            ReturnStatus::Completed
+        } else {
+            ReturnStatus::Pending
+        }
     }
 }
 
@@ -178,11 +199,27 @@ impl ReturnView {
         self.0.id
     }
     async fn status(&self) -> ReturnStatus {
-        if self.0.completed {
-            ReturnStatus::Completed
-        } else {
-            ReturnStatus::Pending
-        }
+        self.state()
+    }
+    /// [CODE] the field community integrations read; its values are [INF].
+    async fn return_status(&self) -> ReturnStatus {
+        self.state()
+    }
+    async fn order(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<DirectToConsumerOrder>> {
+        need(ctx, "Order:read", "Return.order")?;
+        let state = ctx.data::<Arc<SimState>>()?;
+        Ok(state.order(self.0.order_number).map(DirectToConsumerOrder))
+    }
+    /// [CODE] `totals { shipping { value } … }`: what the return refunds besides its lines.
+    async fn totals(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ReturnTotals>> {
+        let state = ctx.data::<Arc<SimState>>()?;
+        Ok(state.order(self.0.order_number).map(|order| ReturnTotals {
+            order,
+            shipping: self.0.shipping_refund,
+        }))
     }
     async fn created_at(&self) -> String {
         time(&self.0.created_at)

@@ -1,0 +1,313 @@
+//! Returns (ADR 0037): a completed Centra return becomes one credit note in the ERP, each
+//! returned unit at what the customer paid for it (vouchers and the bundle's price as the
+//! order was posted), the shipping refund against the shipping line; two returns of a line
+//! add up to exactly what it charged; a redelivery credits nothing more; a return that
+//! gives back more than is left, or whose order never reached the ERP, is finance's.
+
+use std::time::Duration;
+
+use ferry::stack::{Stack, StackOptions};
+use ferry_proto::Message as _;
+use ferry_sim_centra::OrderMix;
+use ferry_sim_centra::ops::ShippingRefund;
+use ferry_testing::TestEnv;
+use futures::StreamExt;
+
+/// `value × k / of`, rounded half away from zero: the test's own arithmetic.
+fn part(value: i64, k: i64, of: i64) -> i64 {
+    let n = value * k;
+    (2 * n + of) / (2 * of)
+}
+
+async fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..600 {
+        if let Some(found) = probe() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returned_bundle_with_a_voucher_is_credited_exactly_once() {
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        centra_requests_per_10s: 1000,
+        centra_events: true,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    let mix = OrderMix {
+        hold_pct: 0,
+        pending_pct: 0,
+        bundle_pct: 100,
+        cancellation_pct: 0,
+        voucher_pct: 100,
+        markets: vec![1],
+        bundles_per_line: 3,
+        ..OrderMix::default()
+    };
+    // An order with a voucher, shipping and a line of three bundles.
+    let (number, bundle) = loop {
+        let n = stack.centra.generate(1, &mix)[0];
+        let order = stack.centra.state.order(n).unwrap();
+        if order.vouchers.is_empty() || order.shipping.is_zero() {
+            continue;
+        }
+        let line = order
+            .lines
+            .iter()
+            .find(|l| l.is_bundle())
+            .expect("a bundle");
+        break (n, line.clone());
+    };
+    let posted = until("the order posted", || {
+        stack
+            .erp
+            .orders()
+            .into_iter()
+            .find(|o| o.external_ref == number.to_string())
+    })
+    .await;
+    stack
+        .erp
+        .ship(ferry_sim_erp::ShipRequest {
+            external_ref: number.to_string(),
+            tracking_number: Some("PN1SE".into()),
+            lines: None,
+            carrier: None,
+        })
+        .expect("shipped");
+    let (shipment, shipment_line) = until("the shipment in Centra", || {
+        stack.centra.state.ops(|o| {
+            o.shipments_of(number)
+                .into_iter()
+                .filter(|s| s.is_shipped)
+                .find_map(|s| {
+                    s.lines
+                        .iter()
+                        .find(|l| l.order_line_id == bundle.id)
+                        .map(|l| (s.id, l.id))
+                })
+        })
+    })
+    .await;
+
+    let client = env.nats().await;
+    let topology = ferry_runtime::Topology::new(&env.prefix);
+    let mut ready = client
+        .subscribe(format!("{}.acme.order.return.v1.*", env.prefix))
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+
+    // The customer sends one bundle back; Centra refunds the shipping too.
+    let return_and_complete = |units: i64, refund: ShippingRefund| {
+        stack
+            .centra
+            .state
+            .transact(|w| {
+                let refund = match refund {
+                    ShippingRefund::FromShipment { .. } => ShippingRefund::FromShipment {
+                        order_shipping: w.order(number)?.shipping,
+                    },
+                    other => other,
+                };
+                let id =
+                    w.ops
+                        .create_return(shipment, &[(shipment_line, units)], true, refund, None)?;
+                let order = w.order(number)?.clone();
+                w.ops.complete_return(&order, id, true)?;
+                Ok(id)
+            })
+            .expect("return completed")
+    };
+    let first = return_and_complete(
+        1,
+        ShippingRefund::FromShipment {
+            order_shipping: rust_decimal::Decimal::ZERO,
+        },
+    );
+    let notes = until("the credit note", || {
+        Some(stack.erp.credit_notes()).filter(|n| !n.is_empty())
+    })
+    .await;
+    assert_eq!(notes.len(), 1);
+    let note = &notes[0];
+    assert_eq!(note.external_ref, format!("{number}-R{first}"));
+    assert_eq!(note.order_erp_reference, posted.reference);
+    assert!(note.restock);
+
+    // Expected from the ERP's own sales order: each component of the bundle a half (one
+    // bundle of `bundle.quantity`), the shipping line whole.
+    let components: Vec<i64> = bundle.bundle_items.iter().map(|i| i.id).collect();
+    let mut gross = 0;
+    let mut tax = 0;
+    for line in posted
+        .lines
+        .iter()
+        .filter(|l| l.centra_line_id.is_some_and(|id| components.contains(&id)))
+    {
+        let credited = note
+            .lines
+            .iter()
+            .find(|c| c.centra_line_id == line.centra_line_id)
+            .expect("each component credited");
+        assert_eq!(
+            (credited.gross_minor, credited.tax_minor),
+            (
+                part(line.gross_minor, 1, bundle.quantity),
+                part(line.tax_minor, 1, bundle.quantity)
+            ),
+            "component {:?}",
+            line.centra_line_id
+        );
+        assert_eq!(
+            credited.net_minor,
+            credited.gross_minor - credited.tax_minor
+        );
+        gross += credited.gross_minor;
+        tax += credited.tax_minor;
+    }
+    let shipping = posted
+        .lines
+        .iter()
+        .find(|l| l.kind == "shipping")
+        .expect("a shipping line");
+    let refunded = note
+        .lines
+        .iter()
+        .find(|l| l.kind == "shipping")
+        .expect("the shipping refunded");
+    assert_eq!(
+        (refunded.gross_minor, refunded.tax_minor),
+        (shipping.gross_minor, shipping.tax_minor)
+    );
+    gross += refunded.gross_minor;
+    tax += refunded.tax_minor;
+    assert_eq!((note.gross_minor, note.tax_minor), (gross, tax));
+    let mut credit = None;
+    for _ in 0..200 {
+        credit = store
+            .return_credit("acme", first)
+            .await
+            .unwrap()
+            .filter(|c| c.erp_reference.is_some());
+        if credit.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let credit = credit.expect("the return recorded credited");
+    assert_eq!(credit.priced.gross_minor, gross);
+
+    // The same return again (a redelivery, a replay): nothing more.
+    let message = tokio::time::timeout(Duration::from_secs(5), ready.next())
+        .await
+        .expect("order.return published")
+        .unwrap();
+    let js = ferry_runtime::nats::jetstream(client.clone());
+    js.publish(
+        topology.return_ready_subject("acme", first),
+        message.payload.clone(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+
+    // The other bundles come back one at a time: with the first, exactly what the line
+    // charged (thirds do not add up to the whole unless each return knows the earlier).
+    let mut ids = vec![first];
+    for n in 2..=bundle.quantity {
+        ids.push(return_and_complete(1, ShippingRefund::None));
+        until("the next credit note", || {
+            Some(stack.erp.credit_notes()).filter(|c| c.len() as i64 >= n)
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let notes = stack.erp.credit_notes();
+    assert_eq!(
+        notes.len() as i64,
+        bundle.quantity,
+        "one credit note per return"
+    );
+    for (note, id) in notes.iter().zip(&ids) {
+        assert_eq!(note.external_ref, format!("{number}-R{id}"));
+    }
+    for line in posted
+        .lines
+        .iter()
+        .filter(|l| l.centra_line_id.is_some_and(|id| components.contains(&id)))
+    {
+        let both: (i64, i64) = notes
+            .iter()
+            .flat_map(|n| &n.lines)
+            .filter(|c| c.centra_line_id == line.centra_line_id)
+            .fold((0, 0), |(g, t), c| (g + c.gross_minor, t + c.tax_minor));
+        assert_eq!(
+            both,
+            (line.gross_minor, line.tax_minor),
+            "all of it, exactly"
+        );
+    }
+    assert!(store.open_exceptions("acme").await.unwrap().is_empty());
+
+    // A return of units already returned (a crafted repeat under a new id): finance's,
+    // and nothing credited; and a return of an order that never reached the ERP.
+    let decoded = ferry_proto::order::v1::ReturnReady::decode(message.payload.as_ref()).unwrap();
+    let repeat = ferry_proto::order::v1::ReturnReady {
+        return_id: 9_000_001,
+        shipping_refund_minor: 0,
+        ..decoded.clone()
+    };
+    let orphan = ferry_proto::order::v1::ReturnReady {
+        return_id: 9_000_002,
+        order_number: 99_999_999,
+        ..repeat.clone()
+    };
+    for crafted in [repeat, orphan] {
+        js.publish(
+            topology.return_ready_subject("acme", crafted.return_id),
+            crafted.encode_to_vec().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let mut exceptions = Vec::new();
+    for _ in 0..200 {
+        exceptions = store.open_exceptions("acme").await.unwrap();
+        if exceptions.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let exceeds = exceptions
+        .iter()
+        .find(|e| e.kind == "refund_exceeds_paid")
+        .expect("refund beyond what was paid");
+    assert_eq!(exceeds.owner, "finance");
+    assert_eq!(exceeds.order_number, Some(number));
+    let orphan = exceptions
+        .iter()
+        .find(|e| e.kind == "return_not_credited")
+        .expect("a return of an order never posted");
+    assert!(
+        orphan.message.contains("never reached the ERP"),
+        "{}",
+        orphan.message
+    );
+    assert_eq!(
+        stack.erp.credit_notes().len() as i64,
+        bundle.quantity,
+        "nothing more credited"
+    );
+    stack.shutdown().await;
+    env.cleanup().await;
+}

@@ -1,0 +1,53 @@
+//! Credit notes for returns (`POST /api/credit-notes`, ADR 0037): idempotent by the
+//! credit's external reference (also sent as `Idempotency-Key`); `409` is the ERP refusing
+//! to credit the order (cancelled, credited beyond what it charged, period closed), a
+//! permanent answer for finance.
+
+use async_trait::async_trait;
+use ferry_erp::{CreditNotes, CreditOutcome, ErpDocument, ErpError, PostCredit, PostLine};
+
+use crate::changes::refusal;
+use crate::{HttpErp, classify, transport};
+
+#[derive(serde::Serialize)]
+struct CreditBody<'a> {
+    external_ref: &'a str,
+    order_erp_reference: &'a str,
+    currency: &'a str,
+    lines: &'a [PostLine],
+    restock: bool,
+}
+
+#[async_trait]
+impl CreditNotes for HttpErp {
+    async fn create_credit_note(&self, credit: &PostCredit) -> Result<CreditOutcome, ErpError> {
+        let response = self
+            .request(reqwest::Method::POST, "/api/credit-notes")
+            .header("Idempotency-Key", &credit.external_ref)
+            .json(&CreditBody {
+                external_ref: &credit.external_ref,
+                order_erp_reference: &credit.order_erp_reference,
+                currency: &credit.currency,
+                lines: &credit.lines,
+                restock: credit.restock,
+            })
+            .send()
+            .await
+            .map_err(transport)?;
+        if response.status() == reqwest::StatusCode::CONFLICT {
+            return Ok(CreditOutcome::Refused(
+                refusal(response, "the ERP refused the credit note").await,
+            ));
+        }
+        let document: ErpDocument = classify(response)
+            .await?
+            .json()
+            .await
+            // Booked or not, we cannot tell: the same credit is sent again.
+            .map_err(|e| ErpError::Unavailable {
+                reason: format!("unreadable credit note answer: {e}"),
+                retry_after: None,
+            })?;
+        Ok(CreditOutcome::Credited(document))
+    }
+}
