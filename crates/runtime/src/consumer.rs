@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind};
 use async_trait::async_trait;
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable as _};
 use bytes::Bytes;
 use ferry_domain::{ExceptionKind, NewException};
 use futures::{FutureExt, StreamExt};
@@ -241,15 +241,32 @@ impl Runner {
         handler: Arc<H>,
         shutdown: CancellationToken,
     ) -> Result<(), RunnerError> {
-        let consumer = durable_consumer(
-            &self.js,
-            &self.topology,
-            self.spec.stream,
-            &self.spec.durable,
-            &self.spec.filter_subject,
-            &self.config,
-        )
-        .await?;
+        // A replica started while the broker restarts must wait for it, not exit: a
+        // Deployment would restart it, but every restart is a crash someone looks at.
+        let create = || {
+            durable_consumer(
+                &self.js,
+                &self.topology,
+                self.spec.stream,
+                &self.spec.durable,
+                &self.spec.filter_subject,
+                &self.config,
+            )
+        };
+        let retried = create
+            .retry(
+                ExponentialBuilder::default()
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_jitter()
+                    .without_max_times(),
+            )
+            .notify(|e, wait| {
+                tracing::warn!(consumer = %self.spec.durable, error = %e, ?wait, "cannot create the consumer; retrying");
+            });
+        let consumer = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            c = retried => c?,
+        };
         let shared = Arc::new(Shared {
             meters: Meters::new(&self.spec),
             spec: self.spec.clone(),
