@@ -257,6 +257,26 @@ async fn a_returned_bundle_with_a_voucher_is_credited_exactly_once() {
     }
     assert!(store.open_exceptions("acme").await.unwrap().is_empty());
 
+    // The month-end report shows the refunds and what they leave of the revenue.
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let period = ferry_reconciler::report::Period::month(&month).unwrap();
+    let report = ferry_reconciler::report::month_report(&store, "acme", period)
+        .await
+        .unwrap();
+    let figures = report
+        .currencies
+        .iter()
+        .find(|c| c.currency == notes[0].currency)
+        .expect("the order's currency");
+    let refunds = figures.refunds.as_ref().expect("refunds credited");
+    assert_eq!(refunds.returns as i64, bundle.quantity);
+    assert_eq!(
+        (refunds.gross, refunds.tax),
+        notes
+            .iter()
+            .fold((0, 0), |(g, t), n| (g + n.gross_minor, t + n.tax_minor))
+    );
+
     // A return of units already returned (a crafted repeat under a new id): finance's,
     // and nothing credited; and a return of an order that never reached the ERP.
     let decoded = ferry_proto::order::v1::ReturnReady::decode(message.payload.as_ref()).unwrap();

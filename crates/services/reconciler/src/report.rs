@@ -37,7 +37,10 @@ pub async fn month_report(
         .and_time(chrono::NaiveTime::MIN)
         .and_utc();
     let stock = store.stock_drift_found(tenant, start, end).await?;
-    Ok(Report::build(tenant, period, &orders, &unexplained, &stock))
+    let refunds = store.refunds(tenant, start, end).await?;
+    let mut report = Report::build(tenant, period, &orders, &unexplained, &stock);
+    report.add_refunds(&refunds);
+    Ok(report)
 }
 
 /// A calendar month, `2026-11`.
@@ -120,9 +123,17 @@ pub struct CurrencyFigures {
     pub centra: CentraTotals,
     pub erp: ErpTotals,
     pub ledger: LedgerTotals,
-    /// Refunds are not known to Ferry until returns are synchronised (credit notes): the
-    /// report says so rather than print a zero.
-    pub refunds: Option<i64>,
+    /// The returns Ferry credited in the ERP in the period (by when they were credited);
+    /// `None` when it credited none.
+    pub refunds: Option<Refunds>,
+}
+
+/// Returns credited in the ERP, minor units.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Refunds {
+    pub returns: u64,
+    pub gross: i64,
+    pub tax: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -316,6 +327,40 @@ impl Report {
                 .collect(),
             stock_drift: stock.iter().map(StockDrift::from).collect(),
             variances,
+        }
+    }
+
+    /// The returns credited in the period, per currency: each currency's refunds, and its
+    /// net revenue (posted less refunded) in the figures.
+    pub fn add_refunds(&mut self, credited: &[ferry_store::returns::Refunds]) {
+        for r in credited {
+            let entry = match self
+                .currencies
+                .iter_mut()
+                .find(|c| c.currency == r.currency)
+            {
+                Some(entry) => entry,
+                None => {
+                    self.currencies.push(CurrencyFigures {
+                        currency: r.currency.clone(),
+                        ..CurrencyFigures::default()
+                    });
+                    self.currencies.sort_by(|a, b| a.currency.cmp(&b.currency));
+                    match self
+                        .currencies
+                        .iter_mut()
+                        .find(|c| c.currency == r.currency)
+                    {
+                        Some(entry) => entry,
+                        None => continue,
+                    }
+                }
+            };
+            entry.refunds = Some(Refunds {
+                returns: u64::try_from(r.returns).unwrap_or(0),
+                gross: r.gross_minor,
+                tax: r.tax_minor,
+            });
         }
     }
 
@@ -553,6 +598,19 @@ pub fn figure_rows(c: &CurrencyFigures) -> Vec<FigureRow> {
             Some(r.net),
             None,
             None,
+            false,
+        ));
+    }
+    if let Some(r) = &c.refunds {
+        // What Ferry credited for returns, and what the period leaves: posted less refunded.
+        rows.push(row("returns_credited", None, None, count(r.returns), true));
+        rows.push(row("refunds", None, None, Some(r.gross), false));
+        rows.push(row("refunded_tax", None, None, Some(r.tax), false));
+        rows.push(row(
+            "net_revenue",
+            None,
+            None,
+            Some(c.ledger.gross - c.ledger.tax - (r.gross - r.tax)),
             false,
         ));
     }

@@ -100,14 +100,13 @@ fn figures(h: &mut String, report: &Report) {
                 cell(row.ledger)
             );
         }
-        let refunds = match c.refunds {
-            Some(r) => esc(&money(&c.currency, r)),
-            None => "not known to Ferry until returns are synchronised".to_owned(),
-        };
-        let _ = write!(
-            h,
-            "<tr><td>refunds</td><td class=\"n muted\" colspan=\"3\">{refunds}</td></tr></table>"
-        );
+        if c.refunds.is_none() {
+            h.push_str(
+                "<tr><td>refunds</td><td class=\"n muted\" colspan=\"3\">no return credited \
+                 by Ferry in this period</td></tr>",
+            );
+        }
+        h.push_str("</table>");
     }
     if report.currencies.is_empty() {
         h.push_str("<p>No order of this period has been checked yet.</p>");

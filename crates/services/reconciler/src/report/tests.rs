@@ -189,6 +189,56 @@ fn each_currency_adds_up_its_own_orders_from_each_source() {
 }
 
 #[test]
+fn refunds_credited_make_net_revenue_per_currency() {
+    let mut r = report();
+    r.add_refunds(&[
+        ferry_store::returns::Refunds {
+            currency: "SEK".into(),
+            returns: 2,
+            gross_minor: 25_000,
+            tax_minor: 5_000,
+        },
+        ferry_store::returns::Refunds {
+            currency: "NOK".into(),
+            returns: 1,
+            gross_minor: 1_250,
+            tax_minor: 250,
+        },
+    ]);
+    let sek = r
+        .currencies
+        .iter()
+        .find(|c| c.currency == "SEK")
+        .expect("SEK");
+    let rows = figure_rows(sek);
+    let ledger = |name: &str| {
+        rows.iter()
+            .find(|row| row.name == name)
+            .and_then(|row| row.ledger)
+            .unwrap_or_else(|| panic!("row {name}"))
+    };
+    assert_eq!(ledger("returns_credited"), 2);
+    assert_eq!(ledger("refunds"), 25_000);
+    assert_eq!(ledger("refunded_tax"), 5_000);
+    // Posted 170,000 with 34,000 tax; refunded 25,000 with 5,000: net 136,000 − 20,000.
+    assert_eq!(ledger("net_revenue"), 116_000);
+    // A currency with returns but no order checked this month still shows its refunds.
+    let codes: Vec<&str> = r.currencies.iter().map(|c| c.currency.as_str()).collect();
+    assert_eq!(codes, ["EUR", "NOK", "SEK"]);
+    let eur = r
+        .currencies
+        .iter()
+        .find(|c| c.currency == "EUR")
+        .expect("EUR");
+    assert_eq!(eur.refunds, None);
+    assert!(!figure_rows(eur).iter().any(|row| row.name == "net_revenue"));
+    let page = html(&r);
+    assert!(page.contains("net revenue"), "the page shows net revenue");
+    assert!(page.contains("no return credited by Ferry in this period"));
+    assert!(r.csv().expect("csv").contains("net_revenue"));
+}
+
+#[test]
 fn completeness_and_accuracy_count_checked_orders_by_day() {
     let r = report();
     assert_eq!(
