@@ -34,4 +34,5 @@ mod tryton_batch;
 mod tryton_changes;
 mod tryton_readback;
 mod tryton_reconcile;
+mod tryton_returns;
 mod up;

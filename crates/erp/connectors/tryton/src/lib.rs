@@ -13,6 +13,7 @@
 
 mod batch;
 mod changes;
+mod credits;
 mod feeds;
 mod lookups;
 mod party;
@@ -129,7 +130,9 @@ fn build(settings: &Settings, context: &BuildContext) -> Result<Connector, Strin
         batch: s.batch.max(1),
         ..TrytonConfig::new(s.url, s.user, s.password)
     }));
-    Ok(Connector::full("tryton", tryton.clone()).changes(tryton))
+    Ok(Connector::full("tryton", tryton.clone())
+        .changes(tryton.clone())
+        .credits(tryton))
 }
 
 /// A Tryton database as Ferry's ERP.

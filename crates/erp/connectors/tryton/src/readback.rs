@@ -70,7 +70,19 @@ impl Tryton {
         // A Tryton shared by several brands (a reference prefix each): only this brand's
         // sales. Sales entered by hand there cannot be told apart by brand, so only a
         // Tryton of one brand (no prefix) lists them.
-        let mut domain = vec![json!(["id", ">", after])];
+        let mut domain = vec![
+            json!(["id", ">", after]),
+            // Return sales (credit notes, ADR 0037) are no sales orders: `<order>-R<id>`.
+            json!([
+                "OR",
+                ["reference", "=", null],
+                [
+                    "reference",
+                    "not like",
+                    format!("{}%-R%", self.config.reference_prefix)
+                ]
+            ]),
+        ];
         if !self.config.reference_prefix.is_empty() {
             domain.push(json!([
                 "reference",

@@ -265,10 +265,21 @@ impl Tryton {
         order: &PostOrder,
         digits: u32,
     ) -> Result<Vec<Value>, ErpError> {
-        let codes: Vec<&str> = order.lines.iter().map(|l| l.erp_item.as_str()).collect();
+        self.lines_of(&order.lines, digits, 1).await
+    }
+
+    /// `lines` as Tryton sale lines, their quantities times `sign`: 1 for a sale, -1 for a
+    /// return sale (Tryton's return: a shipment back in and a credit note).
+    pub(crate) async fn lines_of(
+        &self,
+        lines: &[PostLine],
+        digits: u32,
+        sign: i64,
+    ) -> Result<Vec<Value>, ErpError> {
+        let codes: Vec<&str> = lines.iter().map(|l| l.erp_item.as_str()).collect();
         let products = self.products(&codes).await?;
-        let mut lines = Vec::with_capacity(order.lines.len());
-        for line in &order.lines {
+        let mut out = Vec::with_capacity(lines.len());
+        for line in lines {
             let product = products[&line.erp_item];
             let tax = self.tax(line.tax_code.as_deref(), &line.tax_rate).await?;
             let quantity = line.quantity.max(1);
@@ -276,16 +287,16 @@ impl Tryton {
                 "type": "line",
                 "product": product.id,
                 "unit": product.uom,
-                "quantity": quantity as f64,
+                "quantity": (sign * quantity) as f64,
                 "unit_price": decimal(net_unit_price(line.net_minor, quantity, digits)),
                 "description": line_description(line),
             });
             if let Some(tax) = tax {
                 value["taxes"] = json!([["add", [tax]]]);
             }
-            lines.push(value);
+            out.push(value);
         }
-        Ok(lines)
+        Ok(out)
     }
 
     /// The new sale of `order` as Tryton's `create` takes it: party (matched or created),

@@ -1,0 +1,197 @@
+//! Returns into real Tryton (ADR 0037): a partial return of a bundle bought with a voucher
+//! becomes one return sale — Tryton's return shipment and credit note — whose total is
+//! exactly the refunded amount, its tax as charged (Tryton's own tax, with the rounding
+//! line carrying any cent it computes differently); the same credit again makes nothing.
+
+use ferry_domain::credit::{Charge, units_share};
+use ferry_erp::{CreditNotes, CreditOutcome, LineKind, PostCredit, PostLine, PostOrders, ReadBack};
+use serde_json::{Value, json};
+
+use crate::tryton::{connector, example, sales_with_reference, unique_prefix};
+
+fn credited(outcome: CreditOutcome) -> ferry_erp::ErpDocument {
+    match outcome {
+        CreditOutcome::Credited(document) => document,
+        CreditOutcome::Refused(reason) => panic!("refused: {reason}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_return_of_a_bundle_with_a_voucher_is_one_exact_tryton_credit_note() {
+    let prefix = unique_prefix();
+    let tryton = connector(&prefix);
+    // Order 48204: a tee, and two bundles of a tee and two pairs of socks, with a voucher.
+    let order = example("04-sek-bundle-voucher");
+    let posted = tryton.create_sales_order(&order).await.expect("posted");
+
+    // One of the two bundles comes back, and Centra refunds the shipping.
+    let components: Vec<&PostLine> = order
+        .lines
+        .iter()
+        .filter(|l| matches!(l.centra_line_id, Some(6203 | 6204)))
+        .collect();
+    let charged: Vec<Charge> = components
+        .iter()
+        .map(|l| Charge {
+            quantity: l.quantity,
+            gross: l.gross_minor,
+            tax: l.tax_minor,
+        })
+        .collect();
+    let shares = units_share(&charged, 2, 0, 1).expect("one of two bundles");
+    // Half of each component, rounded half away from zero: worked out by hand.
+    assert_eq!(
+        shares
+            .iter()
+            .map(|s| (s.quantity, s.gross))
+            .collect::<Vec<_>>(),
+        [(1, 34_114), (2, 21_647)]
+    );
+    let mut lines: Vec<PostLine> = components
+        .iter()
+        .zip(&shares)
+        .map(|(l, s)| PostLine {
+            quantity: s.quantity,
+            gross_minor: s.gross,
+            tax_minor: s.tax,
+            net_minor: s.net(),
+            ..(*l).clone()
+        })
+        .collect();
+    lines.extend(
+        order
+            .lines
+            .iter()
+            .filter(|l| l.kind == LineKind::Shipping)
+            .cloned(),
+    );
+    let credit = PostCredit {
+        tenant: order.tenant.clone(),
+        external_ref: format!("{}-R7", order.external_ref),
+        order_ref: order.external_ref.clone(),
+        order_erp_reference: posted.reference.clone(),
+        return_id: 7,
+        currency: order.currency.clone(),
+        date: "2026-12-07".into(),
+        gross_minor: lines.iter().map(|l| l.gross_minor).sum(),
+        tax_minor: lines.iter().map(|l| l.tax_minor).sum(),
+        lines,
+        restock: true,
+    };
+    assert_eq!(credit.gross_minor, 34_114 + 21_647 + 4_900);
+
+    let document = credited(
+        tryton
+            .create_credit_note(&credit)
+            .await
+            .expect("Tryton answers"),
+    );
+    assert_eq!(
+        document.gross_minor, -credit.gross_minor,
+        "exactly what is refunded"
+    );
+    assert_eq!(
+        document.tax_minor + document.rounding_minor,
+        -credit.tax_minor,
+        "the tax as charged, Tryton's rounding on its own line"
+    );
+    assert_ne!(
+        document.reference, posted.reference,
+        "a document of its own"
+    );
+
+    // Tryton made the return shipment and the credit note, for the same customer.
+    let reference = format!("{prefix}{}", credit.external_ref);
+    let rpc = tryton.rpc();
+    let sale = rpc
+        .call(
+            "model.sale.sale.search_read",
+            vec![
+                json!([["reference", "=", reference]]),
+                json!(0),
+                json!(1),
+                Value::Null,
+                json!(["state", "party", "invoices", "shipment_returns"]),
+            ],
+        )
+        .await
+        .expect("the return sale");
+    let sale = &sale[0];
+    assert_eq!(sale["state"], "processing");
+    assert_eq!(
+        sale["shipment_returns"].as_array().map(Vec::len),
+        Some(1),
+        "a return shipment for the warehouse: {sale}"
+    );
+    let invoices: Vec<i64> = sale["invoices"]
+        .as_array()
+        .expect("invoices")
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    assert_eq!(invoices.len(), 1, "one credit note: {sale}");
+    let invoice = rpc
+        .call(
+            "model.account.invoice.read",
+            vec![json!(invoices), json!(["total_amount", "party"])],
+        )
+        .await
+        .expect("the credit note");
+    let total: rust_decimal::Decimal = invoice[0]["total_amount"]["decimal"]
+        .as_str()
+        .or(invoice[0]["total_amount"].as_str())
+        .expect("a total")
+        .parse()
+        .expect("a decimal");
+    assert_eq!(total, rust_decimal::Decimal::new(-credit.gross_minor, 2));
+    let original = rpc
+        .call(
+            "model.sale.sale.search_read",
+            vec![
+                json!([["reference", "=", format!("{prefix}{}", order.external_ref)]]),
+                json!(0),
+                json!(1),
+                Value::Null,
+                json!(["party"]),
+            ],
+        )
+        .await
+        .expect("the sale");
+    assert_eq!(
+        invoice[0]["party"], original[0]["party"],
+        "the same customer"
+    );
+
+    // The same credit again (a retry, a replay): the same document, nothing new.
+    let again = credited(tryton.create_credit_note(&credit).await.expect("again"));
+    assert_eq!(again.reference, document.reference);
+    assert_eq!(sales_with_reference(&tryton, &reference).await, 1);
+
+    // The reconciler's walk of every sale does not take the return sale for a sales order
+    // no Centra order explains.
+    let mut cursor = String::new();
+    loop {
+        let page = tryton.headers_since(&cursor, 500).await.expect("walk");
+        assert!(
+            page.documents
+                .iter()
+                .all(|d| d.reference != document.reference),
+            "the return sale is no sales order"
+        );
+        if page.next_cursor == cursor || page.documents.is_empty() {
+            break;
+        }
+        cursor = page.next_cursor;
+    }
+
+    // A return of an order Tryton never had is refused, in words.
+    let orphan = PostCredit {
+        external_ref: "999999-R1".into(),
+        order_ref: "999999".into(),
+        ..credit.clone()
+    };
+    match tryton.create_credit_note(&orphan).await.expect("answers") {
+        CreditOutcome::Refused(reason) => assert!(reason.contains("999999"), "{reason}"),
+        CreditOutcome::Credited(d) => panic!("credited an unknown order: {d:?}"),
+    }
+}
