@@ -49,9 +49,8 @@ fn apply(sim: &Sim, reference: &str, body: ChangeBody) -> Result<Summary, (Statu
     let refuse = sim.faults.read().refuse_changes.clone();
     let mut book = sim.book.lock();
     let i = book
-        .orders
-        .iter()
-        .position(|o| o.reference == reference && !o.deleted)
+        .by_reference(reference)
+        .filter(|i| !book.orders[*i].deleted)
         .ok_or_else(|| (StatusCode::NOT_FOUND, "no such sales order".to_owned()))?;
     let mut logistics = sim.logistics.lock();
     let order = &mut book.orders[i];

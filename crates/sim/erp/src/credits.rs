@@ -39,6 +39,8 @@ pub(crate) struct Credits {
     pub notes: Vec<CreditNote>,
     /// External reference → index in `notes`.
     pub by_ref: HashMap<String, usize>,
+    /// Sales order reference → what its credit notes give back in all.
+    pub credited: HashMap<String, i64>,
 }
 
 /// What create answers: the credit note without its lines (the sales-order summary shape).
@@ -93,9 +95,9 @@ fn book_credit(sim: &Sim, body: NewCreditNote) -> Result<CreditNote, (StatusCode
         return Ok(credits.notes[*i].clone());
     }
     let order = book
-        .orders
-        .iter()
-        .find(|o| o.reference == body.order_erp_reference && !o.deleted)
+        .by_reference(&body.order_erp_reference)
+        .map(|i| &book.orders[i])
+        .filter(|o| !o.deleted)
         .ok_or_else(|| {
             (
                 StatusCode::CONFLICT,
@@ -115,12 +117,7 @@ fn book_credit(sim: &Sim, body: NewCreditNote) -> Result<CreditNote, (StatusCode
         ));
     }
     let gross: i64 = body.lines.iter().map(|l| l.gross_minor).sum();
-    let credited: i64 = credits
-        .notes
-        .iter()
-        .filter(|n| n.order_erp_reference == order.reference)
-        .map(|n| n.gross_minor)
-        .sum();
+    let credited = credits.credited.get(&order.reference).copied().unwrap_or(0);
     if credited + gross > order.gross_minor {
         return Err((
             StatusCode::CONFLICT,
@@ -151,6 +148,10 @@ fn book_credit(sim: &Sim, body: NewCreditNote) -> Result<CreditNote, (StatusCode
     }
     let index = credits.notes.len();
     credits.by_ref.insert(note.external_ref.clone(), index);
+    *credits
+        .credited
+        .entry(note.order_erp_reference.clone())
+        .or_default() += note.gross_minor;
     credits.notes.push(note.clone());
     Ok(note)
 }

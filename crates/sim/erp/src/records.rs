@@ -110,6 +110,14 @@ impl Book {
             .find(|&i| !self.orders[i].deleted)
     }
 
+    /// The document with the ERP reference `reference` (`SO-<n>`, the n-th stored), deleted
+    /// or not: found by its number, not by a scan of the book.
+    pub(crate) fn by_reference(&self, reference: &str) -> Option<usize> {
+        let n: usize = reference.strip_prefix("SO-")?.parse().ok()?;
+        let i = n.checked_sub(1)?;
+        (self.orders.get(i)?.reference == reference).then_some(i)
+    }
+
     /// Stores a document; `key` is the idempotency key it was created under, if any.
     pub(crate) fn push(&mut self, key: Option<String>, mut order: SalesOrder) -> usize {
         let index = self.orders.len();
