@@ -105,6 +105,7 @@ impl Ingest {
                 base: base.clone(),
                 tenant: tenant.id.clone(),
                 client: client.clone(),
+                seen: returns::Seen::default(),
             });
             let runner = Runner::builder(
                 &base,

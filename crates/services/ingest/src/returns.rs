@@ -5,7 +5,7 @@
 //! until Centra completes it, which Centra announces again. A notices message is
 //! acknowledged only once every completed return it named is stored in JetStream.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -26,6 +26,56 @@ pub struct ReturnHandler {
     pub base: ServiceBase,
     pub tenant: String,
     pub client: CentraClient,
+    pub seen: Seen,
+}
+
+/// How many stored returns [`Seen`] remembers.
+const SEEN: usize = 100_000;
+
+/// Completed returns this process already stored, by id and content: Centra announces a
+/// return several times (created and completed, by webhook and by the Events queue), and
+/// a repeat of one already stored need not be read again with its order. Bounded, and a
+/// restart forgets it: a repeat then costs a read and is dropped by JetStream.
+#[derive(Default)]
+pub struct Seen(std::sync::Mutex<Remembered>);
+
+/// A return's id and a hash of its content.
+type SeenKey = (i64, u64);
+
+/// The keys, and the order they came in (the oldest is forgotten first).
+type Remembered = (HashSet<SeenKey>, VecDeque<SeenKey>);
+
+impl Seen {
+    fn key(r: &CentraReturn) -> SeenKey {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&r.status, r.returned_to_stock, &r.shipping_refund).hash(&mut h);
+        for l in &r.lines {
+            (l.id, l.order_line_id, l.quantity).hash(&mut h);
+        }
+        (r.id, h.finish())
+    }
+
+    fn contains(&self, r: &CentraReturn) -> bool {
+        self.0
+            .lock()
+            .map(|g| g.0.contains(&Self::key(r)))
+            .unwrap_or(false)
+    }
+
+    fn insert(&self, r: &CentraReturn) {
+        if let Ok(mut g) = self.0.lock() {
+            let key = Self::key(r);
+            if g.0.insert(key) {
+                g.1.push_back(key);
+                if g.1.len() > SEEN
+                    && let Some(old) = g.1.pop_front()
+                {
+                    g.0.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 fn centra_failure(e: CentraError) -> HandlerError {
@@ -69,8 +119,10 @@ impl Handler for ReturnHandler {
             metrics::counter!("ferry_centra_returns_total", "tenant" => tenant.to_owned(), "outcome" => "deleted")
                 .increment(gone as u64);
         }
-        let (completed, pending): (Vec<CentraReturn>, Vec<CentraReturn>) =
-            returns.into_iter().partition(CentraReturn::is_completed);
+        let (completed, pending): (Vec<CentraReturn>, Vec<CentraReturn>) = returns
+            .into_iter()
+            .filter(|r| !self.seen.contains(r))
+            .partition(CentraReturn::is_completed);
         metrics::counter!("ferry_centra_returns_total", "tenant" => tenant.to_owned(), "outcome" => "pending")
             .increment(pending.len() as u64);
         if completed.is_empty() {
@@ -104,6 +156,7 @@ impl Handler for ReturnHandler {
                 payload: Bytes::from(message.encode_to_vec()),
             };
             self.base.publisher.publish(&outgoing).await?;
+            self.seen.insert(r);
         }
         metrics::counter!("ferry_centra_returns_total", "tenant" => tenant.to_owned(), "outcome" => "completed")
             .increment(completed.len() as u64);
