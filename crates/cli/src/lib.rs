@@ -27,6 +27,8 @@ pub mod bench_ops_downstream;
 #[cfg(feature = "dev")]
 pub mod bench_reconcile;
 #[cfg(feature = "dev")]
+pub mod bench_returns;
+#[cfg(feature = "dev")]
 pub mod bench_writer;
 pub mod centra_check;
 pub mod config;

@@ -127,6 +127,9 @@ enum Bench {
     /// The operations API with a million orders and 100,000 open exceptions: a filtered
     /// page and an order's timeline, against the same reads from the store.
     Ops(ferry::bench_ops::OpsArgs),
+    /// Completed Centra returns to ERP credit notes end to end, against a bare HTTP client
+    /// making the same credit notes in the ERP simulator.
+    Returns(ferry::bench_returns::ReturnsArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -239,6 +242,10 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Bench {
             bench: Bench::Ops(args),
         } => ferry::bench_ops::ops(args).await,
+        #[cfg(feature = "dev")]
+        Command::Bench {
+            bench: Bench::Returns(args),
+        } => ferry::bench_returns::returns(args).await,
         Command::Migrate { config } => {
             let config = ferry::config::load(config.as_deref())?;
             let store = ferry_store::Store::connect(&config.database).await?;
