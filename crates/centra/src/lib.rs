@@ -9,7 +9,8 @@ pub mod ratelimit;
 pub mod webhook;
 
 pub use client::{
-    CentraClient, CentraError, CentraEvent, CentraReturn, CentraReturnLine, CentraShipment,
-    CentraStock, NewShipment, ORDER_SNAPSHOT_QUERY, RateLimitBucket, RawSnapshot, UserMessage,
+    CentraClient, CentraCustomer, CentraError, CentraEvent, CentraReturn, CentraReturnLine,
+    CentraShipment, CentraStock, NewShipment, ORDER_SNAPSHOT_QUERY, RateLimitBucket, RawSnapshot,
+    UserMessage,
 };
 pub use ratelimit::{Pacing, RateLimiter, parse_retry_after};

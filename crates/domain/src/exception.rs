@@ -141,10 +141,12 @@ pub enum ExceptionKind {
     ReturnNotCredited,
     /// A return refunds more than the order has left to refund (units or shipping).
     RefundExceedsPaid,
+    /// A customer's change, or erasure request, that did not reach the ERP.
+    CustomerNotSynced,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 33] = [
+    pub const ALL: [ExceptionKind; 34] = [
         ExceptionKind::UnmappedSku,
         ExceptionKind::UnmappedCurrency,
         ExceptionKind::UnmappedTaxRate,
@@ -178,6 +180,7 @@ impl ExceptionKind {
         ExceptionKind::DuplicateCentraShipment,
         ExceptionKind::ReturnNotCredited,
         ExceptionKind::RefundExceedsPaid,
+        ExceptionKind::CustomerNotSynced,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -215,6 +218,7 @@ impl ExceptionKind {
             ExceptionKind::DuplicateCentraShipment => "duplicate_centra_shipment",
             ExceptionKind::ReturnNotCredited => "return_not_credited",
             ExceptionKind::RefundExceedsPaid => "refund_exceeds_paid",
+            ExceptionKind::CustomerNotSynced => "customer_not_synced",
         }
     }
 
@@ -254,6 +258,7 @@ impl ExceptionKind {
             ExceptionKind::DuplicateCentraShipment => "Shipments told to Centra twice",
             ExceptionKind::ReturnNotCredited => "Returns not credited in the ERP",
             ExceptionKind::RefundExceedsPaid => "Refunds larger than what was paid",
+            ExceptionKind::CustomerNotSynced => "Customer changes or erasures not in the ERP",
         }
     }
 
@@ -269,7 +274,8 @@ impl ExceptionKind {
             | ExceptionKind::TrackingMissing
             | ExceptionKind::ShipmentNotInCentra
             | ExceptionKind::DuplicateCentraShipment
-            | ExceptionKind::OneSidedCancellation => Owner::CustomerService,
+            | ExceptionKind::OneSidedCancellation
+            | ExceptionKind::CustomerNotSynced => Owner::CustomerService,
             ExceptionKind::CaptureFailed
             | ExceptionKind::ErpDocumentDeleted
             | ExceptionKind::DuplicateErpDocument
@@ -349,7 +355,8 @@ impl ExceptionKind {
             | ExceptionKind::TaxRoundingDifference
             | ExceptionKind::UnexplainedErpDocument
             | ExceptionKind::ReturnNotCredited
-            | ExceptionKind::RefundExceedsPaid => 24,
+            | ExceptionKind::RefundExceedsPaid
+            | ExceptionKind::CustomerNotSynced => 24,
         }
     }
 
@@ -383,6 +390,7 @@ impl ExceptionKind {
                 // A return is about an order already in the ERP (or never to be).
                 | ExceptionKind::ReturnNotCredited
                 | ExceptionKind::RefundExceedsPaid
+                | ExceptionKind::CustomerNotSynced
         )
     }
 }

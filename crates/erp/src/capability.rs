@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use crate::error::ErpError;
 use crate::types::{
-    ChangeOutcome, CreditOutcome, Customer, ErpDocument, OrderChange, PostCredit, PostOrder,
-    ReadDocument, ReadPage, ShipmentPage, StockLevel, StockPage,
+    ChangeOutcome, CreditOutcome, Customer, Erasure, ErpDocument, OrderChange, PostCredit,
+    PostOrder, ReadDocument, ReadPage, ShipmentPage, StockLevel, StockPage,
 };
 
 /// Every connector: its name, and whether the ERP answers.
@@ -86,6 +86,20 @@ pub trait Customers: Erp {
         customer: &Customer,
         external_ref: &str,
     ) -> Result<String, ErpError>;
+
+    /// Makes the ERP's customer for `customer.centra_customer_id` hold the account as it is
+    /// now (name, e-mail, address): found by that id, then by e-mail; created when none.
+    /// Returns the ERP's id; `None` when this ERP's connector does not keep customers in
+    /// step (its customers change only with orders).
+    async fn sync_customer(&self, _customer: &Customer) -> Result<Option<String>, ErpError> {
+        Ok(None)
+    }
+
+    /// The customer asked Centra to be erased: the ERP's customer for that Centra id loses
+    /// its personal data (what bookkeeping must keep, it keeps anonymised).
+    async fn erase_customer(&self, _centra_customer_id: i64) -> Result<Erasure, ErpError> {
+        Ok(Erasure::Unsupported)
+    }
 }
 
 /// Shipments the warehouse completed.

@@ -61,6 +61,21 @@ pub struct Customer {
     pub phone_number: String,
     /// Post to this ERP customer instead of matching by e-mail (generic guest customers).
     pub erp_customer: Option<String>,
+    /// Centra's customer id (none for a guest): what the ERP's customer is found by when
+    /// the account changes or is erased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub centra_customer_id: Option<i64>,
+}
+
+/// What the ERP did with a customer's erasure request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Erasure {
+    /// Personal data removed or anonymised, in the ERP's words (what was kept, and why).
+    Done(String),
+    /// The ERP has no customer for that Centra id.
+    NotFound,
+    /// This ERP's connector cannot erase customers: a person must.
+    Unsupported,
 }
 
 /// Where an ERP document stands against the posting policy. Only a `Complete` document

@@ -182,6 +182,18 @@ impl Topology {
         format!("{}.{tenant}.centra.return.v1.*", self.prefix)
     }
 
+    /// `<prefix>.<tenant>.centra.customer.v1.<id>`: a customer account as it is now.
+    pub fn customer_subject(&self, tenant: &str, centra_customer_id: i64) -> String {
+        format!(
+            "{}.{tenant}.centra.customer.v1.{centra_customer_id}",
+            self.prefix
+        )
+    }
+
+    pub fn customers_filter(&self, tenant: &str) -> String {
+        format!("{}.{tenant}.centra.customer.v1.*", self.prefix)
+    }
+
     /// `<prefix>.<tenant>.order.return.v1.<return_id>`: a completed return, priced.
     pub fn return_ready_subject(&self, tenant: &str, return_id: i64) -> String {
         format!("{}.{tenant}.order.return.v1.{return_id}", self.prefix)

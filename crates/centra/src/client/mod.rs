@@ -11,12 +11,14 @@ use serde_json::value::RawValue;
 
 use crate::ratelimit::{Pacing, RateLimiter, parse_retry_after};
 
+mod customers;
 mod events;
 mod parsed;
 mod returns;
 mod shipments;
 mod stock;
 
+pub use customers::{CentraCustomer, CustomerAddress};
 pub use events::CentraEvent;
 pub use returns::{CentraReturn, CentraReturnLine};
 pub use shipments::{CentraShipment, NewShipment};
@@ -40,6 +42,7 @@ pub mod ops {
     pub const CAPTURE_SHIPMENT: &str = include_str!("../../graphql/capture-shipment.graphql");
     pub const ORDER_SHIPMENTS: &str = include_str!("../../graphql/order-shipments.graphql");
     pub const RETURNS: &str = include_str!("../../graphql/returns.graphql");
+    pub const CUSTOMERS: &str = include_str!("../../graphql/customers.graphql");
     pub const SET_STOCK: &str = include_str!("../../graphql/set-stock.graphql");
     /// The field repeated per SKU in [`stock_levels_query`], `$ALIAS` standing for `s0`, `s1`, ….
     const STOCK_LEVEL_FIELD: &str = include_str!("../../graphql/stock-levels.graphql");
@@ -78,6 +81,7 @@ pub mod ops {
             ("capture-shipment", Borrowed(CAPTURE_SHIPMENT)),
             ("order-shipments", Borrowed(ORDER_SHIPMENTS)),
             ("returns", Borrowed(RETURNS)),
+            ("customers", Borrowed(CUSTOMERS)),
             ("set-stock", Borrowed(SET_STOCK)),
             (
                 "stock-levels",

@@ -8,6 +8,7 @@ mod amend;
 mod browser;
 mod chaos;
 mod console;
+mod customers;
 mod erp_faults;
 mod file_drop;
 mod fulfilment;

@@ -39,6 +39,7 @@ pub fn post_order(tenant: &TenantConfig, order: &pb::SalesOrder) -> PostOrder {
             country_code: billing.country_code,
             phone_number: billing.phone_number,
             erp_customer,
+            centra_customer_id: (!guest).then_some(customer.centra_customer_id),
         },
         lines: order.lines.iter().map(|l| post_line(tenant, l)).collect(),
         gross_minor: totals.gross_minor,

@@ -33,6 +33,7 @@ use tokio::sync::Semaphore;
 pub mod breaker;
 pub mod changes;
 pub mod convert;
+pub mod customers;
 pub mod returns;
 
 pub const SERVICE: &str = "erp-writer";
@@ -134,6 +135,15 @@ pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), Write
         });
         tasks.spawn(
             returns::runner(&base, sink.clone(), &tenant.id).run(returns, base.shutdown.clone()),
+        );
+        let customers = Arc::new(customers::CustomerHandler {
+            tenant: tenant.clone(),
+            erp: connector.customers.clone(),
+            sink: sink.clone(),
+        });
+        tasks.spawn(
+            customers::runner(&base, sink.clone(), &tenant.id)
+                .run(customers, base.shutdown.clone()),
         );
     }
     while let Some(done) = tasks.join_next().await {

@@ -15,6 +15,7 @@ use ferry_runtime::consumer::Runner;
 use ferry_runtime::{FeedSpec, StreamKind};
 use secrecy::ExposeSecret;
 
+pub mod customers;
 pub mod fetcher;
 pub mod returns;
 pub mod sources;
@@ -99,26 +100,23 @@ impl Ingest {
                     base.shutdown.clone(),
                 );
             }
-            // Returns read the same notices through their own consumer: a slow return never
-            // holds up an order.
+            // Returns and customers read the same notices through consumers of their own:
+            // a slow return never holds up an order.
             let returns = Arc::new(returns::ReturnHandler {
                 base: base.clone(),
                 tenant: tenant.id.clone(),
                 client: client.clone(),
                 seen: returns::Seen::default(),
             });
-            let runner = Runner::builder(
-                &base,
-                sink.clone(),
-                SERVICE,
-                &tenant.id,
-                StreamKind::Centra,
-                base.topology.notices_subject(&tenant.id),
-            )
-            .durable(base.topology.consumer_name("ingest-returns", &tenant.id))
-            .config(base.config.consumer.clone())
-            .build();
+            let runner = notices_runner(&base, &sink, &tenant.id, "ingest-returns");
             tasks.spawn(runner.run(returns, base.shutdown.clone()));
+            let customers = Arc::new(customers::CustomerHandler {
+                base: base.clone(),
+                tenant: tenant.id.clone(),
+                client: client.clone(),
+            });
+            let runner = notices_runner(&base, &sink, &tenant.id, "ingest-customers");
+            tasks.spawn(runner.run(customers, base.shutdown.clone()));
             let handler = Arc::new(fetcher::NoticeHandler::start(
                 base.clone(),
                 config.ingest.clone(),
@@ -127,18 +125,7 @@ impl Ingest {
                 sink.clone(),
                 base.shutdown.clone(),
             ));
-            let consumer = base.config.consumer.clone();
-            let runner = Runner::builder(
-                &base,
-                sink.clone(),
-                SERVICE,
-                &tenant.id,
-                StreamKind::Centra,
-                base.topology.notices_subject(&tenant.id),
-            )
-            .durable(base.topology.consumer_name("ingest-fetch", &tenant.id))
-            .config(consumer)
-            .build();
+            let runner = notices_runner(&base, &sink, &tenant.id, "ingest-fetch");
             tasks.spawn(runner.run(handler, base.shutdown.clone()));
         }
         Ok(Ingest {
@@ -154,6 +141,26 @@ impl Ingest {
         }
         Ok(())
     }
+}
+
+/// A durable consumer `<name>-<tenant>` of the tenant's change notices.
+fn notices_runner(
+    base: &ferry_runtime::ServiceBase,
+    sink: &Arc<dyn ferry_runtime::ExceptionSink>,
+    tenant: &str,
+    name: &str,
+) -> Runner {
+    Runner::builder(
+        base,
+        sink.clone(),
+        SERVICE,
+        tenant,
+        StreamKind::Centra,
+        base.topology.notices_subject(tenant),
+    )
+    .durable(base.topology.consumer_name(name, tenant))
+    .config(base.config.consumer.clone())
+    .build()
 }
 
 /// Runs ingest until the base's shutdown token is cancelled.

@@ -143,6 +143,7 @@ impl Feed for EventsFeed {
                 let kind = match e.object_type.as_str() {
                     "Order" => "order",
                     "Return" => "return",
+                    "Customer" => "customer",
                     _ => return None,
                 };
                 Some((kind, e.object_reference, action_of(e), String::new()))

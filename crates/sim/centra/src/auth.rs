@@ -50,6 +50,7 @@ pub const FERRY_PERMISSIONS: &[&str] = &[
     "Shipment:write",
     "Return:read",
     "Return:write",
+    "Customer:read",
     "ProductSize:read",
     "ProductSize.stock:read",
     "StockChange:write",

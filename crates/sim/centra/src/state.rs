@@ -286,6 +286,7 @@ impl SimState {
                     ops.allocate(&order);
                 }
                 self.ids.write().insert(order.id.clone(), number);
+                ops.register_customer(&order);
                 orders.insert(number, Arc::new(order));
                 ops.raise(
                     EventObjectType::Order,

@@ -23,11 +23,13 @@ mod changes;
 mod credits;
 mod logistics;
 mod orders;
+mod parties;
 mod records;
 
 pub use credits::{CreditNote, NewCreditNote};
 use logistics::*;
 use orders::*;
+pub use parties::Party;
 pub use records::Change;
 use records::*;
 
@@ -365,6 +367,7 @@ struct Book {
 struct Sim {
     book: Mutex<Book>,
     credits: Mutex<credits::Credits>,
+    parties: Mutex<parties::Parties>,
     logistics: Mutex<Logistics>,
     faults: RwLock<Faults>,
     down_until: Mutex<Option<std::time::Instant>>,
@@ -556,6 +559,13 @@ impl ErpSim {
         book.orders.len()
     }
 
+    /// The ERP's customer kept for a Centra customer, if any.
+    pub fn party_of(&self, centra_customer_id: i64) -> Option<Party> {
+        let parties = self.sim.parties.lock();
+        let id = parties.by_centra.get(&centra_customer_id)?;
+        parties.by_id.get(id).cloned()
+    }
+
     /// Every credit note booked, oldest first.
     pub fn credit_notes(&self) -> Vec<CreditNote> {
         self.sim.credits.lock().notes.clone()
@@ -605,6 +615,10 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/api/stock", get(stock))
         .route("/api/stock/changes", get(stock_changes))
         .route("/api/customers", post(customer))
+        .route(
+            "/api/customers/centra/{id}",
+            put(parties::sync).delete(parties::erase),
+        )
         .route("/admin/shipments", post(admin_ship))
         .route("/admin/sales-orders", post(admin_enter))
         .route(

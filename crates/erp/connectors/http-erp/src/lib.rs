@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use ferry_erp::{
-    BuildContext, Connector, Customer, Customers, DocumentState, Erp, ErpDocument, ErpError, Kind,
-    PostOrder, PostOrders, ReadBack, ReadDocument, ReadLine, ReadLineKind, ReadPage, Settings,
-    ShipmentFeed, ShipmentPage, StockFeed, StockLevel, StockPage,
+    BuildContext, Connector, Customer, Customers, DocumentState, Erasure, Erp, ErpDocument,
+    ErpError, Kind, PostOrder, PostOrders, ReadBack, ReadDocument, ReadLine, ReadLineKind,
+    ReadPage, Settings, ShipmentFeed, ShipmentPage, StockFeed, StockLevel, StockPage,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -313,6 +313,47 @@ impl Customers for HttpErp {
             .as_str()
             .map(str::to_owned)
             .ok_or_else(|| ErpError::Rejected("the ERP returned no customer id".into()))
+    }
+
+    async fn sync_customer(&self, customer: &Customer) -> Result<Option<String>, ErpError> {
+        let Some(centra_id) = customer.centra_customer_id else {
+            return Ok(None);
+        };
+        let response = self
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/customers/centra/{centra_id}"),
+            )
+            .json(customer)
+            .send()
+            .await
+            .map_err(transport)?;
+        let answer: serde_json::Value = read_json(response, "customer").await?;
+        answer["id"]
+            .as_str()
+            .map(|id| Some(id.to_owned()))
+            .ok_or_else(|| ErpError::Rejected("the ERP returned no customer id".into()))
+    }
+
+    async fn erase_customer(&self, centra_customer_id: i64) -> Result<Erasure, ErpError> {
+        let response = self
+            .request(
+                reqwest::Method::DELETE,
+                &format!("/api/customers/centra/{centra_customer_id}"),
+            )
+            .send()
+            .await
+            .map_err(transport)?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(Erasure::NotFound);
+        }
+        let answer: serde_json::Value = read_json(response, "erasure").await?;
+        Ok(Erasure::Done(format!(
+            "customer {} anonymised, and the customer on {} sales order(s); the orders' \
+             amounts are kept for the books",
+            answer["customer"].as_str().unwrap_or("(none)"),
+            answer["sales_orders_anonymised"].as_u64().unwrap_or(0)
+        )))
     }
 }
 

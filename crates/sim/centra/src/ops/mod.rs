@@ -16,11 +16,13 @@ use serde::Serialize;
 use crate::generate::{BUNDLES, sizes};
 use crate::model::{Order, OrderStatus, PaymentEntry};
 
+mod customers;
 mod events;
 mod returns;
 mod shipments;
 mod stock;
 
+pub use customers::CustomerAccount;
 pub use returns::ShippingRefund;
 pub use shipments::ShipmentInfo;
 
@@ -261,6 +263,8 @@ pub struct Ops {
     pub shipments: BTreeMap<i64, Shipment>,
     shipments_by_order: HashMap<i64, Vec<i64>>,
     pub returns: BTreeMap<i64, Return>,
+    /// Customer accounts by id.
+    pub customers: BTreeMap<i64, CustomerAccount>,
     pub emails: Vec<Email>,
     pub stock_changes: Vec<StockChange>,
     /// Events some integration still has to confirm, by id.
@@ -296,6 +300,7 @@ impl Ops {
             shipments: BTreeMap::new(),
             shipments_by_order: HashMap::new(),
             returns: BTreeMap::new(),
+            customers: BTreeMap::new(),
             emails: Vec::new(),
             stock_changes: Vec::new(),
             events: BTreeMap::new(),

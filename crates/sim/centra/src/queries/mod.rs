@@ -109,6 +109,12 @@ pub struct ReturnFilter {
     pub store_type: Option<crate::schema::StoreType>,
 }
 
+/// `CustomerFilter` [INF: by id and e-mail, as `customers(where: {email: {equals}})`].
+#[derive(InputObject, Default)]
+pub struct CustomerFilter {
+    pub id: Option<Vec<i64>>,
+}
+
 pub(crate) fn not_simulated(set: bool, what: &str) -> async_graphql::Result<()> {
     if set {
         return Err(format!("the simulator does not filter by {what}").into());
@@ -297,6 +303,33 @@ impl OpsQuery {
                 .take(limit)
                 .cloned()
                 .map(ReturnView)
+                .collect()
+        }))
+    }
+
+    /// Customer accounts; an erased customer is gone.
+    #[graphql(complexity = "limit.max(1) as usize * child_complexity + 1")]
+    async fn customers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<CustomerFilter>,
+        #[graphql(default = 20)] limit: i32,
+        #[graphql(default = 1)] page: i32,
+    ) -> async_graphql::Result<Vec<crate::schema::Customer>> {
+        need(ctx, "Customer:read", "customers")?;
+        let (limit, skip) = page_bounds(limit, page)?;
+        let state = ctx.data::<Arc<SimState>>()?;
+        let filter = filter.unwrap_or_default();
+        Ok(state.ops(|o| {
+            let found: Box<dyn Iterator<Item = &ops::CustomerAccount>> = match &filter.id {
+                Some(ids) => Box::new(ids.iter().filter_map(|id| o.customers.get(id))),
+                None => Box::new(o.customers.values()),
+            };
+            found
+                .skip(skip)
+                .take(limit)
+                .cloned()
+                .map(crate::schema::Customer)
                 .collect()
         }))
     }

@@ -48,21 +48,26 @@ impl Address {
     }
 }
 
-pub struct Customer(pub(crate) Arc<Order>);
+/// A customer: an order's (as it was when ordered) or an account's (as it is now).
+pub struct Customer(pub crate::ops::CustomerAccount);
 
 #[Object]
 impl Customer {
     async fn id(&self) -> i64 {
-        self.0.customer.id
+        self.0.id
     }
     async fn email(&self) -> &str {
-        &self.0.customer.email
+        &self.0.email
     }
     async fn first_name(&self) -> &str {
-        &self.0.customer.first_name
+        &self.0.first_name
     }
     async fn last_name(&self) -> &str {
-        &self.0.customer.last_name
+        &self.0.last_name
+    }
+    /// [INF] Centra's pages do not show a customer's address fields.
+    async fn billing_address(&self) -> Address {
+        Address(self.0.billing_address.clone())
     }
 }
 
@@ -177,7 +182,7 @@ impl DirectToConsumerOrder {
         Address(self.0.billing_address.clone())
     }
     async fn customer(&self) -> Customer {
-        Customer(self.0.clone())
+        Customer(crate::ops::CustomerAccount::of(&self.0))
     }
 }
 
