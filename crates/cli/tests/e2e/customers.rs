@@ -4,24 +4,13 @@
 //! ERP; and guests follow the brand's policy — a customer of their own, or the market's
 //! generic customer.
 
-use std::time::Duration;
-
 use ferry::stack::{Stack, StackOptions};
 use ferry_domain::rules::{GuestPolicy, Rules};
 use ferry_sim_centra::OrderMix;
 use ferry_testing::TestEnv;
 
 use crate::tryton::tenant;
-
-async fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..400 {
-        if let Some(found) = probe() {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+use crate::until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_address_reaches_the_erp_customer_and_an_erasure_anonymises_it() {

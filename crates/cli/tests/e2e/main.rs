@@ -37,3 +37,14 @@ mod tryton_readback;
 mod tryton_reconcile;
 mod tryton_returns;
 mod up;
+
+/// What `probe` finds, polled every 50 ms for up to 20 s; panics naming `what` after that.
+pub(crate) async fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..400 {
+        if let Some(found) = probe() {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}

@@ -13,20 +13,12 @@ use ferry_sim_centra::ops::ShippingRefund;
 use ferry_testing::TestEnv;
 use futures::StreamExt;
 
+use crate::until;
+
 /// `value × k / of`, rounded half away from zero: the test's own arithmetic.
 fn part(value: i64, k: i64, of: i64) -> i64 {
     let n = value * k;
     (2 * n + of) / (2 * of)
-}
-
-async fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..600 {
-        if let Some(found) = probe() {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

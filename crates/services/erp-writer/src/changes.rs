@@ -31,26 +31,39 @@ pub fn runner(
     sink: Arc<dyn ExceptionSink>,
     tenant: &str,
 ) -> ferry_runtime::consumer::Runner {
-    let mut consumer = base.config.consumer.clone();
-    consumer.concurrency = 1;
-    consumer.max_ack_pending = 1;
-    ferry_runtime::consumer::Runner::builder(
+    one_at_a_time(
         base,
         sink,
-        SERVICE,
         tenant,
         StreamKind::Orders,
         base.topology.amended_filter(tenant),
+        "changes",
     )
-    .durable(format!(
-        "{}-changes",
-        base.topology.consumer_name(SERVICE, tenant)
-    ))
-    .config(consumer)
     // A change sent twice is harmless (the ERP keys it), but an ack lost after it was
     // applied would send an older change after a newer one.
     .double_ack()
     .build()
+}
+
+/// A consumer `<writer>-<tenant>-<name>` that takes one message at a time across every
+/// replica: what must reach the ERP in the order it happened.
+pub(crate) fn one_at_a_time(
+    base: &ServiceBase,
+    sink: Arc<dyn ExceptionSink>,
+    tenant: &str,
+    stream: StreamKind,
+    filter: String,
+    name: &str,
+) -> ferry_runtime::consumer::RunnerBuilder {
+    let mut consumer = base.config.consumer.clone();
+    consumer.concurrency = 1;
+    consumer.max_ack_pending = 1;
+    ferry_runtime::consumer::Runner::builder(base, sink, SERVICE, tenant, stream, filter)
+        .durable(format!(
+            "{}-{name}",
+            base.topology.consumer_name(SERVICE, tenant)
+        ))
+        .config(consumer)
 }
 
 pub struct ChangeHandler {

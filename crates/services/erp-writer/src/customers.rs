@@ -24,22 +24,14 @@ pub fn runner(
     sink: Arc<dyn ExceptionSink>,
     tenant: &str,
 ) -> ferry_runtime::consumer::Runner {
-    let mut consumer = base.config.consumer.clone();
-    consumer.concurrency = 1;
-    consumer.max_ack_pending = 1;
-    ferry_runtime::consumer::Runner::builder(
+    crate::changes::one_at_a_time(
         base,
         sink,
-        SERVICE,
         tenant,
         StreamKind::Centra,
         base.topology.customers_filter(tenant),
+        "customers",
     )
-    .durable(format!(
-        "{}-customers",
-        base.topology.consumer_name(SERVICE, tenant)
-    ))
-    .config(consumer)
     .build()
 }
 
