@@ -4,7 +4,9 @@
 //! line carrying any cent it computes differently); the same credit again makes nothing.
 
 use ferry_domain::credit::{Charge, units_share};
-use ferry_erp::{CreditNotes, CreditOutcome, LineKind, PostCredit, PostLine, PostOrders, ReadBack};
+use ferry_erp::{
+    CreditNotes, CreditOutcome, LineKind, PostCredit, PostLine, PostOrders, ReadBack, StockFeed,
+};
 use serde_json::{Value, json};
 
 use crate::tryton::{connector, example, sales_with_reference, unique_prefix};
@@ -80,11 +82,18 @@ async fn a_partial_return_of_a_bundle_with_a_voucher_is_one_exact_tryton_credit_
     };
     assert_eq!(credit.gross_minor, 34_114 + 21_647 + 4_900);
 
+    let items: Vec<String> = components.iter().map(|l| l.erp_item.clone()).collect();
+    let before = tryton.stock_levels(&items).await.expect("stock before");
     let document = credited(
         tryton
             .create_credit_note(&credit)
             .await
             .expect("Tryton answers"),
+    );
+    let after = tryton.stock_levels(&items).await.expect("stock after");
+    assert_eq!(
+        after, before,
+        "goods on their way back are not for sale until the warehouse receives them"
     );
     assert_eq!(
         document.gross_minor, -credit.gross_minor,
@@ -122,6 +131,30 @@ async fn a_partial_return_of_a_bundle_with_a_voucher_is_one_exact_tryton_credit_
         sale["shipment_returns"].as_array().map(Vec::len),
         Some(1),
         "a return shipment for the warehouse: {sale}"
+    );
+    // The warehouse receives the parcel: now the goods are back in stock, and the stock
+    // feed says so (the inventory pusher takes it to Centra from there).
+    let shipment = sale["shipment_returns"][0]
+        .as_i64()
+        .expect("a return shipment");
+    for step in ["receive", "do"] {
+        rpc.call(
+            &format!("model.stock.shipment.out.return.{step}"),
+            vec![json!([shipment])],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{step}: {e}"));
+    }
+    let received = tryton.stock_levels(&items).await.expect("stock received");
+    let back: Vec<i64> = received
+        .iter()
+        .zip(&before)
+        .map(|(r, b)| r.available - b.available)
+        .collect();
+    assert_eq!(
+        back,
+        [1, 2],
+        "one tee and two pairs of socks back on the shelf"
     );
     let invoices: Vec<i64> = sale["invoices"]
         .as_array()

@@ -131,8 +131,53 @@ impl Tryton {
         })
     }
 
+    /// Units customers are sending back to `warehouse` that it has not received yet, per
+    /// product code: Tryton's forecast counts a return shipment's incoming moves at once,
+    /// but a parcel on its way (or not fit for resale) is nothing to sell (ADR 0037).
+    async fn returns_not_received(
+        &self,
+        warehouse: &Value,
+        products: &Value,
+    ) -> Result<std::collections::HashMap<String, f64>, ErpError> {
+        let mut domain = vec![
+            json!(["shipment", "like", "stock.shipment.out.return,%"]),
+            json!(["state", "not in", ["done", "cancelled"]]),
+            json!(["to_location", "child_of", [warehouse], "parent"]),
+        ];
+        for clause in products.as_array().into_iter().flatten() {
+            if let Some(field) = clause.get(0).and_then(Value::as_str) {
+                let mut on_product = clause.clone();
+                on_product[0] = json!(format!("product.{field}"));
+                domain.push(on_product);
+            }
+        }
+        let moves = self
+            .rpc
+            .call(
+                "model.stock.move.search_read",
+                vec![
+                    json!(domain),
+                    json!(0),
+                    Value::Null,
+                    Value::Null,
+                    json!(["product.code", "quantity"]),
+                ],
+            )
+            .await?;
+        let mut out = std::collections::HashMap::new();
+        for m in moves.as_array().into_iter().flatten() {
+            let code = m["product."]["code"]
+                .as_str()
+                .or_else(|| m["product.code"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            *out.entry(code).or_insert(0.0) += m["quantity"].as_f64().unwrap_or(0.0);
+        }
+        Ok(out)
+    }
+
     /// `forecast_quantity` per warehouse: stock on hand less confirmed sales not yet
-    /// shipped, which is what may still be sold.
+    /// shipped, which is what may still be sold — less customers' returns not yet received.
     pub(crate) async fn stock_per_warehouse(
         &self,
         items: &[String],
@@ -177,11 +222,15 @@ impl Tryton {
                     json!({"locations": [wh["id"]]}),
                 )
                 .await?;
+            let returning = self.returns_not_received(&wh["id"], &domain).await?;
             for row in rows.as_array().into_iter().flatten() {
+                let code = row["code"].as_str().unwrap_or_default().to_owned();
+                let forecast = row["forecast_quantity"].as_f64().unwrap_or(0.0);
+                let coming_back = returning.get(&code).copied().unwrap_or(0.0);
                 levels.push(StockLevel {
-                    erp_item: row["code"].as_str().unwrap_or_default().to_owned(),
+                    available: (forecast - coming_back).floor() as i64,
+                    erp_item: code,
                     warehouse: name.clone(),
-                    available: row["forecast_quantity"].as_f64().unwrap_or(0.0).floor() as i64,
                 });
             }
         }
