@@ -292,6 +292,15 @@ impl PostOrders for HttpErp {
     }
 }
 
+/// The ERP's id in a customer answer (`{"id": …}`).
+async fn customer_id(response: reqwest::Response) -> Result<String, ErpError> {
+    let answer: serde_json::Value = read_json(response, "customer").await?;
+    answer["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ErpError::Rejected("the ERP returned no customer id".into()))
+}
+
 #[async_trait]
 impl Customers for HttpErp {
     async fn match_or_create_customer(
@@ -308,11 +317,7 @@ impl Customers for HttpErp {
             .send()
             .await
             .map_err(transport)?;
-        let answer: serde_json::Value = read_json(response, "customer").await?;
-        answer["id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| ErpError::Rejected("the ERP returned no customer id".into()))
+        customer_id(response).await
     }
 
     async fn sync_customer(&self, customer: &Customer) -> Result<Option<String>, ErpError> {
@@ -328,11 +333,7 @@ impl Customers for HttpErp {
             .send()
             .await
             .map_err(transport)?;
-        let answer: serde_json::Value = read_json(response, "customer").await?;
-        answer["id"]
-            .as_str()
-            .map(|id| Some(id.to_owned()))
-            .ok_or_else(|| ErpError::Rejected("the ERP returned no customer id".into()))
+        customer_id(response).await.map(Some)
     }
 
     async fn erase_customer(&self, centra_customer_id: i64) -> Result<Erasure, ErpError> {

@@ -66,14 +66,7 @@ impl CreditNotes for Tryton {
             "shipment_cost_method": Value::Null,
             "lines": [["create", lines]],
         });
-        let created = self
-            .rpc
-            .call("model.sale.sale.create", vec![json!([sale])])
-            .await?;
-        let id = created
-            .get(0)
-            .and_then(Value::as_i64)
-            .ok_or_else(|| ErpError::Rejected("Tryton created no return sale".into()))?;
+        let id = self.create_one_sale(sale).await?;
         tracing::debug!(credit = %credit.external_ref, sale = id, "Tryton return sale created");
         self.finish(id, -credit.gross_minor)
             .await

@@ -331,16 +331,21 @@ impl Tryton {
             return self.finish(id, order.gross_minor).await;
         }
         let sale = self.sale_values(order).await?;
+        let id = self.create_one_sale(sale).await?;
+        tracing::debug!(order = %order.external_ref, sale = id, "Tryton sale created");
+        self.finish(id, order.gross_minor).await
+    }
+
+    /// Creates one sale from its values; its id.
+    pub(crate) async fn create_one_sale(&self, sale: Value) -> Result<i64, ErpError> {
         let created = self
             .rpc
             .call("model.sale.sale.create", vec![json!([sale])])
             .await?;
-        let id = created
+        created
             .get(0)
             .and_then(Value::as_i64)
-            .ok_or_else(|| ErpError::Rejected("Tryton created no sale".into()))?;
-        tracing::debug!(order = %order.external_ref, sale = id, "Tryton sale created");
-        self.finish(id, order.gross_minor).await
+            .ok_or_else(|| ErpError::Rejected("Tryton created no sale".into()))
     }
 }
 
