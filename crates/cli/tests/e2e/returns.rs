@@ -323,3 +323,115 @@ async fn a_returned_bundle_with_a_voucher_is_credited_exactly_once() {
     stack.shutdown().await;
     env.cleanup().await;
 }
+
+/// Under the ERP's faults — failures, 429s, answers lost after the credit note was booked —
+/// every return is credited exactly once, with the money first priced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returns_under_erp_faults_are_credited_once_each() {
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        centra_requests_per_10s: 1000,
+        centra_events: true,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    let mix = OrderMix {
+        hold_pct: 0,
+        pending_pct: 0,
+        cancellation_pct: 0,
+        markets: vec![1],
+        ..OrderMix::default()
+    };
+    let orders = stack.centra.generate(30, &mix);
+    until("the orders posted", || {
+        Some(()).filter(|_| stack.erp.orders().len() == orders.len())
+    })
+    .await;
+    // Shipped in Centra (the returns need a completed shipment).
+    let mut shipped = Vec::new();
+    for n in &orders {
+        let s = stack
+            .centra
+            .state
+            .transact(|w| {
+                w.with_order(*n, |order, ops| {
+                    let lines: Vec<(i64, i64)> =
+                        order.lines.iter().map(|l| (l.id, l.quantity)).collect();
+                    let id = ops.create_shipment(order, &lines, true, true, None, None)?;
+                    ops.complete_shipment(order, id, chrono::Utc::now(), None, false, None)?;
+                    let line = ops.shipments[&id].lines[0].id;
+                    Ok((id, line))
+                })
+            })
+            .expect("shipped");
+        shipped.push((*n, s));
+    }
+    stack.erp.set_faults(ferry_sim_erp::Faults {
+        error_per_mille: 150,
+        throttle_per_mille: 100,
+        timeout_after_commit_per_mille: 300,
+        ..ferry_sim_erp::Faults::default()
+    });
+    let replays = stack.erp.stats().idempotent_replays;
+    for (n, (shipment, line)) in &shipped {
+        stack
+            .centra
+            .state
+            .transact(|w| {
+                let id = w.ops.create_return(
+                    *shipment,
+                    &[(*line, 1)],
+                    true,
+                    ShippingRefund::None,
+                    None,
+                )?;
+                let order = w.order(*n)?.clone();
+                w.ops.complete_return(&order, id, false)?;
+                Ok(id)
+            })
+            .expect("return");
+    }
+    until("every return credited", || {
+        Some(()).filter(|_| stack.erp.credit_notes().len() >= orders.len())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let notes = stack.erp.credit_notes();
+    let distinct: std::collections::HashSet<&str> =
+        notes.iter().map(|n| n.external_ref.as_str()).collect();
+    assert_eq!(notes.len(), orders.len(), "one credit note per return");
+    assert_eq!(distinct.len(), orders.len());
+    assert!(
+        stack.erp.stats().idempotent_replays > replays,
+        "some answers were lost after booking and the credit was sent again"
+    );
+    for (n, _) in &shipped {
+        // A credit note whose answer was lost is recorded once the retry hears of it.
+        let mut credits = Vec::new();
+        for _ in 0..400 {
+            credits = store.returns_of_order("acme", *n).await.unwrap();
+            if credits.iter().all(|c| c.erp_reference.is_some()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(credits.len(), 1);
+        let note = notes
+            .iter()
+            .find(|c| c.order_external_ref == n.to_string())
+            .expect("its credit note");
+        assert_eq!(
+            (
+                credits[0].priced.gross_minor,
+                credits[0].erp_reference.as_deref()
+            ),
+            (note.gross_minor, Some(note.reference.as_str())),
+            "the money priced is the money credited"
+        );
+    }
+    assert!(store.open_exceptions("acme").await.unwrap().is_empty());
+    stack.shutdown().await;
+    env.cleanup().await;
+}

@@ -1,7 +1,8 @@
 //! Credit notes for returns (`POST /api/credit-notes`, ADR 0037): idempotent by the credit's
 //! external reference, against a booked sales order, never more than the order charged; a
 //! restocked return puts its items back in the sales warehouse. Refused (`409`) for a
-//! cancelled order, credits beyond the order, or when the `refuse_credits` fault says so.
+//! cancelled order, credits beyond the order, or when the `refuse_credits` fault says so;
+//! the request faults apply, and `timeout_after_commit` loses the answer after booking.
 
 use super::*;
 
@@ -70,10 +71,20 @@ pub(crate) async fn create(State(sim): State<Arc<Sim>>, body: axum::body::Bytes)
             );
         }
     };
-    match book_credit(&sim, body) {
-        Ok(note) => answer(&note),
-        Err((status, reason)) => error(status, &reason),
+    let note = match book_credit(&sim, body) {
+        Ok(note) => note,
+        Err((status, reason)) => return error(status, &reason),
+    };
+    // The `timeout_after_commit` fault: booked, but the caller never hears so.
+    let lost = sim.faults.read().timeout_after_commit_per_mille;
+    if lost > 0 && rand::rng().random_range(0..1000) < lost {
+        sim.injected_errors.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "the answer was lost after the credit note was booked",
+        );
     }
+    answer(&note)
 }
 
 fn book_credit(sim: &Sim, body: NewCreditNote) -> Result<CreditNote, (StatusCode, String)> {
