@@ -1,8 +1,9 @@
 //! Customers: the notices naming Centra customer accounts (webhook type `customer`, Events
 //! `Customer` UPDATED/DELETED) become customer snapshots — the account as it is now, or its
-//! erasure when Centra no longer has it. A customer's first order creates the ERP's
-//! customer; a creation notice is left to it (an account with no order is nothing the
-//! ERP needs yet). Acknowledged once every customer the message named is stored.
+//! erasure when a deletion was announced and Centra no longer has it. A customer's first
+//! order creates the ERP's customer; a creation notice is left to it (an account with no
+//! order is nothing the ERP needs yet). Acknowledged once every customer the message named
+//! is stored.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
@@ -16,8 +17,8 @@ use ferry_runtime::consumer::{Delivery, Handler, HandlerError};
 use ferry_runtime::{Outgoing, ServiceBase};
 use prost::Message as _;
 
-/// Deliveries before a customer Centra does not return, named by a change rather than a
-/// deletion, is taken as erased (Centra may lag behind its own webhooks).
+/// Deliveries before a changed customer Centra does not return is given up on (Centra may
+/// lag behind its own webhooks); only an announced deletion is taken as an erasure.
 const NOT_FOUND_ATTEMPTS: i64 = 4;
 
 pub struct CustomerHandler {
@@ -71,11 +72,22 @@ impl Handler for CustomerHandler {
             .iter()
             .map(|c| snapshot(tenant, c, fetched_at))
             .collect();
-        messages.extend(
-            ids.iter()
-                .filter(|id| !present.contains(id))
-                .map(|id| erased(tenant, *id, fetched_at)),
-        );
+        // Only a deletion Centra announced is an erasure: an account that is merely not
+        // returned (a token without access to its store, say) must never erase a customer.
+        for (id, deleted) in &named {
+            if present.contains(id) {
+                continue;
+            }
+            if *deleted {
+                messages.push(erased(tenant, *id, fetched_at));
+            } else {
+                tracing::warn!(
+                    tenant,
+                    customer = id,
+                    "a changed customer Centra does not return; nothing sent to the ERP"
+                );
+            }
+        }
         for message in messages {
             let outgoing = Outgoing {
                 subject: self
