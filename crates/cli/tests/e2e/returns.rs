@@ -2,7 +2,8 @@
 //! returned unit at what the customer paid for it (vouchers and the bundle's price as the
 //! order was posted), the shipping refund against the shipping line; two returns of a line
 //! add up to exactly what it charged; a redelivery credits nothing more; a return that
-//! gives back more than is left, or whose order never reached the ERP, is finance's.
+//! gives back more than is left, or whose order never reached the ERP, is finance's — and
+//! one the ERP refused is credited once by the console's Retry.
 
 use std::time::Duration;
 
@@ -441,6 +442,120 @@ async fn returns_under_erp_faults_are_credited_once_each() {
         );
     }
     assert!(store.open_exceptions("acme").await.unwrap().is_empty());
+    stack.shutdown().await;
+    env.cleanup().await;
+}
+
+/// A credit the ERP refused (its period closed) is finance's exception with the priced
+/// return; once the cause is fixed, the console's Retry credits it once and settles the
+/// exception — the same retry twice is still one credit note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_credit_is_credited_once_by_the_consoles_retry() {
+    use ferry_ops::access::Role;
+    use ferry_proto::ops::v1 as pb;
+
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        centra_requests_per_10s: 1000,
+        centra_events: true,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    let mix = OrderMix {
+        hold_pct: 0,
+        pending_pct: 0,
+        cancellation_pct: 0,
+        markets: vec![1],
+        ..OrderMix::default()
+    };
+    let number = stack.centra.generate(1, &mix)[0];
+    until("the order posted", || {
+        Some(()).filter(|_| stack.erp.orders().len() == 1)
+    })
+    .await;
+    stack.erp.set_faults(ferry_sim_erp::Faults {
+        refuse_credits: Some("the accounting period 2026-11 is closed".into()),
+        ..ferry_sim_erp::Faults::default()
+    });
+    let return_id = stack
+        .centra
+        .state
+        .transact(|w| {
+            w.with_order(number, |order, ops| {
+                let line = (order.lines[0].id, 1);
+                let shipment = ops.create_shipment(order, &[line], true, true, None, None)?;
+                ops.complete_shipment(order, shipment, chrono::Utc::now(), None, false, None)?;
+                let shipment_line = ops.shipments[&shipment].lines[0].id;
+                let id = ops.create_return(
+                    shipment,
+                    &[(shipment_line, 1)],
+                    true,
+                    ShippingRefund::None,
+                    None,
+                )?;
+                ops.complete_return(order, id, false)?;
+                Ok(id)
+            })
+        })
+        .expect("returned");
+    let is_refused = |e: &ferry_store::ExceptionRow| {
+        e.kind == "return_not_credited" && e.order_number == Some(number)
+    };
+    let open =
+        ferry_testing::wait_for_exception(&store, "acme", is_refused, Duration::from_secs(60))
+            .await;
+    let refused = open.iter().find(|e| is_refused(e)).expect("refused");
+    assert!(
+        refused.message.contains("period 2026-11 is closed"),
+        "{refused:?}"
+    );
+    assert!(
+        refused.message.contains("press Retry"),
+        "{}",
+        refused.message
+    );
+    assert!(stack.erp.credit_notes().is_empty());
+
+    // Finance reopens the period, then presses Retry (twice, one request).
+    stack.erp.set_faults(ferry_sim_erp::Faults::default());
+    let (_, secret) =
+        ferry::tokens::create(&store, "finance@brand", Role::Finance, &["acme".into()])
+            .await
+            .expect("token");
+    let mut c = ferry::exceptions::connect(&stack.api_url, &secret)
+        .await
+        .expect("client");
+    let name = format!("tenants/acme/exceptions/{}", refused.id);
+    for _ in 0..2 {
+        c.retry_exception(pb::RetryExceptionRequest {
+            name: name.clone(),
+            request_id: format!("retry-return-{return_id}"),
+        })
+        .await
+        .expect("retried");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let resolved = loop {
+        let e = c
+            .get_exception(pb::GetExceptionRequest { name: name.clone() })
+            .await
+            .expect("get")
+            .into_inner();
+        if e.state == "resolved" {
+            break e;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "settled: {e:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        resolved.state_reason.starts_with("credited in the ERP as"),
+        "{resolved:?}"
+    );
+    let notes = stack.erp.credit_notes();
+    assert_eq!(notes.len(), 1, "one credit note: {notes:?}");
+    assert_eq!(notes[0].external_ref, format!("{number}-R{return_id}"));
     stack.shutdown().await;
     env.cleanup().await;
 }

@@ -132,6 +132,7 @@ pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), Write
             erp: connector.credits.clone(),
             store: store.clone(),
             sink: sink.clone(),
+            topology: base.topology.clone(),
         });
         tasks.spawn(
             returns::runner(&base, sink.clone(), &tenant.id).run(returns, base.shutdown.clone()),

@@ -56,7 +56,12 @@ pub struct ReturnHandler {
     pub erp: Option<Arc<dyn CreditNotes>>,
     pub store: Store,
     pub sink: Arc<dyn ExceptionSink>,
+    /// Where a return not credited is sent again from (the console's *Retry*).
+    pub topology: ferry_runtime::Topology,
 }
+
+/// The exceptions a return's credit note settles.
+const SETTLED_BY_CREDIT: [&str; 2] = ["return_not_credited", "refund_exceeds_paid"];
 
 #[async_trait]
 impl Handler for ReturnHandler {
@@ -70,12 +75,13 @@ impl Handler for ReturnHandler {
             .return_credit(tenant, return_id)
             .await
             .map_err(HandlerError::transient)?;
-        if recorded
+        if let Some(credited) = recorded
             .as_ref()
-            .is_some_and(|c| c.state == CreditState::Credited)
+            .filter(|c| c.state == CreditState::Credited)
         {
-            // Credited before (a redelivery, a replay, the same return read again).
-            return Ok(());
+            // Credited before (a redelivery, a retry, the same return read again).
+            let reference = credited.erp_reference.clone().unwrap_or_default();
+            return self.settle(return_id, &reference).await;
         }
         let row = self
             .store
@@ -135,6 +141,7 @@ impl Handler for ReturnHandler {
                     .return_credited(tenant, return_id, &doc.reference)
                     .await
                     .map_err(HandlerError::transient)?;
+                self.settle(return_id, &doc.reference).await?;
                 metrics::counter!("ferry_returns_total", "tenant" => tenant.to_owned(), "outcome" => "credited")
                     .increment(1);
                 Ok(())
@@ -158,6 +165,23 @@ impl Handler for ReturnHandler {
 }
 
 impl ReturnHandler {
+    /// The return is credited: an exception it was sent again for (the console's Retry)
+    /// is settled.
+    async fn settle(&self, return_id: i64, reference: &str) -> Result<(), HandlerError> {
+        for kind in SETTLED_BY_CREDIT {
+            self.store
+                .resolve_exceptions_by_key(
+                    &self.tenant.id,
+                    kind,
+                    &[format!("return:{return_id}")],
+                    &format!("credited in the ERP as {reference}"),
+                )
+                .await
+                .map_err(HandlerError::transient)?;
+        }
+        Ok(())
+    }
+
     /// Records the return not credited and tells finance, with what it is worth.
     async fn not_credited(
         &self,
@@ -202,7 +226,7 @@ impl ReturnHandler {
                 message: format!(
                     "Return {} of order {}{worth_text} was completed in Centra, but Ferry made no \
                      credit note: {why}. Credit it in the ERP by hand, or fix the cause and \
-                     replay it.",
+                     press Retry: Ferry then credits it once.",
                     ready.return_id, ready.order_number
                 ),
                 reason: why.to_owned(),
@@ -210,7 +234,9 @@ impl ReturnHandler {
                 amount_minor: worth,
                 currency: Some(ready.currency.clone()),
                 service: SERVICE.to_owned(),
-                source_subject: None,
+                // The console's Retry sends the priced return here again, once the cause
+                // is fixed; the credit settles the exception.
+                source_subject: Some(self.topology.return_ready_subject(tenant, ready.return_id)),
                 payload: ready.encode_to_vec(),
             })
             .await
