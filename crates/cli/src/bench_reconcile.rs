@@ -232,6 +232,7 @@ fn document(order: &SalesOrder) -> NewSalesOrder {
         currency: order.currency.clone(),
         order_date: order.order_date.clone(),
         customer: serde_json::Value::Null,
+        delivery: None,
         lines: order
             .lines
             .iter()

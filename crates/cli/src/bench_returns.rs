@@ -97,6 +97,7 @@ async fn baseline(stack: &Stack, in_flight: usize) -> anyhow::Result<f64> {
         currency: o.currency.clone(),
         order_date: String::new(),
         customer: serde_json::Value::Null,
+        delivery: None,
         lines: o.lines.clone(),
         payment_term: None,
         carrier: None,

@@ -114,6 +114,7 @@ async fn post_rate(url: &str, n: usize, concurrency: usize) -> anyhow::Result<f6
         currency: "SEK".into(),
         order_date: String::new(),
         customer: ferry_erp::Customer::default(),
+        delivery: None,
         lines: vec![ferry_erp::PostLine {
             kind: ferry_erp::LineKind::Item,
             erp_item: "X".into(),

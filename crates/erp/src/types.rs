@@ -13,6 +13,10 @@ pub struct PostOrder {
     pub currency: String,
     pub order_date: String,
     pub customer: Customer,
+    /// Where the goods go when Centra's shipping address is not the customer's billing
+    /// address (a gift, a work address); `None`: to the customer's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Address>,
     pub lines: Vec<PostLine>,
     pub gross_minor: i64,
     pub tax_minor: i64,
@@ -65,6 +69,21 @@ pub struct Customer {
     /// the account changes or is erased.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub centra_customer_id: Option<i64>,
+}
+
+/// A delivery address: who receives the goods, and where.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    pub first_name: String,
+    pub last_name: String,
+    pub company_name: String,
+    pub address1: String,
+    pub address2: String,
+    pub city: String,
+    pub zip_code: String,
+    pub state_or_province: String,
+    pub country_code: String,
+    pub phone_number: String,
 }
 
 /// What the ERP did with a customer's erasure request.

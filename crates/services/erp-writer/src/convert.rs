@@ -2,13 +2,14 @@
 
 use ferry_config::TenantConfig;
 use ferry_domain::rules::GuestPolicy;
-use ferry_erp::{Customer, LineKind, PostLine, PostOrder};
+use ferry_erp::{Address, Customer, LineKind, PostLine, PostOrder};
 use ferry_proto::order::v1 as pb;
 
 pub fn post_order(tenant: &TenantConfig, order: &pb::SalesOrder) -> PostOrder {
     let rules = &tenant.rules;
     let customer = order.customer.clone().unwrap_or_default();
     let billing = customer.billing_address.clone().unwrap_or_default();
+    let delivery = delivery(&billing, customer.shipping_address.as_ref());
     let guest = customer.centra_customer_id == 0;
     let erp_customer = (guest && rules.guests == GuestPolicy::GenericPerMarket)
         .then(|| {
@@ -41,6 +42,7 @@ pub fn post_order(tenant: &TenantConfig, order: &pb::SalesOrder) -> PostOrder {
             erp_customer,
             centra_customer_id: (!guest).then_some(customer.centra_customer_id),
         },
+        delivery,
         lines: order.lines.iter().map(|l| post_line(tenant, l)).collect(),
         gross_minor: totals.gross_minor,
         tax_minor: totals.tax_minor,
@@ -48,6 +50,44 @@ pub fn post_order(tenant: &TenantConfig, order: &pb::SalesOrder) -> PostOrder {
         carrier: rules.carriers.get(&order.shipping_option).cloned(),
         sales_channel: rules.sales_channels.get(&order.market).cloned(),
     }
+}
+
+/// The shipping address, when the goods go elsewhere than the billing address (an empty
+/// one, or the same place, is the customer's own).
+pub fn delivery(billing: &pb::Address, shipping: Option<&pb::Address>) -> Option<Address> {
+    let s = shipping?;
+    let place = |a: &pb::Address| {
+        [
+            &a.address1,
+            &a.address2,
+            &a.city,
+            &a.zip_code,
+            &a.state_or_province,
+            &a.country_code,
+        ]
+        .map(|f| f.trim().to_lowercase())
+    };
+    let recipient = |a: &pb::Address| {
+        [&a.first_name, &a.last_name, &a.company_name].map(|f| f.trim().to_lowercase())
+    };
+    if s.address1.trim().is_empty() && s.city.trim().is_empty() {
+        return None;
+    }
+    if place(s) == place(billing) && recipient(s) == recipient(billing) {
+        return None;
+    }
+    Some(Address {
+        first_name: s.first_name.clone(),
+        last_name: s.last_name.clone(),
+        company_name: s.company_name.clone(),
+        address1: s.address1.clone(),
+        address2: s.address2.clone(),
+        city: s.city.clone(),
+        zip_code: s.zip_code.clone(),
+        state_or_province: s.state_or_province.clone(),
+        country_code: s.country_code.clone(),
+        phone_number: s.phone_number.clone(),
+    })
 }
 
 /// One wire line as the ERP connector posts it, with the tenant's tax code.
@@ -68,5 +108,45 @@ pub fn post_line(tenant: &TenantConfig, l: &pb::SalesOrderLine) -> PostLine {
         tax_minor: l.tax_minor,
         net_minor: l.net_minor,
         description: l.description.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(city: &str, name: &str) -> pb::Address {
+        pb::Address {
+            first_name: name.into(),
+            last_name: "Svensson".into(),
+            address1: "Storgatan 1".into(),
+            city: city.into(),
+            zip_code: "111 22".into(),
+            country_code: "SE".into(),
+            ..pb::Address::default()
+        }
+    }
+
+    #[test]
+    fn goods_go_elsewhere_only_when_the_shipping_address_says_so() {
+        let billing = at("Stockholm", "Anna");
+        assert_eq!(delivery(&billing, None), None, "no shipping address");
+        assert_eq!(
+            delivery(&billing, Some(&pb::Address::default())),
+            None,
+            "an empty one"
+        );
+        assert_eq!(
+            delivery(&billing, Some(&at(" stockholm", "ANNA"))),
+            None,
+            "the same place and person, written differently"
+        );
+        let gift = delivery(&billing, Some(&at("Stockholm", "Bo"))).expect("another person");
+        assert_eq!(
+            (gift.first_name.as_str(), gift.city.as_str()),
+            ("Bo", "Stockholm")
+        );
+        let moved = delivery(&billing, Some(&at("Malmö", "Anna"))).expect("another place");
+        assert_eq!(moved.city, "Malmö");
     }
 }

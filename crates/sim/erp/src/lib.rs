@@ -62,6 +62,9 @@ pub struct NewSalesOrder {
     pub order_date: String,
     #[serde(default)]
     pub customer: serde_json::Value,
+    /// Where the goods go, when not to the customer's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<serde_json::Value>,
     pub lines: Vec<Line>,
     #[serde(default)]
     pub payment_term: Option<String>,
@@ -81,6 +84,7 @@ impl NewSalesOrder {
             currency: "SEK".into(),
             order_date: String::new(),
             customer: serde_json::Value::Null,
+            delivery: None,
             lines: vec![Line {
                 kind: "item".into(),
                 erp_item: item.into(),
@@ -123,6 +127,9 @@ pub struct SalesOrder {
     pub line_count: usize,
     pub lines: Vec<Line>,
     pub customer: serde_json::Value,
+    /// Where the warehouse sends the goods, when not to the customer's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<serde_json::Value>,
     pub created_at: String,
     #[serde(default)]
     pub cancelled: bool,
@@ -150,6 +157,7 @@ impl SalesOrder {
             line_count: order.lines.len(),
             lines: order.lines,
             customer: order.customer,
+            delivery: order.delivery,
             created_at: chrono::Utc::now().to_rfc3339(),
             cancelled: false,
             deleted: false,

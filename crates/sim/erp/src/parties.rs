@@ -86,6 +86,10 @@ pub(crate) async fn erase(
     for order in &mut book.orders {
         if order.customer["centra_customer_id"].as_i64() == Some(centra_customer_id) {
             order.customer = erased_details(centra_customer_id);
+            // The recipient's address is personal data too (delivered, it is history).
+            if order.delivery.is_some() {
+                order.delivery = Some(serde_json::json!({ "erased": true }));
+            }
             orders += 1;
         }
     }

@@ -345,6 +345,7 @@ mod tests {
             currency: "SEK".into(),
             order_date: String::new(),
             customer: serde_json::Value::Null,
+            delivery: None,
             lines: vec![
                 line("item", 99_800, 19_960, "25"),
                 line("shipping", 4_900, 980, "25"),

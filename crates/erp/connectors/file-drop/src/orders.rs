@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use ferry_domain::Currency;
 use ferry_erp::{
-    Customer, DocumentState, ErpDocument, ErpError, LineKind, PostLine, PostOrder, PostOrders,
+    Address, Customer, DocumentState, ErpDocument, ErpError, LineKind, PostLine, PostOrder,
+    PostOrders,
 };
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,9 @@ pub struct SalesOrderFile {
     pub currency: String,
     pub order_date: String,
     pub customer: Customer,
+    /// Where the goods go, when not to the customer's address (absent: to the customer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Address>,
     pub payment_term: Option<String>,
     pub carrier: Option<String>,
     pub sales_channel: Option<String>,
@@ -68,6 +72,7 @@ impl SalesOrderFile {
             currency: order.currency.clone(),
             order_date: order.order_date.clone(),
             customer: order.customer.clone(),
+            delivery: order.delivery.clone(),
             payment_term: order.payment_term.clone(),
             carrier: order.carrier.clone(),
             sales_channel: order.sales_channel.clone(),
@@ -205,6 +210,7 @@ mod tests {
                 email: "someone@example.com".into(),
                 ..Customer::default()
             },
+            delivery: None,
             lines: vec![PostLine {
                 kind: LineKind::Item,
                 erp_item: "000123".into(),

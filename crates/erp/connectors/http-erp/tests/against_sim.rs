@@ -46,6 +46,7 @@ fn order(n: u32) -> PostOrder {
             email: format!("c{n}@example.com"),
             ..Customer::default()
         },
+        delivery: None,
         lines: vec![line("A", 10000), line("B", 5000)],
         gross_minor: 15000,
         tax_minor: 3000,
@@ -62,6 +63,27 @@ async fn posts_are_idempotent_and_faults_are_classified() {
     let again = erp.create_sales_order(&order(1)).await.expect("replayed");
     assert_eq!(first, again);
     assert_eq!(sim.stats().orders, 1);
+    // A gift: the goods go to the recipient, the invoice to the customer.
+    let gift = PostOrder {
+        external_ref: "gift".into(),
+        delivery: Some(ferry_erp::Address {
+            first_name: "Bo".into(),
+            address1: "Storgatan 1".into(),
+            city: "Malmö".into(),
+            country_code: "SE".into(),
+            ..ferry_erp::Address::default()
+        }),
+        ..order(9)
+    };
+    erp.create_sales_order(&gift).await.expect("created");
+    let stored = sim
+        .orders()
+        .into_iter()
+        .find(|o| o.external_ref == "gift")
+        .expect("stored");
+    assert_eq!(stored.delivery.expect("delivery")["city"], "Malmö");
+    assert_eq!(stored.customer["email"], "c9@example.com");
+    assert_eq!(sim.stats().orders, 2);
     assert_eq!(erp.find_sales_order("1").await.expect("found"), Some(first));
     assert_eq!(erp.find_sales_order("2").await.expect("lookup"), None);
 
