@@ -335,6 +335,9 @@ async fn tryton(
             server_url(stack.config.database.url.expose_secret()),
         );
     }
+    if args.tryton_workers > 1 {
+        start.env("FERRY_TRYTON_WORKERS", args.tryton_workers.to_string());
+    }
     let out = start.output().await.context("starting Tryton")?;
     anyhow::ensure!(
         out.status.success(),
