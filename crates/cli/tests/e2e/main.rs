@@ -33,6 +33,7 @@ mod traces;
 mod tryton;
 mod tryton_batch;
 mod tryton_changes;
+mod tryton_customers;
 mod tryton_readback;
 mod tryton_reconcile;
 mod tryton_returns;

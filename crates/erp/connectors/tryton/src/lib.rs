@@ -14,6 +14,8 @@
 mod batch;
 mod changes;
 mod credits;
+mod customers;
+mod delivery;
 mod feeds;
 mod lookups;
 mod party;
@@ -26,9 +28,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_erp::{
-    BuildContext, Connector, Customer, Customers, Erp, ErpDocument, ErpError, Kind, PostOrder,
-    PostOrders, ReadBack, ReadDocument, ReadPage, Settings, ShipmentFeed, ShipmentPage, StockFeed,
-    StockLevel,
+    BuildContext, Connector, Customer, Customers, Erasure, Erp, ErpDocument, ErpError, Kind,
+    PostOrder, PostOrders, ReadBack, ReadDocument, ReadPage, Settings, ShipmentFeed, ShipmentPage,
+    StockFeed, StockLevel,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -234,6 +236,15 @@ impl Customers for Tryton {
     ) -> Result<String, ErpError> {
         let (party, _) = self.party(customer, external_ref).await?;
         Ok(format!("party.party,{party}"))
+    }
+
+    async fn sync_customer(&self, customer: &Customer) -> Result<Option<String>, ErpError> {
+        let party = self.sync_party(customer).await?;
+        Ok(Some(format!("party.party,{party}")))
+    }
+
+    async fn erase_customer(&self, centra_customer_id: i64) -> Result<Erasure, ErpError> {
+        self.erase_party(centra_customer_id).await
     }
 }
 

@@ -40,9 +40,14 @@ pub struct Rpc {
     session: Mutex<Option<Session>>,
     /// The user's company, found at login; every call carries it.
     company: Mutex<Option<i64>>,
+    /// The configured timeout of one call; calls on many records get more.
+    timeout: Duration,
     /// Calls and seconds per method: where Tryton spends the time (`ferry bench writer`).
     timings: std::sync::Mutex<BTreeMap<String, (u64, Duration)>>,
 }
+
+/// How much longer a call may take for each record it works through ([`Rpc::call_many`]).
+pub const TIME_PER_RECORD: Duration = Duration::from_secs(2);
 
 impl Rpc {
     pub fn new(base: &str, user: &str, password: SecretString, timeout: Duration) -> Self {
@@ -57,6 +62,7 @@ impl Rpc {
             password,
             session: Mutex::new(None),
             company: Mutex::new(None),
+            timeout,
             timings: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
@@ -65,6 +71,26 @@ impl Rpc {
     pub async fn call(&self, method: &str, mut params: Vec<Value>) -> Result<Value, ErpError> {
         params.push(self.context().await?);
         self.call_raw(method, Value::Array(params)).await
+    }
+
+    /// Calls a method that works through `records` records at once (a batch's creates,
+    /// quote, confirm): Tryton's time grows with them — half a second of its CPU per sale
+    /// confirmed, more while other batches are ahead of it — so the timeout grows too
+    /// ([`TIME_PER_RECORD`] each, never less than the configured one). A batch call cut
+    /// short by a fixed timeout would go on inside Tryton while Ferry took its sales on one
+    /// by one, and the two would fight over the same sales.
+    pub async fn call_many(
+        &self,
+        method: &str,
+        mut params: Vec<Value>,
+        records: usize,
+    ) -> Result<Value, ErpError> {
+        params.push(self.context().await?);
+        let within = self
+            .timeout
+            .max(TIME_PER_RECORD.saturating_mul(records.try_into().unwrap_or(u32::MAX)));
+        self.call_within(method, Value::Array(params), Some(within))
+            .await
     }
 
     /// Calls with extra context keys (e.g. `locations` for stock), merged over the default.
@@ -89,8 +115,17 @@ impl Rpc {
     }
 
     pub async fn call_raw(&self, method: &str, params: Value) -> Result<Value, ErpError> {
+        self.call_within(method, params, None).await
+    }
+
+    async fn call_within(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Option<Duration>,
+    ) -> Result<Value, ErpError> {
         let started = std::time::Instant::now();
-        let result = self.call_timed(method, params).await;
+        let result = self.call_timed(method, params, timeout).await;
         let spent = started.elapsed();
         metrics::histogram!("ferry_tryton_call_seconds", "method" => method.to_owned())
             .record(spent.as_secs_f64());
@@ -102,18 +137,24 @@ impl Rpc {
         result
     }
 
-    async fn call_timed(&self, method: &str, params: Value) -> Result<Value, ErpError> {
+    async fn call_timed(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Option<Duration>,
+    ) -> Result<Value, ErpError> {
         // One re-login when the session expired or the server restarted.
         for attempt in 0..2 {
             let header = self.session_header().await?;
-            let response = self
+            let mut request = self
                 .http
                 .post(&self.url)
                 .header(reqwest::header::AUTHORIZATION, &header)
-                .json(&json!({"id": 1, "method": method, "params": &params}))
-                .send()
-                .await
-                .map_err(transport)?;
+                .json(&json!({"id": 1, "method": method, "params": &params}));
+            if let Some(timeout) = timeout {
+                request = request.timeout(timeout);
+            }
+            let response = request.send().await.map_err(transport)?;
             if response.status() == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
                 *self.session.lock().await = None;
                 continue;
@@ -251,6 +292,11 @@ pub fn classify_error(method: &str, error: &Value) -> ErpError {
             retry_after: None,
         },
     }
+}
+
+/// A Tryton boolean as read: `true`/`false` on PostgreSQL, `1`/`0` on SQLite.
+pub fn truthy(v: &Value) -> bool {
+    v.as_bool().unwrap_or_else(|| v.as_i64() == Some(1))
 }
 
 /// A datetime in Tryton's wire form from "YYYY-MM-DD HH:MM:SS[.ffffff]".

@@ -302,14 +302,35 @@ impl Tryton {
     /// The new sale of `order` as Tryton's `create` takes it: party (matched or created),
     /// addresses, currency, reference, carrier and lines.
     pub(crate) async fn sale_values(&self, order: &PostOrder) -> Result<Value, ErpError> {
+        let (party, address) = self.party(&order.customer, &order.external_ref).await?;
+        let shipment_address = match &order.delivery {
+            Some(delivery) => self
+                .delivery_addresses(&[(party, delivery)])
+                .await?
+                .first()
+                .copied()
+                .unwrap_or(address),
+            None => address,
+        };
+        self.sale_values_for(order, (party, address), shipment_address)
+            .await
+    }
+
+    /// The sale's values for the customer's `(party, invoice address)`, the goods going to
+    /// `shipment_address`.
+    pub(crate) async fn sale_values_for(
+        &self,
+        order: &PostOrder,
+        (party, address): (i64, i64),
+        shipment_address: i64,
+    ) -> Result<Value, ErpError> {
         let reference = self.reference(&order.external_ref);
         let currency = self.currency(&order.currency).await?;
         let lines = self.sale_lines(order, currency.digits).await?;
-        let (party, address) = self.party(&order.customer, &order.external_ref).await?;
         let mut sale = json!({
             "party": party,
             "invoice_address": address,
-            "shipment_address": address,
+            "shipment_address": shipment_address,
             "currency": currency.id,
             "reference": reference,
             "description": format!("Centra order {} ({})", order.external_ref, order.order_date),
