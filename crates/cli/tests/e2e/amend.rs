@@ -1,7 +1,7 @@
 //! An order changed after it reached the ERP: the amendment (the difference and the whole
 //! newer order) is applied to the ERP document once (ADR 0035) — never a second sales
 //! order, never twice on a redelivery — and a change the ERP refuses (the order shipped)
-//! is finance's exception.
+//! is finance's exception. A delivery address corrected in Centra reaches the document too.
 
 use std::time::Duration;
 
@@ -155,6 +155,30 @@ async fn a_line_cancelled_after_posting_changes_the_erp_document_once() {
     assert_eq!(stack.erp.stats().changes, 1, "applied once");
     assert!(store.open_exceptions("acme").await.unwrap().is_empty());
 
+    // Before it ships, the customer has it sent to a friend: the ERP document ships
+    // there (ADR 0039), still one document, the money unchanged.
+    stack
+        .centra
+        .state
+        .update::<()>(number, |o| {
+            o.shipping_address.first_name = "Bo".into();
+            o.shipping_address.address1 = "Lilla torg 3".into();
+            o.shipping_address.city = "Lund".into();
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+    let moved = crate::until("the delivery address in the ERP", || {
+        stack.erp.orders().into_iter().find(|o| {
+            o.reference == reference && o.delivery.as_ref().is_some_and(|d| d["city"] == "Lund")
+        })
+    })
+    .await;
+    assert_eq!(moved.delivery.expect("delivery")["first_name"], "Bo");
+    assert_eq!(moved.gross_minor, now.gross_minor);
+    assert_eq!(stack.erp.orders().len(), 1, "never a second sales order");
+    assert_eq!(stack.erp.stats().changes, 2);
+
     // The warehouse ships it; then the customer cancels in Centra: the ERP refuses, and
     // finance is told with the money at stake.
     stack
@@ -195,7 +219,7 @@ async fn a_line_cancelled_after_posting_changes_the_erp_document_once() {
     assert_eq!(stack.erp.orders().len(), 1, "never a second sales order");
     assert_eq!(
         stack.erp.stats().changes,
-        1,
+        2,
         "the refused change changed nothing"
     );
     stack.shutdown().await;

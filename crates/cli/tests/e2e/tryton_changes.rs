@@ -11,7 +11,7 @@ use ferry_erp::{
     ReadBack,
 };
 use ferry_erp_tryton::Tryton;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::tryton::{
     connector, example, one_order, sale_state, sales_with_reference, ship_in_tryton, tryton_stack,
@@ -52,6 +52,51 @@ async fn amendments(tryton: &Tryton, reference: &str) -> usize {
         .expect("amendments")
         .as_u64()
         .unwrap_or(0) as usize
+}
+
+/// Where the sale ships to, and where its shipments not cancelled go.
+async fn delivery_cities(tryton: &Tryton, reference: &str) -> Vec<String> {
+    let rpc = tryton.rpc();
+    let sale = &rpc
+        .call(
+            "model.sale.sale.search_read",
+            vec![
+                json!([["reference", "=", reference]]),
+                json!(0),
+                json!(1),
+                Value::Null,
+                json!(["shipment_address.city", "shipments"]),
+            ],
+        )
+        .await
+        .expect("sale")[0];
+    let mut cities = vec![
+        sale["shipment_address."]["city"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+    ];
+    let shipments = rpc
+        .call(
+            "model.stock.shipment.out.read",
+            vec![
+                sale["shipments"].clone(),
+                json!(["state", "delivery_address.city"]),
+            ],
+        )
+        .await
+        .expect("shipments");
+    for s in shipments.as_array().into_iter().flatten() {
+        if s["state"] != "cancelled" {
+            cities.push(
+                s["delivery_address."]["city"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+        }
+    }
+    cities
 }
 
 async fn applied(tryton: &Tryton, c: &OrderChange) -> ferry_erp::ErpDocument {
@@ -110,6 +155,40 @@ async fn a_line_removed_then_the_order_cancelled_amends_the_one_tryton_sale() {
     let again = applied(&tryton, &first).await;
     assert_eq!(again, document);
     assert_eq!(amendments(&tryton, &reference).await, amended);
+
+    // The customer makes it a gift (a corrected delivery address): the sale and its
+    // waiting shipment go to the friend, the invoice still to the customer; again, nothing.
+    let gift = PostOrder {
+        delivery: Some(ferry_erp::Address {
+            first_name: "Bo".into(),
+            last_name: "Lind".into(),
+            address1: "Lilla torg 3".into(),
+            city: "Lund".into(),
+            zip_code: "222 21".into(),
+            country_code: order.customer.country_code.clone(),
+            ..ferry_erp::Address::default()
+        }),
+        ..newer.clone()
+    };
+    let moved = change("c1-address", &posted.reference, &gift, false);
+    let document = applied(&tryton, &moved).await;
+    assert_eq!(
+        document.gross_minor, newer.gross_minor,
+        "the money unchanged"
+    );
+    assert_eq!(amendments(&tryton, &reference).await, amended + 1);
+    assert_eq!(delivery_cities(&tryton, &reference).await, ["Lund", "Lund"]);
+    applied(&tryton, &moved).await;
+    assert_eq!(amendments(&tryton, &reference).await, amended + 1);
+    // And back to the customer's own address.
+    applied(
+        &tryton,
+        &change("c1-home", &posted.reference, &newer, false),
+    )
+    .await;
+    let home = order.customer.city.as_str();
+    assert_eq!(delivery_cities(&tryton, &reference).await, [home, home]);
+    let amended = amendments(&tryton, &reference).await;
 
     // A change that adds a line Tryton's sale does not have: refused, nothing amended.
     let mut grown = order.clone();

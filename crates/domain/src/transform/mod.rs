@@ -138,6 +138,45 @@ pub struct Party {
     pub shipping: Option<PostalAddress>,
 }
 
+/// Whether two addresses name the same recipient at the same place, whatever the case and
+/// the spaces around each part: `[first name, last name, company, address1, address2, city,
+/// zip code, state or province, country code]`.
+pub fn same_address(a: [&str; 9], b: [&str; 9]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .all(|(x, y)| x.trim().to_lowercase() == y.trim().to_lowercase())
+}
+
+impl Party {
+    /// Where the goods go when not to the billing address (a gift, a work address): the
+    /// shipping address, unless it is empty or the billing address itself.
+    pub fn delivery_elsewhere(&self) -> Option<&PostalAddress> {
+        let shipping = self.shipping.as_ref()?;
+        if shipping.address1.trim().is_empty() && shipping.city.trim().is_empty() {
+            return None;
+        }
+        let billing = self.billing.clone().unwrap_or_default();
+        (!same_address(shipping.parts(), billing.parts())).then_some(shipping)
+    }
+}
+
+impl PostalAddress {
+    /// The parts [`same_address`] compares.
+    pub fn parts(&self) -> [&str; 9] {
+        [
+            &self.first_name,
+            &self.last_name,
+            &self.company_name,
+            &self.address1,
+            &self.address2,
+            &self.city,
+            &self.zip_code,
+            &self.state_or_province,
+            &self.country_code,
+        ]
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PostalAddress {
     pub company_name: String,
@@ -176,8 +215,9 @@ pub struct SalesOrder {
 }
 
 impl SalesOrder {
-    /// A hash of what the ERP would hold (currency, lines and their money), so that a
-    /// newer snapshot that changes none of it (a status change) is recognised as such.
+    /// A hash of what the ERP would hold (currency, lines and their money, and where the
+    /// goods go when elsewhere than the billing address), so that a newer snapshot that
+    /// changes none of it (a status change) is recognised as such.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
         use std::fmt::Write as _;
@@ -190,6 +230,14 @@ impl SalesOrder {
                 "|{:?}:{:?}:{:?}:{:?}:{}:{}:{}:{}",
                 l.kind, l.centra_line_id, l.sku, l.erp_item, l.quantity, l.tax_rate, l.gross, l.tax
             );
+        }
+        // Where the goods go, only when not to the billing address: an order shipping to
+        // its buyer hashes as it always did, and a corrected delivery address is a change
+        // the ERP must get (ADR 0039).
+        if let Some(delivery) = self.party.delivery_elsewhere() {
+            text.push_str("|deliver:");
+            let parts = delivery.parts().map(|p| p.trim().to_lowercase());
+            text.push_str(&parts.join("\u{1f}"));
         }
         hex::encode(&Sha256::digest(text.as_bytes())[..16])
     }

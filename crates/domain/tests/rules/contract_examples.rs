@@ -78,3 +78,46 @@ fn the_order_fingerprint_never_changes() {
     assert_eq!(order.fingerprint(), hex::encode(&h.finalize()[..16]));
     assert_eq!(order.fingerprint(), "b86e58fae291211c2fe054c6a376538f");
 }
+
+/// A delivery address counts only when it is elsewhere than the billing address: an order
+/// shipping to its buyer keeps its pinned fingerprint whatever case or spacing Centra
+/// sends, and sending it to someone else is a change the ERP must get (ADR 0039).
+#[test]
+fn a_delivery_elsewhere_changes_the_fingerprint_and_only_that() {
+    let dir = examples_dir();
+    let snapshot =
+        Snapshot::parse(&std::fs::read(dir.join("02-gbp-voucher-shipping.json")).unwrap()).unwrap();
+    let order = transform(
+        &snapshot,
+        &Rules::default(),
+        &HashMap::<String, String>::new(),
+    );
+    let pinned = "b86e58fae291211c2fe054c6a376538f";
+    assert!(
+        order.party.shipping.is_some(),
+        "the example ships to its buyer"
+    );
+    assert_eq!(order.party.delivery_elsewhere(), None);
+    let mut shouted = order.clone();
+    if let Some(s) = shouted.party.shipping.as_mut() {
+        s.city = format!("  {} ", s.city.to_uppercase());
+    }
+    assert_eq!(shouted.party.delivery_elsewhere(), None);
+    assert_eq!(shouted.fingerprint(), pinned);
+
+    let mut gift = order.clone();
+    if let Some(s) = gift.party.shipping.as_mut() {
+        s.first_name = "Bo".into();
+    }
+    assert!(gift.party.delivery_elsewhere().is_some());
+    assert_ne!(gift.fingerprint(), pinned);
+    let mut moved = gift.clone();
+    if let Some(s) = moved.party.shipping.as_mut() {
+        s.city = "Lund".into();
+    }
+    assert_ne!(
+        moved.fingerprint(),
+        gift.fingerprint(),
+        "a new place, a new change"
+    );
+}

@@ -2,6 +2,7 @@
 
 use ferry_config::TenantConfig;
 use ferry_domain::rules::GuestPolicy;
+use ferry_domain::transform::same_address;
 use ferry_erp::{Address, Customer, LineKind, PostLine, PostOrder};
 use ferry_proto::order::v1 as pb;
 
@@ -56,24 +57,10 @@ pub fn post_order(tenant: &TenantConfig, order: &pb::SalesOrder) -> PostOrder {
 /// one, or the same place, is the customer's own).
 pub fn delivery(billing: &pb::Address, shipping: Option<&pb::Address>) -> Option<Address> {
     let s = shipping?;
-    let place = |a: &pb::Address| {
-        [
-            &a.address1,
-            &a.address2,
-            &a.city,
-            &a.zip_code,
-            &a.state_or_province,
-            &a.country_code,
-        ]
-        .map(|f| f.trim().to_lowercase())
-    };
-    let recipient = |a: &pb::Address| {
-        [&a.first_name, &a.last_name, &a.company_name].map(|f| f.trim().to_lowercase())
-    };
     if s.address1.trim().is_empty() && s.city.trim().is_empty() {
         return None;
     }
-    if place(s) == place(billing) && recipient(s) == recipient(billing) {
+    if same_address(parts(s), parts(billing)) {
         return None;
     }
     Some(Address {
@@ -88,6 +75,21 @@ pub fn delivery(billing: &pb::Address, shipping: Option<&pb::Address>) -> Option
         country_code: s.country_code.clone(),
         phone_number: s.phone_number.clone(),
     })
+}
+
+/// The parts of a wire address [`same_address`] compares.
+fn parts(a: &pb::Address) -> [&str; 9] {
+    [
+        &a.first_name,
+        &a.last_name,
+        &a.company_name,
+        &a.address1,
+        &a.address2,
+        &a.city,
+        &a.zip_code,
+        &a.state_or_province,
+        &a.country_code,
+    ]
 }
 
 /// One wire line as the ERP connector posts it, with the tenant's tax code.

@@ -80,6 +80,7 @@ fn apply(sim: &Sim, reference: &str, body: ChangeBody) -> Result<Summary, (Statu
         order.line_count = body.order.lines.len();
         order.lines = body.order.lines;
         order.customer = body.order.customer;
+        order.delivery = body.order.delivery;
     }
     order.applied_changes.push(body.change_id);
     sim.changes.fetch_add(1, Ordering::Relaxed);

@@ -118,7 +118,11 @@ impl Tryton {
             Ok(plan) => plan,
             Err(reason) => return Ok(ChangeOutcome::Refused(reason)),
         };
-        let mut actions: Vec<Value> = plan.iter().map(amendment_line).collect();
+        let mut actions: Vec<Value> = Vec::new();
+        if !change.cancel {
+            actions.extend(self.moved_delivery(sale, change).await?);
+        }
+        actions.extend(plan.iter().map(amendment_line));
         if change.cancel {
             // Nothing is owed: the rounding line goes too.
             actions.extend(rounding.iter().filter(|r| r.quantity != 0.0).map(|r| {
@@ -135,6 +139,58 @@ impl Tryton {
                 .await?;
         }
         Ok(ChangeOutcome::Applied(self.sale_as_it_stands(sale).await?))
+    }
+
+    /// The amendment line that sends the goods where the order now says (ADR 0039), when
+    /// that is not where the sale sends them: the recipient's address, or the customer's
+    /// own (the sale's invoice address) when the order no longer names another.
+    async fn moved_delivery(
+        &self,
+        sale: i64,
+        change: &OrderChange,
+    ) -> Result<Option<Value>, ErpError> {
+        let rows = self
+            .rpc
+            .call(
+                "model.sale.sale.read",
+                vec![
+                    json!([sale]),
+                    json!([
+                        "party",
+                        "invoice_party",
+                        "invoice_address",
+                        "shipment_party",
+                        "shipment_address"
+                    ]),
+                ],
+            )
+            .await?;
+        let row = rows.get(0).cloned().unwrap_or_default();
+        let (Some(party), Some(invoice_address)) =
+            (row["party"].as_i64(), row["invoice_address"].as_i64())
+        else {
+            return Ok(None);
+        };
+        let wanted = match &change.order.delivery {
+            Some(delivery) => self
+                .delivery_addresses(&[(party, delivery)])
+                .await?
+                .first()
+                .copied()
+                .unwrap_or(invoice_address),
+            None => invoice_address,
+        };
+        if row["shipment_address"].as_i64() == Some(wanted) {
+            return Ok(None);
+        }
+        Ok(Some(json!({
+            "action": "party",
+            "party": party,
+            "invoice_party": row["invoice_party"],
+            "invoice_address": invoice_address,
+            "shipment_party": row["shipment_party"],
+            "shipment_address": wanted,
+        })))
     }
 
     /// Why Tryton's amendment would not change what the customer gets or is billed: a
