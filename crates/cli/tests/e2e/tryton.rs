@@ -16,7 +16,7 @@ use ferry_sim_centra::{CentraSim, OrderMix, SimConfig};
 use ferry_testing::TestEnv;
 use ferry_testing::rpc_proxy::{RpcFault, RpcProxy};
 use secrecy::SecretString;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) fn unique_prefix() -> String {
@@ -1064,10 +1064,9 @@ async fn tryton_stock_reaches_centra_and_open_orders_are_counted_once() {
     env.cleanup().await;
 }
 
-/// Tryton's state (`draft`, `quotation`, `confirmed`, `processing`, …) of the sale Ferry
-/// posted under `reference`, and how many shipments it has.
-pub(crate) async fn sale_state(tryton: &Tryton, reference: &str) -> (String, usize) {
-    let rows = tryton
+/// The (oldest) sale under `reference`, read with `fields`.
+pub(crate) async fn sale_by_reference(tryton: &Tryton, reference: &str, fields: &[&str]) -> Value {
+    tryton
         .rpc()
         .call(
             "model.sale.sale.search_read",
@@ -1076,12 +1075,18 @@ pub(crate) async fn sale_state(tryton: &Tryton, reference: &str) -> (String, usi
                 json!(0),
                 json!(1),
                 json!([["id", "ASC"]]),
-                json!(["state", "shipments"]),
+                json!(fields),
             ],
         )
         .await
-        .expect("sale");
-    let row = &rows[0];
+        .expect("sale")[0]
+        .clone()
+}
+
+/// Tryton's state (`draft`, `quotation`, `confirmed`, `processing`, …) of the sale Ferry
+/// posted under `reference`, and how many shipments it has.
+pub(crate) async fn sale_state(tryton: &Tryton, reference: &str) -> (String, usize) {
+    let row = &sale_by_reference(tryton, reference, &["state", "shipments"]).await;
     (
         row["state"].as_str().unwrap_or_default().to_owned(),
         row["shipments"].as_array().map_or(0, Vec::len),

@@ -11,11 +11,11 @@ use ferry_erp::{
     ReadBack,
 };
 use ferry_erp_tryton::Tryton;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::tryton::{
-    connector, example, one_order, sale_state, sales_with_reference, ship_in_tryton, tryton_stack,
-    unique_prefix,
+    connector, example, one_order, sale_by_reference, sale_state, sales_with_reference,
+    ship_in_tryton, tryton_stack, unique_prefix,
 };
 
 /// The order without its first item line, as Centra holds it after the line's cancellation.
@@ -57,19 +57,7 @@ async fn amendments(tryton: &Tryton, reference: &str) -> usize {
 /// Where the sale ships to, and where its shipments not cancelled go.
 async fn delivery_cities(tryton: &Tryton, reference: &str) -> Vec<String> {
     let rpc = tryton.rpc();
-    let sale = &rpc
-        .call(
-            "model.sale.sale.search_read",
-            vec![
-                json!([["reference", "=", reference]]),
-                json!(0),
-                json!(1),
-                Value::Null,
-                json!(["shipment_address.city", "shipments"]),
-            ],
-        )
-        .await
-        .expect("sale")[0];
+    let sale = &sale_by_reference(tryton, reference, &["shipment_address.city", "shipments"]).await;
     let mut cities = vec![
         sale["shipment_address."]["city"]
             .as_str()

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use ferry_erp_tryton::rpc::truthy;
 
-use crate::tryton::{connector, example, unique_prefix};
+use crate::tryton::{connector, example, sale_by_reference, unique_prefix};
 
 /// The customer's own next order (no delivery address), as the account now stands.
 fn example_without_delivery(order: &PostOrder, customer: &ferry_erp::Customer) -> PostOrder {
@@ -61,7 +61,6 @@ fn party_id(erp_id: &str) -> i64 {
 async fn a_new_address_updates_the_party_and_an_erasure_is_trytons_own() {
     let prefix = unique_prefix();
     let tryton = connector(&prefix);
-    let rpc = tryton.rpc();
 
     // A customer's first order makes their party, which learns their Centra id.
     let mut order = example("04-sek-bundle-voucher");
@@ -69,19 +68,8 @@ async fn a_new_address_updates_the_party_and_an_erasure_is_trytons_own() {
     order.customer.email = format!("{prefix}anna@example.com");
     order.customer.centra_customer_id = Some(id);
     let posted = tryton.create_sales_order(&order).await.expect("posted");
-    let sale = &rpc
-        .call(
-            "model.sale.sale.search_read",
-            vec![
-                json!([["reference", "=", format!("{prefix}{}", order.external_ref)]]),
-                json!(0),
-                Value::Null,
-                Value::Null,
-                json!(["party", "invoice_address"]),
-            ],
-        )
-        .await
-        .expect("sale")[0];
+    let reference = format!("{prefix}{}", order.external_ref);
+    let sale = &sale_by_reference(&tryton, &reference, &["party", "invoice_address"]).await;
     let party = sale["party"].as_i64().expect("party");
     let made_with = sale["invoice_address"].as_i64().expect("address");
     let row = party_row(&tryton, party).await;
@@ -157,28 +145,18 @@ async fn a_new_address_updates_the_party_and_an_erasure_is_trytons_own() {
         .expect("alone");
     let mut shipped_to = Vec::new();
     for n in ["gift1", "gift2", "own"] {
-        let sale = &rpc
-            .call(
-                "model.sale.sale.search_read",
-                vec![
-                    json!([[
-                        "reference",
-                        "=",
-                        format!("{prefix}{}-{n}", order.external_ref)
-                    ]]),
-                    json!(0),
-                    Value::Null,
-                    Value::Null,
-                    json!([
-                        "party",
-                        "invoice_address",
-                        "shipment_address.city",
-                        "shipment_address"
-                    ]),
-                ],
-            )
-            .await
-            .expect("sale")[0];
+        let reference = format!("{prefix}{}-{n}", order.external_ref);
+        let sale = &sale_by_reference(
+            &tryton,
+            &reference,
+            &[
+                "party",
+                "invoice_address",
+                "shipment_address.city",
+                "shipment_address",
+            ],
+        )
+        .await;
         assert_eq!(
             sale["party"].as_i64(),
             Some(party),

@@ -50,20 +50,25 @@ fn example_04_sek_bundle_voucher() {
     run_example("04-sek-bundle-voucher");
 }
 
+/// The GBP contract example, transformed with no rules.
+fn gbp_example() -> ferry_domain::SalesOrder {
+    let dir = examples_dir();
+    let snapshot =
+        Snapshot::parse(&std::fs::read(dir.join("02-gbp-voucher-shipping.json")).unwrap()).unwrap();
+    transform(
+        &snapshot,
+        &Rules::default(),
+        &HashMap::<String, String>::new(),
+    )
+}
+
 /// Fingerprints are stored in the ledger and compared with later versions of an order, so
 /// their bytes are part of the data format: pinned for a contract example, and equal to
 /// hashing each line's text as a separate update (how they were first computed).
 #[test]
 fn the_order_fingerprint_never_changes() {
     use sha2::{Digest, Sha256};
-    let dir = examples_dir();
-    let snapshot =
-        Snapshot::parse(&std::fs::read(dir.join("02-gbp-voucher-shipping.json")).unwrap()).unwrap();
-    let order = transform(
-        &snapshot,
-        &Rules::default(),
-        &HashMap::<String, String>::new(),
-    );
+    let order = gbp_example();
     let mut h = Sha256::new();
     h.update(order.currency.as_bytes());
     for l in &order.lines {
@@ -84,14 +89,7 @@ fn the_order_fingerprint_never_changes() {
 /// sends, and sending it to someone else is a change the ERP must get (ADR 0039).
 #[test]
 fn a_delivery_elsewhere_changes_the_fingerprint_and_only_that() {
-    let dir = examples_dir();
-    let snapshot =
-        Snapshot::parse(&std::fs::read(dir.join("02-gbp-voucher-shipping.json")).unwrap()).unwrap();
-    let order = transform(
-        &snapshot,
-        &Rules::default(),
-        &HashMap::<String, String>::new(),
-    );
+    let order = gbp_example();
     let pinned = "b86e58fae291211c2fe054c6a376538f";
     assert!(
         order.party.shipping.is_some(),
