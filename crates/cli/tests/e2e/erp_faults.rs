@@ -26,10 +26,7 @@ async fn an_outage_429s_and_lost_answers_still_post_every_order_once() {
     let env = TestEnv::new().await;
     let mut config = env.config();
     config.erp_writer.max_in_flight_per_tenant = IN_FLIGHT;
-    // Long enough that a CPU-starved CI machine does not time out a post the simulator is
-    // still serving: the writer would then send the next one while the simulator counts
-    // both, and the in-flight bound below would look broken when it is not.
-    config.erp_writer.request_timeout = Duration::from_secs(5);
+    config.erp_writer.request_timeout = Duration::from_secs(2);
     let options = StackOptions {
         tenant: "acme".into(),
         seed: 3,
