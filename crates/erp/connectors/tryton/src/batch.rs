@@ -159,20 +159,10 @@ impl Tryton {
             // Nothing was created (Tryton's call is one transaction): each order's error.
             Err(e) => return paid.iter().map(|(i, _)| (*i, Err(e.clone()))).collect(),
         };
-        let ids: Vec<i64> = created
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_i64)
-            .collect();
-        if ids.len() != paid.len() {
-            let e = ErpError::Rejected(format!(
-                "Tryton created {} sales for {} orders",
-                ids.len(),
-                paid.len()
-            ));
-            return paid.iter().map(|(i, _)| (*i, Err(e.clone()))).collect();
-        }
+        let ids = match crate::rpc::created_ids(&created, paid.len(), "sales") {
+            Ok(ids) => ids,
+            Err(e) => return paid.iter().map(|(i, _)| (*i, Err(e.clone()))).collect(),
+        };
         let sales: Vec<(usize, i64, i64)> = paid
             .iter()
             .zip(&ids)

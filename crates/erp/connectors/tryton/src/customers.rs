@@ -202,7 +202,7 @@ impl Tryton {
 }
 
 /// Whether a party's address (read with `street_unstructured`) is the account's.
-fn same_address(row: &Value, wanted: &Value) -> bool {
+pub(crate) fn same_address(row: &Value, wanted: &Value) -> bool {
     let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
     text(&row["street_unstructured"]) == text(&wanted["street"])
         && text(&row["city"]) == text(&wanted["city"])

@@ -73,18 +73,7 @@ impl Tryton {
                 .rpc
                 .call_many("model.party.address.create", vec![Value::Array(new)], count)
                 .await?;
-            let ids: Vec<i64> = created
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_i64)
-                .collect();
-            if ids.len() != count {
-                return Err(ErpError::Rejected(format!(
-                    "Tryton created {} delivery addresses for {count}",
-                    ids.len()
-                )));
-            }
+            let ids = crate::rpc::created_ids(&created, count, "delivery addresses")?;
             for (slot, v) in found.iter_mut().zip(&values) {
                 if slot.is_none() {
                     *slot = index.get(&v.to_string()).and_then(|&i| ids.get(i).copied());
@@ -123,11 +112,7 @@ impl Tryton {
 
 /// Whether an address row is the place and recipient of `values`.
 fn same(row: &Value, values: &Value) -> bool {
-    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
     row["party"].as_i64() == values["party"].as_i64()
-        && text(&row["party_name"]) == text(&values["party_name"])
-        && text(&row["street_unstructured"]) == text(&values["street"])
-        && text(&row["city"]) == text(&values["city"])
-        && text(&row["postal_code"]) == text(&values["postal_code"])
-        && row["country"].as_i64() == values["country"].as_i64()
+        && row["party_name"].as_str().unwrap_or("") == values["party_name"].as_str().unwrap_or("")
+        && crate::customers::same_address(row, values)
 }

@@ -341,19 +341,7 @@ impl Tryton {
                 },
                 other => other,
             })?;
-        let ids: Vec<i64> = created
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_i64)
-            .collect();
-        if ids.len() != wanted {
-            return Err(ErpError::Rejected(format!(
-                "Tryton created {} parties for {wanted}",
-                ids.len()
-            )));
-        }
-        Ok(ids)
+        crate::rpc::created_ids(&created, wanted, "parties")
     }
 
     /// The customer's address as Tryton's `party.address` values.

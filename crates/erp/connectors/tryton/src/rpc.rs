@@ -294,6 +294,23 @@ pub fn classify_error(method: &str, error: &Value) -> ErpError {
     }
 }
 
+/// The ids a `create` answered, which must be one per record sent (`what` names them).
+pub fn created_ids(answer: &Value, wanted: usize, what: &str) -> Result<Vec<i64>, ErpError> {
+    let ids: Vec<i64> = answer
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_i64)
+        .collect();
+    if ids.len() != wanted {
+        return Err(ErpError::Rejected(format!(
+            "Tryton created {} {what} for {wanted}",
+            ids.len()
+        )));
+    }
+    Ok(ids)
+}
+
 /// A Tryton boolean as read: `true`/`false` on PostgreSQL, `1`/`0` on SQLite.
 pub fn truthy(v: &Value) -> bool {
     v.as_bool().unwrap_or_else(|| v.as_i64() == Some(1))
