@@ -246,7 +246,8 @@ pub struct Stats {
     pub lookups: u64,
     pub health_checks: u64,
     pub injected_errors: u64,
-    /// The most requests (create or lookup) handled at once.
+    /// The most writer requests (creates, lookups, changes, credit notes, parties) handled
+    /// at once; the reconciler's reads are not counted.
     pub max_in_flight: u64,
     pub dropped_lines: u64,
     /// Documents changed after the fact or recorded other than sent (every [`Change`]).
