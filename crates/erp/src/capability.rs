@@ -74,6 +74,26 @@ pub trait CreditNotes: Erp {
     /// [`CreditOutcome::Refused`]; errors are for the ERP not answering or not
     /// understanding (transient or permanent as usual).
     async fn create_credit_note(&self, credit: &PostCredit) -> Result<CreditOutcome, ErpError>;
+
+    /// How many credits [`CreditNotes::create_credit_notes`] makes in one go; 1 when the
+    /// ERP gains nothing from more (the writer then credits each return on its own).
+    fn credit_batch_limit(&self) -> usize {
+        1
+    }
+
+    /// Makes several credit documents together where the ERP takes them in bulk: one result
+    /// per credit, in order, each with the verdict [`CreditNotes::create_credit_note`]
+    /// would have given it. Without a bulk call, one after another.
+    async fn create_credit_notes(
+        &self,
+        credits: &[PostCredit],
+    ) -> Vec<Result<CreditOutcome, ErpError>> {
+        let mut results = Vec::with_capacity(credits.len());
+        for credit in credits {
+            results.push(self.create_credit_note(credit).await);
+        }
+        results
+    }
 }
 
 /// Customers: so support sees the same history as the warehouse.

@@ -1,9 +1,11 @@
 //! Many orders per Tryton call (issue 21, part 4): each order keeps its own verdict — an
 //! order Tryton cannot take fails alone, a sale an earlier attempt left is finished, not
 //! doubled — the totals are what the customers paid, and a batched step Tryton refuses is
-//! finished sale by sale.
+//! finished sale by sale. Credit notes for returns come in batches the same way.
 
-use ferry_erp::{DocumentState, PostOrder, PostOrders};
+use ferry_erp::{
+    CreditNotes, CreditOutcome, DocumentState, LineKind, PostCredit, PostOrder, PostOrders,
+};
 use ferry_erp_tryton::{Tryton, TrytonConfig};
 use ferry_testing::rpc_proxy::{RpcFault, RpcProxy};
 use secrecy::SecretString;
@@ -114,4 +116,109 @@ async fn a_batched_confirm_tryton_refuses_is_finished_sale_by_sale() {
         proxy.calls("model.sale.sale.confirm") > 1,
         "confirmed one by one after the refusal"
     );
+}
+
+/// The whole first item line of `order` coming back, as return `return_id`.
+fn first_line_back(order: &PostOrder, return_id: i64) -> PostCredit {
+    let line = order
+        .lines
+        .iter()
+        .find(|l| l.kind == LineKind::Item)
+        .expect("an item line")
+        .clone();
+    PostCredit {
+        tenant: order.tenant.clone(),
+        external_ref: format!("{}-R{return_id}", order.external_ref),
+        order_ref: order.external_ref.clone(),
+        order_erp_reference: String::new(),
+        return_id,
+        currency: order.currency.clone(),
+        date: "2026-12-07".into(),
+        gross_minor: line.gross_minor,
+        tax_minor: line.tax_minor,
+        lines: vec![line],
+        restock: true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_credits_gives_each_return_its_own_verdict() {
+    let t = ferry_testing::tryton().expect("Tryton");
+    let proxy = RpcProxy::start(&t.url).await.expect("proxy");
+    let prefix = unique_prefix();
+    let tryton = tryton_at(&proxy.url(&t.url), &prefix);
+    let orders = orders();
+    for result in tryton.create_sales_orders(&orders).await {
+        result.expect("posted");
+    }
+    let mut credits: Vec<PostCredit> = orders
+        .iter()
+        .enumerate()
+        .map(|(i, o)| first_line_back(o, 10 + i as i64))
+        .collect();
+    // One an earlier attempt already made.
+    let earlier = match tryton
+        .create_credit_note(&credits[1])
+        .await
+        .expect("answers")
+    {
+        CreditOutcome::Credited(document) => document,
+        CreditOutcome::Refused(why) => panic!("refused: {why}"),
+    };
+    // One of an order Tryton never had.
+    credits.push(first_line_back(
+        &PostOrder {
+            external_ref: "990002".into(),
+            ..orders[0].clone()
+        },
+        1,
+    ));
+    // One twice (a redelivery).
+    credits.push(credits[2].clone());
+    // Tryton refuses the batch's confirm once: the return sales are finished one by one.
+    proxy.fail_next("model.sale.sale.confirm", 1, RpcFault::Refuse);
+
+    let results = tryton.create_credit_notes(&credits).await;
+    assert_eq!(results.len(), credits.len());
+    assert_eq!(proxy.faults_left(), 0, "the batched confirm was refused");
+    for (credit, result) in credits.iter().zip(&results) {
+        let reference = format!("{prefix}{}", credit.external_ref);
+        match result.as_ref().expect("Tryton answers") {
+            CreditOutcome::Refused(why) => {
+                assert_eq!(credit.order_ref, "990002", "refused: {why}");
+                assert!(why.contains("990002"), "{why}");
+                assert_eq!(sales_with_reference(&tryton, &reference).await, 0);
+            }
+            CreditOutcome::Credited(document) => {
+                assert_ne!(credit.order_ref, "990002", "credited an unknown order");
+                assert_eq!(document.state, DocumentState::Complete, "{document:?}");
+                assert_eq!(
+                    document.gross_minor, -credit.gross_minor,
+                    "return {}: exactly what is refunded",
+                    credit.return_id
+                );
+                assert_eq!(sales_with_reference(&tryton, &reference).await, 1);
+            }
+        }
+    }
+    let again = match &results[1] {
+        Ok(CreditOutcome::Credited(document)) => document,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        again.reference, earlier.reference,
+        "the earlier credit, kept"
+    );
+
+    // The whole batch again (a redelivery): the same return sales, none new.
+    let repeated = tryton.create_credit_notes(&credits).await;
+    for (first, second) in results.iter().zip(&repeated) {
+        match (first, second) {
+            (Ok(CreditOutcome::Credited(a)), Ok(CreditOutcome::Credited(b))) => {
+                assert_eq!(a.reference, b.reference)
+            }
+            (Ok(CreditOutcome::Refused(_)), Ok(CreditOutcome::Refused(_))) => {}
+            other => panic!("a different verdict the second time: {other:?}"),
+        }
+    }
 }

@@ -26,7 +26,8 @@ impl Tryton {
         orders: &[PostOrder],
     ) -> Vec<Result<ErpDocument, ErpError>> {
         let mut results: Vec<Option<Result<ErpDocument, ErpError>>> = vec![None; orders.len()];
-        let existing = match self.sale_ids(orders).await {
+        let references = orders.iter().map(|o| self.reference(&o.external_ref));
+        let existing = match self.sale_ids(references.collect()).await {
             Ok(existing) => existing,
             Err(e) => return orders.iter().map(|_| Err(e.clone())).collect(),
         };
@@ -111,12 +112,12 @@ impl Tryton {
             .collect()
     }
 
-    /// The sales already under the orders' references (an earlier attempt's), by reference.
-    async fn sale_ids(&self, orders: &[PostOrder]) -> Result<HashMap<String, i64>, ErpError> {
-        let references: Vec<String> = orders
-            .iter()
-            .map(|o| self.reference(&o.external_ref))
-            .collect();
+    /// The sales under these references (Ferry's earlier attempts', or the sales a credit
+    /// is against), by reference.
+    pub(crate) async fn sale_ids(
+        &self,
+        references: Vec<String>,
+    ) -> Result<HashMap<String, i64>, ErpError> {
         let rows = self
             .rpc
             .call(
@@ -141,7 +142,7 @@ impl Tryton {
 
     /// Creates the sales (one call) and takes them to where the policy wants them; `paid`
     /// is each sale's order index and what its customer paid, in the order of `values`.
-    async fn create_and_finish(
+    pub(crate) async fn create_and_finish(
         &self,
         paid: &[(usize, i64)],
         values: Vec<Value>,
