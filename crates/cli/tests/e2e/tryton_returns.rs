@@ -2,6 +2,8 @@
 //! becomes one return sale — Tryton's return shipment and credit note — whose total is
 //! exactly the refunded amount, its tax as charged (Tryton's own tax, with the rounding
 //! line carrying any cent it computes differently); the same credit again makes nothing.
+//! Through the whole pipeline, returns completed together are credited together (the
+//! writer batches them as it batches orders), once each, also when redelivered.
 
 use ferry_domain::credit::{Charge, units_share};
 use ferry_erp::{
@@ -9,7 +11,18 @@ use ferry_erp::{
 };
 use serde_json::{Value, json};
 
-use crate::tryton::{connector, example, sales_with_reference, unique_prefix};
+use std::time::Duration;
+
+use ferry::stack::{Stack, StackOptions};
+use ferry_sim_centra::ops::ShippingRefund;
+use ferry_testing::TestEnv;
+use futures::StreamExt;
+
+use crate::tryton::{
+    connector, example, one_order, sale_by_reference, sales_with_reference, ship_in_tryton,
+    tryton_erp, unique_prefix, wait_for_posted,
+};
+use crate::until;
 
 fn credited(outcome: CreditOutcome) -> ferry_erp::ErpDocument {
     match outcome {
@@ -227,4 +240,135 @@ async fn a_partial_return_of_a_bundle_with_a_voucher_is_one_exact_tryton_credit_
         CreditOutcome::Refused(reason) => assert!(reason.contains("999999"), "{reason}"),
         CreditOutcome::Credited(d) => panic!("credited an unknown order: {d:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returns_completed_together_are_credited_in_tryton_once_each() {
+    const ORDERS: usize = 6;
+    let env = TestEnv::new().await;
+    let t = ferry_testing::tryton().expect("Tryton");
+    let prefix = unique_prefix();
+    let mut config = env.config();
+    config.erp_writer.request_timeout = Duration::from_secs(20);
+    let options = StackOptions {
+        tenant: "acme".into(),
+        seed: 37,
+        centra_requests_per_10s: 1000,
+        centra_events: true,
+        erp: Some(tryton_erp(&t, t.url.clone(), prefix.clone())),
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(config, options).await.expect("stack");
+    let store = env.store().await;
+    let numbers = stack.centra.generate(ORDERS, &one_order());
+    assert_eq!(
+        wait_for_posted(&store, ORDERS as i64, Duration::from_secs(180)).await,
+        ORDERS as i64
+    );
+    let tryton = connector(&prefix);
+    let mut shipped = Vec::new();
+    for (i, &n) in numbers.iter().enumerate() {
+        ship_in_tryton(&tryton, &format!("{prefix}{n}"), &format!("PN-RET-{i}")).await;
+        let line = until("the shipment in Centra", || {
+            stack.centra.state.ops(|o| {
+                o.shipments_of(n)
+                    .into_iter()
+                    .find(|s| s.is_shipped)
+                    .and_then(|s| Some((s.id, s.lines.first()?.id)))
+            })
+        })
+        .await;
+        shipped.push((n, line));
+    }
+
+    let client = env.nats().await;
+    let mut ready = client
+        .subscribe(format!("{}.acme.order.return.v1.*", env.prefix))
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    // One unit of each order comes back, all completed at once.
+    let returns: Vec<(i64, i64)> = stack
+        .centra
+        .state
+        .transact(|w| {
+            let mut made = Vec::new();
+            for &(n, (shipment, line)) in &shipped {
+                let id = w.ops.create_return(
+                    shipment,
+                    &[(line, 1)],
+                    true,
+                    ShippingRefund::None,
+                    None,
+                )?;
+                let order = w.order(n)?.clone();
+                w.ops.complete_return(&order, id, true)?;
+                made.push((n, id));
+            }
+            Ok(made)
+        })
+        .expect("returns completed");
+
+    let credited = |id: i64| {
+        let store = store.clone();
+        async move {
+            for _ in 0..1200 {
+                if let Some(c) = store
+                    .return_credit("acme", id)
+                    .await
+                    .unwrap()
+                    .filter(|c| c.erp_reference.is_some())
+                {
+                    return c;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("return {id} never credited");
+        }
+    };
+    for &(n, id) in &returns {
+        let credit = credited(id).await;
+        let reference = format!("{prefix}{n}-R{id}");
+        assert_eq!(sales_with_reference(&tryton, &reference).await, 1);
+        let sale = sale_by_reference(&tryton, &reference, &["total_amount", "state"]).await;
+        let total: rust_decimal::Decimal = sale["total_amount"]["decimal"]
+            .as_str()
+            .or(sale["total_amount"].as_str())
+            .expect("a total")
+            .parse()
+            .expect("a decimal");
+        assert_eq!(
+            total,
+            rust_decimal::Decimal::new(-credit.priced.gross_minor, 2),
+            "return {id} of order {n}: exactly what is refunded"
+        );
+        assert_eq!(sale["state"], "processing", "{sale}");
+    }
+
+    // Every return again (a redelivery, a replay): nothing more in Tryton.
+    let js = ferry_runtime::nats::jetstream(client.clone());
+    for _ in &returns {
+        let message = tokio::time::timeout(Duration::from_secs(5), ready.next())
+            .await
+            .expect("order.return published")
+            .unwrap();
+        js.publish(message.subject.clone(), message.payload.clone())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for &(n, id) in &returns {
+        let reference = format!("{prefix}{n}-R{id}");
+        assert_eq!(
+            sales_with_reference(&tryton, &reference).await,
+            1,
+            "return {id}: one return sale after the redelivery"
+        );
+    }
+    let open = store.open_exceptions("acme").await.expect("exceptions");
+    assert!(open.is_empty(), "{open:?}");
+    stack.shutdown().await;
+    env.cleanup().await;
 }

@@ -72,6 +72,8 @@ pub struct ChangeHandler {
     pub erp: Option<Arc<dyn ChangeOrders>>,
     pub store: Store,
     pub sink: Arc<dyn ExceptionSink>,
+    /// The tenant's ERP requests in flight (shared with the writer's other consumers).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 #[async_trait]
@@ -158,7 +160,15 @@ impl Handler for ChangeHandler {
             order: crate::convert::post_order(&self.tenant, order),
             cancel: amended.cancelled,
         };
-        let (reason, why) = match erp.change_sales_order(&change).await {
+        let changed = {
+            let _slot = self
+                .in_flight
+                .acquire()
+                .await
+                .map_err(HandlerError::transient)?;
+            erp.change_sales_order(&change).await
+        };
+        let (reason, why) = match changed {
             Ok(ChangeOutcome::Applied(document)) => {
                 record.outcome = AmendmentOutcome::Applied;
                 record.erp_gross_minor = Some(document.gross_minor);

@@ -40,6 +40,8 @@ pub struct CustomerHandler {
     /// `None`: the tenant's connector has no customers at all.
     pub erp: Option<Arc<dyn Customers>>,
     pub sink: Arc<dyn ExceptionSink>,
+    /// The tenant's ERP requests in flight (shared with the writer's other consumers).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// The account as the connector takes it.
@@ -80,7 +82,7 @@ impl Handler for CustomerHandler {
         };
         if snapshot.erased {
             let outcome = match &self.erp {
-                Some(erp) => match erp.erase_customer(id).await {
+                Some(erp) => match self.slot(erp.erase_customer(id)).await? {
                     Ok(outcome) => outcome,
                     Err(e) if e.is_transient() => return Err(failed(e)),
                     Err(e) => {
@@ -114,7 +116,7 @@ impl Handler for CustomerHandler {
             count("unsupported");
             return Ok(());
         };
-        match erp.sync_customer(&customer(&snapshot)).await {
+        match self.slot(erp.sync_customer(&customer(&snapshot))).await? {
             Ok(Some(_)) => {
                 count("synced");
                 Ok(())
@@ -134,6 +136,16 @@ impl Handler for CustomerHandler {
 }
 
 impl CustomerHandler {
+    /// `call` within the tenant's bound on ERP requests in flight.
+    async fn slot<T>(&self, call: impl std::future::Future<Output = T>) -> Result<T, HandlerError> {
+        let _slot = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(HandlerError::transient)?;
+        Ok(call.await)
+    }
+
     /// Tells customer service the ERP's customer is not as Centra's account (no personal
     /// data in the record: the Centra id says who).
     async fn tell(&self, snapshot: &pb::CustomerSnapshot, why: &str) -> Result<(), HandlerError> {

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use ferry_config::TenantConfig;
 use ferry_domain::{ExceptionKind, NewException};
-use ferry_erp::{Connectors, DocumentState, ErpDocument, ErpError, PostOrder, PostOrders};
+use ferry_erp::{Connectors, DocumentState, ErpDocument, ErpError, PostOrders};
 use ferry_platform::Platform;
 use ferry_proto::order::v1 as pb;
 use ferry_runtime::coalesce::Coalescer;
@@ -30,6 +30,7 @@ use ferry_store::{BeginPosting, LedgerState, PostedRecord, PostingClaim, Store};
 use prost::Message as _;
 use tokio::sync::Semaphore;
 
+mod batches;
 pub mod breaker;
 pub mod changes;
 pub mod convert;
@@ -88,14 +89,14 @@ pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), Write
         let in_flight = Arc::new(Semaphore::new(config.erp_writer.max_in_flight_per_tenant));
         let handler = Arc::new(WriterHandler {
             tenant: tenant.clone(),
-            creates: batch_creates(&config.erp_writer, &erp, &in_flight, &breaker),
+            creates: batches::creates(&config.erp_writer, &erp, &in_flight, &breaker),
             erp,
             breaker: breaker.clone(),
             ledger: Ledger::spawn(store.clone(), lease),
             store: store.clone(),
             base: base.clone(),
             sink: sink.clone(),
-            in_flight,
+            in_flight: in_flight.clone(),
             lease,
             posted_total: metrics::counter!("ferry_orders_posted_total", "tenant" => tenant.id.clone()),
         });
@@ -123,13 +124,19 @@ pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), Write
             erp: connector.changes.clone(),
             store: store.clone(),
             sink: sink.clone(),
+            in_flight: in_flight.clone(),
         });
         tasks.spawn(
             changes::runner(&base, sink.clone(), &tenant.id).run(changes, base.shutdown.clone()),
         );
         let returns = Arc::new(returns::ReturnHandler {
             tenant: tenant.clone(),
+            batches: connector
+                .credits
+                .as_ref()
+                .and_then(|erp| batches::credits(&config.erp_writer, erp, &in_flight)),
             erp: connector.credits.clone(),
+            in_flight: in_flight.clone(),
             store: store.clone(),
             sink: sink.clone(),
             topology: base.topology.clone(),
@@ -141,6 +148,7 @@ pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), Write
             tenant: tenant.clone(),
             erp: connector.customers.clone(),
             sink: sink.clone(),
+            in_flight: in_flight.clone(),
         });
         tasks.spawn(
             customers::runner(&base, sink.clone(), &tenant.id)
@@ -175,53 +183,6 @@ impl Ledger {
     }
 }
 
-/// Creates sent many per request, when the tenant's ERP has a batch call and batching is on.
-type Creates = Coalescer<PostOrder, Result<ErpDocument, ErpError>>;
-
-fn batch_creates(
-    config: &ferry_config::ErpWriterConfig,
-    erp: &Arc<dyn PostOrders>,
-    in_flight: &Arc<Semaphore>,
-    breaker: &Arc<breaker::Breaker>,
-) -> Option<Creates> {
-    let max_batch = config.batch_size.min(erp.batch_limit());
-    if max_batch <= 1 {
-        return None;
-    }
-    let (erp, in_flight, breaker) = (erp.clone(), in_flight.clone(), breaker.clone());
-    let batches = config
-        .batches_in_flight
-        .min(config.max_in_flight_per_tenant);
-    Some(Coalescer::spawn(
-        max_batch,
-        batches,
-        move |orders: Vec<PostOrder>| {
-            let (erp, in_flight, breaker) = (erp.clone(), in_flight.clone(), breaker.clone());
-            async move {
-                // A batch is one request: it takes one of the tenant's in-flight slots.
-                let Ok(_slot) = in_flight.acquire_owned().await else {
-                    let closed = ErpError::Unavailable {
-                        reason: "the writer is stopping".into(),
-                        retry_after: None,
-                    };
-                    return orders.iter().map(|_| Err(closed.clone())).collect();
-                };
-                let mut results = erp.create_sales_orders(&orders).await;
-                // The breaker counts requests: one failed batch is one failure, not fifty.
-                breaker.observe(&results);
-                // A connector that answers fewer orders than it was given leaves the rest
-                // uncertain: they are settled by lookup like a lost answer.
-                results.resize_with(orders.len(), || {
-                    Err(ErpError::Timeout(
-                        "no result for this order in the batch".into(),
-                    ))
-                });
-                results
-            }
-        },
-    ))
-}
-
 /// One result per item: the batch's results, or its error for each.
 fn every<T>(n: usize, result: Result<Vec<T>, ferry_store::StoreError>) -> Vec<Result<T, String>> {
     match result {
@@ -237,7 +198,7 @@ struct WriterHandler {
     tenant: TenantConfig,
     erp: Arc<dyn PostOrders>,
     /// Batched creates; `None` posts each order with its own request.
-    creates: Option<Creates>,
+    creates: Option<batches::Creates>,
     /// Pauses this tenant's consumer while its ERP is away.
     breaker: Arc<breaker::Breaker>,
     ledger: Ledger,

@@ -21,14 +21,16 @@ use ferry_runtime::{ExceptionSink, ServiceBase, StreamKind};
 use ferry_store::Store;
 use ferry_store::returns::{CreditState, PricedReturn, Taken};
 use prost::Message as _;
+use tokio::sync::Semaphore;
 
 use crate::SERVICE;
 
 /// How long a return waits before looking again for its order's posting to finish.
 const NOT_POSTED_YET: Duration = Duration::from_secs(5);
 
-/// The tenant's return consumer. Returns of different orders are credited side by side;
-/// the store prices the returns of one order one at a time.
+/// The tenant's return consumer. Returns of different orders are credited side by side
+/// (many per request where the ERP takes them in bulk); the store prices the returns of
+/// one order one at a time.
 pub fn runner(
     base: &ServiceBase,
     sink: Arc<dyn ExceptionSink>,
@@ -54,6 +56,10 @@ pub struct ReturnHandler {
     pub tenant: TenantConfig,
     /// `None`: the tenant's connector cannot make credit documents.
     pub erp: Option<Arc<dyn CreditNotes>>,
+    /// Credit notes many per request, where the ERP makes them in bulk.
+    pub batches: Option<crate::batches::Credits>,
+    /// The tenant's ERP requests in flight (shared with the writer's other consumers).
+    pub in_flight: Arc<Semaphore>,
     pub store: Store,
     pub sink: Arc<dyn ExceptionSink>,
     /// Where a return not credited is sent again from (the console's *Retry*).
@@ -135,7 +141,21 @@ impl Handler for ReturnHandler {
         };
         let document: PostCredit = serde_json::from_value(credit.priced.credit.clone())
             .map_err(|e| HandlerError::transient(format!("return {return_id} as priced: {e}")))?;
-        match erp.create_credit_note(&document).await {
+        let outcome = match &self.batches {
+            Some(batches) => batches
+                .call(document)
+                .await
+                .ok_or_else(|| HandlerError::transient("the ERP batch writer stopped"))?,
+            None => {
+                let _slot = self
+                    .in_flight
+                    .acquire()
+                    .await
+                    .map_err(HandlerError::transient)?;
+                erp.create_credit_note(&document).await
+            }
+        };
+        match outcome {
             Ok(CreditOutcome::Credited(doc)) => {
                 self.store
                     .return_credited(tenant, return_id, &doc.reference)
