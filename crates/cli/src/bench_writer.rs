@@ -1,14 +1,14 @@
 //! `ferry bench writer`: the erp-writer alone, draining a backlog of ready orders into the
 //! ERP simulator (5 ms per call by default), against a baseline measured in the same run: a
 //! bare HTTP client posting the same number of orders to the same simulator with the same
-//! concurrency and latency. With `--tryton`, it also posts orders to a real Tryton started
-//! by `scripts/tryton.sh` and reports orders per minute. The last line is one JSON object.
+//! concurrency and latency. With `--tryton-orders` (and `--tryton-returns`), it also posts
+//! orders (and credits returns) to a real Tryton started by `scripts/tryton.sh` and reports
+//! them per minute (`bench_tryton`). The last line is one JSON object.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use secrecy::ExposeSecret as _;
 use serde::Serialize;
 
 use crate::stack::{LocalInfra, Stack, StackOptions, local_config};
@@ -42,6 +42,10 @@ pub struct WriterArgs {
     /// uses one core, production runs several.
     #[arg(long, default_value_t = 1)]
     pub tryton_workers: usize,
+    /// Also credit this many of the batched Tryton orders' first item lines as returns
+    /// (at most `--tryton-orders`), a part one by one first as the baseline.
+    #[arg(long, default_value_t = 0)]
+    pub tryton_returns: usize,
     /// Also measure the ERP simulator's own capacity: this many creates at zero latency,
     /// 64 in flight, then lookups; reports requests/s and the process's memory.
     #[arg(long, default_value_t = 0)]
@@ -65,6 +69,11 @@ struct Result {
     tryton_database: &'static str,
     tryton_workers: usize,
     tryton_seconds_per_order_by_call: std::collections::BTreeMap<String, f64>,
+    tryton_returns: usize,
+    tryton_returns_per_min: f64,
+    tryton_baseline_returns_per_min: f64,
+    tryton_returns_failed: usize,
+    tryton_seconds_per_return_by_call: std::collections::BTreeMap<String, f64>,
     sim_creates_per_sec: f64,
     sim_lookups_per_sec: f64,
     sim_orders_held: usize,
@@ -248,9 +257,9 @@ pub async fn writer(args: WriterArgs) -> anyhow::Result<()> {
     eprintln!("writer: {orders_per_sec:.0} orders/s; ERP documents {documents}");
 
     let tryton = if args.tryton_orders > 0 {
-        tryton(&dir, &stack, &args).await?
+        crate::bench_tryton::tryton(&dir, &stack, &args).await?
     } else {
-        TrytonRun::default()
+        crate::bench_tryton::TrytonRun::default()
     };
     let (creates, lookups) = if args.sim_capacity > 0 {
         stack.erp.set_faults(ferry_sim_erp::Faults {
@@ -276,12 +285,17 @@ pub async fn writer(args: WriterArgs) -> anyhow::Result<()> {
         ratio: (orders_per_sec / baseline * 100.0).round() / 100.0,
         duplicates: documents.saturating_sub(args.orders),
         tryton_orders: args.tryton_orders,
-        tryton_orders_per_min: (tryton.per_min * 10.0).round() / 10.0,
+        tryton_orders_per_min: tenth(tryton.orders.per_min),
         tryton_batch: args.tryton_batch,
-        tryton_baseline_orders_per_min: (tryton.baseline_per_min * 10.0).round() / 10.0,
-        tryton_failed: tryton.failed,
+        tryton_baseline_orders_per_min: tenth(tryton.orders.baseline_per_min),
+        tryton_failed: tryton.orders.failed,
         tryton_workers: args.tryton_workers.max(1),
-        tryton_seconds_per_order_by_call: tryton.seconds_per_order_by_call.clone(),
+        tryton_seconds_per_order_by_call: tryton.orders.seconds_per_item_by_call.clone(),
+        tryton_returns: args.tryton_returns.min(args.tryton_orders),
+        tryton_returns_per_min: tenth(tryton.returns.per_min),
+        tryton_baseline_returns_per_min: tenth(tryton.returns.baseline_per_min),
+        tryton_returns_failed: tryton.returns.failed,
+        tryton_seconds_per_return_by_call: tryton.returns.seconds_per_item_by_call.clone(),
         tryton_database: if args.tryton_postgres {
             "postgresql"
         } else {
@@ -299,201 +313,6 @@ pub async fn writer(args: WriterArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Posts `n` generated orders to a real Tryton through the connector (create, quote,
-/// confirm, read back), four at a time, and returns orders per minute.
-/// The PostgreSQL server of a database URL (`postgres://u@h:p/db` → `postgresql://u@h:p/`),
-/// for Tryton to create its own database on.
-fn server_url(database_url: &str) -> String {
-    let rest = database_url
-        .split_once("://")
-        .map_or(database_url, |(_, rest)| rest);
-    let server = rest.split(['/', '?']).next().unwrap_or(rest);
-    format!("postgresql://{server}/")
-}
-
-#[derive(Debug, Default)]
-struct TrytonRun {
-    per_min: f64,
-    baseline_per_min: f64,
-    failed: usize,
-    seconds_per_order_by_call: std::collections::BTreeMap<String, f64>,
-}
-
-async fn tryton(
-    dir: &std::path::Path,
-    stack: &Stack,
-    args: &WriterArgs,
-) -> anyhow::Result<TrytonRun> {
-    let n = args.tryton_orders + args.tryton_baseline;
-    let script = ferry_testing::infra::workspace_root().join("scripts/tryton.sh");
-    let tryton_dir = dir.join("tryton");
-    let mut start = tokio::process::Command::new(&script);
-    start.arg("start").arg(&tryton_dir);
-    if args.tryton_postgres {
-        start.env(
-            "FERRY_TRYTON_POSTGRES",
-            server_url(stack.config.database.url.expose_secret()),
-        );
-    }
-    if args.tryton_workers > 1 {
-        start.env("FERRY_TRYTON_WORKERS", args.tryton_workers.to_string());
-    }
-    let out = start.output().await.context("starting Tryton")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "scripts/tryton.sh start: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let value = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let connector = Arc::new(ferry_erp_tryton::Tryton::new(
-        ferry_erp_tryton::TrytonConfig {
-            reference_prefix: format!("bench{}-", std::process::id()),
-            batch: args.tryton_batch.max(1),
-            ..ferry_erp_tryton::TrytonConfig::new(
-                value("FERRY_TRYTON_URL"),
-                value("FERRY_TRYTON_USER"),
-                secrecy::SecretString::from(value("FERRY_TRYTON_PASSWORD")),
-            )
-        },
-    ));
-    let numbers = stack.centra.generate(
-        n,
-        &ferry_sim_centra::OrderMix {
-            hold_pct: 0,
-            pending_pct: 0,
-            ..Default::default()
-        },
-    );
-    let client = ferry_centra::CentraClient::new(
-        stack.centra.graphql_url(),
-        secrecy::SecretString::from("sim-token"),
-        1000,
-        Duration::from_secs(10),
-    );
-    let tenant = &stack.config.tenants[0];
-    let mut orders = Vec::new();
-    for raw in client.order_snapshots(&numbers).await? {
-        let snapshot = ferry_domain::Snapshot::parse(&raw.json)?;
-        let order = ferry_domain::transform(&snapshot, &tenant.rules, &ferry_domain::NoItems);
-        let source = ferry_proto::centra::v1::OrderSnapshot {
-            tenant: tenant.id.clone(),
-            order_number: order.order_number,
-            snapshot_json: raw.json.to_vec().into(),
-            ..Default::default()
-        };
-        let pb = ferry_transform::convert::sales_order(tenant, &order, &source);
-        orders.push(ferry_erp_writer::convert::post_order(tenant, &pb));
-    }
-    let batched = orders.split_off(args.tryton_baseline.min(orders.len()));
-    eprintln!(
-        "tryton: {} orders one by one (the baseline), then {} in batches of {}",
-        orders.len(),
-        batched.len(),
-        args.tryton_batch
-    );
-    let (baseline_per_min, baseline_failed) = post_to_tryton(&connector, orders, 1).await?;
-    eprintln!("tryton: one by one {baseline_per_min:.1} orders/min");
-    let before = connector.rpc().timings();
-    let batched_orders = batched.len().max(1);
-    let (per_min, failed) = post_to_tryton(&connector, batched, args.tryton_batch).await?;
-    eprintln!("tryton: in batches {per_min:.1} orders/min");
-    // Where the batched run's time went, per Tryton method (seconds per order).
-    let mut by_call = std::collections::BTreeMap::new();
-    for (method, (calls, spent)) in connector.rpc().timings() {
-        let (calls_before, spent_before) = before.get(&method).copied().unwrap_or_default();
-        let seconds = (spent - spent_before).as_secs_f64();
-        if calls > calls_before && seconds >= 0.001 {
-            eprintln!(
-                "tryton:   {method}: {} calls, {:.3} s per order",
-                calls - calls_before,
-                seconds / batched_orders as f64
-            );
-            by_call.insert(
-                method.trim_start_matches("model.").to_owned(),
-                (seconds / batched_orders as f64 * 1000.0).round() / 1000.0,
-            );
-        }
-    }
-    let _ = tokio::process::Command::new(&script)
-        .arg("stop")
-        .arg(&tryton_dir)
-        .output()
-        .await;
-    Ok(TrytonRun {
-        per_min,
-        baseline_per_min,
-        failed: failed + baseline_failed,
-        seconds_per_order_by_call: by_call,
-    })
-}
-
-/// Posts `orders` to Tryton, `batch` per call, four calls in flight (the writer's default
-/// for a batching ERP); orders per minute and how many failed.
-async fn post_to_tryton(
-    connector: &Arc<ferry_erp_tryton::Tryton>,
-    orders: Vec<ferry_erp::PostOrder>,
-    batch: usize,
-) -> anyhow::Result<(f64, usize)> {
-    let n = orders.len();
-    let started = Instant::now();
-    let queue = Arc::new(std::sync::Mutex::new(orders));
-    let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..4 {
-        let (queue, connector, failed) = (queue.clone(), connector.clone(), failed.clone());
-        workers.spawn(async move {
-            loop {
-                let next: Vec<ferry_erp::PostOrder> = match queue.lock() {
-                    Ok(mut q) => {
-                        let at = q.len().saturating_sub(batch.max(1));
-                        q.split_off(at)
-                    }
-                    Err(_) => Vec::new(),
-                };
-                if next.is_empty() {
-                    return;
-                }
-                let results = if batch > 1 {
-                    ferry_erp::PostOrders::create_sales_orders(connector.as_ref(), &next).await
-                } else {
-                    vec![
-                        ferry_erp::PostOrders::create_sales_order(connector.as_ref(), &next[0])
-                            .await,
-                    ]
-                };
-                for result in results {
-                    if let Err(e) = result {
-                        eprintln!("tryton: {e}");
-                        failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-            }
-        });
-    }
-    while let Some(done) = workers.join_next().await {
-        done?;
-    }
-    let per_min = n as f64 * 60.0 / started.elapsed().as_secs_f64().max(0.001);
-    Ok((per_min, failed.load(std::sync::atomic::Ordering::Relaxed)))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn tryton_gets_the_server_of_the_database_url() {
-        assert_eq!(
-            super::server_url("postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
-            "postgresql://postgres@127.0.0.1:5432/"
-        );
-        assert_eq!(
-            super::server_url("postgresql://u:p@db:6543"),
-            "postgresql://u:p@db:6543/"
-        );
-    }
+fn tenth(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }

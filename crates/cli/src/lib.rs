@@ -29,6 +29,7 @@ pub mod bench_reconcile;
 #[cfg(feature = "dev")]
 pub mod bench_returns;
 #[cfg(feature = "dev")]
+pub mod bench_tryton;
 pub mod bench_writer;
 pub mod centra_check;
 pub mod config;
