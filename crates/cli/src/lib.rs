@@ -30,6 +30,7 @@ pub mod bench_reconcile;
 pub mod bench_returns;
 #[cfg(feature = "dev")]
 pub mod bench_tryton;
+#[cfg(feature = "dev")]
 pub mod bench_writer;
 pub mod centra_check;
 pub mod config;
