@@ -181,4 +181,50 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Claims `order_number` for applying change `hash`: `false` while another change of
+    /// the order holds an unlapsed claim (that one is applied first).
+    pub async fn claim_amendment(
+        &self,
+        tenant: &str,
+        order_number: i64,
+        hash: &str,
+        lease: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let claimed: Option<(i32,)> = sqlx::query_as(
+            "INSERT INTO amendment_claims (tenant, order_number, snapshot_hash, claimed_until)
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+             ON CONFLICT (tenant, order_number) DO UPDATE SET
+                 snapshot_hash = EXCLUDED.snapshot_hash,
+                 claimed_until = EXCLUDED.claimed_until
+             WHERE amendment_claims.claimed_until < now()
+             RETURNING 1",
+        )
+        .bind(tenant)
+        .bind(order_number)
+        .bind(hash)
+        .bind(lease.as_secs_f64())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(claimed.is_some())
+    }
+
+    /// Gives up the claim on `order_number` that change `hash` holds.
+    pub async fn release_amendment(
+        &self,
+        tenant: &str,
+        order_number: i64,
+        hash: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM amendment_claims
+             WHERE tenant = $1 AND order_number = $2 AND snapshot_hash = $3",
+        )
+        .bind(tenant)
+        .bind(order_number)
+        .bind(hash)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
 }

@@ -1,5 +1,6 @@
 //! The order ledger's guarantees, against a real PostgreSQL: stale snapshots never win,
-//! posting is claimed once, abandoned claims are taken over after the lease.
+//! posting is claimed once, abandoned claims are taken over after the lease; changes of one
+//! order are applied one at a time.
 
 use std::time::Duration;
 
@@ -310,5 +311,45 @@ async fn the_same_snapshot_judged_again_may_release_a_waiting_order_but_not_a_po
             .ok(),
         Some(SnapshotOutcome::AlreadyApplied(LedgerState::Ready))
     );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn one_change_of_an_order_is_applied_at_a_time() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let lease = Duration::from_secs(60);
+    assert!(store.claim_amendment("acme", 7, "a", lease).await.unwrap());
+    assert!(
+        !store.claim_amendment("acme", 7, "b", lease).await.unwrap(),
+        "the newer change waits for the one being applied"
+    );
+    assert!(
+        !store.claim_amendment("acme", 7, "a", lease).await.unwrap(),
+        "the same change redelivered while it is applied waits too"
+    );
+    assert!(
+        store.claim_amendment("acme", 8, "b", lease).await.unwrap(),
+        "another order's change goes side by side"
+    );
+    assert!(
+        store.claim_amendment("other", 7, "b", lease).await.unwrap(),
+        "another tenant's order is another order"
+    );
+    // Released by another change: nothing happens.
+    store.release_amendment("acme", 7, "b").await.unwrap();
+    assert!(!store.claim_amendment("acme", 7, "b", lease).await.unwrap());
+    store.release_amendment("acme", 7, "a").await.unwrap();
+    assert!(store.claim_amendment("acme", 7, "b", lease).await.unwrap());
+
+    // A writer that stopped mid-change: its claim lapses.
+    assert!(
+        store
+            .claim_amendment("acme", 9, "a", Duration::from_millis(1))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(store.claim_amendment("acme", 9, "b", lease).await.unwrap());
     env.cleanup().await;
 }
