@@ -63,6 +63,27 @@ pub trait ChangeOrders: Erp {
     /// [`ChangeOutcome::Refused`]; errors are for the ERP not answering or not
     /// understanding (transient or permanent as usual).
     async fn change_sales_order(&self, change: &OrderChange) -> Result<ChangeOutcome, ErpError>;
+
+    /// How many changes [`ChangeOrders::change_sales_orders`] applies in one go; 1 when
+    /// the ERP gains nothing from more (the writer then applies each on its own).
+    fn change_batch_limit(&self) -> usize {
+        1
+    }
+
+    /// Applies changes of different orders together where the ERP takes them in bulk: one
+    /// result per change, in order, each with the verdict
+    /// [`ChangeOrders::change_sales_order`] would have given it. Without a bulk call, one
+    /// after another.
+    async fn change_sales_orders(
+        &self,
+        changes: &[OrderChange],
+    ) -> Vec<Result<ChangeOutcome, ErpError>> {
+        let mut results = Vec::with_capacity(changes.len());
+        for change in changes {
+            results.push(self.change_sales_order(change).await);
+        }
+        results
+    }
 }
 
 /// Crediting returns (ADR 0037).

@@ -2,7 +2,8 @@
 //! a line removed after posting amends the sale — the same sale, a new revision, what the
 //! customer now pays as its total — and the same change again amends nothing; a
 //! cancellation amends it to nothing; a shipped sale and a change that adds a line are
-//! refused with Tryton's reason.
+//! refused with Tryton's reason. Changes of many orders go in batches, each with its own
+//! verdict.
 
 use std::time::Duration;
 
@@ -10,7 +11,9 @@ use ferry_erp::{
     ChangeOrders, ChangeOutcome, DocumentState, LineKind, OrderChange, PostOrder, PostOrders,
     ReadBack,
 };
-use ferry_erp_tryton::Tryton;
+use ferry_erp_tryton::{Tryton, TrytonConfig};
+use ferry_testing::rpc_proxy::{RpcFault, RpcProxy};
+use secrecy::SecretString;
 use serde_json::json;
 
 use crate::tryton::{
@@ -330,4 +333,155 @@ async fn a_unit_cancelled_in_centra_amends_the_tryton_sale_through_the_stack() {
     assert!(store.open_exceptions("acme").await.expect("x").is_empty());
     stack.shutdown().await;
     env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_of_many_orders_amend_their_tryton_sales_in_batches() {
+    let t = ferry_testing::tryton().expect("Tryton");
+    let proxy = RpcProxy::start(&t.url).await.expect("proxy");
+    let prefix = unique_prefix();
+    let tryton = Tryton::new(TrytonConfig {
+        reference_prefix: prefix.clone(),
+        ..TrytonConfig::new(proxy.url(&t.url), t.user, SecretString::from(t.password))
+    });
+    let orders: Vec<PostOrder> = [
+        "04-sek-bundle-voucher",
+        "02-gbp-voucher-shipping",
+        "03-usd-tax-added",
+        "01-sek-simple",
+    ]
+    .iter()
+    .map(|name| example(name))
+    .collect();
+    let posted: Vec<ferry_erp::ErpDocument> = tryton
+        .create_sales_orders(&orders)
+        .await
+        .into_iter()
+        .map(|r| r.expect("posted"))
+        .collect();
+    let reference = |o: &PostOrder| format!("{prefix}{}", o.external_ref);
+    // The warehouse has sent the last order already.
+    ship_in_tryton(&tryton, &reference(&orders[3]), "PN-BATCH-1").await;
+
+    let removed = without_first_item(&orders[0]);
+    let changes = [
+        change("b1", &posted[0].reference, &removed, false),
+        change("b2", &posted[1].reference, &orders[1], true),
+        change(
+            "b3",
+            &posted[2].reference,
+            &without_first_item(&orders[2]),
+            false,
+        ),
+        change(
+            "b4",
+            &posted[3].reference,
+            &without_first_item(&orders[3]),
+            false,
+        ),
+        // An order Tryton never had.
+        change(
+            "b5",
+            "",
+            &PostOrder {
+                external_ref: "990003".into(),
+                ..orders[0].clone()
+            },
+            false,
+        ),
+        // The first order's next change: cancelled after all.
+        change("b6", &posted[0].reference, &orders[0], true),
+    ];
+    // Three sales amended together: one validate for all, one more to balance them.
+    let mut results = tryton.change_sales_orders(&changes[..3]).await;
+    let validates = proxy.calls("model.sale.amendment.validate_amendment");
+    assert!(
+        (1..=2).contains(&validates),
+        "amended in one validate, balanced in one more: {validates} calls"
+    );
+    // Tryton refuses the next batch's validate once: its changes are applied one by one.
+    proxy.fail_next(
+        "model.sale.amendment.validate_amendment",
+        1,
+        RpcFault::Refuse,
+    );
+    results.extend(tryton.change_sales_orders(&changes[3..]).await);
+    assert_eq!(proxy.faults_left(), 0, "the batched validate was refused");
+    let verdicts: Vec<&ChangeOutcome> = results
+        .iter()
+        .map(|r| r.as_ref().expect("Tryton answers"))
+        .collect();
+    let document = |i: usize| match verdicts[i] {
+        ChangeOutcome::Applied(d) => d.clone(),
+        ChangeOutcome::Refused(why) => panic!("change {i} refused: {why}"),
+    };
+    assert_eq!(
+        document(0).gross_minor,
+        removed.gross_minor,
+        "a line removed"
+    );
+    assert_eq!(document(1).gross_minor, 0, "cancelled: a sale of nothing");
+    assert_eq!(
+        document(2).gross_minor,
+        changes[2].order.gross_minor,
+        "a line removed"
+    );
+    match verdicts[3] {
+        ChangeOutcome::Refused(why) => assert!(why.contains("shipment"), "{why}"),
+        ChangeOutcome::Applied(d) => panic!("a shipped sale cannot change: {d:?}"),
+    }
+    match verdicts[4] {
+        ChangeOutcome::Refused(why) => assert!(why.contains("990003"), "{why}"),
+        ChangeOutcome::Applied(d) => panic!("changed an unknown order: {d:?}"),
+    }
+    assert_eq!(document(5).gross_minor, 0, "then cancelled");
+    for (order, document) in orders.iter().zip(&posted) {
+        assert_eq!(sales_with_reference(&tryton, &reference(order)).await, 1);
+        let found = tryton
+            .find_sales_order(&order.external_ref)
+            .await
+            .expect("lookup")
+            .expect("sale");
+        assert_eq!(found.reference, document.reference, "the same sale");
+    }
+    let drafts = tryton
+        .rpc()
+        .call(
+            "model.sale.amendment.search_count",
+            vec![json!([
+                ["sale.reference", "like", format!("{prefix}%")],
+                ["state", "=", "draft"]
+            ])],
+        )
+        .await
+        .expect("amendments");
+    assert_eq!(drafts, json!(0), "no amendment left unvalidated");
+
+    // The same changes again but the first order's last (a redelivery): no new amendment
+    // anywhere.
+    let before: Vec<usize> = {
+        let mut counts = Vec::new();
+        for order in &orders {
+            counts.push(amendments(&tryton, &reference(order)).await);
+        }
+        counts
+    };
+    let again = tryton.change_sales_orders(&changes[1..5]).await;
+    for (first, second) in results[1..5].iter().zip(&again) {
+        match (first, second) {
+            (Ok(ChangeOutcome::Applied(a)), Ok(ChangeOutcome::Applied(b))) => {
+                assert_eq!((&a.reference, a.gross_minor), (&b.reference, b.gross_minor))
+            }
+            (Ok(ChangeOutcome::Refused(_)), Ok(ChangeOutcome::Refused(_))) => {}
+            other => panic!("a different verdict the second time: {other:?}"),
+        }
+    }
+    for (order, count) in orders.iter().zip(before) {
+        assert_eq!(
+            amendments(&tryton, &reference(order)).await,
+            count,
+            "order {}: the repeat amends nothing",
+            order.external_ref
+        );
+    }
 }

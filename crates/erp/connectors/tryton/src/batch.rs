@@ -259,7 +259,7 @@ impl Tryton {
     }
 
     /// Each sale as it stands (one read of the sales, one of their rounding lines).
-    async fn documents(&self, ids: &[i64]) -> Vec<Result<ErpDocument, ErpError>> {
+    pub(crate) async fn documents(&self, ids: &[i64]) -> Vec<Result<ErpDocument, ErpError>> {
         let read = async {
             let rows = self
                 .rpc

@@ -19,6 +19,18 @@ use crate::Tryton;
 use crate::rpc::{decimal, read_decimal};
 use crate::sale::{SaleState, line_description, net_unit_price};
 
+/// A change ready to be applied to a sale being processed, as Tryton amendments.
+#[derive(Debug, Clone)]
+pub(crate) struct Amend {
+    pub(crate) sale: i64,
+    change_id: String,
+    actions: Vec<Value>,
+    /// The sale's rounding lines, to balance it to `paid` afterwards (none when cancelled).
+    rounding: Vec<SaleLine>,
+    paid: i64,
+    digits: u32,
+}
+
 /// A sale line as the amendment sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SaleLine {
@@ -58,6 +70,17 @@ impl ChangeOrders for Tryton {
             }
             SaleState::Processing | SaleState::Done => self.amend(sale, change).await,
         }
+    }
+
+    fn change_batch_limit(&self) -> usize {
+        self.config.batch
+    }
+
+    async fn change_sales_orders(
+        &self,
+        changes: &[OrderChange],
+    ) -> Vec<Result<ChangeOutcome, ErpError>> {
+        self.change_batch(changes).await
     }
 }
 
@@ -103,8 +126,23 @@ impl Tryton {
     /// that already hold what the order asks are left out, and no amendment is made when
     /// none differ.
     async fn amend(&self, sale: i64, change: &OrderChange) -> Result<ChangeOutcome, ErpError> {
+        let amend = match self.prepare_amendment(sale, change).await? {
+            Ok(amend) => amend,
+            Err(reason) => return Ok(ChangeOutcome::Refused(reason)),
+        };
+        self.apply_amendments(std::slice::from_ref(&amend)).await?;
+        Ok(ChangeOutcome::Applied(self.sale_as_it_stands(sale).await?))
+    }
+
+    /// What amending `sale` to hold `change.order` takes, read from Tryton; `Ok(Err(why))`
+    /// when Tryton cannot amend it that way.
+    pub(crate) async fn prepare_amendment(
+        &self,
+        sale: i64,
+        change: &OrderChange,
+    ) -> Result<Result<Amend, String>, ErpError> {
         if let Some(reason) = self.why_unchangeable(sale).await? {
-            return Ok(ChangeOutcome::Refused(reason));
+            return Ok(Err(reason));
         }
         let row = self.read_sale(sale).await?;
         let (_, digits) = self
@@ -116,7 +154,7 @@ impl Tryton {
             .await?;
         let plan = match plan(&lines, &wanted) {
             Ok(plan) => plan,
-            Err(reason) => return Ok(ChangeOutcome::Refused(reason)),
+            Err(reason) => return Ok(Err(reason)),
         };
         let mut actions: Vec<Value> = Vec::new();
         if !change.cancel {
@@ -132,13 +170,111 @@ impl Tryton {
                 })
             }));
         }
-        self.validate_amendment(sale, &change.change_id, actions)
-            .await?;
-        if !change.cancel {
-            self.rebalance(sale, &rounding, change.order.gross_minor, digits)
-                .await?;
+        Ok(Ok(Amend {
+            sale,
+            change_id: change.change_id.clone(),
+            actions,
+            // A cancelled sale owes nothing: there is nothing to balance.
+            rounding: if change.cancel { Vec::new() } else { rounding },
+            paid: change.order.gross_minor,
+            digits,
+        }))
+    }
+
+    /// Validates the amendments (one create, one validate, whatever their number), then
+    /// balances each amended sale to what its customer now pays through its rounding line
+    /// (a second round). A sale posted without a rounding line keeps Tryton's total: the
+    /// reconciler then shows the difference, which an amendment cannot add a line for.
+    pub(crate) async fn apply_amendments(&self, amends: &[Amend]) -> Result<(), ErpError> {
+        let first = amends
+            .iter()
+            .filter(|a| !a.actions.is_empty())
+            .map(|a| (a.sale, a.change_id.as_str(), a.actions.clone()));
+        self.validate_amendments(first.collect()).await?;
+        let balanced: Vec<&Amend> = amends.iter().filter(|a| !a.rounding.is_empty()).collect();
+        if balanced.is_empty() {
+            return Ok(());
         }
-        Ok(ChangeOutcome::Applied(self.sale_as_it_stands(sale).await?))
+        let ids: Vec<i64> = balanced.iter().map(|a| a.sale).collect();
+        let rows = self
+            .rpc
+            .call(
+                "model.sale.sale.read",
+                vec![json!(ids), json!(["total_amount"])],
+            )
+            .await?;
+        let totals: HashMap<i64, rust_decimal::Decimal> = rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some((r["id"].as_i64()?, read_decimal(&r["total_amount"])?)))
+            .collect();
+        let mut second = Vec::new();
+        for a in balanced {
+            let total = totals.get(&a.sale).copied().unwrap_or_default();
+            let difference = ferry_domain::money::minor_to_decimal(a.paid, a.digits) - total;
+            if difference.is_zero() {
+                continue;
+            }
+            let line = &a.rounding[0];
+            let current = read_decimal(&line.unit_price).unwrap_or_default()
+                * rust_decimal::Decimal::from_f64_retain(line.quantity).unwrap_or_default();
+            let action = amendment_line(&SaleLine {
+                quantity: 1.0,
+                unit_price: decimal(current + difference),
+                ..line.clone()
+            });
+            second.push((a.sale, "rounding", vec![action]));
+        }
+        self.validate_amendments(second).await
+    }
+
+    /// Creates one amendment per (sale, change, actions) named by the change, and validates
+    /// them in one call: Tryton then reprocesses the sales. One sale at most once.
+    async fn validate_amendments(
+        &self,
+        amendments: Vec<(i64, &str, Vec<Value>)>,
+    ) -> Result<(), ErpError> {
+        if amendments.is_empty() {
+            return Ok(());
+        }
+        let n = amendments.len();
+        let values: Vec<Value> = amendments
+            .into_iter()
+            .map(|(sale, change_id, actions)| {
+                json!({
+                    "sale": sale,
+                    "description": format!("Centra change {change_id} (Ferry)"),
+                    "lines": [["create", actions]],
+                })
+            })
+            .collect();
+        let created = self
+            .rpc
+            .call_many("model.sale.amendment.create", vec![Value::Array(values)], n)
+            .await?;
+        let ids = crate::rpc::created_ids(&created, n, "amendments")?;
+        if let Err(e) = self
+            .rpc
+            .call_many(
+                "model.sale.amendment.validate_amendment",
+                vec![json!(ids)],
+                n,
+            )
+            .await
+        {
+            // Nothing was validated (Tryton's call is one transaction): the drafts go, so
+            // that staff find no amendment Ferry abandoned.
+            if let Err(gone) = self
+                .rpc
+                .call("model.sale.amendment.delete", vec![json!(ids)])
+                .await
+            {
+                tracing::warn!(error = %gone, "deleting unvalidated Tryton amendments");
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// The amendment line that sends the goods where the order now says (ADR 0039), when
@@ -324,68 +460,6 @@ impl Tryton {
                 }
             })
             .collect())
-    }
-
-    /// Creates an amendment of `actions` (none: nothing to do) named by the change, and
-    /// validates it: Tryton then reprocesses the sale.
-    async fn validate_amendment(
-        &self,
-        sale: i64,
-        change_id: &str,
-        actions: Vec<Value>,
-    ) -> Result<(), ErpError> {
-        if actions.is_empty() {
-            return Ok(());
-        }
-        let created = self
-            .rpc
-            .call(
-                "model.sale.amendment.create",
-                vec![json!([{
-                    "sale": sale,
-                    "description": format!("Centra change {change_id} (Ferry)"),
-                    "lines": [["create", actions]],
-                }])],
-            )
-            .await?;
-        let id = created
-            .get(0)
-            .and_then(Value::as_i64)
-            .ok_or_else(|| ErpError::Rejected("Tryton created no amendment".into()))?;
-        self.rpc
-            .call("model.sale.amendment.validate_amendment", vec![json!([id])])
-            .await
-            .map(|_| ())
-    }
-
-    /// Balances the amended sale to what the customer now pays through its rounding line
-    /// (a second amendment). A sale posted without one keeps Tryton's total: the
-    /// reconciler then shows the difference, which an amendment cannot add a line for.
-    async fn rebalance(
-        &self,
-        sale: i64,
-        rounding: &[SaleLine],
-        paid: i64,
-        digits: u32,
-    ) -> Result<(), ErpError> {
-        let row = self.read_sale(sale).await?;
-        let total = read_decimal(&row["total_amount"]).unwrap_or_default();
-        let difference = ferry_domain::money::minor_to_decimal(paid, digits) - total;
-        let Some(line) = rounding.first() else {
-            return Ok(());
-        };
-        if difference.is_zero() {
-            return Ok(());
-        }
-        let current = read_decimal(&line.unit_price).unwrap_or_default()
-            * rust_decimal::Decimal::from_f64_retain(line.quantity).unwrap_or_default();
-        let action = amendment_line(&SaleLine {
-            quantity: 1.0,
-            unit_price: decimal(current + difference),
-            ..line.clone()
-        });
-        self.validate_amendment(sale, "rounding", vec![action])
-            .await
     }
 }
 

@@ -12,6 +12,7 @@
 //! taken on from there, and one found cancelled is reported, never posted.
 
 mod batch;
+mod change_batch;
 mod changes;
 mod credits;
 mod customers;
