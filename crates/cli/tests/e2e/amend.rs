@@ -2,6 +2,7 @@
 //! newer order) is applied to the ERP document once (ADR 0035) — never a second sales
 //! order, never twice on a redelivery — and a change the ERP refuses (the order shipped)
 //! is finance's exception. A delivery address corrected in Centra reaches the document too.
+//! Changes of one order reach the ERP one after another, never an older after a newer.
 
 use std::time::Duration;
 
@@ -222,6 +223,131 @@ async fn a_line_cancelled_after_posting_changes_the_erp_document_once() {
         2,
         "the refused change changed nothing"
     );
+    stack.shutdown().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_change_never_lands_after_a_newer_one() {
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        centra_requests_per_10s: 1000,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    let number = stack.centra.generate(
+        1,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            cancellation_pct: 0,
+            markets: vec![1],
+            ..OrderMix::default()
+        },
+    )[0];
+    let client = env.nats().await;
+    let topology = ferry_runtime::Topology::new(&env.prefix);
+    let mut amended = client
+        .subscribe(topology.amended_subject("acme", number))
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(
+        ferry_testing::wait_for_state(&store, "acme", "posted", 1, Duration::from_secs(60)).await,
+        1
+    );
+    // A real change first, to have a change message of this order to vary.
+    stack
+        .centra
+        .state
+        .update::<()>(number, |o| {
+            o.shipping_address.city = "Uppsala".into();
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(20), amended.next())
+        .await
+        .expect("an amendment")
+        .unwrap();
+    let base = ferry_proto::order::v1::OrderAmended::decode(message.payload.as_ref()).unwrap();
+    let fetched = base
+        .order
+        .as_ref()
+        .and_then(|o| o.snapshot_fetched_at)
+        .expect("fetched at");
+    let variant = |hash: &str, seconds_later: i64, city: &str| {
+        let mut change = base.clone();
+        change.snapshot_hash = hash.to_owned();
+        let order = change.order.as_mut().expect("order");
+        order.snapshot_fetched_at = Some(prost_types::Timestamp {
+            seconds: fetched.seconds + seconds_later,
+            nanos: fetched.nanos,
+        });
+        let customer = order.customer.as_mut().expect("customer");
+        customer
+            .shipping_address
+            .get_or_insert_with(Default::default)
+            .city = city.to_owned();
+        change.encode_to_vec()
+    };
+    // Slow answers, so that the two changes of each round would be in flight together.
+    stack.erp.set_faults(ferry_sim_erp::Faults {
+        latency_ms: 100,
+        jitter_ms: 300,
+        ..ferry_sim_erp::Faults::default()
+    });
+    let js = ferry_runtime::nats::jetstream(client.clone());
+    for round in 1..=3i64 {
+        let (older, newer) = (format!("older-{round}"), format!("newer-{round}"));
+        let newer_city = format!("Lund {round}");
+        // The newer arrives first, the older right behind it (a redelivery after a
+        // timeout, say).
+        for (hash, later, city) in [
+            (&newer, 2 * round + 1, newer_city.as_str()),
+            (&older, 2 * round, "Malmö"),
+        ] {
+            js.publish(
+                topology.amended_subject("acme", number),
+                variant(hash, later, city).into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        }
+        for hash in [&older, &newer] {
+            let mut recorded = None;
+            for _ in 0..400 {
+                recorded = store.amendment("acme", number, hash).await.unwrap();
+                if recorded.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(recorded.is_some(), "round {round}: change {hash} recorded");
+        }
+        let last = store
+            .last_applied_amendment("acme", number)
+            .await
+            .unwrap()
+            .expect("applied");
+        assert_eq!(last.snapshot_hash, newer, "round {round}");
+        let document = stack
+            .erp
+            .orders()
+            .into_iter()
+            .find(|o| o.external_ref == number.to_string())
+            .expect("the document");
+        assert_eq!(
+            document.delivery.as_ref().map(|d| d["city"].clone()),
+            Some(serde_json::json!(newer_city)),
+            "round {round}: the ERP holds the newer change"
+        );
+    }
+    assert_eq!(stack.erp.orders().len(), 1, "never a second sales order");
     stack.shutdown().await;
     env.cleanup().await;
 }

@@ -6,7 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use ferry_erp::{
-    CreditNotes, CreditOutcome, ErpDocument, ErpError, PostCredit, PostOrder, PostOrders,
+    ChangeOrders, ChangeOutcome, CreditNotes, CreditOutcome, ErpDocument, ErpError, OrderChange,
+    PostCredit, PostOrder, PostOrders,
 };
 use ferry_runtime::coalesce::Coalescer;
 use tokio::sync::Semaphore;
@@ -18,6 +19,9 @@ pub type Creates = Coalescer<PostOrder, Result<ErpDocument, ErpError>>;
 
 /// Credit notes, many per request.
 pub type Credits = Coalescer<PostCredit, Result<CreditOutcome, ErpError>>;
+
+/// Changes of posted orders, many per request.
+pub type Changes = Coalescer<OrderChange, Result<ChangeOutcome, ErpError>>;
 
 /// Batched creates, when the tenant's ERP has a batch call and batching is on.
 pub fn creates(
@@ -52,6 +56,24 @@ pub fn credits(
         move |credits| {
             let erp = erp.clone();
             async move { erp.create_credit_notes(&credits).await }
+        },
+    )
+}
+
+/// Batched changes, when the tenant's ERP applies them in bulk and batching is on.
+pub fn changes(
+    config: &ferry_config::ErpWriterConfig,
+    erp: &Arc<dyn ChangeOrders>,
+    in_flight: &Arc<Semaphore>,
+) -> Option<Changes> {
+    let erp = erp.clone();
+    batched(
+        config,
+        erp.change_batch_limit(),
+        in_flight,
+        move |changes| {
+            let erp = erp.clone();
+            async move { erp.change_sales_orders(&changes).await }
         },
     )
 }

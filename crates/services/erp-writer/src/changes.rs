@@ -1,7 +1,8 @@
 //! Changes after posting (ADR 0035): the writer's second consumer, on `order.amended`,
 //! makes the ERP document hold the newer order through the connector's
-//! [`ChangeOrders`] capability — once per change, never after a newer one, one message
-//! at a time per tenant. What the ERP refuses, and every change a connector without the
+//! [`ChangeOrders`] capability — once per change, never after a newer one: changes of one
+//! order one after another, those of different orders side by side and many per request
+//! where the ERP takes them in bulk. What the ERP refuses, and every change a connector without the
 //! capability receives, is an `amendment_not_applied` exception for finance.
 
 use std::sync::Arc;
@@ -24,52 +25,47 @@ use crate::SERVICE;
 /// How long a change waits before looking again for its order's posting to finish.
 const NOT_POSTED_YET: Duration = Duration::from_secs(5);
 
-/// The tenant's change consumer: one message at a time across every replica, so changes
-/// reach the ERP in the order they were made.
+/// How long a claim on an order's change holds if its writer stops mid-change: longer than
+/// any batch of changes takes (Tryton's take seconds per sale), so a claim never lapses
+/// while its change is still being applied.
+const CLAIM_LEASE: Duration = Duration::from_secs(600);
+
+/// How soon a change of an order whose other change is being applied looks again.
+const CLAIM_BUSY: Duration = Duration::from_secs(1);
+
+/// The tenant's change consumer: changes of different orders side by side, those of one
+/// order one after another (`Store::claim_amendment`), so an older change never reaches
+/// the ERP after a newer one.
 pub fn runner(
     base: &ServiceBase,
     sink: Arc<dyn ExceptionSink>,
     tenant: &str,
 ) -> ferry_runtime::consumer::Runner {
-    one_at_a_time(
+    ferry_runtime::consumer::Runner::builder(
         base,
         sink,
+        SERVICE,
         tenant,
         StreamKind::Orders,
         base.topology.amended_filter(tenant),
-        "changes",
     )
+    .durable(format!(
+        "{}-changes",
+        base.topology.consumer_name(SERVICE, tenant)
+    ))
+    .config(base.config.consumer.clone())
     // A change sent twice is harmless (the ERP keys it), but an ack lost after it was
-    // applied would send an older change after a newer one.
+    // applied would apply it again after a newer one.
     .double_ack()
     .build()
-}
-
-/// A consumer `<writer>-<tenant>-<name>` that takes one message at a time across every
-/// replica: what must reach the ERP in the order it happened.
-pub(crate) fn one_at_a_time(
-    base: &ServiceBase,
-    sink: Arc<dyn ExceptionSink>,
-    tenant: &str,
-    stream: StreamKind,
-    filter: String,
-    name: &str,
-) -> ferry_runtime::consumer::RunnerBuilder {
-    let mut consumer = base.config.consumer.clone();
-    consumer.concurrency = 1;
-    consumer.max_ack_pending = 1;
-    ferry_runtime::consumer::Runner::builder(base, sink, SERVICE, tenant, stream, filter)
-        .durable(format!(
-            "{}-{name}",
-            base.topology.consumer_name(SERVICE, tenant)
-        ))
-        .config(consumer)
 }
 
 pub struct ChangeHandler {
     pub tenant: TenantConfig,
     /// `None`: the tenant's connector cannot change orders.
     pub erp: Option<Arc<dyn ChangeOrders>>,
+    /// Changes many per request, where the ERP applies them in bulk.
+    pub batches: Option<crate::batches::Changes>,
     pub store: Store,
     pub sink: Arc<dyn ExceptionSink>,
     /// The tenant's ERP requests in flight (shared with the writer's other consumers).
@@ -120,7 +116,7 @@ impl Handler for ChangeHandler {
                 retry_after: Some(NOT_POSTED_YET),
             });
         };
-        let mut record = Amendment {
+        let record = Amendment {
             tenant: tenant.to_owned(),
             order_number: number,
             snapshot_hash: hash.clone(),
@@ -133,6 +129,41 @@ impl Handler for ChangeHandler {
             erp_tax_minor: None,
             recorded_at: None,
         };
+        // Changes of one order reach the ERP one after another; those of other orders go
+        // side by side (and many per request where the ERP takes them in bulk).
+        if !self
+            .store
+            .claim_amendment(tenant, number, &hash, CLAIM_LEASE)
+            .await
+            .map_err(HandlerError::transient)?
+        {
+            return Err(HandlerError::Transient {
+                reason: format!("another change of order {number} is being applied"),
+                retry_after: Some(CLAIM_BUSY),
+            });
+        }
+        let applied = self.apply(&amended, order, record, fetched_at).await;
+        if let Err(e) = self.store.release_amendment(tenant, number, &hash).await {
+            // The claim lapses by itself; the order's next change waits for that.
+            tracing::warn!(tenant, order = number, error = %e, "releasing a change's claim");
+        }
+        applied
+    }
+}
+
+impl ChangeHandler {
+    /// Applies the claimed change, unless a newer one is in the ERP already, and records
+    /// what became of it.
+    async fn apply(
+        &self,
+        amended: &pb::OrderAmended,
+        order: &pb::SalesOrder,
+        mut record: Amendment,
+        fetched_at: DateTime<Utc>,
+    ) -> Result<(), HandlerError> {
+        let tenant = self.tenant.id.as_str();
+        let number = amended.order_number;
+        let erp_reference = record.erp_reference.clone();
         if let Some(last) = self
             .store
             .last_applied_amendment(tenant, number)
@@ -148,25 +179,31 @@ impl Handler for ChangeHandler {
             self.record(&record).await?;
             return self
                 .not_applied(
-                    &amended,
+                    amended,
                     Some(&erp_reference),
                     "this brand's ERP connector cannot change orders",
                 )
                 .await;
         };
         let change = OrderChange {
-            change_id: hash.clone(),
+            change_id: record.snapshot_hash.clone(),
             erp_reference: erp_reference.clone(),
             order: crate::convert::post_order(&self.tenant, order),
             cancel: amended.cancelled,
         };
-        let changed = {
-            let _slot = self
-                .in_flight
-                .acquire()
+        let changed = match &self.batches {
+            Some(batches) => batches
+                .call(change)
                 .await
-                .map_err(HandlerError::transient)?;
-            erp.change_sales_order(&change).await
+                .ok_or_else(|| HandlerError::transient("the ERP batch writer stopped"))?,
+            None => {
+                let _slot = self
+                    .in_flight
+                    .acquire()
+                    .await
+                    .map_err(HandlerError::transient)?;
+                erp.change_sales_order(&change).await
+            }
         };
         let (reason, why) = match changed {
             Ok(ChangeOutcome::Applied(document)) => {
@@ -208,11 +245,9 @@ impl Handler for ChangeHandler {
         record.outcome = AmendmentOutcome::Refused;
         record.reason = reason;
         self.record(&record).await?;
-        self.not_applied(&amended, Some(&erp_reference), &why).await
+        self.not_applied(amended, Some(&erp_reference), &why).await
     }
-}
 
-impl ChangeHandler {
     async fn record(&self, record: &Amendment) -> Result<(), HandlerError> {
         self.store
             .record_amendment(record)

@@ -24,7 +24,7 @@ pub fn runner(
     sink: Arc<dyn ExceptionSink>,
     tenant: &str,
 ) -> ferry_runtime::consumer::Runner {
-    crate::changes::one_at_a_time(
+    one_at_a_time(
         base,
         sink,
         tenant,
@@ -186,4 +186,25 @@ impl CustomerHandler {
             .await
             .map_err(HandlerError::transient)
     }
+}
+
+/// A consumer `<writer>-<tenant>-<name>` that takes one message at a time across every
+/// replica: what must reach the ERP in the order it happened.
+fn one_at_a_time(
+    base: &ServiceBase,
+    sink: Arc<dyn ExceptionSink>,
+    tenant: &str,
+    stream: StreamKind,
+    filter: String,
+    name: &str,
+) -> ferry_runtime::consumer::RunnerBuilder {
+    let mut consumer = base.config.consumer.clone();
+    consumer.concurrency = 1;
+    consumer.max_ack_pending = 1;
+    ferry_runtime::consumer::Runner::builder(base, sink, SERVICE, tenant, stream, filter)
+        .durable(format!(
+            "{}-{name}",
+            base.topology.consumer_name(SERVICE, tenant)
+        ))
+        .config(consumer)
 }

@@ -121,6 +121,10 @@ pub async fn run(platform: Platform, connectors: Connectors) -> Result<(), Write
         tasks.spawn(runner.run(handler, base.shutdown.clone()));
         let changes = Arc::new(changes::ChangeHandler {
             tenant: tenant.clone(),
+            batches: connector
+                .changes
+                .as_ref()
+                .and_then(|erp| batches::changes(&config.erp_writer, erp, &in_flight)),
             erp: connector.changes.clone(),
             store: store.clone(),
             sink: sink.clone(),
