@@ -1,6 +1,7 @@
-//! The Tryton part of `ferry bench writer` (`--tryton-orders`, `--tryton-returns`): orders
-//! and then credit notes for returns posted to a real Tryton started by `scripts/tryton.sh`
-//! through the connector, first one by one (the same run's baseline), then in batches.
+//! The Tryton part of `ferry bench writer` (`--tryton-orders`, `--tryton-returns`,
+//! `--tryton-changes`): orders, then credit notes for returns, then changes after posting,
+//! sent to a real Tryton started by `scripts/tryton.sh` through the connector, first one by
+//! one (the same run's baseline), then in batches.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ferry_erp::{
-    CreditNotes, CreditOutcome, ErpError, LineKind, PostCredit, PostOrder, PostOrders,
+    ChangeOrders, ChangeOutcome, CreditNotes, CreditOutcome, ErpError, LineKind, OrderChange,
+    PostCredit, PostOrder, PostOrders,
 };
 use ferry_erp_tryton::Tryton;
 use secrecy::ExposeSecret as _;
@@ -41,10 +43,13 @@ pub struct Rate {
 pub struct TrytonRun {
     pub orders: Rate,
     pub returns: Rate,
+    pub changes: Rate,
 }
 
 /// Starts Tryton, posts `--tryton-orders` (and `--tryton-baseline` one by one before them),
-/// then credits `--tryton-returns` of the batched orders' first item lines, and stops it.
+/// then credits `--tryton-returns` of the batched orders' first item lines and changes
+/// `--tryton-changes` of them (the last item line removed, or the order cancelled), and
+/// stops it.
 pub async fn tryton(
     dir: &std::path::Path,
     stack: &Stack,
@@ -107,6 +112,12 @@ async fn measure(
         .enumerate()
         .filter_map(|(i, order)| first_line_back(order, i as i64 + 1))
         .collect();
+    let changes: Vec<OrderChange> = batched
+        .iter()
+        .rev()
+        .take(args.tryton_changes)
+        .map(changed)
+        .collect();
     let batch = args.tryton_batch;
     eprintln!(
         "tryton: {} orders one by one (the baseline), then {} in batches of {batch}",
@@ -157,7 +168,61 @@ async fn measure(
         )
         .await?
     };
-    Ok(TrytonRun { orders, returns })
+    let changes = if changes.is_empty() {
+        Rate::default()
+    } else {
+        let mut one_by_one = changes;
+        let batched = one_by_one.split_off(args.tryton_baseline.min(one_by_one.len() / 2));
+        rate(
+            connector,
+            "changes",
+            one_by_one,
+            batched,
+            batch,
+            |c, items| async move {
+                let results = if items.len() > 1 {
+                    c.change_sales_orders(&items).await
+                } else {
+                    vec![c.change_sales_order(&items[0]).await]
+                };
+                results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(ChangeOutcome::Applied(d)) => Ok(d),
+                        Ok(ChangeOutcome::Refused(why)) => Err(ErpError::Rejected(why)),
+                        Err(e) => Err(e),
+                    })
+                    .collect()
+            },
+        )
+        .await?
+    };
+    Ok(TrytonRun {
+        orders,
+        returns,
+        changes,
+    })
+}
+
+/// A change of a posted order: its last item line removed when it has two or more, else
+/// the whole order cancelled.
+fn changed(order: &PostOrder) -> OrderChange {
+    let mut newer = order.clone();
+    let items: Vec<usize> = (0..newer.lines.len())
+        .filter(|&i| newer.lines[i].kind == LineKind::Item)
+        .collect();
+    let cancel = items.len() < 2;
+    if let Some(&last) = items.last().filter(|_| !cancel) {
+        let gone = newer.lines.remove(last);
+        newer.gross_minor -= gone.gross_minor;
+        newer.tax_minor -= gone.tax_minor;
+    }
+    OrderChange {
+        change_id: format!("bench-{}", order.external_ref),
+        erp_reference: String::new(),
+        order: newer,
+        cancel,
+    }
 }
 
 /// Centra's generated orders as the writer would post them.

@@ -46,6 +46,10 @@ pub struct WriterArgs {
     /// (at most `--tryton-orders`), a part one by one first as the baseline.
     #[arg(long, default_value_t = 0)]
     pub tryton_returns: usize,
+    /// Also change this many of the batched Tryton orders after posting (the last item
+    /// line removed, or the order cancelled), a part one by one first as the baseline.
+    #[arg(long, default_value_t = 0)]
+    pub tryton_changes: usize,
     /// Also measure the ERP simulator's own capacity: this many creates at zero latency,
     /// 64 in flight, then lookups; reports requests/s and the process's memory.
     #[arg(long, default_value_t = 0)]
@@ -74,6 +78,11 @@ struct Result {
     tryton_baseline_returns_per_min: f64,
     tryton_returns_failed: usize,
     tryton_seconds_per_return_by_call: std::collections::BTreeMap<String, f64>,
+    tryton_changes: usize,
+    tryton_changes_per_min: f64,
+    tryton_baseline_changes_per_min: f64,
+    tryton_changes_failed: usize,
+    tryton_seconds_per_change_by_call: std::collections::BTreeMap<String, f64>,
     sim_creates_per_sec: f64,
     sim_lookups_per_sec: f64,
     sim_orders_held: usize,
@@ -296,6 +305,11 @@ pub async fn writer(args: WriterArgs) -> anyhow::Result<()> {
         tryton_baseline_returns_per_min: tenth(tryton.returns.baseline_per_min),
         tryton_returns_failed: tryton.returns.failed,
         tryton_seconds_per_return_by_call: tryton.returns.seconds_per_item_by_call.clone(),
+        tryton_changes: args.tryton_changes.min(args.tryton_orders),
+        tryton_changes_per_min: tenth(tryton.changes.per_min),
+        tryton_baseline_changes_per_min: tenth(tryton.changes.baseline_per_min),
+        tryton_changes_failed: tryton.changes.failed,
+        tryton_seconds_per_change_by_call: tryton.changes.seconds_per_item_by_call.clone(),
         tryton_database: if args.tryton_postgres {
             "postgresql"
         } else {
