@@ -170,7 +170,7 @@ impl Tryton {
             .map(|(&(i, gross), &id)| (i, id, gross))
             .collect();
         if let Err(e) = self.steps(&sales).await {
-            tracing::debug!(error = %e, "a batched Tryton step failed; finishing one by one");
+            tracing::warn!(error = %e, sales = sales.len(), "a batched Tryton step failed; finishing its sales one by one");
         }
         // Every sale is read back as it stands — and one a batched step left behind is
         // finished alone.

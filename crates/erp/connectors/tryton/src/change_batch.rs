@@ -79,7 +79,7 @@ impl Tryton {
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "a batched Tryton amendment failed; one by one");
+                    tracing::warn!(error = %e, changes = amends.len(), "a batched Tryton amendment failed; applying its changes one by one");
                     alone.extend(amends.iter().map(|(i, _)| *i));
                 }
             }
