@@ -20,6 +20,7 @@ pub mod inventory;
 pub mod ledger;
 pub mod notify;
 pub mod ops;
+pub mod pending_returns;
 pub mod reconciliation;
 pub mod returns;
 pub mod sku_cache;

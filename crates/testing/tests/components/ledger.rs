@@ -1,6 +1,6 @@
 //! The order ledger's guarantees, against a real PostgreSQL: stale snapshots never win,
 //! posting is claimed once, abandoned claims are taken over after the lease; changes of one
-//! order are applied one at a time.
+//! order are applied one at a time; pending returns are read again until they are not.
 
 use std::time::Duration;
 
@@ -351,5 +351,75 @@ async fn one_change_of_an_order_is_applied_at_a_time() {
     );
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(store.claim_amendment("acme", 9, "b", lease).await.unwrap());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn pending_returns_are_read_again_until_completed_or_forgotten() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let (now, long) = (Duration::ZERO, Duration::from_secs(3600));
+    store
+        .note_pending_returns("acme", &[(11, 1001), (12, 1002)])
+        .await
+        .unwrap();
+    store
+        .note_pending_returns("other", &[(11, 9)])
+        .await
+        .unwrap();
+    let (mut due, _) = store
+        .pending_returns_due("acme", now, long, 10)
+        .await
+        .unwrap();
+    due.sort_unstable();
+    assert_eq!(due, [11, 12]);
+    assert!(
+        store
+            .pending_returns_due("acme", long, long, 10)
+            .await
+            .unwrap()
+            .0
+            .is_empty(),
+        "just checked: not due again for an interval"
+    );
+    store.forget_pending_returns("acme", &[11]).await.unwrap();
+    assert_eq!(
+        store
+            .pending_returns_due("acme", now, long, 10)
+            .await
+            .unwrap()
+            .0,
+        [12]
+    );
+    // Seen again still pending: still there (once), its check moved on.
+    store
+        .note_pending_returns("acme", &[(12, 1002)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .pending_returns_due("acme", now, long, 10)
+            .await
+            .unwrap()
+            .0,
+        [12]
+    );
+    // Pending longer than kept: forgotten.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (due, expired) = store
+        .pending_returns_due("acme", now, Duration::from_millis(1), 10)
+        .await
+        .unwrap();
+    assert!(due.is_empty());
+    assert_eq!(expired, 1);
+    assert_eq!(
+        store
+            .pending_returns_due("other", now, long, 10)
+            .await
+            .unwrap()
+            .0,
+        [11],
+        "another tenant's are its own"
+    );
     env.cleanup().await;
 }
