@@ -142,6 +142,8 @@ pub struct StackOptions {
     pub centra_events: bool,
     /// The periodic resync's interval (`0s`: off).
     pub resync_interval: Duration,
+    /// How often pending returns are read again (`0s`: never, the default in tests).
+    pub returns_recheck: Duration,
     /// The demo tenant's order-to-cash rules (by default ERP item = Centra SKU, so the
     /// simulator's catalogue needs no mapping).
     pub rules: ferry_domain::Rules,
@@ -170,6 +172,7 @@ impl Default for StackOptions {
             webhook_faults: WebhookConfig::default(),
             centra_events: false,
             resync_interval: Duration::ZERO,
+            returns_recheck: Duration::ZERO,
             rules: ferry_domain::Rules {
                 erp_item_equals_sku: true,
                 ..ferry_domain::Rules::default()
@@ -290,6 +293,7 @@ impl Stack {
                     events_poll: Duration::from_secs(2),
                     resync_interval: options.resync_interval,
                     resync_overlap: Duration::from_secs(30),
+                    returns_recheck: options.returns_recheck,
                     mutations_per_10s: Some(quotas.mutation_count_10s),
                     mutations_per_hour: Some(quotas.mutation_count_1h),
                 },

@@ -73,6 +73,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         // unreliability), the Events queue, and the resync safety net.
         centra_events: true,
         resync_interval: std::time::Duration::from_secs(30),
+        returns_recheck: std::time::Duration::from_secs(60),
         // A brand taking orders around the clock asks Centra for more than a fresh
         // instance's 20 requests per 10 s; ingest, fulfilment and inventory share it.
         centra_requests_per_10s: 200,

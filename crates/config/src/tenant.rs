@@ -74,6 +74,11 @@ pub struct CentraConfig {
     /// skew between Centra and Ferry).
     #[serde(default = "default_resync_overlap", with = "humantime_serde")]
     pub resync_overlap: Duration,
+    /// How often ingest reads again, by id, the returns it saw pending: the safety net for
+    /// a completion whose webhook and event were both lost (Centra documents no listing of
+    /// returns by time to resync them). `0s` turns it off.
+    #[serde(default = "default_returns_recheck", with = "humantime_serde")]
+    pub returns_recheck: Duration,
     /// Mutations per 10 s and per hour, shared by every Ferry service that writes to this
     /// Centra (the plan's unless set).
     #[serde(default)]
@@ -296,6 +301,10 @@ fn default_resync_interval() -> Duration {
 
 fn default_resync_overlap() -> Duration {
     Duration::from_secs(120)
+}
+
+fn default_returns_recheck() -> Duration {
+    Duration::from_secs(900)
 }
 
 fn default_centra_timeout() -> Duration {

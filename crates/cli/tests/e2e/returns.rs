@@ -3,7 +3,8 @@
 //! order was posted), the shipping refund against the shipping line; two returns of a line
 //! add up to exactly what it charged; a redelivery credits nothing more; a return that
 //! gives back more than is left, or whose order never reached the ERP, is finance's — and
-//! one the ERP refused is credited once by the console's Retry.
+//! one the ERP refused is credited once by the console's Retry. A completion whose
+//! webhook was lost is found by reading the pending return again.
 
 use std::time::Duration;
 
@@ -556,6 +557,122 @@ async fn a_refused_credit_is_credited_once_by_the_consoles_retry() {
     let notes = stack.erp.credit_notes();
     assert_eq!(notes.len(), 1, "one credit note: {notes:?}");
     assert_eq!(notes[0].external_ref, format!("{number}-R{return_id}"));
+    stack.shutdown().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_whose_webhook_was_lost_is_read_again_and_credited() {
+    let env = TestEnv::new().await;
+    let options = StackOptions {
+        tenant: "acme".into(),
+        centra_requests_per_10s: 1000,
+        // Webhooks only (no Events queue): a lost one is lost for good.
+        centra_events: false,
+        returns_recheck: Duration::from_secs(1),
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(env.config(), options).await.expect("stack");
+    let store = env.store().await;
+    let number = stack.centra.generate(
+        1,
+        &OrderMix {
+            hold_pct: 0,
+            pending_pct: 0,
+            cancellation_pct: 0,
+            markets: vec![1],
+            ..OrderMix::default()
+        },
+    )[0];
+    until("the order posted", || {
+        stack
+            .erp
+            .orders()
+            .into_iter()
+            .find(|o| o.external_ref == number.to_string())
+    })
+    .await;
+    stack
+        .erp
+        .ship(ferry_sim_erp::ShipRequest {
+            external_ref: number.to_string(),
+            tracking_number: Some("PN2SE".into()),
+            lines: None,
+            carrier: None,
+        })
+        .expect("shipped");
+    let (shipment, line) = until("the shipment in Centra", || {
+        stack.centra.state.ops(|o| {
+            o.shipments_of(number)
+                .into_iter()
+                .find(|s| s.is_shipped)
+                .and_then(|s| Some((s.id, s.lines.first()?.id)))
+        })
+    })
+    .await;
+
+    // The customer registers a return: Centra announces it, Ferry sees it pending.
+    let id = stack
+        .centra
+        .state
+        .transact(|w| {
+            w.ops
+                .create_return(shipment, &[(line, 1)], true, ShippingRefund::None, None)
+        })
+        .expect("return created");
+    let long = Duration::from_secs(3600);
+    let mut noted = false;
+    for _ in 0..200 {
+        let (pending, _) = store
+            .pending_returns_due("acme", Duration::ZERO, long, 100)
+            .await
+            .unwrap();
+        if pending.contains(&id) {
+            noted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(noted, "the pending return is kept to be read again");
+
+    // The warehouse receives it and Centra completes it — and that webhook is lost.
+    let webhooks = stack.centra.state.webhooks.config().expect("webhooks on");
+    stack
+        .centra
+        .configure_webhooks(Some(ferry_sim_centra::WebhookConfig {
+            drop_per_mille: 1000,
+            ..webhooks.clone()
+        }));
+    let dropped_before = stack.centra.webhook_stats().events_dropped;
+    stack
+        .centra
+        .state
+        .transact(|w| {
+            let order = w.order(number)?.clone();
+            w.ops.complete_return(&order, id, true)
+        })
+        .expect("return completed");
+    until("the completion's webhook dropped", || {
+        (stack.centra.webhook_stats().events_dropped > dropped_before).then_some(())
+    })
+    .await;
+    stack.centra.configure_webhooks(Some(webhooks));
+
+    // Read again by id, the return is found completed and credited, once.
+    let notes = until("the credit note", || {
+        Some(stack.erp.credit_notes()).filter(|n| !n.is_empty())
+    })
+    .await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].external_ref, format!("{number}-R{id}"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stack.erp.credit_notes().len(), 1, "credited once");
+    let (pending, _) = store
+        .pending_returns_due("acme", Duration::ZERO, long, 100)
+        .await
+        .unwrap();
+    assert!(!pending.contains(&id), "no longer pending");
+    assert!(store.open_exceptions("acme").await.unwrap().is_empty());
     stack.shutdown().await;
     env.cleanup().await;
 }

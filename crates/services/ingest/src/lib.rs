@@ -50,6 +50,7 @@ impl Ingest {
             config,
             sink,
             feeds,
+            store,
             ..
         } = platform.clone();
         let webhook_addr = webhook::serve(base.clone(), config.clone()).await?;
@@ -107,7 +108,27 @@ impl Ingest {
                 tenant: tenant.id.clone(),
                 client: client.clone(),
                 seen: returns::Seen::default(),
+                store: store.clone(),
             });
+            if !tenant.centra.returns_recheck.is_zero() {
+                let recheck = sources::PendingReturnsFeed {
+                    base: base.clone(),
+                    tenant: tenant.id.clone(),
+                    store: store.clone(),
+                    every: tenant.centra.returns_recheck,
+                };
+                feeds.spawn(
+                    FeedSpec::periodic(
+                        SERVICE,
+                        &tenant.id,
+                        sources::RETURNS_RECHECK_FEED,
+                        tenant.centra.returns_recheck,
+                        true,
+                    ),
+                    Arc::new(recheck),
+                    base.shutdown.clone(),
+                );
+            }
             let runner = notices_runner(&base, &sink, &tenant.id, "ingest-returns");
             tasks.spawn(runner.run(returns, base.shutdown.clone()));
             let customers = Arc::new(customers::CustomerHandler {

@@ -2,8 +2,10 @@
 //! CREATED/COMPLETED) become return snapshots — the return as Centra holds it with its
 //! order's contract snapshot, read together so the transform prices the returned lines as
 //! the order charged them (ADR 0037). A return still pending is not money yet: it is left
-//! until Centra completes it, which Centra announces again. A notices message is
-//! acknowledged only once every completed return it named is stored in JetStream.
+//! until Centra completes it, which Centra announces again — and it is kept in
+//! `pending_returns`, read again by id (`sources::PendingReturnsFeed`) in case that
+//! announcement is lost. A notices message is acknowledged only once every completed
+//! return it named is stored in JetStream.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::{Duration, SystemTime};
@@ -27,6 +29,8 @@ pub struct ReturnHandler {
     pub tenant: String,
     pub client: CentraClient,
     pub seen: Seen,
+    /// Where the returns seen pending are kept, to be read again (`sources::PendingReturnsFeed`).
+    pub store: ferry_store::Store,
 }
 
 /// How many stored returns [`Seen`] remembers.
@@ -110,6 +114,16 @@ impl Handler for ReturnHandler {
                     retry_after: Some(Duration::from_secs(2)),
                 });
             }
+            let found: HashSet<i64> = returns.iter().map(|r| r.id).collect();
+            let deleted: Vec<i64> = ids
+                .iter()
+                .copied()
+                .filter(|id| !found.contains(id))
+                .collect();
+            self.store
+                .forget_pending_returns(&self.tenant, &deleted)
+                .await
+                .map_err(HandlerError::transient)?;
             let gone = ids.len() - returns.len();
             tracing::info!(
                 tenant,
@@ -125,9 +139,21 @@ impl Handler for ReturnHandler {
             .partition(CentraReturn::is_completed);
         metrics::counter!("ferry_centra_returns_total", "tenant" => tenant.to_owned(), "outcome" => "pending")
             .increment(pending.len() as u64);
+        // Read again later by id, in case Centra's word of their completion never arrives.
+        let pending: Vec<(i64, i64)> = pending.iter().map(|r| (r.id, r.order_number)).collect();
+        self.store
+            .note_pending_returns(tenant, &pending)
+            .await
+            .map_err(HandlerError::transient)?;
         if completed.is_empty() {
             return Ok(());
         }
+        // Not acknowledged until stored below: a failure from here reads them again.
+        let ids: Vec<i64> = completed.iter().map(|r| r.id).collect();
+        self.store
+            .forget_pending_returns(tenant, &ids)
+            .await
+            .map_err(HandlerError::transient)?;
         let numbers: BTreeSet<i64> = completed.iter().map(|r| r.order_number).collect();
         let numbers: Vec<i64> = numbers.into_iter().collect();
         let orders: BTreeMap<i64, RawSnapshot> = self

@@ -23,11 +23,11 @@ fn now_timestamp() -> prost_types::Timestamp {
 
 /// One change a pull source saw: (Centra's webhook word for the object — "order",
 /// "return" —, its number or id, the action, Centra's event date).
-type Item = (&'static str, i64, String, String);
+pub(crate) type Item = (&'static str, i64, String, String);
 
 /// Notices for `items`, one message, with an id derived from `identity` so that the same
 /// batch published twice (a crash before confirming) is dropped by JetStream.
-fn notices(
+pub(crate) fn notices(
     base: &ServiceBase,
     tenant: &str,
     source: pb::Source,
@@ -238,6 +238,65 @@ impl Feed for ResyncFeed {
         Ok(Pass {
             cursor: started.to_rfc3339(),
             items: n as u64,
+            ..Pass::default()
+        })
+    }
+}
+
+/// The pending-returns feed's name.
+pub const RETURNS_RECHECK_FEED: &str = "centra-returns-recheck";
+
+/// How long a return may stay pending before Ferry stops reading it again.
+const PENDING_RETURNS_KEPT: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// The returns' resync: every `every`, the returns ingest saw pending and has not read
+/// since are announced again (as notices, to the returns consumer), so a completion whose
+/// webhook and event were both lost is still read and credited. Centra documents no
+/// listing of returns by time (`returns(where:)` takes ids, or a customer and store
+/// type), so reading the pending ones again by id is what a resync can be.
+pub struct PendingReturnsFeed {
+    pub base: ServiceBase,
+    pub tenant: String,
+    pub store: ferry_store::Store,
+    pub every: Duration,
+}
+
+#[async_trait]
+impl Feed for PendingReturnsFeed {
+    async fn pass(&self, _cursor: &str) -> Result<Pass, FeedError> {
+        let tenant = self.tenant.as_str();
+        let limit = ferry_centra::client::MAX_PAGE;
+        let (due, expired) = self
+            .store
+            .pending_returns_due(tenant, self.every, PENDING_RETURNS_KEPT, limit as i64)
+            .await
+            .map_err(FeedError::transient)?;
+        if expired > 0 {
+            tracing::info!(
+                tenant,
+                expired,
+                "returns pending in Centra for 90 days no longer read again"
+            );
+        }
+        if due.is_empty() {
+            return Ok(Pass::default());
+        }
+        let items: Vec<Item> = due
+            .iter()
+            .map(|id| ("return", *id, "update".to_owned(), String::new()))
+            .collect();
+        let identity = format!("{tenant}:returns:{}", Utc::now().timestamp_millis());
+        let message = notices(&self.base, tenant, pb::Source::Resync, &items, &identity);
+        self.base
+            .publisher
+            .publish(&message)
+            .await
+            .map_err(FeedError::transient)?;
+        metrics::counter!("ferry_centra_returns_rechecked_total", "tenant" => tenant.to_owned())
+            .increment(due.len() as u64);
+        Ok(Pass {
+            items: due.len() as u64,
+            more: due.len() >= limit,
             ..Pass::default()
         })
     }
