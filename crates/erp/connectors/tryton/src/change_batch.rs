@@ -1,6 +1,7 @@
 //! Changes of many orders per Tryton call (issue 21, part 4), as orders and credit notes
-//! are batched: the sales found in one search and their states read in one call; every
-//! sale being processed amended in one `sale.amendment` create and one validate, then
+//! are batched: the sales found in one search and their states read in one call, what
+//! amending them takes read for all of them together (`amend_prep.rs`); every sale being
+//! processed amended in one `sale.amendment` create and one validate, then
 //! balanced in a second round of the same, and read back together. Each change keeps its
 //! own verdict: one Tryton refuses to amend is refused alone; a sale in any other state
 //! (a draft, a quotation, cancelled) and a second change of one sale are handled on their
@@ -62,11 +63,23 @@ impl Tryton {
             }
         }
         let mut amends: Vec<(usize, Amend)> = Vec::new();
-        for (i, sale) in together {
-            match self.prepare_amendment(sale, &changes[i]).await {
-                Ok(Ok(amend)) => amends.push((i, amend)),
-                Ok(Err(reason)) => results[i] = Some(Ok(ChangeOutcome::Refused(reason))),
-                Err(e) => results[i] = Some(Err(e)),
+        let items: Vec<(i64, &OrderChange)> = together
+            .iter()
+            .map(|&(i, sale)| (sale, &changes[i]))
+            .collect();
+        match self.prepare_amendments(&items).await {
+            Ok(prepared) => {
+                for (&(i, _), amend) in together.iter().zip(prepared) {
+                    match amend {
+                        Ok(amend) => amends.push((i, amend)),
+                        Err(reason) => results[i] = Some(Ok(ChangeOutcome::Refused(reason))),
+                    }
+                }
+            }
+            Err(e) => {
+                for &(i, _) in &together {
+                    results[i] = Some(Err(e.clone()));
+                }
             }
         }
         if !amends.is_empty() {

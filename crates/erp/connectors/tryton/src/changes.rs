@@ -12,34 +12,34 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use ferry_erp::{ChangeOrders, ChangeOutcome, ErpError, OrderChange, PostOrder};
+use ferry_erp::{ChangeOrders, ChangeOutcome, ErpError, OrderChange};
 use serde_json::{Value, json};
 
 use crate::Tryton;
 use crate::rpc::{decimal, read_decimal};
-use crate::sale::{SaleState, line_description, net_unit_price};
+use crate::sale::SaleState;
 
 /// A change ready to be applied to a sale being processed, as Tryton amendments.
 #[derive(Debug, Clone)]
 pub(crate) struct Amend {
     pub(crate) sale: i64,
-    change_id: String,
-    actions: Vec<Value>,
+    pub(crate) change_id: String,
+    pub(crate) actions: Vec<Value>,
     /// The sale's rounding lines, to balance it to `paid` afterwards (none when cancelled).
-    rounding: Vec<SaleLine>,
-    paid: i64,
-    digits: u32,
+    pub(crate) rounding: Vec<SaleLine>,
+    pub(crate) paid: i64,
+    pub(crate) digits: u32,
 }
 
 /// A sale line as the amendment sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SaleLine {
-    id: i64,
-    product: i64,
-    unit: i64,
+    pub(crate) id: i64,
+    pub(crate) product: i64,
+    pub(crate) unit: i64,
     pub(crate) quantity: f64,
-    unit_price: Value,
-    description: String,
+    pub(crate) unit_price: Value,
+    pub(crate) description: String,
 }
 
 #[async_trait]
@@ -126,59 +126,14 @@ impl Tryton {
     /// that already hold what the order asks are left out, and no amendment is made when
     /// none differ.
     async fn amend(&self, sale: i64, change: &OrderChange) -> Result<ChangeOutcome, ErpError> {
-        let amend = match self.prepare_amendment(sale, change).await? {
-            Ok(amend) => amend,
-            Err(reason) => return Ok(ChangeOutcome::Refused(reason)),
+        let prepared = self.prepare_amendments(&[(sale, change)]).await?;
+        let amend = match prepared.into_iter().next() {
+            Some(Ok(amend)) => amend,
+            Some(Err(reason)) => return Ok(ChangeOutcome::Refused(reason)),
+            None => return Err(ErpError::Rejected("no amendment prepared".into())),
         };
         self.apply_amendments(std::slice::from_ref(&amend)).await?;
         Ok(ChangeOutcome::Applied(self.sale_as_it_stands(sale).await?))
-    }
-
-    /// What amending `sale` to hold `change.order` takes, read from Tryton; `Ok(Err(why))`
-    /// when Tryton cannot amend it that way.
-    pub(crate) async fn prepare_amendment(
-        &self,
-        sale: i64,
-        change: &OrderChange,
-    ) -> Result<Result<Amend, String>, ErpError> {
-        if let Some(reason) = self.why_unchangeable(sale).await? {
-            return Ok(Err(reason));
-        }
-        let row = self.read_sale(sale).await?;
-        let (_, digits) = self
-            .currency_by_id(row["currency"].as_i64().unwrap_or_default())
-            .await?;
-        let (lines, rounding) = self.amendable_lines(sale).await?;
-        let wanted = self
-            .wanted_lines(&change.order, change.cancel, digits)
-            .await?;
-        let plan = match plan(&lines, &wanted) {
-            Ok(plan) => plan,
-            Err(reason) => return Ok(Err(reason)),
-        };
-        let mut actions: Vec<Value> = Vec::new();
-        if !change.cancel {
-            actions.extend(self.moved_delivery(sale, change).await?);
-        }
-        actions.extend(plan.iter().map(amendment_line));
-        if change.cancel {
-            // Nothing is owed: the rounding line goes too.
-            actions.extend(rounding.iter().filter(|r| r.quantity != 0.0).map(|r| {
-                amendment_line(&SaleLine {
-                    quantity: 0.0,
-                    ..r.clone()
-                })
-            }));
-        }
-        Ok(Ok(Amend {
-            sale,
-            change_id: change.change_id.clone(),
-            actions,
-            // A cancelled sale owes nothing: there is nothing to balance.
-            rounding: if change.cancel { Vec::new() } else { rounding },
-            paid: change.order.gross_minor,
-            digits,
-        }))
     }
 
     /// Validates the amendments (one create, one validate, whatever their number), then
@@ -276,198 +231,13 @@ impl Tryton {
         }
         Ok(())
     }
-
-    /// The amendment line that sends the goods where the order now says (ADR 0039), when
-    /// that is not where the sale sends them: the recipient's address, or the customer's
-    /// own (the sale's invoice address) when the order no longer names another.
-    async fn moved_delivery(
-        &self,
-        sale: i64,
-        change: &OrderChange,
-    ) -> Result<Option<Value>, ErpError> {
-        let rows = self
-            .rpc
-            .call(
-                "model.sale.sale.read",
-                vec![
-                    json!([sale]),
-                    json!([
-                        "party",
-                        "invoice_party",
-                        "invoice_address",
-                        "shipment_party",
-                        "shipment_address"
-                    ]),
-                ],
-            )
-            .await?;
-        let row = rows.get(0).cloned().unwrap_or_default();
-        let (Some(party), Some(invoice_address)) =
-            (row["party"].as_i64(), row["invoice_address"].as_i64())
-        else {
-            return Ok(None);
-        };
-        let wanted = match &change.order.delivery {
-            Some(delivery) => self
-                .delivery_addresses(&[(party, delivery)])
-                .await?
-                .first()
-                .copied()
-                .unwrap_or(invoice_address),
-            None => invoice_address,
-        };
-        if row["shipment_address"].as_i64() == Some(wanted) {
-            return Ok(None);
-        }
-        Ok(Some(json!({
-            "action": "party",
-            "party": party,
-            "invoice_party": row["invoice_party"],
-            "invoice_address": invoice_address,
-            "shipment_party": row["shipment_party"],
-            "shipment_address": wanted,
-        })))
-    }
-
-    /// Why Tryton's amendment would not change what the customer gets or is billed: a
-    /// shipment already picked or sent, an invoice already posted. `None` when it can.
-    async fn why_unchangeable(&self, sale: i64) -> Result<Option<String>, ErpError> {
-        let rows = self
-            .rpc
-            .call(
-                "model.sale.sale.read",
-                vec![json!([sale]), json!(["number", "shipments", "invoices"])],
-            )
-            .await?;
-        let row = rows.get(0).cloned().unwrap_or_default();
-        let name = sale_name(&row, sale);
-        let ids = |field: &str| -> Vec<i64> {
-            row[field]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_i64)
-                .collect()
-        };
-        // The amendment replaces only draft or waiting shipments; one assigned, picked,
-        // packed or done stays as it is and would no longer match the sale.
-        let shipments = self.states("stock.shipment.out", &ids("shipments")).await?;
-        if let Some((number, state)) = shipments
-            .iter()
-            .find(|(_, s)| !matches!(s.as_str(), "draft" | "waiting" | "cancelled"))
-        {
-            return Ok(Some(format!(
-                "the warehouse has already handled the Tryton sale {name}: its shipment \
-                 {number} is {state}"
-            )));
-        }
-        let invoices = self.states("account.invoice", &ids("invoices")).await?;
-        if let Some((number, state)) = invoices
-            .iter()
-            .find(|(_, s)| !matches!(s.as_str(), "draft" | "cancelled"))
-        {
-            return Ok(Some(format!(
-                "the Tryton sale {name} is invoiced: invoice {number} is {state} (a credit \
-                 note corrects it)"
-            )));
-        }
-        Ok(None)
-    }
-
-    /// (number or id, state) of each record of `model`.
-    async fn states(&self, model: &str, ids: &[i64]) -> Result<Vec<(String, String)>, ErpError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = self
-            .rpc
-            .call(
-                &format!("model.{model}.read"),
-                vec![json!(ids), json!(["number", "state"])],
-            )
-            .await?;
-        Ok(rows
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| {
-                let number = r["number"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| r["id"].to_string());
-                (number, r["state"].as_str().unwrap_or_default().to_owned())
-            })
-            .collect())
-    }
-
-    /// The sale's lines in Ferry's order, and its rounding lines apart.
-    pub(crate) async fn amendable_lines(
-        &self,
-        sale: i64,
-    ) -> Result<(Vec<SaleLine>, Vec<SaleLine>), ErpError> {
-        let rows = self
-            .rpc
-            .call(
-                "model.sale.line.search_read",
-                vec![
-                    json!([["sale", "=", sale], ["type", "=", "line"]]),
-                    json!(0),
-                    Value::Null,
-                    json!([["sequence", "ASC"], ["id", "ASC"]]),
-                    json!(["product", "unit", "quantity", "unit_price", "description"]),
-                ],
-            )
-            .await?;
-        let rounding = self
-            .products(&[self.config.rounding_item.as_str()])
-            .await?
-            .get(&self.config.rounding_item)
-            .map(|p| p.id);
-        let lines = rows.as_array().into_iter().flatten().map(|r| SaleLine {
-            id: r["id"].as_i64().unwrap_or_default(),
-            product: r["product"].as_i64().unwrap_or_default(),
-            unit: r["unit"].as_i64().unwrap_or_default(),
-            quantity: r["quantity"].as_f64().unwrap_or_default(),
-            unit_price: r["unit_price"].clone(),
-            description: r["description"].as_str().unwrap_or_default().to_owned(),
-        });
-        Ok(lines.partition(|l| Some(l.product) != rounding))
-    }
-
-    /// What each line of `order` should be in Tryton (product, quantity, unit price,
-    /// description); every line at 0 for a cancellation.
-    async fn wanted_lines(
-        &self,
-        order: &PostOrder,
-        cancel: bool,
-        digits: u32,
-    ) -> Result<Vec<SaleLine>, ErpError> {
-        let codes: Vec<&str> = order.lines.iter().map(|l| l.erp_item.as_str()).collect();
-        let products = self.products(&codes).await?;
-        Ok(order
-            .lines
-            .iter()
-            .map(|line| {
-                let product = products[&line.erp_item];
-                let quantity = line.quantity.max(1);
-                SaleLine {
-                    id: 0,
-                    product: product.id,
-                    unit: product.uom,
-                    quantity: if cancel { 0.0 } else { line.quantity as f64 },
-                    unit_price: decimal(net_unit_price(line.net_minor, quantity, digits)),
-                    description: line_description(line),
-                }
-            })
-            .collect())
-    }
 }
 
 /// Each existing line's new values, pairing the order's lines with the sale's by product
 /// in order (the sale's lines were created in the order's order); an existing line the
 /// order no longer has goes to 0. Lines already as wanted are left out. `Err` when the
 /// order has a line the sale has no place for.
-fn plan(existing: &[SaleLine], wanted: &[SaleLine]) -> Result<Vec<SaleLine>, String> {
+pub(crate) fn plan(existing: &[SaleLine], wanted: &[SaleLine]) -> Result<Vec<SaleLine>, String> {
     let mut by_product: HashMap<i64, Vec<&SaleLine>> = HashMap::new();
     for line in existing {
         by_product.entry(line.product).or_default().push(line);
@@ -515,7 +285,7 @@ fn same(a: &SaleLine, b: &SaleLine) -> bool {
         && read_decimal(&a.unit_price) == read_decimal(&b.unit_price)
 }
 
-fn amendment_line(line: &SaleLine) -> Value {
+pub(crate) fn amendment_line(line: &SaleLine) -> Value {
     json!({
         "action": "line",
         "line": line.id,
@@ -527,7 +297,7 @@ fn amendment_line(line: &SaleLine) -> Value {
     })
 }
 
-fn sale_name(row: &Value, id: i64) -> String {
+pub(crate) fn sale_name(row: &Value, id: i64) -> String {
     row["number"]
         .as_str()
         .map(str::to_owned)

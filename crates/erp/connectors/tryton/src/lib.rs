@@ -11,6 +11,7 @@
 //! the warehouse has its shipment); one found on the way (draft, quotation, confirmed) is
 //! taken on from there, and one found cancelled is reported, never posted.
 
+mod amend_prep;
 mod batch;
 mod change_batch;
 mod changes;
