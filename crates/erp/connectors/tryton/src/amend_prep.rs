@@ -43,12 +43,7 @@ impl Tryton {
             .rpc
             .call("model.sale.sale.read", vec![json!(ids), json!(FIELDS)])
             .await?;
-        let sales: HashMap<i64, &Value> = rows
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| Some((r["id"].as_i64()?, r)))
-            .collect();
+        let sales: HashMap<i64, &Value> = crate::rpc::by_id(&rows);
         let all =
             |field: &str| -> Vec<i64> { sales.values().flat_map(|r| ids_in(r, field)).collect() };
         let shipments = self

@@ -275,12 +275,7 @@ impl Tryton {
             Ok(read) => read,
             Err(e) => return ids.iter().map(|_| Err(e.clone())).collect(),
         };
-        let by_id: HashMap<i64, &Value> = rows
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| Some((r["id"].as_i64()?, r)))
-            .collect();
+        let by_id: HashMap<i64, &Value> = crate::rpc::by_id(&rows);
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             out.push(match by_id.get(id) {

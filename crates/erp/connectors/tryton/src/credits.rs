@@ -134,12 +134,7 @@ impl Tryton {
                 return Vec::new();
             }
         };
-        let by_id: HashMap<i64, &Value> = rows
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| Some((r["id"].as_i64()?, r)))
-            .collect();
+        let by_id: HashMap<i64, &Value> = crate::rpc::by_id(&rows);
         let mut fresh = Vec::with_capacity(new.len());
         for &(i, original) in new {
             let credit = &credits[i];

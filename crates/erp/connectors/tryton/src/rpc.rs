@@ -294,6 +294,15 @@ pub fn classify_error(method: &str, error: &Value) -> ErpError {
     }
 }
 
+/// The rows of a read answer, by their `id`.
+pub fn by_id(rows: &Value) -> std::collections::HashMap<i64, &Value> {
+    rows.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((r["id"].as_i64()?, r)))
+        .collect()
+}
+
 /// The ids a `create` answered, which must be one per record sent (`what` names them).
 pub fn created_ids(answer: &Value, wanted: usize, what: &str) -> Result<Vec<i64>, ErpError> {
     let ids: Vec<i64> = answer
