@@ -485,3 +485,54 @@ async fn changes_of_many_orders_amend_their_tryton_sales_in_batches() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sales_with_and_without_decimals_are_cancelled_in_one_batch() {
+    let t = ferry_testing::tryton().expect("Tryton");
+    let proxy = RpcProxy::start(&t.url).await.expect("proxy");
+    let prefix = unique_prefix();
+    let tryton = Tryton::new(TrytonConfig {
+        reference_prefix: prefix.clone(),
+        ..TrytonConfig::new(proxy.url(&t.url), t.user, SecretString::from(t.password))
+    });
+    let gbp = example("02-gbp-voucher-shipping");
+    // The same order in yen: a currency without decimals.
+    let simple = example("01-sek-simple");
+    let jpy = PostOrder {
+        external_ref: format!("{}9", simple.external_ref),
+        currency: "JPY".into(),
+        ..simple
+    };
+    let orders = [gbp, jpy];
+    let posted: Vec<ferry_erp::ErpDocument> = tryton
+        .create_sales_orders(&orders)
+        .await
+        .into_iter()
+        .map(|r| r.expect("posted"))
+        .collect();
+    // Both cancelled: two sales totalling nothing, one in pence and one in yen. Tryton
+    // writes equal totals of different sales together, and 0 equals 0.00: in one validate
+    // the yen sale would be written "0.00" and the call refused.
+    let changes: Vec<OrderChange> = orders
+        .iter()
+        .zip(&posted)
+        .map(|(o, p)| change("x", &p.reference, o, true))
+        .collect();
+    let results = tryton.change_sales_orders(&changes).await;
+    for (order, result) in orders.iter().zip(&results) {
+        match result.as_ref().expect("Tryton answers") {
+            ChangeOutcome::Applied(d) => assert_eq!(d.gross_minor, 0, "{}", order.currency),
+            ChangeOutcome::Refused(why) => panic!("{}: {why}", order.currency),
+        }
+    }
+    assert_eq!(
+        proxy.calls("model.sale.amendment.delete"),
+        0,
+        "no batched validate was refused"
+    );
+    assert_eq!(
+        proxy.calls("model.sale.amendment.validate_amendment"),
+        2,
+        "one validate per number of decimals"
+    );
+}

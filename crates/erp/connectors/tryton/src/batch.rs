@@ -12,12 +12,15 @@
 //! for one bad sale — every sale of the batch is taken on one by one from wherever that
 //! left it (each step is safe to repeat, `Tryton::finish`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ferry_erp::{ErpDocument, ErpError, PostOrder};
 use serde_json::{Value, json};
 
 use crate::Tryton;
+
+/// Sales of one number of decimals: (order index, paid) and their values, in step.
+type Alike = (Vec<(usize, i64)>, Vec<Value>);
 
 impl Tryton {
     /// One result per order, in order.
@@ -140,9 +143,41 @@ impl Tryton {
             .collect())
     }
 
-    /// Creates the sales (one call) and takes them to where the policy wants them; `paid`
-    /// is each sale's order index and what its customer paid, in the order of `values`.
+    /// Creates the sales and takes them to where the policy wants them, one call per step
+    /// for the sales of each number of decimals; `paid` is each sale's order index and what
+    /// its customer paid, in the order of `values`.
     pub(crate) async fn create_and_finish(
+        &self,
+        paid: &[(usize, i64)],
+        values: Vec<Value>,
+    ) -> Vec<(usize, Result<ErpDocument, ErpError>)> {
+        // Tryton saves records whose new values are equal with one write, and
+        // `Decimal("0")` equals `Decimal("0.00")`: a sale in a currency without decimals
+        // beside one with two, both totalling nothing (a cancellation, a free order), is
+        // written the other's `0.00` and the whole call refused. So no call mixes them.
+        let mut out = Vec::with_capacity(paid.len());
+        let mut alike: BTreeMap<u32, Alike> = BTreeMap::new();
+        for (&(i, gross), v) in paid.iter().zip(values) {
+            match self
+                .currency_by_id(v["currency"].as_i64().unwrap_or_default())
+                .await
+            {
+                Ok((_, digits)) => {
+                    let group = alike.entry(digits).or_default();
+                    group.0.push((i, gross));
+                    group.1.push(v);
+                }
+                Err(e) => out.push((i, Err(e))),
+            }
+        }
+        for (paid, values) in alike.into_values() {
+            out.extend(self.create_and_finish_alike(&paid, values).await);
+        }
+        out
+    }
+
+    /// [`Tryton::create_and_finish`] for sales of one number of decimals.
+    async fn create_and_finish_alike(
         &self,
         paid: &[(usize, i64)],
         values: Vec<Value>,

@@ -141,12 +141,30 @@ impl Tryton {
     /// (a second round). A sale posted without a rounding line keeps Tryton's total: the
     /// reconciler then shows the difference, which an amendment cannot add a line for.
     pub(crate) async fn apply_amendments(&self, amends: &[Amend]) -> Result<(), ErpError> {
+        // One validate per number of decimals: Tryton would write a sale without decimals
+        // another's `0.00` (see `create_and_finish`).
+        let mut alike: std::collections::BTreeMap<u32, Vec<&Amend>> = Default::default();
+        for a in amends {
+            alike.entry(a.digits).or_default().push(a);
+        }
+        for group in alike.into_values() {
+            self.apply_alike(&group).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Tryton::apply_amendments`] for sales of one number of decimals.
+    async fn apply_alike(&self, amends: &[&Amend]) -> Result<(), ErpError> {
         let first = amends
             .iter()
             .filter(|a| !a.actions.is_empty())
             .map(|a| (a.sale, a.change_id.as_str(), a.actions.clone()));
         self.validate_amendments(first.collect()).await?;
-        let balanced: Vec<&Amend> = amends.iter().filter(|a| !a.rounding.is_empty()).collect();
+        let balanced: Vec<&Amend> = amends
+            .iter()
+            .copied()
+            .filter(|a| !a.rounding.is_empty())
+            .collect();
         if balanced.is_empty() {
             return Ok(());
         }
