@@ -22,16 +22,10 @@ use prost::Message as _;
 
 use crate::SERVICE;
 
-/// How long a change waits before looking again for its order's posting to finish.
-const NOT_POSTED_YET: Duration = Duration::from_secs(5);
-
 /// How long a claim on an order's change holds if its writer stops mid-change: longer than
 /// any batch of changes takes (Tryton's take seconds per sale), so a claim never lapses
 /// while its change is still being applied.
 const CLAIM_LEASE: Duration = Duration::from_secs(600);
-
-/// How soon a change of an order whose other change is being applied looks again.
-const CLAIM_BUSY: Duration = Duration::from_secs(1);
 
 /// The tenant's change consumer: changes of different orders side by side, those of one
 /// order one after another (`Store::claim_amendment`), so an older change never reaches
@@ -113,7 +107,8 @@ impl Handler for ChangeHandler {
             // Changed while still being posted: the change waits for the document.
             return Err(HandlerError::Transient {
                 reason: format!("order {number} is not posted yet"),
-                retry_after: Some(NOT_POSTED_YET),
+                // The runner's backoff: posting may wait out an ERP outage of minutes.
+                retry_after: None,
             });
         };
         let record = Amendment {
@@ -139,7 +134,9 @@ impl Handler for ChangeHandler {
         {
             return Err(HandlerError::Transient {
                 reason: format!("another change of order {number} is being applied"),
-                retry_after: Some(CLAIM_BUSY),
+                // The runner's backoff (0.5 s doubling): a fixed short wait would use up
+                // the message's deliveries while a slow batch holds the claim.
+                retry_after: None,
             });
         }
         let applied = self.apply(&amended, order, record, fetched_at).await;

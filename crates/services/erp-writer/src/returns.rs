@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_config::TenantConfig;
@@ -24,9 +23,6 @@ use prost::Message as _;
 use tokio::sync::Semaphore;
 
 use crate::SERVICE;
-
-/// How long a return waits before looking again for its order's posting to finish.
-const NOT_POSTED_YET: Duration = Duration::from_secs(5);
 
 /// The tenant's return consumer. Returns of different orders are credited side by side
 /// (many per request where the ERP takes them in bulk); the store prices the returns of
@@ -99,7 +95,8 @@ impl Handler for ReturnHandler {
             Some(("ready" | "posting" | "possibly_created", _)) => {
                 return Err(HandlerError::Transient {
                     reason: format!("order {number} is not posted yet"),
-                    retry_after: Some(NOT_POSTED_YET),
+                    // The runner's backoff: posting may wait out an ERP outage of minutes.
+                    retry_after: None,
                 });
             }
             _ => {
