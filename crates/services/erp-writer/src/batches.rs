@@ -10,6 +10,7 @@ use ferry_erp::{
     PostCredit, PostOrder, PostOrders,
 };
 use ferry_runtime::coalesce::Coalescer;
+use ferry_runtime::consumer::HandlerError;
 use tokio::sync::Semaphore;
 
 use crate::breaker::Breaker;
@@ -76,6 +77,32 @@ pub fn changes(
             async move { erp.change_sales_orders(&changes).await }
         },
     )
+}
+
+/// Sends `item` with others where the tenant's ERP takes them in bulk (`batches`), else
+/// alone through `alone`, within the tenant's bound on requests in flight. The outer error
+/// is the writer stopping; the inner result is the ERP's.
+pub async fn send<I, O, Fut>(
+    batches: Option<&Coalescer<I, Result<O, ErpError>>>,
+    in_flight: &Semaphore,
+    item: I,
+    alone: impl FnOnce(I) -> Fut,
+) -> Result<Result<O, ErpError>, HandlerError>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    Fut: Future<Output = Result<O, ErpError>>,
+{
+    match batches {
+        Some(batches) => batches
+            .call(item)
+            .await
+            .ok_or_else(|| HandlerError::transient("the ERP batch writer stopped")),
+        None => {
+            let _slot = in_flight.acquire().await.map_err(HandlerError::transient)?;
+            Ok(alone(item).await)
+        }
+    }
 }
 
 /// Items sent `call` many at a time, at most `batches_in_flight` requests at once, each

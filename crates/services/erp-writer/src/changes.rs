@@ -188,20 +188,13 @@ impl ChangeHandler {
             order: crate::convert::post_order(&self.tenant, order),
             cancel: amended.cancelled,
         };
-        let changed = match &self.batches {
-            Some(batches) => batches
-                .call(change)
-                .await
-                .ok_or_else(|| HandlerError::transient("the ERP batch writer stopped"))?,
-            None => {
-                let _slot = self
-                    .in_flight
-                    .acquire()
-                    .await
-                    .map_err(HandlerError::transient)?;
-                erp.change_sales_order(&change).await
-            }
-        };
+        let changed = crate::batches::send(
+            self.batches.as_ref(),
+            &self.in_flight,
+            change,
+            |change| async move { erp.change_sales_order(&change).await },
+        )
+        .await?;
         let (reason, why) = match changed {
             Ok(ChangeOutcome::Applied(document)) => {
                 record.outcome = AmendmentOutcome::Applied;

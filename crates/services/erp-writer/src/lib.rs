@@ -318,21 +318,18 @@ impl Handler for WriterHandler {
         }
         let post = convert::post_order(&self.tenant, &order);
         // The in-flight bound covers the ERP call only, not our own bookkeeping after it.
-        let created = match &self.creates {
-            // The batch told the breaker already.
-            Some(creates) => creates
-                .call(post)
-                .await
-                .ok_or_else(|| transient("the ERP batch writer stopped"))?,
-            None => {
-                let created = {
-                    let _slot = self.in_flight.acquire().await.map_err(transient)?;
-                    self.erp.create_sales_order(&post).await
-                };
+        // A batch tells the breaker itself; a post alone tells it here.
+        let created = batches::send(
+            self.creates.as_ref(),
+            &self.in_flight,
+            post,
+            |post| async move {
+                let created = self.erp.create_sales_order(&post).await;
                 self.breaker.observe([&created]);
                 created
-            }
-        };
+            },
+        )
+        .await?;
         match created {
             Ok(document) => self.settle(&order, document, false, delivery).await,
             Err(e) => self.erp_failure(number, e, delivery, &order).await,

@@ -138,20 +138,13 @@ impl Handler for ReturnHandler {
         };
         let document: PostCredit = serde_json::from_value(credit.priced.credit.clone())
             .map_err(|e| HandlerError::transient(format!("return {return_id} as priced: {e}")))?;
-        let outcome = match &self.batches {
-            Some(batches) => batches
-                .call(document)
-                .await
-                .ok_or_else(|| HandlerError::transient("the ERP batch writer stopped"))?,
-            None => {
-                let _slot = self
-                    .in_flight
-                    .acquire()
-                    .await
-                    .map_err(HandlerError::transient)?;
-                erp.create_credit_note(&document).await
-            }
-        };
+        let outcome = crate::batches::send(
+            self.batches.as_ref(),
+            &self.in_flight,
+            document,
+            |credit| async move { erp.create_credit_note(&credit).await },
+        )
+        .await?;
         match outcome {
             Ok(CreditOutcome::Credited(doc)) => {
                 self.store
