@@ -259,7 +259,7 @@ async fn generated_orders(stack: &Stack, n: usize) -> anyhow::Result<Vec<PostOrd
 }
 
 /// The whole first item line of `order` coming back (a return of the order's first item).
-fn first_line_back(order: &PostOrder, return_id: i64) -> Option<PostCredit> {
+pub fn first_line_back(order: &PostOrder, return_id: i64) -> Option<PostCredit> {
     let line = order
         .lines
         .iter()

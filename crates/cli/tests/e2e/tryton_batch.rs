@@ -3,9 +3,7 @@
 //! doubled — the totals are what the customers paid, and a batched step Tryton refuses is
 //! finished sale by sale. Credit notes for returns come in batches the same way.
 
-use ferry_erp::{
-    CreditNotes, CreditOutcome, DocumentState, LineKind, PostCredit, PostOrder, PostOrders,
-};
+use ferry_erp::{CreditNotes, CreditOutcome, DocumentState, PostCredit, PostOrder, PostOrders};
 use ferry_erp_tryton::{Tryton, TrytonConfig};
 use ferry_testing::rpc_proxy::{RpcFault, RpcProxy};
 use secrecy::SecretString;
@@ -120,25 +118,7 @@ async fn a_batched_confirm_tryton_refuses_is_finished_sale_by_sale() {
 
 /// The whole first item line of `order` coming back, as return `return_id`.
 fn first_line_back(order: &PostOrder, return_id: i64) -> PostCredit {
-    let line = order
-        .lines
-        .iter()
-        .find(|l| l.kind == LineKind::Item)
-        .expect("an item line")
-        .clone();
-    PostCredit {
-        tenant: order.tenant.clone(),
-        external_ref: format!("{}-R{return_id}", order.external_ref),
-        order_ref: order.external_ref.clone(),
-        order_erp_reference: String::new(),
-        return_id,
-        currency: order.currency.clone(),
-        date: "2026-12-07".into(),
-        gross_minor: line.gross_minor,
-        tax_minor: line.tax_minor,
-        lines: vec![line],
-        restock: true,
-    }
+    ferry::bench_tryton::first_line_back(order, return_id).expect("an item line")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
