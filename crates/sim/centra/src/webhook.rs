@@ -166,15 +166,11 @@ impl WebhookSender {
                     _ = inner.notify.notified() => {}
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 }
-                let Some(config) = inner.config.read().clone() else {
+                let Some(flush_ms) = inner.config.read().as_ref().map(|c| c.flush_ms) else {
                     continue;
                 };
-                tokio::time::sleep(Duration::from_millis(config.flush_ms)).await;
-                loop {
-                    let batch = inner.take_batch(&config);
-                    if batch.is_empty() {
-                        break;
-                    }
+                tokio::time::sleep(Duration::from_millis(flush_ms)).await;
+                while let Some((config, batch)) = inner.take_batch() {
                     inner.send(&http, &config, batch).await;
                 }
             }
@@ -184,10 +180,16 @@ impl WebhookSender {
 
 impl Inner {
     /// Takes up to `batch_max` events, applying the configured drop, duplicate and reorder
-    /// faults (a duplicate or a reordered event goes back to the end of the queue).
-    fn take_batch(&self, config: &WebhookConfig) -> Vec<WebhookEvent> {
+    /// faults (a duplicate or a reordered event goes back to the end of the queue); `None`
+    /// when nothing is queued or webhooks are off.
+    ///
+    /// The configuration is read while the queue is held: an event announced after a
+    /// `configure` then always meets that configuration (a copy read before the flush
+    /// pause would let a test's "drop everything from now on" miss the next event).
+    fn take_batch(&self) -> Option<(WebhookConfig, Vec<WebhookEvent>)> {
         let mut rng = rand::rng();
         let mut queue = self.queue.lock();
+        let config = self.config.read().clone()?;
         let mut batch = Vec::new();
         let mut deferred = Vec::new();
         while batch.len() < config.batch_max.clamp(1, 100) {
@@ -227,7 +229,7 @@ impl Inner {
         for event in &mut batch {
             event.action = event.action.trim_end_matches(['~', '^']).to_owned();
         }
-        batch
+        (!batch.is_empty()).then_some((config, batch))
     }
 
     async fn send(
