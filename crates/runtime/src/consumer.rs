@@ -516,6 +516,9 @@ impl Shared {
                         source_subject: Some(delivery.subject.clone()),
                         payload: delivery.payload.to_vec(),
                     };
+                    // Said in the log too: an exception record alone is easy to miss when
+                    // reading why a message stopped coming back.
+                    tracing::warn!(reason = %reason, delivered = delivery.delivered, "deliveries exhausted; set aside as an exception");
                     return self.terminate(message, &exception).await;
                 }
                 let delay = retry_after.unwrap_or_else(|| self.backoff(delivery.delivered));
