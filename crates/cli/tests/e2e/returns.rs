@@ -337,9 +337,12 @@ async fn returns_under_erp_faults_are_credited_once_each() {
         centra_events: true,
         ..StackOptions::default()
     };
-    // Retries after a second or two, not minutes: the test waits for every one.
+    // Retries after a second or two, not minutes: the test waits for every one. With
+    // four calls in ten failing, the test's usual six deliveries would run out for one
+    // return in eight runs (30 × 0.4⁶); twenty never do (30 × 0.4²⁰ ≈ 3·10⁻⁷).
     let mut config = env.config();
     config.consumer.backoff_max = Duration::from_secs(2);
+    config.consumer.max_deliver = 20;
     let stack = Stack::start(config, options).await.expect("stack");
     let store = env.store().await;
     let mix = OrderMix {
@@ -410,11 +413,13 @@ async fn returns_under_erp_faults_are_credited_once_each() {
         if recorded == orders.len() {
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{recorded} of {} returns credited",
-            orders.len()
-        );
+        if tokio::time::Instant::now() >= deadline {
+            let open = store.open_exceptions("acme").await.unwrap();
+            panic!(
+                "{recorded} of {} returns credited; open exceptions: {open:#?}",
+                orders.len()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let notes = stack.erp.credit_notes();
