@@ -96,6 +96,16 @@ pub trait CreditNotes: Erp {
     /// understanding (transient or permanent as usual).
     async fn create_credit_note(&self, credit: &PostCredit) -> Result<CreditOutcome, ErpError>;
 
+    /// The credit document an earlier attempt made for `credit.external_ref`, if the ERP
+    /// holds one. The writer asks before sending a credit again after an attempt whose
+    /// answer it never heard (lost, or the writer died), so that an ERP which does not
+    /// honour idempotency keys still ends with one document. `None` by default: for
+    /// connectors whose create already finds the earlier document itself.
+    async fn find_credit_note(&self, credit: &PostCredit) -> Result<Option<ErpDocument>, ErpError> {
+        let _ = credit;
+        Ok(None)
+    }
+
     /// How many credits [`CreditNotes::create_credit_notes`] makes in one go; 1 when the
     /// ERP gains nothing from more (the writer then credits each return on its own).
     fn credit_batch_limit(&self) -> usize {

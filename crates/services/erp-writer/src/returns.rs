@@ -2,7 +2,8 @@
 //! Centra return one credit document in the ERP through the connector's [`CreditNotes`]
 //! capability. The return is priced against what the order's earlier returns took
 //! (`ferry_domain::credit`) and recorded before it is sent, so a retry sends the same
-//! money and a redelivery sends nothing. What cannot be credited — the order never
+//! money and a redelivery sends nothing; a credit sent without an answer heard is looked
+//! for in the ERP before it goes again. What cannot be credited — the order never
 //! reached the ERP, a refund beyond what was paid, the ERP refusing — is an exception for
 //! finance with the money at stake.
 
@@ -138,13 +139,32 @@ impl Handler for ReturnHandler {
         };
         let document: PostCredit = serde_json::from_value(credit.priced.credit.clone())
             .map_err(|e| HandlerError::transient(format!("return {return_id} as priced: {e}")))?;
-        let outcome = crate::batches::send(
-            self.batches.as_ref(),
-            &self.in_flight,
-            document,
-            |credit| async move { erp.create_credit_note(&credit).await },
-        )
-        .await?;
+        // Sent before without an answer heard: the ERP may hold it already. Asked first, so
+        // an ERP that ignores idempotency keys is not sent the same credit twice.
+        let sent_before = recorded.is_some_and(|c| c.state == CreditState::Crediting);
+        let found = if sent_before {
+            let _slot = self
+                .in_flight
+                .acquire()
+                .await
+                .map_err(HandlerError::transient)?;
+            erp.find_credit_note(&document).await
+        } else {
+            Ok(None)
+        };
+        let outcome = match found {
+            Ok(Some(earlier)) => Ok(CreditOutcome::Credited(earlier)),
+            Ok(None) => {
+                crate::batches::send(
+                    self.batches.as_ref(),
+                    &self.in_flight,
+                    document,
+                    |credit| async move { erp.create_credit_note(&credit).await },
+                )
+                .await?
+            }
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok(CreditOutcome::Credited(doc)) => {
                 self.store

@@ -98,10 +98,14 @@ fn book_credit(sim: &Sim, body: NewCreditNote) -> Result<CreditNote, (StatusCode
             format!("line {} does not balance or is negative", bad.erp_item),
         ));
     }
-    let refuse = sim.faults.read().refuse_credits.clone();
+    let (refuse, naive) = {
+        let faults = sim.faults.read();
+        (faults.refuse_credits.clone(), faults.ignore_idempotency_key)
+    };
     let book = sim.book.lock();
     let mut credits = sim.credits.lock();
-    if let Some(i) = credits.by_ref.get(&body.external_ref) {
+    // A naive ERP books the same credit again: a second send shows as a second note.
+    if let Some(i) = credits.by_ref.get(&body.external_ref).filter(|_| !naive) {
         sim.idempotent_replays.fetch_add(1, Ordering::Relaxed);
         return Ok(credits.notes[*i].clone());
     }
@@ -180,6 +184,7 @@ pub(crate) async fn list(State(sim): State<Arc<Sim>>, Query(q): Query<CreditQuer
     if let Some(answer) = before(&sim).await {
         return answer;
     }
+    sim.lookups.fetch_add(1, Ordering::Relaxed);
     let credits = sim.credits.lock();
     let notes: Vec<&CreditNote> = credits
         .notes

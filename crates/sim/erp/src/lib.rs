@@ -243,6 +243,7 @@ pub struct Stats {
     /// Of those, batch requests (`POST /api/sales-orders/batch`).
     pub batch_requests: u64,
     pub idempotent_replays: u64,
+    /// Lookups by reference: of a sales order, or of an order's credit notes.
     pub lookups: u64,
     pub health_checks: u64,
     pub injected_errors: u64,

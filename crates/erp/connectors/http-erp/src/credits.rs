@@ -1,7 +1,8 @@
 //! Credit notes for returns (`POST /api/credit-notes`, ADR 0037): idempotent by the
 //! credit's external reference (also sent as `Idempotency-Key`); `409` is the ERP refusing
 //! to credit the order (cancelled, credited beyond what it charged, period closed), a
-//! permanent answer for finance.
+//! permanent answer for finance. An order's notes are listed (`GET /api/credit-notes`) to
+//! find one an attempt whose answer was lost may have made.
 
 use async_trait::async_trait;
 use ferry_erp::{CreditNotes, CreditOutcome, ErpDocument, ErpError, PostCredit, PostLine};
@@ -50,4 +51,33 @@ impl CreditNotes for HttpErp {
             })?;
         Ok(CreditOutcome::Credited(document))
     }
+
+    async fn find_credit_note(&self, credit: &PostCredit) -> Result<Option<ErpDocument>, ErpError> {
+        let response = self
+            .request(reqwest::Method::GET, "/api/credit-notes")
+            .query(&[("order_ref", credit.order_ref.as_str())])
+            .send()
+            .await
+            .map_err(transport)?;
+        let listed: CreditNotesListed =
+            classify(response)
+                .await?
+                .json()
+                .await
+                .map_err(|e| ErpError::Unavailable {
+                    reason: format!("unreadable credit notes list: {e}"),
+                    retry_after: None,
+                })?;
+        Ok(listed
+            .credit_notes
+            .into_iter()
+            .find(|n| n.external_ref == credit.external_ref))
+    }
+}
+
+/// `GET /api/credit-notes?order_ref=`: each note in the create answer's shape (its lines,
+/// also listed, are not needed to know it exists).
+#[derive(serde::Deserialize)]
+struct CreditNotesListed {
+    credit_notes: Vec<ErpDocument>,
 }
