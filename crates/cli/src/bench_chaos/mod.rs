@@ -4,7 +4,8 @@
 //! process. Orders arrive with 30 % of webhooks lost and the rest duplicated and
 //! reordered; meanwhile service processes are killed with SIGKILL and started again,
 //! nats-server and PostgreSQL are killed and restarted, the ERP goes down for a long
-//! outage, Centra throws 429 storms, the warehouse ships orders and stock changes. At the
+//! outage, Centra throws 429 storms, the warehouse ships orders and stock changes, and a
+//! third of what is shipped comes back (returns completed in Centra). At the
 //! end the run proves from Centra, the ERP and the ledger that nothing was lost or done
 //! twice (ADR 0034).
 
@@ -20,7 +21,7 @@ use ferry_sim_centra::{OrderMix, WebhookConfig};
 use ferry_testing::infra::owned;
 use rand::{Rng, SeedableRng};
 
-use rig::{Rig, RigSpec, TENANT, change_stock, ship_new};
+use rig::{Rig, RigSpec, TENANT, change_stock, return_new, ship_new};
 pub use verdict::Verdict;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -72,6 +73,8 @@ pub struct ChaosReport {
     /// Services killed at least once.
     pub services_hit: usize,
     pub shipments: usize,
+    /// Returns completed in Centra during the run (each must become one credit note).
+    pub returns: usize,
     pub erp_outage_secs: u64,
     pub centra_storms: usize,
     /// From the last order created to every check passing.
@@ -178,6 +181,7 @@ pub async fn run_observed(
         crashes: 0,
         services_hit: 0,
         shipments: 0,
+        returns: 0,
         erp_outage_secs: outage.as_secs(),
         centra_storms: 0,
         converged_secs: 0.0,
@@ -206,6 +210,7 @@ pub async fn run_observed(
         if now.as_secs() > last_second {
             last_second = now.as_secs();
             ship_new(&mut rig.world, usize::MAX);
+            return_new(&mut rig.world, usize::MAX);
             change_stock(&mut rig.world, &mut rng, 3);
         }
         if now >= next_kill && now < phase {
@@ -280,6 +285,7 @@ pub async fn run_observed(
     let mut next_progress = Instant::now() + Duration::from_secs(30);
     let verdict = loop {
         ship_new(&mut rig.world, usize::MAX);
+        return_new(&mut rig.world, usize::MAX);
         report.crashes += rig.fleet.restart_crashed()?;
         let v = rig.world.judge().await;
         if v.clean() || Instant::now() > deadline {
@@ -298,6 +304,7 @@ pub async fn run_observed(
     report.verdict = verdict;
     report.services_hit = hit.len();
     report.shipments = rig.world.shipped.len();
+    report.returns = rig.world.returns.len();
     report.seconds = round1(rig.started.elapsed().as_secs_f64());
 
     let evidence = rig.finish(observe).await?;

@@ -1,12 +1,14 @@
 //! What the chaos and soak runs share: the servers (nats-server with `sync_interval:
 //! always`, PostgreSQL with fsync on), both simulators in this process, every service as
-//! its own OS processes, and the warehouse that ships and recounts while the run goes on.
+//! its own OS processes, and the warehouse that ships and recounts while the run goes on,
+//! and the customers who send a third of what was shipped back.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use ferry_sim_centra::ops::ShippingRefund;
 use ferry_sim_centra::{CentraSim, SimConfig, WebhookConfig};
 use ferry_sim_erp::{ErpSim, ShipRequest};
 use ferry_testing::infra::{self, NatsOptions, NatsProcess, PostgresOptions, PostgresProcess};
@@ -52,21 +54,16 @@ pub struct World {
     to_ship: VecDeque<String>,
     pub stock: BTreeMap<String, i64>,
     skus: Vec<String>,
+    /// Returns completed in Centra: (order number, return id).
+    pub returns: Vec<(i64, i64)>,
+    /// Shipped orders to take a return from, once Centra shows them shipped.
+    to_return: VecDeque<i64>,
 }
 
 impl World {
     /// Where the run stands, read from Centra, the ERP and the ledger.
     pub async fn judge(&self) -> verdict::Verdict {
-        verdict::judge(
-            &self.centra,
-            &self.erp,
-            &self.store,
-            TENANT,
-            &self.orders,
-            &self.shipped,
-            &self.stock,
-        )
-        .await
+        verdict::judge(self, TENANT).await
     }
 }
 
@@ -202,6 +199,8 @@ impl Rig {
                 to_ship: VecDeque::new(),
                 stock: BTreeMap::new(),
                 skus,
+                returns: Vec::new(),
+                to_return: VecDeque::new(),
             },
             webhooks,
             naive,
@@ -286,11 +285,58 @@ pub fn ship_new(world: &mut World, at_most: usize) {
             carrier: Some("PostNord".into()),
         });
         if done.is_some() {
+            if world.shipped.len().is_multiple_of(RETURN_EVERY)
+                && let Ok(number) = reference.parse::<i64>()
+            {
+                world.to_return.push_back(number);
+            }
             world.shipped_set.insert(reference.clone());
             world.shipped.push(reference);
             shipped += 1;
         }
     }
+}
+
+/// One shipped order in this many comes back (fashion sees a third or more).
+const RETURN_EVERY: usize = 3;
+
+/// The customers of shipped orders send one unit back: the return is registered in
+/// Centra and completed (received, refunded, back to stock) at once, up to `at_most` at a
+/// time. An order whose shipment Centra does not show yet waits for a later call.
+pub fn return_new(world: &mut World, at_most: usize) {
+    let mut waiting = VecDeque::new();
+    let mut made = 0;
+    while made < at_most
+        && let Some(number) = world.to_return.pop_front()
+    {
+        let shipped = world.centra.state.ops(|o| {
+            o.shipments_of(number)
+                .into_iter()
+                .find(|s| s.is_shipped)
+                .and_then(|s| Some((s.id, s.lines.first()?.id)))
+        });
+        let Some((shipment, line)) = shipped else {
+            waiting.push_back(number);
+            continue;
+        };
+        let returned = world.centra.state.transact(|w| {
+            let id =
+                w.ops
+                    .create_return(shipment, &[(line, 1)], true, ShippingRefund::None, None)?;
+            let order = w.order(number)?.clone();
+            w.ops.complete_return(&order, id, false)?;
+            Ok(id)
+        });
+        match returned {
+            Ok(id) => {
+                world.returns.push((number, id));
+                made += 1;
+            }
+            // Centra refused (say, the order was cancelled meanwhile): no return to check.
+            Err(e) => eprintln!("chaos: no return for order {number}: {}", e.message),
+        }
+    }
+    world.to_return.extend(waiting);
 }
 
 /// The ERP counts `n` sizes again (all of them first): new levels Centra must converge to.

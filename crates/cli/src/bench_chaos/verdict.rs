@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use ferry_sim_centra::CentraSim;
 use ferry_sim_erp::ErpSim;
 
+use super::rig::World;
+
 /// The tracking number the warehouse gives order `reference`'s shipment.
 pub fn tracking(reference: &str) -> String {
     format!("CH{reference}SE")
@@ -16,8 +18,11 @@ pub fn tracking(reference: &str) -> String {
 pub struct Verdict {
     /// Centra orders not in the ERP.
     pub lost: usize,
-    /// Extra ERP documents for an order, plus extra Centra shipments for one.
+    /// Extra ERP documents for an order, plus extra Centra shipments for one, plus extra
+    /// credit notes for a return.
     pub duplicates: usize,
+    /// Returns completed in Centra without a credit note in the ERP.
+    pub credits_missing: usize,
     /// Orders the ERP shipped whose shipment is not in Centra, with its tracking number.
     pub shipments_missing: usize,
     /// SKUs whose free-to-allocate stock in Centra differs from the ERP's level.
@@ -36,6 +41,7 @@ impl Verdict {
     pub fn clean(&self) -> bool {
         self.lost == 0
             && self.duplicates == 0
+            && self.credits_missing == 0
             && self.shipments_missing == 0
             && self.stock_diverged == 0
             && self.ledger_unposted == 0
@@ -43,17 +49,9 @@ impl Verdict {
     }
 }
 
-/// Reads the three sources: `orders` are Centra's order numbers, `shipped` the ERP
-/// references the warehouse shipped, `stock` each SKU's latest ERP level.
-pub async fn judge(
-    centra: &CentraSim,
-    erp: &ErpSim,
-    store: &ferry_store::Store,
-    tenant: &str,
-    orders: &[i64],
-    shipped: &[String],
-    stock: &BTreeMap<String, i64>,
-) -> Verdict {
+/// Reads the three sources about what `world` did for `tenant`.
+pub async fn judge(world: &World, tenant: &str) -> Verdict {
+    let (store, orders) = (&world.store, &world.orders);
     // The store may be away (a restart): then nothing counts as proven.
     let posted = match store.count_by_state(tenant).await {
         Ok(states) => states
@@ -71,17 +69,27 @@ pub async fn judge(
         reconcile_pending: count(counts.pending),
         reconcile_variances: count(counts.variance),
         reconcile_unchecked: orders.len().saturating_sub(judged),
-        ..compare(centra, erp, orders, shipped, stock)
+        ..compare(
+            &world.centra,
+            &world.erp,
+            orders,
+            &world.shipped,
+            &world.stock,
+            &world.returns,
+        )
     }
 }
 
-/// Centra against the ERP: orders, shipments, stock.
+/// Centra against the ERP: `orders` are Centra's order numbers, `shipped` the ERP
+/// references the warehouse shipped, `stock` each SKU's latest ERP level, `returns` the
+/// (order, return) pairs completed in Centra.
 pub fn compare(
     centra: &CentraSim,
     erp: &ErpSim,
     orders: &[i64],
     shipped: &[String],
     stock: &BTreeMap<String, i64>,
+    returns: &[(i64, i64)],
 ) -> Verdict {
     let mut documents: HashMap<String, usize> = HashMap::new();
     for o in erp.orders() {
@@ -120,9 +128,20 @@ pub fn compare(
         (missing, extra, diverged)
     });
     duplicates += extra_shipments;
+    // Each return is one credit note, keyed `<order>-R<return id>`.
+    let mut credits: HashMap<String, usize> = HashMap::new();
+    for note in erp.credit_notes() {
+        *credits.entry(note.external_ref).or_default() += 1;
+    }
+    duplicates += credits.values().map(|n| n.saturating_sub(1)).sum::<usize>();
+    let credits_missing = returns
+        .iter()
+        .filter(|(order, id)| !credits.contains_key(&format!("{order}-R{id}")))
+        .count();
     Verdict {
         lost,
         duplicates,
+        credits_missing,
         shipments_missing: missing,
         stock_diverged: diverged,
         ..Verdict::default()
@@ -153,12 +172,17 @@ mod tests {
             o.sizes[end - 1].sku.clone()
         });
         let stock = BTreeMap::from([(sku.clone(), 7)]);
-        let clean = compare(&centra, &erp, &[], &[], &BTreeMap::new());
+        let clean = compare(&centra, &erp, &[], &[], &BTreeMap::new(), &[]);
         assert!(clean.clean(), "{clean:?}");
 
-        // Nothing in the ERP, stock 0 in Centra where 7 is expected.
-        let v = compare(&centra, &erp, &orders, &[], &stock);
-        assert_eq!((v.lost, v.stock_diverged), (3, 1), "{v:?}");
+        // Nothing in the ERP, stock 0 in Centra where 7 is expected, a return not credited.
+        let returned = [(orders[0], 5)];
+        let v = compare(&centra, &erp, &orders, &[], &stock, &returned);
+        assert_eq!(
+            (v.lost, v.stock_diverged, v.credits_missing),
+            (3, 1, 1),
+            "{v:?}"
+        );
 
         // Two documents for the first order, one for the second; the first shipped.
         let naive = ferry_sim_erp::Faults {
@@ -173,7 +197,14 @@ mod tests {
                 ..ferry_sim_erp::NewSalesOrder::counter_sale("X", 100)
             });
         }
-        let v = compare(&centra, &erp, &orders, std::slice::from_ref(&first), &stock);
+        let v = compare(
+            &centra,
+            &erp,
+            &orders,
+            std::slice::from_ref(&first),
+            &stock,
+            &[],
+        );
         assert_eq!(
             (v.lost, v.duplicates, v.shipments_missing),
             (1, 1, 1),

@@ -1,8 +1,9 @@
 //! A small chaos run (`ferry bench chaos`): every service two OS processes, killed with
 //! SIGKILL every two seconds, nats-server and PostgreSQL killed and restarted, an ERP
-//! outage, 429 storms, lost, doubled and reordered webhooks — and every order in the ERP
-//! once, every shipment in Centra once with its tracking number, Centra's stock where the
-//! ERP's is, the reconciler satisfied.
+//! outage, 429 storms, lost, doubled and reordered webhooks, a third of the shipped orders
+//! returned — and every order in the ERP once, every shipment in Centra once with its
+//! tracking number, every return one credit note, Centra's stock where the ERP's is, the
+//! reconciler satisfied.
 
 use ferry::bench_chaos::{ChaosArgs, run};
 
@@ -30,5 +31,6 @@ async fn under_kills_and_restarts_nothing_is_lost_or_done_twice() {
     );
     assert_eq!((report.broker_restarts, report.db_restarts), (1, 1));
     assert_eq!(report.shipments, 1_500, "every order shipped: {report:?}");
+    assert!(report.returns >= 400, "a third came back: {report:?}");
     assert!(report.clean(), "{report:?}");
 }
