@@ -1,7 +1,8 @@
 //! Many orders per Tryton call (issue 21, part 4): each order keeps its own verdict — an
 //! order Tryton cannot take fails alone, a sale an earlier attempt left is finished, not
 //! doubled — the totals are what the customers paid, and a batched step Tryton refuses is
-//! finished sale by sale. Credit notes for returns come in batches the same way.
+//! finished sale by sale, until one goes unanswered. Credit notes for returns come in
+//! batches the same way.
 
 use ferry_erp::{CreditNotes, CreditOutcome, DocumentState, PostCredit, PostOrder, PostOrders};
 use ferry_erp_tryton::{Tryton, TrytonConfig};
@@ -114,6 +115,41 @@ async fn a_batched_confirm_tryton_refuses_is_finished_sale_by_sale() {
         proxy.calls("model.sale.sale.confirm") > 1,
         "confirmed one by one after the refusal"
     );
+}
+
+/// The batched confirm is refused, and the first sale then confirmed alone goes unanswered
+/// (Tryton hanging): the rest are not tried one by one, each waiting out its own timeout —
+/// every order gets an uncertain answer, and the retry finishes each sale, none doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_a_sale_goes_unanswered_the_rest_of_the_batch_is_left_to_its_retry() {
+    let t = ferry_testing::tryton().expect("Tryton");
+    let proxy = RpcProxy::start(&t.url).await.expect("proxy");
+    // The batched confirm, then the first confirm alone.
+    proxy.fail_next("model.sale.sale.confirm", 1, RpcFault::Refuse);
+    proxy.fail_next("model.sale.sale.confirm", 1, RpcFault::LoseAnswer);
+    let prefix = unique_prefix();
+    let tryton = tryton_at(&proxy.url(&t.url), &prefix);
+    let batch = orders();
+    let results = tryton.create_sales_orders(&batch).await;
+    assert_eq!(proxy.faults_left(), 0);
+    assert_eq!(
+        proxy.calls("model.sale.sale.confirm"),
+        2,
+        "the batch, then one alone — no more"
+    );
+    for result in &results {
+        let error = result.as_ref().expect_err("no answer this time");
+        assert!(error.possibly_applied(), "uncertain, so looked up: {error}");
+    }
+
+    let again = tryton.create_sales_orders(&batch).await;
+    for (order, result) in batch.iter().zip(&again) {
+        let document = result.as_ref().expect("finished by the retry");
+        assert_eq!(document.state, DocumentState::Complete);
+        assert_eq!(document.gross_minor, order.gross_minor);
+        let reference = format!("{prefix}{}", order.external_ref);
+        assert_eq!(sales_with_reference(&tryton, &reference).await, 1);
+    }
 }
 
 /// The whole first item line of `order` coming back, as return `return_id`.

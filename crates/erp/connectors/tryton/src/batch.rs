@@ -10,7 +10,8 @@
 //! Tryton lacks) fails alone before the batch is sent; a sale already there (an earlier
 //! attempt) is finished alone; and when a batched step fails — Tryton refuses a whole call
 //! for one bad sale — every sale of the batch is taken on one by one from wherever that
-//! left it (each step is safe to repeat, `Tryton::finish`).
+//! left it (each step is safe to repeat, `Tryton::finish`), until one of them goes
+//! unanswered ([`OneByOne`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,6 +22,37 @@ use crate::Tryton;
 
 /// Sales of one number of decimals: (order index, paid) and their values, in step.
 type Alike = (Vec<(usize, i64)>, Vec<Value>);
+
+/// The items of a failed batched call, taken on one at a time — until one goes unanswered
+/// (a timeout, or an answer lost). Tryton is then hanging or overloaded: waiting out a
+/// timeout for each of fifty items would hold the batch for fifty timeouts and add to the
+/// load. The items not tried get that answer as theirs, an uncertain one, so that each
+/// retry looks for what the batch may have left behind (found by reference, finished
+/// from where it stands).
+#[derive(Default)]
+pub(crate) struct OneByOne {
+    unanswered: Option<ErpError>,
+}
+
+impl OneByOne {
+    /// `call`'s answer, or — once an earlier item went unanswered — that, without calling.
+    pub(crate) async fn take<T>(
+        &mut self,
+        call: impl std::future::Future<Output = Result<T, ErpError>>,
+    ) -> Result<T, ErpError> {
+        if let Some(why) = &self.unanswered {
+            return Err(ErpError::Timeout(format!(
+                "not tried after another item of the batch went unanswered ({why})"
+            )));
+        }
+        let result = call.await;
+        if let Err(e @ ErpError::Timeout(_)) = &result {
+            tracing::warn!(error = %e, "Tryton left an item unanswered; the rest of the batch is left to its retries");
+            self.unanswered = Some(e.clone());
+        }
+        result
+    }
+}
 
 impl Tryton {
     /// One result per order, in order.
@@ -39,6 +71,7 @@ impl Tryton {
         let mut first: HashMap<&str, usize> = HashMap::new();
         let mut copies: Vec<(usize, usize)> = Vec::new();
         let mut new: Vec<usize> = Vec::new();
+        let mut earlier = OneByOne::default();
         for (i, order) in orders.iter().enumerate() {
             if let Some(&j) = first.get(order.external_ref.as_str()) {
                 copies.push((i, j));
@@ -46,7 +79,7 @@ impl Tryton {
             }
             first.insert(&order.external_ref, i);
             if let Some(&id) = existing.get(&self.reference(&order.external_ref)) {
-                results[i] = Some(self.finish(id, order.gross_minor).await);
+                results[i] = Some(earlier.take(self.finish(id, order.gross_minor)).await);
                 continue;
             }
             new.push(i);
@@ -211,10 +244,11 @@ impl Tryton {
         // finished alone.
         let mut out = Vec::with_capacity(sales.len());
         let documents = self.documents(&ids).await;
+        let mut alone = OneByOne::default();
         for (&(i, id, gross), document) in sales.iter().zip(documents) {
             let result = match document {
                 Ok(d) if d.state == ferry_erp::DocumentState::Complete => Ok(d),
-                _ => self.finish(id, gross).await,
+                _ => alone.take(self.finish(id, gross)).await,
             };
             out.push((i, result));
         }

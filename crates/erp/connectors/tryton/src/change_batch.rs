@@ -98,8 +98,10 @@ impl Tryton {
             }
         }
         alone.sort_unstable();
+        let mut one_by_one = crate::batch::OneByOne::default();
         for i in alone {
-            results[i] = Some(ferry_erp::ChangeOrders::change_sales_order(self, &changes[i]).await);
+            let change = ferry_erp::ChangeOrders::change_sales_order(self, &changes[i]);
+            results[i] = Some(one_by_one.take(change).await);
         }
         results
             .into_iter()

@@ -59,6 +59,7 @@ impl Tryton {
         let mut first: HashMap<&str, usize> = HashMap::new();
         let mut copies: Vec<(usize, usize)> = Vec::new();
         let mut new: Vec<(usize, i64)> = Vec::new();
+        let mut earlier = crate::batch::OneByOne::default();
         for (i, credit) in credits.iter().enumerate() {
             if let Some(&j) = first.get(credit.external_ref.as_str()) {
                 copies.push((i, j));
@@ -68,7 +69,7 @@ impl Tryton {
             // Idempotent by reference, as sales are: an earlier attempt's return sale is
             // finished, never made twice.
             if let Some(&id) = sales.get(&self.reference(&credit.external_ref)) {
-                let done = self.finish(id, -credit.gross_minor).await;
+                let done = earlier.take(self.finish(id, -credit.gross_minor)).await;
                 results[i] = Some(done.map(CreditOutcome::Credited));
                 continue;
             }
