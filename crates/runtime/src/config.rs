@@ -163,7 +163,8 @@ pub struct ConsumerConfig {
     pub max_deliver: i64,
     #[serde(with = "humantime_serde")]
     pub ack_wait: Duration,
-    /// First NAK delay; doubles per delivery up to `backoff_max`, with full jitter.
+    /// First NAK delay; doubles per delivery up to `backoff_max`, each plus up to as much
+    /// again at random (backon's jitter), at most twice `backoff_max`.
     #[serde(with = "humantime_serde")]
     pub backoff_base: Duration,
     #[serde(with = "humantime_serde")]
