@@ -1,6 +1,6 @@
 //! `ferry bench soak`: Ferry at a steady rate for a long time (an hour by default), every
 //! service its own OS process on production-durable servers, the warehouse shipping and
-//! recounting throughout. It samples each process's resident memory and open file
+//! recounting throughout, a third of what is shipped coming back. It samples each process's resident memory and open file
 //! descriptors, and PostgreSQL's client connections, and proves none of them grows once
 //! warmed up: a leak that a minute-long benchmark cannot see shows here (issue 20).
 
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ferry_sim_centra::OrderMix;
 use rand::SeedableRng;
 
-use super::rig::{Rig, RigSpec, change_stock, ship_new};
+use super::rig::{Rig, RigSpec, change_stock, return_new, ship_new};
 use super::{Observe, Verdict, round1};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -89,6 +89,8 @@ pub struct SoakReport {
     /// Orders the reconciler had not judged reconciled, at the last sample before the
     /// orders stopped (how far it trailed at this rate).
     pub reconciler_lag: usize,
+    /// Returns completed in Centra (each must become one credit note).
+    pub returns: usize,
     #[serde(flatten)]
     pub verdict: Verdict,
     pub crashes: usize,
@@ -175,6 +177,7 @@ pub async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         if now.as_secs() > last_second {
             last_second = now.as_secs();
             ship_new(&mut rig.world, args.ship_per_sec);
+            return_new(&mut rig.world, args.ship_per_sec);
             change_stock(&mut rig.world, &mut rng, 3);
             crashes += rig.fleet.restart_crashed()?;
         }
@@ -247,6 +250,7 @@ pub async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         pg_connections_end: figures.pg_end,
         pg_connections_max: figures.pg_max,
         reconciler_lag,
+        returns: rig.world.returns.len(),
         verdict,
         crashes,
         flat: false,
