@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use ferry_erp::{CreditNotes, CreditOutcome, ErpDocument, ErpError, PostCredit, PostLine};
 
 use crate::changes::refusal;
-use crate::{HttpErp, classify, transport};
+use crate::{HttpErp, classify, read_json, transport};
 
 #[derive(serde::Serialize)]
 struct CreditBody<'a> {
@@ -59,15 +59,7 @@ impl CreditNotes for HttpErp {
             .send()
             .await
             .map_err(transport)?;
-        let listed: CreditNotesListed =
-            classify(response)
-                .await?
-                .json()
-                .await
-                .map_err(|e| ErpError::Unavailable {
-                    reason: format!("unreadable credit notes list: {e}"),
-                    retry_after: None,
-                })?;
+        let listed: CreditNotesListed = read_json(response, "credit notes list").await?;
         Ok(listed
             .credit_notes
             .into_iter()
