@@ -47,9 +47,15 @@ pub(crate) fn tryton_erp(t: &ferry_testing::TrytonInfra, url: String, prefix: St
 
 pub(crate) fn connector(prefix: &str) -> Tryton {
     let t = ferry_testing::tryton().expect("Tryton runs (scripts/tryton.sh)");
+    connector_at(&t.url, prefix)
+}
+
+/// The test Tryton's connector reaching it at `url` (through a fault proxy, say).
+pub(crate) fn connector_at(url: &str, prefix: &str) -> Tryton {
+    let t = ferry_testing::tryton().expect("Tryton runs (scripts/tryton.sh)");
     Tryton::new(TrytonConfig {
         reference_prefix: prefix.to_owned(),
-        ..TrytonConfig::new(t.url, t.user, SecretString::from(t.password))
+        ..TrytonConfig::new(url, t.user, SecretString::from(t.password))
     })
 }
 

@@ -5,11 +5,9 @@
 //! batches the same way.
 
 use ferry_erp::{CreditNotes, CreditOutcome, DocumentState, PostCredit, PostOrder, PostOrders};
-use ferry_erp_tryton::{Tryton, TrytonConfig};
 use ferry_testing::rpc_proxy::{RpcFault, RpcProxy};
-use secrecy::SecretString;
 
-use crate::tryton::{example, sales_with_reference, unique_prefix};
+use crate::tryton::{connector_at, example, sales_with_reference, unique_prefix};
 
 const EXAMPLES: [&str; 4] = [
     "01-sek-simple",
@@ -17,14 +15,6 @@ const EXAMPLES: [&str; 4] = [
     "03-usd-tax-added",
     "04-sek-bundle-voucher",
 ];
-
-fn tryton_at(url: &str, prefix: &str) -> Tryton {
-    let t = ferry_testing::tryton().expect("Tryton runs (scripts/tryton.sh)");
-    Tryton::new(TrytonConfig {
-        reference_prefix: prefix.to_owned(),
-        ..TrytonConfig::new(url, t.user, SecretString::from(t.password))
-    })
-}
 
 /// The examples under fresh order numbers (a prefix per test keeps references apart too).
 fn orders() -> Vec<PostOrder> {
@@ -35,7 +25,7 @@ fn orders() -> Vec<PostOrder> {
 async fn a_batch_posts_each_order_once_with_its_own_verdict() {
     let t = ferry_testing::tryton().expect("Tryton");
     let prefix = unique_prefix();
-    let tryton = tryton_at(&t.url, &prefix);
+    let tryton = connector_at(&t.url, &prefix);
     let mut batch = orders();
     // One order Tryton cannot take: an item it does not have.
     let mut unknown = batch[0].clone();
@@ -100,7 +90,7 @@ async fn a_batched_confirm_tryton_refuses_is_finished_sale_by_sale() {
     let proxy = RpcProxy::start(&t.url).await.expect("proxy");
     proxy.fail_next("model.sale.sale.confirm", 1, RpcFault::Refuse);
     let prefix = unique_prefix();
-    let tryton = tryton_at(&proxy.url(&t.url), &prefix);
+    let tryton = connector_at(&proxy.url(&t.url), &prefix);
     let batch = orders();
     let results = tryton.create_sales_orders(&batch).await;
     assert_eq!(proxy.faults_left(), 0, "the batched confirm was refused");
@@ -128,7 +118,7 @@ async fn once_a_sale_goes_unanswered_the_rest_of_the_batch_is_left_to_its_retry(
     proxy.fail_next("model.sale.sale.confirm", 1, RpcFault::Refuse);
     proxy.fail_next("model.sale.sale.confirm", 1, RpcFault::LoseAnswer);
     let prefix = unique_prefix();
-    let tryton = tryton_at(&proxy.url(&t.url), &prefix);
+    let tryton = connector_at(&proxy.url(&t.url), &prefix);
     let batch = orders();
     let results = tryton.create_sales_orders(&batch).await;
     assert_eq!(proxy.faults_left(), 0);
@@ -162,7 +152,7 @@ async fn a_batch_of_credits_gives_each_return_its_own_verdict() {
     let t = ferry_testing::tryton().expect("Tryton");
     let proxy = RpcProxy::start(&t.url).await.expect("proxy");
     let prefix = unique_prefix();
-    let tryton = tryton_at(&proxy.url(&t.url), &prefix);
+    let tryton = connector_at(&proxy.url(&t.url), &prefix);
     let orders = orders();
     for result in tryton.create_sales_orders(&orders).await {
         result.expect("posted");

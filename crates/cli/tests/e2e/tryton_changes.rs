@@ -11,14 +11,13 @@ use ferry_erp::{
     ChangeOrders, ChangeOutcome, DocumentState, LineKind, OrderChange, PostOrder, PostOrders,
     ReadBack,
 };
-use ferry_erp_tryton::{Tryton, TrytonConfig};
+use ferry_erp_tryton::Tryton;
 use ferry_testing::rpc_proxy::{RpcFault, RpcProxy};
-use secrecy::SecretString;
 use serde_json::json;
 
 use crate::tryton::{
-    connector, example, one_order, sale_by_reference, sale_state, sales_with_reference,
-    ship_in_tryton, tryton_stack, unique_prefix,
+    connector, connector_at, example, one_order, sale_by_reference, sale_state,
+    sales_with_reference, ship_in_tryton, tryton_stack, unique_prefix,
 };
 
 /// The order without its first item line, as Centra holds it after the line's cancellation.
@@ -340,10 +339,7 @@ async fn changes_of_many_orders_amend_their_tryton_sales_in_batches() {
     let t = ferry_testing::tryton().expect("Tryton");
     let proxy = RpcProxy::start(&t.url).await.expect("proxy");
     let prefix = unique_prefix();
-    let tryton = Tryton::new(TrytonConfig {
-        reference_prefix: prefix.clone(),
-        ..TrytonConfig::new(proxy.url(&t.url), t.user, SecretString::from(t.password))
-    });
+    let tryton = connector_at(&proxy.url(&t.url), &prefix);
     let orders: Vec<PostOrder> = [
         "04-sek-bundle-voucher",
         "02-gbp-voucher-shipping",
@@ -491,10 +487,7 @@ async fn sales_with_and_without_decimals_are_cancelled_in_one_batch() {
     let t = ferry_testing::tryton().expect("Tryton");
     let proxy = RpcProxy::start(&t.url).await.expect("proxy");
     let prefix = unique_prefix();
-    let tryton = Tryton::new(TrytonConfig {
-        reference_prefix: prefix.clone(),
-        ..TrytonConfig::new(proxy.url(&t.url), t.user, SecretString::from(t.password))
-    });
+    let tryton = connector_at(&proxy.url(&t.url), &prefix);
     let gbp = example("02-gbp-voucher-shipping");
     // The same order in yen: a currency without decimals.
     let simple = example("01-sek-simple");
